@@ -1,0 +1,5 @@
+"""``python -m aadb_toolkit`` is the same as ``aadb``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The ``aadb`` command line: a thin layer over the library's stage functions.
+
+Each subcommand lives in its own module under ``aadb_toolkit.cli`` with two functions,
+``configure(parser)`` and ``run(args) -> int``; modules are imported only when their command runs,
+so ``aadb curate`` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import AADBError
+
+#: command name → (module, one-line help). The registry is data; add a command by adding a row.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("aadb_toolkit.cli.simulate", "write a synthetic AADB release (a test instrument, not AADB)"),
+    "curate": ("aadb_toolkit.cli.curate", "curate a raw AADB release into validated tables"),
+    "publish": ("aadb_toolkit.cli.publish", "write (and optionally push) a Hugging Face dataset repository"),
+    "consistency": ("aadb_toolkit.cli.consistency", "batch-level rater-consistency analysis (Spearman + BH)"),
+    "report": ("aadb_toolkit.cli.report", "write reports (human-consistency)"),
+    "train": ("aadb_toolkit.cli.train", "train a reference model from a baselines/ config"),
+    "predict": ("aadb_toolkit.cli.predict", "write a submission CSV from a trained run"),
+    "score": ("aadb_toolkit.cli.score", "score a submission against a benchmark protocol"),
+    "leaderboard": ("aadb_toolkit.cli.leaderboard", "render the leaderboard (Markdown, HTML, CSV)"),
+    "demo": ("aadb_toolkit.cli.demo", "run the whole pipeline on a small synthetic AADB"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aadb",
+        description="aadb_toolkit: curate, publish, analyse and benchmark AADB.",
+        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aadb_toolkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``aadb``; returns the process exit code (2 for usage errors, 1 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    top_args = top.parse_args(argv[: split + 1])
+    if top_args.command is None:
+        top.print_help()
+        return 2
+    name = top_args.command
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        print(f"aadb: unknown command {name!r}{hint}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if top_args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1])
+    module.configure(parser)
+    args = parser.parse_args(argv[split + 1 :])
+    try:
+        return int(module.run(args) or 0)
+    except AADBError as exc:
+        print(f"aadb {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"aadb {name}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,27 @@
+"""Errors the toolkit raises for bad input. Each names where the problem is (file, row, field)."""
+
+from __future__ import annotations
+
+
+class AADBError(Exception):
+    """Base class of the toolkit's user-facing errors; the CLI prints them without a traceback."""
+
+
+class InputError(AADBError, ValueError):
+    """Bad input data: the message names the file and, where known, the row and field."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 field: str | None = None) -> None:
+        self.file, self.row, self.field = file, row, field
+        where = []
+        if file is not None:
+            where.append(str(file))
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class SourceError(AADBError):
+    """A data source (curated folder, published folder, Hub repo id) could not be recognised or read."""
