@@ -1,0 +1,128 @@
+"""Image checks by full decoding, in parallel worker processes: corrupt, truncated and unreadable
+files are found, and grayscale/CMYK/alpha/palette images, PNG bytes behind a ``.jpg`` name and
+EXIF orientation are recorded (width and height are those of the upright image)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import schema
+
+#: Folders of the release that hold images (the 1,000-image new test folder may be separate).
+IMAGE_DIRS = (schema.RELEASE_IMAGE_DIR, "AADB_newtest_originalSize")
+CHECK_COLUMNS = ("image_id", "ok", "error", "format", "mode", "width", "height", "exif_orientation", "flags")
+_EXIF_ORIENTATION = 0x0112
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
+# What Pillow raises for undecodable, truncated or unreadable files (all recorded, never ignored).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
+                  Image.DecompressionBombError)
+
+
+def default_workers() -> int:
+    """min(4, number of CPUs): image decoding is CPU-bound and the reference machine has 2 cores."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def list_image_files(release: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Image files of the release as {image name: path relative to the release root}, and the
+    files that are not used (hidden files, sub-folders, a name already seen) with the reason."""
+    files: dict[str, str] = {}
+    ignored: list[tuple[str, str]] = []
+    for folder in IMAGE_DIRS:
+        root = release / folder
+        if not root.is_dir():
+            continue
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            rel = f"{folder}/{entry.name}"
+            if entry.name.startswith("."):
+                ignored.append((rel, "hidden_file"))
+            elif not entry.is_file():
+                ignored.append((rel, "not_a_file"))
+            elif entry.name in files:
+                ignored.append((rel, f"duplicate_name (also {files[entry.name]})"))
+            else:
+                files[entry.name] = rel
+    return files, ignored
+
+
+def check_images(release: Path, files: dict[str, str], *, workers: int | None = None,
+                 progress: bool | None = None) -> pd.DataFrame:
+    """Decode every listed image fully (in ``workers`` processes) and return one row per image
+    with columns :data:`CHECK_COLUMNS`; ``ok`` is False for files that cannot be decoded."""
+    workers = default_workers() if workers is None else max(1, int(workers))
+    items = [(name, str(release / rel)) for name, rel in sorted(files.items())]
+    results: list[dict] = []
+    bar = tqdm(total=len(items), desc="checking images", unit="img", disable=None if progress is None else not progress)
+    try:
+        if workers == 1 or len(items) < 2:
+            for item in items:
+                results.append(check_image(*item))
+                bar.update(1)
+        else:
+            size = max(1, min(64, len(items) // (workers * 4) or 1))
+            chunks = [items[i:i + size] for i in range(0, len(items), size)]
+            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_check_chunk, c) for c in chunks]
+                for fut in cf.as_completed(futures):
+                    part = fut.result()
+                    results.extend(part)
+                    bar.update(len(part))
+    finally:
+        bar.close()
+    frame = pd.DataFrame(results, columns=list(CHECK_COLUMNS))
+    return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def _check_chunk(items: list[tuple[str, str]]) -> list[dict]:
+    return [check_image(name, path) for name, path in items]
+
+
+def check_image(name: str, path: str) -> dict:
+    """Decode one image fully; report its format, mode, upright size, EXIF orientation and flags."""
+    row = {"image_id": name, "ok": False, "error": "", "format": "", "mode": "", "width": 0, "height": 0,
+           "exif_orientation": 0, "flags": ""}
+    flags = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Image.open(path) as im:
+                im.load()
+                fmt, mode, (w, h) = (im.format or ""), im.mode, im.size
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+                has_transparency = "transparency" in im.info
+    except _DECODE_ERRORS as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+        return row
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        flags.append("exif_orientation_invalid")
+        orientation = 1
+    elif orientation != 1:
+        flags.append("exif_rotated")
+        if orientation in (5, 6, 7, 8):
+            w, h = h, w
+    if mode in _GRAY_MODES:
+        flags.append("grayscale")
+    if mode == "CMYK":
+        flags.append("cmyk")
+    if mode in _ALPHA_MODES or (mode == "P" and has_transparency):
+        flags.append("alpha")
+    if mode in ("P", "PA"):
+        flags.append("palette")
+    if name.lower().endswith(_JPEG_SUFFIXES) and fmt != "JPEG":
+        flags.append("png_bytes" if fmt == "PNG" else f"{fmt.lower() or 'unknown'}_bytes")
+    if caught:
+        flags.append("decode_warning")
+        row["error"] = "; ".join(str(w.message) for w in caught)[:200]
+    row.update(ok=True, format=fmt, mode=mode, width=int(w), height=int(h), exif_orientation=int(orientation),
+               flags=";".join(flags))
+    return row

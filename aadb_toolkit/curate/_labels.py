@@ -1,0 +1,146 @@
+"""The release's label files (``imgListFiles_label/``): the official split, and the per-image
+means they publish, cross-checked against the means recomputed from the raw ratings.
+
+Label files have no header: ``row N`` is line N of the file. A value printed with d decimals is
+compared with tolerance max(1e-3, half a unit of its last decimal), since the real files round.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from ..errors import InputError
+from ._ledger import Ledger
+
+FIELDS = (schema.SCORE_LABEL_FIELD, *schema.ATTRIBUTES)
+BASE_TOLERANCE = 1e-3
+_RANGES = {schema.SCORE_LABEL_FIELD: (0.0, 1.0), **{a: (-1.0, 1.0) for a in schema.ATTRIBUTES}}
+
+
+@dataclass
+class Labels:
+    """All label values read: one row per (file, line) with image_id, split, field, value, tol, file, row."""
+
+    values: pd.DataFrame
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def score_splits(self) -> list[str]:
+        """Splits whose score file is present (these define the official split)."""
+        return [s for s in schema.SPLITS
+                if f"{schema.RELEASE_LABEL_DIR}/{schema.label_file_name(s, schema.SCORE_LABEL_FIELD)}" in self.present]
+
+
+def read_labels(release: Path, *, strict: bool, ledger: Ledger) -> Labels | None:
+    """Read every official label file present (None when the release has no label folder)."""
+    folder = release / schema.RELEASE_LABEL_DIR
+    if not folder.is_dir():
+        return None
+    frames, present, missing = [], [], []
+    for split in schema.SPLITS:
+        for fld in FIELDS:
+            rel = f"{schema.RELEASE_LABEL_DIR}/{schema.label_file_name(split, fld)}"
+            path = release / rel
+            if not path.is_file():
+                missing.append(rel)
+                continue
+            present.append(rel)
+            frames.append(_read_one(path, rel, split, fld, strict=strict, ledger=ledger))
+    cols = ["image_id", "split", "field", "value", "tol", "file", "row"]
+    values = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    # One value per (image, field): the same image listed twice keeps its first line (split order).
+    dup = values.duplicated(["image_id", "field"], keep="first")
+    for r in values[dup].itertuples(index=False):
+        first = values[(values["image_id"] == r.image_id) & (values["field"] == r.field)].iloc[0]
+        reason = "label_in_several_splits" if first["split"] != r.split else "duplicate_label"
+        ledger.add("label", "excluded", reason, file=r.file, row=r.row, column=r.field, image_id=r.image_id,
+                   value=r.value, detail=f"already listed in {first['file']} row {first['row']}; first kept")
+    return Labels(values[~dup].reset_index(drop=True), present, missing)
+
+
+def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledger: Ledger) -> pd.DataFrame:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        if strict:
+            raise InputError(f"cannot read label file: {exc}", file=rel) from exc
+        ledger.add("label_file", "excluded", "unreadable_label_file", file=rel, detail=str(exc)[:200])
+        return pd.DataFrame(columns=["image_id", "split", "field", "value", "tol", "file", "row"])
+    names, values, tols, rows = [], [], [], []
+    lo, hi = _RANGES[fld]
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.rsplit(None, 1)
+        value = _number(parts[1]) if len(parts) == 2 else None
+        if value is None:
+            if strict:
+                raise InputError(f"expected '<image name> <number>', got {line[:60]!r}", file=rel, row=n,
+                                 field="value")
+            ledger.add("label", "excluded", "malformed_label_line", file=rel, row=n, value=line,
+                       detail="expected '<image name> <number>'")
+            continue
+        if not lo <= value <= hi:
+            ledger.add("label", "flagged", "label_out_of_range", file=rel, row=n, column=fld, image_id=parts[0],
+                       value=parts[1], detail=f"outside [{lo:g}, {hi:g}]")
+        decimals = len(parts[1].split(".", 1)[1]) if "." in parts[1] and "e" not in parts[1].lower() else 6
+        names.append(re.split(r"[\\/]", parts[0])[-1])  # a name written with a folder prefix
+        values.append(value)
+        tols.append(max(BASE_TOLERANCE, 0.5 * 10.0 ** -decimals + 1e-9))
+        rows.append(n)
+    return pd.DataFrame({"image_id": names, "split": split, "field": fld, "value": values, "tol": tols,
+                         "file": rel, "row": rows})
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def cross_check(labels: Labels, images: pd.DataFrame, *, strict: bool, ledger: Ledger) -> set[str]:
+    """Compare label values with the recomputed means (score on the [0, 1] scale); report each
+    disagreement with both values and return the ids of images that disagree."""
+    if labels.values.empty or images.empty:
+        return set()
+    computed = images.set_index("image_id")
+    merged = labels.values[labels.values["image_id"].isin(computed.index)].copy()
+    ours = np.full(len(merged), np.nan)
+    for fld in FIELDS:
+        m = (merged["field"] == fld).to_numpy()
+        col = "score" if fld == schema.SCORE_LABEL_FIELD else fld
+        ours[m] = computed[col].astype(float).reindex(merged.loc[m, "image_id"]).to_numpy()
+    merged["ours"] = ours
+    n = computed["n_ratings"].reindex(merged["image_id"]).to_numpy()
+    unverifiable = np.isnan(ours)
+    bad = ~unverifiable & (np.abs(merged["value"].to_numpy() - ours) > merged["tol"].to_numpy())
+    if strict and bad.any():
+        r = merged[bad].iloc[0]
+        raise InputError(f"label {r['value']:.6g} disagrees with the mean of the raw ratings "
+                         f"{r['ours']:.6g} for image {r['image_id']}", file=r["file"], row=int(r["row"]),
+                         field=r["field"])
+    for r, k in zip(merged[bad].itertuples(index=False), n[bad]):
+        ledger.add("label", "flagged", "label_disagrees", file=r.file, row=r.row, column=r.field, image_id=r.image_id,
+                   value=f"{r.value:.6g}", detail=f"label {r.value:.6g} vs ratings {r.ours:.6g} "
+                                                   f"(mean of {int(k)} kept ratings; tolerance {r.tol:.2g})")
+    for r in merged[unverifiable].itertuples(index=False):
+        ledger.add("label", "flagged", "label_unverifiable", file=r.file, row=r.row, column=r.field,
+                   image_id=r.image_id, value=f"{r.value:.6g}", detail="no kept votes for this attribute")
+    return set(merged.loc[bad, "image_id"])
+
+
+def official_split(labels: Labels) -> pd.Series:
+    """image_id → split, from the score label files (the first split listing an image wins)."""
+    score = labels.values[labels.values["field"] == schema.SCORE_LABEL_FIELD]
+    return pd.Series(score["split"].to_numpy(), index=score["image_id"].to_numpy(), dtype=object)

@@ -1,0 +1,335 @@
+"""Curation of a raw AADB release into the canonical curated folder (SPEC §2–§3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, schema
+from .._atomic import atomic_dir
+from ..errors import InputError
+from . import _images, _labels, _raw, _report, _splits
+from ._anonymize import RaterKey, rater_ids, resolve_key
+from ._ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CurationResult:
+    """What :func:`curate` wrote, with its headline counts and the full report."""
+
+    out: Path
+    n_images: int
+    n_ratings: int
+    n_batches: int
+    n_raters: int
+    splits: dict[str, int]
+    split_method: str
+    key_source: str
+    key_created: bool
+    key_fingerprint: str
+    report: dict = field(repr=False)
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        f = Counter()
+        for e in self.report["findings"]:
+            f[e["action"]] += e["count"]
+        splits = " / ".join(f"{k} {v}" for k, v in self.splits.items())
+        return (f"curated {self.n_images} images, {self.n_ratings} ratings, {self.n_batches} batches, "
+                f"{self.n_raters} raters → {self.out}\n"
+                f"split ({self.split_method}): {splits}\n"
+                f"findings: {f['excluded']} excluded, {f['flagged']} flagged, {f['reported']} reported, "
+                f"{f['ignored']} ignored (see {self.out / _report.REPORT_MD})\n"
+                f"rater key: {self.key_source}{' (created now)' if self.key_created else ''}, "
+                f"fingerprint {self.key_fingerprint}")
+
+
+def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, key_file: Path | str | None = None,
+           answer_columns: dict[str, str] | None = None, workers: int | None = None, strict_labels: bool = False,
+           on_bad_value: str = "error", progress: bool | None = None) -> CurationResult:
+    """Read, validate and anonymize a raw AADB release and write the curated folder ``out``
+    (tables, manifest, report), all or nothing: on any error no partial output is left and an
+    older ``out`` is untouched. ``on_bad_value="exclude"`` excludes and reports bad answers
+    instead of stopping at the first one."""
+    release = Path(release).expanduser().resolve()
+    out = Path(out).expanduser().absolute()
+    if not release.is_dir():
+        raise InputError("release folder not found", file=str(release))
+    _check_out(release, out)
+    if on_bad_value not in _raw.BAD_VALUE_POLICIES:
+        raise InputError(f"on_bad_value must be one of {', '.join(_raw.BAD_VALUE_POLICIES)}", field="on_bad_value")
+    cols = _raw.AnswerColumns.from_mapping(answer_columns)
+    ledger = Ledger()
+
+    csv_rel = schema.RELEASE_RAW_RESULTS
+    csv_path = release / csv_rel
+    df = _raw.read_results_csv(csv_path)
+    slots = _raw.find_slots(df, cols, str(csv_path))
+    ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w}
+    rows = _raw.assignment_rows(df, csv_rel, ledger)
+    answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
+    rkey = resolve_key(key, key_file)  # after the CSV checks: a run that fails on bad input creates no key
+
+    files, ignored = _images.list_image_files(release)
+    for rel, why in ignored:
+        ledger.add("file", "ignored", why.split(" ")[0], file=rel, detail=why)
+    live = answers["reason"] == "kept"
+    referenced = sorted(set(answers.loc[live, "image_id"]))
+    missing = [n for n in referenced if n not in files]
+    checks = _images.check_images(release, {n: files[n] for n in referenced if n in files},
+                                   workers=workers, progress=progress)
+    corrupt = checks.loc[~checks["ok"], ["image_id", "error"]]
+    _exclude_answers(answers, set(missing), "image_missing", "image file not found in the release", ledger, csv_rel)
+    _exclude_answers(answers, set(corrupt["image_id"]), "image_corrupt", "image file cannot be decoded", ledger,
+                     csv_rel)
+    n_refs = answers.loc[answers["reason"].isin(["image_missing", "image_corrupt"])].groupby("image_id").size()
+    for name in missing:
+        ledger.add("image", "excluded", "missing_file", file=f"{schema.RELEASE_IMAGE_DIR}/{name}", image_id=name,
+                   detail=f"referenced by {int(n_refs.get(name, 0))} answers; their ratings are excluded")
+    for r in corrupt.itertuples(index=False):
+        ledger.add("image", "excluded", "corrupt_file", file=files[r.image_id], image_id=r.image_id, detail=r.error)
+
+    ratings = _ratings_table(answers, rkey)
+    images = _images_table(ratings, answers, checks, files)
+    rated = set(images["image_id"])
+    seen = set(answers.loc[answers["url"] != "", "image_id"])
+    for name in sorted(set(files) - rated - set(corrupt["image_id"])):
+        why = "referenced only by excluded answers" if name in seen else "not referenced by any answer"
+        ledger.add("image", "reported", "no_ratings", file=files[name], image_id=name, detail=why)
+
+    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger)
+    for r in images.itertuples(index=False):
+        for flag in filter(None, r.flags.split(";")):
+            ledger.add("image", "flagged", flag, file=r.path, image_id=r.image_id, detail=_flag_detail(flag, r))
+
+    report = _build_report(release, csv_rel, rkey, cols, on_bad_value, strict_labels, rows, answers, slots,
+                           files, missing, corrupt, images, ratings, split_info, ledger)
+    manifest = _manifest(release, csv_path, rkey, cols, images, ratings, split_info)
+    with atomic_dir(out) as stage:
+        images.to_parquet(stage / schema.CURATED_IMAGES, index=False)
+        ratings.to_parquet(stage / schema.CURATED_RATINGS, index=False)
+        _write_json(stage / schema.CURATED_MANIFEST, manifest)
+        _write_json(stage / _report.REPORT_JSON, report)
+        (stage / _report.REPORT_MD).write_text(_report.render_markdown(report), encoding="utf-8")
+    result = CurationResult(out=out, n_images=len(images), n_ratings=len(ratings),
+                            n_batches=int(ratings["batch_id"].nunique()), n_raters=int(ratings["rater_id"].nunique()),
+                            splits=report["summary"]["splits"], split_method=split_info["method"],
+                            key_source=rkey.source, key_created=rkey.created, key_fingerprint=rkey.fingerprint,
+                            report=report)
+    log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
+    return result
+
+
+def _check_out(release: Path, out: Path) -> None:
+    resolved = out.resolve()
+    if resolved == release or release.is_relative_to(resolved) or resolved.is_relative_to(release):
+        raise InputError("the output folder must be outside the release folder (and must not contain it)",
+                         file=str(out))
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / schema.CURATED_MANIFEST).is_file())):
+        raise InputError("exists and is not a curated folder; refusing to replace it (choose another --out)",
+                         file=str(out))
+
+
+def _exclude_answers(answers: pd.DataFrame, names: set[str], reason: str, detail: str, ledger: Ledger,
+                     file: str) -> None:
+    mask = (answers["reason"] == "kept") & answers["image_id"].isin(names)
+    answers.loc[mask, "reason"] = reason
+    hit = answers[mask]
+    ledger.add_frame(pd.DataFrame({"row": hit["row"].to_numpy(),
+                                   "column": [f"{_raw.IMAGE_URL_PREFIX}{s}" for s in hit["slot"]],
+                                   "image_id": hit["image_id"].to_numpy(), "detail": detail}),
+                     "answer", "excluded", file=file, reason=reason)
+
+
+def _ratings_table(answers: pd.DataFrame, rkey: RaterKey) -> pd.DataFrame:
+    kept = answers[answers["reason"] == "kept"].reset_index(drop=True)
+    ratings = pd.DataFrame({
+        "image_id": kept["image_id"].astype("str"),
+        "rater_id": rater_ids(kept["worker_id"], rkey),
+        "batch_id": kept["hit_id"].astype("str"),
+        "score": kept["score"].astype(np.int8),
+        **{a: kept[a].astype("Int8") for a in schema.ATTRIBUTES},
+        "submit_time": kept["submit_time"].astype("datetime64[ns]"),
+    })
+    return ratings[list(schema.RATING_COLUMNS)]
+
+
+def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataFrame,
+                  files: dict[str, str]) -> pd.DataFrame:
+    g = ratings.groupby("image_id", sort=True)
+    images = pd.DataFrame({"score_mean": g["score"].mean().astype(float), "n_ratings": g.size().astype(np.int64)})
+    for a in schema.ATTRIBUTES:
+        images[a] = g[a].mean().astype(float)
+    images = images.reset_index()
+    images["score"] = schema.rescale_score(images["score_mean"]).astype(float)
+    kept = answers[answers["reason"] == "kept"]
+    url = kept.drop_duplicates("image_id").set_index("image_id")["url"]
+    images["source_url"] = images["image_id"].map(url).astype("str")
+    c = checks.set_index("image_id")
+    for col in ("width", "height", "exif_orientation"):
+        images[col] = images["image_id"].map(c[col]).astype(np.int64)
+    images["flags"] = images["image_id"].map(c["flags"]).astype("str")
+    images["license"] = ""
+    images["path"] = images["image_id"].map(files).astype("str")
+    images["split"] = ""
+    return images
+
+
+def _split_from_batch(images: pd.DataFrame, answers: pd.DataFrame, unlabeled: np.ndarray) -> np.ndarray:
+    """For images without a label: the most common split among the labelled images of their
+    batches (ties in the order train, validation, test), or train when none is labelled."""
+    pairs = answers.loc[answers["reason"] == "kept", ["image_id", "hit_id"]].drop_duplicates()
+    split = pairs.merge(images.loc[~unlabeled, ["image_id", "split"]], on="image_id")
+    counts = split.groupby(["hit_id", "split"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=list(schema.SPLITS), fill_value=0)
+    todo = pairs[pairs["image_id"].isin(images.loc[unlabeled, "image_id"])]
+    votes = counts.reindex(todo["hit_id"]).fillna(0).groupby(todo["image_id"].to_numpy()).sum()
+    best = votes.idxmax(axis=1).where(votes.sum(axis=1) > 0, "train")
+    return images.loc[unlabeled, "image_id"].map(best).fillna("train").to_numpy()
+
+
+def _add_flag(images: pd.DataFrame, mask: np.ndarray, flag: str) -> None:
+    cur = images.loc[mask, "flags"]
+    images.loc[mask, "flags"] = np.where(cur == "", flag, cur + ";" + flag)
+
+
+def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, files: set[str], strict: bool,
+                   ledger: Ledger) -> tuple[pd.DataFrame, dict]:
+    """Set ``images.split`` (official or by batches), cross-check label files, report label findings."""
+    labels = _labels.read_labels(release, strict=strict, ledger=ledger)
+    info: dict = {"label_files_present": [], "label_files_missing": [], "multi_batch_images": 0}
+    if labels is not None:
+        info["label_files_present"], info["label_files_missing"] = labels.present, labels.missing
+        for rel in labels.missing:
+            ledger.add("label_file", "reported", "label_file_missing", file=rel)
+    if labels is not None and labels.score_splits:
+        official = _labels.official_split(labels)
+        images["split"] = images["image_id"].map(official).fillna("").astype("str")
+        unlabeled = (images["split"] == "").to_numpy()
+        images.loc[unlabeled, "split"] = _split_from_batch(images, answers, unlabeled)
+        _add_flag(images, unlabeled, "no_label")
+        missing_splits = [s for s in schema.SPLITS if s not in labels.score_splits]
+        info["method"] = "official"
+        info["detail"] = ("from the score label files" +
+                          (f"; no score file for {', '.join(missing_splits)} (that split is empty)"
+                           if missing_splits else "") +
+                          (f"; {int(unlabeled.sum())} images without a score label take the split of their "
+                           "batch's labelled images (train if none; flag no_label)" if unlabeled.any() else ""))
+        have = set(images["image_id"])
+        lab = labels.values.drop_duplicates("image_id")
+        for r in lab[~lab["image_id"].isin(have)].itertuples(index=False):
+            reason = "label_without_ratings" if r.image_id in files else "label_without_image"
+            ledger.add("label", "reported", reason, file=r.file, row=r.row, image_id=r.image_id,
+                       detail="listed in the label files but " + ("has no kept ratings" if reason ==
+                                                                  "label_without_ratings" else "no such image file"))
+        disagree = _labels.cross_check(labels, images, strict=strict, ledger=ledger)
+        _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
+    else:
+        kept = answers[answers["reason"] == "kept"]
+        split, n_multi = _splits.batch_split(kept.rename(columns={"hit_id": "batch_id"}))
+        images["split"] = images["image_id"].map(split).astype("str")
+        info["method"] = "batch_hash"
+        info["detail"] = ("no score label files: whole batches (HITs) ordered by SHA-256 of their id, split in the "
+                          f"paper's proportions {schema.PAPER_SPLIT_SIZES}")
+        info["batches_per_split"] = _splits.split_sizes(kept["hit_id"].nunique())
+        info["multi_batch_images"] = n_multi
+        if labels is not None:
+            disagree = _labels.cross_check(labels, images, strict=strict, ledger=ledger)
+            _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
+    images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
+    return images[list(schema.IMAGE_COLUMNS)], info
+
+
+def _flag_detail(flag: str, r) -> str:
+    if flag == "exif_rotated":
+        return f"EXIF orientation {r.exif_orientation}; width/height are of the upright image ({r.width}×{r.height})"
+    return {"png_bytes": "PNG data behind a .jpg name; kept", "grayscale": "single-channel image; kept",
+            "cmyk": "CMYK image; kept", "alpha": "image has an alpha channel; kept",
+            "palette": "palette image; kept",
+            "no_label": "in no score label file; split taken from its batch's labelled images",
+            "label_mismatch": "label file disagrees with the raw ratings (see label entries)"}.get(flag, "kept")
+
+
+def _build_report(release: Path, csv_rel: str, rkey: RaterKey, cols: _raw.AnswerColumns, on_bad_value: str,
+                  strict: bool, rows: pd.DataFrame, answers: pd.DataFrame, slots: list[int], files: dict[str, str],
+                  missing: list[str], corrupt: pd.DataFrame, images: pd.DataFrame, ratings: pd.DataFrame,
+                  split_info: dict, ledger: Ledger) -> dict:
+    n_rows = len(rows)
+    row_reasons = rows["reason"].value_counts().to_dict()
+    n_kept_rows = int(rows["kept"].sum())
+    answer_reasons = answers["reason"].value_counts().to_dict()
+    splits = {s: int((images["split"] == s).sum()) for s in schema.SPLITS}
+    unrated = sorted(set(files) - set(images["image_id"]) - set(corrupt["image_id"]))
+    image_status = {name: "excluded:missing_file" for name in missing}
+    image_status.update({name: "excluded:corrupt_file" for name in corrupt["image_id"]})
+    image_status.update({name: "reported:no_ratings" for name in unrated})
+    for r in images.itertuples(index=False):
+        image_status[r.image_id] = "kept" + (f":{r.flags}" if r.flags else "")
+    acc = {
+        "csv rows": _report.accounting(n_rows, {"kept": n_kept_rows, **{k: v for k, v in row_reasons.items()
+                                                                          if k != "kept"}}),
+        "answer slots of kept rows": _report.accounting(n_kept_rows * len(slots), answer_reasons),
+        "ratings written": _report.accounting(answer_reasons.get("kept", 0), {"ratings.parquet rows": len(ratings)}),
+        "image files": _report.accounting(len(files), {"kept": len(images), "corrupt": len(corrupt),
+                                                       "no_ratings": len(unrated)}),
+        "images referenced by usable answers": _report.accounting(
+            len(images) + len(corrupt) + len(missing),
+            {"kept": len(images), "corrupt": len(corrupt), "missing_file": len(missing)}),
+        "ratings per image": _report.accounting(len(ratings), {"sum of images.n_ratings": int(images["n_ratings"].sum())}),
+    }
+    unbalanced = [k for k, v in acc.items() if not v["balanced"]]
+    if unbalanced:  # a bug in the curator, not bad input: never write a report that does not add up
+        raise RuntimeError(f"curation accounting does not add up for {unbalanced}: {acc}")
+    findings = Counter((e["kind"], e["action"], e["reason"]) for e in ledger.entries)
+    return {
+        "format": _report.REPORT_FORMAT, "format_version": _report.REPORT_FORMAT_VERSION,
+        "toolkit_version": __version__, "release_root": str(release),
+        "key_fingerprint": rkey.fingerprint,
+        "options": {"on_bad_value": on_bad_value, "strict_labels": strict, "answer_columns": cols.as_dict()},
+        "summary": {"images": len(images), "ratings": len(ratings), "batches": int(ratings["batch_id"].nunique()),
+                    "raters": int(ratings["rater_id"].nunique()), "splits": splits},
+        "csv": {"file": csv_rel, "row_numbering": _raw.ROW_CONVENTION, "rows_total": n_rows,
+                "rows_kept": n_kept_rows, "image_slots": slots,
+                "rows_excluded": {k: int(v) for k, v in sorted(row_reasons.items()) if k != "kept"},
+                "answers": {k: int(v) for k, v in sorted(answer_reasons.items())}},
+        "images": {"files": len(files), "kept": len(images), "missing_file": len(missing), "corrupt": len(corrupt),
+                   "no_ratings": len(unrated),
+                   "flags": dict(sorted(Counter(f for fl in images["flags"] for f in fl.split(";") if f).items()))},
+        "split": {**split_info, "counts": splits},
+        "accounting": acc,
+        "findings": [{"kind": k, "action": a, "reason": r, "count": n} for (k, a, r), n in sorted(findings.items())],
+        "row_status": rows["reason"].tolist(),
+        "image_status": dict(sorted(image_status.items())),
+        "entries": ledger.entries,
+    }
+
+
+def _manifest(release: Path, csv_path: Path, rkey: RaterKey, cols: _raw.AnswerColumns, images: pd.DataFrame,
+              ratings: pd.DataFrame, split_info: dict) -> dict:
+    return {
+        "format": schema.CURATED_FORMAT, "format_version": schema.CURATED_FORMAT_VERSION,
+        "release_root": str(release), "toolkit": "aadb_toolkit", "toolkit_version": __version__,
+        "raw_results_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
+        "counts": {"images": len(images), "ratings": len(ratings), "batches": int(ratings["batch_id"].nunique()),
+                   "raters": int(ratings["rater_id"].nunique()),
+                   "splits": {s: int((images["split"] == s).sum()) for s in schema.SPLITS}},
+        "split_method": split_info["method"],
+        "answer_columns": cols.as_dict(),
+        "rater_id": "R + first 16 hex digits of HMAC-SHA256(key, WorkerId)",
+        "key_fingerprint": rkey.fingerprint,
+        "report": _report.REPORT_JSON,
+    }
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n",
+                    encoding="utf-8")

@@ -1,0 +1,208 @@
+"""Simulated AMT workers: the long-tail workload, who rates which HIT, and what they answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from ..errors import InputError
+from ._model import Model, load_model, rng
+
+_ID_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+
+
+@dataclass(frozen=True)
+class AssignmentPlan:
+    """Who works on which HIT: ``hit_workers[h]`` are the 5 distinct workers (indices into
+    ``workers``) of HIT ``h``; ``workers`` has ``worker_id`` (a raw-style AMT WorkerId),
+    ``n_hits`` and ``n_images``."""
+
+    n_images: int
+    seed: int
+    workers: pd.DataFrame
+    hit_workers: np.ndarray  # (n_hits, RATERS_PER_BATCH) int
+
+    @property
+    def n_hits(self) -> int:
+        return int(self.hit_workers.shape[0])
+
+
+def amt_ids(gen: np.random.Generator, n: int, length: int, prefix: str = "") -> list[str]:
+    """``n`` distinct random upper-case alphanumeric ids of ``length`` characters (AMT style)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        draw = gen.integers(0, len(_ID_CHARS), size=(n - len(out), length))
+        for row in _ID_CHARS[draw]:
+            s = prefix + "".join(row)
+            if s not in seen:
+                seen.add(s)
+                out.append(s)
+    return out
+
+
+def n_workers_for(n_images: int, model: Model | None = None) -> int:
+    """Size of the worker pool: 19 per 1,000 images (190 at full size), at least 5."""
+    model = model or load_model()
+    n_hits = n_images // schema.IMAGES_PER_BATCH
+    pool = round(model.raters["workers_per_1000_images"] * n_images / 1000)
+    return int(min(max(schema.RATERS_PER_BATCH, pool), n_hits * schema.RATERS_PER_BATCH))
+
+
+def workload_counts(n_workers: int, n_hits: int, gen: np.random.Generator,
+                    model: Model | None = None) -> np.ndarray:
+    """HITs per worker (heaviest first): a stratified sample of the calibrated long-tail curve,
+    each at most ``n_hits``, summing to exactly ``n_hits * 5``."""
+    model = model or load_model()
+    wl = model.workload
+    total = n_hits * schema.RATERS_PER_BATCH
+    u = (np.arange(n_workers) + gen.random(n_workers)) / n_workers
+    counts = np.ones(n_workers, dtype=np.int64)
+    one, two, o100, o200 = (wl["one_batch_from"], wl["two_batches_from"], wl["over_100_images"],
+                            wl["over_200_images"])
+    counts[(u >= two) & (u < one)] = 2
+    m = (u >= o100) & (u < two)  # 3..10 batches, log-linear in u
+    counts[m] = np.rint(np.exp(np.log(3) + np.log(10 / 3) * (two - u[m]) / (two - o100)))
+    m = (u >= o200) & (u < o100)  # 11..20 batches
+    counts[m] = np.rint(11 + 9 * (o100 - u[m]) / (o100 - o200))
+    tail = u < o200
+    cap = max(1, min(n_hits, int(np.ceil(wl["max_share_of_hits"] * n_hits))))
+    counts = np.minimum(counts, cap)
+    need = total - int(counts[~tail].sum())
+    if tail.any():
+        depth = (o200 - u[tail]) / o200  # 0 at the tail's start, 1 for the heaviest worker
+
+        def tail_counts(k: float) -> np.ndarray:
+            return np.minimum(np.rint(21 * np.exp(k * depth)), cap).astype(np.int64)
+
+        lo, hi = 0.0, 12.0  # bisection on the tail's steepness (log HITs per unit of depth)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if tail_counts(mid).sum() <= need else (lo, mid)
+        counts[tail] = tail_counts(lo)
+    return _repair_total(counts, total, cap, n_hits)
+
+
+def _repair_total(counts: np.ndarray, total: int, cap: int, n_hits: int) -> np.ndarray:
+    """Add to (or take from) the heaviest workers until the counts sum to ``total``; the soft
+    cap gives way to the hard one (``n_hits``) only when the pool is too small."""
+    counts = counts.copy()
+    diff = total - int(counts.sum())
+    order = np.argsort(-counts, kind="stable")
+    for limit in (cap, n_hits):
+        if diff <= 0:
+            break
+        for i in order:
+            add = min(limit - counts[i], diff)
+            counts[i] += add
+            diff -= add
+            if diff == 0:
+                break
+    while diff < 0:
+        i = int(np.argmax(counts))
+        if counts[i] <= 1:
+            raise ValueError("cannot fit the workload: fewer assignments than workers")
+        counts[i] -= 1
+        diff += 1
+    return counts
+
+
+def assign_workers(counts: np.ndarray, n_hits: int, gen: np.random.Generator) -> np.ndarray:
+    """Place each worker on ``counts[i]`` distinct HITs so every HIT gets exactly 5 distinct
+    workers (Gale–Ryser greedy: heaviest worker first, onto the HITs with most open slots)."""
+    capacity = np.full(n_hits, schema.RATERS_PER_BATCH, dtype=np.int64)
+    members: list[list[int]] = [[] for _ in range(n_hits)]
+    order = np.lexsort((gen.random(len(counts)), -counts))
+    for w in order:
+        k = int(counts[w])
+        key = capacity + 0.5 * gen.random(n_hits)
+        chosen = np.argpartition(-key, k - 1)[:k]
+        if (capacity[chosen] <= 0).any():
+            raise RuntimeError("assignment plan infeasible (this is a bug)")
+        capacity[chosen] -= 1
+        for h in chosen:
+            members[h].append(int(w))
+    out = np.array(members, dtype=np.int64)
+    out.sort(axis=1)
+    return out
+
+
+def sample_assignment_plan(n_images: int, seed: int = 0) -> AssignmentPlan:
+    """The workload and HIT membership of a release of ``n_images`` images, without drawing any
+    image: the same plan :func:`simulate` uses for that size and seed."""
+    check_n_images(n_images)
+    model = load_model()
+    n_hits = n_images // schema.IMAGES_PER_BATCH
+    gen = rng(seed, "workload")
+    n_workers = n_workers_for(n_images, model)
+    counts = workload_counts(n_workers, n_hits, gen, model)
+    hit_workers = assign_workers(counts, n_hits, gen)
+    ids = amt_ids(rng(seed, "ids", 0), n_workers, 13, prefix="A")
+    workers = pd.DataFrame({"worker_id": ids, "n_hits": counts,
+                            "n_images": counts * schema.IMAGES_PER_BATCH})
+    return AssignmentPlan(n_images, seed, workers, hit_workers)
+
+
+def check_n_images(n_images: int) -> None:
+    """Releases hold whole HITs: ``n_images`` must be a positive multiple of 10."""
+    if not isinstance(n_images, (int, np.integer)) or n_images < schema.IMAGES_PER_BATCH \
+            or n_images % schema.IMAGES_PER_BATCH:
+        raise InputError(f"n_images must be a positive multiple of {schema.IMAGES_PER_BATCH} "
+                         f"(whole HITs), got {n_images!r}", field="n_images")
+
+
+def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: float,
+                         content_names: tuple[str, ...], model: Model | None = None) -> pd.DataFrame:
+    """Each worker's bias, scale, noise, content taste and whether they answer at random."""
+    model = model or load_model()
+    r = model.raters
+    gen = rng(seed, "workers")
+    n = len(plan.workers)
+    bias = gen.normal(0.0, r["bias_sd"], n)
+    scale = np.exp(gen.normal(0.0, r["scale_log_sd"], n))
+    taste = gen.normal(0.0, r["taste_sd"], (n, len(content_names)))
+    t = np.clip(np.log(plan.workers["n_hits"].to_numpy()) / np.log(100), 0, 1)
+    level = np.exp((1 - t) * np.log(r["noise_light"]) + t * np.log(r["noise_heavy"]))
+    noise = level * np.exp(gen.normal(0.0, r["noise_log_sd"], n))
+    n_random = int(round(random_rater_share * n))
+    is_random = np.zeros(n, dtype=bool)
+    is_random[gen.permutation(n)[:n_random]] = True
+    out = plan.workers.copy()
+    out["bias"], out["scale"], out["noise"] = bias, scale, noise
+    out["taste"] = [row for row in taste]
+    out["is_random"] = is_random
+    return out
+
+
+def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndarray,
+         worker_of_assignment: np.ndarray, workers: pd.DataFrame, content_index: np.ndarray,
+         seed: int, model: Model | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every assignment's answers: scores (n_assign, 10) in 1..5 and attribute votes
+    (n_assign, 10, 11) in -1/0/+1. Images are ordered by HIT then slot."""
+    model = model or load_model()
+    r = model.raters
+    gen = rng(seed, "ratings")
+    k = schema.IMAGES_PER_BATCH
+    img = hit_of_assignment[:, None] * k + np.arange(k)[None, :]
+    w = worker_of_assignment
+    q = images["latent_quality"].to_numpy()[img]
+    c = content_index[img]
+    taste = np.stack(workers["taste"].to_numpy())[w[:, None], c]
+    bias = workers["bias"].to_numpy()[w][:, None]
+    scale = workers["scale"].to_numpy()[w][:, None]
+    noise = workers["noise"].to_numpy()[w][:, None]
+    raw = 3 + bias + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
+    scores = np.clip(np.rint(raw), schema.SCORE_MIN, schema.SCORE_MAX).astype(np.int64)
+    s = strengths[img]
+    e = gen.standard_normal(s.shape) * (r["vote_noise"] * noise / r["noise_light"])[:, :, None]
+    th = r["vote_threshold"]
+    votes = ((s + e) > th).astype(np.int64) - ((s + e) < -th).astype(np.int64)
+    rand = workers["is_random"].to_numpy()[w]
+    n_rand = int(rand.sum())
+    if n_rand:
+        scores[rand] = gen.integers(schema.SCORE_MIN, schema.SCORE_MAX + 1, (n_rand, k))
+        votes[rand] = gen.integers(-1, 2, (n_rand, k, votes.shape[2]))
+    return scores, votes

@@ -1,0 +1,64 @@
+"""The raw-results helpers: URL → image name, AMT submit times, answer columns."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from curate_release_writer import build_release, image_name
+
+from aadb_toolkit.curate import AnswerColumns, curate
+from aadb_toolkit.curate._raw import image_names, parse_submit_times
+from aadb_toolkit.errors import InputError
+
+
+def test_flickr_urls_map_to_release_names():
+    urls = pd.Series([
+        "https://farm4.staticflickr.com/3836/14958433702_5e8f6d2a1b_b.jpg",
+        "http://farm1.static.flickr.com/255/19452343093_8ee7e5e375_b.jpg",
+        "https://example.org/photos/other_name.jpg?size=b",
+    ])
+    assert image_names(urls).tolist() == ["farm4_3836_14958433702_5e8f6d2a1b_b.jpg",
+                                          "farm1_255_19452343093_8ee7e5e375_b.jpg", "other_name.jpg"]
+
+
+def test_amt_submit_times_parse_to_utc():
+    text = pd.Series(["Mon Jun 01 10:23:45 PDT 2015", "Tue Dec 01 10:23:45 PST 2015", "Wed Jul 01 08:00:00 UTC 2015",
+                      "2015-06-01T10:00:00-04:00", "Mon Jun 01 10:23:45 XYZ 2015", "Mon Feb 30 10:00:00 PST 2015",
+                      "yesterday", ""])
+    got = parse_submit_times(text)
+    assert got.iloc[:4].tolist() == [pd.Timestamp("2015-06-01 17:23:45"), pd.Timestamp("2015-12-01 18:23:45"),
+                                     pd.Timestamp("2015-07-01 08:00:00"), pd.Timestamp("2015-06-01 14:00:00")]
+    assert got.iloc[4:].isna().all()
+
+
+def test_answer_column_mapping():
+    cols = AnswerColumns.from_mapping({"depth_of_field": "DoF", "score": "Answer.aesthetics", "light": "Input.light"})
+    assert cols.score_prefix == "Answer.aesthetics"
+    assert cols.attribute_prefixes["depth_of_field"] == "Answer.DoF"
+    assert cols.attribute_prefixes["light"] == "Input.light"
+    assert cols.attribute_prefixes["symmetry"] == "Answer.symmetry"
+    with pytest.raises(InputError, match="empty"):
+        AnswerColumns.from_mapping({"light": " "})
+
+
+def test_same_image_twice_in_one_assignment(tmp_path, key):
+    rel = build_release(1)
+    rel.rows[0]["Input.image_url2"] = rel.rows[0]["Input.image_url1"]
+    curate(rel.write(tmp_path / "r"), tmp_path / "c", key=key, workers=1)
+    report = json.loads((tmp_path / "c" / "curation_report.json").read_text())
+    [e] = [e for e in report["entries"] if e["reason"] == "duplicate_image_in_assignment"]
+    assert (e["row"], e["column"], e["image_id"]) == (1, "Input.image_url2", image_name(0, 1)[0])
+    images = pd.read_parquet(tmp_path / "c" / "images.parquet").set_index("image_id")
+    assert images.loc[image_name(0, 1)[0], "n_ratings"] == 5 and images.loc[image_name(0, 2)[0], "n_ratings"] == 4
+
+
+def test_fewer_image_slots_and_no_rows(tmp_path, key):
+    rel = build_release(1, n_slots=3, labels=False)
+    result = curate(rel.write(tmp_path / "r"), tmp_path / "c", key=key, workers=1)
+    assert result.n_images == 3 and result.n_ratings == 15
+    assert result.report["csv"]["image_slots"] == [1, 2, 3]
+    rel.rows = []
+    result = curate(rel.write(tmp_path / "r2"), tmp_path / "c2", key=key, workers=1)
+    assert result.n_ratings == 0 and all(a["balanced"] for a in result.report["accounting"].values())
