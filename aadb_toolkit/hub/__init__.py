@@ -1,0 +1,25 @@
+"""Publish AADB as a Hugging Face dataset (parquet shards with embedded images and rater ids, a
+validated dataset card), push it to the Hub, and read a published folder or Hub repo back as the
+canonical tables. ``aadb_toolkit.sources.load`` dispatches here for published folders and repo ids."""
+
+from __future__ import annotations
+
+from .card import validate_card
+from .reader import ParquetImageReader, is_published_folder, load_from_hub, load_published
+from .upload import PushPlan, PushResult, plan_push, push
+from .writer import PublishResult, canonical_tables, publish
+
+__all__ = [
+    "ParquetImageReader",
+    "PublishResult",
+    "PushPlan",
+    "PushResult",
+    "canonical_tables",
+    "is_published_folder",
+    "load_from_hub",
+    "load_published",
+    "plan_push",
+    "publish",
+    "push",
+    "validate_card",
+]

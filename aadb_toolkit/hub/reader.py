@@ -1,0 +1,154 @@
+"""Read a published AADB dataset folder (or a Hub repo) back into the canonical tables, with
+random access to the image bytes embedded in its parquet shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import schema, sources
+from ..errors import InputError, SourceError
+from . import card as card_mod
+from . import layout
+
+#: Row groups of image bytes kept decoded in memory per reader (about 100 images each).
+_CACHED_ROW_GROUPS = 4
+
+
+def is_published_folder(path: Path) -> bool:
+    """True when ``path`` holds a dataset card whose configs include this toolkit's two configs."""
+    readme = Path(path) / layout.README
+    if not readme.is_file():
+        return False
+    try:
+        meta = card_mod.read_metadata(readme)
+    except InputError:
+        return False
+    names = {c.get("config_name") for c in meta.get("configs") or [] if isinstance(c, dict)}
+    return {layout.CONFIG_IMAGES, layout.CONFIG_RATINGS} <= names
+
+
+def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]:
+    """The parquet files of each split of one config, as the card's ``data_files`` declare them."""
+    for entry in meta.get("configs") or []:
+        if entry.get("config_name") == config:
+            out = {}
+            for item in entry.get("data_files") or []:
+                patterns = item["path"] if isinstance(item["path"], list) else [item["path"]]
+                out[item["split"]] = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+            return out
+    raise SourceError(f"{folder / layout.README}: no config {config!r}")
+
+
+class ParquetImageReader:
+    """Image bytes by image id, read on demand from the ``image`` column of the `default` config's
+    shards one row group at a time (a few row groups cached). Picklable, for data-loader workers."""
+
+    def __init__(self, locations: dict[str, tuple[str, int, int]]) -> None:
+        self._locations = locations
+        self._cache: OrderedDict[tuple[str, int], list] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"_locations": self._locations}
+
+    def __setstate__(self, state):
+        self.__init__(state["_locations"])
+
+    def __call__(self, image_id: str) -> bytes:
+        try:
+            shard, group, row = self._locations[image_id]
+        except KeyError:
+            raise KeyError(f"unknown image_id {image_id!r}") from None
+        key = (shard, group)
+        with self._lock:
+            images = self._cache.get(key)
+            if images is None:
+                table = pq.ParquetFile(shard).read_row_group(group, columns=[layout.IMAGE_FEATURE])
+                images = table.column(layout.IMAGE_FEATURE).to_pylist()
+                self._cache[key] = images
+                while len(self._cache) > _CACHED_ROW_GROUPS:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+        return images[row]["bytes"]
+
+
+def load_published(path: Path) -> sources.AADBData:
+    """Load a folder written by :func:`aadb_toolkit.hub.publish` as the canonical tables (same
+    columns and dtypes as a curated folder), image bytes read lazily from the parquet shards."""
+    folder = Path(path)
+    if not is_published_folder(folder):
+        raise SourceError(f"{folder}: not a published AADB dataset folder (no README.md declaring the "
+                          f"{layout.CONFIG_IMAGES!r} and {layout.CONFIG_RATINGS!r} configs)")
+    meta = card_mod.read_metadata(folder / layout.README)
+    image_files = _split_files(folder, meta, layout.CONFIG_IMAGES)
+    rating_files = _split_files(folder, meta, layout.CONFIG_RATINGS)
+    image_parts, rating_parts, locations = [], [], {}
+    for split in schema.SPLITS:
+        for f in image_files.get(split, []):
+            table = _read(f, [c for c in schema.IMAGE_COLUMNS])
+            image_parts.append(table)
+            pf = pq.ParquetFile(f)
+            sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            rows = np.arange(len(table))
+            groups = np.searchsorted(starts, rows, side="right") - 1
+            for image_id, g, r in zip(table["image_id"], groups, rows - starts[groups]):
+                locations[image_id] = (str(f), int(g), int(r))
+        for f in rating_files.get(split, []):
+            rating_parts.append(_read(f, list(schema.RATING_COLUMNS)))
+    if not image_parts:
+        raise SourceError(f"{folder}: the {layout.CONFIG_IMAGES!r} config has no parquet shards")
+    images = pd.concat(image_parts, ignore_index=True)
+    ratings = (pd.concat(rating_parts, ignore_index=True) if rating_parts
+               else pd.DataFrame({c: [] for c in schema.RATING_COLUMNS}))
+    return sources.AADBData(images=images, ratings=ratings, origin=str(folder),
+                            read_image_bytes=ParquetImageReader(locations))
+
+
+def _read(file: Path, columns: list[str]) -> pd.DataFrame:
+    """Some columns of one shard as pandas, with the pandas dtypes recorded at publishing; a
+    missing column is a clear error naming the file."""
+    try:
+        table = pq.read_table(file, columns=columns)
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"{file}: cannot read columns {columns}: {exc}") from exc
+    df = table.to_pandas()
+    recorded = (table.schema.metadata or {}).get(layout.DTYPES_METADATA_KEY)
+    if recorded:
+        dtypes = {c: d for c, d in json.loads(recorded).items() if c in df.columns}
+        try:
+            df = df.astype(dtypes)
+        except (TypeError, ValueError) as exc:
+            raise SourceError(f"{file}: columns do not fit their recorded dtypes {dtypes}: {exc}") from exc
+    return df
+
+
+def load_from_hub(repo_id: str, *, revision: str | None = None) -> sources.AADBData:
+    """Download (or reuse from the local cache) a published dataset repo from the Hub, or from the
+    endpoint in ``HF_ENDPOINT``, and load it; ``HF_HUB_OFFLINE=1`` uses the cache only."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    try:
+        folder = snapshot_download(repo_id, repo_type="dataset", revision=revision, endpoint=endpoint)
+    except LocalEntryNotFoundError as exc:
+        raise SourceError(f"{repo_id}: not in the local cache and the Hub cannot be reached "
+                          f"(offline or no network): {exc}") from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+        raise SourceError(f"{repo_id}: no such dataset repository or revision on "
+                          f"{endpoint or 'the Hugging Face Hub'} ({type(exc).__name__})") from exc
+    except HfHubHTTPError as exc:
+        raise SourceError(f"{repo_id}: download failed: {exc}") from exc
+    return load_published(Path(folder))

@@ -1,0 +1,120 @@
+"""Push a published AADB folder to the Hugging Face Hub as a dataset repository.
+
+The shards are uploaded first, in chunks, to the Hub's large-file storage under their final paths
+(`preupload_lfs_files`): this is resumable, since blobs the Hub already holds are not sent again.
+Then a single commit adds every file and deletes the repository's stale shards, so the repository
+shows either the previous release or the new one, never a mix. The token comes from the standard
+places (`HF_TOKEN`, the login cache) via `huggingface_hub.get_token()` and is never printed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import AADBError, InputError
+from . import card as card_mod
+from . import layout
+from .reader import is_published_folder
+
+log = logging.getLogger(__name__)
+
+#: Bytes of shards uploaded per pre-upload call (each call is a unit that need not be redone).
+UPLOAD_CHUNK_BYTES = 1024**3
+#: Files of a remote repository that a push never deletes.
+KEEP_REMOTE = frozenset({".gitattributes"})
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """What a push sends: every file of the folder with its size, in upload order."""
+
+    repo_id: str
+    files: list[tuple[str, int]]
+    gated: bool
+    private: bool
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The outcome of :func:`push`: the plan, and (unless a dry run) the commit made."""
+
+    plan: PushPlan
+    dry_run: bool
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    deleted: list[str] = field(default_factory=list)
+
+
+def plan_push(folder: Path, repo_id: str, *, private: bool = False) -> PushPlan:
+    """List what :func:`push` would upload from ``folder`` (no network)."""
+    folder = Path(folder)
+    if not is_published_folder(folder):
+        raise InputError("not a published AADB dataset folder (run `aadb publish` first)", file=str(folder))
+    card_mod.validate_card(folder)
+    files = [(p.relative_to(folder).as_posix(), p.stat().st_size)
+             for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
+    meta = card_mod.read_metadata(folder / layout.README)
+    return PushPlan(repo_id=repo_id, files=files, gated=bool(meta.get("extra_gated_prompt")), private=private)
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def push(folder: Path, repo_id: str, *, private: bool = False, dry_run: bool = False,
+         token: str | None = None, revision: str | None = None) -> PushResult:
+    """Upload a published folder to the dataset repo ``repo_id`` (created if needed) in one commit.
+
+    With ``dry_run`` only the plan is returned. A card with gating fields turns on access requests
+    (``gated="auto"``) before any data is committed.
+    """
+    plan = plan_push(folder, repo_id, private=private)
+    if dry_run:
+        return PushResult(plan=plan, dry_run=True)
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = token or get_token()
+    if not token:
+        raise AADBError("no Hugging Face token found: run `hf auth login` or set HF_TOKEN")
+    api = HfApi(token=token)
+    folder = Path(folder)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=True if private else None, exist_ok=True)
+        if plan.gated:
+            api.update_repo_settings(repo_id, repo_type="dataset", gated="auto")
+        remote = set(api.list_repo_files(repo_id, repo_type="dataset", revision=revision))
+        additions = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path))
+                     for path, _ in plan.files]
+        for chunk in _chunks(additions, dict(plan.files)):
+            api.preupload_lfs_files(repo_id, additions=chunk, repo_type="dataset", revision=revision)
+            log.info("uploaded %d file(s) to %s", len(chunk), repo_id)
+        local = {path for path, _ in plan.files}
+        stale = sorted(p for p in remote if p not in local and p not in KEEP_REMOTE)
+        operations = [*additions, *(CommitOperationDelete(path_in_repo=p) for p in stale)]
+        info = api.create_commit(repo_id, operations=operations, repo_type="dataset", revision=revision,
+                                 commit_message=f"Publish AADB ({len(plan.files)} files)")
+    except HfHubHTTPError as exc:
+        # The message of an HTTP error names the URL and status, never the Authorization header.
+        raise AADBError(f"push to {repo_id} failed: {exc}") from exc
+    return PushResult(plan=plan, dry_run=False, commit_url=getattr(info, "commit_url", None),
+                      commit_oid=getattr(info, "oid", None), deleted=stale)
+
+
+def _chunks(additions: list, sizes: dict[str, int]) -> list[list]:
+    """Group uploads into chunks of about ``UPLOAD_CHUNK_BYTES``."""
+    chunks, current, total = [], [], 0
+    for op in additions:
+        current.append(op)
+        total += sizes[op.path_in_repo]
+        if total >= UPLOAD_CHUNK_BYTES:
+            chunks.append(current)
+            current, total = [], 0
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,319 @@
+"""Write a curated AADB as a Hugging Face dataset repository on disk: parquet shards per config
+and split (images embedded with the `datasets` ``Image`` feature, each image's ratings nested with
+rater and batch ids), the long ratings table, and the dataset card. The folder is the single
+source of truth for what :func:`aadb_toolkit.hub.push` uploads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .. import _atomic, schema, sources
+from ..errors import InputError
+from . import card as card_mod
+from . import layout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish` wrote: the folder, every file with its size, and the counts per split."""
+
+    out: Path
+    files: dict[str, int]
+    n_images: dict[str, int]
+    n_ratings: dict[str, int]
+    n_raters: int
+    n_batches: int
+    gated: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def publish(curated: Path | str, out: Path, *, gated: bool = False,
+            shard_size_mb: float = layout.DEFAULT_SHARD_SIZE_MB,
+            consistency_summary: dict | None = None, repo_id: str | None = None) -> PublishResult:
+    """Publish any source :func:`aadb_toolkit.sources.load` accepts as a dataset repository at ``out``.
+
+    The folder is built aside and swapped in only when complete and its card validates, so a failed
+    publish leaves the previous folder untouched. The same input always gives byte-identical files.
+    ``repo_id`` only names the repository in the card's loading example.
+    """
+    if shard_size_mb <= 0:
+        raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
+    data = sources.load(curated)
+    images, ratings, notes = canonical_tables(data)
+    out = Path(out)
+    shard_bytes = int(shard_size_mb * 1024 * 1024)
+    with _atomic.atomic_dir(out) as stage:
+        image_schema, rating_schema = _config_schemas(images, ratings)
+        split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
+        for split in schema.SPLITS:
+            split_images = images[images["split"] == split]
+            if split_images.empty:
+                notes.append(f"split {split!r} has no images and is left out of the repository")
+                continue
+            split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
+            split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
+                stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
+            split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
+                stage, split, split_ratings, rating_schema, shard_bytes)
+        facts = card_mod.CardFacts(
+            image_features=image_schema, rating_features=rating_schema, splits=split_infos,
+            n_raters=int(ratings["rater_id"].nunique()), n_batches=int(ratings["batch_id"].nunique()),
+            n_images=len(images), n_ratings=len(ratings),
+            n_known_license=int((images["license"].fillna("").astype(str).str.len() > 0).sum()),
+            n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
+            gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
+            synthetic=is_synthetic(curated), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+        )
+        _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
+        _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
+        card_mod.validate_card(stage)
+        files = {p.relative_to(stage).as_posix(): p.stat().st_size
+                 for p in sorted(stage.rglob("*")) if p.is_file()}
+    log.info("published %d images and %d ratings to %s", len(images), len(ratings), out)
+    return PublishResult(
+        out=out, files=files,
+        n_images={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_IMAGES].items()},
+        n_ratings={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_RATINGS].items()},
+        n_raters=facts.n_raters, n_batches=facts.n_batches, gated=gated, notes=notes,
+    )
+
+
+def is_synthetic(source: Path | str) -> bool:
+    """True when the source is synthetic: a curated manifest with ``"synthetic": true``, a curated
+    folder whose release has the planted-truth folder `aadb simulate` writes beside it, or a
+    published card tagged ``synthetic``. The card then says loudly that it is not AADB."""
+    path = Path(source)
+    manifest_file = path / schema.CURATED_MANIFEST
+    if manifest_file.is_file():
+        try:
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read the curated manifest: {exc}", file=str(manifest_file)) from exc
+        if manifest.get("synthetic"):
+            return True
+        release = manifest.get("release_root")
+        if release:
+            from ..simulate import truth_dir_for
+
+            return truth_dir_for(Path(release)).is_dir()
+        return False
+    readme = path / layout.README
+    if readme.is_file():
+        tags = card_mod.read_metadata(readme).get("tags") or []
+        return card_mod.SYNTHETIC_TAG in tags
+    return False
+
+
+def canonical_tables(data: sources.AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Check the two tables of ``data`` and return them in canonical column and row order
+    (images by split then image id; ratings by image id, batch id, rater id), with notes."""
+    origin = data.origin
+    notes: list[str] = []
+    for name, table, columns in (("images", data.images, schema.IMAGE_COLUMNS),
+                                 ("ratings", data.ratings, schema.RATING_COLUMNS)):
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise InputError(f"{name} table lacks column(s) {missing}", file=origin, field=missing[0])
+        extra = [c for c in table.columns if c not in columns]
+        if extra:
+            notes.append(f"{name} column(s) {extra} are not canonical and were not published")
+            log.warning("%s: %s columns %s are not canonical and are not published", origin, name, extra)
+    images = data.images[list(schema.IMAGE_COLUMNS)]
+    ratings = data.ratings[list(schema.RATING_COLUMNS)]
+    dup = images["image_id"].duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        raise InputError(f"image_id {images['image_id'].iloc[row]!r} appears more than once",
+                         file=origin, row=row, field="image_id")
+    bad_split = ~images["split"].isin(schema.SPLITS)
+    if bad_split.any():
+        row = int(np.flatnonzero(bad_split.to_numpy())[0])
+        raise InputError(f"split {images['split'].iloc[row]!r} is not one of {schema.SPLITS}",
+                         file=origin, row=row, field="split")
+    orphan = ~ratings["image_id"].isin(images["image_id"])
+    if orphan.any():
+        row = int(np.flatnonzero(orphan.to_numpy())[0])
+        raise InputError(f"{int(orphan.sum())} rating(s) refer to images not in the images table, "
+                         f"first {ratings['image_id'].iloc[row]!r}", file=origin, row=row, field="image_id")
+    split_rank = images["split"].map({s: i for i, s in enumerate(schema.SPLITS)})
+    images = (images.assign(_rank=split_rank).sort_values(["_rank", "image_id"], kind="stable")
+              .drop(columns="_rank").reset_index(drop=True))
+    ratings = ratings.sort_values(["image_id", "batch_id", "rater_id"], kind="stable").reset_index(drop=True)
+    return images, ratings, notes
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A pandas table as arrow with plain types (string, not large_string or dictionary) and no
+    pandas metadata, so the files do not depend on how the input was read."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_large_string(t) or pa.types.is_null(t):
+            t = pa.string()  # an all-missing text column (e.g. no license known) is still text
+        fields.append(pa.field(f.name, t))
+    return table.cast(pa.schema(fields)).replace_schema_metadata(None)
+
+
+def _config_schemas(images: pd.DataFrame, ratings: pd.DataFrame) -> tuple[pa.Schema, pa.Schema]:
+    """The arrow schemas of both configs, carrying the `datasets` features and the pandas dtypes of
+    the canonical tables (so a published folder reads back with the curated dtypes) as metadata."""
+    from datasets import Features, Image
+
+    img = _to_arrow(images)
+    rat = _to_arrow(ratings)
+    nested = pa.struct([rat.schema.field(c) for c in layout.NESTED_RATING_FIELDS])
+    fields = []
+    for name in layout.IMAGE_CONFIG_COLUMNS:
+        if name == layout.IMAGE_FEATURE:
+            fields.append(pa.field(name, Image().pa_type))
+        elif name == layout.NESTED_RATINGS:
+            fields.append(pa.field(name, pa.list_(nested)))
+        else:
+            fields.append(img.schema.field(name))
+    features = Features.from_arrow_schema(pa.schema(fields))
+    features[layout.IMAGE_FEATURE] = Image()
+    rating_features = Features.from_arrow_schema(rat.schema)
+    return (_with_dtypes(features.arrow_schema, images, schema.IMAGE_COLUMNS),
+            _with_dtypes(rating_features.arrow_schema, ratings, schema.RATING_COLUMNS))
+
+
+def _with_dtypes(table_schema: pa.Schema, df: pd.DataFrame, columns: tuple[str, ...]) -> pa.Schema:
+    """``table_schema`` with the pandas dtype of each canonical column recorded under
+    ``layout.DTYPES_METADATA_KEY``."""
+    dtypes = json.dumps({c: str(df[c].dtype) for c in columns}, sort_keys=True).encode()
+    return table_schema.with_metadata({**(table_schema.metadata or {}), layout.DTYPES_METADATA_KEY: dtypes})
+
+
+def _writer(path: Path, table_schema: pa.Schema) -> pq.ParquetWriter:
+    """A parquet writer with the repository's fixed settings (image bytes stored uncompressed,
+    without dictionary or statistics; everything else zstd)."""
+    leaves = _leaf_paths(table_schema)
+    image_bytes = f"{layout.IMAGE_FEATURE}.bytes"
+    others = [p for p in leaves if p != image_bytes]
+    compression = {p: ("none" if p == image_bytes else layout.PARQUET_COMPRESSION) for p in leaves}
+    return pq.ParquetWriter(path, table_schema, compression=compression, use_dictionary=others,
+                            write_statistics=others, store_schema=True)
+
+
+def _leaf_paths(table_schema: pa.Schema) -> list[str]:
+    """Dotted parquet column paths of every leaf of ``table_schema``."""
+    out: list[str] = []
+
+    def walk(prefix: str, t: pa.DataType) -> None:
+        if pa.types.is_struct(t):
+            for i in range(t.num_fields):
+                walk(f"{prefix}.{t.field(i).name}", t.field(i).type)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            walk(f"{prefix}.list.element", t.value_type)
+        else:
+            out.append(prefix)
+
+    for f in table_schema:
+        walk(f.name, f.type)
+    return out
+
+
+def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data: sources.AADBData,
+                   table_schema: pa.Schema, desc: str) -> Iterator[pa.Table]:
+    """Row groups of the `default` config for one split: image bytes read from the source and each
+    image's ratings nested, ``IMAGE_ROW_GROUP_ROWS`` images at a time."""
+    ids = split_images["image_id"].to_numpy()
+    rating_ids = split_ratings["image_id"].to_numpy()
+    starts = np.searchsorted(rating_ids, ids, side="left")
+    ends = np.searchsorted(rating_ids, ids, side="right")
+    nested_type = table_schema.field(layout.NESTED_RATINGS).type
+    base_all = _to_arrow(split_images.reset_index(drop=True))
+    nested_all = _to_arrow(split_ratings[list(layout.NESTED_RATING_FIELDS)].reset_index(drop=True))
+    rows = layout.IMAGE_ROW_GROUP_ROWS
+    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=None, leave=False)
+    for lo in range(0, len(ids), rows):
+        hi = min(lo + rows, len(ids))
+        images = []
+        for image_id in ids[lo:hi]:
+            try:
+                payload = data.image_bytes(image_id)
+            except (OSError, KeyError) as exc:
+                raise InputError(f"cannot read the image bytes: {exc}", file=data.origin,
+                                 field=f"image {image_id}") from exc
+            images.append({"bytes": payload, "path": image_id})
+        r_lo, r_hi = int(starts[lo]), int(ends[hi - 1])
+        nested_rows = nested_all.slice(r_lo, r_hi - r_lo)
+        offsets = np.concatenate([starts[lo:hi] - r_lo, [ends[hi - 1] - r_lo]]).astype(np.int32)
+        struct = pa.StructArray.from_arrays([nested_rows.column(c).combine_chunks()
+                                             for c in layout.NESTED_RATING_FIELDS],
+                                            fields=list(nested_type.value_type))
+        nested = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=nested_type)
+        base = base_all.slice(lo, hi - lo)
+        columns = []
+        for f in table_schema:
+            if f.name == layout.IMAGE_FEATURE:
+                columns.append(pa.array(images, type=f.type))
+            elif f.name == layout.NESTED_RATINGS:
+                columns.append(nested)
+            else:
+                columns.append(base.column(f.name).cast(f.type).combine_chunks())
+        bar.update(hi - lo)
+        yield pa.Table.from_arrays(columns, schema=table_schema)
+    bar.close()
+
+
+def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, split_ratings: pd.DataFrame,
+                       data: sources.AADBData, table_schema: pa.Schema, shard_bytes: int) -> dict[str, int]:
+    """Write the `default` config of one split in shards of about ``shard_bytes`` of image data."""
+    parts: list[Path] = []
+    writer, written, num_bytes = None, 0, 0
+    for batch in _image_batches(split_images, split_ratings, data, table_schema, f"publish {split}"):
+        if writer is not None and written >= shard_bytes:
+            writer.close()
+            writer = None
+        if writer is None:
+            parts.append(stage / f".{split}-part{len(parts):05d}.parquet")
+            writer, written = _writer(parts[-1], table_schema), 0
+        writer.write_table(batch, row_group_size=layout.IMAGE_ROW_GROUP_ROWS)
+        written += batch.nbytes
+        num_bytes += batch.nbytes
+    if writer is not None:
+        writer.close()
+    _name_shards(stage, layout.CONFIG_IMAGES, split, parts)
+    return {"num_examples": len(split_images), "num_bytes": num_bytes}
+
+
+def _write_rating_split(stage: Path, split: str, split_ratings: pd.DataFrame, table_schema: pa.Schema,
+                        shard_bytes: int) -> dict[str, int]:
+    """Write the `ratings` config of one split, in as many equal shards as ``shard_bytes`` needs."""
+    table = _to_arrow(split_ratings.reset_index(drop=True)).cast(table_schema)
+    n_shards = max(1, math.ceil(table.nbytes / shard_bytes))
+    per = math.ceil(table.num_rows / n_shards) if table.num_rows else 0
+    parts = []
+    for i in range(n_shards):
+        parts.append(stage / f".{split}-ratings-part{i:05d}.parquet")
+        writer = _writer(parts[-1], table_schema)
+        writer.write_table(table.slice(i * per, per), row_group_size=layout.RATING_ROW_GROUP_ROWS)
+        writer.close()
+    _name_shards(stage, layout.CONFIG_RATINGS, split, parts)
+    return {"num_examples": table.num_rows, "num_bytes": table.nbytes}
+
+
+def _name_shards(stage: Path, config: str, split: str, parts: list[Path]) -> None:
+    """Move the finished temporary shards of one split to their final ``-of-N`` names."""
+    for i, part in enumerate(parts):
+        final = stage / layout.shard_name(config, split, i, len(parts))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part.replace(final)
+

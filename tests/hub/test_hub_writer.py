@@ -1,0 +1,349 @@
+"""Publish → load round trips (stock `datasets` client and the toolkit's loader), byte-identical
+republishing, atomic failure, input errors and the dataset card checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import datasets
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from aadb_toolkit import hub, schema, sources
+from aadb_toolkit.errors import InputError, SourceError
+
+
+@pytest.fixture(scope="module")
+def published(tiny_curated, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pub") / "aadb"
+    hub.publish(tiny_curated, out, consistency_summary={
+        "n_batches": 20, "n_significant": 19, "percent_significant": 95.0, "q": 0.05, "n_perm": 10000,
+        "method": "mean pairwise spearman, permutation"})
+    return out
+
+
+def _sorted_ratings(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["image_id", "batch_id", "rater_id"]).reset_index(drop=True)
+
+
+def _sorted_images(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values("image_id").reset_index(drop=True)
+
+
+def test_load_dataset_default_config_round_trip(published, tiny_curated, tmp_path):
+    curated = sources.load(tiny_curated)
+    ds = datasets.load_dataset(str(published), cache_dir=str(tmp_path / "cache"))
+    assert set(ds) == set(schema.SPLITS)
+    seen = []
+    nested_rows = []
+    for split in ds:
+        d = ds[split].cast_column("image", datasets.Image(decode=False))
+        assert d.features["image"] == datasets.Image(decode=False)
+        for row in d:
+            assert row["split"] == split
+            assert row["image"]["bytes"] == curated.image_bytes(row["image_id"])
+            assert row["image"]["path"] == row["image_id"]
+            assert len(row["ratings"]) == row["n_ratings"]
+            for r in row["ratings"]:
+                nested_rows.append({"image_id": row["image_id"], **r})
+            seen.append(row)
+    table = pd.DataFrame(seen).drop(columns=["image", "ratings"])
+    want = _sorted_images(curated.images)
+    got = _sorted_images(table)[list(schema.IMAGE_COLUMNS)]
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    # every nested rating, with rater id, batch id, score, votes and time, equals the curated one
+    nested = _sorted_ratings(pd.DataFrame(nested_rows)[list(schema.RATING_COLUMNS)])
+    want_r = _sorted_ratings(curated.ratings)
+    assert len(nested) == len(want_r) == 1000
+    for col in schema.RATING_COLUMNS:
+        assert list(nested[col].astype(str)) == list(want_r[col].astype(str)), col
+
+
+def test_load_dataset_ratings_config_round_trip(published, tiny_curated, tmp_path):
+    curated = sources.load(tiny_curated)
+    ds = datasets.load_dataset(str(published), "ratings", cache_dir=str(tmp_path / "cache"))
+    parts = []
+    split_of = dict(zip(curated.images["image_id"], curated.images["split"]))
+    for split in ds:
+        df = ds[split].to_pandas()
+        assert list(df.columns) == list(schema.RATING_COLUMNS)
+        assert set(df["image_id"].map(split_of)) == {split}
+        parts.append(df)
+    got = _sorted_ratings(pd.concat(parts, ignore_index=True))
+    want = _sorted_ratings(curated.ratings)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert got["rater_id"].nunique() == want["rater_id"].nunique()
+    assert got["batch_id"].nunique() == 20
+
+
+def test_sources_load_of_published_folder_equals_curated(published, tiny_curated):
+    curated = sources.load(tiny_curated)
+    back = sources.load(published)
+    assert list(back.images.columns) == list(schema.IMAGE_COLUMNS)
+    assert list(back.ratings.columns) == list(schema.RATING_COLUMNS)
+    assert back.images.dtypes.equals(curated.images.dtypes)
+    assert back.ratings.dtypes.equals(curated.ratings.dtypes)
+    pd.testing.assert_frame_equal(_sorted_images(back.images), _sorted_images(curated.images))
+    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(curated.ratings))
+    for image_id in curated.images["image_id"]:
+        assert back.image_bytes(image_id) == curated.image_bytes(image_id)
+    first = curated.images["image_id"].iloc[0]
+    assert back.open_image(first).size == curated.open_image(first).size
+    assert back.fingerprint("test") == curated.fingerprint("test")
+    with pytest.raises(KeyError, match="unknown image_id"):
+        back.image_bytes("nope.jpg")
+
+
+def test_image_reader_survives_pickling(published, tiny_curated):
+    import pickle
+
+    back = sources.load(published)
+    reader = pickle.loads(pickle.dumps(back.read_image_bytes))
+    image_id = back.images["image_id"].iloc[-1]
+    assert reader(image_id) == sources.load(tiny_curated).image_bytes(image_id)
+
+
+def test_folder_named_aadb_loads_by_name(published, tmp_path, monkeypatch):
+    shutil.copytree(published, tmp_path / "aadb")
+    monkeypatch.chdir(tmp_path)
+    ds = datasets.load_dataset("aadb", cache_dir=str(tmp_path / "cache"))
+    assert ds["train"].num_rows + ds["validation"].num_rows + ds["test"].num_rows == 200
+    ratings = datasets.load_dataset("aadb", "ratings", cache_dir=str(tmp_path / "cache"))
+    assert sum(ratings[s].num_rows for s in ratings) == 1000
+
+
+def test_layout_and_card(published):
+    files = sorted(p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file())
+    assert files == [
+        "LICENSE.md", "README.md",
+        "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
+        "data/validation-00000-of-00001.parquet",
+        "ratings/test-00000-of-00001.parquet", "ratings/train-00000-of-00001.parquet",
+        "ratings/validation-00000-of-00001.parquet",
+    ]
+    meta = hub.card.read_metadata(published / "README.md")
+    assert meta["license"] == "other" and meta["license_name"] == "aadb-research-only"
+    assert meta["size_categories"] == ["n<1K"]
+    assert "extra_gated_prompt" not in meta
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    assert configs["ratings"]["data_files"][0] == {"split": "train", "path": "ratings/train-*"}
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert {s["name"]: s["num_examples"] for s in infos["default"]["splits"]} == {
+        "train": 170, "validation": 10, "test": 20}
+    text = (published / "README.md").read_text()
+    for needle in ("HMAC", "research use only", "Creative Commons", "@inproceedings{kong2016aesthetics",
+                   "| significant tests | 19 |", "| percentage significant | 95 |",
+                   "| permutations per test | 10000 |", "98.45%", "## Known limitations", "## Collection protocol"):
+        assert needle in text, needle
+    # row groups of ~100 images keep random access cheap; images stored uncompressed, no statistics
+    md = pq.ParquetFile(published / "data/train-00000-of-00001.parquet").metadata
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [100, 70]
+    col = md.row_group(0).column(0)
+    assert col.path_in_schema == "image.bytes" and col.compression == "UNCOMPRESSED" and not col.is_stats_set
+
+
+def test_card_passes_hub_card_parsing_and_validation(published):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(published / "README.md")
+    assert card.data.pretty_name.startswith("AADB")
+    hub.validate_card(published)
+    builder = datasets.load_dataset_builder(str(published), "ratings")
+    assert builder.info.features["rater_id"] == datasets.Value("string")
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda m: m.update(license="mit-ish"), "license"),
+    (lambda m: m.update(size_categories=["lots"]), "size_categories"),
+    (lambda m: m.update(task_categories=["aesthetics-magic"]), "task_categories"),
+    (lambda m: m.update(extra_gated_fields={"Name": "essay"}, extra_gated_prompt="x"), "extra_gated_fields"),
+    (lambda m: m["dataset_info"][0]["splits"][0].update(num_examples=171), "dataset_info"),
+    (lambda m: m["configs"][0]["data_files"][0].update(path="data/nothing-*"), "configs"),
+])
+def test_validate_card_rejects_what_the_hub_rejects(published, tmp_path, edit, field):
+    import yaml
+
+    folder = tmp_path / "copy"
+    shutil.copytree(published, folder)
+    meta = hub.card.read_metadata(folder / "README.md")
+    edit(meta)
+    body = (folder / "README.md").read_text().split("\n---\n", 1)[1]
+    (folder / "README.md").write_text("---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body)
+    with pytest.raises(InputError) as err:
+        hub.validate_card(folder)
+    assert err.value.field == field
+
+
+def test_gated_card(tiny_curated, tmp_path):
+    out = tmp_path / "gated"
+    result = hub.publish(tiny_curated, out, gated=True)
+    assert result.gated
+    meta = hub.card.read_metadata(out / "README.md")
+    assert "research" in meta["extra_gated_prompt"]
+    assert set(meta["extra_gated_fields"].values()) <= hub.card.HUB_GATED_FIELD_TYPES
+    assert hub.plan_push(out, "org/aadb").gated
+
+
+def test_republish_is_byte_identical(tiny_curated, published, tmp_path):
+    again = tmp_path / "again"
+    hub.publish(tiny_curated, again, consistency_summary={
+        "n_batches": 20, "n_significant": 19, "percent_significant": 95.0, "q": 0.05, "n_perm": 10000,
+        "method": "mean pairwise spearman, permutation"})
+    files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (published / rel).read_bytes() == (again / rel).read_bytes(), rel
+    # publishing the published folder itself (rows come back in another order) gives the same shards
+    third = tmp_path / "third"
+    hub.publish(published, third)
+    for rel in files:
+        if rel.suffix == ".parquet":
+            assert (published / rel).read_bytes() == (third / rel).read_bytes(), rel
+
+
+def test_small_shards(tiny_curated, tmp_path):
+    out = tmp_path / "sharded"
+    result = hub.publish(tiny_curated, out, shard_size_mb=0.1)  # ~100 KB: a new shard after each row group
+    assert sorted(p.name for p in (out / "data").glob("train-*")) == [
+        "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert "ratings/train-00000-of-00001.parquet" in result.files
+    back = sources.load(out)
+    assert len(back.images) == 200 and len(back.ratings) == 1000
+    assert back.image_bytes(back.images["image_id"].iloc[150]) == sources.load(tiny_curated).image_bytes(
+        back.images["image_id"].iloc[150])
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert ds["train"].num_rows == 170
+    with pytest.raises(InputError, match="positive"):
+        hub.publish(tiny_curated, tmp_path / "never", shard_size_mb=0)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_failed_publish_leaves_the_old_folder(tiny_curated, published, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(published, out)
+    before = _tree(out)
+    # a fresh copy of the curated data whose 150th image file is missing
+    root = tmp_path / "broken"
+    shutil.copytree(tiny_curated.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["release_root"] = str(root / "release")
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    images = pd.read_parquet(root / "curated/images.parquet")
+    victim = sorted(images.loc[images["split"] == "train", "image_id"])[149]
+    (root / "release" / schema.RELEASE_IMAGE_DIR / victim).unlink()
+    with pytest.raises(InputError, match=victim):
+        hub.publish(root / "curated", out)
+    assert _tree(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_input_errors_name_the_problem(tiny_curated, tmp_path):
+    root = tmp_path / "bad"
+    shutil.copytree(tiny_curated.parent, root)
+    images = pd.read_parquet(root / "curated/images.parquet")
+    bad = images.copy()
+    bad.loc[3, "split"] = "holdout"
+    bad.to_parquet(root / "curated/images.parquet", index=False)
+    with pytest.raises(InputError, match="holdout") as err:
+        hub.publish(root / "curated", tmp_path / "o1")
+    assert err.value.row == 3 and err.value.field == "split"
+    bad = images.copy()
+    bad.loc[7, "image_id"] = bad.loc[2, "image_id"]
+    bad.to_parquet(root / "curated/images.parquet", index=False)
+    with pytest.raises(InputError, match="more than once"):
+        hub.publish(root / "curated", tmp_path / "o2")
+    images.drop(columns="score").to_parquet(root / "curated/images.parquet", index=False)
+    with pytest.raises(InputError) as err:
+        hub.publish(root / "curated", tmp_path / "o3")
+    assert err.value.field == "score"
+    images.iloc[1:].to_parquet(root / "curated/images.parquet", index=False)
+    with pytest.raises(InputError, match="refer to images not in the images table"):
+        hub.publish(root / "curated", tmp_path / "o4")
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+
+
+def test_not_a_published_folder(tmp_path):
+    (tmp_path / "README.md").write_text("# just a readme\n")
+    assert not hub.is_published_folder(tmp_path)
+    with pytest.raises(SourceError, match="not a curated folder"):
+        sources.load(tmp_path)
+    with pytest.raises(SourceError, match="not a published AADB dataset folder"):
+        hub.load_published(tmp_path)
+
+
+def test_synthetic_source_is_labelled(tiny_curated, tmp_path):
+    root = tmp_path / "syn"
+    shutil.copytree(tiny_curated.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["synthetic"] = True
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    hub.publish(root / "curated", tmp_path / "out")
+    meta = hub.card.read_metadata(tmp_path / "out/README.md")
+    assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]
+    assert "**This is not AADB.**" in (tmp_path / "out/README.md").read_text()
+
+
+def test_cli_publish_and_dry_run(tiny_curated, tmp_path, capsys):
+    from aadb_toolkit.cli import main
+
+    summary = tmp_path / "consistency.json"
+    summary.write_text(json.dumps({"n_batches": 20, "n_significant": 20, "percent_significant": 100.0,
+                                   "q": 0.05, "n_perm": 1000, "method": "spearman"}))
+    rc = main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "hubdir"),
+               "--consistency-summary", str(summary), "--repo-id", "org/aadb", "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "published 200 images and 1,000 ratings" in out
+    assert "would upload 8 files" in out and "data/train-00000-of-00001.parquet" in out
+    assert "| percentage significant | 100 |" in (tmp_path / "hubdir/README.md").read_text()
+    assert 'load_dataset("org/aadb")' in (tmp_path / "hubdir/README.md").read_text()
+    rc = main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "x"), "--push"])
+    assert rc == 1 and "--repo-id" in capsys.readouterr().err
+
+
+def test_release_with_planted_truth_is_labelled_synthetic(tiny_curated, tmp_path):
+    from aadb_toolkit.simulate import truth_dir_for
+
+    root = tmp_path / "sim"
+    shutil.copytree(tiny_curated.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["release_root"] = str(root / "release")
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    assert not hub.writer.is_synthetic(root / "curated")
+    truth_dir_for(root / "release").mkdir()
+    assert hub.writer.is_synthetic(root / "curated")
+
+
+def test_nullable_votes_and_missing_licenses_round_trip(tiny_curated, tmp_path):
+    root = tmp_path / "nullable"
+    shutil.copytree(tiny_curated.parent, root)
+    ratings = pd.read_parquet(root / "curated/ratings.parquet")
+    for a in schema.ATTRIBUTES:
+        ratings[a] = ratings[a].astype("Int8")
+    ratings.loc[[0, 5, 17], "light"] = pd.NA  # blank attribute answers kept as missing
+    ratings.to_parquet(root / "curated/ratings.parquet", index=False)
+    images = pd.read_parquet(root / "curated/images.parquet")
+    images["license"] = pd.Series([None] * len(images), dtype=object)  # no license known at all
+    images.to_parquet(root / "curated/images.parquet", index=False)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["release_root"] = str(root / "release")
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    curated = sources.load(root / "curated")
+    hub.publish(root / "curated", tmp_path / "out")
+    back = sources.load(tmp_path / "out")
+    assert back.ratings.dtypes.equals(curated.ratings.dtypes)
+    assert back.images.dtypes.equals(curated.images.dtypes)
+    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(curated.ratings))
+    pd.testing.assert_frame_equal(_sorted_images(back.images).drop(columns="license"),
+                                  _sorted_images(curated.images).drop(columns="license"))
+    assert back.images["license"].isna().all()  # missing stays missing (NaN where pandas read None)
+    assert int(back.ratings["light"].isna().sum()) == 3
+    ds = datasets.load_dataset(str(tmp_path / "out"), "ratings", cache_dir=str(tmp_path / "cache"))
+    assert sum(int(ds[s].to_pandas()["light"].isna().sum()) for s in ds) == 3
+    assert "0 a known license" in (tmp_path / "out/README.md").read_text()
