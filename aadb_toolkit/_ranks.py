@@ -1,0 +1,85 @@
+"""Rank arithmetic shared by the consistency, human-consistency and reliability analyses.
+
+Average ranks (ties share the mean of the ranks they span) are kept as *doubled, centred*
+integers ``c = 2·rank − (n + 1)``, so every rank correlation is an exact integer dot product
+divided by the product of two integer norms, and permutation tests compare integers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy import stats
+
+#: Above this length, ranks come from scipy's rankdata instead of the O(n²) comparison.
+_DIRECT_RANK_MAX = 48
+#: Permutations of up to this many items are drawn from a table of all n! permutations.
+PERM_TABLE_MAX_N = 10
+
+
+def centered_ranks(values: np.ndarray) -> np.ndarray:
+    """Doubled, centred average ranks along the last axis, as int64 (NaN-free input)."""
+    x = np.asarray(values, dtype=float)
+    n = x.shape[-1]
+    if n <= _DIRECT_RANK_MAX:
+        a = x[..., :, None]
+        b = x[..., None, :]
+        less = (b < a).sum(-1)
+        equal = (b == a).sum(-1)
+        return (2 * less + equal - n).astype(np.int64)
+    ranks = stats.rankdata(x, method="average", axis=-1)
+    return np.rint(2 * ranks - (n + 1)).astype(np.int64)
+
+
+def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = 3) -> tuple[float, str]:
+    """Spearman's ρ of two equal-length vectors with a status: ``ok``, ``too_few`` (fewer than
+    ``min_n`` items), ``constant_x`` or ``constant_y`` (ρ undefined; returned as NaN)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape[0] < min_n:
+        return math.nan, "too_few"
+    cx, cy = centered_ranks(x), centered_ranks(y)
+    nx, ny = int(cx @ cx), int(cy @ cy)
+    if nx == 0:
+        return math.nan, "constant_x"
+    if ny == 0:
+        return math.nan, "constant_y"
+    return float(int(cx @ cy) / math.sqrt(nx * ny)), "ok"
+
+
+@functools.lru_cache(maxsize=None)
+def permutation_table(n: int) -> np.ndarray:
+    """All n! permutations of ``range(n)`` as a (n!, 16) uint8 table (rows padded to 16 bytes,
+    which numpy copies fastest); drawing a uniform row gives an exactly uniform permutation."""
+    if not 1 <= n <= PERM_TABLE_MAX_N:
+        raise ValueError(f"permutation tables are built for 1 <= n <= {PERM_TABLE_MAX_N}, not {n}")
+    table = np.zeros((1, 0), np.uint8)
+    for k in range(1, n + 1):
+        m = table.shape[0]
+        grown = np.empty((m * k, k), np.uint8)
+        for pos in range(k):  # insert item k-1 at every position of every permutation of k-1 items
+            block = grown[pos * m:(pos + 1) * m]
+            block[:, :pos] = table[:, :pos]
+            block[:, pos] = k - 1
+            block[:, pos + 1:] = table[:, pos:]
+        table = grown
+    padded = np.zeros((table.shape[0], 16), np.uint8)
+    padded[:, :n] = table
+    padded.setflags(write=False)
+    return padded
+
+
+def draw_permutations(rng: np.random.Generator, size: tuple[int, ...], n: int) -> np.ndarray:
+    """Independent uniform permutations of ``range(n)``, shape ``size + (n,)`` (integer dtype).
+
+    For n ≤ 10 a uniform row of the table of all n! permutations (exact and fast); above that,
+    the argsort of independent uniform keys (ties among float64 keys have probability ~0).
+    """
+    if n <= PERM_TABLE_MAX_N:
+        table = permutation_table(n)
+        idx = rng.integers(0, table.shape[0], size=size, dtype=np.int64 if table.shape[0] > 2**31 else np.int32)
+        return table.take(idx, axis=0)[..., :n]
+    keys = rng.random(size + (n,))
+    return np.argsort(keys, axis=-1).astype(np.int32 if n > 32767 else np.int16)

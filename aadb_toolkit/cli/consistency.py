@@ -1,0 +1,35 @@
+"""``aadb consistency``: batch-level rater-consistency analysis (Spearman + Benjamini–Hochberg)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's options."""
+    from .. import consistency, paper
+
+    parser.add_argument("--data", required=True, help="curated folder, published folder or Hub repo id")
+    parser.add_argument("--out", required=True, help="folder for consistency.json, tables and figures")
+    parser.add_argument("--n-perm", type=int, default=consistency.DEFAULT_N_PERM,
+                        help="permutations per test (default %(default)s)")
+    parser.add_argument("--q", type=float, default=paper.CONSISTENCY_FDR_Q,
+                        help="Benjamini–Hochberg false discovery rate (default %(default)s)")
+    parser.add_argument("--method", choices=list(consistency.METHODS), default=consistency.DEFAULT_METHOD,
+                        help="what is tested (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutations (default %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis and print the headline."""
+    from .. import consistency
+
+    result = consistency.run_consistency(args.data, args.out, n_perm=args.n_perm, q=args.q,
+                                         method=args.method, seed=args.seed)
+    s = result.summary
+    unit = "pairs" if s["unit"] == "pair" else "batches"
+    pct = "n/a" if s["percent_significant"] is None else f"{s['percent_significant']:.2f}%"
+    print(f"{s['n_significant']} of {s['n_pairs'] if s['unit'] == 'pair' else s['n_batches']} {unit} "
+          f"significant at FDR q={s['q']} ({pct}; {s['n_not_tested']} batches not tested: "
+          + ", ".join(f"{k}={v}" for k, v in s["degenerate"].items()) + f") -> {args.out}")
+    return 0

@@ -1,0 +1,606 @@
+"""Batch-level rater-consistency analysis (paper §3, SPEC §5).
+
+Within each batch (AMT HIT), every pair of raters is compared by Spearman's ρ over the images
+both rated; the batch statistic is the mean pairwise ρ; its one-sided p-value comes from a
+permutation test (each rater's scores shuffled independently within the batch); and the
+Benjamini–Hochberg procedure (statsmodels) controls the false discovery rate across batches.
+Options: per-pair tests with BH across all pairs, and Kendall's W with a tie correction.
+
+Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
+complete batches of the same shape are processed together; permutations are uniform rows of a
+table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded chunks.
+Batches whose raters rated different images take an exact, slower path.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, _atomic, paper
+from ._ranks import centered_ranks, draw_permutations
+from .errors import InputError
+
+#: Test methods: name → what is tested.
+METHODS: dict[str, str] = {
+    "batch-mean-spearman": "mean pairwise Spearman ρ per batch, permutation test, BH across batches",
+    "pairwise": "Spearman ρ per pair of raters, permutation test per pair, BH across all pairs",
+    "kendall-w": "Kendall's W (tie-corrected) per batch, permutation test, BH across batches",
+}
+DEFAULT_METHOD = "batch-mean-spearman"
+DEFAULT_N_PERM = 10_000
+#: A pair of raters needs at least this many common images for ρ to be tested.
+MIN_COMMON_IMAGES = 3
+#: Why a batch was not tested (SPEC §5: counted and reported, never dropped).
+DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", "all_pairs_constant")
+#: Why a pair of raters was excluded.
+EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")
+RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
+
+_CHUNK_ELEMENTS = 1 << 22  # permuted values held at once (float32/int32: ~16 MB per array)
+_EXACT_TOL = 1e-12  # relative tolerance for "stat* ≥ stat" in float64 (absorbs rounding only)
+
+
+@dataclass
+class ConsistencyResult:
+    """Per-batch table, per-pair table and JSON-ready summary of one consistency analysis."""
+
+    batches: pd.DataFrame
+    pairs: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# --- input ------------------------------------------------------------------------------------
+@dataclass
+class _Codes:
+    batch: np.ndarray
+    rater: np.ndarray
+    image: np.ndarray
+    score: np.ndarray
+    batch_ids: np.ndarray
+    rater_ids: np.ndarray
+    n_missing_score: int
+
+
+def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
+    missing = [c for c in RATING_KEYS if c not in ratings.columns]
+    if missing:
+        raise InputError(f"ratings table lacks column(s) {missing}", file=file, field=missing[0])
+    if len(ratings) == 0:
+        raise InputError("ratings table has no rows", file=file)
+    for col in ("batch_id", "rater_id", "image_id"):
+        bad = ratings[col].isna().to_numpy()
+        if bad.any():
+            row = ratings.index[int(np.argmax(bad))]
+            raise InputError(f"missing {col} ({int(bad.sum())} row(s))", file=file, row=row, field=col)
+    raw = ratings["score"]
+    score = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    non_numeric = np.isnan(score) & raw.notna().to_numpy()
+    if non_numeric.any():
+        row = ratings.index[int(np.argmax(non_numeric))]
+        raise InputError(f"score is not a number: {raw.loc[row]!r}", file=file, row=row, field="score")
+    usable = np.isfinite(score)
+    b, batch_ids = _factorize(ratings["batch_id"], sort=True)
+    r, rater_ids = _factorize(ratings["rater_id"])
+    i, _ = _factorize(ratings["image_id"])
+    b, r, i = b[usable], r[usable], i[usable]
+    order = np.lexsort((i, r, b))
+    bs, rs, is_ = b[order], r[order], i[order]
+    dup = (bs[1:] == bs[:-1]) & (rs[1:] == rs[:-1]) & (is_[1:] == is_[:-1])
+    if dup.any():
+        k = int(np.argmax(dup))
+        rows = ratings.index[np.flatnonzero(usable)[order[[k, k + 1]]]]
+        raise InputError(
+            f"rater {rater_ids[rs[k]]!r} rated image {ratings['image_id'].loc[rows[1]]!r} twice in batch "
+            f"{batch_ids[bs[k]]!r} (rows {rows[0]} and {rows[1]}); deduplicate before the analysis",
+            file=file, row=rows[1], field="image_id")
+    return _Codes(batch=b, rater=r, image=i, score=score[usable], batch_ids=batch_ids, rater_ids=rater_ids,
+                  n_missing_score=int((~usable).sum()))
+
+
+def _factorize(column: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and the distinct values as strings (ids of any dtype; categoricals stay cheap)."""
+    try:
+        codes, uniques = pd.factorize(column, sort=sort)
+    except TypeError:  # mixed types cannot be sorted: compare them as text
+        codes, uniques = pd.factorize(column.astype(str), sort=sort)
+    uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
+    if len(set(uniques)) != len(uniques):  # e.g. 1 and "1": distinct values, same text
+        codes, uniques = pd.factorize(column.astype(str), sort=sort)
+        uniques = np.asarray(uniques, dtype=object)
+    return np.asarray(codes), uniques
+
+
+@dataclass
+class _Layout:
+    """Each usable rating's place inside its batch: local rater and image indices, and per-batch counts."""
+
+    local_rater: np.ndarray
+    local_image: np.ndarray
+    n_raters: np.ndarray
+    n_images: np.ndarray
+    n_ratings: np.ndarray
+    rater_codes: list[np.ndarray]  # rater code of each local rater, per batch (only for batches with ratings)
+
+
+def _local_index(b: np.ndarray, key: np.ndarray, n_batches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense index of ``key`` within each batch (sorted by key), count of distinct keys per batch,
+    and the sorted distinct (batch, key) pairs."""
+    order = np.lexsort((key, b))
+    bs, ks = b[order], key[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (bs[1:] != bs[:-1]) | (ks[1:] != ks[:-1])
+    gid = np.cumsum(new) - 1
+    n_distinct = np.bincount(bs[new], minlength=n_batches)
+    first = np.concatenate([[0], np.cumsum(n_distinct)[:-1]])
+    local = np.empty(len(order), np.int64)
+    local[order] = gid - first[bs]
+    return local, n_distinct, bs[new], ks[new]
+
+
+def _layout(b: np.ndarray, r: np.ndarray, i: np.ndarray, n_batches: int) -> _Layout:
+    local_r, n_r, pair_b, pair_r = _local_index(b, r, n_batches)
+    local_i, n_i, _, _ = _local_index(b, i, n_batches)
+    starts = np.concatenate([[0], np.cumsum(n_r)])
+    rater_codes = [pair_r[starts[k]:starts[k + 1]] for k in range(n_batches)]
+    return _Layout(local_r, local_i, n_r, n_i, np.bincount(b, minlength=n_batches), rater_codes)
+
+
+# --- complete batches (every rater rated every image): vectorised -----------------------------
+def _pair_index(n_raters: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n_raters, 1)
+
+
+def _complete_group(scores: np.ndarray, method: str, n_perm: int, rng: np.random.Generator,
+                    progress: Any) -> dict[str, np.ndarray]:
+    """Statistics and permutation exceedance counts for G complete batches of shape (R raters, N images)."""
+    G, R, N = scores.shape
+    iu, ju = _pair_index(R)
+    c = centered_ranks(scores)  # (G, R, N) int64, a constant rater's vector is all zeros
+    norm2 = (c * c).sum(-1)
+    valid = norm2 > 0
+    D = np.einsum("gin,gjn->gij", c, c)[:, iu, ju]  # exact integer dot products per pair
+    pair_ok = valid[:, iu] & valid[:, ju]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(pair_ok, D / np.sqrt(norm2[:, iu] * norm2[:, ju]), np.nan)
+    n_ok = pair_ok.sum(1)
+    with np.errstate(invalid="ignore"):
+        mean_rho = np.where(n_ok > 0, np.nansum(np.nan_to_num(rho), axis=1) / np.maximum(n_ok, 1), np.nan)
+    out: dict[str, np.ndarray] = {"rho": rho, "pair_ok": pair_ok, "mean_rho": mean_rho,
+                                  "n_constant_raters": (~valid).sum(1)}
+    k = valid.sum(1)
+    if method == "kendall-w":
+        # W = 12 S / (m²(N³−N) − m ΣT), S = Σ_i (R_i − R̄)² = ‖Σ_j c_j‖² / 4 over the m non-constant raters.
+        ties = _tie_term(scores) * valid
+        ssum = c.sum(1)
+        S = (ssum * ssum).sum(-1) / 4.0
+        denom = k**2 * (N**3 - N) - k * ties.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["kendall_w"] = np.where(k >= 2, 12.0 * S / denom, np.nan)
+    testable = np.flatnonzero(k >= 2)
+    counts = np.zeros(G, np.int64)
+    pair_counts = np.zeros((G, len(iu)), np.int64)
+    if len(testable) and n_perm > 0:
+        w = np.where(valid, 1.0 / np.sqrt(np.where(valid, norm2, 1)), 0.0)
+        W = w[:, iu] * w[:, ju]
+        stat_exact = (W * D).sum(1)  # Σ over pairs of ρ_ij (constant raters weigh 0)
+        z32 = (c * w[..., None]).astype(np.float32)
+        zs = z32.sum(1)
+        obs32 = np.einsum("gn,gn->g", zs, zs)
+        c32 = c.astype(np.int32)
+        cs = c.sum(1)
+        obs_int = (cs * cs).sum(-1)
+        window = np.float32(1e-4 * max(1.0, R * R * N / 50.0))
+        pb = min(n_perm, max(1, _CHUNK_ELEMENTS // ((R - 1) * N)))
+        bc = max(1, _CHUNK_ELEMENTS // ((R - 1) * pb * N))
+        steps = [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]
+        for s, p0 in steps:
+            sel = testable[s:s + bc]
+            n_b, n_p = len(sel), min(pb, n_perm - p0)
+            perm = draw_permutations(rng, (n_b, R - 1, n_p), N)  # rater 0 stays fixed: ρ is invariant
+            base = ((np.arange(n_b)[:, None] * R + np.arange(1, R)[None, :]) * N).astype(np.int32)
+            flat = np.add(perm, base[:, :, None, None], dtype=np.int32)  # one pass, no copy of perm
+            if method == DEFAULT_METHOD:
+                zc = z32[sel]
+                g = zc.reshape(-1).take(flat)
+                acc = g[:, 0] + zc[:, 0, None, :]
+                for j in range(1, R - 1):
+                    acc += g[:, j]
+                ss = np.einsum("bpn,bpn->bp", acc, acc)
+                diff = ss - obs32[sel, None]
+                counts[sel] += (diff > window).sum(1)
+                cand_b, cand_p = np.nonzero(np.abs(diff) <= window)
+                if len(cand_b):  # near-ties: decide exactly from integer dot products in float64
+                    cc = c[sel][cand_b]
+                    permuted = np.empty_like(cc)
+                    permuted[:, 0] = cc[:, 0]
+                    permuted[:, 1:] = np.take_along_axis(cc[:, 1:], perm[cand_b, :, cand_p, :].astype(np.intp), -1)
+                    Dp = np.einsum("kin,kjn->kij", permuted, permuted)[:, iu, ju]
+                    st = (W[sel][cand_b] * Dp).sum(1)
+                    ref = stat_exact[sel][cand_b]
+                    hit = st >= ref - _EXACT_TOL * (1.0 + np.abs(ref))
+                    counts[sel] += np.bincount(cand_b[hit], minlength=n_b)
+            else:
+                cc = c32[sel]
+                g = cc.reshape(-1).take(flat)
+                if method == "kendall-w":
+                    acc = g[:, 0] + cc[:, 0, None, :]
+                    for j in range(1, R - 1):
+                        acc += g[:, j]
+                    ss = np.einsum("bpn,bpn->bp", acc.astype(np.int64), acc.astype(np.int64))
+                    counts[sel] += (ss >= obs_int[sel, None]).sum(1)
+                else:  # pairwise: every pair's ρ* from the same permuted vectors (exact integer compare)
+                    vecs = [np.broadcast_to(cc[:, 0, None, :], g[:, 0].shape)] + [g[:, j] for j in range(R - 1)]
+                    for p, (a, bb) in enumerate(zip(iu, ju)):
+                        d = np.einsum("bpn,bpn->bp", vecs[a].astype(np.int64), vecs[bb].astype(np.int64))
+                        pair_counts[sel, p] += (d >= D[sel, p, None]).sum(1)
+            if progress is not None:
+                progress.update(n_b * n_p)
+    out["counts"] = counts
+    out["pair_counts"] = pair_counts
+    out["testable"] = k >= 2
+    return out
+
+
+def _tie_term(scores: np.ndarray) -> np.ndarray:
+    """Σ over tie groups of (t³ − t) for each rater's scores (last axis), as used by Kendall's W."""
+    eq = (scores[..., :, None] == scores[..., None, :]).sum(-1)  # size of each item's tie group
+    return ((eq**3 - eq) / np.maximum(eq, 1)).sum(-1)  # each group of size t contributes t·(t³−t)/t
+
+
+# --- irregular batches (raters rated different images): exact, slower path ------------------
+def _irregular_batch(S: np.ndarray, method: str, n_perm: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Pairwise ρ over common images and permutation counts for one batch with missing cells (NaN).
+
+    Each rater's scores are permuted among the images that rater rated; ranks are recomputed on
+    each pair's common images. A permutation with no defined pair counts as an exceedance
+    (conservative); so does an undefined ρ* in the pairwise test.
+    """
+    R, M = S.shape
+    rated = ~np.isnan(S)
+    iu, ju = _pair_index(R)
+    commons = [np.flatnonzero(rated[a] & rated[b]) for a, b in zip(iu, ju)]
+    n_common = np.array([len(x) for x in commons])
+    rho = np.full(len(iu), np.nan)
+    status = np.where(n_common >= MIN_COMMON_IMAGES, "ok", "too_few_common_images").astype(object)
+    for p, (a, b) in enumerate(zip(iu, ju)):
+        if n_common[p] >= MIN_COMMON_IMAGES:
+            r_, _ = _rho_rows(S[a, commons[p]][None], S[b, commons[p]][None])
+            rho[p] = r_[0]
+            if np.isnan(r_[0]):
+                status[p] = "constant_rater"
+    pair_ok = status == "ok"
+    enough = n_common >= MIN_COMMON_IMAGES
+    out: dict[str, Any] = {"rho": rho, "status": status, "n_common": n_common, "pair_ok": pair_ok,
+                           "mean_rho": float(np.mean(rho[pair_ok])) if pair_ok.any() else math.nan,
+                           "count": 0, "pair_counts": np.zeros(len(iu), np.int64)}
+    if R < 2:
+        out["degenerate"] = "too_few_raters"
+    elif not enough.any():
+        out["degenerate"] = "too_few_common_images"
+    elif not pair_ok.any():
+        out["degenerate"] = "all_pairs_constant"
+    else:
+        out["degenerate"] = None
+    if out["degenerate"] is not None or n_perm <= 0:
+        return out
+    stat = out["mean_rho"]
+    own = [np.flatnonzero(rated[a]) for a in range(R)]
+    block = max(1, min(n_perm, _CHUNK_ELEMENTS // max(1, R * M * 8)))
+    for p0 in range(0, n_perm, block):
+        n_p = min(block, n_perm - p0)
+        Sp = np.full((n_p, R, M), np.nan)
+        for a in range(R):
+            perm = draw_permutations(rng, (n_p,), len(own[a]))
+            Sp[:, a, own[a]] = S[a, own[a]][perm]
+        rhos = np.full((n_p, len(iu)), np.nan)
+        cache: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+
+        def ranks(a: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            key = (a, cols.tobytes())  # pairs sharing a common set reuse the rater's ranks
+            if key not in cache:
+                cr = centered_ranks(Sp[:, a, cols])
+                cache[key] = (cr, (cr * cr).sum(1))
+            return cache[key]
+
+        for p, (a, b) in enumerate(zip(iu, ju)):
+            if enough[p]:
+                (cx, nx), (cy, ny) = ranks(a, commons[p]), ranks(b, commons[p])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rhos[:, p] = np.where((nx > 0) & (ny > 0), (cx * cy).sum(1) / np.sqrt(nx * ny), np.nan)
+        used = rhos[:, enough]
+        n_def = (~np.isnan(used)).sum(1)
+        with np.errstate(invalid="ignore"):
+            stat_p = np.where(n_def > 0, np.nansum(used, 1) / np.maximum(n_def, 1), np.nan)
+        out["count"] += int(((stat_p >= stat - _EXACT_TOL * (1 + abs(stat))) | np.isnan(stat_p)).sum())
+        ref = np.where(pair_ok, rho, np.inf)
+        out["pair_counts"] += ((rhos >= ref - _EXACT_TOL * (1 + np.abs(np.nan_to_num(rho)))) | np.isnan(rhos)).sum(0)
+    return out
+
+
+def _rho_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise Spearman ρ of two (P, n) arrays (NaN where a row is constant), and the dot products."""
+    cx, cy = centered_ranks(x), centered_ranks(y)
+    nx, ny = (cx * cx).sum(1), (cy * cy).sum(1)
+    d = (cx * cy).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((nx > 0) & (ny > 0), d / np.sqrt(nx * ny), np.nan)
+    return r, d
+
+
+# --- driver ----------------------------------------------------------------------------------
+def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
+                    method: str = DEFAULT_METHOD, seed: int = 0, source: str | None = None,
+                    show_progress: bool | None = None) -> ConsistencyResult:
+    """Test every batch (or, with ``method="pairwise"``, every pair of raters) for agreement beyond
+    chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
+    from statsmodels.stats.multitest import multipletests
+
+    if method not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(method, METHODS, n=1)
+        raise InputError(f"unknown method {method!r}; expected one of {list(METHODS)}"
+                         + (f" (did you mean {close[0]!r}?)" if close else ""), field="method")
+    if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
+    if not 0 < q < 1:
+        raise InputError(f"q must lie strictly between 0 and 1, got {q!r}", field="q")
+    codes = _codes(ratings, source)
+    n_batches = len(codes.batch_ids)
+    b, r, i, score = codes.batch, codes.rater, codes.image, codes.score
+    n_outside_block = 0
+    if method == "kendall-w":  # W needs a complete block: keep the images every rater of the batch rated
+        lay0 = _layout(b, r, i, n_batches)
+        _, inverse, counts = np.unique(b.astype(np.int64) * (int(i.max()) + 1) + i, return_inverse=True,
+                                       return_counts=True)
+        per_image = counts[inverse]
+        keep = per_image == lay0.n_raters[b]
+        n_outside_block = int((~keep).sum())
+        all_raters = lay0.n_raters
+        b, r, i, score = b[keep], r[keep], i[keep], score[keep]
+    lay = _layout(b, r, i, n_batches)
+    if method == "kendall-w":
+        lay.n_raters = np.where(lay.n_ratings > 0, lay.n_raters, all_raters)
+        lay.rater_codes = [lay.rater_codes[k] if lay.n_ratings[k] else lay0.rater_codes[k] for k in range(n_batches)]
+    complete = lay.n_ratings == lay.n_raters * lay.n_images
+    rng = np.random.default_rng(seed)
+
+    res = {
+        "mean_rho": np.full(n_batches, np.nan), "statistic": np.full(n_batches, np.nan),
+        "count": np.zeros(n_batches, np.int64), "status": np.full(n_batches, "tested", dtype=object),
+        "n_pairs": np.zeros(n_batches, np.int64), "n_pairs_valid": np.zeros(n_batches, np.int64),
+        "n_pairs_constant": np.zeros(n_batches, np.int64), "n_pairs_too_few": np.zeros(n_batches, np.int64),
+        "kendall_w": np.full(n_batches, np.nan),
+    }
+    pair_frames: list[pd.DataFrame] = []
+    batch_of = b
+    order_rows = np.argsort(batch_of, kind="stable")
+    row_bounds = np.concatenate([[0], np.cumsum(np.bincount(batch_of, minlength=n_batches))])
+
+    shapes = {}
+    for k in np.flatnonzero(complete):
+        shapes.setdefault((int(lay.n_raters[k]), int(lay.n_images[k])), []).append(k)
+    irregular = np.flatnonzero(~complete)
+    total = sum(len(v) for (R, N), v in shapes.items() if R >= 2 and N >= MIN_COMMON_IMAGES) + len(irregular)
+    show = sys.stderr.isatty() if show_progress is None else show_progress
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total * n_perm, disable=not show, desc="permutations", unit="perm", unit_scale=True) as bar:
+        for (R, N), members in sorted(shapes.items()):
+            members = np.asarray(members)
+            res["n_pairs"][members] = R * (R - 1) // 2
+            if R < 2 or N < MIN_COMMON_IMAGES:
+                res["status"][members] = "too_few_raters" if R < 2 else "too_few_common_images"
+                res["n_pairs_too_few"][members] = R * (R - 1) // 2
+                if R >= 2:
+                    pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N),
+                                                   np.full((len(members), R * (R - 1) // 2), np.nan),
+                                                   np.full((len(members), R * (R - 1) // 2), "too_few_common_images", dtype=object)))
+                continue
+            pos = np.full(n_batches, -1)
+            pos[members] = np.arange(len(members))
+            rows = np.concatenate([order_rows[row_bounds[k]:row_bounds[k + 1]] for k in members])
+            S = np.full((len(members), R, N), np.nan)
+            S[pos[b[rows]], lay.local_rater[rows], lay.local_image[rows]] = score[rows]
+            g = _complete_group(S, method, n_perm, rng, bar)
+            res["mean_rho"][members] = g["mean_rho"]
+            res["count"][members] = g["counts"]
+            res["n_pairs_valid"][members] = g["pair_ok"].sum(1)
+            res["n_pairs_constant"][members] = R * (R - 1) // 2 - g["pair_ok"].sum(1)
+            res["status"][members[~g["testable"]]] = "all_pairs_constant"
+            if method == "kendall-w":
+                res["kendall_w"][members] = g["kendall_w"]
+            stat = g["kendall_w"] if method == "kendall-w" else g["mean_rho"]
+            res["statistic"][members] = np.where(g["testable"], stat, np.nan)
+            pstatus = np.where(g["pair_ok"], "ok", "constant_rater").astype(object)
+            pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N), g["rho"], pstatus,
+                                           g["pair_counts"] if method == "pairwise" else None))
+        for k in irregular:
+            R, M = int(lay.n_raters[k]), int(lay.n_images[k])
+            rows = order_rows[row_bounds[k]:row_bounds[k + 1]]
+            S = np.full((R, M), np.nan)
+            S[lay.local_rater[rows], lay.local_image[rows]] = score[rows]
+            out = _irregular_batch(S, method, n_perm, rng)
+            npairs = R * (R - 1) // 2
+            res["n_pairs"][k] = npairs
+            res["mean_rho"][k] = out["mean_rho"]
+            res["count"][k] = out["count"]
+            res["n_pairs_valid"][k] = int(out["pair_ok"].sum())
+            res["n_pairs_constant"][k] = int((out["status"] == "constant_rater").sum())
+            res["n_pairs_too_few"][k] = int((out["status"] == "too_few_common_images").sum())
+            if out["degenerate"] is not None:
+                res["status"][k] = out["degenerate"]
+            else:
+                res["statistic"][k] = out["mean_rho"]
+            if npairs:
+                pair_frames.append(_pair_frame(codes, lay, np.array([k]), R, None, out["rho"][None],
+                                               out["status"][None], out["pair_counts"][None] if method == "pairwise" else None,
+                                               n_common=out["n_common"][None]))
+            bar.update(n_perm)
+    # batches without any usable rating (all scores missing, or no complete block for Kendall's W)
+    empty = lay.n_ratings == 0
+    res["status"][empty] = np.where(lay.n_raters[empty] >= 2, "too_few_common_images", "too_few_raters")
+
+    tested = res["status"] == "tested"
+    batches = pd.DataFrame({
+        "batch_id": codes.batch_ids, "n_raters": lay.n_raters, "n_images": lay.n_images,
+        "n_ratings": lay.n_ratings, "complete": complete & ~empty, "status": res["status"],
+        "n_pairs": res["n_pairs"], "n_pairs_valid": res["n_pairs_valid"],
+        "n_pairs_constant": res["n_pairs_constant"], "n_pairs_too_few_common": res["n_pairs_too_few"],
+        "mean_rho": res["mean_rho"],
+    })
+    if method == "kendall-w":
+        batches["kendall_w"] = res["kendall_w"]
+    if not pair_frames:  # no batch has two raters: an empty table with the usual columns
+        pair_frames.append(_pair_frame(codes, lay, np.array([], int), 2, np.zeros(0, int), np.zeros((0, 1)),
+                                       np.zeros((0, 1), dtype=object), np.zeros((0, 1), int) if method == "pairwise" else None))
+    pairs = pd.concat(pair_frames, ignore_index=True)
+    summary: dict[str, Any] = {
+        "method": method, "method_description": METHODS[method], "n_perm": int(n_perm), "q": float(q),
+        "seed": int(seed), "toolkit_version": __version__, "source": source,
+        "n_ratings": int(len(ratings)), "n_ratings_missing_score": codes.n_missing_score,
+        "n_batches": int(n_batches), "n_batches_complete": int((complete & ~empty).sum()),
+        "n_batches_irregular": int((~complete & ~empty).sum()),
+        "n_tested": int(tested.sum()), "n_not_tested": int((~tested).sum()),
+        "degenerate": {kind: int((res["status"] == kind).sum()) for kind in DEGENERATE_KINDS},
+        "n_pairs": int(res["n_pairs"].sum()), "n_pairs_valid": int(res["n_pairs_valid"].sum()),
+        "excluded_pairs": {"constant_rater": int(res["n_pairs_constant"].sum()),
+                           "too_few_common_images": int(res["n_pairs_too_few"].sum())},
+        "mean_batch_rho": _num(np.nanmean(res["mean_rho"][tested]) if tested.any() else math.nan),
+        "median_batch_rho": _num(np.nanmedian(res["mean_rho"][tested]) if tested.any() else math.nan),
+        "paper_percent_significant": paper.CONSISTENCY_PERCENT_SIGNIFICANT,
+    }
+    if method == "kendall-w":
+        summary["n_ratings_outside_complete_block"] = n_outside_block
+    if method == "pairwise":
+        ok = (pairs["status"] == "ok").to_numpy()
+        p = np.full(len(pairs), np.nan)
+        p[ok] = (1 + pairs.loc[ok, "exceedances"].to_numpy()) / (1 + n_perm)
+        padj = np.full(len(pairs), np.nan)
+        sig = np.zeros(len(pairs), bool)
+        if ok.any():
+            rej, pa, _, _ = multipletests(p[ok], alpha=q, method="fdr_bh")
+            padj[ok], sig[ok] = pa, rej
+        pairs["p_value"], pairs["p_adjusted"], pairs["significant"] = p, padj, sig
+        per_batch = pairs.groupby("batch_id", sort=False)["significant"].sum()
+        batches["n_pairs_significant"] = batches["batch_id"].map(per_batch).fillna(0).astype(int).to_numpy()
+        batches["significant"] = (batches["n_pairs_significant"] > 0) & tested
+        all_sig = tested & (batches["n_pairs_significant"] == batches["n_pairs_valid"]).to_numpy()
+        summary.update({
+            "unit": "pair", "n_tests": int(ok.sum()), "n_significant": int(sig.sum()),
+            "percent_significant": _pct(sig.sum(), len(pairs)),
+            "percent_significant_of_tested": _pct(sig.sum(), ok.sum()),
+            "n_batches_any_pair_significant": int(batches["significant"].sum()),
+            "n_batches_all_pairs_significant": int(all_sig.sum()),
+        })
+        pairs = pairs.drop(columns="exceedances")
+    else:
+        p = np.full(n_batches, np.nan)
+        p[tested] = (1 + res["count"][tested]) / (1 + n_perm)
+        padj = np.full(n_batches, np.nan)
+        sig = np.zeros(n_batches, bool)
+        if tested.any():
+            rej, pa, _, _ = multipletests(p[tested], alpha=q, method="fdr_bh")
+            padj[tested], sig[tested] = pa, rej
+        batches["statistic"] = res["statistic"]
+        batches["p_value"], batches["p_adjusted"], batches["significant"] = p, padj, sig
+        summary.update({
+            "unit": "batch", "n_tests": int(tested.sum()), "n_significant": int(sig.sum()),
+            "percent_significant": _pct(sig.sum(), n_batches),
+            "percent_significant_of_tested": _pct(sig.sum(), tested.sum()),
+        })
+        if "exceedances" in pairs.columns:
+            pairs = pairs.drop(columns="exceedances")
+    return ConsistencyResult(batches=batches, pairs=pairs, summary=summary)
+
+
+def _pair_frame(codes: _Codes, lay: _Layout, members: np.ndarray, R: int, n_images: np.ndarray | None,
+                rho: np.ndarray, status: np.ndarray, counts: np.ndarray | None = None,
+                n_common: np.ndarray | None = None) -> pd.DataFrame:
+    iu, ju = _pair_index(R)
+    n = len(members)
+    rater_local = np.array([lay.rater_codes[k] for k in members]).reshape(n, R) if n else np.zeros((0, R), int)
+    frame = pd.DataFrame({
+        "batch_id": np.repeat(codes.batch_ids[members], len(iu)),
+        "rater_a": codes.rater_ids[rater_local[:, iu].ravel()] if n else np.array([], object),
+        "rater_b": codes.rater_ids[rater_local[:, ju].ravel()] if n else np.array([], object),
+        "n_common": (np.repeat(n_images, len(iu)) if n_common is None else n_common.ravel()).astype(np.int64),
+        "rho": rho.ravel().astype(float), "status": status.ravel().astype(object),
+    })
+    if counts is not None:
+        frame["exceedances"] = counts.ravel()
+    return frame
+
+
+def _pct(num: float, den: float) -> float | None:
+    return None if den == 0 else float(100.0 * num / den)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+OUTPUT_FILES: dict[str, str] = {
+    "summary": "consistency.json",
+    "batches": "consistency_batches.csv",
+    "pairs": "consistency_pairs.csv",
+    "rho_histogram": "consistency_batch_rho.png",
+    "p_histogram": "consistency_p_values.png",
+}
+
+
+def figures(result: ConsistencyResult) -> dict[str, bytes]:
+    """PNG bytes of the histogram of batch mean ρ and of the p-value histogram (deterministic)."""
+    from ._plotting import histogram_png
+
+    tested = result.batches["status"] == "tested"
+    rho = result.batches.loc[tested, "mean_rho"].to_numpy()
+    unit = result.summary.get("unit", "batch")
+    if unit == "pair":
+        pv = result.pairs["p_value"].dropna().to_numpy()
+    else:
+        pv = result.batches["p_value"].dropna().to_numpy()
+    return {
+        "rho_histogram": histogram_png(rho, bins=np.linspace(-1, 1, 41), xlabel="mean pairwise Spearman ρ",
+                                       ylabel="batches", title=f"Batch mean ρ ({len(rho)} tested batches)"),
+        "p_histogram": histogram_png(pv, bins=np.linspace(0, 1, 41), xlabel="permutation p-value",
+                                     ylabel=f"{unit}es" if unit == "batch" else "pairs",
+                                     title=f"Permutation p-values ({len(pv)} tests)"),
+    }
+
+
+def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``consistency.json``, the per-batch and per-pair CSV tables and the figures into
+    ``out_dir``, each file atomically; returns the written paths by role."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {role: out / name for role, name in OUTPUT_FILES.items()}
+    pngs = figures(result)
+    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_bytes(paths["rho_histogram"], pngs["rho_histogram"])
+    _atomic.write_bytes(paths["p_histogram"], pngs["p_histogram"])
+    _atomic.write_json(paths["summary"], {**result.summary, "files": {k: v.name for k, v in paths.items()}})
+    return paths
+
+
+def run_consistency(source: Any, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
+                    q: float = paper.CONSISTENCY_FDR_Q, method: str = DEFAULT_METHOD, seed: int = 0,
+                    show_progress: bool | None = None) -> ConsistencyResult:
+    """Load ``source`` (curated folder, published folder, Hub repo id, or an ``AADBData``), run
+    :func:`analyze_batches` and write its outputs to ``out_dir``."""
+    from . import sources
+
+    data = source if isinstance(source, sources.AADBData) else sources.load(source)
+    result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
+                             source=data.origin, show_progress=show_progress)
+    write_outputs(result, out_dir)
+    return result

@@ -1,0 +1,119 @@
+"""Benchmark of the batch consistency analysis (issue: consistency).
+
+Measures, in one run, :func:`aadb_toolkit.consistency.analyze_batches` (default method) against a
+naive baseline: a per-batch Python loop that, for every permutation, shuffles each rater's scores
+and calls ``scipy.stats.spearmanr`` on the batch's score matrix (one call gives all pairs). The
+naive loop is run on a few batches and extrapolated linearly to the full size (it is linear in
+batches × permutations); the report says so. ``--memory-run`` instead runs the 100× size
+(100,000 batches, 1,000 permutations) and reports wall time and peak RSS.
+
+    python benchmarks/bench_consistency.py                      # full AADB size: 1,000 × 5 × 10, 10,000 perms
+    python benchmarks/bench_consistency.py --batches 100 --n-perm 1000 --naive-batches 1   # quick
+    python benchmarks/bench_consistency.py --memory-run         # 100,000 batches, 1,000 perms
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def synthetic_ratings(n_batches: int, n_raters: int, n_images: int, seed: int = 0) -> pd.DataFrame:
+    """Complete batches whose raters share a latent quality (scores 1–5, many ties)."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n_batches, 1, n_images))
+    bias = rng.normal(0, 0.3, size=(n_batches, n_raters, 1))
+    scores = np.clip(np.rint(3 + q + bias + rng.normal(0, 0.8, (n_batches, n_raters, n_images))), 1, 5).astype(np.int8)
+    b = np.repeat(np.arange(n_batches), n_raters * n_images)
+    r = np.tile(np.repeat(np.arange(n_raters), n_images), n_batches)
+    i = np.tile(np.arange(n_images), n_batches * n_raters)
+    return pd.DataFrame({
+        "batch_id": pd.Categorical.from_codes(b, [f"HIT{k:07d}" for k in range(n_batches)]),
+        "rater_id": pd.Categorical.from_codes(b * n_raters + r, [f"w{k:08d}" for k in range(n_batches * n_raters)]),
+        "image_id": pd.Categorical.from_codes(b * n_images + i, [f"img{k:08d}" for k in range(n_batches * n_images)]),
+        "score": scores.ravel(),
+    })
+
+
+def naive_p_values(ratings: pd.DataFrame, batch_ids: list[str], n_perm: int, seed: int = 0) -> list[float]:
+    """The baseline: a plain loop of spearmanr calls per batch and permutation."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for bid in batch_ids:
+        part = ratings[ratings["batch_id"] == bid]
+        M = part.pivot(index="rater_id", columns="image_id", values="score").to_numpy(float)
+        iu = np.triu_indices(M.shape[0], 1)
+
+        def stat(X: np.ndarray) -> float:
+            return float(np.atleast_2d(stats.spearmanr(X.T).statistic)[iu].mean())
+
+        obs = stat(M)
+        hits = sum(stat(np.vstack([row[rng.permutation(len(row))] for row in M])) >= obs for _ in range(n_perm))
+        out.append((1 + hits) / (1 + n_perm))
+    return out
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--raters", type=int, default=5)
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--n-perm", type=int, default=10_000)
+    parser.add_argument("--naive-batches", type=int, default=2, help="batches the naive loop runs (extrapolated)")
+    parser.add_argument("--memory-run", action="store_true", help="run the 100x size: 100,000 batches, 1,000 perms")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the fast analysis (best is kept)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    from aadb_toolkit import consistency
+
+    if args.memory_run:
+        args.batches, args.n_perm = 100_000, 1000
+    t0 = time.perf_counter()
+    ratings = synthetic_ratings(args.batches, args.raters, args.images)
+    t_data = time.perf_counter() - t0
+    rss_data = peak_rss_mib()
+    times = []
+    for _ in range(1 if args.memory_run else args.repeats):
+        t0 = time.perf_counter()
+        res = consistency.analyze_batches(ratings, n_perm=args.n_perm, seed=0, show_progress=False)
+        times.append(time.perf_counter() - t0)
+    fig = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {platform.python_version()}",
+        "batches": args.batches, "raters": args.raters, "images": args.images, "n_perm": args.n_perm,
+        "fast_seconds_best": min(times), "fast_seconds_all": times, "data_build_seconds": t_data,
+        "percent_significant": res.summary["percent_significant"],
+        "peak_rss_mib_after_data": rss_data, "peak_rss_mib": peak_rss_mib(),
+    }
+    if not args.memory_run and args.naive_batches > 0:
+        ids = list(res.batches["batch_id"][: args.naive_batches])
+        t0 = time.perf_counter()
+        p_naive = naive_p_values(ratings, ids, args.n_perm)
+        t_naive = time.perf_counter() - t0
+        naive_full = t_naive / len(ids) * args.batches
+        fig.update({
+            "naive_batches_run": len(ids), "naive_seconds_measured": t_naive,
+            "naive_seconds_extrapolated": naive_full, "speedup": naive_full / min(times),
+            "p_fast_vs_naive": list(zip(res.batches["p_value"][: len(ids)].tolist(), p_naive)),
+        })
+    print(json.dumps(fig, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(fig, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
