@@ -1,0 +1,26 @@
+"""``aadb predict``: write a submission CSV (``image_id,score``) from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``aadb predict``."""
+    parser.add_argument("--run", required=True, help="run folder written by aadb train")
+    parser.add_argument("--data", required=True, help="curated folder, published folder, or Hub repo id")
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    parser.add_argument("--out", required=True, help="predictions CSV to write")
+    parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
+    parser.add_argument("--weights", choices=["best", "last"], default="best",
+                        help="best validation checkpoint (default) or the last one")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict and write the CSV atomically."""
+    from ..models import predict, write_predictions
+
+    preds = predict(args.run, args.data, args.split, device=args.device, which=args.weights)
+    path = write_predictions(preds, args.out)
+    print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
+    return 0

@@ -1,0 +1,53 @@
+"""``aadb train``: train a reference model from a ``baselines/`` config (single process, or one
+process per GPU under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``aadb train``."""
+    parser.add_argument("--config", required=True, help="model config (TOML), e.g. baselines/reg_rank_within_cross.toml")
+    parser.add_argument("--data", required=True, help="curated folder, published folder, or Hub repo id")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics, best weights)")
+    parser.add_argument("--init-weights", help="local standard-keyed AlexNet state dict (ImageNet); never downloaded")
+    parser.add_argument("--init-sha256", help="expected sha256 of --init-weights")
+    parser.add_argument("--epochs", type=int, help="override optim.epochs")
+    parser.add_argument("--image-size", type=int,
+                        help="crop size S (warp size scales as round(S*256/227)); e.g. 64 for a fast CPU run")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, … (default: cuda when available, else cpu)")
+    parser.add_argument("--max-minutes", type=float, help="stop (checkpointed, resumable) after this much training time")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set pairs.n_pairs=20000 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The dotted-key config overrides implied by the command-line options."""
+    from ..models import paper_warp_for_crop, parse_override
+
+    overrides = dict(parse_override(s) for s in args.set)
+    if args.epochs is not None:
+        overrides["optim.epochs"] = args.epochs
+    if args.image_size is not None:
+        overrides["data.crop_size"] = args.image_size
+        overrides["data.warp_size"] = paper_warp_for_crop(args.image_size)
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print where the run went and its best validation ρ."""
+    from ..models import train
+
+    result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
+                   init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,
+                   overrides=overrides_from_args(args), progress=False if args.no_progress else None)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = "n/a" if result.best_val_rho is None else f"{result.best_val_rho:.4f}"
+        print(f"{result.config.name}: {result.stopped} after {result.epochs_completed} epoch(s), "
+              f"{result.global_step}/{result.total_steps} steps on {result.device} ×{result.world_size}; "
+              f"best validation rho {best} (epoch {result.best_epoch}); run folder {result.run_dir}")
+    return 0

@@ -1,0 +1,345 @@
+"""Model configs: a TOML file (one per variant under ``baselines/``) read into a validated, frozen
+:class:`ModelConfig`. Unknown sections, keys, heads, loss terms and pair strategies are rejected
+with close-match suggestions; ``--set section.key=value`` overrides are applied before validation.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import paper
+from ..errors import InputError
+from .alexnet_arch import MIN_INPUT_SIZE
+from .heads import HEADS, head_outputs
+from .losses import LOSS_TERMS
+from .samplers import STRATEGIES, WITHIN_WEIGHTINGS
+
+#: torchvision's ImageNet normalisation, matching the standard AlexNet checkpoints.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: AADB high/low threshold on the 1–5 mean score for AlexNet FT Conf: ``score_mean > 3`` (the
+#: scale's midpoint, the analogue of AVA's > 5 on 1–10, ``paper.AVA_BINARY_THRESHOLD``).
+AADB_BINARY_THRESHOLD: float = 3.0
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: network and head."""
+
+    arch: str = "alexnet"
+    head: str = "regression"
+    width: float = 1.0
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``[data]``: input pipeline (paper §4.5: warp 256×256, random 227×227 crop, centre crop at test)."""
+
+    warp_size: int = paper.WARP_SIZE
+    crop_size: int = paper.CROP_SIZE
+    hflip: bool = False
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    binary_threshold: float = AADB_BINARY_THRESHOLD
+    cache_on_device: bool = True
+    decode_workers: int = 4
+
+
+@dataclass(frozen=True)
+class PairsSection:
+    """``[pairs]``: pair sampling for the ranking loss (see :mod:`.samplers`)."""
+
+    strategy: str = "none"
+    n_pairs: int = 0
+    within_share: float = 0.5
+    cross_min_diff: float = 0.0
+    cross_bias: float = 1.0
+    within_weighting: str = "pairs"
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """``[loss]``: ``weights`` maps loss terms to weights (Eq. 2/3); ``rank_margin`` is α of Eq. 1."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({"regression": 1.0}))
+    rank_margin: float = paper.RANK_MARGIN["aadb"]
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """``[optim]``: SGD (paper §4.5). The lr is multiplied by ``anneal_factor`` at each fraction of
+    the total steps listed in ``anneal_at``. An epoch is one pass over the training images (Reg,
+    FT Conf) or over the sampled pairs (Reg+Rank: each step sees ``batch_size`` pairs)."""
+
+    lr: float = paper.LEARNING_RATE
+    momentum: float = paper.MOMENTUM
+    weight_decay: float = paper.WEIGHT_DECAY
+    anneal_factor: float = paper.LR_ANNEAL_FACTOR
+    anneal_at: tuple[float, ...] = (0.5, 0.75)
+    batch_size: int = 64
+    epochs: int = 1
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``[train]``: seeding, checkpointing, logging and run limits. ``cpu_threads`` sets torch's
+    intra-op threads on CPU (1 is much faster on a shared, oversubscribed machine)."""
+
+    seed: int = 0
+    checkpoint_every_steps: int = 500
+    log_every_steps: int = 20
+    eval_batch_size: int = 256
+    deterministic: bool = True
+    amp: str = "auto"
+    max_minutes: float | None = None
+    cpu_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model variant. ``paper_table``/``paper_row`` name the reported number it reproduces."""
+
+    name: str
+    description: str = ""
+    paper_table: str = ""
+    paper_row: str = ""
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    pairs: PairsSection = PairsSection()
+    loss: LossSection = LossSection()
+    optim: OptimSection = OptimSection()
+    train: TrainSection = TrainSection()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able form (round-trips through :func:`config_from_dict`)."""
+        return json.loads(json.dumps(_plain(self)))
+
+    def replace(self, overrides: Mapping[str, Any]) -> "ModelConfig":
+        """A copy with dotted-key overrides applied (``{"optim.epochs": 2}``), validated."""
+        raw = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(raw, key, value)
+        return config_from_dict(raw, source="overrides")
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelSection, "data": DataSection, "pairs": PairsSection,
+    "loss": LossSection, "optim": OptimSection, "train": TrainSection,
+}
+_AMP = ("auto", "bf16", "off")
+
+
+def _suggest(name: str, options) -> str:
+    close = difflib.get_close_matches(name, list(options), n=3)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else f"; expected one of {sorted(options)}"
+
+
+def _coerce(value: Any, tp: Any, where: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = InputError(f"expected {getattr(tp, '__name__', tp)}, got {value!r}", file=source, field=where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return tuple(_coerce(v, args[0], f"{where}[{i}]", source) for i, v in enumerate(value))
+    if origin in (Mapping, collections.abc.Mapping):
+        if not isinstance(value, dict):
+            raise bad
+        return types.MappingProxyType({str(k): _coerce(v, args[1], f"{where}.{k}", source) for k, v in value.items()})
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise InputError(f"unknown key{_suggest(key, names)}", file=source, field=where)
+        if key in _SECTIONS and cls is ModelConfig:
+            if not isinstance(value, dict):
+                raise InputError("expected a table", file=source, field=where)
+            kwargs[key] = _build(_SECTIONS[key], value, f"{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, hints[key], where, source)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise InputError(f"incomplete section: {exc}", file=source, field=prefix.rstrip(".") or None) from exc
+
+
+def _check(cfg: ModelConfig, source: str) -> None:
+    def err(msg: str, where: str) -> InputError:
+        return InputError(msg, file=source, field=where)
+
+    m, d, p, lo, o, t = cfg.model, cfg.data, cfg.pairs, cfg.loss, cfg.optim, cfg.train
+    if cfg.paper_table:
+        tables = [n for n in dir(paper) if n.startswith("TABLE") and isinstance(getattr(paper, n), dict)]
+        if cfg.paper_table not in tables:
+            raise err(f"unknown paper table {cfg.paper_table!r}{_suggest(cfg.paper_table, tables)}", "paper_table")
+        rows = [str(k) for k in getattr(paper, cfg.paper_table)]
+        if cfg.paper_row not in rows:
+            raise err(f"no row {cfg.paper_row!r} in paper.{cfg.paper_table}{_suggest(cfg.paper_row, rows)}", "paper_row")
+    if m.arch != "alexnet":
+        raise err(f"unknown arch {m.arch!r}{_suggest(m.arch, ['alexnet'])}", "model.arch")
+    if m.head not in HEADS:
+        raise err(f"unknown head {m.head!r}{_suggest(m.head, HEADS)}", "model.head")
+    if not m.width > 0:
+        raise err("width must be > 0", "model.width")
+    if not 0 <= m.dropout < 1:
+        raise err("dropout must be in [0, 1)", "model.dropout")
+    if d.crop_size < MIN_INPUT_SIZE:
+        raise err(f"crop_size must be ≥ {MIN_INPUT_SIZE} (AlexNet's smallest input)", "data.crop_size")
+    if d.warp_size < d.crop_size:
+        raise err(f"warp_size {d.warp_size} is smaller than crop_size {d.crop_size}", "data.warp_size")
+    if len(d.mean) != 3 or len(d.std) != 3 or min(d.std) <= 0:
+        raise err("mean and std need 3 values (RGB), std > 0", "data.mean")
+    if p.strategy not in STRATEGIES:
+        raise err(f"unknown strategy {p.strategy!r}{_suggest(p.strategy, STRATEGIES)}", "pairs.strategy")
+    if p.within_weighting not in WITHIN_WEIGHTINGS:
+        raise err(f"unknown within_weighting {p.within_weighting!r}{_suggest(p.within_weighting, WITHIN_WEIGHTINGS)}",
+                  "pairs.within_weighting")
+    if p.n_pairs < 0 or (p.strategy != "none" and p.n_pairs == 0):
+        raise err("n_pairs must be > 0 when a pair strategy is set", "pairs.n_pairs")
+    if not 0 <= p.within_share <= 1:
+        raise err("within_share must be in [0, 1]", "pairs.within_share")
+    if not lo.weights:
+        raise err("no loss terms", "loss.weights")
+    provided = head_outputs(m.head)
+    for name, w in lo.weights.items():
+        if name not in LOSS_TERMS:
+            raise err(f"unknown loss term {name!r}{_suggest(name, LOSS_TERMS)}", f"loss.weights.{name}")
+        if w < 0:
+            raise err("loss weights must be ≥ 0", f"loss.weights.{name}")
+        term = LOSS_TERMS[name]
+        if w > 0 and not term.requires <= provided:
+            raise err(f"head {m.head!r} does not provide {sorted(term.requires - provided)}", f"loss.weights.{name}")
+        if w > 0 and term.needs_pairs and p.strategy == "none":
+            raise err("the rank loss needs pairs: set pairs.strategy", f"loss.weights.{name}")
+    if lo.rank_margin < 0:
+        raise err("rank_margin must be ≥ 0", "loss.rank_margin")
+    if not (o.lr > 0 and o.momentum >= 0 and o.weight_decay >= 0 and 0 < o.anneal_factor <= 1):
+        raise err("need lr > 0, momentum ≥ 0, weight_decay ≥ 0, 0 < anneal_factor ≤ 1", "optim")
+    if any(not 0 < a < 1 for a in o.anneal_at) or list(o.anneal_at) != sorted(o.anneal_at):
+        raise err("anneal_at must be increasing fractions in (0, 1)", "optim.anneal_at")
+    if o.batch_size < 1 or o.epochs < 1:
+        raise err("batch_size and epochs must be ≥ 1", "optim")
+    if t.checkpoint_every_steps < 1 or t.log_every_steps < 1 or t.eval_batch_size < 1:
+        raise err("checkpoint_every_steps, log_every_steps and eval_batch_size must be ≥ 1", "train")
+    if t.amp not in _AMP:
+        raise err(f"unknown amp {t.amp!r}{_suggest(t.amp, _AMP)}", "train.amp")
+    if t.cpu_threads is not None and t.cpu_threads < 1:
+        raise err("cpu_threads must be ≥ 1", "train.cpu_threads")
+    if t.max_minutes is not None and t.max_minutes <= 0:
+        raise err("max_minutes must be > 0", "train.max_minutes")
+
+
+def config_from_dict(raw: Mapping[str, Any], *, source: str = "<config>") -> ModelConfig:
+    """Validate a raw (TOML-shaped) mapping into a :class:`ModelConfig`."""
+    if "name" not in raw:
+        raise InputError("missing key", file=source, field="name")
+    cfg = _build(ModelConfig, raw, "", source)
+    _check(cfg, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``section.key=value`` override; the value is read as TOML, else taken as a string."""
+    if "=" not in text:
+        raise InputError(f"override {text!r} is not of the form section.key=value", field="--set")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part, {}), dict):
+            raise InputError(f"{part!r} is not a table", field=key)
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Read and validate a TOML config file, applying dotted-key ``overrides`` first."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read config: {exc}", file=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", file=str(path)) from exc
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw, source=str(path))
+
+
+def paper_warp_for_crop(crop_size: int) -> int:
+    """Warp size keeping the paper's 256:227 ratio for a given crop size."""
+    return int(round(crop_size * paper.WARP_SIZE / paper.CROP_SIZE))
+
+
+def baselines_dir() -> Path:
+    """The repository's ``baselines/`` folder (one TOML per variant), next to the package."""
+    path = Path(__file__).resolve().parents[2] / "baselines"
+    if not path.is_dir():
+        raise InputError("baselines/ folder not found next to the package (install from a source checkout)",
+                         file=str(path))
+    return path
+
+
+def baseline_config(name: str, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Load ``baselines/<name>.toml`` (e.g. ``"demo_cpu"``, ``"reg_rank_within_cross"``)."""
+    folder = baselines_dir()
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    if name not in names:
+        raise InputError(f"no baseline config {name!r}{_suggest(name, names)}", file=str(folder))
+    return load_config(folder / f"{name}.toml", overrides)

@@ -1,0 +1,120 @@
+"""Input pipeline (paper §4.5): decode → warp to ``warp_size``² (aspect ratio not kept) → random
+``crop_size``² crop for training, centre crop at test. Decoded, warped images are cached once as a
+uint8 tensor (N, W, W, 3) — on the training device when it is a GPU — and crops are taken from it
+with one gather per batch, so epochs never re-decode and a GPU is not input-bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from .._atomic import atomic_path
+from ..errors import InputError
+from ..sources import AADBData
+
+log = logging.getLogger(__name__)
+
+
+def decode_warp(data: AADBData, image_id: str, warp_size: int) -> np.ndarray:
+    """Decode one image (RGB, EXIF-upright) and warp it to ``warp_size``² as a uint8 (H, W, 3) array."""
+    try:
+        im = data.open_image(image_id)
+    except (OSError, ValueError, UnidentifiedImageError, KeyError) as exc:
+        raise InputError(f"cannot decode image: {exc}", file=str(image_id)) from exc
+    return np.asarray(im.resize((warp_size, warp_size), Image.BILINEAR), dtype=np.uint8)
+
+
+def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int) -> str:
+    """A short hash naming the cache of these images at this size from this source."""
+    h = hashlib.sha256(f"{data.origin}\n{warp_size}\n".encode())
+    for i in image_ids:
+        h.update(f"{i}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, workers: int = 4,
+               progress: bool | None = None, desc: str = "decode") -> np.ndarray:
+    """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array."""
+    out = np.empty((len(image_ids), warp_size, warp_size, 3), np.uint8)
+
+    def one(k: int) -> None:
+        out[k] = decode_warp(data, image_ids[k], warp_size)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(tqdm(pool.map(one, range(len(image_ids))), total=len(image_ids), desc=desc, disable=None if progress is None else not progress,
+                  leave=False))
+    return out
+
+
+def load_or_build_cache(data: AADBData, image_ids: Sequence[str], warp_size: int, *,
+                        cache_dir: Path | None = None, workers: int = 4, progress: bool | None = None,
+                        write: bool = True, desc: str = "decode") -> np.ndarray:
+    """The warped uint8 images, read from ``cache_dir`` when cached there, else decoded (and saved when ``write``)."""
+    file = None
+    if cache_dir is not None:
+        file = Path(cache_dir) / f"images-{warp_size}-{cache_key(data, image_ids, warp_size)}.npy"
+        if file.is_file():
+            arr = np.load(file, allow_pickle=False)
+            if arr.shape == (len(image_ids), warp_size, warp_size, 3) and arr.dtype == np.uint8:
+                return arr
+            log.warning("ignoring cache %s with unexpected shape %s", file, arr.shape)
+    arr = decode_all(data, image_ids, warp_size, workers=workers, progress=progress, desc=desc)
+    if file is not None and write:
+        with atomic_path(file) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+    return arr
+
+
+class CropSampler:
+    """Turns cached uint8 images into normalised float crops on the cache's device.
+
+    ``crops(idx, oy, ox, flip)`` gathers the (crop × crop) windows at the given offsets in one
+    indexing op (flip mirrors horizontally); ``random_offsets`` / ``centre`` give the offsets.
+    """
+
+    def __init__(self, pixels: torch.Tensor, crop_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        if pixels.dtype != torch.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
+            raise ValueError("pixels must be a uint8 (N, W, W, 3) tensor")
+        self.pixels = pixels
+        self.warp = int(pixels.shape[1])
+        self.crop = int(crop_size)
+        dev = pixels.device
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=dev).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32, device=dev).view(1, 3, 1, 1) * 255
+        self.arange = torch.arange(self.crop, device=dev)
+
+    def random_offsets(self, rng: np.random.Generator, n: int, hflip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Uniform crop offsets (and flips when ``hflip``) for ``n`` images from a seeded generator."""
+        span = self.warp - self.crop + 1
+        oy = rng.integers(0, span, n)
+        ox = rng.integers(0, span, n)
+        flip = rng.random(n) < 0.5 if hflip else np.zeros(n, bool)
+        return oy, ox, flip
+
+    def centre(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre-crop offsets for ``n`` images (test time)."""
+        o = (self.warp - self.crop) // 2
+        return np.full(n, o), np.full(n, o), np.zeros(n, bool)
+
+    def crops(self, idx: np.ndarray, oy: np.ndarray, ox: np.ndarray, flip: np.ndarray) -> torch.Tensor:
+        """Normalised float32 crops (B, 3, crop, crop) of images ``idx`` at the given offsets."""
+        dev = self.pixels.device
+        idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=dev)
+        oy_t = torch.as_tensor(np.asarray(oy), dtype=torch.long, device=dev)
+        ox_t = torch.as_tensor(np.asarray(ox), dtype=torch.long, device=dev)
+        fl = torch.as_tensor(np.asarray(flip), dtype=torch.bool, device=dev)
+        rows = oy_t[:, None] + self.arange
+        cols = torch.where(fl[:, None], ox_t[:, None] + self.crop - 1 - self.arange, ox_t[:, None] + self.arange)
+        x = self.pixels[idx_t[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, C, C, 3)
+        x = x.permute(0, 3, 1, 2).float()
+        return ((x - self.mean) / self.std).contiguous()

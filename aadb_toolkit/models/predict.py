@@ -1,0 +1,48 @@
+"""Predictions of a trained run: one score per image of a split (centre crop), and the submission
+file of SPEC §7 (``image_id,score``, one row per image of the split), written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._atomic import write_text
+from ..sources import AADBData, load
+from . import pipeline
+from .trainer import load_model, pick_device, score_images
+
+
+def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *, device: str | None = None,
+            which: str = "best", batch_size: int = 256, cache_dir: str | Path | None = None,
+            progress: bool | None = None) -> pd.DataFrame:
+    """Score every image of ``split`` with the run's best (or ``which="last"``) weights.
+
+    Returns a frame with columns ``image_id`` and ``score`` (the model's rating: predicted [0, 1]
+    score for regression heads, P(high) for AlexNet FT Conf), in the split's row order.
+    """
+    device = pick_device(device)
+    data = data if isinstance(data, AADBData) else load(data)
+    net, cfg = load_model(run, which=which, device=device)
+    images = data.split(split)
+    ids = list(images["image_id"])
+    if not ids:
+        return pd.DataFrame({"image_id": pd.Series([], dtype=object), "score": pd.Series([], dtype=float)})
+    arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
+                                       workers=cfg.data.decode_workers, progress=progress, desc=f"decode {split}")
+    sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
+    amp = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.startswith("cuda"))
+    scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
+    if not np.isfinite(scores).all():
+        raise FloatingPointError(f"{int((~np.isfinite(scores)).sum())} predictions are not finite")
+    return pd.DataFrame({"image_id": ids, "score": scores})
+
+
+def write_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``image_id,score`` rows as a submission CSV (SPEC §7), atomically."""
+    path = Path(path)
+    frame = predictions[["image_id", "score"]]
+    write_text(path, frame.to_csv(index=False, float_format="%.9g", lineterminator="\n"))
+    return path

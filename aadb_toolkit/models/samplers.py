@@ -1,0 +1,173 @@
+"""Pair sampling for the ranking loss (paper §4.2, Table 5), in vectorised, seeded numpy.
+
+All samplers work on the TRAIN split's canonical tables and return a :class:`PairSet` of image
+indices (positions in the ``images`` table they were given), ordered so that the first image of
+each pair is the preferred one (δ = +1 in Eq. 1):
+
+- **cross-rater**: pairs of distinct images ordered by mean score. A pair with mean difference
+  d is drawn with probability ∝ d**bias among pairs with d ≥ ``min_diff`` (and d > 0), so pairs
+  with a clear order are favoured; ``bias = 0`` is uniform, larger ``bias`` is a harder large-margin rule.
+- **within-rater**: pairs of images rated by the same rater, ordered by that rater's own scores;
+  pairs the rater scored equally are skipped. ``weighting="pairs"`` draws uniformly over all such
+  pairs (heavy raters contribute in proportion to their number of pairs); ``"ratings"`` draws a
+  rating uniformly and then a partner among the same rater's ratings (raters weigh by workload).
+- **within-&-cross**: a share ``within_share`` of within-rater pairs, the rest cross-rater, shuffled.
+
+Pairs are drawn with replacement (duplicates are possible when n_pairs approaches the number of
+distinct pairs). The regression target of every image stays its mean score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+#: Pair-sampling strategies a config may name (``[pairs] strategy``).
+STRATEGIES: tuple[str, ...] = ("none", "cross", "within", "within_cross")
+WITHIN_WEIGHTINGS: tuple[str, ...] = ("pairs", "ratings")
+#: Source codes stored in :attr:`PairSet.source`.
+CROSS, WITHIN = 0, 1
+_CHUNK_MIN, _CHUNK_MAX = 1 << 16, 1 << 22
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Sampled pairs: ``first[k]`` should rank at or above ``second[k]``; ``rater`` is the rater
+    index (into ``raters``) for within-rater pairs and −1 for cross-rater ones."""
+
+    first: np.ndarray
+    second: np.ndarray
+    source: np.ndarray
+    rater: np.ndarray
+    raters: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def _empty() -> PairSet:
+    e = np.zeros(0, np.int64)
+    return PairSet(e, e.copy(), np.zeros(0, np.int8), e.copy(), np.zeros(0, object))
+
+
+def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator, *,
+                      min_diff: float = 0.0, bias: float = 1.0) -> PairSet:
+    """``n_pairs`` pairs of image indices ordered by ``scores``, P ∝ |Δscore|**bias for |Δ| ≥ min_diff."""
+    scores = np.asarray(scores, dtype=float)
+    n = len(scores)
+    if n_pairs == 0:
+        return _empty()
+    if n < 2 or np.ptp(scores) <= 0 or np.ptp(scores) < min_diff:
+        raise InputError(f"cannot draw cross-rater pairs: {n} images with score range {np.ptp(scores) if n else 0:.4g} "
+                         f"(min_diff {min_diff})", field="pairs.cross_min_diff")
+    d_max = float(np.ptp(scores))
+    firsts, seconds, have, tries = [], [], 0, 0
+    while have < n_pairs:
+        m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
+        a = rng.integers(0, n, m)
+        b = rng.integers(0, n, m)
+        d = np.abs(scores[a] - scores[b])
+        keep = (d > 0) & (d >= min_diff)
+        if bias > 0:
+            keep &= rng.random(m) < (d / d_max) ** bias
+        a, b = a[keep], b[keep]
+        swap = scores[a] < scores[b]
+        firsts.append(np.where(swap, b, a))
+        seconds.append(np.where(swap, a, b))
+        have += len(a)
+        tries += 1
+        if tries > 10_000:
+            raise InputError("cross-rater sampling accepts too few pairs; lower pairs.cross_min_diff or cross_bias",
+                             field="pairs.cross_min_diff")
+    first = np.concatenate(firsts)[:n_pairs]
+    second = np.concatenate(seconds)[:n_pairs]
+    return PairSet(first, second, np.full(n_pairs, CROSS, np.int8), np.full(n_pairs, -1, np.int64), np.zeros(0, object))
+
+
+def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int, rng: np.random.Generator, *,
+                       weighting: str = "pairs") -> PairSet:
+    """``n_pairs`` pairs of images rated by the same rater, ordered by that rater's scores (ties skipped)."""
+    if weighting not in WITHIN_WEIGHTINGS:
+        raise InputError(f"unknown weighting {weighting!r}; expected one of {WITHIN_WEIGHTINGS}", field="pairs.within_weighting")
+    if n_pairs == 0:
+        return _empty()
+    pos = pd.Series(np.arange(len(images)), index=pd.Index(images["image_id"]))
+    r = ratings[ratings["image_id"].isin(pos.index)]
+    codes, raters = pd.factorize(r["rater_id"], sort=True)
+    order = np.argsort(codes, kind="stable")
+    rater_of = codes[order].astype(np.int64)
+    image_of = pos.loc[r["image_id"].to_numpy()[order]].to_numpy(np.int64)
+    score_of = r["score"].to_numpy(float)[order]
+    counts = np.bincount(rater_of, minlength=len(raters)).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # a rater can contribute only if they scored at least two of these images differently
+    lo = np.full(len(raters), np.inf)
+    hi = np.full(len(raters), -np.inf)
+    np.minimum.at(lo, rater_of, score_of)
+    np.maximum.at(hi, rater_of, score_of)
+    usable = (counts >= 2) & (hi > lo)
+    if not usable.any():
+        raise InputError("cannot draw within-rater pairs: no rater scored two training images differently",
+                         field="pairs.strategy")
+    if weighting == "pairs":
+        w = np.where(usable, counts.astype(float) ** 2, 0.0)
+    else:
+        w = np.where(usable, counts.astype(float), 0.0)
+    w /= w.sum()
+    firsts, seconds, who, have = [], [], [], 0
+    while have < n_pairs:
+        m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
+        rr = rng.choice(len(raters), size=m, p=w)
+        ia = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
+        ib = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
+        sa, sb = score_of[ia], score_of[ib]
+        keep = (sa != sb) & (image_of[ia] != image_of[ib])
+        ia, ib, sa, sb, rr = ia[keep], ib[keep], sa[keep], sb[keep], rr[keep]
+        swap = sa < sb
+        firsts.append(image_of[np.where(swap, ib, ia)])
+        seconds.append(image_of[np.where(swap, ia, ib)])
+        who.append(rr)
+        have += len(ia)
+    first = np.concatenate(firsts)[:n_pairs]
+    second = np.concatenate(seconds)[:n_pairs]
+    rater = np.concatenate(who)[:n_pairs].astype(np.int64)
+    return PairSet(first, second, np.full(n_pairs, WITHIN, np.int8), rater, np.asarray(raters, dtype=object))
+
+
+def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, n_pairs: int, seed: int,
+                 within_share: float = 0.5, min_diff: float = 0.0, bias: float = 1.0,
+                 weighting: str = "pairs") -> PairSet:
+    """Draw ``n_pairs`` pairs from the training ``images`` (and their ``ratings``) by ``strategy``.
+
+    ``images`` must hold ``image_id`` and ``score`` (mean rescaled to [0, 1]); ``min_diff`` is on
+    that scale. Ratings of images not in ``images`` are ignored. Seeded and deterministic.
+    """
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown pair strategy {strategy!r}; expected one of {STRATEGIES}", field="pairs.strategy")
+    if n_pairs < 0:
+        raise InputError(f"n_pairs must be ≥ 0, got {n_pairs}", field="pairs.n_pairs")
+    rng = np.random.default_rng([seed, 0x5A17])
+    scores = images["score"].to_numpy(float)
+    if strategy == "none" or n_pairs == 0:
+        return _empty()
+    if strategy == "cross":
+        return cross_rater_pairs(scores, n_pairs, rng, min_diff=min_diff, bias=bias)
+    if strategy == "within":
+        return within_rater_pairs(images, ratings, n_pairs, rng, weighting=weighting)
+    if not 0.0 <= within_share <= 1.0:
+        raise InputError(f"within_share must be in [0, 1], got {within_share}", field="pairs.within_share")
+    n_within = int(round(n_pairs * within_share))
+    w = within_rater_pairs(images, ratings, n_within, rng, weighting=weighting)
+    c = cross_rater_pairs(scores, n_pairs - n_within, rng, min_diff=min_diff, bias=bias)
+    perm = rng.permutation(n_pairs)
+    return PairSet(
+        first=np.concatenate([w.first, c.first])[perm],
+        second=np.concatenate([w.second, c.second])[perm],
+        source=np.concatenate([w.source, c.source])[perm],
+        rater=np.concatenate([w.rater, c.rater])[perm],
+        raters=w.raters,
+    )

@@ -1,0 +1,116 @@
+"""Pair samplers: within-rater pairs share a rater and follow that rater's order; cross-rater
+pairs respect the minimum difference and favour large differences; counts; determinism."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.models.samplers import CROSS, WITHIN, cross_rater_pairs, sample_pairs
+
+
+def _tables(seed=0, n_images=60, n_raters=12):
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:03d}.jpg" for i in range(n_images)]
+    rows = []
+    for i, img in enumerate(ids):
+        for r in rng.choice(n_raters, 5, replace=False):
+            rows.append({"image_id": img, "rater_id": f"r{r:02d}", "score": int(rng.integers(1, 6))})
+    ratings = pd.DataFrame(rows)
+    mean = ratings.groupby("image_id")["score"].mean().reindex(ids)
+    images = pd.DataFrame({"image_id": ids, "score_mean": mean.to_numpy(), "score": ((mean - 1) / 4).to_numpy()})
+    return images, ratings
+
+
+def test_within_rater_pairs_share_a_rater_and_follow_that_raters_order():
+    images, ratings = _tables()
+    ps = sample_pairs(images, ratings, strategy="within", n_pairs=5000, seed=3)
+    assert len(ps) == 5000 and (ps.source == WITHIN).all()
+    lookup = {(r.image_id, r.rater_id): r.score for r in ratings.itertuples()}
+    ids = images["image_id"].to_numpy()
+    for a, b, r in zip(ps.first, ps.second, ps.rater):
+        rater = ps.raters[r]
+        sa, sb = lookup[(ids[a], rater)], lookup[(ids[b], rater)]  # KeyError if the rater did not rate both
+        assert sa > sb  # preferred first; equal scores skipped
+
+
+def test_within_rater_order_can_disagree_with_the_mean():
+    # one rater prefers B over A although the mean prefers A: the pair's order is the rater's
+    images = pd.DataFrame({"image_id": ["A", "B"], "score_mean": [4.0, 2.0], "score": [0.75, 0.25]})
+    ratings = pd.DataFrame({"image_id": ["A", "B", "A", "B"], "rater_id": ["x", "x", "y", "y"],
+                            "score": [2, 3, 5, 5]})
+    ps = sample_pairs(images, ratings, strategy="within", n_pairs=50, seed=0)
+    assert (ps.first == 1).all() and (ps.second == 0).all() and set(ps.raters[ps.rater]) == {"x"}
+
+
+def test_ratings_of_other_splits_are_ignored():
+    images, ratings = _tables()
+    train = images.iloc[:30]
+    ps = sample_pairs(train, ratings, strategy="within", n_pairs=1000, seed=0)
+    assert ps.first.max() < 30 and ps.second.max() < 30
+
+
+def test_cross_rater_respects_min_difference_and_order():
+    images, ratings = _tables()
+    ps = sample_pairs(images, ratings, strategy="cross", n_pairs=4000, seed=1, min_diff=0.2)
+    s = images["score"].to_numpy()
+    d = s[ps.first] - s[ps.second]
+    assert len(ps) == 4000 and (ps.source == CROSS).all() and (ps.rater == -1).all()
+    assert (d >= 0.2 - 1e-12).all()
+
+
+def test_cross_rater_bias_favours_larger_differences():
+    s = np.linspace(0, 1, 200)
+    rng = np.random.default_rng(0)
+    uni = cross_rater_pairs(s, 20000, np.random.default_rng(0), bias=0.0)
+    biased = cross_rater_pairs(s, 20000, rng, bias=2.0)
+    d_uni = (s[uni.first] - s[uni.second]).mean()
+    d_b = (s[biased.first] - s[biased.second]).mean()
+    # uniform pairs on a uniform grid: E|Δ| = 1/3; with P ∝ Δ²: E|Δ| = ∫2Δ³(1-Δ)/∫2Δ²(1-Δ) = (1/10)/(1/6) = 0.6
+    assert d_uni == pytest.approx(1 / 3, abs=0.01)
+    assert d_b == pytest.approx(0.6, abs=0.01)
+
+
+def test_within_cross_share_counts_and_determinism():
+    images, ratings = _tables()
+    a = sample_pairs(images, ratings, strategy="within_cross", n_pairs=1001, seed=7, within_share=0.3)
+    b = sample_pairs(images, ratings, strategy="within_cross", n_pairs=1001, seed=7, within_share=0.3)
+    c = sample_pairs(images, ratings, strategy="within_cross", n_pairs=1001, seed=8, within_share=0.3)
+    assert len(a) == 1001 and int((a.source == WITHIN).sum()) == round(1001 * 0.3)
+    assert np.array_equal(a.first, b.first) and np.array_equal(a.second, b.second)
+    assert not np.array_equal(a.first, c.first)
+    # the share is shuffled in, not appended
+    assert 0 < int((a.source[:100] == WITHIN).sum()) < 100
+
+
+def test_millions_of_pairs():
+    images, ratings = _tables(n_images=2000, n_raters=60)
+    ps = sample_pairs(images, ratings, strategy="within_cross", n_pairs=2_000_000, seed=0)
+    assert len(ps) == 2_000_000 and ps.first.dtype == np.int64
+    assert (ps.first != ps.second).all()
+
+
+def test_bad_requests_name_the_field():
+    images, ratings = _tables()
+    with pytest.raises(InputError, match="pairs.strategy"):
+        sample_pairs(images, ratings, strategy="cros", n_pairs=10, seed=0)
+    flat = images.assign(score=0.5)
+    with pytest.raises(InputError, match="cross_min_diff"):
+        sample_pairs(flat, ratings, strategy="cross", n_pairs=10, seed=0)
+    same = ratings.assign(score=3)
+    with pytest.raises(InputError, match="no rater scored"):
+        sample_pairs(images, same, strategy="within", n_pairs=10, seed=0)
+
+
+def test_within_weighting_pairs_favours_heavy_raters_more_than_ratings():
+    images, ratings = _tables(n_images=200, n_raters=12)
+    rng = np.random.default_rng(5)
+    heavy = pd.DataFrame({"image_id": images["image_id"][:150], "rater_id": "heavy",
+                          "score": rng.integers(1, 6, 150)})
+    ratings = pd.concat([ratings, heavy], ignore_index=True)  # one rater with ~1.8x the others' workload
+    share = {}
+    for w in ("pairs", "ratings"):
+        ps = sample_pairs(images, ratings, strategy="within", n_pairs=20000, seed=0, weighting=w)
+        share[w] = float(np.mean(ps.raters[ps.rater] == "heavy"))
+    # n=150 vs 11 raters with ~83: ∝ n gives ~0.14, ∝ n² ~0.23 (before tie rejection)
+    assert share["pairs"] > share["ratings"] + 0.05 and share["ratings"] > 0.1
