@@ -1,0 +1,87 @@
+"""``aadb score``: validate and score a submission under a benchmark protocol, write the result
+document, and optionally record it in a leaderboard database."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import InputError
+from ..protocols import PROTOCOLS, score_submission
+from ..protocols.results import write_result
+from ..submissions import DEFAULT_MAX_BYTES
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--submission", required=True, type=Path,
+                        help="predictions CSV (image_id,score); for cross-dataset a TOML/JSON manifest of four files")
+    parser.add_argument("--protocol", required=True, help=f"one of: {', '.join(PROTOCOLS)}")
+    parser.add_argument("--data", required=True,
+                        help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
+    parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
+    parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
+    parser.add_argument("--ava-data", type=Path, help="AVA folder (cross-dataset protocol)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
+    parser.add_argument("--leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
+    parser.add_argument("--name", help="display name on the leaderboard (required with --leaderboard)")
+    parser.add_argument("--compare", type=Path,
+                        help="another submission CSV for the same split, or the result JSON of a submission recorded "
+                             "in --leaderboard: report Δρ with Steiger's Z and a paired bootstrap")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.leaderboard is not None and not args.name:
+        raise InputError("--leaderboard needs --name (the display name of this submission)")
+    result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
+                              ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
+                              progress=True)
+    if args.compare is not None:
+        comparison = _compare(result, args)
+        result = replace(result, details={**result.details, "comparison": comparison})
+    write_result(args.out, result)
+    main = result.metrics[result.main_metric]
+    ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
+    print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {main.value:.4f}{ci} "
+          f"on {result.n_images} images")
+    for k, m in result.metrics.items():
+        if k != result.main_metric and m.value is not None:
+            print(f"  {k} = {m.value:.4f}")
+    if "comparison" in result.details:
+        c = result.details["comparison"]
+        print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
+              f"(p = {c['steiger_p']:.3g})" + (f", paired bootstrap p = {c['bootstrap_p']:.3g}"
+                                              if c.get("bootstrap_p") is not None else ""))
+    print(f"  data fingerprint {result.data_fingerprint[:23]}…, submission {result.submission_sha256[:23]}…")
+    print(f"wrote {args.out}")
+    if args.leaderboard is not None:
+        from ..leaderboard import record
+
+        outcome = record(args.leaderboard, result, args.name)
+        state = "recorded" if outcome.inserted else "already recorded (unchanged)"
+        print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
+    return 0
+
+
+def _compare(result, args: argparse.Namespace) -> dict:
+    """Δρ against another submission (a CSV) or a recorded result (its JSON, predictions from the DB)."""
+    from ..protocols.significance import compare_predictions, compare_submission
+
+    if args.compare.suffix.lower() != ".json":
+        return compare_submission(result, args.compare, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes)
+    from ..leaderboard import recorded_predictions
+    from ..protocols.results import comparable, read_result
+
+    other = read_result(args.compare)
+    if not comparable(result, other):
+        raise InputError(f"{args.compare}: not comparable (protocol {other.protocol!r}, data fingerprint "
+                         f"{other.data_fingerprint[:23]}…; this result: {result.protocol!r}, "
+                         f"{result.data_fingerprint[:23]}…)")
+    if args.leaderboard is None:
+        raise InputError("--compare RESULT.json needs --leaderboard DB (where that result's predictions are stored)")
+    other_pred = recorded_predictions(args.leaderboard, other)
+    if other_pred is None:
+        raise InputError(f"{args.compare}: no predictions of that submission in {args.leaderboard}")
+    return compare_predictions(result, other_pred, other.submission_sha256, n_boot=args.n_boot, seed=args.seed)

@@ -1,0 +1,113 @@
+"""Benchmark protocols (SPEC §7): each is a declared :class:`Protocol` (name, version, main metric,
+the data and splits it needs) in one typed registry, with a lazily imported scoring function.
+
+Use :func:`score_submission` to score a file, :func:`get_protocol` to look one up (unknown names get
+close-match suggestions), and :mod:`.results` for the result document.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InputError
+from ..submissions import DEFAULT_MAX_BYTES
+from .results import Result, read_result, write_result
+
+__all__ = ["Protocol", "PROTOCOLS", "ScoreRequest", "UnknownProtocolError", "get_protocol", "score_submission",
+           "Result", "read_result", "write_result"]
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What a protocol needs to score one submission (see each protocol for what ``data`` is)."""
+
+    submission: Path
+    data: str | Path
+    validation: Path | None = None
+    ava_data: Path | None = None
+    n_boot: int = 1000
+    seed: int = 0
+    max_bytes: int = DEFAULT_MAX_BYTES
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A benchmark protocol, declared: bump ``version`` whenever its numbers could change."""
+
+    name: str
+    version: str
+    main_metric: str
+    dataset: str  # "aadb", "ava" or "aadb+ava"
+    splits: tuple[str, ...]  # splits whose ground truth it reads
+    entry: str  # "module:function" taking a ScoreRequest, returning a Result
+    description: str
+    needs_validation: bool = False
+    needs_ava_data: bool = False
+    higher_is_better: bool = True
+
+    def function(self) -> Callable[[ScoreRequest], Result]:
+        """Import and return the scoring function."""
+        module, _, attr = self.entry.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+#: The registry: protocol name → declaration. Add a protocol by adding a row.
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
+    Protocol("aadb", "1", "spearman", "aadb", ("test",), "aadb_toolkit.protocols.aadb_protocol:score",
+             "Spearman ρ (bootstrap 95% CI), Pearson r and Kendall τ against the mean score on AADB test "
+             "(paper Table 2)"),
+    Protocol("ava", "1", "spearman", "ava", ("validation", "test"), "aadb_toolkit.protocols.ava_protocol:score",
+             "Spearman ρ on the AVA standard test list and binary accuracy (mean vote > 5) at the threshold "
+             "chosen on the submitter's validation predictions (paper Table 3)", needs_validation=True),
+    Protocol("human", "1", "share_beaten", "aadb", ("test",), "aadb_toolkit.protocols.human_protocol:score",
+             "the model against each AADB rater on that rater's own test images, by rater-workload group "
+             "(paper Table 6)"),
+    Protocol("cross-dataset", "1", "mean_transfer_rho", "aadb+ava", ("test",),
+             "aadb_toolkit.protocols.cross_dataset_protocol:score",
+             "trained on A, tested on B for A, B in {AADB, AVA}, from a manifest of four prediction files "
+             "(paper Table 7)", needs_ava_data=True),
+)}
+
+
+class UnknownProtocolError(InputError):
+    """A protocol name that is not in the registry."""
+
+
+def get_protocol(name: str) -> Protocol:
+    """The declared protocol called ``name``; an unknown name raises with close-match suggestions."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, PROTOCOLS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(PROTOCOLS)}"
+        raise UnknownProtocolError(f"unknown protocol {name!r}{hint}") from None
+
+
+def score_submission(protocol: str, submission: str | os.PathLike[str], data: str | os.PathLike[str], *,
+                     validation: str | os.PathLike[str] | None = None, ava_data: str | os.PathLike[str] | None = None,
+                     n_boot: int = 1000, seed: int = 0, max_bytes: int = DEFAULT_MAX_BYTES,
+                     progress: bool = False) -> Result:
+    """Validate and score one submission under a protocol; returns the :class:`Result` (with the
+    aligned predictions attached for significance tests). Nothing is scored if validation fails."""
+    p = get_protocol(protocol)
+    if validation is not None and not p.needs_validation:
+        raise InputError(f"the {p.name} protocol takes no validation predictions (--validation)")
+    if p.needs_validation and validation is None:
+        raise InputError(f"the {p.name} protocol needs the submitter's validation predictions (--validation FILE)")
+    if p.needs_ava_data and ava_data is None:
+        raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava-data DIR)")
+    if ava_data is not None and not p.needs_ava_data:
+        raise InputError(f"the {p.name} protocol takes no --ava-data")
+    if n_boot < 0:
+        raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    request = ScoreRequest(submission=Path(submission), data=data,
+                           validation=Path(validation) if validation is not None else None,
+                           ava_data=Path(ava_data) if ava_data is not None else None,
+                           n_boot=n_boot, seed=seed, max_bytes=max_bytes, progress=progress)
+    return p.function()(request)

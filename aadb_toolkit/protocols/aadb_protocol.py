@@ -1,0 +1,63 @@
+"""The ``aadb`` protocol (paper Table 2): Spearman ρ between the submission's scores and the mean
+rating on AADB test, with a seeded percentile-bootstrap 95% confidence interval (resampling images),
+plus Pearson r and Kendall τ-b."""
+
+from __future__ import annotations
+
+import pandas as pd
+from scipy import stats
+
+from .. import sources
+from ..submissions import read_submission
+from . import PROTOCOLS, ScoreRequest
+from ._ranking import pearson, spearman_ci
+from .results import Metric, PairedData, Result, make_result
+
+CI_LEVEL = 0.95
+
+
+def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = None, *, n_boot: int, seed: int,
+                 progress: bool = False) -> tuple[dict[str, Metric], dict[str, int]]:
+    """Spearman ρ (+ bootstrap CI), Pearson r and Kendall τ-b of predictions against truth (two
+    Series over the same image ids, or one :class:`PairedData`); also the count of degenerate
+    bootstrap resamples."""
+    paired = truth if isinstance(truth, PairedData) else PairedData.from_series(truth, predictions)
+    y, x = paired.truth, paired.predictions
+    rho, lo, hi, n_deg = spearman_ci(y, x, n_boot=n_boot, seed=seed, level=CI_LEVEL, progress=progress)
+    tau = stats.kendalltau(x, y).statistic
+    metrics = {
+        "spearman": Metric(rho, lo, hi, CI_LEVEL if n_boot else None),
+        "pearson": Metric(pearson(x, y)),
+        "kendall": Metric(float(tau)),
+    }
+    return metrics, {"n_degenerate_resamples": n_deg}
+
+
+def evaluate(truth: pd.Series, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
+             fingerprint: str, submission_sha256: str, progress: bool = False) -> Result:
+    """Score aligned predictions against AADB test ground truth (the library entry point)."""
+    p = PROTOCOLS["aadb"]
+    paired = PairedData.from_series(truth, predictions)
+    metrics, details = rank_metrics(paired, n_boot=n_boot, seed=seed, progress=progress)
+    return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
+                       data_fingerprint=fingerprint, submission_sha256=submission_sha256,
+                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
+                       details={**details, "ground_truth": "score_mean"},
+                       paired=paired)
+
+
+def ground_truth(data: sources.AADBData) -> pd.Series:
+    """Ground truth of AADB test: the mean rating (1–5) per image, indexed by image_id."""
+    test = data.split("test")
+    if test.empty:
+        raise sources.SourceError(f"{data.origin}: the test split is empty")
+    return pd.Series(test["score_mean"].to_numpy(dtype=float), index=test["image_id"].astype(str), name="score_mean")
+
+
+def score(request: ScoreRequest) -> Result:
+    """Score a submission file on AADB test (``request.data`` is any source ``sources.load`` reads)."""
+    data = sources.load(request.data)
+    truth = ground_truth(data)
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    return evaluate(truth, sub.scores, n_boot=request.n_boot, seed=request.seed,
+                    fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256, progress=request.progress)

@@ -1,0 +1,119 @@
+"""The ``cross-dataset`` protocol (paper Table 7): a 2×2 of training set × test set, A, B ∈ {AADB,
+AVA}, from four prediction files named in a small manifest (TOML or JSON; paths relative to it)::
+
+    # cross_dataset.toml
+    [predictions]
+    "aadb->aadb" = "trained_on_aadb__aadb_test.csv"   # model trained on AADB, scored on AADB test
+    "aadb->ava"  = "trained_on_aadb__ava_test.csv"
+    "ava->aadb"  = "trained_on_ava__aadb_test.csv"
+    "ava->ava"   = "trained_on_ava__ava_test.csv"
+
+Each file is a normal submission for its test set (AADB test split, AVA standard test list).
+Metrics: Spearman ρ (bootstrap CI) per cell, and the main metric ``mean_transfer_rho``, the mean of
+the two off-diagonal (cross-dataset) cells.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+
+from .. import sources
+from ..ava import load_ava
+from ..errors import InputError
+from ..submissions import Problem, SubmissionError, read_submission
+from . import PROTOCOLS, ScoreRequest
+from ._ranking import spearman_ci
+from .aadb_protocol import CI_LEVEL, ground_truth
+from .results import Metric, PairedData, Result, make_result
+
+DATASETS: tuple[str, ...] = ("aadb", "ava")
+CELLS: tuple[str, ...] = tuple(f"{a}->{b}" for a in DATASETS for b in DATASETS)
+
+
+def read_manifest(path: str | Path) -> dict[str, Path]:
+    """Read a cross-dataset manifest (TOML, or JSON when it ends in ``.json``): cell → file path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        doc = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read cross-dataset manifest: {exc}", file=str(path)) from exc
+    preds = doc.get("predictions") if isinstance(doc, dict) else None
+    if not isinstance(preds, dict):
+        raise InputError("manifest needs a [predictions] table mapping 'train->test' to a CSV file, for "
+                         f"{', '.join(CELLS)}", file=str(path))
+    problems = []
+    for key in preds:
+        if key not in CELLS:
+            close = difflib.get_close_matches(str(key), CELLS, n=1)
+            problems.append(f"unknown cell {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif not isinstance(preds[key], str):
+            problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
+    missing = [c for c in CELLS if c not in preds]
+    if missing:
+        problems.append(f"missing cell(s): {', '.join(missing)}")
+    if problems:
+        raise InputError("; ".join(problems), file=str(path), field="predictions")
+    return {c: (path.parent / preds[c]) for c in CELLS}
+
+
+def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *, n_boot: int = 1000, seed: int = 0,
+             fingerprint: str, submission_sha256: str, details: dict | None = None) -> Result:
+    """Score four aligned prediction sets; ``truths`` maps test set → ground truth, ``predictions``
+    maps cell ``"train->test"`` → predictions over that test set (the library entry point)."""
+    p = PROTOCOLS["cross-dataset"]
+    metrics: dict[str, Metric] = {}
+    cells = {}
+    for i, cell in enumerate(CELLS):
+        test = cell.split("->")[1]
+        paired = PairedData.from_series(truths[test], predictions[cell])
+        rho, lo, hi, n_deg = spearman_ci(paired.truth, paired.predictions, n_boot=n_boot, seed=seed + i,
+                                         level=CI_LEVEL)
+        metrics[f"rho[{cell}]"] = Metric(rho, lo, hi, CI_LEVEL if n_boot else None)
+        cells[cell] = {"n_images": int(paired.truth.size), "n_degenerate_resamples": n_deg}
+    transfer = [metrics["rho[aadb->ava]"].value, metrics["rho[ava->aadb]"].value]
+    metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0)
+    metrics["mean_in_domain_rho"] = Metric((metrics["rho[aadb->aadb]"].value + metrics["rho[ava->ava]"].value) / 2.0)
+    n_images = sum(int(t.size) for t in truths.values())
+    return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
+                       data_fingerprint=fingerprint, submission_sha256=submission_sha256, n_images=n_images,
+                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test",
+                       details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index", **(details or {})})
+
+
+def score(request: ScoreRequest) -> Result:
+    """Score a manifest of four prediction files (``request.data``: the AADB source;
+    ``request.ava_data``: the AVA folder)."""
+    if request.ava_data is None:
+        raise InputError("the cross-dataset protocol needs the AVA folder (--ava-data DIR)")
+    files = read_manifest(request.submission)
+    aadb = sources.load(request.data)
+    ava = load_ava(request.ava_data)
+    truths = {"aadb": ground_truth(aadb), "ava": ava.ground_truth("test")}
+    names = {"aadb": "AADB test split", "ava": "AVA standard test list"}
+    preds: dict[str, pd.Series] = {}
+    hashes: dict[str, str] = {}
+    problems: list[Problem] = []
+    for cell, f in files.items():
+        test = cell.split("->")[1]
+        try:
+            sub = read_submission(f, truths[test].index, max_bytes=request.max_bytes, split_name=names[test])
+        except SubmissionError as exc:
+            problems.extend(Problem(f"[{cell}] {f.name}: {p}") for p in exc.problems)
+            continue
+        except InputError as exc:
+            problems.append(Problem(f"[{cell}] {exc}"))
+            continue
+        preds[cell], hashes[cell] = sub.scores, sub.sha256
+    if problems:
+        raise SubmissionError(str(request.submission), problems)
+    combined = "sha256:" + hashlib.sha256("".join(f"{c}\t{hashes[c]}\n" for c in CELLS).encode()).hexdigest()
+    fp = "sha256:" + hashlib.sha256(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n".encode()).hexdigest()
+    return evaluate(truths, preds, n_boot=request.n_boot, seed=request.seed, fingerprint=fp,
+                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes})

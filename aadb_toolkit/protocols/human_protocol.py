@@ -1,0 +1,103 @@
+"""The ``human`` protocol (paper Table 6 and beyond): the submission against each AADB rater.
+
+For every worker: the worker's Spearman ρ against the per-image mean score over the test images
+the worker rated (the worker's own rating included, as in the paper), and the model's ρ against the
+same mean on the same images. Reported: how many workers the model beats (model ρ > worker ρ), and,
+for the paper's workload groups (workers who rated > 0 / > 100 / > 200 images in the whole data
+set), the group's mean ρ with a bootstrap CI, the model's mean ρ on those workers' images, and
+where the model's overall test ρ falls against the group mean. The per-worker statistics come from
+:mod:`aadb_toolkit.human` (one implementation for the report and the benchmark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from .. import paper, sources
+from ..submissions import read_submission
+from . import PROTOCOLS, ScoreRequest
+from ._ranking import spearman
+from .aadb_protocol import ground_truth
+from .results import Metric, PairedData, Result, make_result
+
+#: Workload groups of paper Table 6: workers who rated more than this many images.
+THRESHOLDS: tuple[int, ...] = tuple(sorted(paper.TABLE6_HUMAN))
+
+
+def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
+             submission_sha256: str, thresholds: tuple[int, ...] = THRESHOLDS) -> Result:
+    """Score aligned AADB-test predictions against individual raters (the library entry point)."""
+    from .. import human
+
+    p = PROTOCOLS["human"]
+    truth = ground_truth(data)
+    table = human.worker_table(data.ratings, data.images, scope="test", count_scope="all",
+                               predictions=predictions)
+    both = table[np.isfinite(table["rho"].to_numpy(dtype=float)) & np.isfinite(table["model_rho"].to_numpy(dtype=float))]
+    beaten = both["model_rho"].to_numpy(dtype=float) > both["rho"].to_numpy(dtype=float)
+    model_rho = spearman(predictions.reindex(truth.index).to_numpy(dtype=float), truth.to_numpy(dtype=float))
+    summary = human.threshold_summary(table, thresholds, n_boot=n_boot, seed=seed)
+    metrics: dict[str, Metric] = {
+        "spearman": Metric(model_rho),
+        "share_beaten": Metric(float(beaten.mean()) if beaten.size else None),
+        "n_beaten": Metric(float(beaten.sum())),
+        "n_workers_compared": Metric(float(beaten.size)),
+    }
+    groups = []
+    for _, row in summary.iterrows():
+        t = int(row["min_images"])
+        in_group = both["n_images"].to_numpy() > t
+        g_beaten = beaten[in_group]
+        mean_rho = float(row["mean_rho"])
+        metrics[f"workers_gt{t}_mean_rho"] = Metric(mean_rho, _f(row["ci_low"]), _f(row["ci_high"]),
+                                                    0.95 if n_boot else None)
+        metrics[f"workers_gt{t}_share_beaten"] = Metric(float(g_beaten.mean()) if g_beaten.size else None)
+        groups.append({
+            "min_images": t, "n_workers": int(row["n_workers"]), "mean_rho": mean_rho,
+            "ci_low": _f(row["ci_low"]), "ci_high": _f(row["ci_high"]),
+            "mean_model_rho_same_images": _f(row["mean_model_rho"]),
+            "n_compared": int(g_beaten.size), "n_beaten": int(g_beaten.sum()),
+            "model_rho_minus_group_mean": model_rho - mean_rho if np.isfinite(mean_rho) else None,
+            "model_position": ("above" if model_rho > mean_rho else "below") if np.isfinite(mean_rho) else "undefined",
+            "paper_n_workers": paper.TABLE6_HUMAN.get(t, (None, None))[0],
+            "paper_mean_rho": paper.TABLE6_HUMAN.get(t, (None, None))[1],
+        })
+    workers = [{k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+               for rec in table[["rater_id", "n_images", "n_scope", "rho", "rho_status", "model_rho"]].to_dict("records")]
+    return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
+                       data_fingerprint=fingerprint(data), submission_sha256=submission_sha256,
+                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
+                       details={"groups": groups, "workers": workers, "rater_count_scope": "all",
+                                "rho_scope": "test", "worker_rating_in_mean": True,
+                                "n_workers_total": int(len(table))},
+                       paired=PairedData.from_series(truth, predictions))
+
+
+def fingerprint(data: sources.AADBData) -> str:
+    """Fingerprint of what the protocol reads: the AADB test ground truth and every rating (the
+    workload groups count ratings over the whole data set)."""
+    h = hashlib.sha256(f"human\n{data.fingerprint('test')}\n".encode())
+    r = data.ratings[["image_id", "rater_id", "score"]].astype({"image_id": str, "rater_id": str})
+    r = r.sort_values(["image_id", "rater_id", "score"], kind="stable")
+    for image_id, rater_id, s in r.itertuples(index=False, name=None):
+        h.update(f"{image_id}\t{rater_id}\t{int(s)}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def score(request: ScoreRequest) -> Result:
+    """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
+    data = sources.load(request.data)
+    truth = ground_truth(data)
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
+
+
+def _f(x: object) -> float | None:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None

@@ -1,0 +1,190 @@
+"""The scored result: a versioned JSON document that says what was scored (protocol and its version,
+submission hash), on what (data fingerprint, number of images), how (seed, bootstrap resamples,
+toolkit version) and what came out (metrics with confidence intervals, protocol details).
+
+Results whose data fingerprints differ were computed on different test data and are never ranked
+together; :func:`comparable` is the one check for that.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from .._atomic import write_json
+from ..errors import InputError
+
+#: Version of the result document layout; bump when a field changes meaning.
+RESULT_SCHEMA_VERSION: int = 1
+RESULT_FORMAT: str = "aadb-result"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric value with an optional confidence interval (``ci_level`` e.g. 0.95)."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_level: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``value`` and, when there is an interval, ``ci_low``/``ci_high``/``ci_level``."""
+        d: dict[str, Any] = {"value": _num(self.value)}
+        if self.ci_low is not None or self.ci_high is not None:
+            d.update(ci_low=_num(self.ci_low), ci_high=_num(self.ci_high), ci_level=self.ci_level)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Metric":
+        """Inverse of :meth:`to_dict`."""
+        return cls(value=d.get("value"), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
+                   ci_level=d.get("ci_level"))
+
+
+@dataclass(frozen=True)
+class PairedData:
+    """The aligned ground truth and predictions a rank metric was computed on (kept in memory and in
+    the leaderboard database for significance tests; not written to the JSON document)."""
+
+    image_ids: tuple[str, ...]
+    truth: np.ndarray
+    predictions: np.ndarray
+
+    @classmethod
+    def from_series(cls, truth: pd.Series, predictions: pd.Series) -> "PairedData":
+        """Align two Series indexed by image_id, sorted by image_id."""
+        t = truth.copy()
+        t.index = t.index.astype(str)
+        t = t.sort_index()
+        p = predictions.copy()
+        p.index = p.index.astype(str)
+        p = p.sort_index()
+        if t.index.has_duplicates or not t.index.equals(p.index):
+            raise ValueError("truth and predictions cover different image ids (or repeat one)")
+        return cls(tuple(t.index), t.to_numpy(dtype=float), p.to_numpy(dtype=float))
+
+
+@dataclass(frozen=True)
+class Result:
+    """A scored submission (see the module docstring); build with :func:`make_result`."""
+
+    protocol: str
+    protocol_version: str
+    main_metric: str
+    metrics: dict[str, Metric]
+    data_fingerprint: str
+    submission_sha256: str
+    n_images: int
+    seed: int
+    n_boot: int
+    toolkit_version: str = __version__
+    created_utc: str = ""
+    dataset: str = ""
+    split: str = "test"
+    details: dict[str, Any] = field(default_factory=dict)
+    paired: PairedData | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def main_value(self) -> float | None:
+        """Value of the protocol's main metric (what the leaderboard ranks by)."""
+        return self.metrics[self.main_metric].value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (schema :data:`RESULT_SCHEMA_VERSION`)."""
+        return {
+            "format": RESULT_FORMAT,
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "protocol": {"name": self.protocol, "version": self.protocol_version, "main_metric": self.main_metric},
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "data": {"dataset": self.dataset, "split": self.split, "fingerprint": self.data_fingerprint,
+                     "n_images": self.n_images},
+            "submission": {"sha256": self.submission_sha256},
+            "settings": {"seed": self.seed, "n_boot": self.n_boot},
+            "toolkit_version": self.toolkit_version,
+            "created_utc": self.created_utc,
+            "details": _jsonable(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, file: str | None = None) -> "Result":
+        """Parse a result document, checking its format and schema version."""
+        if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
+            raise InputError(f"not an aadb result document (format is {d.get('format') if isinstance(d, dict) else None!r})",
+                             file=file)
+        if d.get("schema_version") != RESULT_SCHEMA_VERSION:
+            raise InputError(f"result schema_version {d.get('schema_version')!r} is not supported "
+                             f"(this toolkit reads {RESULT_SCHEMA_VERSION})", file=file)
+        try:
+            p, data, s = d["protocol"], d["data"], d["settings"]
+            return cls(
+                protocol=p["name"], protocol_version=p["version"], main_metric=p["main_metric"],
+                metrics={k: Metric.from_dict(v) for k, v in d["metrics"].items()},
+                data_fingerprint=data["fingerprint"], submission_sha256=d["submission"]["sha256"],
+                n_images=int(data["n_images"]), seed=int(s["seed"]), n_boot=int(s["n_boot"]),
+                toolkit_version=d["toolkit_version"], created_utc=d.get("created_utc", ""),
+                dataset=data.get("dataset", ""), split=data.get("split", "test"), details=d.get("details", {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed result document: {exc!r}", file=file) from exc
+
+
+def make_result(**kwargs: Any) -> Result:
+    """Build a :class:`Result` stamped with the toolkit version and the current UTC time."""
+    kwargs.setdefault("created_utc", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return Result(**kwargs)
+
+
+def write_result(path: str | os.PathLike[str], result: Result) -> Path:
+    """Write the result document atomically (a failure never leaves a half-written file)."""
+    write_json(path, result.to_dict())
+    return Path(path)
+
+
+def read_result(path: str | os.PathLike[str]) -> Result:
+    """Read a result document written by :func:`write_result`."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read result document: {exc}", file=str(path)) from exc
+    return Result.from_dict(d, file=str(path))
+
+
+def comparable(a: Result, b: Result) -> bool:
+    """True when two results can be ranked together: same protocol and same data fingerprint."""
+    return a.protocol == b.protocol and a.data_fingerprint == b.data_fingerprint
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and NaN (→ None) so the document is strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

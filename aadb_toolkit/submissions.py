@@ -1,0 +1,267 @@
+"""Read and validate a benchmark submission (SPEC §7): a CSV with header ``image_id,score`` and one
+row per image of the split. Every problem in the file is collected and reported at once, with the
+row (line) number, so a submitter fixes everything in one round; nothing is scored when any is found.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+#: The exact header a submission starts with.
+HEADER: tuple[str, str] = ("image_id", "score")
+#: Default size limit, checked before the file is read (AVA's ~20,000-row test list needs < 1 MiB;
+#: a 255,000-row file about 7 MiB).
+DEFAULT_MAX_BYTES: int = 32 * 1024 * 1024
+#: How many problems the error message lists (all are kept on the exception).
+SHOWN_PROBLEMS: int = 25
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a submission; ``row`` is the 1-based line number (header = 1)."""
+
+    message: str
+    row: int | None = None
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.message}" if self.row is not None else self.message
+
+
+class SubmissionError(InputError):
+    """A submission failed validation; ``problems`` lists everything found, in file order."""
+
+    def __init__(self, file: str, problems: Sequence[Problem], *, shown: int = SHOWN_PROBLEMS) -> None:
+        self.problems = list(problems)
+        lines = [str(p) for p in self.problems[:shown]]
+        more = len(self.problems) - shown
+        if more > 0:
+            lines.append(f"... and {more} more problem(s)")
+        n = len(self.problems)
+        msg = f"invalid submission, {n} problem{'s' if n != 1 else ''} (nothing was scored):\n  " + "\n  ".join(lines)
+        super().__init__(msg, file=file)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated submission: scores indexed by image_id in the split's order, and the file's hash."""
+
+    path: Path
+    scores: pd.Series
+    sha256: str
+
+    @property
+    def n_images(self) -> int:
+        """Number of scored images (equals the split size)."""
+        return int(self.scores.size)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """``sha256:<hex>`` of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _looks_like_path(image_id: str) -> bool:
+    return "/" in image_id or "\\" in image_id or ".." in image_id
+
+
+def _decode(data: bytes) -> tuple[str | None, Problem | None]:
+    """UTF-8 text (a BOM is dropped), or the problem that prevents decoding."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, Problem("file is UTF-16 encoded; save it as UTF-8 (a CSV with header image_id,score)")
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        return None, Problem(f"contains NUL bytes (first on line {line}): a binary file, not a CSV")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, Problem(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}, "
+                             f"line {line}); save the file as UTF-8", row=line)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, None
+
+
+def _is_number_row(row: list[str]) -> bool:
+    if len(row) != 2:
+        return False
+    try:
+        float(row[1])
+    except ValueError:
+        return False
+    return True
+
+
+def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *,
+                    max_bytes: int = DEFAULT_MAX_BYTES, split_name: str = "split") -> Submission:
+    """Read a submission CSV and check it against the split's image ids; raise one
+    :class:`SubmissionError` listing every problem (with row numbers) when anything is wrong."""
+    path = Path(path)
+    expected = [str(i) for i in expected_ids]
+    expected_set = set(expected)
+    if len(expected_set) != len(expected):
+        raise ValueError("expected_ids contains duplicates")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read submission: {exc.strerror or exc}", file=str(path)) from exc
+    if not path.is_file():
+        raise SubmissionError(str(path), [Problem("not a regular file")])
+    if size > max_bytes:
+        raise SubmissionError(str(path), [Problem(f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes "
+                                                  f"(a {split_name} of {len(expected):,} images needs far less)")])
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SubmissionError(str(path), [Problem(f"file grew over the limit of {max_bytes:,} bytes while read")])
+    if not data.strip():
+        raise SubmissionError(str(path), [Problem("file is empty; expected header image_id,score and one row "
+                                                  f"per image ({len(expected):,} rows)")])
+    text, problem = _decode(data)
+    if text is None:
+        raise SubmissionError(str(path), [problem or Problem("cannot decode the file")])
+    problems: list[Problem] = []
+    simple = _split_simple_csv(text)
+    if simple is not None:
+        header, ids, score_text = simple
+        line_of = range(2, len(ids) + 2)
+    else:
+        rows, line_numbers = _parse_csv(text, str(path))
+        while rows and (not rows[-1] or (len(rows[-1]) == 1 and not rows[-1][0].strip())):
+            rows.pop()  # blank lines at the very end are harmless; inside the file they are reported
+            line_numbers.pop()
+        header = rows[0] if rows else []
+    if tuple(header) != HEADER:
+        shown = ",".join(header)
+        if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+            hint = " (fields must be separated by commas)"
+        elif tuple(h.strip().lower() for h in header) == HEADER:
+            hint = " (names are case- and space-sensitive)"
+        elif sorted(header) == sorted(HEADER):
+            hint = " (columns must be in the order image_id,score)"
+        else:
+            hint = ""
+        problems.append(Problem(f"header is {shown[:80]!r}, expected exactly 'image_id,score'{hint}", row=1))
+        if _is_number_row(header) and sorted(header) != sorted(HEADER):
+            # header missing: the first line is data; check it as such
+            if simple is not None:
+                ids, score_text, line_of = [header[0], *ids], [header[1], *score_text], range(1, len(ids) + 2)
+            else:
+                rows, line_numbers = [[]] + rows, [0] + line_numbers
+    if simple is None:
+        ids, score_text, line_of = [], [], []
+        for row, line in zip(rows[1:], line_numbers[1:]):
+            if not row:
+                problems.append(Problem("empty line", row=line))
+            elif len(row) != 2:
+                problems.append(Problem(f"expected 2 fields (image_id,score), found {len(row)}", row=line))
+            else:
+                ids.append(row[0])
+                score_text.append(row[1])
+                line_of.append(line)
+
+    values = pd.to_numeric(pd.Series(score_text, dtype=object), errors="coerce").to_numpy(dtype=float)
+    joined = "\n".join(ids)
+    clean = (bool(np.isfinite(values).all()) and len(set(ids)) == len(ids) and expected_set.issuperset(ids)
+             and "" not in expected_set and not _looks_like_path(joined))
+    first_row: dict[str, int] = dict(zip(ids, line_of)) if clean else {}
+    for k, (image_id, raw, line) in enumerate([] if clean else zip(ids, score_text, line_of)):
+        v = values[k]
+        if not image_id:
+            problems.append(Problem("image_id is empty", row=line))
+        elif _looks_like_path(image_id):
+            problems.append(Problem(f"image_id {image_id[:80]!r} looks like a path; give the bare image id "
+                                    f"(no '/', '\\' or '..')", row=line))
+        elif image_id in first_row:
+            problems.append(Problem(f"duplicated image_id {image_id!r} (first on row {first_row[image_id]})", row=line))
+        elif image_id not in expected_set:
+            hint = " (surrounding spaces?)" if image_id.strip() in expected_set else ""
+            problems.append(Problem(f"unknown image_id {image_id[:80]!r}: not in the {split_name}{hint}", row=line))
+        if image_id and image_id not in first_row:
+            first_row[image_id] = line
+        if math.isnan(v):
+            if raw.strip().lower() in ("nan", "+nan", "-nan"):
+                problems.append(Problem(f"score is NaN for {image_id[:80]!r}", row=line))
+            elif not raw.strip():
+                problems.append(Problem(f"score is empty for {image_id[:80]!r}", row=line))
+            else:
+                problems.append(Problem(f"score {raw[:40]!r} is not a number", row=line))
+        elif math.isinf(v):
+            problems.append(Problem(f"score {raw[:40]!r} is infinite", row=line))
+    missing = [i for i in expected if i not in first_row]
+    if missing:
+        listed = ", ".join(repr(m) for m in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        problems.append(Problem(f"{len(missing):,} image(s) of the {split_name} have no row: {listed}{more}"))
+    if not problems:
+        finite = values[np.isfinite(values)]
+        if finite.size and (finite == finite[0]).all():
+            problems.append(Problem(f"all {finite.size:,} scores are equal ({float(finite[0])!r}): the ranking is undefined"))
+    if problems:
+        problems.sort(key=lambda p: (p.row is None, p.row or 0))
+        raise SubmissionError(str(path), problems)
+    scores = pd.Series(values, index=pd.Index(ids, name="image_id"), name="score").reindex(expected)
+    return Submission(path=path, scores=scores, sha256="sha256:" + hashlib.sha256(data).hexdigest())
+
+
+_SIMPLE_CSV = re.compile(r"[^,\n\"]*,[^,\n\"]*(?:\n[^,\n\"]*,[^,\n\"]*)*\n?")
+
+
+def _split_simple_csv(text: str) -> tuple[list[str], list[str], list[str]] | None:
+    """Fast path for the usual file (no quotes, no blank lines, no lone CR, exactly one comma on
+    every line): (header, ids, scores). None when the file is not that simple."""
+    body = text.replace("\r\n", "\n")
+    if "\r" in body or not _SIMPLE_CSV.fullmatch(body):
+        return None
+    if body.endswith("\n"):
+        body = body[:-1]
+    flat = body.replace("\n", ",").split(",")
+    return flat[0:2], flat[2::2], flat[3::2]
+
+
+def _parse_csv(text: str, file: str) -> tuple[list[list[str]], list[int]]:
+    """CSV records and the 1-based physical line on which each starts (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append(row)
+            lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SubmissionError(file, [Problem(f"not a parseable CSV: {exc}", row=reader.line_num)]) from exc
+    return rows, lines
+
+
+def write_submission(path: str | os.PathLike[str], scores: pd.Series) -> Path:
+    """Write ``scores`` (indexed by image_id) as a submission CSV, atomically; returns the path."""
+    from ._atomic import write_text
+
+    if scores.isna().any() or not np.isfinite(scores.to_numpy(dtype=float)).all():
+        raise ValueError(f"scores contain {int((~np.isfinite(scores.to_numpy(dtype=float))).sum())} non-finite values")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEADER)
+    for image_id, s in zip(scores.index.astype(str), scores.to_numpy(dtype=float)):
+        w.writerow((image_id, repr(float(s))))
+    write_text(path, buf.getvalue())
+    return Path(path)

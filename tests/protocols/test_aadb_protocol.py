@@ -1,0 +1,97 @@
+"""The ``aadb`` protocol on the hand-built tiny curated folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from aadb_toolkit import sources
+from aadb_toolkit.cli import main
+from aadb_toolkit.protocols import score_submission
+from aadb_toolkit.protocols.results import read_result
+from aadb_toolkit.submissions import sha256_file, write_submission
+
+
+@pytest.fixture(scope="module")
+def test_split(tiny_curated):
+    return sources.load(tiny_curated).split("test")
+
+
+def _sub(tmp_path, ids, values, name="s.csv"):
+    return write_submission(tmp_path / name, pd.Series(values, index=ids))
+
+
+def test_perfect_and_reversed_predictions(tmp_path, tiny_curated, test_split):
+    ids, y = test_split["image_id"], test_split["score_mean"].to_numpy()
+    r = score_submission("aadb", _sub(tmp_path, ids, y), tiny_curated, n_boot=200, seed=1)
+    assert r.metrics["spearman"].value == pytest.approx(1.0)
+    assert r.metrics["kendall"].value == pytest.approx(1.0)
+    assert r.metrics["spearman"].ci_low == pytest.approx(1.0) and r.metrics["spearman"].ci_high == pytest.approx(1.0)
+    r = score_submission("aadb", _sub(tmp_path, ids, -y), tiny_curated, n_boot=0)
+    assert r.metrics["spearman"].value == pytest.approx(-1.0)
+    assert r.metrics["spearman"].ci_low is None
+
+
+def test_metrics_equal_scipy_and_result_records_provenance(tmp_path, tiny_curated, test_split):
+    ids, y = test_split["image_id"], test_split["score_mean"].to_numpy()
+    x = y + np.random.default_rng(0).normal(0, 0.6, y.size)
+    path = _sub(tmp_path, ids[::-1], x[::-1])  # row order does not matter
+    r = score_submission("aadb", path, tiny_curated, n_boot=300, seed=4)
+    assert abs(r.metrics["spearman"].value - stats.spearmanr(x, y).statistic) < 1e-12
+    assert r.metrics["pearson"].value == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert r.metrics["kendall"].value == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
+    m = r.metrics["spearman"]
+    assert m.ci_low < m.value < m.ci_high and m.ci_level == 0.95
+    assert r.data_fingerprint == sources.load(tiny_curated).fingerprint("test")
+    assert r.submission_sha256 == sha256_file(path)
+    assert (r.n_images, r.seed, r.n_boot, r.protocol, r.protocol_version) == (y.size, 4, 300, "aadb", "1")
+    again = score_submission("aadb", path, tiny_curated, n_boot=300, seed=4)
+    other = score_submission("aadb", path, tiny_curated, n_boot=300, seed=5)
+    assert (again.metrics["spearman"].ci_low, again.metrics["spearman"].ci_high) == (m.ci_low, m.ci_high)
+    assert other.metrics["spearman"].ci_low != m.ci_low
+
+
+def test_cli_writes_result_and_compares(tmp_path, tiny_curated, test_split, capsys):
+    ids, y = test_split["image_id"], test_split["score_mean"].to_numpy()
+    rng = np.random.default_rng(1)
+    good = _sub(tmp_path, ids, y + rng.normal(0, 0.2, y.size), "good.csv")
+    bad = _sub(tmp_path, ids, rng.normal(size=y.size), "bad.csv")
+    out = tmp_path / "out" / "result.json"
+    rc = main(["score", "--submission", str(good), "--protocol", "aadb", "--data", str(tiny_curated),
+               "--out", str(out), "--n-boot", "100", "--seed", "2", "--compare", str(bad)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "aadb v1: spearman = " in printed and "Steiger Z" in printed
+    r = read_result(out)
+    assert r.n_boot == 100 and r.seed == 2
+    comp = json.loads(out.read_text())["details"]["comparison"]
+    assert comp["other_submission_sha256"] == sha256_file(bad)
+    assert comp["delta"] == pytest.approx(comp["rho_a"] - comp["rho_b"])
+
+
+def test_cli_unknown_protocol_suggests(tmp_path, tiny_curated, capsys):
+    rc = main(["score", "--submission", "x.csv", "--protocol", "adb", "--data", str(tiny_curated),
+               "--out", str(tmp_path / "r.json")])
+    assert rc == 1 and "did you mean aadb" in capsys.readouterr().err
+
+
+def test_cli_compares_with_a_recorded_result(tmp_path, tiny_curated, test_split, capsys):
+    ids, y = test_split["image_id"], test_split["score_mean"].to_numpy()
+    rng = np.random.default_rng(5)
+    a = _sub(tmp_path, ids, y + rng.normal(0, 0.2, y.size), "a.csv")
+    b = _sub(tmp_path, ids, y + rng.normal(0, 1.0, y.size), "b.csv")
+    db = tmp_path / "lb.db"
+    common = ["--protocol", "aadb", "--data", str(tiny_curated), "--n-boot", "50", "--leaderboard", str(db)]
+    assert main(["score", "--submission", str(b), "--out", str(tmp_path / "b.json"), "--name", "b", *common]) == 0
+    assert main(["score", "--submission", str(a), "--out", str(tmp_path / "a.json"), "--name", "a",
+                 "--compare", str(tmp_path / "b.json"), *common]) == 0
+    via_db = json.loads((tmp_path / "a.json").read_text())["details"]["comparison"]
+    assert main(["score", "--submission", str(a), "--out", str(tmp_path / "a2.json"), "--compare", str(b),
+                 "--protocol", "aadb", "--data", str(tiny_curated), "--n-boot", "50"]) == 0
+    via_csv = json.loads((tmp_path / "a2.json").read_text())["details"]["comparison"]
+    assert via_db == via_csv and via_db["other_submission_sha256"] == sha256_file(b)
+    capsys.readouterr()

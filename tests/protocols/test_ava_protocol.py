@@ -1,0 +1,84 @@
+"""The ``ava`` protocol: ρ on the standard test list, accuracy at the τ chosen on validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from aadb_toolkit.ava import load_ava, write_synthetic_ava
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.protocols import score_submission
+from aadb_toolkit.protocols.ava_protocol import accuracy_at, choose_threshold, evaluate
+from aadb_toolkit.submissions import SubmissionError, write_submission
+
+
+@pytest.fixture(scope="module")
+def ava_root(tmp_path_factory):
+    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 3000, seed=5)
+
+
+def _series(values, prefix="i"):
+    return pd.Series(np.asarray(values, dtype=float), index=[f"{prefix}{k}" for k in range(len(values))])
+
+
+def test_threshold_is_chosen_on_validation_not_on_test():
+    val_truth = _series([4.0, 4.5, 6.0, 7.0], "v")
+    val_pred = _series([0.1, 0.2, 0.3, 0.4], "v")  # best τ on validation: 0.25 (4/4 correct)
+    test_truth = _series([4.0, 4.0, 4.0, 4.0, 6.0, 7.0], "t")
+    test_pred = _series([0.1, 0.2, 0.3, 0.35, 0.4, 0.5], "t")  # best τ on test would be 0.375 (6/6)
+    r = evaluate(test_truth, test_pred, val_truth, val_pred, n_boot=0, fingerprint="sha256:f",
+                 submission_sha256="sha256:s")
+    assert r.details["threshold"] == pytest.approx(0.25)
+    assert r.metrics["validation_accuracy"].value == 1.0
+    assert r.metrics["accuracy"].value == pytest.approx(4 / 6)  # not the test oracle's 6/6
+    test_tau, test_acc = choose_threshold(test_pred.to_numpy(), test_truth.to_numpy() > 5)
+    assert test_tau == pytest.approx(0.375) and test_acc == 1.0
+
+
+def test_labels_use_strictly_greater_than_five():
+    tau, acc = choose_threshold(np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.01]) > 5)
+    assert acc == 1.0 and 2.0 < tau < 3.0
+
+
+def test_choose_threshold_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 15))
+        x, lab = rng.integers(0, 5, n).astype(float), rng.random(n) < 0.5
+        _, acc = choose_threshold(x, lab)
+        brute = max(accuracy_at(x, lab, t) for t in np.concatenate(([x.min() - 1], np.unique(x))))
+        assert acc == pytest.approx(brute)
+
+
+def test_score_on_synthetic_ava(tmp_path, ava_root):
+    ava = load_ava(ava_root)
+    test, val = ava.ground_truth("test"), ava.ground_truth("validation")
+    rng = np.random.default_rng(3)
+    tp = test + rng.normal(0, 0.5, test.size)
+    vp = val + rng.normal(0, 0.5, val.size)
+    sub = write_submission(tmp_path / "test.csv", tp)
+    vsub = write_submission(tmp_path / "val.csv", vp)
+    r = score_submission("ava", sub, ava_root, validation=vsub, n_boot=100, seed=0)
+    assert abs(r.metrics["spearman"].value - stats.spearmanr(tp, test).statistic) < 1e-12
+    tau, _ = choose_threshold(vp.to_numpy(), val.to_numpy() > 5)
+    assert r.details["threshold"] == tau
+    assert r.metrics["accuracy"].value == pytest.approx(np.mean((tp.to_numpy() > tau) == (test.to_numpy() > 5)))
+    assert r.n_images == len(ava.test_ids) and r.dataset == "ava"
+    assert r.details["n_validation"] == len(ava.validation_ids)
+
+
+def test_validation_file_must_cover_the_validation_set(tmp_path, ava_root):
+    ava = load_ava(ava_root)
+    test = ava.ground_truth("test")
+    sub = write_submission(tmp_path / "test.csv", test)
+    wrong = write_submission(tmp_path / "val.csv", test)  # test ids given as validation
+    with pytest.raises(SubmissionError, match="not in the toolkit's AVA validation set"):
+        score_submission("ava", sub, ava_root, validation=wrong, n_boot=0)
+
+
+def test_single_class_validation_is_refused():
+    with pytest.raises(InputError, match="only one class"):
+        evaluate(_series([6.0, 7.0], "t"), _series([1.0, 2.0], "t"), _series([6.0, 7.0], "v"),
+                 _series([1.0, 2.0], "v"), n_boot=0, fingerprint="f", submission_sha256="s")

@@ -1,0 +1,57 @@
+"""The versioned result document."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from aadb_toolkit import __version__
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.protocols.results import (RESULT_SCHEMA_VERSION, Metric, comparable, make_result, read_result,
+                                            write_result)
+
+
+def _result(**kw):
+    base = dict(protocol="aadb", protocol_version="1", main_metric="spearman",
+                metrics={"spearman": Metric(0.5, 0.4, 0.6, 0.95), "kendall": Metric(math.nan)},
+                data_fingerprint="sha256:aa", submission_sha256="sha256:bb", n_images=10, seed=3, n_boot=100,
+                details={"x": [1, 2]})
+    base.update(kw)
+    return make_result(**base)
+
+
+def test_round_trip_and_fields(tmp_path):
+    r = _result()
+    path = write_result(tmp_path / "sub" / "r.json", r)
+    doc = json.loads(path.read_text())
+    assert doc["schema_version"] == RESULT_SCHEMA_VERSION and doc["format"] == "aadb-result"
+    assert doc["protocol"] == {"name": "aadb", "version": "1", "main_metric": "spearman"}
+    assert doc["toolkit_version"] == __version__
+    assert doc["data"]["fingerprint"] == "sha256:aa" and doc["submission"]["sha256"] == "sha256:bb"
+    assert doc["settings"] == {"seed": 3, "n_boot": 100}
+    assert doc["metrics"]["kendall"] == {"value": None}  # NaN becomes null, never invalid JSON
+    back = read_result(path)
+    assert back.to_dict() == r.to_dict()
+    assert back.main_value == 0.5
+
+
+def test_unsupported_schema_and_garbage_are_clear_errors(tmp_path):
+    doc = _result().to_dict()
+    doc["schema_version"] = 99
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="schema_version 99 is not supported"):
+        read_result(tmp_path / "r.json")
+    (tmp_path / "g.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read result document"):
+        read_result(tmp_path / "g.json")
+    (tmp_path / "o.json").write_text('{"format": "something-else"}')
+    with pytest.raises(InputError, match="not an aadb result document"):
+        read_result(tmp_path / "o.json")
+
+
+def test_comparable_needs_same_protocol_and_fingerprint():
+    assert comparable(_result(), _result(submission_sha256="sha256:cc"))
+    assert not comparable(_result(), _result(data_fingerprint="sha256:zz"))
+    assert not comparable(_result(), _result(protocol="human"))
