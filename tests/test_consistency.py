@@ -18,7 +18,7 @@ from aadb_toolkit import consistency
 from aadb_toolkit.cli import main as cli_main
 from aadb_toolkit.errors import InputError
 
-from conftest import make_tiny_curated
+from tiny_data import make_tiny_curated
 
 
 def _frame(matrices: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from scipy import stats
 from aadb_toolkit import human, sources
 from aadb_toolkit.errors import InputError
 
-from conftest import make_tiny_curated
+from tiny_data import make_tiny_curated
 
 
 def _hand_made(seed: int = 0):

@@ -18,7 +18,7 @@ from aadb_toolkit import paper, sources
 from aadb_toolkit.cli import main as cli_main
 from aadb_toolkit.reports import human_consistency
 
-from conftest import make_tiny_curated
+from tiny_data import make_tiny_curated
 
 CHROMIUM = "/usr/bin/chromium"
 FIGURES = set(human_consistency.FIGURE_FILES.values())

@@ -1,0 +1,149 @@
+"""The end-to-end demo on the embedded default: a small synthetic AADB (a test instrument, not AADB)
+goes through every stage of the flow — simulate → curate → consistency → publish (and load back)
+→ train → predict → human-consistency report → score → leaderboard.
+
+Each step calls the stage's public library function; nothing here is specific to the demo but
+the small sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+#: Model variant trained by the demo (a file under ``baselines/``): small, CPU, a couple of minutes.
+DEMO_BASELINE = "demo_cpu"
+DEMO_MODEL_NAME = "demo: Reg+Rank (within & cross), CPU, from scratch"
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote each stage's output, and how long each stage took (seconds)."""
+
+    out: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+def run_demo(out: str | Path, *, n_images: int = 500, seed: int = 0, quirks: bool = True, n_perm: int = 2000,
+             train_model: bool = True, echo: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole pipeline on a synthetic release of ``n_images`` images into ``out``.
+
+    ``quirks`` injects the real-world mess of the raw release so the curation report has something
+    to say; ``train_model=False`` skips training, prediction, scoring and the leaderboard.
+    """
+    from . import consistency, curate, hub, simulate, sources
+    from .reports import human_consistency
+
+    out = Path(out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out=out)
+
+    def stage(name: str, fn: Callable[[], object]) -> object:
+        echo(f"[{len(result.seconds) + 1}] {name} ...")
+        t0 = time.perf_counter()
+        value = fn()
+        result.seconds[name] = time.perf_counter() - t0
+        return value
+
+    def say(line: str) -> None:
+        result.lines.append(line)
+        echo("    " + line)
+
+    release = out / "release"
+    sim = stage("simulate", lambda: simulate.simulate(release, n_images=n_images, seed=seed, quirks=quirks))
+    say(f"synthetic release (a test instrument, not AADB): {sim.n_images} images, {sim.n_hits} HITs, "
+        f"{sim.n_csv_rows} assignment rows, {sim.n_quirks} planted quirks -> {sim.release_dir}")
+
+    curated = out / "curated"
+    cur = stage("curate", lambda: curate.curate(release, curated, on_bad_value="exclude", progress=False))
+    say(cur.summary().replace("\n", "\n    "))
+    result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md")
+
+    cons_dir = out / "consistency"
+    cons = stage("consistency", lambda: consistency.run_consistency(curated, cons_dir, n_perm=n_perm,
+                                                                    show_progress=False))
+    s = cons.summary
+    say(f"{s['n_significant']} of {s['n_batches']} batches show significant agreement at FDR q={s['q']} "
+        f"({s['percent_significant']:.2f}%; paper: 98.45% on AADB) -> {cons_dir / 'consistency.json'}")
+    result.paths["consistency"] = cons_dir
+
+    hub_dir = out / "hub" / "aadb"
+    summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
+    pub = stage("publish", lambda: hub.publish(curated, hub_dir, consistency_summary=summary))
+    back = stage("load back", lambda: _load_back(hub_dir, sources.load(curated)))
+    say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
+        f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
+        f"{back['raters']} rater IDs, identical to the curated tables")
+    result.paths["hub"] = hub_dir
+
+    predictions = None
+    if train_model:
+        from .models import baseline_config, predict, train, write_predictions
+
+        run_dir = out / "model"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*from scratch.*")
+            run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), curated, run_dir, progress=False))
+        say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
+            f"rho {run.best_val_rho:.3f} -> {run_dir}")
+        predictions = out / "predictions.csv"
+        stage("predict", lambda: write_predictions(predict(run_dir, curated, "test", progress=False), predictions))
+        say(f"test-split predictions (submission format) -> {predictions}")
+        result.paths.update(model=run_dir, predictions=predictions)
+
+    report_dir = out / "report"
+    stage("human-consistency report", lambda: human_consistency.write_report(
+        curated, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
+        show_progress=False))
+    say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
+    result.paths["report"] = report_dir
+
+    if predictions is not None:
+        from . import leaderboard
+        from .protocols import score_submission, write_result
+
+        scored = stage("score", lambda: score_submission("aadb", predictions, curated, n_boot=1000, seed=seed))
+        write_result(out / "score.json", scored)
+        rho = scored.metrics["spearman"]
+        say(f"aadb protocol: Spearman rho {rho.value:.4f} (95% CI {rho.ci_low:.3f}-{rho.ci_high:.3f}) "
+            f"on {scored.n_images} test images -> {out / 'score.json'}")
+        db = out / "leaderboard.sqlite"
+        stage("leaderboard", lambda: (leaderboard.record(db, scored, DEMO_MODEL_NAME),
+                                      leaderboard.render(db, out / "leaderboard")))
+        result.paths.update(score=out / "score.json", leaderboard=out / "leaderboard")
+        echo("")
+        echo(leaderboard.format_markdown(db, "aadb"))
+    return result
+
+
+def _load_back(hub_dir: Path, curated) -> dict[str, int]:
+    """Read the published folder with the stock ``datasets`` client and the toolkit's loader, and
+    check both give back the curated tables."""
+    import datasets
+    import pandas as pd
+
+    from . import sources
+    from .errors import AADBError
+
+    per_image = datasets.load_dataset(str(hub_dir))
+    long = datasets.load_dataset(str(hub_dir), "ratings")
+    n_images = sum(len(per_image[s]) for s in per_image)
+    n_ratings = sum(len(long[s]) for s in long)
+    published = sources.load(hub_dir)
+    key = ["image_id", "rater_id", "batch_id", "score"]
+    same_ratings = published.ratings[key].sort_values(key).reset_index(drop=True).equals(
+        curated.ratings[key].sort_values(key).reset_index(drop=True))
+    if (n_images, n_ratings) != (len(curated.images), len(curated.ratings)) or not same_ratings:
+        raise AADBError(f"{hub_dir}: published data does not match the curated tables "
+                        f"({n_images} images / {n_ratings} ratings vs {len(curated.images)} / {len(curated.ratings)})")
+    return {"images": n_images, "ratings": n_ratings,
+            "raters": int(pd.Series(published.ratings["rater_id"]).nunique())}
