@@ -314,8 +314,8 @@ def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[i
     workers["taste"] = [list(map(float, t)) for t in workers["taste"]]
     valid = ratings[ratings["is_valid"]].groupby("worker_id").size()
     workers["n_valid_ratings"] = workers["worker_id"].map(valid).fillna(0).astype("int64")
-    cols = ["worker_id", "role", "bias", "scale", "noise", "taste", "is_random", "n_hits", "n_images",
-            "n_valid_ratings"]
+    cols = ["worker_id", "role", "bias", "scale", "noise", "session_sd", "taste", "is_random", "is_careless",
+            "n_hits", "n_images", "n_valid_ratings"]
     workers[cols].to_parquet(root / "workers.parquet", index=False)
     ratings.to_parquet(root / "ratings.parquet", index=False)
     model = load_model()

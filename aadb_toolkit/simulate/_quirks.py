@@ -113,8 +113,8 @@ def _rejected(d: Draft, hits: np.ndarray, gen: np.random.Generator) -> None:
     first = len(d.workers)
     d.workers = pd.concat([d.workers, pd.DataFrame({
         "worker_id": spam_ids, "n_hits": 0, "n_images": 0, "bias": 0.0, "scale": 0.0, "noise": 0.0,
-        "taste": [np.zeros(len(d.workers["taste"].iloc[0])) for _ in spam_ids], "is_random": True,
-        "role": "rejected_spammer"})], ignore_index=True)
+        "session_sd": 0.0, "taste": [np.zeros(len(d.workers["taste"].iloc[0])) for _ in spam_ids],
+        "is_random": True, "is_careless": False, "role": "rejected_spammer"})], ignore_index=True)
     ids = amt_ids(rng(d.seed, "ids", 6), len(hits), 29, prefix="3")
     k = schema.IMAGES_PER_BATCH
     created = d.hits["creation"].to_numpy()[hits]

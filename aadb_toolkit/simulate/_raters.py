@@ -156,7 +156,8 @@ def check_n_images(n_images: int) -> None:
 
 def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: float,
                          content_names: tuple[str, ...], model: Model | None = None) -> pd.DataFrame:
-    """Each worker's bias, scale, noise, content taste and whether they answer at random."""
+    """Each worker's bias, scale, noise, session-offset sd, content taste, whether they are
+    careless (light workers only) and whether they answer at random."""
     model = model or load_model()
     r = model.raters
     gen = rng(seed, "workers")
@@ -164,17 +165,36 @@ def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: fl
     bias = gen.normal(0.0, r["bias_sd"], n)
     scale = np.exp(gen.normal(0.0, r["scale_log_sd"], n))
     taste = gen.normal(0.0, r["taste_sd"], (n, len(content_names)))
-    t = np.clip(np.log(plan.workers["n_hits"].to_numpy()) / np.log(100), 0, 1)
+    t = np.clip(np.log(plan.workers["n_hits"].to_numpy()) / np.log(r["heavy_at_hits"]), 0, 1)
     level = np.exp((1 - t) * np.log(r["noise_light"]) + t * np.log(r["noise_heavy"]))
+    session_sd = np.exp((1 - t) * np.log(r["session_light"]) + t * np.log(r["session_heavy"]))
     noise = level * np.exp(gen.normal(0.0, r["noise_log_sd"], n))
+    # careless workers (light workers only): they barely look, so their scores follow quality weakly
+    light = np.flatnonzero(plan.workers["n_hits"].to_numpy() <= r["careless_max_hits"])
+    careless = np.zeros(n, dtype=bool)
+    careless[light[rng(seed, "workers", 1).random(len(light)) < r["careless_share"]]] = True
+    scale[careless] *= r["careless_signal"]
     n_random = int(round(random_rater_share * n))
     is_random = np.zeros(n, dtype=bool)
     is_random[gen.permutation(n)[:n_random]] = True
     out = plan.workers.copy()
-    out["bias"], out["scale"], out["noise"] = bias, scale, noise
+    out["bias"], out["scale"], out["noise"], out["session_sd"] = bias, scale, noise, session_sd
     out["taste"] = [row for row in taste]
     out["is_random"] = is_random
+    out["is_careless"] = careless
     return out
+
+
+def within_hit_contrast(q: np.ndarray, beta: float, ref_sd: float) -> np.ndarray:
+    """Quality as a worker perceives it inside one HIT (rows of ``q``): the differences between
+    the HIT's images stretched by ``(ref_sd / sd of the HIT)^beta`` (factor kept in [1/3, 3]), as
+    raters spread their scores over the images in front of them; ranks within a HIT are kept."""
+    if beta == 0:
+        return q
+    centre = q.mean(axis=1, keepdims=True)
+    spread = q.std(axis=1, keepdims=True)
+    factor = np.clip((ref_sd / np.maximum(spread, 1e-9)) ** beta, 1 / 3, 3)
+    return centre + (q - centre) * factor
 
 
 def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndarray,
@@ -188,16 +208,21 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
     k = schema.IMAGES_PER_BATCH
     img = hit_of_assignment[:, None] * k + np.arange(k)[None, :]
     w = worker_of_assignment
-    q = images["latent_quality"].to_numpy()[img]
+    q = within_hit_contrast(images["latent_quality"].to_numpy()[img], r["range_effect"], r["range_ref_sd"])
     c = content_index[img]
     taste = np.stack(workers["taste"].to_numpy())[w[:, None], c]
     bias = workers["bias"].to_numpy()[w][:, None]
     scale = workers["scale"].to_numpy()[w][:, None]
     noise = workers["noise"].to_numpy()[w][:, None]
-    raw = 3 + bias + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
+    # a per-assignment offset (the worker's calibration on this HIT): ranks within a HIT keep it,
+    # comparisons across HITs do not; its own stream, so the other draws do not move
+    session_sd = workers["session_sd"].to_numpy()[w][:, None]
+    session = session_sd * rng(seed, "ratings", 1).standard_normal(len(w))[:, None]
+    raw = 3 + bias + session + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
     scores = np.clip(np.rint(raw), schema.SCORE_MIN, schema.SCORE_MAX).astype(np.int64)
     s = strengths[img]
-    e = gen.standard_normal(s.shape) * (r["vote_noise"] * noise / r["noise_light"])[:, :, None]
+    vote_sd = r["vote_noise"] * (noise / r["noise_light"]) ** r["vote_noise_power"]
+    e = gen.standard_normal(s.shape) * vote_sd[:, :, None]
     th = r["vote_threshold"]
     votes = ((s + e) > th).astype(np.int64) - ((s + e) < -th).astype(np.int64)
     rand = workers["is_random"].to_numpy()[w]

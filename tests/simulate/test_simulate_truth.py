@@ -75,7 +75,14 @@ def test_planted_quality_drives_the_mean_scores(clean_release):
     rand = ratings[ratings["worker_id"].isin(workers.loc[workers["is_random"], "worker_id"])]
     q_all = images.set_index("image_id")["latent_quality"]
     assert len(rand) > 100 and abs(spearmanr(q_all.loc[rand["image_id"]], rand["score"])[0]) < 0.2
-    assert spearmanr(q_all.loc[honest["image_id"]], honest["score"])[0] > 0.5
+    # honest scores follow quality; most clearly within an assignment, since a worker's per-HIT
+    # session offset (model.toml) shifts whole HITs (at full size ρ ≈ 0.59 across all ratings)
+    q_honest = q_all.loc[honest["image_id"]].to_numpy()
+    assert spearmanr(q_honest, honest["score"])[0] > 0.4
+    by_assignment = honest.assign(q=q_honest).groupby("assignment_id")
+    centred_q = q_honest - by_assignment["q"].transform("mean")
+    centred_score = honest["score"] - by_assignment["score"].transform("mean")
+    assert spearmanr(centred_q, centred_score)[0] > 0.5
 
 
 def test_truth_tables_have_the_documented_columns(clean_release):
@@ -86,8 +93,8 @@ def test_truth_tables_have_the_documented_columns(clean_release):
     assert images["content_type"].nunique() >= 4
     assert images[[f"planted_{a}" for a in schema.ATTRIBUTES]].abs().max().max() < 1
     workers = pd.read_parquet(clean_release.truth_dir / "workers.parquet")
-    assert list(workers.columns) == ["worker_id", "role", "bias", "scale", "noise", "taste", "is_random",
-                                     "n_hits", "n_images", "n_valid_ratings"]
+    assert list(workers.columns) == ["worker_id", "role", "bias", "scale", "noise", "session_sd", "taste",
+                                     "is_random", "is_careless", "n_hits", "n_images", "n_valid_ratings"]
     assert all(len(t) == len(load_model().content_names) for t in workers["taste"])
     ratings = pd.read_parquet(clean_release.truth_dir / "ratings.parquet")
     assert {"hit_id", "assignment_id", "worker_id", "image_id", "score", *schema.ATTRIBUTES, "is_valid",
