@@ -33,7 +33,7 @@ class DemoResult:
     lines: list[str] = field(default_factory=list)
 
 
-def run_demo(out: str | Path, *, n_images: int = 500, seed: int = 0, quirks: bool = True, n_perm: int = 2000,
+def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bool = True, n_perm: int = 2000,
              train_model: bool = True, echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole pipeline on a synthetic release of ``n_images`` images into ``out``.
 

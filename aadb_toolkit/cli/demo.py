@@ -8,7 +8,7 @@ import argparse
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
     parser.add_argument("--out", default="demo_out", help="output folder (default %(default)s)")
-    parser.add_argument("--images", type=int, default=500, help="images in the synthetic release (default %(default)s)")
+    parser.add_argument("--images", type=int, default=1000, help="images in the synthetic release (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic release (default %(default)s)")
     parser.add_argument("--no-quirks", action="store_true", help="a clean release, without the raw release's mess")
     parser.add_argument("--n-perm", type=int, default=2000, help="permutations per consistency test (default %(default)s)")
