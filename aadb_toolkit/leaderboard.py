@@ -18,6 +18,7 @@ import html
 import io
 import json
 import os
+import re
 import sqlite3
 import time
 import zlib
@@ -153,7 +154,9 @@ class _transaction:
             self.con.execute("ROLLBACK")
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """The display name as it will be stored (stripped); raises :class:`InputError` when it is empty,
+    too long or holds control characters. The CLI calls it before scoring, so a bad name writes nothing."""
     name = str(name).strip()
     if not name:
         raise InputError("leaderboard name is empty", field="name")
@@ -162,6 +165,13 @@ def _check_name(name: str) -> str:
     if any(not ch.isprintable() for ch in name):
         raise InputError("leaderboard name contains control characters", field="name")
     return name
+
+
+def check_database(db: str | os.PathLike[str]) -> None:
+    """Raise :class:`InputError` when ``db`` exists but is not a usable leaderboard database (checked
+    before scoring, so a bad ``--leaderboard`` path writes nothing); a missing file is fine."""
+    if Path(db).exists():
+        connect(db).close()
 
 
 def _ids_hash(ids: tuple[str, ...] | list[str]) -> str:
@@ -179,7 +189,7 @@ def _unpack(blob: bytes) -> np.ndarray:
 def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutcome:
     """Record a scored result under a display ``name`` in one transaction; recording the same
     (protocol, fingerprint, submission, name) again changes nothing and returns the existing row."""
-    name = _check_name(name)
+    name = check_name(name)
     main = result.metrics.get(result.main_metric)
     if main is None:
         raise InputError(f"result has no value for its main metric {result.main_metric!r}")
@@ -394,6 +404,23 @@ def _short(fp: str) -> str:
     return fp if len(fp) <= 23 else fp[:23] + "…"
 
 
+def _md_cell(text: str) -> str:
+    """A name made inert in a Markdown table cell: ``\\ < [ ] ` |`` are backslash-escaped, so a name
+    cannot open an HTML tag (``<script>``), a link or code span, or split the table row."""
+    return re.sub(r"([\\<\[\]`|])", r"\\\1", text)
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or tab/CR)
+    that is not a number gets a leading ``'`` so spreadsheet programs show it as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def _markdown(protocol: str, sections: list[tuple[str, pd.DataFrame]]) -> str:
     decl = PROTOCOLS.get(protocol)
     columns, rows = _table_rows(protocol, sections)
@@ -408,7 +435,8 @@ def _markdown(protocol: str, sections: list[tuple[str, pd.DataFrame]]) -> str:
     def table(rs: list[dict[str, str]], cols: list[str]) -> list[str]:
         out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
         for r in rs:
-            out.append("| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |")
+            out.append("| " + " | ".join(_md_cell(r[c]) if c == "name" else r[c].replace("|", "\\|")
+                                         for c in cols) + " |")
         return out
 
     for fp, g in sections:
@@ -464,7 +492,7 @@ def _csv(protocol: str, sections: list[tuple[str, pd.DataFrame]]) -> str:
     w = csv.DictWriter(buf, fieldnames=["protocol", *columns], lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({"protocol": protocol, **r})
+        w.writerow({k: _csv_cell(v) for k, v in {"protocol": protocol, **r}.items()})
     return buf.getvalue()
 
 

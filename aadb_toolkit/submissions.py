@@ -27,6 +27,9 @@ HEADER: tuple[str, str] = ("image_id", "score")
 DEFAULT_MAX_BYTES: int = 32 * 1024 * 1024
 #: How many problems the error message lists (all are kept on the exception).
 SHOWN_PROBLEMS: int = 25
+#: Checking stops after this many problems: a file this wrong is not a submission for the split,
+#: and a 32 MiB file of bad rows would otherwise take half a minute and gigabytes to list.
+MAX_PROBLEMS: int = 1000
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,14 @@ class SubmissionError(InputError):
 
     def __init__(self, file: str, problems: Sequence[Problem], *, shown: int = SHOWN_PROBLEMS) -> None:
         self.problems = list(problems)
-        lines = [str(p) for p in self.problems[:shown]]
-        more = len(self.problems) - shown
-        if more > 0:
-            lines.append(f"... and {more} more problem(s)")
+        in_rows = [p for p in self.problems if p.row is not None]
+        general = [p for p in self.problems if p.row is None]  # about the whole file: always shown after the rows
+        lines = [str(p) for p in in_rows[:shown]]
+        if len(in_rows) > shown:
+            lines.append(f"... and {len(in_rows) - shown} more problem(s) in rows")
+        lines += [str(p) for p in general[:shown]]
+        if len(general) > shown:
+            lines.append(f"... and {len(general) - shown} more problem(s)")
         n = len(self.problems)
         msg = f"invalid submission, {n} problem{'s' if n != 1 else ''} (nothing was scored):\n  " + "\n  ".join(lines)
         super().__init__(msg, file=file)
@@ -81,10 +88,29 @@ def _looks_like_path(image_id: str) -> bool:
     return "/" in image_id or "\\" in image_id or ".." in image_id
 
 
+#: Leading bytes of files that are not text at all, and what to tell the submitter.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "file is gzip-compressed (a binary file); decompress it and submit the CSV itself"),
+    (b"PK\x03\x04", "file is a ZIP archive or an .xlsx workbook (a binary file); submit a plain CSV"),
+    (b"\x89PNG", "file is a PNG image (a binary file), not a CSV"),
+    (b"%PDF", "file is a PDF document (a binary file), not a CSV"),
+)
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte-order mark: ASCII text leaves every other byte NUL."""
+    head = data[:4096]
+    half = len(head) // 2
+    return half >= 4 and max(head[0::2].count(0), head[1::2].count(0)) >= 0.9 * half
+
+
 def _decode(data: bytes) -> tuple[str | None, Problem | None]:
     """UTF-8 text (a BOM is dropped), or the problem that prevents decoding."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (b"\x00" in data[:4096] and _looks_like_utf16(data)):
         return None, Problem("file is UTF-16 encoded; save it as UTF-8 (a CSV with header image_id,score)")
+    for magic, message in _MAGIC:
+        if data.startswith(magic):
+            return None, Problem(message)
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         return None, Problem(f"contains NUL bytes (first on line {line}): a binary file, not a CSV")
@@ -96,6 +122,9 @@ def _decode(data: bytes) -> tuple[str | None, Problem | None]:
                              f"line {line}); save the file as UTF-8", row=line)
     if text.startswith("\ufeff"):
         text = text[1:]
+    if re.match(r"\s*<(!doctype\s+html|html|\?xml|head|body)\b", text[:1024], re.IGNORECASE):
+        return None, Problem("file is an HTML/XML page (a saved error or download page?), not a CSV "
+                             "with header image_id,score")
     return text, None
 
 
@@ -137,6 +166,11 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     text, problem = _decode(data)
     if text is None:
         raise SubmissionError(str(path), [problem or Problem("cannot decode the file")])
+    n_lines = max(text.count("\n"), text.count("\r"))
+    if n_lines > 2 * len(expected) + 1000:  # parsing and listing millions of bad rows helps no one
+        raise SubmissionError(str(path), [Problem(f"file has {n_lines:,} lines, but the {split_name} has "
+                                                  f"{len(expected):,} images (one row each): not a submission "
+                                                  f"for the {split_name}")])
     problems: list[Problem] = []
     simple = _split_simple_csv(text)
     if simple is not None:
@@ -150,15 +184,18 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         header = rows[0] if rows else []
     if tuple(header) != HEADER:
         shown = ",".join(header)
+        layout = ""  # a header that shows every row has the wrong layout: the rows would only repeat it
         if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-            hint = " (fields must be separated by commas)"
+            hint = layout = " (fields must be separated by commas)"
         elif tuple(h.strip().lower() for h in header) == HEADER:
             hint = " (names are case- and space-sensitive)"
-        elif sorted(header) == sorted(HEADER):
-            hint = " (columns must be in the order image_id,score)"
+        elif sorted(h.strip().lower() for h in header) == sorted(HEADER):
+            hint = layout = " (columns must be in the order image_id,score; swapped columns are not accepted)"
         else:
             hint = ""
         problems.append(Problem(f"header is {shown[:80]!r}, expected exactly 'image_id,score'{hint}", row=1))
+        if layout:
+            raise SubmissionError(str(path), [Problem(problems[-1].message + "; rows not checked", row=1)])
         if _is_number_row(header) and sorted(header) != sorted(HEADER):
             # header missing: the first line is data; check it as such
             if simple is not None:
@@ -168,7 +205,9 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     if simple is None:
         ids, score_text, line_of = [], [], []
         for row, line in zip(rows[1:], line_numbers[1:]):
-            if not row:
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            if not row or (len(row) == 1 and not row[0].strip()):
                 problems.append(Problem("empty line", row=line))
             elif len(row) != 2:
                 problems.append(Problem(f"expected 2 fields (image_id,score), found {len(row)}", row=line))
@@ -178,15 +217,18 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 line_of.append(line)
 
     values = pd.to_numeric(pd.Series(score_text, dtype=object), errors="coerce").to_numpy(dtype=float)
-    joined = "\n".join(ids)
     clean = (bool(np.isfinite(values).all()) and len(set(ids)) == len(ids) and expected_set.issuperset(ids)
-             and "" not in expected_set and not _looks_like_path(joined))
+             and "" not in expected_set)
     first_row: dict[str, int] = dict(zip(ids, line_of)) if clean else {}
+    stopped_at = None
     for k, (image_id, raw, line) in enumerate([] if clean else zip(ids, score_text, line_of)):
+        if len(problems) >= MAX_PROBLEMS:
+            stopped_at = line
+            break
         v = values[k]
         if not image_id:
             problems.append(Problem("image_id is empty", row=line))
-        elif _looks_like_path(image_id):
+        elif image_id not in expected_set and _looks_like_path(image_id):
             problems.append(Problem(f"image_id {image_id[:80]!r} looks like a path; give the bare image id "
                                     f"(no '/', '\\' or '..')", row=line))
         elif image_id in first_row:
@@ -205,7 +247,13 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 problems.append(Problem(f"score {raw[:40]!r} is not a number", row=line))
         elif math.isinf(v):
             problems.append(Problem(f"score {raw[:40]!r} is infinite", row=line))
-    missing = [i for i in expected if i not in first_row]
+    if stopped_at is not None or len(problems) >= MAX_PROBLEMS:
+        where = f" at row {stopped_at}" if stopped_at is not None else ""
+        problems.append(Problem(f"checking stopped{where} after {MAX_PROBLEMS:,} problems: is this a submission "
+                                f"for the {split_name}?"))
+        missing = []
+    else:
+        missing = [i for i in expected if i not in first_row]
     if missing:
         listed = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""

@@ -134,7 +134,8 @@ def test_error_message_is_capped_but_keeps_all_problems(tmp_path):
     lines = ["image_id,score"] + [f"bad_{i}.jpg,{i}" for i in range(100)]
     err = _problems(tmp_path, "\n".join(lines) + "\n")
     assert len(err.problems) == 101  # 100 unknown + missing
-    assert "... and 76 more problem(s)" in str(err)
+    assert "... and 75 more problem(s) in rows" in str(err)
+    assert str(err).endswith("4 image(s) of the split have no row: 'img_a.jpg', 'img_b.jpg', 'img_c.jpg', 'img_d.jpg'")
 
 
 def test_write_submission_round_trips(tmp_path):

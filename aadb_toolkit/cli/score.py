@@ -33,8 +33,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.leaderboard is not None and not args.name:
-        raise InputError("--leaderboard needs --name (the display name of this submission)")
+    if args.leaderboard is not None:
+        from ..leaderboard import check_database, check_name
+
+        if not args.name:
+            raise InputError("--leaderboard needs --name (the display name of this submission)")
+        check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
+        check_database(args.leaderboard)
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
                               progress=True)

@@ -23,6 +23,8 @@ _EXIF_ORIENTATION = 0x0112
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
+#: Pillow's names for JPEG data: MPO is a JPEG with extra pictures (many cameras and phones write it).
+_JPEG_FORMATS = ("JPEG", "MPO")
 # What Pillow raises for undecodable, truncated or unreadable files (all recorded, never ignored).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
                   Image.DecompressionBombError)
@@ -118,7 +120,7 @@ def check_image(name: str, path: str) -> dict:
         flags.append("alpha")
     if mode in ("P", "PA"):
         flags.append("palette")
-    if name.lower().endswith(_JPEG_SUFFIXES) and fmt != "JPEG":
+    if name.lower().endswith(_JPEG_SUFFIXES) and fmt not in _JPEG_FORMATS:
         flags.append("png_bytes" if fmt == "PNG" else f"{fmt.lower() or 'unknown'}_bytes")
     if caught:
         flags.append("decode_warning")

@@ -74,7 +74,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     csv_path = release / csv_rel
     df = _raw.read_results_csv(csv_path)
     slots = _raw.find_slots(df, cols, str(csv_path))
-    ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w}
+    ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
     rows = _raw.assignment_rows(df, csv_rel, ledger)
     answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
     rkey = resolve_key(key, key_file)  # after the CSV checks: a run that fails on bad input creates no key
@@ -82,6 +82,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     files, ignored = _images.list_image_files(release)
     for rel, why in ignored:
         ledger.add("file", "ignored", why.split(" ")[0], file=rel, detail=why)
+    _raw.match_url_variants(answers, files, csv_rel, ledger)
     live = answers["reason"] == "kept"
     referenced = sorted(set(answers.loc[live, "image_id"]))
     missing = [n for n in referenced if n not in files]
@@ -99,6 +100,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
         ledger.add("image", "excluded", "corrupt_file", file=files[r.image_id], image_id=r.image_id, detail=r.error)
 
     ratings = _ratings_table(answers, rkey)
+    _report_batch_sizes(ratings, answers, csv_rel, ledger)
     images = _images_table(ratings, answers, checks, files)
     rated = set(images["image_id"])
     seen = set(answers.loc[answers["url"] != "", "image_id"])
@@ -148,6 +150,18 @@ def _exclude_answers(answers: pd.DataFrame, names: set[str], reason: str, detail
                                    "column": [f"{_raw.IMAGE_URL_PREFIX}{s}" for s in hit["slot"]],
                                    "image_id": hit["image_id"].to_numpy(), "detail": detail}),
                      "answer", "excluded", file=file, reason=reason)
+
+
+def _report_batch_sizes(ratings: pd.DataFrame, answers: pd.DataFrame, file: str, ledger: Ledger) -> None:
+    """Flag each HIT whose kept ratings do not come from the AMT design's number of distinct raters
+    (more assignments were posted, or some were rejected, repeated or lost their images)."""
+    n = ratings.groupby("batch_id")["rater_id"].nunique()
+    odd = n[n != schema.RATERS_PER_BATCH]
+    first_row = answers.groupby("hit_id")["row"].min()
+    for hit, k in odd.items():
+        ledger.add("batch", "flagged", "unusual_rater_count", file=file, row=int(first_row[hit]), column="HITId",
+                   value=hit, detail=f"{int(k)} distinct raters with kept ratings (the design has "
+                                     f"{schema.RATERS_PER_BATCH}); all kept")
 
 
 def _ratings_table(answers: pd.DataFrame, rkey: RaterKey) -> pd.DataFrame:
@@ -213,6 +227,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
             ledger.add("label_file", "reported", "label_file_missing", file=rel)
     if labels is not None and labels.score_splits:
         official = _labels.official_split(labels)
+        _report_split_disagreements(labels, official, ledger)
         images["split"] = images["image_id"].map(official).fillna("").astype("str")
         unlabeled = (images["split"] == "").to_numpy()
         images.loc[unlabeled, "split"] = _split_from_batch(images, answers, unlabeled)
@@ -247,6 +262,17 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
             _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
     images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
     return images[list(schema.IMAGE_COLUMNS)], info
+
+
+def _report_split_disagreements(labels: _labels.Labels, official: pd.Series, ledger: Ledger) -> None:
+    """Flag attribute label lines whose file's split is not the split the score files give the image."""
+    v = labels.values
+    their = v["image_id"].map(official)
+    bad = v[(v["field"] != schema.SCORE_LABEL_FIELD) & their.notna() & (their != v["split"])]
+    for r, split in zip(bad.itertuples(index=False), their[bad.index]):
+        ledger.add("label", "flagged", "label_split_disagrees", file=r.file, row=r.row, column=r.field,
+                   image_id=r.image_id, detail=f"listed in a {r.split} label file, but the score files put it in "
+                                               f"{split} (the score files' split is used)")
 
 
 def _flag_detail(flag: str, r) -> str:

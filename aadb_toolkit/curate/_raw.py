@@ -32,8 +32,15 @@ ROW_CONVENTION = "data rows counted from 1 after the header (row N is on file li
 BAD_VALUE_POLICIES = ("error", "exclude")
 
 _KEPT_STATUSES = {"approved", "submitted"}
-_FLICKR = re.compile(r"^https?://farm(?P<farm>\d+)\.static\.?flickr\.com/(?P<server>[^/?#]+)/(?P<file>[^/?#]+)",
-                     re.IGNORECASE)
+_FLICKR = re.compile(r"^(?:https?:)?//(?:farm(?P<farm>\d+)\.static\.?flickr\.com|c\d+\.static\.?flickr\.com/"
+                     r"(?P<cdn_farm>\d+))/(?P<server>[^/?#]+)/(?P<file>[^/?#]+)", re.IGNORECASE)
+# A Flickr photo is identified by server, photo id and secret; the size suffix (_b, _z, none) and
+# the host form (farm<k>., c<n>./<k>/, live.) vary between copies of the same URL.
+_FLICKR_URL_PHOTO = re.compile(r"^(?:https?:)?//[^/?#]*static\.?flickr\.com/(?:\d+/)?(?P<server>\d+)/"
+                               r"(?P<photo>\d+)_(?P<secret>[0-9a-f]+)(?:_[a-z0-9]{1,2})?\.[a-z]{3,4}(?:[?#].*)?$",
+                               re.IGNORECASE)
+_FLICKR_FILE_PHOTO = re.compile(r"^farm\d+_(?P<server>\d+)_(?P<photo>\d+)_(?P<secret>[0-9a-f]+)"
+                                r"(?:_[a-z0-9]{1,2})?\.[a-z]{3,4}$", re.IGNORECASE)
 _AMT_TIME = re.compile(r"^(?:[A-Za-z]{3},?\s+)?(?P<mon>[A-Za-z]{3})\s+(?P<day>\d{1,2})\s+(?P<h>\d{1,2}):(?P<m>\d{2})"
                        r":(?P<s>\d{2})\s+(?P<tz>[A-Za-z]{1,5})\s+(?P<year>\d{4})$")
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
@@ -111,10 +118,18 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     header = [str(c).strip() for c in df.columns]
     df.columns = header
     # pandas renames a repeated column ("X" → "X.1"); look at the header line itself.
-    raw_header = [c.strip() for c in next(csv.reader(io.StringIO(text)), [])]
+    # pandas skips blank and whitespace-only lines; so does this count of each row's fields.
+    records = (r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or (r and r[0].strip()))
+    raw_header = [c.strip() for c in next(records, [])]
     dupes = sorted(c for c, k in Counter(raw_header).items() if k > 1)
     if dupes:
         raise InputError(f"header repeats column(s) {dupes}", file=name, row=0, field=dupes[0])
+    # pandas pads a row with too few fields with empty cells, which would read as blank answers.
+    for row, record in enumerate(records, start=1):
+        if len(record) < len(raw_header):
+            raise InputError(f"malformed CSV: the row has {len(record)} fields, the header {len(raw_header)} "
+                             f"(missing from {raw_header[len(record)]!r} on)", file=name, row=row,
+                             field=raw_header[len(record)])
     return df
 
 
@@ -182,10 +197,53 @@ def image_names(urls: pd.Series) -> pd.Series:
     for u in uniques:
         m = _FLICKR.match(u)
         if m:
-            names[u] = f"farm{m['farm']}_{m['server']}_{m['file']}"
+            names[u] = f"farm{m['farm'] or m['cdn_farm']}_{m['server']}_{m['file']}"
         else:
             names[u] = re.split(r"[?#]", u, maxsplit=1)[0].rstrip("/").rsplit("/", 1)[-1]
     return urls.map(names)
+
+
+def match_url_variants(answers: pd.DataFrame, files: dict[str, str], file: str, ledger: Ledger) -> None:
+    """Point usable answers whose image name is not a file of the release, but whose Flickr URL names
+    a photo (server, id, secret) that exactly one release file holds in another size or host form,
+    at that file; each such URL is reported (``url_variant``)."""
+    live = (answers["reason"] == "kept") & ~answers["image_id"].isin(files.keys())
+    if not live.any():
+        return
+    by_photo: dict[tuple[str, str, str], list[str]] = {}
+    for name in files:
+        m = _FLICKR_FILE_PHOTO.match(name)
+        if m:
+            by_photo.setdefault((m["server"], m["photo"], m["secret"].lower()), []).append(name)
+    mapped = {}
+    for url in pd.unique(answers.loc[live, "url"]):
+        m = _FLICKR_URL_PHOTO.match(url)
+        hits = by_photo.get((m["server"], m["photo"], m["secret"].lower()), []) if m else []
+        if len(hits) == 1:
+            mapped[url] = hits[0]
+    if not mapped:
+        return
+    todo = live & answers["url"].isin(mapped.keys())
+    answers.loc[todo, "image_id"] = answers.loc[todo, "url"].map(mapped)
+    first = answers[todo].drop_duplicates("url")
+    ledger.add_frame(pd.DataFrame({
+        "row": first["row"].to_numpy(), "column": [f"{IMAGE_URL_PREFIX}{s}" for s in first["slot"]],
+        "image_id": first["image_id"].to_numpy(), "value": first["url"].to_numpy(),
+        "detail": [f"no file of this URL's name; the same Flickr photo (server, id, secret) is {n} "
+                   f"({int(k)} answers)" for n, k in zip(first["image_id"],
+                                                          answers[todo].groupby("url").size()[first["url"]])]}),
+        "url", "flagged", file=file, reason="url_variant")
+    # Two forms of one photo's URL in one assignment are the same image twice: keep the first slot.
+    kept = answers[answers["reason"] == "kept"]
+    dup = kept.duplicated(["row", "image_id"], keep="first") & kept["url"].isin(mapped.keys())
+    if dup.any():
+        d = kept[dup]
+        answers.loc[d.index, "reason"] = "duplicate_image_in_assignment"
+        ledger.add_frame(pd.DataFrame({"row": d["row"].to_numpy(),
+                                       "column": [f"{IMAGE_URL_PREFIX}{s}" for s in d["slot"]],
+                                       "image_id": d["image_id"].to_numpy(),
+                                       "detail": "image shown twice in one assignment; first slot kept"}),
+                         "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
 
 
 def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame:
@@ -201,7 +259,12 @@ def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame
     })
     rows["submit_time"] = parse_submit_times(rows["submit_text"])
     rows["reason"] = ""
+    # Batch-results files concatenated into one repeat the header line: such a row is not an assignment.
+    repeated_header = np.ones(n, dtype=bool)
+    for col in REQUIRED_COLUMNS:
+        repeated_header &= (df[col].str.strip() == col).to_numpy()
     checks = [
+        ("repeated_header", "HITId", repeated_header),
         ("blank_hit_id", "HITId", rows["hit_id"] == ""),
         ("blank_worker_id", "WorkerId", rows["worker_id"] == ""),
         ("rejected", "AssignmentStatus", rows["status"].str.lower() == "rejected"),

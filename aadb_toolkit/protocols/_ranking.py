@@ -31,9 +31,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r (centred sums in float64); NaN when a variable is constant."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
+    """Pearson's r (centred sums in float64); NaN when a variable is constant. Each variable is first
+    divided by its largest magnitude (r does not change), so scores near 1e308 do not overflow and
+    subnormal ones like 1e-320 do not underflow to zero."""
+    x = _unit_scale(np.asarray(x, dtype=float))
+    y = _unit_scale(np.asarray(y, dtype=float))
     xc = x - x.mean()
     yc = y - y.mean()
     sxx = float(xc @ xc)
@@ -42,6 +44,11 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
         return float("nan")
     r = float(xc @ yc) / np.sqrt(sxx * syy)
     return float(min(1.0, max(-1.0, r)))
+
+
+def _unit_scale(v: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(v))) if v.size else 0.0
+    return v / peak if peak > 0.0 and np.isfinite(peak) else v
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,14 @@ def choose_threshold(predictions: np.ndarray, labels: np.ndarray) -> tuple[float
     correct_cut = neg_below + (pos_total - pos_below)  # cut after k
     distinct = np.flatnonzero(xs[1:] != xs[:-1])  # cut after k allowed where xs[k] < xs[k+1]
     cand_correct = np.concatenate(([pos_total], correct_cut[distinct], [n - pos_total]))
-    lowest = xs[0] - max(1.0, abs(xs[0]))
+    lowest = float(xs[0]) - max(1.0, abs(float(xs[0])))
+    if not np.isfinite(lowest):  # scores near -1e308
+        lowest = float(np.nextafter(xs[0], -np.inf))
     highest_cut = xs[-1]  # τ = max: everything negative
-    cand_tau = np.concatenate(([lowest], (xs[distinct] + xs[distinct + 1]) / 2.0, [highest_cut]))
+    lo, hi = xs[distinct], xs[distinct + 1]
+    mid = lo / 2.0 + hi / 2.0  # not (lo + hi) / 2, which overflows for scores near 1e308
+    mid = np.where((mid >= lo) & (mid < hi), mid, lo)  # rounding must keep lo <= τ < hi
+    cand_tau = np.concatenate(([lowest], mid, [highest_cut]))
     best = int(np.argmax(cand_correct))
     return float(cand_tau[best]), float(cand_correct[best] / n)
 

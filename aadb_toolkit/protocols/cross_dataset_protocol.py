@@ -55,12 +55,23 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
             problems.append(f"unknown cell {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         elif not isinstance(preds[key], str):
             problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
+        elif _outside_folder(path.parent, preds[key]):
+            problems.append(f"cell {key!r}: {preds[key][:80]!r} is not inside the manifest's folder "
+                            "(give a relative path without '..')")
     missing = [c for c in CELLS if c not in preds]
     if missing:
         problems.append(f"missing cell(s): {', '.join(missing)}")
     if problems:
         raise InputError("; ".join(problems), file=str(path), field="predictions")
     return {c: (path.parent / preds[c]) for c in CELLS}
+
+
+def _outside_folder(folder: Path, name: str) -> bool:
+    """True when ``name`` (relative to the manifest's folder) is empty, absolute, or resolves outside
+    that folder ('..', symlinks): a scorer run on a server must not read, and echo lines of, other files."""
+    if not name.strip() or Path(name).is_absolute() or "\\" in name:
+        return True
+    return not (folder / name).resolve().is_relative_to(folder.resolve())
 
 
 def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *, n_boot: int = 1000, seed: int = 0,
