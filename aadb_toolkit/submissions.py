@@ -155,7 +155,7 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         raise SubmissionError(str(path), [Problem("not a regular file")])
     if size > max_bytes:
         raise SubmissionError(str(path), [Problem(f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes "
-                                                  f"(a {split_name} of {len(expected):,} images needs far less)")])
+                                                  f"(the {split_name}, {len(expected):,} images, needs far less)")])
     with open(path, "rb") as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -202,10 +202,12 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 ids, score_text, line_of = [header[0], *ids], [header[1], *score_text], range(1, len(ids) + 2)
             else:
                 rows, line_numbers = [[]] + rows, [0] + line_numbers
+    stopped_at = None
     if simple is None:
         ids, score_text, line_of = [], [], []
         for row, line in zip(rows[1:], line_numbers[1:]):
             if len(problems) >= MAX_PROBLEMS:
+                stopped_at = line
                 break
             if not row or (len(row) == 1 and not row[0].strip()):
                 problems.append(Problem("empty line", row=line))
@@ -220,10 +222,9 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     clean = (bool(np.isfinite(values).all()) and len(set(ids)) == len(ids) and expected_set.issuperset(ids)
              and "" not in expected_set)
     first_row: dict[str, int] = dict(zip(ids, line_of)) if clean else {}
-    stopped_at = None
     for k, (image_id, raw, line) in enumerate([] if clean else zip(ids, score_text, line_of)):
         if len(problems) >= MAX_PROBLEMS:
-            stopped_at = line
+            stopped_at = line if stopped_at is None else min(stopped_at, line)
             break
         v = values[k]
         if not image_id:
@@ -232,9 +233,15 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
             problems.append(Problem(f"image_id {image_id[:80]!r} looks like a path; give the bare image id "
                                     f"(no '/', '\\' or '..')", row=line))
         elif image_id in first_row:
-            problems.append(Problem(f"duplicated image_id {image_id!r} (first on row {first_row[image_id]})", row=line))
+            problems.append(Problem(f"duplicated image_id {image_id[:80]!r} (first on row {first_row[image_id]})",
+                                    row=line))
         elif image_id not in expected_set:
-            hint = " (surrounding spaces?)" if image_id.strip() in expected_set else ""
+            if image_id.strip() in expected_set:
+                hint = " (surrounding spaces?)"
+            elif image_id.endswith(".0") and image_id[:-2] in expected_set:
+                hint = f" (the id {image_id[:-2]!r} written as a float?)"
+            else:
+                hint = ""
             problems.append(Problem(f"unknown image_id {image_id[:80]!r}: not in the {split_name}{hint}", row=line))
         if image_id and image_id not in first_row:
             first_row[image_id] = line
@@ -247,10 +254,9 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 problems.append(Problem(f"score {raw[:40]!r} is not a number", row=line))
         elif math.isinf(v):
             problems.append(Problem(f"score {raw[:40]!r} is infinite", row=line))
-    if stopped_at is not None or len(problems) >= MAX_PROBLEMS:
-        where = f" at row {stopped_at}" if stopped_at is not None else ""
-        problems.append(Problem(f"checking stopped{where} after {MAX_PROBLEMS:,} problems: is this a submission "
-                                f"for the {split_name}?"))
+    if stopped_at is not None:
+        problems.append(Problem(f"checking stopped at row {stopped_at} after {MAX_PROBLEMS:,} problems: is this a "
+                                f"submission for the {split_name}?"))
         missing = []
     else:
         missing = [i for i in expected if i not in first_row]
