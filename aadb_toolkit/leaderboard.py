@@ -2,10 +2,10 @@
 rendered as Markdown, HTML and CSV tables per protocol and per data fingerprint.
 
 - :func:`record` adds a result in one transaction (WAL mode, busy timeout), so concurrent
-  ``aadb score --leaderboard`` processes lose nothing; a UNIQUE constraint on (protocol,
-  fingerprint, submission hash, name) makes re-submitting the same file idempotent.
+  ``aadb score --leaderboard`` processes lose nothing; a UNIQUE constraint on (protocol, protocol
+  version, fingerprint, submission hash, name) makes re-submitting the same file idempotent.
 - :func:`render` ranks results by the protocol's main metric only among results with the same data
-  fingerprint, marks whether each ρ differs significantly from the row above and from the leader
+  fingerprint and protocol version, marks whether each ρ differs significantly from the row above and from the leader
   (Steiger's Z on the stored predictions), and adds the paper's reported numbers as rows marked
   ``reported`` that are never ranked against our data.
 """
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS results (
     toolkit_version TEXT NOT NULL,
     recorded_utc TEXT NOT NULL,
     document TEXT NOT NULL,
-    UNIQUE (protocol, fingerprint, submission_sha256, name)
+    UNIQUE (protocol, protocol_version, fingerprint, submission_sha256, name)
 );
 CREATE TABLE IF NOT EXISTS predictions (
     result_id INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
@@ -188,7 +188,8 @@ def _unpack(blob: bytes) -> np.ndarray:
 
 def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutcome:
     """Record a scored result under a display ``name`` in one transaction; recording the same
-    (protocol, fingerprint, submission, name) again changes nothing and returns the existing row."""
+    (protocol, protocol version, fingerprint, submission, name) again changes nothing and returns the
+    existing row; after a protocol version bump the same file is a new result."""
     name = check_name(name)
     main = result.metrics.get(result.main_metric)
     if main is None:
@@ -207,8 +208,10 @@ def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutco
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 if cur.rowcount == 0:
                     rid = con.execute(
-                        "SELECT id FROM results WHERE protocol = ? AND fingerprint = ? AND submission_sha256 = ? "
-                        "AND name = ?", (result.protocol, result.data_fingerprint, result.submission_sha256, name),
+                        "SELECT id FROM results WHERE protocol = ? AND protocol_version = ? AND fingerprint = ? "
+                        "AND submission_sha256 = ? AND name = ?",
+                        (result.protocol, result.protocol_version, result.data_fingerprint, result.submission_sha256,
+                         name),
                     ).fetchone()[0]
                     return RecordOutcome(int(rid), False)
                 rid = int(cur.lastrowid)
@@ -266,7 +269,7 @@ def recorded_predictions(db: str | os.PathLike[str], result: Result) -> np.ndarr
 
 def ranked_tables(db: str | os.PathLike[str]) -> dict[str, list[tuple[str, pd.DataFrame]]]:
     """protocol → [(fingerprint, ranked table)]: results ranked by the main metric within each data
-    fingerprint, with p-values against the row above and the leader where the main metric is ρ."""
+    fingerprint and protocol version, with p-values against the row above and the leader where the main metric is ρ."""
     df = entries(db)
     out: dict[str, list[tuple[str, pd.DataFrame]]] = {}
     con = connect(db)
@@ -276,8 +279,9 @@ def ranked_tables(db: str | os.PathLike[str]) -> dict[str, list[tuple[str, pd.Da
             higher = decl.higher_is_better if decl else True
             sections = []
             sub = df[df["protocol"] == protocol]
-            for fp in sub.sort_values("id")["fingerprint"].unique():
-                g = sub[sub["fingerprint"] == fp].copy()
+            groups = sub.sort_values("id")[["fingerprint", "protocol_version"]].drop_duplicates()
+            for fp, version in groups.itertuples(index=False):
+                g = sub[(sub["fingerprint"] == fp) & (sub["protocol_version"] == version)].copy()
                 key = g["main_value"].astype(float) * (-1 if higher else 1)
                 g = g.assign(_key=key.fillna(np.inf)).sort_values(["_key", "id"]).drop(columns="_key")
                 g["rank"] = np.arange(1, len(g) + 1)
@@ -289,7 +293,9 @@ def ranked_tables(db: str | os.PathLike[str]) -> dict[str, list[tuple[str, pd.Da
                         p_above.append(_steiger_p(arrays[k - 1], arrays[k]))
                         p_lead.append(_steiger_p(arrays[0], arrays[k]))
                     g["p_vs_above"], g["p_vs_leader"] = p_above, p_lead
-                sections.append((fp, g.reset_index(drop=True)))
+                # results of an older protocol version form their own section, labelled as such
+                label = fp if decl is None or version == decl.version else f"{fp} (protocol v{version})"
+                sections.append((label, g.reset_index(drop=True)))
             out[protocol] = sections
     finally:
         con.close()

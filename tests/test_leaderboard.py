@@ -207,3 +207,28 @@ def test_concurrent_aadb_score_processes(tmp_path, tiny_curated):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [o[1].decode()[-500:] for o in outs]
     assert sorted(leaderboard.entries(db)["name"]) == [f"model {k}" for k in range(4)]
+
+
+def test_protocol_version_bump_is_a_new_result_ranked_apart(tmp_path, tiny_curated):
+    """After a protocol's version changes, the same file under the same name is recorded again and
+    ranked in its own section, never against results of the other version."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from aadb_toolkit import leaderboard, sources
+    from aadb_toolkit.protocols import score_submission
+
+    test = sources.load(tiny_curated).split("test")
+    sub = tmp_path / "s.csv"
+    pd.DataFrame({"image_id": test["image_id"], "score": np.arange(len(test), dtype=float)}).to_csv(sub, index=False)
+    db = tmp_path / "lb.sqlite"
+    r1 = score_submission("aadb", sub, tiny_curated, n_boot=0)
+    assert leaderboard.record(db, r1, "m").inserted
+    assert not leaderboard.record(db, r1, "m").inserted
+    r2 = dataclasses.replace(r1, protocol_version="0-old")
+    assert leaderboard.record(db, r2, "m").inserted
+    sections = leaderboard.ranked_tables(db)["aadb"]
+    assert len(sections) == 2 and all(len(g) == 1 for _, g in sections)
+    assert any(label.endswith("(protocol v0-old)") for label, _ in sections)
