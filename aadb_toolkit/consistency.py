@@ -85,10 +85,16 @@ def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
     if non_numeric.any():
         row = ratings.index[int(np.argmax(non_numeric))]
         raise InputError(f"score is not a number: {raw.loc[row]!r}", file=file, row=row, field="score")
-    usable = np.isfinite(score)
+    infinite = np.isinf(score)
+    if infinite.any():  # corrupt, not missing: do not count it among the missing scores
+        row = ratings.index[int(np.argmax(infinite))]
+        raise InputError(f"score is infinite ({int(infinite.sum())} row(s))", file=file, row=row, field="score")
+    usable = ~np.isnan(score)
+    # sorted codes: each batch's raters and images are laid out by id, not by row order, so the
+    # same ratings in any row order (or with missing-score rows) draw the same permutations
     b, batch_ids = _factorize(ratings["batch_id"], sort=True)
-    r, rater_ids = _factorize(ratings["rater_id"])
-    i, _ = _factorize(ratings["image_id"])
+    r, rater_ids = _factorize(ratings["rater_id"], sort=True)
+    i, _ = _factorize(ratings["image_id"], sort=True)
     b, r, i = b[usable], r[usable], i[usable]
     order = np.lexsort((i, r, b))
     bs, rs, is_ = b[order], r[order], i[order]

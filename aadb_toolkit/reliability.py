@@ -52,7 +52,7 @@ def _ratings(ratings: pd.DataFrame) -> pd.DataFrame:
 def value_counts_matrix(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per image (rows), how many raters gave each score value (columns); and the sorted values."""
     df = _ratings(ratings)
-    img, _ = pd.factorize(df["image_id"])
+    img, _ = pd.factorize(df["image_id"], sort=True)  # by id, so bootstrap draws ignore row order
     values, val = np.unique(df["score"].to_numpy(), return_inverse=True)
     counts = np.zeros((img.max() + 1, len(values)), np.int64)
     np.add.at(counts, (img, val), 1)
@@ -103,6 +103,7 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
         df["others"] = np.where(count > 1, (total - df["score"].to_numpy()) / np.maximum(count - 1, 1), np.nan)
     rng = np.random.default_rng(seed)
     rows = []
+    df = df.sort_values(["rater_id", "image_id"], kind="stable")  # permutations act on id order, not row order
     for rater, part in df.groupby("rater_id", sort=True):
         used = part[part["others"].notna()]
         row: dict[str, Any] = {"rater_id": rater, "n_images": len(part), "n_used": len(used), "rho": math.nan,
