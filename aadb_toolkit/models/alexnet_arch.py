@@ -21,6 +21,13 @@ FC_SIZE: int = 4096
 POOL_SIZE: int = 6
 #: Smallest input side the convolution/pooling stack accepts (three 3×3/2 max-pools after an 11×11/4 conv).
 MIN_INPUT_SIZE: int = 63
+#: Shapes of the original Caffe (BVLC) AlexNet, the paper's network, under the same keys: two groups
+#: in conv2/4/5 halve their input channels. Recognised only to explain why such a file cannot load.
+CAFFE_SHAPES: dict[str, tuple[int, ...]] = {
+    "features.0.weight": (96, 3, 11, 11), "features.3.weight": (256, 48, 5, 5),
+    "features.6.weight": (384, 256, 3, 3), "features.8.weight": (384, 192, 3, 3),
+    "features.10.weight": (256, 192, 3, 3),
+}
 #: Keys of the front end that pretrained weights initialise (fc8 = ``classifier.6`` is replaced).
 TRUNK_PREFIXES: tuple[str, ...] = ("features.", "classifier.1.", "classifier.4.")
 
@@ -94,7 +101,8 @@ def read_state_dict(path: str | Path, *, sha256: str | None = None) -> dict[str,
     if not path.is_file():
         raise InputError("no such weights file", file=str(path))
     if sha256 is not None:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
         if digest.lower() != sha256.lower().removeprefix("sha256:"):
             raise InputError(f"sha256 mismatch: file has {digest}, expected {sha256}", file=str(path))
     try:
@@ -122,8 +130,13 @@ def load_trunk_weights(model: AlexNet, state: dict[str, torch.Tensor], *, source
         raise InputError(f"missing AlexNet keys {missing[:4]}{'…' if len(missing) > 4 else ''}", file=source)
     for k in wanted:
         if tuple(state[k].shape) != tuple(own[k].shape):
-            raise InputError(f"shape {tuple(state[k].shape)} does not match the model's {tuple(own[k].shape)} "
-                             "(pretrained weights need model.width = 1)", file=source, field=k)
+            hint = "pretrained weights need model.width = 1"
+            if tuple(state[k].shape) == CAFFE_SHAPES.get(k):
+                hint = ("the file has the original Caffe AlexNet layout (96/256/384/384/256 channels, grouped "
+                        "convolutions); this model is torchvision's single-tower AlexNet (64/192/384/256/256): "
+                        "use torchvision-layout ImageNet weights")
+            raise InputError(f"shape {tuple(state[k].shape)} does not match the model's {tuple(own[k].shape)} ({hint})",
+                             file=source, field=k)
     with torch.no_grad():
         for k in wanted:
             own[k].copy_(state[k].to(own[k].dtype))

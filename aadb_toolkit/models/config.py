@@ -162,7 +162,13 @@ def _coerce(value: Any, tp: Any, where: str, source: str) -> Any:
             return None
         tp = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(tp), typing.get_args(tp)
-    bad = InputError(f"expected {getattr(tp, '__name__', tp)}, got {value!r}", file=source, field=where)
+    if origin is tuple:
+        expected = f"a list of {getattr(args[0], '__name__', args[0])}"
+    elif origin in (Mapping, collections.abc.Mapping):
+        expected = f"a table of {getattr(args[1], '__name__', args[1])}"
+    else:
+        expected = getattr(tp, "__name__", str(tp))
+    bad = InputError(f"expected {expected}, got {value!r}", file=source, field=where)
     if tp is bool:
         if not isinstance(value, bool):
             raise bad

@@ -14,6 +14,13 @@ from torch import nn
 Outputs = dict[str, torch.Tensor]
 
 
+def _linear_fp32(layer: nn.Linear, fc7: torch.Tensor) -> torch.Tensor:
+    """``layer(fc7)`` in float32 even under bf16 autocast: a bf16 score has ~3 significant digits,
+    which turns close ratings into ties (hurting Spearman ρ) and is coarser than the margin α = 0.02."""
+    with torch.autocast(device_type=fc7.device.type, enabled=False):
+        return nn.functional.linear(fc7.float(), layer.weight.float(), layer.bias.float())
+
+
 class RegressionHead(nn.Linear):
     """Fig. 3(a): fc7 → one linear output, the predicted rating on the [0, 1] scale (``score``)."""
 
@@ -24,7 +31,7 @@ class RegressionHead(nn.Linear):
 
     def forward(self, fc7: torch.Tensor) -> Outputs:  # type: ignore[override]
         """``{"score": (N,)}``."""
-        return {"score": super().forward(fc7).squeeze(1)}
+        return {"score": _linear_fp32(self, fc7).squeeze(1)}
 
 
 class BinaryConfidenceHead(nn.Linear):
@@ -37,8 +44,8 @@ class BinaryConfidenceHead(nn.Linear):
 
     def forward(self, fc7: torch.Tensor) -> Outputs:  # type: ignore[override]
         """``{"logits": (N, 2), "score": P(high) (N,)}``."""
-        logits = super().forward(fc7)
-        return {"logits": logits, "score": torch.softmax(logits.float(), dim=1)[:, 1]}
+        logits = _linear_fp32(self, fc7)
+        return {"logits": logits, "score": torch.softmax(logits, dim=1)[:, 1]}
 
 
 #: head name → constructor taking the fc7 width. Each class declares the outputs it ``provides``.

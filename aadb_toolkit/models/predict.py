@@ -10,9 +10,10 @@ import pandas as pd
 import torch
 
 from .._atomic import write_text
+from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
-from .trainer import load_model, pick_device, score_images
+from .trainer import bf16_autocast, load_model, pick_device, score_images
 
 
 def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *, device: str | None = None,
@@ -33,10 +34,11 @@ def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *
     arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
                                        workers=cfg.data.decode_workers, progress=progress, desc=f"decode {split}")
     sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
-    amp = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.startswith("cuda"))
+    amp = bf16_autocast(cfg.train.amp, device)
     scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
     if not np.isfinite(scores).all():
-        raise FloatingPointError(f"{int((~np.isfinite(scores)).sum())} predictions are not finite")
+        raise InputError(f"{int((~np.isfinite(scores)).sum())} of {len(scores)} predictions are not finite (NaN/inf): "
+                         "the run's weights are broken (diverged training?); nothing was written", file=str(run))
     return pd.DataFrame({"image_id": ids, "score": scores})
 
 

@@ -61,6 +61,9 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
     n = len(scores)
     if n_pairs == 0:
         return _empty()
+    if not np.isfinite(scores).all():
+        raise InputError(f"{int((~np.isfinite(scores)).sum())} of {n} image scores are not finite (NaN/inf); "
+                         "cross-rater pairs need every image's mean score", field="score")
     if n < 2 or np.ptp(scores) <= 0 or np.ptp(scores) < min_diff:
         raise InputError(f"cannot draw cross-rater pairs: {n} images with score range {np.ptp(scores) if n else 0:.4g} "
                          f"(min_diff {min_diff})", field="pairs.cross_min_diff")
@@ -97,6 +100,11 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
         return _empty()
     pos = pd.Series(np.arange(len(images)), index=pd.Index(images["image_id"]))
     r = ratings[ratings["image_id"].isin(pos.index)]
+    for col in ("rater_id", "score"):
+        missing = int(r[col].isna().sum())
+        if missing:
+            raise InputError(f"{missing} ratings of training images have no {col} (NaN); within-rater pairs need "
+                             "every rating's rater and score", field=col)
     codes, raters = pd.factorize(r["rater_id"], sort=True)
     order = np.argsort(codes, kind="stable")
     rater_of = codes[order].astype(np.int64)

@@ -110,6 +110,12 @@ def pick_device(device: str | None = None) -> str:
     return "cpu"
 
 
+def bf16_autocast(amp: str, device: str) -> bool:
+    """Whether forward passes run under bf16 autocast: only on CUDA, unless ``train.amp = "off"``.
+    (CPU autocast would be slower and change the CPU runs' exact, deterministic numbers.)"""
+    return amp != "off" and device.startswith("cuda")
+
+
 def _barrier(d: _Dist) -> None:
     if d.active:
         import torch.distributed as dist
@@ -289,6 +295,9 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
     if max_minutes is not None:
         cfg = cfg.replace({"train.max_minutes": max_minutes})
     device = pick_device(device)
+    if cfg.train.amp == "bf16" and not device.startswith("cuda"):
+        raise InputError(f"bf16 autocast runs on CUDA only, and the device is {device!r}; set train.amp to "
+                         "'auto' or 'off'", field="train.amp")
     dist_info = _init_distributed(device)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
@@ -313,7 +322,7 @@ def _train(cfg: ModelConfig, data_src: str | Path | AADBData, out: Path, device:
             for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY):
                 (out / name).unlink(missing_ok=True)
     _barrier(d)
-    amp = cfg.train.amp == "bf16" or (cfg.train.amp == "auto" and device.startswith("cuda"))
+    amp = bf16_autocast(cfg.train.amp, device)
     amp_device = "cuda" if device.startswith("cuda") else "cpu"
 
     # data: training units (images or pairs), cached pixels

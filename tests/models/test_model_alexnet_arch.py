@@ -89,3 +89,44 @@ def test_small_inputs_are_rejected_clearly():
     with pytest.raises(ValueError, match="at least 63"):
         AlexNet(width=0.1)(torch.zeros(1, 3, 56, 56))
     assert AlexNet(width=0.1)(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+class _Payload:
+    """Unpickling this would create the marker file: a weights file must never be unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_bearing_weights_file_is_refused_without_running_code(standard_file, tmp_path):
+    _, state = standard_file
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    torch.save({**state, "extra": _Payload(marker)}, evil)
+    assert not marker.exists()
+    with pytest.raises(InputError, match="weights-only") as e:
+        read_state_dict(evil)
+    assert str(evil) in str(e.value) and not marker.exists()
+    # the sha256 check, when given, comes first and reads the file without unpickling it
+    digest = hashlib.sha256(evil.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match="weights-only"):
+        read_state_dict(evil, sha256=f"sha256:{digest.upper()}")
+    assert not marker.exists()
+
+
+def test_caffe_layout_weights_are_refused_with_an_explanation(tmp_path):
+    from aadb_toolkit.models.alexnet_arch import CAFFE_SHAPES
+
+    caffe = {k: torch.zeros(s) for k, s in STANDARD.items()}
+    caffe.update({k: torch.zeros(s) for k, s in CAFFE_SHAPES.items()})
+    path = tmp_path / "bvlc_alexnet.pth"
+    torch.save(caffe, path)
+    net = build_model("regression")
+    before = net.features[0].weight.clone()
+    with pytest.raises(InputError, match="Caffe AlexNet layout") as e:
+        load_trunk_weights(net, read_state_dict(path), source=str(path))
+    assert e.value.field == "features.0.weight" and str(path) in str(e.value)
+    assert torch.equal(net.features[0].weight, before)  # nothing half-loaded

@@ -61,3 +61,20 @@ def test_classification_term_is_cross_entropy():
 def test_rank_term_without_pairs_is_an_error():
     with pytest.raises(ValueError, match="pairs"):
         total_loss({"score": torch.zeros(2)}, Batch(targets=torch.zeros(2)), {"rank": 1.0}, 0.02)
+
+
+def test_tied_ground_truth_gives_delta_plus_one_as_the_paper_defines_it():
+    # y_i = y_j: δ(y_i ≥ y_j) = +1, so the loss asks ŷ_i ≥ ŷ_j + α (the order within a tie is the caller's)
+    y = torch.tensor([0.5, 0.5])
+    delta = rank_delta(y[:1], y[1:])
+    assert delta.tolist() == [1.0]
+    a, b = torch.tensor([0.40]), torch.tensor([0.45])
+    assert rank_loss(a, b, delta, 0.02).item() == pytest.approx((0.02 + 0.05) / 2)  # max(0, α − (−0.05)) / (2·1)
+    assert rank_loss(b, a, rank_delta(y[1:], y[:1]), 0.02).item() == 0.0  # swapped: max(0, α − 0.05) = 0
+
+
+def test_euclidean_loss_normalises_by_twice_the_number_of_images_not_elements():
+    pred = torch.tensor([[0.1, 0.3], [0.5, 0.5]])
+    y = torch.tensor([[0.0, 0.0], [0.5, 0.0]])
+    # ‖(0.1, 0.3)‖² + ‖(0, 0.5)‖² = 0.10 + 0.25, over 2N = 4
+    assert regression_loss(pred, y).item() == pytest.approx(0.35 / 4)

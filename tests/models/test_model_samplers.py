@@ -1,12 +1,16 @@
 """Pair samplers: within-rater pairs share a rater and follow that rater's order; cross-rater
 pairs respect the minimum difference and favour large differences; counts; determinism."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models.samplers import CROSS, WITHIN, cross_rater_pairs, sample_pairs
+
+BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 
 
 def _tables(seed=0, n_images=60, n_raters=12):
@@ -114,3 +118,51 @@ def test_within_weighting_pairs_favours_heavy_raters_more_than_ratings():
         share[w] = float(np.mean(ps.raters[ps.rater] == "heavy"))
     # n=150 vs 11 raters with ~83: ∝ n gives ~0.14, ∝ n² ~0.23 (before tie rejection)
     assert share["pairs"] > share["ratings"] + 0.05 and share["ratings"] > 0.1
+
+
+@pytest.mark.parametrize("strategy", ["cross", "within", "within_cross"])
+def test_only_train_split_images_appear_with_validation_and_test_present(strategy, tiny_curated):
+    from aadb_toolkit.models.trainer import _prepare_train
+    from aadb_toolkit.models import load_config
+    from aadb_toolkit.sources import load
+
+    data = load(tiny_curated)
+    train_ids = set(data.split("train")["image_id"])
+    held_out = set(data.split("validation")["image_id"]) | set(data.split("test")["image_id"])
+    assert held_out and data.ratings["image_id"].isin(held_out).any()  # other splits' ratings are present
+    cfg = load_config(BASELINES / "reg_rank_within_cross.toml",
+                      {"pairs.strategy": strategy, "pairs.n_pairs": 3000})
+    td = _prepare_train(cfg, data, "cpu")
+    ids = np.asarray(td.ids, dtype=object)
+    used = set(ids[td.pairs.first]) | set(ids[td.pairs.second])
+    assert len(td.pairs) == 3000 and used <= train_ids and not used & held_out
+    # within-rater pairs: the rater really scored both images, and scored the first higher
+    lookup = {(r.image_id, r.rater_id): r.score for r in data.ratings.itertuples()}
+    w = td.pairs.source == WITHIN
+    assert w.any() == (strategy != "cross")
+    for a, b, r in zip(ids[td.pairs.first[w]], ids[td.pairs.second[w]], td.pairs.rater[w]):
+        assert lookup[(a, td.pairs.raters[r])] > lookup[(b, td.pairs.raters[r])]
+
+
+def test_cross_rater_pairs_never_tie_and_follow_the_mean():
+    s = np.array([0.5, 0.5, 0.5, 0.25, 0.75])
+    ps = cross_rater_pairs(s, 2000, np.random.default_rng(0), bias=0.0)
+    assert (s[ps.first] > s[ps.second]).all()  # equal means carry no order: skipped, never δ = +1 by a tie
+    seen = {(int(a), int(b)) for a, b in zip(ps.first, ps.second)}
+    assert seen == {(4, 3), (4, 0), (4, 1), (4, 2), (0, 3), (1, 3), (2, 3)}
+
+
+@pytest.mark.parametrize("col", ["rater_id", "score"])
+def test_within_rater_refuses_ratings_with_missing_values(col):
+    images, ratings = _tables()
+    ratings = ratings.astype({"score": float})
+    ratings.loc[[3, 7], col] = np.nan
+    with pytest.raises(InputError, match=f"2 ratings of training images have no {col}") as e:
+        sample_pairs(images, ratings, strategy="within", n_pairs=10, seed=0)
+    assert e.value.field == col
+
+
+def test_cross_rater_refuses_missing_scores_at_once():
+    s = np.array([0.1, np.nan, 0.9, 0.5])
+    with pytest.raises(InputError, match="1 of 4 image scores are not finite"):
+        cross_rater_pairs(s, 10, np.random.default_rng(0))

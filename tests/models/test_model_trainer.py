@@ -127,7 +127,151 @@ def test_cli_train_and_predict_write_the_submission_format(tiny_curated, tmp_pat
     text = csv.read_text()
     assert text.startswith("image_id,score\n")
     df = pd.read_csv(csv)
-    assert len(df) == len(load(tiny_curated).split("test")) and df["image_id"].is_unique
+    test_ids = list(load(tiny_curated).split("test")["image_id"])
+    assert list(df.columns) == ["image_id", "score"] and list(df["image_id"]) == test_ids
+    assert df["score"].notna().all() and np.isfinite(df["score"]).all()
+    # the file passes submission validation and scores under the aadb protocol
+    from aadb_toolkit.submissions import read_submission
+
+    sub = read_submission(csv, test_ids)
+    assert sub.n_images == len(test_ids)
+    assert main(["score", "--submission", str(csv), "--protocol", "aadb", "--data", str(tiny_curated),
+                 "--out", str(tmp_path / "result.json"), "--n-boot", "50"]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["protocol"]["name"] == "aadb"
+    assert -1 <= result["metrics"]["spearman"]["value"] <= 1
+    capsys.readouterr()
     assert main(["train", "--config", str(BASELINES / "reg.toml"), "--data", str(tiny_curated), "--out",
                  str(tmp_path / "x"), "--set", "optim.epoch=1"]) == 1
     assert "did you mean 'epochs'" in capsys.readouterr().err
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL arriving in the middle of a file write."""
+
+
+@pytest.mark.parametrize("target, nth", [("checkpoint.pt", 4), ("best.pt", 1)])
+def test_a_kill_during_a_checkpoint_write_never_leaves_a_partial_checkpoint(target, nth, tiny_curated, tmp_path,
+                                                                           monkeypatch):
+    cfg = _tiny("reg_rank_within_cross", **{"optim.epochs": 2, "pairs.n_pairs": 128, "train.checkpoint_every_steps": 3})
+    full = train(cfg, tiny_curated, tmp_path / "full", progress=False, cache_dir=tmp_path / "c")
+    real_save, calls = torch.save, []
+
+    def dying_save(obj, f, *a, **k):
+        name = Path(f).name
+        if name.startswith(f".{target}."):
+            calls.append(name)
+            if len(calls) == nth:
+                real_save(obj, f, *a, **k)
+                Path(f).write_bytes(Path(f).read_bytes()[:1000])  # half-written, then the process dies
+                raise _Killed
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(_Killed):
+        train(cfg, tiny_curated, tmp_path / "cut", progress=False, cache_dir=tmp_path / "c")
+    monkeypatch.setattr(torch, "save", real_save)
+    run = tmp_path / "cut"
+    # the checkpoint on disk is the last complete one (the 4th write would have been at step 9)
+    ck = load_run_file(run / CHECKPOINT, "aadb-checkpoint")
+    assert ck["global_step"] == (8 if target == "checkpoint.pt" else 6)
+    assert not (run / BEST).exists() if target == "best.pt" else (run / BEST).is_file()
+    # a real SIGKILL leaves its temporary file behind: it must be ignored, never loaded
+    (run / ".checkpoint.pt.zzzz.tmp").write_bytes(b"partial")
+    resumed = train(cfg, tiny_curated, run, progress=False, cache_dir=tmp_path / "c")
+    assert resumed.weights_sha256 == full.weights_sha256 and resumed.val_rho == full.val_rho
+    # a damaged checkpoint.pt (e.g. copied half-way by hand) is refused, not silently restarted
+    (run / CHECKPOINT).write_bytes((run / CHECKPOINT).read_bytes()[:2000])
+    with pytest.raises(InputError, match="checkpoint.pt"):
+        train(cfg, tiny_curated, run, progress=False, cache_dir=tmp_path / "c")
+
+
+def test_identical_runs_are_bit_identical_lr_anneals_and_best_is_by_validation_rho(tiny_curated, tmp_path,
+                                                                                  monkeypatch):
+    from aadb_toolkit.models import trainer
+
+    cfg = _tiny("reg", **{"optim.epochs": 3, "optim.anneal_at": [0.5, 0.75], "optim.lr": 1e-3,
+                          "train.log_every_steps": 1})
+    planted = {}
+
+    def fake_rho(pred, truth):  # validation ρ 0.1, 0.5, 0.3: the best epoch is the middle one
+        planted.setdefault("n", 0)
+        planted["n"] += 1
+        return [0.1, 0.5, 0.3][(planted["n"] - 1) % 3]
+
+    monkeypatch.setattr(trainer, "_spearman", fake_rho)
+    a = train(cfg, tiny_curated, tmp_path / "a", progress=False, cache_dir=tmp_path / "c")
+    b = train(cfg, tiny_curated, tmp_path / "b", progress=False, cache_dir=tmp_path / "c")
+    assert a.weights_sha256 == b.weights_sha256  # deterministic on CPU
+    assert a.val_rho == [0.1, 0.5, 0.3] and (a.best_epoch, a.best_val_rho) == (1, 0.5)
+    best = load_run_file(tmp_path / "a" / BEST, "aadb-model")
+    assert (best["epoch"], best["val_rho"]) == (1, 0.5)
+    # best.pt holds the weights as they were after epoch 2 of 3 (an interrupted copy of the run stops there)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, tiny_curated, tmp_path / "e2", progress=False, cache_dir=tmp_path / "c",
+              stop_after_steps=2 * a.total_steps // 3)
+    after_e2 = load_run_file(tmp_path / "e2" / CHECKPOINT, "aadb-checkpoint")
+    assert after_e2["epoch"] == 2 and state_sha256(best["model"]) == state_sha256(after_e2["model"])
+    # the learning rate is annealed ×0.1 at half and three quarters of the steps
+    recs = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in recs if r["kind"] == "train"}
+    total = a.total_steps
+    assert sorted(lrs) == list(range(1, total + 1))
+    for step, lr in lrs.items():  # record `step` is logged after step index step-1
+        k = ((step - 1) >= round(0.5 * total)) + ((step - 1) >= round(0.75 * total))
+        assert lr == pytest.approx(1e-3 * 0.1 ** k, rel=1e-12)
+    assert len(set(lrs.values())) == 3
+
+
+def test_bf16_autocast_only_on_cuda(tiny_curated, tmp_path):
+    from aadb_toolkit.models.trainer import bf16_autocast
+
+    assert bf16_autocast("auto", "cuda:0") and bf16_autocast("bf16", "cuda:1")
+    assert not bf16_autocast("auto", "cpu") and not bf16_autocast("off", "cuda:0")
+    with pytest.raises(InputError, match="CUDA only") as e:
+        train(_tiny("reg", **{"train.amp": "bf16"}), tiny_curated, tmp_path / "run", progress=False, device="cpu")
+    assert e.value.field == "train.amp" and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("head", ["regression", "binary_confidence"])
+def test_heads_score_in_float32_under_bf16_autocast(head):
+    from aadb_toolkit.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model(head, width=0.0625).eval()
+    x = torch.randn(200, 3, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+        fc7 = net.fc7(x)
+    assert out["score"].dtype == torch.float32
+    ref = net.classifier[6].__class__.forward(net.classifier[6], fc7.float())  # the head in plain float32
+    torch.testing.assert_close(out["score"], ref["score"])
+    assert out["score"].unique().numel() == 200  # bf16 scores would collapse into a few dozen ties
+
+
+def test_cli_errors_for_bad_overrides_are_clear(tiny_curated, tmp_path, capsys):
+    base = ["train", "--config", str(BASELINES / "reg.toml"), "--data", str(tiny_curated), "--out", str(tmp_path / "x")]
+    for setting, expected in [("optim.lr=fast", "field 'optim.lr': expected float, got 'fast'"),
+                              ("optim.epochs=1.5", "field 'optim.epochs': expected int, got 1.5"),
+                              ("optim.batchsize=8", "did you mean 'batch_size'"),
+                              ("optimm.lr=0.1", "did you mean 'optim'"),
+                              ("pairs.strategy=crosss", "did you mean 'cross'"),
+                              ("optim.epochs.x=1", "'epochs' is not a table"),
+                              ("optim.lr", "not of the form section.key=value"),
+                              ("optim.anneal_at=0.5", "field 'optim.anneal_at': expected a list of float, got 0.5"),
+                              ("loss.weights=1", "field 'loss.weights': expected a table of float, got 1")]:
+        assert main([*base, "--set", setting]) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (setting, err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_predict_refuses_to_write_non_finite_scores(tiny_curated, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(_tiny("reg"), tiny_curated, run, progress=False)
+    obj = load_run_file(run / BEST, "aadb-model")
+    obj["model"]["classifier.6.bias"].fill_(float("nan"))
+    torch.save(obj, run / BEST)
+    csv = tmp_path / "preds.csv"
+    assert main(["predict", "--run", str(run), "--data", str(tiny_curated), "--out", str(csv)]) == 1
+    assert "not finite" in capsys.readouterr().err and not csv.exists()
