@@ -135,7 +135,7 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
     rows = []
     for split in facts.splits[layout.CONFIG_IMAGES]:
         rows.append(f"| {split} | {facts.splits[layout.CONFIG_IMAGES][split]['num_examples']:,} "
-                    f"| {facts.splits[layout.CONFIG_RATINGS][split]['num_examples']:,} |")
+                    f"| {facts.splits[layout.CONFIG_RATINGS].get(split, {}).get('num_examples', 0):,} |")
     notes = "".join(f"- {n}\n" for n in facts.notes)
     return {
         "pretty_name": SYNTHETIC_PRETTY_NAME if facts.synthetic else PRETTY_NAME,

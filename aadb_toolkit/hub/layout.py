@@ -17,6 +17,8 @@ CONFIG_DIRS: Final[dict[str, str]] = {CONFIG_IMAGES: "data", CONFIG_RATINGS: "ra
 
 README: Final[str] = "README.md"
 LICENSE: Final[str] = "LICENSE.md"
+#: The top-level entries of a published folder: all a publish writes, and all a republish may replace.
+PUBLISHED_ENTRIES: Final[frozenset[str]] = frozenset({README, LICENSE, *CONFIG_DIRS.values()})
 
 #: Target size of one parquet shard (the Hub's dataset viewer and `datasets.push_to_hub` use 500 MB).
 DEFAULT_SHARD_SIZE_MB: Final[int] = 500

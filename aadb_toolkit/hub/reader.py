@@ -48,6 +48,28 @@ def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]
     raise SourceError(f"{folder / layout.README}: no config {config!r}")
 
 
+def _check_complete(folder: Path, meta: dict, config: str, files: dict[str, list[Path]]) -> None:
+    """Every split the card declares for ``config`` has shards holding exactly the declared number
+    of rows, so a missing or truncated download is an error, never a silently smaller dataset."""
+    declared = {}
+    for info in meta.get("dataset_info") or []:
+        if isinstance(info, dict) and info.get("config_name", layout.CONFIG_IMAGES) == config:
+            declared = {s.get("name"): s.get("num_examples") for s in info.get("splits") or []}
+    readme = folder / layout.README
+    for split, paths in files.items():
+        if not paths:
+            raise SourceError(f"{readme}: config {config!r} split {split!r} declares shards that are missing "
+                              f"(no file matches its data_files)")
+        if split in declared:
+            try:
+                rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise SourceError(f"{folder}: cannot read the shards of config {config!r} split {split!r}: {exc}") from exc
+            if rows != declared[split]:
+                raise SourceError(f"{readme}: config {config!r} split {split!r} declares {declared[split]} rows but "
+                                  f"its {len(paths)} shard(s) hold {rows} (a shard is missing or was changed)")
+
+
 class ParquetImageReader:
     """Image bytes by image id, read on demand from the ``image`` column of the `default` config's
     shards one row group at a time (a few row groups cached). Picklable, for data-loader workers."""
@@ -92,6 +114,8 @@ def load_published(path: Path) -> sources.AADBData:
     meta = card_mod.read_metadata(folder / layout.README)
     image_files = _split_files(folder, meta, layout.CONFIG_IMAGES)
     rating_files = _split_files(folder, meta, layout.CONFIG_RATINGS)
+    _check_complete(folder, meta, layout.CONFIG_IMAGES, image_files)
+    _check_complete(folder, meta, layout.CONFIG_RATINGS, rating_files)
     image_parts, rating_parts, locations = [], [], {}
     for split in schema.SPLITS:
         for f in image_files.get(split, []):

@@ -51,9 +51,10 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
     """
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
+    out = Path(out)
+    _check_out_folder(out, curated)
     data = sources.load(curated)
     images, ratings, notes = canonical_tables(data)
-    out = Path(out)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
     with _atomic.atomic_dir(out) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
@@ -66,6 +67,11 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
             split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
             split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
                 stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
+            if split_ratings.empty:
+                # `datasets` cannot load a split without rows: the split's images stay, with empty lists
+                notes.append(f"split {split!r} has images but no ratings and is left out of the "
+                             f"{layout.CONFIG_RATINGS!r} config")
+                continue
             split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
                 stage, split, split_ratings, rating_schema, shard_bytes)
         facts = card_mod.CardFacts(
@@ -75,7 +81,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
             n_known_license=int((images["license"].fillna("").astype(str).str.len() > 0).sum()),
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
-            synthetic=is_synthetic(curated), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+            synthetic=is_synthetic(data.origin), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
@@ -89,6 +95,31 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
         n_ratings={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_RATINGS].items()},
         n_raters=facts.n_raters, n_batches=facts.n_batches, gated=gated, notes=notes,
     )
+
+
+def _check_out_folder(out: Path, source: Path | str) -> None:
+    """Refuse an output folder whose replacement would lose data: publishing swaps in a whole new
+    folder, so ``out`` must be new, empty, or a published folder holding only what publishing wrote,
+    and must not contain the data source."""
+    from .reader import is_published_folder
+
+    out = Path(out)
+    src = Path(source)
+    if src.exists() and out.resolve() in src.resolve().parents:
+        raise InputError(f"the output folder contains the data source {str(source)!r}; publishing replaces "
+                         "the whole output folder", file=str(out), field="--out")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError("exists and is not a folder", file=str(out), field="--out")
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not is_published_folder(out):
+        raise InputError("the output folder is not empty and is not a published AADB dataset; publishing "
+                         "replaces the whole folder, so choose a new or empty folder", file=str(out), field="--out")
+    foreign = [e for e in entries if e not in layout.PUBLISHED_ENTRIES]
+    if foreign:
+        raise InputError(f"publishing replaces the whole folder and would delete {foreign}, which publishing "
+                         "did not write; move them away or publish to a new folder", file=str(out), field="--out")
 
 
 def is_synthetic(source: Path | str) -> bool:
@@ -133,6 +164,9 @@ def canonical_tables(data: sources.AADBData) -> tuple[pd.DataFrame, pd.DataFrame
             log.warning("%s: %s columns %s are not canonical and are not published", origin, name, extra)
     images = data.images[list(schema.IMAGE_COLUMNS)]
     ratings = data.ratings[list(schema.RATING_COLUMNS)]
+    for name, table in (("images", images), ("ratings", ratings)):
+        if table.empty:
+            raise InputError(f"the {name} table is empty: there is nothing to publish", file=origin)
     dup = images["image_id"].duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -296,10 +330,11 @@ def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, spli
 
 def _write_rating_split(stage: Path, split: str, split_ratings: pd.DataFrame, table_schema: pa.Schema,
                         shard_bytes: int) -> dict[str, int]:
-    """Write the `ratings` config of one split, in as many equal shards as ``shard_bytes`` needs."""
+    """Write the `ratings` config of one split (at least one rating), in as many equal shards as
+    ``shard_bytes`` needs."""
     table = _to_arrow(split_ratings.reset_index(drop=True)).cast(table_schema)
-    n_shards = max(1, math.ceil(table.nbytes / shard_bytes))
-    per = math.ceil(table.num_rows / n_shards) if table.num_rows else 0
+    per = math.ceil(table.num_rows / max(1, math.ceil(table.nbytes / shard_bytes)))
+    n_shards = math.ceil(table.num_rows / per)  # every shard non-empty: `datasets` cannot read an empty one
     parts = []
     for i in range(n_shards):
         parts.append(stage / f".{split}-ratings-part{i:05d}.parquet")

@@ -42,13 +42,63 @@ def _git(*args: str, cwd: Path) -> None:
                    cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
 
 
+#: Proxy settings for every process of these tests: loopback is reached directly, anything else
+#: goes to a closed loopback port and fails (the client subprocesses also refuse such connects).
+DEAD_PROXY = "http://127.0.0.1:9"
+NO_NETWORK_ENV = {"HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "ALL_PROXY": DEAD_PROXY,
+                  "http_proxy": DEAD_PROXY, "https_proxy": DEAD_PROXY, "all_proxy": DEAD_PROXY,
+                  "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+#: Prepended to each client script: a connect to a non-loopback address is refused and recorded in
+#: the file named by AADB_TEST_NET_LOG, which the test then requires to be empty.
+LOOPBACK_GUARD = textwrap.dedent('''\
+    import ipaddress, os, socket
+    _real_connect, _real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    def _check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0]).split("%")[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                with open(os.environ["AADB_TEST_NET_LOG"], "a") as f:
+                    f.write(f"{address}\\n")
+                raise OSError(f"test guard: non-loopback connection to {address} refused")
+    def _connect(self, address):
+        _check(self, address)
+        return _real_connect(self, address)
+    def _connect_ex(self, address):
+        _check(self, address)
+        return _real_connect_ex(self, address)
+    socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex
+    ''')
+
+
+def _client_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
+    """A clean environment for a client subprocess: no HF settings of the caller, the mirror as
+    endpoint, fresh caches, no route off the machine."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "HUGGINGFACE_")) and k.lower() not in {k2.lower() for k2 in NO_NETWORK_ENV}}
+    env.update(NO_NETWORK_ENV, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"),
+               HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"), HF_HUB_DISABLE_TELEMETRY="1",
+               AADB_TEST_NET_LOG=str(tmp_path / "non-loopback.log"))
+    return env
+
+
+def _assert_no_outside_traffic(tmp_path: Path) -> None:
+    log = tmp_path / "non-loopback.log"
+    assert not log.exists(), f"a client tried to leave the machine: {log.read_text()}"
+
+
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy of the caller
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"olah exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with direct.open(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -69,8 +119,27 @@ def olah_server(tiny_curated, tmp_path_factory):
     _git("init", "-q", "-b", "main", cwd=repo)
     _git("add", "-A", cwd=repo)
     _git("commit", "-q", "-m", "Publish AADB", cwd=repo)
-    port = _free_port()
-    config = tmp_path / "olah.toml"
+    for attempt in range(3):  # a free port can be taken before olah binds it: retry on another
+        port = _free_port()
+        log = tmp_path / f"olah-{attempt}.log"
+        proc = _start_olah(tmp_path, mirrors, port, log)
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}/api/datasets/{REPO}/revision/main", proc, log)
+        except RuntimeError:
+            _stop(proc)
+            if attempt == 2 or "address already in use" not in log.read_text().lower():
+                raise
+            continue
+        break
+    try:
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        _stop(proc)
+
+
+def _start_olah(tmp_path: Path, mirrors: Path, port: int, log: Path) -> subprocess.Popen:
+    """Start olah on loopback in offline mode, serving the git repositories under ``mirrors``."""
+    config = tmp_path / f"olah-{port}.toml"
     config.write_text(textwrap.dedent(f"""\
         [basic]
         host = "127.0.0.1"
@@ -81,23 +150,29 @@ def olah_server(tiny_curated, tmp_path_factory):
         [accessibility]
         offline = true
         """))
-    log = tmp_path / "olah.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-c", "from olah.server import cli; cli()", "--config", str(config),
              "--log-path", str(tmp_path / "olah-logs")],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}/api/datasets/{REPO}/revision/main", proc, log)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))},
+                 **NO_NETWORK_ENV})
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the server's whole process group (SIGKILL after 15 s), even if its leader exited."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.poll() is None:
+        proc.wait(timeout=15)
 
 
 CLIENT = textwrap.dedent("""\
@@ -136,13 +211,11 @@ def test_load_dataset_from_olah_mirror_equals_curated(olah_server, tiny_curated,
     endpoint, log = olah_server
     result = tmp_path / "result"
     result.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"),
-               HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"), HF_HUB_DISABLE_TELEMETRY="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    proc = subprocess.run([sys.executable, "-c", CLIENT, str(result), REPO], env=env, capture_output=True,
-                          text=True, timeout=240)
+    env = _client_env(tmp_path, endpoint)
+    proc = subprocess.run([sys.executable, "-c", LOOPBACK_GUARD + CLIENT, str(result), REPO], env=env,
+                          capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:] + "\n--- olah log ---\n" + log.read_text()[-2000:]
+    _assert_no_outside_traffic(tmp_path)
     assert str(tmp_path / "hf-home") in proc.stdout  # the repo came through the Hub cache, not a local path
     served = log.read_text()
     assert f"/api/datasets/{REPO}" in served and "/resolve/" in served
@@ -186,16 +259,15 @@ OFFLINE_CLIENT = textwrap.dedent("""\
 
 def test_offline_mode_reads_the_hub_cache(olah_server, tmp_path):
     endpoint, _ = olah_server
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    warm = subprocess.run([sys.executable, "-c", "from aadb_toolkit import sources; sources.load('org/aadb')"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = _client_env(tmp_path, endpoint)
+    warm = subprocess.run([sys.executable, "-c", LOOPBACK_GUARD + "from aadb_toolkit import sources; "
+                           "sources.load('org/aadb')"], env=env, capture_output=True, text=True, timeout=120)
     assert warm.returncode == 0, warm.stderr[-3000:]
     # now offline, and the endpoint points at a closed port: only the cache can answer
     env.update(HF_HUB_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{_free_port()}")
-    proc = subprocess.run([sys.executable, "-c", OFFLINE_CLIENT, REPO], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", LOOPBACK_GUARD + OFFLINE_CLIENT, REPO], env=env,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_no_outside_traffic(tmp_path)
     assert "images 200 ratings 1000" in proc.stdout
     assert "error org/never-downloaded: not in the local cache" in proc.stdout

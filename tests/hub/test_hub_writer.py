@@ -53,7 +53,7 @@ def test_load_dataset_default_config_round_trip(published, tiny_curated, tmp_pat
     table = pd.DataFrame(seen).drop(columns=["image", "ratings"])
     want = _sorted_images(curated.images)
     got = _sorted_images(table)[list(schema.IMAGE_COLUMNS)]
-    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=True)
     # every nested rating, with rater id, batch id, score, votes and time, equals the curated one
     nested = _sorted_ratings(pd.DataFrame(nested_rows)[list(schema.RATING_COLUMNS)])
     want_r = _sorted_ratings(curated.ratings)
@@ -86,8 +86,8 @@ def test_sources_load_of_published_folder_equals_curated(published, tiny_curated
     assert list(back.ratings.columns) == list(schema.RATING_COLUMNS)
     assert back.images.dtypes.equals(curated.images.dtypes)
     assert back.ratings.dtypes.equals(curated.ratings.dtypes)
-    pd.testing.assert_frame_equal(_sorted_images(back.images), _sorted_images(curated.images))
-    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(curated.ratings))
+    pd.testing.assert_frame_equal(_sorted_images(back.images), _sorted_images(curated.images), check_exact=True)
+    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(curated.ratings), check_exact=True)
     for image_id in curated.images["image_id"]:
         assert back.image_bytes(image_id) == curated.image_bytes(image_id)
     first = curated.images["image_id"].iloc[0]
@@ -347,3 +347,149 @@ def test_nullable_votes_and_missing_licenses_round_trip(tiny_curated, tmp_path):
     ds = datasets.load_dataset(str(tmp_path / "out"), "ratings", cache_dir=str(tmp_path / "cache"))
     assert sum(int(ds[s].to_pandas()["light"].isna().sum()) for s in ds) == 3
     assert "0 a known license" in (tmp_path / "out/README.md").read_text()
+
+
+def _copy_curated(src: Path, root: Path) -> Path:
+    """A private copy of a curated folder and its release (manifest pointed at the copy)."""
+    shutil.copytree(src.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["release_root"] = str(root / "release")
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    return root / "curated"
+
+
+def test_tiny_shard_size_never_writes_an_empty_ratings_shard(tiny_curated, tmp_path):
+    # 850 train ratings (~71 KB) at 0.001 MB per shard: 68 shards of 13 rows held them all, so the
+    # last planned shard was empty and `datasets` failed on it ("BatchSize must be greater than 0").
+    out = tmp_path / "tiny-shards"
+    hub.publish(tiny_curated, out, shard_size_mb=0.001)
+    shards = sorted((out / "ratings").glob("*.parquet"))
+    assert len(shards) > 3 * 3
+    assert all(pq.ParquetFile(f).metadata.num_rows > 0 for f in shards)
+    ratings = datasets.load_dataset(str(out), "ratings", cache_dir=str(tmp_path / "cache"))
+    assert {s: ratings[s].num_rows for s in ratings} == {"train": 850, "validation": 50, "test": 100}
+    back = sources.load(out)
+    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(sources.load(tiny_curated).ratings),
+                                  check_exact=True)
+
+
+def test_split_whose_images_have_no_ratings(tiny_curated, tmp_path):
+    # Test images kept without any rating: the empty `ratings` shard written for them made
+    # load_dataset(folder, "ratings") fail; the split is now left out of that config only.
+    curated = _copy_curated(tiny_curated, tmp_path / "unrated")
+    images = pd.read_parquet(curated / "images.parquet")
+    ratings = pd.read_parquet(curated / "ratings.parquet")
+    test_ids = set(images.loc[images["split"] == "test", "image_id"])
+    images.loc[images["split"] == "test", "n_ratings"] = 0
+    images.to_parquet(curated / "images.parquet", index=False)
+    ratings[~ratings["image_id"].isin(test_ids)].to_parquet(curated / "ratings.parquet", index=False)
+    out = tmp_path / "out"
+    result = hub.publish(curated, out)
+    assert result.n_images == {"train": 170, "validation": 10, "test": 20}
+    assert result.n_ratings == {"train": 850, "validation": 50}
+    assert any("'test' has images but no ratings" in n for n in result.notes)
+    per_image = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert per_image["test"].num_rows == 20 and all(r == [] for r in per_image["test"]["ratings"])
+    long = datasets.load_dataset(str(out), "ratings", cache_dir=str(tmp_path / "cache"))
+    assert set(long) == {"train", "validation"} and sum(long[s].num_rows for s in long) == 900
+    want = sources.load(curated)
+    back = sources.load(out)
+    pd.testing.assert_frame_equal(_sorted_images(back.images), _sorted_images(want.images), check_exact=True)
+    pd.testing.assert_frame_equal(_sorted_ratings(back.ratings), _sorted_ratings(want.ratings), check_exact=True)
+    assert "| test | 20 | 0 |" in (out / "README.md").read_text()
+
+
+def test_empty_tables_are_a_clear_error(tiny_curated, tmp_path):
+    curated = _copy_curated(tiny_curated, tmp_path / "empty")
+    ratings = pd.read_parquet(curated / "ratings.parquet")
+    ratings.iloc[:0].to_parquet(curated / "ratings.parquet", index=False)
+    with pytest.raises(InputError, match="ratings table is empty"):
+        hub.publish(curated, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_publish_refuses_an_out_folder_it_would_destroy(tiny_curated, published, tmp_path):
+    # `aadb publish --curated DIR/curated --out DIR` swapped a published folder in place of DIR:
+    # the curated tables, the release images and everything else in DIR were deleted.
+    root = tmp_path / "work"
+    curated = _copy_curated(tiny_curated, root)
+    before = _tree(root)
+    for out, match in ((root, "contains the data source"), (curated, "not a published AADB dataset"),
+                       (root / "release", "not a published AADB dataset")):
+        with pytest.raises(InputError, match=match) as err:
+            hub.publish(curated, out)
+        assert err.value.field == "--out"
+    assert _tree(root) == before
+    # a clone of a published repository: its .git would be lost
+    clone = tmp_path / "clone"
+    shutil.copytree(published, clone)
+    (clone / ".git").mkdir()
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    with pytest.raises(InputError, match=r"would delete \['.git'\]"):
+        hub.publish(curated, clone)
+    assert (clone / ".git" / "HEAD").is_file()
+    # republishing over a published folder, or a published folder onto itself, is fine
+    again = tmp_path / "again"
+    shutil.copytree(published, again)
+    hub.publish(curated, again)
+    hub.publish(again, again)
+    assert sources.load(again).images.shape == (200, len(schema.IMAGE_COLUMNS))
+    (tmp_path / "empty").mkdir()
+    hub.publish(curated, tmp_path / "empty")
+    assert hub.is_published_folder(tmp_path / "empty")
+
+
+def test_card_parses_with_the_readers_of_datasets_and_huggingface_hub(published, tmp_path):
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    card = DatasetCard.load(published / "README.md")
+    assert isinstance(card.data, DatasetCardData)
+    assert card.data.to_dict() == hub.card.read_metadata(published / "README.md")
+    assert card.data.license == "other" and card.data.task_categories == ["image-classification", "tabular-regression"]
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    configs = MetadataConfigs.from_dataset_card_data(card.data)
+    assert set(infos) == set(configs) == {"default", "ratings"}
+    assert {s: infos["ratings"].splits[s].num_examples for s in infos["ratings"].splits} == {
+        "train": 850, "validation": 50, "test": 100}
+    for config in ("default", "ratings"):
+        builder = datasets.load_dataset_builder(str(published), config, cache_dir=str(tmp_path / "cache"))
+        assert builder.info.features == infos[config].features
+    body = card.text
+    for heading in ("## Collection protocol", "## Attributes", "## Rater anonymization", "## Splits",
+                    "## Rater consistency", "## Licensing", "## Known limitations", "## Citation"):
+        assert heading in body, heading
+    assert all(a in body for a in schema.ATTRIBUTES)
+
+
+def test_a_missing_shard_is_an_error_not_a_smaller_dataset(tiny_curated, tmp_path):
+    # Deleting one of two train shards (or every test shard) used to load silently with fewer images.
+    out = tmp_path / "pub"
+    hub.publish(tiny_curated, out, shard_size_mb=0.1)
+    (out / "data/train-00001-of-00002.parquet").unlink()
+    with pytest.raises(SourceError, match="'train' declares 170 rows but its 1 shard"):
+        sources.load(out)
+    hub.publish(tiny_curated, out, shard_size_mb=0.1)
+    for f in (out / "ratings").glob("test-*"):
+        f.unlink()
+    with pytest.raises(SourceError, match="'ratings' split 'test' declares shards that are missing"):
+        sources.load(out)
+
+
+def test_republishing_a_synthetic_hub_repo_keeps_the_synthetic_label(tiny_curated, tmp_path, monkeypatch):
+    # The source was checked for "synthetic" by its name ("org/syn", no such folder), not by the
+    # downloaded snapshot: the republished card called the synthetic data AADB.
+    import huggingface_hub
+
+    curated = _copy_curated(tiny_curated, tmp_path / "syn")
+    manifest = json.loads((curated / "manifest.json").read_text())
+    manifest["synthetic"] = True
+    (curated / "manifest.json").write_text(json.dumps(manifest))
+    snapshot = tmp_path / "snapshot"
+    hub.publish(curated, snapshot)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(snapshot))
+    monkeypatch.chdir(tmp_path)
+    hub.publish("org/syn", tmp_path / "again")
+    meta = hub.card.read_metadata(tmp_path / "again/README.md")
+    assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]
