@@ -91,3 +91,15 @@ def test_bad_inputs_are_rejected():
         BootstrapSpearman(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="equal length"):
         BootstrapSpearman(np.arange(3.0), np.arange(4.0))
+
+
+def test_default_threads_follow_the_environment(monkeypatch):
+    from aadb_toolkit.protocols._ranking import default_threads
+
+    monkeypatch.setenv("AADB_BOOTSTRAP_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("AADB_BOOTSTRAP_THREADS", "x")
+    with pytest.raises(ValueError, match="AADB_BOOTSTRAP_THREADS"):
+        default_threads()
+    monkeypatch.delenv("AADB_BOOTSTRAP_THREADS")
+    assert 1 <= default_threads() <= 2
