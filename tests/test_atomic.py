@@ -41,3 +41,25 @@ def test_atomic_dir_leaves_previous_folder_untouched_on_failure(tmp_path):
     with pytest.raises(FileExistsError):
         with _atomic.atomic_dir(target, overwrite=False):
             pass
+
+
+def test_exchange_paths_swaps_two_folders_atomically(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "f").write_text("A")
+    (b / "f").write_text("B")
+    if not _atomic.exchange_paths(a, b):
+        pytest.skip("renameat2(RENAME_EXCHANGE) not available here")
+    assert (a / "f").read_text() == "B" and (b / "f").read_text() == "A"
+    with pytest.raises(OSError):
+        _atomic.exchange_paths(a, tmp_path / "missing")
+
+
+def test_atomic_dir_replaces_existing_folder_leaving_nothing_beside_it(tmp_path):
+    target = tmp_path / "out"
+    for version in ("1", "2"):
+        with _atomic.atomic_dir(target) as stage:
+            (stage / "v").write_text(version)
+    assert (target / "v").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
