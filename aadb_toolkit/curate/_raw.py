@@ -234,16 +234,7 @@ def match_url_variants(answers: pd.DataFrame, files: dict[str, str], file: str, 
                                                           answers[todo].groupby("url").size()[first["url"]])]}),
         "url", "flagged", file=file, reason="url_variant")
     # Two forms of one photo's URL in one assignment are the same image twice: keep the first slot.
-    kept = answers[answers["reason"] == "kept"]
-    dup = kept.duplicated(["row", "image_id"], keep="first") & kept["url"].isin(mapped.keys())
-    if dup.any():
-        d = kept[dup]
-        answers.loc[d.index, "reason"] = "duplicate_image_in_assignment"
-        ledger.add_frame(pd.DataFrame({"row": d["row"].to_numpy(),
-                                       "column": [f"{IMAGE_URL_PREFIX}{s}" for s in d["slot"]],
-                                       "image_id": d["image_id"].to_numpy(),
-                                       "detail": "image shown twice in one assignment; first slot kept"}),
-                         "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
+    exclude_repeated_images(answers, file, ledger, only=answers["url"].isin(mapped.keys()))
 
 
 def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame:
@@ -404,18 +395,26 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
     out["score"] = np.where(kept, np.nan_to_num(score_num), 0).astype(np.int8)
     out["image_id"] = image_names(pd.Series(url, dtype=object)).to_numpy(dtype=object)
     out["reason"] = reason
-    # The same image twice in one assignment: keep its first slot.
-    live = out[out["reason"] == "kept"]
+    exclude_repeated_images(out, file, ledger)
+    return out
+
+
+def exclude_repeated_images(answers: pd.DataFrame, file: str, ledger: Ledger, *,
+                            only: pd.Series | None = None) -> None:
+    """The same image twice in one assignment (CSV row): keep its first kept slot, exclude and report
+    the others (restricted to the answers where ``only`` is true, when given)."""
+    live = answers[answers["reason"] == "kept"]
     dup = live.duplicated(["row", "image_id"], keep="first")
+    if only is not None:
+        dup &= only[live.index]
     if dup.any():
         d = live[dup]
-        out.loc[d.index, "reason"] = "duplicate_image_in_assignment"
+        answers.loc[d.index, "reason"] = "duplicate_image_in_assignment"
         ledger.add_frame(pd.DataFrame({"row": d["row"].to_numpy(),
                                        "column": [f"{IMAGE_URL_PREFIX}{s}" for s in d["slot"]],
                                        "image_id": d["image_id"].to_numpy(),
                                        "detail": "image shown twice in one assignment; first slot kept"}),
                          "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
-    return out
 
 
 def _to_float(text: str) -> float:
