@@ -73,6 +73,18 @@ def _clean_ratings(ratings: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def image_means(ratings: pd.DataFrame, *, leave_one_out: bool = False) -> np.ndarray:
+    """For each rating (row of ``ratings``: ``image_id``, ``score``), the mean score of its image:
+    over all its raters, or with ``leave_one_out`` over the image's *other* raters (NaN where the
+    rating is the image's only one)."""
+    grouped = ratings.groupby("image_id")["score"]
+    total, count = grouped.transform("sum").to_numpy(dtype=float), grouped.transform("count").to_numpy()
+    if not leave_one_out:
+        return total / count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 1, (total - ratings["score"].to_numpy(dtype=float)) / np.maximum(count - 1, 1), np.nan)
+
+
 def _in_scope(split: pd.Series, scope: str) -> np.ndarray:
     return np.ones(len(split), bool) if scope == "all" else (split == scope).to_numpy()
 
@@ -85,14 +97,7 @@ def worker_table(ratings: pd.DataFrame, images: pd.DataFrame, *, scope: str = "t
     _check_scope("scope", scope, SCOPES)
     _check_scope("count_scope", count_scope, (*SCOPES, "scope"))
     df = _clean_ratings(ratings, images)
-    grouped = df.groupby("image_id")["score"]
-    total, count = grouped.transform("sum").to_numpy(), grouped.transform("count").to_numpy()
-    own = df["score"].to_numpy()
-    if leave_one_out:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            df["target"] = np.where(count > 1, (total - own) / np.maximum(count - 1, 1), np.nan)
-    else:
-        df["target"] = total / count
+    df["target"] = image_means(df, leave_one_out=leave_one_out)
     counted = df[_in_scope(df["split"], scope if count_scope == "scope" else count_scope)]
     n_images = counted.groupby("rater_id")["image_id"].nunique()
     scoped = df[_in_scope(df["split"], scope)]
