@@ -74,6 +74,9 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
                 continue
             split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
                 stage, split, split_ratings, rating_schema, shard_bytes)
+        piaa = write_piaa_config(stage, data, notes)
+        if piaa is not None:
+            split_infos[layout.CONFIG_PIAA] = piaa[1]
         facts = card_mod.CardFacts(
             image_features=image_schema, rating_features=rating_schema, splits=split_infos,
             n_raters=int(ratings["rater_id"].nunique()), n_batches=int(ratings["batch_id"].nunique()),
@@ -82,6 +85,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
             synthetic=is_synthetic(data.origin), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+            extra_features={layout.CONFIG_PIAA: piaa[0]} if piaa is not None else {},
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
@@ -343,6 +347,31 @@ def _write_rating_split(stage: Path, split: str, split_ratings: pd.DataFrame, ta
         writer.close()
     _name_shards(stage, layout.CONFIG_RATINGS, split, parts)
     return {"num_examples": table.num_rows, "num_bytes": table.nbytes}
+
+
+def write_piaa_config(stage: Path, data: sources.AADBData, notes: list[str]) -> tuple[pa.Schema, dict] | None:
+    """Write the ``piaa`` config (the protocol's default episodes, one shard) and note it in the
+    card; None (with a note) when no rater qualifies, as `datasets` cannot load an empty split."""
+    from ..piaa import episodes as ep
+
+    table = ep.make_episodes(data)
+    if table.empty:
+        notes.append(f"no rater qualifies for the personalized episodes, so the {layout.CONFIG_PIAA!r} "
+                     "config is left out")
+        return None
+    arrow = pa.Table.from_pandas(table[list(ep.COLUMNS)], preserve_index=False).replace_schema_metadata(None)
+    arrow = arrow.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
+                                  for f in arrow.schema]))
+    part = stage / f".{layout.PIAA_SPLIT}-piaa-part00000.parquet"
+    writer = _writer(part, arrow.schema)
+    writer.write_table(arrow, row_group_size=layout.RATING_ROW_GROUP_ROWS)
+    writer.close()
+    _name_shards(stage, layout.CONFIG_PIAA, layout.PIAA_SPLIT, [part])
+    counts = ", ".join(f"{r.n_raters} raters at k = {r.k}" for r in ep.summarize(table).itertuples())
+    notes.append(f"config {layout.CONFIG_PIAA!r}: the personalized k-shot episodes of the piaa protocol "
+                 f"({ep.DEFAULT_REPEATS} per rater, seed {ep.DEFAULT_SEED}; {counts}), episodes fingerprint "
+                 f"{ep.fingerprint(table)}; the score column holds the rater's own score on support rows only")
+    return arrow.schema, {layout.PIAA_SPLIT: {"num_examples": arrow.num_rows, "num_bytes": arrow.nbytes}}
 
 
 def _name_shards(stage: Path, config: str, split: str, parts: list[Path]) -> None:

@@ -120,7 +120,7 @@ def test_layout_and_card(published):
     assert files == [
         "LICENSE.md", "README.md",
         "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
-        "data/validation-00000-of-00001.parquet",
+        "data/validation-00000-of-00001.parquet", "piaa/episodes-00000-of-00001.parquet",
         "ratings/test-00000-of-00001.parquet", "ratings/train-00000-of-00001.parquet",
         "ratings/validation-00000-of-00001.parquet",
     ]
@@ -300,7 +300,7 @@ def test_cli_publish_and_dry_run(tiny_curated, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "published 200 images and 1,000 ratings" in out
-    assert "would upload 8 files" in out and "data/train-00000-of-00001.parquet" in out
+    assert "would upload 9 files" in out and "data/train-00000-of-00001.parquet" in out
     assert "| percentage significant | 100 |" in (tmp_path / "hubdir/README.md").read_text()
     assert 'load_dataset("org/aadb")' in (tmp_path / "hubdir/README.md").read_text()
     rc = main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "x"), "--push"])
@@ -450,7 +450,7 @@ def test_card_parses_with_the_readers_of_datasets_and_huggingface_hub(published,
     assert card.data.license == "other" and card.data.task_categories == ["image-classification", "tabular-regression"]
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
     configs = MetadataConfigs.from_dataset_card_data(card.data)
-    assert set(infos) == set(configs) == {"default", "ratings"}
+    assert set(infos) == set(configs) == {"default", "ratings", "piaa"}
     assert {s: infos["ratings"].splits[s].num_examples for s in infos["ratings"].splits} == {
         "train": 850, "validation": 50, "test": 100}
     for config in ("default", "ratings"):
