@@ -60,17 +60,22 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
 
 def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge for a batch of episodes: x (E, k, d) support features, r (E, k) residuals →
-    weights (E, d), feature centres (E, d), residual means (E,)."""
-    x = x.astype(np.float64)
-    mu = x.mean(axis=1)
-    xc = x - mu[:, None, :]
-    r0 = r.mean(axis=1)
-    gram = xc @ xc.transpose(0, 2, 1)  # (E, k, k)
-    k = x.shape[1]
-    scale = np.einsum("ekd,ekd->e", x, x) / k  # mean squared feature norm per episode
-    lam = alpha * np.maximum(scale, 1e-12)
-    a = np.linalg.solve(gram + lam[:, None, None] * np.eye(k), (r - r0[:, None])[..., None])[..., 0]
-    return np.einsum("ekd,ek->ed", xc, a), mu, r0
+    weights (E, d), feature centres (E, d), residual means (E,). Solved in torch (float64): its
+    batched solve stays fast on a busy machine, where numpy's threaded LAPACK can stall."""
+    import torch
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    rt = torch.from_numpy(np.ascontiguousarray(r, dtype=np.float64))
+    mu = xt.mean(dim=1)
+    xc = xt - mu[:, None, :]
+    r0 = rt.mean(dim=1)
+    k = xt.shape[1]
+    gram = xc @ xc.transpose(1, 2)  # (E, k, k): the dual form, as d > k
+    lam = alpha * torch.clamp((xt * xt).sum(dim=(1, 2)) / k, min=1e-12)  # × mean squared feature norm
+    system = gram + lam[:, None, None] * torch.eye(k, dtype=torch.float64)
+    a = torch.linalg.solve(system, (rt - r0[:, None])[..., None])[..., 0]
+    w = (xc * a[..., None]).sum(dim=1)
+    return w.numpy(), mu.numpy(), r0.numpy()
 
 
 def _episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
