@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     write_result(args.out, result)
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
-    print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {main.value:.4f}{ci} "
+    value = "undefined" if main.value is None else f"{main.value:.4f}"
+    print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
           f"on {result.n_images} images")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
