@@ -89,3 +89,28 @@ def test_cli_writes_episodes(tmp_path, tiny_curated, capsys):
     text = capsys.readouterr().out
     assert "k = 10:" in text and out.is_file()
     assert out.read_text().splitlines()[0] == "rater_id,k,episode,image_id,role,score"
+
+
+def test_malformed_episode_files_name_row_and_field(tmp_path, data):
+    table = ep.make_episodes(data, repeats=1)
+    path = tmp_path / "e.csv"
+    ep.write_episodes(table, path)
+    lines = path.read_text().splitlines()
+    (tmp_path / "cols.csv").write_text("rater,k\n")
+    with pytest.raises(InputError, match="cols.csv, row 1: columns are"):
+        ep.read_episodes(tmp_path / "cols.csv")
+    bad = list(lines)
+    bad[3] = bad[3].replace(",10,", ",ten,", 1)
+    (tmp_path / "k.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 4, field 'k': k is not an integer"):
+        ep.read_episodes(tmp_path / "k.csv")
+    bad = list(lines)
+    bad[2] = bad[2].replace(",support,", ",shot,")
+    (tmp_path / "role.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 3, field 'role'"):
+        ep.read_episodes(tmp_path / "role.csv")
+    bad = list(lines)
+    bad[5] = bad[5].replace("Rb_img", "Rz_img")
+    (tmp_path / "img.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 6, field 'image_id'"):
+        ep.read_episodes(tmp_path / "img.csv", data)
