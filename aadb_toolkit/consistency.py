@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper
-from ._ranks import centered_ranks, draw_permutations
+from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from .data import RATING_KEYS, AADBData, check_ratings
 from .errors import InputError
 
 #: Test methods: name → what is tested.
@@ -36,12 +37,11 @@ METHODS: dict[str, str] = {
 DEFAULT_METHOD = "batch-mean-spearman"
 DEFAULT_N_PERM = 10_000
 #: A pair of raters needs at least this many common images for ρ to be tested.
-MIN_COMMON_IMAGES = 3
+MIN_COMMON_IMAGES = MIN_ITEMS_FOR_RHO
 #: Why a batch was not tested (SPEC §5: counted and reported, never dropped).
 DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", "all_pairs_constant")
 #: Why a pair of raters was excluded.
 EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")
-RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
 
 _CHUNK_ELEMENTS = 1 << 22  # permuted values held at once (float32/int32: ~16 MB per array)
 _EXACT_TOL = 1e-12  # relative tolerance for "stat* ≥ stat" in float64 (absorbs rounding only)
@@ -69,26 +69,7 @@ class _Codes:
 
 
 def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
-    missing = [c for c in RATING_KEYS if c not in ratings.columns]
-    if missing:
-        raise InputError(f"ratings table lacks column(s) {missing}", file=file, field=missing[0])
-    if len(ratings) == 0:
-        raise InputError("ratings table has no rows", file=file)
-    for col in ("batch_id", "rater_id", "image_id"):
-        bad = ratings[col].isna().to_numpy()
-        if bad.any():
-            row = ratings.index[int(np.argmax(bad))]
-            raise InputError(f"missing {col} ({int(bad.sum())} row(s))", file=file, row=row, field=col)
-    raw = ratings["score"]
-    score = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    non_numeric = np.isnan(score) & raw.notna().to_numpy()
-    if non_numeric.any():
-        row = ratings.index[int(np.argmax(non_numeric))]
-        raise InputError(f"score is not a number: {raw.loc[row]!r}", file=file, row=row, field="score")
-    infinite = np.isinf(score)
-    if infinite.any():  # corrupt, not missing: do not count it among the missing scores
-        row = ratings.index[int(np.argmax(infinite))]
-        raise InputError(f"score is infinite ({int(infinite.sum())} row(s))", file=file, row=row, field="score")
+    score = check_ratings(ratings, columns=RATING_KEYS, missing_scores="keep", file=file)["score"].to_numpy()
     usable = ~np.isnan(score)
     # sorted codes: each batch's raters and images are laid out by id, not by row order, so the
     # same ratings in any row order (or with missing-score rows) draw the same permutations
@@ -96,16 +77,6 @@ def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
     r, rater_ids = _factorize(ratings["rater_id"], sort=True)
     i, _ = _factorize(ratings["image_id"], sort=True)
     b, r, i = b[usable], r[usable], i[usable]
-    order = np.lexsort((i, r, b))
-    bs, rs, is_ = b[order], r[order], i[order]
-    dup = (bs[1:] == bs[:-1]) & (rs[1:] == rs[:-1]) & (is_[1:] == is_[:-1])
-    if dup.any():
-        k = int(np.argmax(dup))
-        rows = ratings.index[np.flatnonzero(usable)[order[[k, k + 1]]]]
-        raise InputError(
-            f"rater {rater_ids[rs[k]]!r} rated image {ratings['image_id'].loc[rows[1]]!r} twice in batch "
-            f"{batch_ids[bs[k]]!r} (rows {rows[0]} and {rows[1]}); deduplicate before the analysis",
-            file=file, row=rows[1], field="image_id")
     return _Codes(batch=b, rater=r, image=i, score=score[usable], batch_ids=batch_ids, rater_ids=rater_ids,
                   n_missing_score=int((~usable).sum()))
 
@@ -598,14 +569,10 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
     return paths
 
 
-def run_consistency(source: Any, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
+def run_consistency(data: AADBData, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
                     q: float = paper.CONSISTENCY_FDR_Q, method: str = DEFAULT_METHOD, seed: int = 0,
                     show_progress: bool | None = None) -> ConsistencyResult:
-    """Load ``source`` (curated folder, published folder, Hub repo id, or an ``AADBData``), run
-    :func:`analyze_batches` and write its outputs to ``out_dir``."""
-    from . import sources
-
-    data = source if isinstance(source, sources.AADBData) else sources.load(source)
+    """Run :func:`analyze_batches` on the ratings of loaded ``data`` and write its outputs to ``out_dir``."""
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
                              source=data.origin, show_progress=show_progress)
     write_outputs(result, out_dir)

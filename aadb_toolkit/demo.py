@@ -68,8 +68,9 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     say(cur.summary().replace("\n", "\n    "))
     result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md")
 
+    data = sources.load(curated)
     cons_dir = out / "consistency"
-    cons = stage("consistency", lambda: consistency.run_consistency(curated, cons_dir, n_perm=n_perm,
+    cons = stage("consistency", lambda: consistency.run_consistency(data, cons_dir, n_perm=n_perm,
                                                                     show_progress=False))
     s = cons.summary
     say(f"{s['n_significant']} of {s['n_batches']} batches show significant agreement at FDR q={s['q']} "
@@ -78,8 +79,8 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
 
     hub_dir = out / "hub" / "aadb"
     summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
-    pub = stage("publish", lambda: hub.publish(curated, hub_dir, consistency_summary=summary))
-    back = stage("load back", lambda: _load_back(hub_dir, sources.load(curated)))
+    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary))
+    back = stage("load back", lambda: _load_back(hub_dir, data))
     say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
         f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
         f"{back['raters']} rater IDs, identical to the curated tables")
@@ -92,17 +93,17 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
         run_dir = out / "model"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*from scratch.*")
-            run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), curated, run_dir, progress=False))
+            run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), data, run_dir, progress=False))
         say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
             f"rho {run.best_val_rho:.3f} -> {run_dir}")
         predictions = out / "predictions.csv"
-        stage("predict", lambda: write_predictions(predict(run_dir, curated, "test", progress=False), predictions))
+        stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions))
         say(f"test-split predictions (submission format) -> {predictions}")
         result.paths.update(model=run_dir, predictions=predictions)
 
     report_dir = out / "report"
     stage("human-consistency report", lambda: human_consistency.write_report(
-        curated, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
+        data, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
         show_progress=False))
     say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
     result.paths["report"] = report_dir

@@ -1,7 +1,7 @@
 """Reports: each kind is one module under ``aadb_toolkit.reports`` declared in :data:`REPORTS`.
 
 A report module declares its command-line options as data (``OPTIONS``, a tuple of
-:class:`Option`) and provides ``write_report(source, out_dir, **options) -> dict[str, Path]``.
+:class:`Option`) and provides ``write_report(data, out_dir, **options) -> dict[str, Path]`` taking loaded data.
 ``aadb report <kind>`` builds its parser from the declaration; add a kind by adding a row below.
 """
 

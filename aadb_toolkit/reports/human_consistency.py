@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import _atomic, consistency, human, paper, reliability, sources
+from .. import _atomic, consistency, human, paper, reliability
+from ..data import AADBData
 from .._plotting import figure, to_png
 from . import Option
 from ._document import Document, Figure, Table, render_html, render_markdown
@@ -56,15 +57,14 @@ def read_predictions(path: str | Path, expected_ids: list[str]) -> pd.Series:
     return read_submission(path, expected_ids, split_name="scope split").scores
 
 
-def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | None = None,
+def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path | None = None,
                  n_perm: int = consistency.DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                  method: str = consistency.DEFAULT_METHOD, rater_n_perm: int = reliability.DEFAULT_RATER_N_PERM,
                  scope: str = "test", count_scope: str = "all", leave_one_out: bool = False,
                  thresholds: tuple[int, ...] = human.PAPER_THRESHOLDS, n_boot: int = 1000,
                  seed: int = 0, show_progress: bool | None = None) -> dict[str, Path]:
-    """Run every analysis on ``source`` and write ``report.html``, ``report.md``, their figures and
+    """Run every analysis on loaded ``data`` and write ``report.html``, ``report.md``, their figures and
     the JSON/CSV results into ``out_dir`` (each file atomically); returns the paths by role."""
-    data = source if isinstance(source, sources.AADBData) else sources.load(source)
     preds = None
     if predictions is not None:
         ids = data.images["image_id"].astype(str) if scope == "all" else data.split(scope)["image_id"].astype(str)
@@ -138,14 +138,6 @@ def fig6_worker_rho(workers: pd.DataFrame, model_rho: float | None) -> bytes:
 
 
 # --- document --------------------------------------------------------------------------------
-def _is_synthetic(data: Any) -> bool:
-    """Whether the source was drawn by ``aadb simulate`` (the hub writer's test, one place for it)."""
-    from ..hub.writer import is_synthetic
-
-    origin = Path(str(getattr(data, "origin", "")))
-    return origin.is_dir() and is_synthetic(origin)
-
-
 def _f(x: Any, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
@@ -163,7 +155,7 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
     """Assemble the report's blocks (shared by the HTML and the Markdown renderings)."""
     s = cons.summary
     doc = Document("Human-consistency report")
-    if _is_synthetic(data):
+    if data.provenance.synthetic:
         doc.note("This data is SYNTHETIC (written by `aadb simulate`): a test instrument in AADB's format, "
                  "not AADB. Every number computed here describes simulated raters; only the columns "
                  "labelled “paper (AADB)” are about the real data set.")
