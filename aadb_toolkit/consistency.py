@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import __version__, _atomic, paper
 from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from ._registry import lookup
 from .data import RATING_KEYS, AADBData, check_ratings
 from .errors import InputError
 
@@ -319,12 +320,7 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
     chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
     from statsmodels.stats.multitest import multipletests
 
-    if method not in METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(method, METHODS, n=1)
-        raise InputError(f"unknown method {method!r}; expected one of {list(METHODS)}"
-                         + (f" (did you mean {close[0]!r}?)" if close else ""), field="method")
+    lookup(METHODS, method, what="method", n=1, field="method")
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
     if not 0 < q < 1:

@@ -7,13 +7,13 @@ close-match suggestions), and :mod:`.results` for the result document.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._registry import lookup
 from ..errors import InputError
 from ..submissions import DEFAULT_MAX_BYTES
 from .results import Result, read_result, write_result
@@ -81,12 +81,7 @@ class UnknownProtocolError(InputError):
 
 def get_protocol(name: str) -> Protocol:
     """The declared protocol called ``name``; an unknown name raises with close-match suggestions."""
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, PROTOCOLS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(PROTOCOLS)}"
-        raise UnknownProtocolError(f"unknown protocol {name!r}{hint}") from None
+    return lookup(PROTOCOLS, name, what="protocol", error=UnknownProtocolError, cutoff=0.5)
 
 
 def score_submission(protocol: str, submission: str | os.PathLike[str], data: str | os.PathLike[str], *,

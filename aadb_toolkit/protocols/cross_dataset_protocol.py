@@ -15,7 +15,6 @@ the two off-diagonal (cross-dataset) cells.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import tomllib
@@ -25,6 +24,7 @@ import pandas as pd
 
 from .. import sources
 from ..ava import load_ava
+from .._registry import did_you_mean
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
 from . import PROTOCOLS, ScoreRequest
@@ -51,8 +51,8 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
     problems = []
     for key in preds:
         if key not in CELLS:
-            close = difflib.get_close_matches(str(key), CELLS, n=1)
-            problems.append(f"unknown cell {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hint = did_you_mean(key, CELLS, n=1, quote=True)
+            problems.append(f"unknown cell {key!r}" + (f" ({hint})" if hint else ""))
         elif not isinstance(preds[key], str):
             problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
         elif _outside_folder(path.parent, preds[key]):
