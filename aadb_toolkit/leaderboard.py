@@ -13,7 +13,6 @@ rendered as Markdown, HTML and CSV tables per protocol and per data fingerprint.
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import io
 import json
@@ -31,6 +30,7 @@ import pandas as pd
 
 from . import paper
 from ._atomic import write_text
+from .data import sha256_fingerprint
 from .errors import InputError
 from .protocols import PROTOCOLS
 from .protocols.results import Result
@@ -175,7 +175,7 @@ def check_database(db: str | os.PathLike[str]) -> None:
 
 
 def _ids_hash(ids: tuple[str, ...] | list[str]) -> str:
-    return "sha256:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return sha256_fingerprint("\n".join(ids))
 
 
 def _pack(values: np.ndarray) -> bytes:

@@ -15,7 +15,6 @@ the two off-diagonal (cross-dataset) cells.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from .. import sources
 from ..ava import load_ava
 from .._registry import did_you_mean
+from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
 from . import PROTOCOLS, ScoreRequest
@@ -124,7 +124,7 @@ def score(request: ScoreRequest) -> Result:
         preds[cell], hashes[cell] = sub.scores, sub.sha256
     if problems:
         raise SubmissionError(str(request.submission), problems)
-    combined = "sha256:" + hashlib.sha256("".join(f"{c}\t{hashes[c]}\n" for c in CELLS).encode()).hexdigest()
-    fp = "sha256:" + hashlib.sha256(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n".encode()).hexdigest()
+    combined = sha256_fingerprint(f"{c}\t{hashes[c]}\n" for c in CELLS)
+    fp = sha256_fingerprint(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n")
     return evaluate(truths, preds, n_boot=request.n_boot, seed=request.seed, fingerprint=fp,
                     submission_sha256=combined, details={"submission_sha256_per_cell": hashes})

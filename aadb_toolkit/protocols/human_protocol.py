@@ -11,12 +11,13 @@ where the model's overall test ρ falls against the group mean. The per-worker s
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 
 import numpy as np
 import pandas as pd
 
 from .. import paper, sources
+from ..data import sha256_fingerprint
 from ..submissions import read_submission
 from . import PROTOCOLS, ScoreRequest
 from ._ranking import spearman
@@ -79,12 +80,10 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
 def fingerprint(data: sources.AADBData) -> str:
     """Fingerprint of what the protocol reads: the AADB test ground truth and every rating (the
     workload groups count ratings over the whole data set)."""
-    h = hashlib.sha256(f"human\n{data.fingerprint('test')}\n".encode())
     r = data.ratings[["image_id", "rater_id", "score"]].astype({"image_id": str, "rater_id": str})
     r = r.sort_values(["image_id", "rater_id", "score"], kind="stable")
-    for image_id, rater_id, s in r.itertuples(index=False, name=None):
-        h.update(f"{image_id}\t{rater_id}\t{int(s)}\n".encode())
-    return "sha256:" + h.hexdigest()
+    rows = (f"{image_id}\t{rater_id}\t{int(s)}\n" for image_id, rater_id, s in r.itertuples(index=False, name=None))
+    return sha256_fingerprint(itertools.chain([f"human\n{data.fingerprint('test')}\n"], rows))
 
 
 def score(request: ScoreRequest) -> Result:
