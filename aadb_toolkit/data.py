@@ -22,6 +22,8 @@ from .errors import InputError
 
 #: The columns every ratings table the analyses read must have.
 RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
+#: Prefix of the dataset label of synthetic data and of every result computed on it.
+SYNTHETIC_PREFIX: str = "synthetic-"
 #: Kinds of source a loader can record in :attr:`Provenance.kind`.
 SOURCE_KINDS: tuple[str, ...] = ("curated", "published", "hub", "memory")
 
@@ -56,7 +58,7 @@ class Provenance:
     @property
     def dataset_label(self) -> str:
         """How results name this data: ``"aadb"``, or ``"synthetic-aadb"`` for simulated data."""
-        return "synthetic-aadb" if self.synthetic else "aadb"
+        return f"{SYNTHETIC_PREFIX}aadb" if self.synthetic else "aadb"
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as result documents record it."""

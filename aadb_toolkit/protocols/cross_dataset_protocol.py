@@ -24,12 +24,12 @@ import pandas as pd
 from .. import sources
 from ..ava import load_ava
 from .._registry import did_you_mean
-from ..data import sha256_fingerprint
+from ..data import Provenance, sha256_fingerprint
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
 from . import PROTOCOLS, ScoreRequest
 from ._ranking import spearman_ci
-from .aadb_protocol import CI_LEVEL, ground_truth
+from .aadb_protocol import CI_LEVEL, ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 DATASETS: tuple[str, ...] = ("aadb", "ava")
@@ -75,7 +75,8 @@ def _outside_folder(folder: Path, name: str) -> bool:
 
 
 def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *, n_boot: int = 1000, seed: int = 0,
-             fingerprint: str, submission_sha256: str, details: dict | None = None) -> Result:
+             fingerprint: str, submission_sha256: str, details: dict | None = None,
+             provenance: Provenance | None = None) -> Result:
     """Score four aligned prediction sets; ``truths`` maps test set → ground truth, ``predictions``
     maps cell ``"train->test"`` → predictions over that test set (the library entry point)."""
     p = PROTOCOLS["cross-dataset"]
@@ -94,7 +95,7 @@ def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *,
     n_images = sum(int(t.size) for t in truths.values())
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint, submission_sha256=submission_sha256, n_images=n_images,
-                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test",
+                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test", provenance=provenance,
                        details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index", **(details or {})})
 
 
@@ -107,7 +108,7 @@ def score(request: ScoreRequest) -> Result:
     aadb = sources.load(request.data)
     ava = load_ava(request.ava_data)
     truths = {"aadb": ground_truth(aadb), "ava": ava.ground_truth("test")}
-    names = {"aadb": "AADB test split", "ava": "AVA standard test list"}
+    names = {"aadb": test_split_name(aadb), "ava": "AVA standard test list"}
     preds: dict[str, pd.Series] = {}
     hashes: dict[str, str] = {}
     problems: list[Problem] = []
@@ -127,4 +128,5 @@ def score(request: ScoreRequest) -> Result:
     combined = sha256_fingerprint(f"{c}\t{hashes[c]}\n" for c in CELLS)
     fp = sha256_fingerprint(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n")
     return evaluate(truths, preds, n_boot=request.n_boot, seed=request.seed, fingerprint=fp,
-                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes})
+                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes},
+                    provenance=aadb.provenance)

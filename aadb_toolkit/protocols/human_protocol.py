@@ -21,7 +21,7 @@ from ..data import sha256_fingerprint
 from ..submissions import read_submission
 from . import PROTOCOLS, ScoreRequest
 from ._ranking import spearman
-from .aadb_protocol import ground_truth
+from .aadb_protocol import ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
@@ -70,7 +70,7 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
                for rec in table[["rater_id", "n_images", "n_scope", "rho", "rho_status", "model_rho"]].to_dict("records")]
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint(data), submission_sha256=submission_sha256,
-                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
+                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test", provenance=data.provenance,
                        details={"groups": groups, "workers": workers, "rater_count_scope": "all",
                                 "rho_scope": "test", "worker_rating_in_mean": True,
                                 "n_workers_total": int(len(table))},
@@ -90,7 +90,7 @@ def score(request: ScoreRequest) -> Result:
     """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name=test_split_name(data))
     return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
 
 
