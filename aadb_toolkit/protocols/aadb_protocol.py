@@ -7,14 +7,17 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats
 
-from .. import sources
+from .. import paper, sources
 from ..data import Provenance
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import pearson, spearman_ci
 from .results import Metric, PairedData, Result, make_result
 
 CI_LEVEL = 0.95
+#: The paper's Table 2 on the real AADB, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = tuple(ReportedRow(name, {"spearman": rho}, f"{paper.SOURCE}, Table 2")
+                                          for name, rho in paper.TABLE2_AADB_RHO.items())
 
 
 def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = None, *, n_boot: int, seed: int,

@@ -15,9 +15,14 @@ from ..ava import AVAData, load_ava
 from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from .aadb_protocol import rank_metrics
 from .results import Metric, PairedData, Result, make_result
+
+#: The paper's Table 3 on the real AVA, for the leaderboard (accuracy as a fraction).
+REPORTED: tuple[ReportedRow, ...] = tuple(
+    ReportedRow(name, {"spearman": rho, "accuracy": acc / 100.0}, f"{paper.SOURCE}, Table 3")
+    for name, (rho, acc) in paper.TABLE3_AVA.items())
 
 
 def binary_labels(mean_scores: np.ndarray) -> np.ndarray:

@@ -21,19 +21,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import sources
+from .. import paper, sources
 from ..ava import load_ava
 from .._registry import did_you_mean
 from ..data import Provenance, sha256_fingerprint
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import spearman_ci
 from .aadb_protocol import CI_LEVEL, ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 DATASETS: tuple[str, ...] = ("aadb", "ava")
 CELLS: tuple[str, ...] = tuple(f"{a}->{b}" for a in DATASETS for b in DATASETS)
+#: The paper's Table 7, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = (ReportedRow(
+    "Reg+Rank+Att+Cont (paper)",
+    {**{f"rho[{a}->{b}]": v for (a, b), v in paper.TABLE7_CROSS.items()},
+     "mean_transfer_rho": (paper.TABLE7_CROSS[("aadb", "ava")] + paper.TABLE7_CROSS[("ava", "aadb")]) / 2,
+     "mean_in_domain_rho": (paper.TABLE7_CROSS[("aadb", "aadb")] + paper.TABLE7_CROSS[("ava", "ava")]) / 2},
+    f"{paper.SOURCE}, Table 7"),)
 
 
 def read_manifest(path: str | Path) -> dict[str, Path]:

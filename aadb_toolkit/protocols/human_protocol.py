@@ -19,13 +19,20 @@ import pandas as pd
 from .. import paper, sources
 from ..data import sha256_fingerprint
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import spearman
 from .aadb_protocol import ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
 THRESHOLDS: tuple[int, ...] = tuple(sorted(paper.TABLE6_HUMAN))
+#: The paper's Table 6 on the real AADB, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = (
+    *(ReportedRow(f"human raters who rated > {t} images ({n} workers, mean ρ)", {f"workers_gt{t}_mean_rho": rho},
+                  f"{paper.SOURCE}, Table 6") for t, (n, rho) in paper.TABLE6_HUMAN.items()),
+    ReportedRow("Reg+Rank+Att+Cont (paper's best model)", {"spearman": paper.TABLE6_OUR_BEST_RHO},
+                f"{paper.SOURCE}, Table 6"),
+)
 
 
 def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
