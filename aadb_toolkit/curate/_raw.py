@@ -79,17 +79,6 @@ class AnswerColumns:
                 **{a: f"{p}<i>" for a, p in self.attribute_prefixes.items()}}
 
 
-@dataclass
-class RawResults:
-    """The batch results after validation: per-assignment rows and per-answer cells."""
-
-    file: str
-    n_rows: int
-    slots: list[int]
-    rows: pd.DataFrame      # row, hit_id, worker_id, status, submit_text, submit_time, kept, reason
-    answers: pd.DataFrame   # row, slot, hit_id, worker_id, submit_time, url, image_id, score, votes, reason
-
-
 def read_results_csv(path: Path) -> pd.DataFrame:
     """Read the CSV as text (UTF-8 with or without BOM, LF or CRLF, quoted fields), every cell a str."""
     name = str(path)
