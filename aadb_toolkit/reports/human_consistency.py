@@ -153,8 +153,17 @@ def _p(x: Any) -> str:
 def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.DataFrame, hdoc: dict[str, Any],
                    rdoc: dict[str, Any], raters: pd.DataFrame, pngs: dict[str, bytes]) -> Document:
     """Assemble the report's blocks (shared by the HTML and the Markdown renderings)."""
-    s = cons.summary
     doc = Document("Human-consistency report")
+    _intro(doc, data, cons.summary, hdoc)
+    _batch_section(doc, cons.summary, pngs)
+    _table6_section(doc, hdoc)
+    _fig6_section(doc, pngs, "model_rho_overall" in hdoc)
+    _reliability_section(doc, rdoc, raters)
+    _methods_section(doc, cons.summary)
+    return doc
+
+
+def _intro(doc: Document, data: Any, s: dict[str, Any], hdoc: dict[str, Any]) -> None:
     if data.provenance.synthetic:
         doc.note("This data is SYNTHETIC (written by `aadb simulate`): a test instrument in AADB's format, "
                  "not AADB. Every number computed here describes simulated raters; only the columns "
@@ -166,6 +175,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
     if "fingerprint" in hdoc:
         doc.para(f"Ground-truth fingerprint of the {hdoc['scope']} split: {hdoc['fingerprint']}")
 
+
+def _batch_section(doc: Document, s: dict[str, Any], pngs: dict[str, bytes]) -> None:
     doc.heading("1. Batch-level consistency (paper §3)")
     unit = "pairs of raters" if s["unit"] == "pair" else "batches"
     doc.para(f"Method: {s['method']} ({s['method_description']}); {s['n_perm']:,} permutations per test, "
@@ -185,6 +196,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
     doc.add(Figure(FIGURE_FILES["p_histogram"], pngs["p_histogram"], "Histogram of permutation p-values",
                    "Permutation p-values before the Benjamini–Hochberg adjustment."))
 
+
+def _table6_section(doc: Document, hdoc: dict[str, Any]) -> None:
     doc.heading("2. Human consistency: Table 6 (paper §5.4)")
     has_model = "model_rho_overall" in hdoc
     cols = ["#Images", "#Workers", "ρ (this data)", "95% CI"]
@@ -214,6 +227,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
              "images, or constant scores) is not averaged: " + ", ".join(
                  f"{k.replace('_', ' ')}: {v}" for k, v in hdoc["rho_status_counts"].items()) + ".")
 
+
+def _fig6_section(doc: Document, pngs: dict[str, bytes], has_model: bool) -> None:
     doc.heading("3. Fig. 6: workload and per-worker ρ")
     doc.add(Figure(FIGURE_FILES["fig6_images"], pngs["fig6_images"], "Images rated per worker, sorted",
                    "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 and 200."))
@@ -222,6 +237,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
                    + ("; red line: the model's ρ on all scope images." if has_model else
                       "; run with --predictions to draw a model's ρ as a red line.")))
 
+
+def _reliability_section(doc: Document, rdoc: dict[str, Any], raters: pd.DataFrame) -> None:
     doc.heading("4. Inter-rater reliability")
     ka = rdoc["krippendorff_alpha"]
     doc.add(Table(["level", "Krippendorff's α", "95% CI (bootstrap over images)", "pairable images", "values"], [
@@ -246,6 +263,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
          "chance-like" if r.chance_like else ("agrees" if r.significant else r.status.replace("_", " "))]
         for r in shown.itertuples(index=False)], caption="Per-rater reliability", flagged=flagged))
 
+
+def _methods_section(doc: Document, s: dict[str, Any]) -> None:
     doc.heading("5. Methods in plain words")
     doc.bullets([
         "Batch consistency. The same five workers rate each batch of ten images. For every pair of workers in "
@@ -273,4 +292,3 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
         "one whose agreement cannot be told apart from random answers with the images they rated — few "
         "images make that more likely, so the flag is not a verdict on the person.",
     ])
-    return doc
