@@ -199,14 +199,18 @@ def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
             "window": np.float32(1e-4 * max(1.0, R * R * N / 50.0))}
 
 
+def _permuted_sum(x: np.ndarray, d: _Draw) -> np.ndarray:
+    """Σ over raters of the permuted rank vectors (rater 0 unpermuted), shape (batches, perms, N)."""
+    g = x.reshape(-1).take(d.flat)
+    acc = g[:, 0] + x[:, 0, None, :]
+    for j in range(1, x.shape[1] - 1):
+        acc += g[:, j]
+    return acc
+
+
 def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
     """Mean pairwise ρ* ≥ ρ, in float32 within a window; near-ties decided exactly in integers."""
-    R = rk.c.shape[1]
-    zc = prep["z32"][d.sel]
-    g = zc.reshape(-1).take(d.flat)
-    acc = g[:, 0] + zc[:, 0, None, :]
-    for j in range(1, R - 1):
-        acc += g[:, j]
+    acc = _permuted_sum(prep["z32"][d.sel], d)
     ss = np.einsum("bpn,bpn->bp", acc, acc)
     diff = ss - prep["obs32"][d.sel, None]
     counts[d.sel] += (diff > prep["window"]).sum(1)
@@ -231,12 +235,7 @@ def _prepare_integer(rk: _Ranked) -> dict[str, np.ndarray]:
 
 def _exceed_kendall_w(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
     """W* ≥ W, as ‖Σ_j c*_j‖² ≥ ‖Σ_j c_j‖² in exact integers (the denominator is fixed)."""
-    R = rk.c.shape[1]
-    cc = prep["c32"][d.sel]
-    g = cc.reshape(-1).take(d.flat)
-    acc = g[:, 0] + cc[:, 0, None, :]
-    for j in range(1, R - 1):
-        acc += g[:, j]
+    acc = _permuted_sum(prep["c32"][d.sel], d)
     ss = np.einsum("bpn,bpn->bp", acc.astype(np.int64), acc.astype(np.int64))
     counts[d.sel] += (ss >= prep["obs_int"][d.sel, None]).sum(1)
 
