@@ -26,7 +26,7 @@ import pandas as pd
 from . import __version__, _atomic, paper
 from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
 from ._registry import lookup
-from .data import RATING_KEYS, AADBData, check_ratings
+from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
 from .errors import InputError
 
 DEFAULT_METHOD = "batch-mean-spearman"
@@ -64,29 +64,17 @@ class _Codes:
 
 
 def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
-    score = check_ratings(ratings, columns=RATING_KEYS, missing_scores="keep", file=file)["score"].to_numpy()
+    score = check_ratings(ratings, columns=RATING_KEYS, missing_scores="keep", ids_as_text=False,
+                          file=file)["score"].to_numpy()
     usable = ~np.isnan(score)
     # sorted codes: each batch's raters and images are laid out by id, not by row order, so the
     # same ratings in any row order (or with missing-score rows) draw the same permutations
-    b, batch_ids = _factorize(ratings["batch_id"], sort=True)
-    r, rater_ids = _factorize(ratings["rater_id"], sort=True)
-    i, _ = _factorize(ratings["image_id"], sort=True)
+    b, batch_ids = factorize_ids(ratings["batch_id"], sort=True)
+    r, rater_ids = factorize_ids(ratings["rater_id"], sort=True)
+    i, _ = factorize_ids(ratings["image_id"], sort=True)
     b, r, i = b[usable], r[usable], i[usable]
     return _Codes(batch=b, rater=r, image=i, score=score[usable], batch_ids=batch_ids, rater_ids=rater_ids,
                   n_missing_score=int((~usable).sum()))
-
-
-def _factorize(column: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and the distinct values as strings (ids of any dtype; categoricals stay cheap)."""
-    try:
-        codes, uniques = pd.factorize(column, sort=sort)
-    except TypeError:  # mixed types cannot be sorted: compare them as text
-        codes, uniques = pd.factorize(column.astype(str), sort=sort)
-    uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
-    if len(set(uniques)) != len(uniques):  # e.g. 1 and "1": distinct values, same text
-        codes, uniques = pd.factorize(column.astype(str), sort=sort)
-        uniques = np.asarray(uniques, dtype=object)
-    return np.asarray(codes), uniques
 
 
 @dataclass

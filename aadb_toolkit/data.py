@@ -143,15 +143,31 @@ def validate_tables(images: pd.DataFrame, ratings: pd.DataFrame, *, origin: str 
                          f"first {ratings['image_id'].iloc[row]!r}", file=origin, row=row, field="image_id")
 
 
+def factorize_ids(column: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of an id column and its distinct values as text. Ids compare as text (``1`` and
+    ``"1"`` are one id), of any dtype; categoricals stay cheap."""
+    try:
+        codes, uniques = pd.factorize(column, sort=sort)
+    except TypeError:  # mixed types cannot be sorted: compare them as text
+        codes, uniques = pd.factorize(column.astype(str), sort=sort)
+    uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
+    if len(set(uniques)) != len(uniques):  # e.g. 1 and "1": distinct values, same text
+        codes, uniques = pd.factorize(column.astype(str), sort=sort)
+        uniques = np.asarray(uniques, dtype=object)
+    return np.asarray(codes), uniques
+
+
 def check_ratings(ratings: pd.DataFrame, *, columns: tuple[str, ...] = ("image_id", "rater_id", "score"),
-                  missing_scores: str = "error", allow_empty: bool = False,
+                  missing_scores: str = "error", allow_empty: bool = False, ids_as_text: bool = True,
                   file: str | None = None) -> pd.DataFrame:
     """The one ratings validator of the analyses: the named ``columns`` present and ids not missing,
     scores numeric and finite, and no rater rating an image twice (within a batch when ``batch_id``
-    is among ``columns``). Returns ``columns`` with ids as text and ``score`` as float (same index).
+    is among ``columns``). Returns ``columns`` (ids as text unless ``ids_as_text=False``) with
+    ``score`` as float, on the same index.
 
     ``missing_scores="keep"`` lets blank (NaN) scores through, for analyses that count them;
-    ``"error"`` refuses them. An empty table is an error unless ``allow_empty``. A non-numeric or infinite score is always an error naming its row.
+    ``"error"`` refuses them. An empty table is an error unless ``allow_empty``. A non-numeric or
+    infinite score is always an error naming its row.
     """
     missing = [c for c in columns if c not in ratings.columns]
     if missing:
@@ -173,17 +189,28 @@ def check_ratings(ratings: pd.DataFrame, *, columns: tuple[str, ...] = ("image_i
         what = "infinite" if np.isinf(score[int(np.argmax(bad))]) else "missing or not a number"
         raise InputError(f"score is {what} ({int(bad.sum())} row(s)): {raw.loc[row]!r}", file=file, row=row,
                          field="score")
-    df = pd.DataFrame({c: ratings[c].astype(str).to_numpy() for c in ids}, index=ratings.index)
+    _refuse_repeated_ratings(ratings, [c for c in ("batch_id", "rater_id", "image_id") if c in ids],
+                             np.flatnonzero(~np.isnan(score)), file)
+    df = ratings[ids].astype(str) if ids_as_text else ratings[ids].copy()
     df["score"] = score
-    key = [c for c in ("batch_id", "rater_id", "image_id") if c in ids]
-    usable = df[~np.isnan(score)]
-    dup = usable.duplicated(key).to_numpy()
-    if dup.any():
-        row = usable.index[int(np.argmax(dup))]
-        where = f" twice in batch {df.loc[row, 'batch_id']!r}" if "batch_id" in key else " more than once"
-        raise InputError(f"rater {df.loc[row, 'rater_id']!r} rated image {df.loc[row, 'image_id']!r}{where}; "
-                         "deduplicate before the analysis", file=file, row=row, field="image_id")
     return df[list(columns)]
+
+
+def _refuse_repeated_ratings(ratings: pd.DataFrame, key: list[str], usable: np.ndarray, file: str | None) -> None:
+    """Raise when two usable ratings share ``key`` (a rater rating an image twice, in one batch)."""
+    if len(usable) < 2:
+        return
+    codes = np.stack([factorize_ids(ratings[c])[0][usable] for c in key])
+    order = np.lexsort(codes[::-1])
+    ordered = codes[:, order]
+    dup = (ordered[:, 1:] == ordered[:, :-1]).all(0)
+    if dup.any():
+        k = int(np.argmax(dup))
+        first, second = ratings.index[usable[order[[k, k + 1]]]]
+        rater, image = ratings["rater_id"].loc[second], ratings["image_id"].loc[second]
+        where = f" twice in batch {ratings['batch_id'].loc[second]!r}" if "batch_id" in key else " more than once"
+        raise InputError(f"rater {str(rater)!r} rated image {str(image)!r}{where} (rows {first} and {second}); "
+                         "deduplicate before the analysis", file=file, row=second, field="image_id")
 
 
 def leave_one_out_mean(image_ids: pd.Series, scores: np.ndarray) -> np.ndarray:

@@ -89,3 +89,13 @@ def test_leave_one_out_mean_by_hand():
 def test_sha256_fingerprint_one_spelling():
     assert sha256_fingerprint(b"abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
     assert sha256_fingerprint("abc") == sha256_fingerprint([b"a", "bc"])
+
+
+def test_ids_compare_as_text_in_the_duplicate_check():
+    ratings = pd.DataFrame({"image_id": ["a", "a"], "rater_id": pd.Series([1, "1"], dtype=object),
+                            "score": [2.0, 3.0]})
+    with pytest.raises(InputError, match="more than once") as err:
+        check_ratings(ratings)
+    assert err.value.row == 1
+    blank_first = ratings.assign(score=[np.nan, 3.0])  # a blank score is no rating: no duplicate
+    assert len(check_ratings(blank_first, missing_scores="keep")) == 2
