@@ -294,12 +294,33 @@ def _parse_document(text: object, *, db: Path, row: int) -> Result:
         raise InputError(str(exc), file=str(db), row=row, field="document") from None
 
 
+_TEXT_COLUMNS = ("protocol", "protocol_version", "fingerprint", "submission_sha256", "name", "main_metric",
+                 "toolkit_version", "recorded_utc")
+
+
+def _check_columns(df: pd.DataFrame, db: Path) -> None:
+    """Every stored text column holds text and ``n_images`` a count; else an error naming the row."""
+    for col in _TEXT_COLUMNS:
+        bad = ~df[col].map(lambda v: isinstance(v, str))
+        if bad.any():
+            row = int(df["id"][bad].iloc[0])
+            raise InputError(f"stored {col} is not text ({df[col][bad].iloc[0]!r:.40})", file=str(db), row=row,
+                             field=col)
+    n = pd.to_numeric(df["n_images"], errors="coerce")
+    bad = n.isna() | (n < 0) | (n != n.round())
+    if bad.any():
+        raise InputError(f"stored n_images is not a count ({df['n_images'][bad].iloc[0]!r:.40})", file=str(db),
+                         row=int(df["id"][bad].iloc[0]), field="n_images")
+    df["n_images"] = n.astype(int)
+
+
 def entries(db: str | os.PathLike[str]) -> pd.DataFrame:
     """Every recorded result, one row each: the stored columns, its parsed ``metrics`` (name →
     ``{"value", ...}``), and the provenance of its data (``synthetic``, ``dataset``)."""
     df = _query(db, lambda con: pd.read_sql_query(
         "SELECT id, protocol, protocol_version, fingerprint, submission_sha256, name, main_metric, main_value, "
         "ci_low, ci_high, n_images, toolkit_version, recorded_utc, document FROM results ORDER BY id", con))
+    _check_columns(df, Path(db))
     results = [_parse_document(d, db=Path(db), row=int(i)) for i, d in zip(df["id"], df["document"])]
     df["metrics"] = [{k: m.to_dict() for k, m in r.metrics.items()} for r in results]
     df["synthetic"] = [r.synthetic for r in results]

@@ -109,6 +109,8 @@ def _corrupt(db, sql, *params):
     ("UPDATE predictions SET scores = ? WHERE result_id = 2",
      (__import__("zlib").compress(np.zeros(3).tobytes()),), "hold 3 values"),
     ("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("99",), "schema version"),
+    ("UPDATE results SET n_images = ? WHERE name = 'm2'", ("many",), "not a count"),
+    ("UPDATE results SET name = ? WHERE name = 'm2'", (b"\x00\x01",), "name is not text"),
     ("ALTER TABLE results DROP COLUMN recorded_utc", (), "columns"),
     ("DROP TABLE predictions", (), "columns"),
 ])
