@@ -15,6 +15,8 @@ from scipy import stats
 
 #: Above this length, ranks come from scipy's rankdata instead of the O(n²) comparison.
 _DIRECT_RANK_MAX = 48
+#: Up to this many items the rank dot products are exact int64 sums (Σ c² ≈ n³/3 < 2⁶³).
+_EXACT_DOT_MAX_N = 2_000_000
 #: Spearman's ρ of fewer items is reported as undefined (``too_few``) unless a caller says otherwise:
 #: the one home of the "at least 3 items for ρ" rule of the consistency and reliability analyses.
 MIN_ITEMS_FOR_RHO = 3
@@ -47,6 +49,14 @@ def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) ->
     if x.shape[0] < min_n:
         return math.nan, "too_few"
     cx, cy = centered_ranks(x), centered_ranks(y)
+    if x.shape[0] > _EXACT_DOT_MAX_N:  # Σ c² ≈ n³/3 would overflow int64: float64 sums (relative error ~1e-16)
+        cx, cy = cx.astype(np.float64), cy.astype(np.float64)
+        nx, ny, d = float(cx @ cx), float(cy @ cy), float(cx @ cy)
+        if nx == 0:
+            return math.nan, "constant_x"
+        if ny == 0:
+            return math.nan, "constant_y"
+        return max(-1.0, min(1.0, d / math.sqrt(nx) / math.sqrt(ny))), "ok"
     nx, ny = int(cx @ cx), int(cy @ cy)
     if nx == 0:
         return math.nan, "constant_x"

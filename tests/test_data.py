@@ -99,3 +99,20 @@ def test_ids_compare_as_text_in_the_duplicate_check():
     assert err.value.row == 1
     blank_first = ratings.assign(score=[np.nan, 3.0])  # a blank score is no rating: no duplicate
     assert len(check_ratings(blank_first, missing_scores="keep")) == 2
+
+
+def test_one_spearman_agrees_with_scipy_on_ties_and_beyond_the_exact_range(monkeypatch):
+    from scipy import stats
+
+    from aadb_toolkit import _ranks
+    from aadb_toolkit.protocols._ranking import spearman as protocol_spearman
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 5, 300).astype(float), rng.normal(size=300)
+    ref = stats.spearmanr(x, y).statistic
+    assert _ranks.spearman(x, y) == (pytest.approx(ref, abs=1e-14), "ok")
+    assert protocol_spearman(x, y) == pytest.approx(ref, abs=1e-14)
+    monkeypatch.setattr(_ranks, "_EXACT_DOT_MAX_N", 10)  # the float path that very long vectors take
+    assert _ranks.spearman(x, y)[0] == pytest.approx(ref, abs=1e-12)
+    assert _ranks.spearman(np.ones(20), y[:20]) == (pytest.approx(np.nan, nan_ok=True), "constant_x")
+    assert _ranks.spearman(x[:2], y[:2]) == (pytest.approx(np.nan, nan_ok=True), "too_few")
