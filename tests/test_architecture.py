@@ -112,3 +112,20 @@ def test_no_stage_asks_hub_or_simulate_about_provenance():
     # only the edges (CLI, demo) and the one loader reach into hub or simulate
     allowed = {"aadb_toolkit.sources", "aadb_toolkit.demo"}
     assert {n for n in edges_to if not n.startswith(("aadb_toolkit.cli", "aadb_toolkit.hub"))} <= allowed
+
+
+def _sources_with(pattern: str) -> set[str]:
+    import re
+
+    rx = re.compile(pattern, re.MULTILINE)
+    return {name for name, path in _modules().items() if rx.search(path.read_text(encoding="utf-8"))}
+
+
+def test_one_home_for_each_shared_mechanism():
+    # close-match suggestions: only the registry helper builds them
+    assert _sources_with(r"^\s*import difflib|^\s*from difflib") == {"aadb_toolkit._registry"}
+    # "sha256:" fingerprints: only the one helper spells them
+    assert _sources_with(r"[\"']sha256:[\"']\s*\+") == {"aadb_toolkit.data"}
+    # Spearman's rho: one implementation (scipy's spearmanr is used by no module)
+    assert _sources_with(r"spearmanr\(") == set()
+    assert _sources_with(r"^def spearman\(") == {"aadb_toolkit._ranks", "aadb_toolkit.protocols._ranking"}
