@@ -115,7 +115,8 @@ def _first_row(mask: pd.Series | np.ndarray) -> int:
 
 def validate_tables(images: pd.DataFrame, ratings: pd.DataFrame, *, origin: str | None = None) -> None:
     """Raise :class:`InputError` (naming the row and field) unless every image has one unique id
-    and a known split, and every rating has the key columns and refers to a known image."""
+    and a known split, and a non-empty ratings table has the key columns (:data:`RATING_KEYS`) and
+    refers only to known images."""
     for col in ("image_id", "split"):
         if col not in images.columns:
             raise InputError(f"images table lacks column(s) [{col!r}]", file=origin, field=col)
@@ -133,7 +134,7 @@ def validate_tables(images: pd.DataFrame, ratings: pd.DataFrame, *, origin: str 
                          file=origin, row=row, field="split")
     if len(ratings) == 0:
         return
-    missing = [c for c in ("image_id", "rater_id") if c not in ratings.columns]
+    missing = [c for c in RATING_KEYS if c not in ratings.columns]
     if missing:
         raise InputError(f"ratings table lacks column(s) {missing}", file=origin, field=missing[0])
     orphan = ~ratings["image_id"].isin(ids)

@@ -48,8 +48,9 @@ def test_construction_validates_ids_splits_and_ratings_once():
     assert err.value.row == 1 and err.value.field == "split"
     with pytest.raises(InputError, match="refer to images not in the images table"):
         _data(images.iloc[1:], ratings)
-    with pytest.raises(InputError, match="rater_id"):
-        _data(images, ratings.drop(columns="rater_id"))
+    for col in ("rater_id", "batch_id", "score"):
+        with pytest.raises(InputError, match=col):
+            _data(images, ratings.drop(columns=col))
     empty = _data(images, pd.DataFrame())  # no ratings (e.g. AVA): an empty table with the usual columns
     assert len(empty.ratings) == 0 and "rater_id" in empty.ratings.columns
 
