@@ -36,7 +36,8 @@ def workload(n_images: int, n_raters: int, seed: int) -> AADBData:
     raters = np.stack([rng.choice(n_raters, 5, replace=False, p=weight) for _ in range(n_hits)])
     image = np.repeat(np.arange(n_hits * 10), 5)
     rater = np.tile(raters, (1, 10)).reshape(-1)  # each HIT's 5 raters on each of its 10 images
-    ratings = pd.DataFrame({"rater_id": [f"R{r:04d}" for r in rater], "image_id": ids[image],
+    ratings = pd.DataFrame({"batch_id": [f"HIT{h:05d}" for h in image // 10],
+                            "rater_id": [f"R{r:04d}" for r in rater], "image_id": ids[image],
                             "score": rng.integers(1, 6, image.size).astype(float)})
     images = pd.DataFrame({"image_id": ids, "split": np.repeat(split, 10)})
     return AADBData(images=images, ratings=ratings, origin="benchmark workload",

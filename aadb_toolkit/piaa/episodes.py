@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import schema
 from .._atomic import write_text
+from ..data import check_ratings, sha256_fingerprint
 from ..errors import InputError
 
 #: Shot counts of the protocol (support images per episode).
@@ -44,27 +45,11 @@ KEY_COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id")
 def non_train_ratings(data) -> pd.DataFrame:
     """The ratings of validation and test images: ``rater_id``, ``image_id``, ``score`` (float),
     sorted by rater and image. Raises :class:`InputError` on unknown images or repeated ratings."""
-    images, ratings = data.images, data.ratings
-    for col in ("image_id", "rater_id", "score"):
-        if col not in ratings.columns:
-            raise InputError(f"ratings table lacks column {col!r}", field=col)
+    images, ratings = data.images, data.ratings  # AADBData has checked that every rated image is known
     split = pd.Series(images["split"].to_numpy(), index=images["image_id"].astype(str))
-    df = pd.DataFrame({"rater_id": ratings["rater_id"].astype(str).to_numpy(),
-                       "image_id": ratings["image_id"].astype(str).to_numpy(),
-                       "score": pd.to_numeric(ratings["score"], errors="coerce").to_numpy(dtype=float)})
-    df["split"] = df["image_id"].map(split).to_numpy()
-    if df["split"].isna().any():
-        row = int(np.argmax(df["split"].isna().to_numpy()))
-        raise InputError(f"rated image {df['image_id'].iloc[row]!r} is not in the images table", row=row,
-                         field="image_id")
-    df = df[df["split"].isin(EPISODE_SPLITS).to_numpy()]
-    if not np.isfinite(df["score"].to_numpy()).all():
-        raise InputError("a rating of a validation/test image has no numeric score", field="score")
-    dup = df.duplicated(["rater_id", "image_id"]).to_numpy()
-    if dup.any():
-        r = df.iloc[int(np.argmax(dup))]
-        raise InputError(f"rater {r['rater_id']!r} rated image {r['image_id']!r} more than once", field="image_id")
-    return df.drop(columns="split").sort_values(["rater_id", "image_id"], kind="stable").reset_index(drop=True)
+    keep = ratings["image_id"].astype(str).map(split).isin(EPISODE_SPLITS).to_numpy()
+    df = check_ratings(ratings[keep], columns=("rater_id", "image_id", "score"), allow_empty=True)
+    return df.sort_values(["rater_id", "image_id"], kind="stable").reset_index(drop=True)
 
 
 def qualifying_raters(data, k: int) -> pd.Series:
@@ -151,12 +136,10 @@ def query_keys(episodes: pd.DataFrame) -> list[str]:
 
 def fingerprint(episodes: pd.DataFrame) -> str:
     """sha256 over the episodes' rows (support scores printed to 1e-9), in table order."""
-    h = hashlib.sha256(b"aadb-piaa-episodes\n")
     score = ["" if not np.isfinite(s) else f"{s:.9f}" for s in episodes["score"].to_numpy(dtype=float)]
-    for row in zip(episodes["rater_id"].astype(str), episodes["k"].astype(str), episodes["episode"].astype(str),
-                   episodes["image_id"].astype(str), episodes["role"].astype(str), score):
-        h.update(("\t".join(row) + "\n").encode())
-    return "sha256:" + h.hexdigest()
+    rows = zip(episodes["rater_id"].astype(str), episodes["k"].astype(str), episodes["episode"].astype(str),
+               episodes["image_id"].astype(str), episodes["role"].astype(str), score)
+    return sha256_fingerprint(["aadb-piaa-episodes\n", *("\t".join(row) + "\n" for row in rows)])
 
 
 def write_episodes(episodes: pd.DataFrame, path: str | Path) -> Path:

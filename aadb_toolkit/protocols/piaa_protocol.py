@@ -13,15 +13,15 @@ the mean of all the image's raters, the rater's own rating included).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import human, sources
+from .. import sources
 from .._ranks import spearman
+from ..data import leave_one_out_mean, sha256_fingerprint
 from ..errors import InputError
 from ..piaa import episodes as ep
 from ..submissions import HEADER as IMAGE_HEADER
@@ -43,7 +43,8 @@ def query_truth(data: sources.AADBData, episodes: pd.DataFrame) -> pd.DataFrame:
     """The query rows with the rater's own score (``own``), the leave-one-out mean of the other
     raters (``loo``) and the mean of all raters (``mean``) of each image."""
     rated = ep.non_train_ratings(data)
-    rated = rated.assign(loo=human.image_means(rated, leave_one_out=True), mean=human.image_means(rated))
+    rated = rated.assign(loo=leave_one_out_mean(rated["image_id"], rated["score"].to_numpy()),
+                         mean=rated.groupby("image_id")["score"].transform("mean").to_numpy())
     q = ep.queries(episodes)
     truth = rated.set_index(["rater_id", "image_id"])[["score", "loo", "mean"]]
     keys = pd.MultiIndex.from_arrays([q["rater_id"].astype(str), q["image_id"].astype(str)])
@@ -130,7 +131,7 @@ def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.nda
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint(data, episodes), submission_sha256=submission_sha256,
                        n_images=int(q["image_id"].nunique()), seed=seed, n_boot=n_boot, dataset="aadb",
-                       split="validation+test",
+                       split="validation+test", provenance=data.provenance,
                        details={"ks": ks, "n_query_rows": int(len(q)), "episodes": ep.fingerprint(episodes),
                                 "references": {k: v for k, v in REFERENCES.items()
                                                if k != "generic" or generic is not None},
@@ -141,10 +142,9 @@ def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.nda
 def fingerprint(data: sources.AADBData, episodes: pd.DataFrame) -> str:
     """Fingerprint of what the protocol reads: the episodes and every rating of a validation or
     test image (the own scores and the references' means)."""
-    h = hashlib.sha256(f"piaa\n{ep.fingerprint(episodes)}\n".encode())
-    for rater_id, image_id, s in ep.non_train_ratings(data).itertuples(index=False, name=None):
-        h.update(f"{image_id}\t{rater_id}\t{s:.9f}\n".encode())
-    return "sha256:" + h.hexdigest()
+    rows = ep.non_train_ratings(data).itertuples(index=False, name=None)
+    return sha256_fingerprint([f"piaa\n{ep.fingerprint(episodes)}\n",
+                               *(f"{image_id}\t{rater_id}\t{s:.9f}\n" for rater_id, image_id, s in rows)])
 
 
 def read_predictions(path: str | Path, episodes: pd.DataFrame, *, max_bytes: int, what: str = "submission"):

@@ -18,7 +18,7 @@ from aadb_toolkit.protocols import piaa_protocol
 @pytest.fixture(scope="module")
 def published(tiny_curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pub_piaa") / "aadb"
-    hub.publish(tiny_curated, out)
+    hub.publish(sources.load(tiny_curated), out)
     return out
 
 

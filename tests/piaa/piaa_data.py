@@ -12,6 +12,7 @@ def make_data(ratings: list[tuple[str, str, float]], splits: dict[str, str]) -> 
     """An AADBData from (rater_id, image_id, score) triples and image_id → split."""
     images = pd.DataFrame({"image_id": list(splits), "split": list(splits.values())})
     r = pd.DataFrame(ratings, columns=["rater_id", "image_id", "score"])
+    r.insert(0, "batch_id", "B" + r["image_id"])  # one batch per image: enough for the key columns
     means = r.groupby("image_id")["score"].mean()
     images["score_mean"] = images["image_id"].map(means).astype(float)
     images["score"] = (images["score_mean"] - 1) / 4
