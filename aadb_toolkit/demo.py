@@ -103,7 +103,10 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
 
     hub_dir = out / "hub" / "aadb"
     summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
-    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary))
+    from .cli.publish import piaa_config
+
+    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary,
+                                               extra_configs=(piaa_config(data),)))
     back = stage("load back", lambda: _load_back(hub_dir, data))
     stage.say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
               f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "

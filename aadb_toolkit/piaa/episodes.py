@@ -197,3 +197,12 @@ def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> 
     if dup.any():
         raise InputError("an image appears twice in one episode (support and query must be disjoint)", file=file,
                          row=int(np.argmax(dup)) + 2, field="image_id")
+
+
+
+def published_note(episodes: pd.DataFrame) -> str:
+    """What the dataset card says about the published ``piaa`` config of these episodes."""
+    counts = ", ".join(f"{r.n_raters} raters at k = {r.k}" for r in summarize(episodes).itertuples())
+    return (f"the personalized k-shot episodes of the piaa protocol ({DEFAULT_REPEATS} per rater, seed "
+            f"{DEFAULT_SEED}, k = {', '.join(map(str, DEFAULT_K))}; {counts or 'no rater qualifies'}), episodes "
+            f"fingerprint {fingerprint(episodes)}; the score column holds the rater's own score on support rows only")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from aadb_toolkit import hub, sources
+from aadb_toolkit.cli.publish import piaa_config
 from aadb_toolkit.hub import layout
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.protocols import piaa_protocol
@@ -18,7 +19,8 @@ from aadb_toolkit.protocols import piaa_protocol
 @pytest.fixture(scope="module")
 def published(tiny_curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pub_piaa") / "aadb"
-    hub.publish(sources.load(tiny_curated), out)
+    data = sources.load(tiny_curated)
+    hub.publish(data, out, extra_configs=(piaa_config(data),))
     return out
 
 
@@ -50,3 +52,13 @@ def test_fingerprint_covers_the_episodes(tiny_curated):
     b = ep.make_episodes(data, seed=1)
     assert piaa_protocol.fingerprint(data, a) != piaa_protocol.fingerprint(data, b)
     assert np.isfinite(a.loc[a["role"] == "support", "score"]).all()
+
+
+def test_no_qualifying_rater_leaves_the_config_out_with_a_note(tiny_curated, tmp_path):
+    data = sources.load(tiny_curated)
+    extra = hub.ExtraConfig(name=layout.CONFIG_PIAA, split=layout.PIAA_SPLIT, table=ep.empty_episodes(),
+                            note="no rater qualifies")
+    res = hub.publish(data, tmp_path / "out", extra_configs=(extra,))
+    assert any("'piaa' has no rows" in n for n in res.notes)
+    assert not (tmp_path / "out" / "piaa").exists()
+    hub.validate_card(tmp_path / "out")

@@ -120,7 +120,7 @@ def test_layout_and_card(published):
     assert files == [
         "LICENSE.md", "README.md",
         "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
-        "data/validation-00000-of-00001.parquet", "piaa/episodes-00000-of-00001.parquet",
+        "data/validation-00000-of-00001.parquet",
         "ratings/test-00000-of-00001.parquet", "ratings/train-00000-of-00001.parquet",
         "ratings/validation-00000-of-00001.parquet",
     ]
@@ -437,7 +437,7 @@ def test_card_parses_with_the_readers_of_datasets_and_huggingface_hub(published,
     assert card.data.license == "other" and card.data.task_categories == ["image-classification", "tabular-regression"]
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
     configs = MetadataConfigs.from_dataset_card_data(card.data)
-    assert set(infos) == set(configs) == {"default", "ratings", "piaa"}
+    assert set(infos) == set(configs) == {"default", "ratings"}
     assert {s: infos["ratings"].splits[s].num_examples for s in infos["ratings"].splits} == {
         "train": 850, "validation": 50, "test": 100}
     for config in ("default", "ratings"):
