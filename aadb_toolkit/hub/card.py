@@ -81,8 +81,12 @@ class CardFacts:
     notes: tuple[str, ...]
     synthetic: bool = False
     repo_hint: str = "ORG/NAME"
+<<<<<<< HEAD
     #: Configs beyond the two above (e.g. ``piaa``): name → arrow schema; their splits are in ``splits``.
     extra_features: dict[str, pa.Schema] = field(default_factory=dict)
+=======
+    test_list: str | None = None
+>>>>>>> main
 
 
 def _features(table_schema: pa.Schema):
@@ -110,6 +114,8 @@ def card_metadata(facts: CardFacts, folder: Path) -> dict[str, Any]:
         tags=["aesthetics", "image-aesthetics", "photo-quality", *([] if facts.synthetic else ["crowdsourcing"]),
               "rater-ids", "aadb"] + ([SYNTHETIC_TAG] if facts.synthetic else []),
     )
+    if facts.test_list:  # read back into the loaded data's provenance
+        data[TEST_LIST_KEY] = facts.test_list
     if facts.gated:
         data["extra_gated_prompt"] = GATED_PROMPT
         data["extra_gated_fields"] = dict(GATED_FIELDS)

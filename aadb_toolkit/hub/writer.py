@@ -105,7 +105,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
             synthetic=data.provenance.synthetic, repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
-            extra_features=extra_features,
+            test_list=data.provenance.test_list, extra_features=extra_features,
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
