@@ -81,12 +81,9 @@ class CardFacts:
     notes: tuple[str, ...]
     synthetic: bool = False
     repo_hint: str = "ORG/NAME"
-<<<<<<< HEAD
     #: Configs beyond the two above (e.g. ``piaa``): name → arrow schema; their splits are in ``splits``.
     extra_features: dict[str, pa.Schema] = field(default_factory=dict)
-=======
     test_list: str | None = None
->>>>>>> main
 
 
 def _features(table_schema: pa.Schema):
