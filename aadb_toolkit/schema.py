@@ -80,6 +80,11 @@ LABEL_FILE_SPLIT_NAMES: Final[dict[str, str]] = {
     "validation": "Validation",
     "test": "TestNew",
 }
+#: The release's two test label lists, by the name their files carry (``imgList<name>Regression_*``):
+#: ``TestNew``, the paper's 1,000-image test set (the default), and the older ``Test`` list that
+#: some published methods report on. The curated manifest records the one that defined ``test``.
+TEST_LISTS: Final[tuple[str, ...]] = ("TestNew", "Test")
+DEFAULT_TEST_LIST: Final[str] = "TestNew"
 
 #: The paper's split sizes (of 10,000 images), used for deterministic batch-level splits.
 PAPER_SPLIT_SIZES: Final[dict[str, int]] = {"train": 8500, "validation": 500, "test": 1000}
@@ -96,17 +101,21 @@ RELEASE_RAW_RESULTS: Final[str] = "AADB_AllinAll.csv"
 SCORE_LABEL_FIELD: Final[str] = "score"
 
 
-def label_file_name(split: str, field: str) -> str:
-    """Official label file name for a split and a field (``"score"`` or an attribute name)."""
+def label_file_name(split: str, field: str, test_list: str = DEFAULT_TEST_LIST) -> str:
+    """Official label file name for a split and a field (``"score"`` or an attribute name);
+    ``test_list`` names the list of the test split (one of :data:`TEST_LISTS`)."""
     if split not in LABEL_FILE_SPLIT_NAMES:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if test_list not in TEST_LISTS:
+        raise ValueError(f"unknown test list {test_list!r}; expected one of {TEST_LISTS}")
     if field == SCORE_LABEL_FIELD:
         stem = "score"
     elif field in LABEL_FILE_ATTRIBUTE_NAMES:
         stem = LABEL_FILE_ATTRIBUTE_NAMES[field]
     else:
         raise ValueError(f"unknown label field {field!r}; expected 'score' or one of {ATTRIBUTES}")
-    return f"imgList{LABEL_FILE_SPLIT_NAMES[split]}Regression_{stem}.txt"
+    name = test_list if split == "test" else LABEL_FILE_SPLIT_NAMES[split]
+    return f"imgList{name}Regression_{stem}.txt"
 
 
 # --- Canonical tables (SPEC §3) -------------------------------------------------------------

@@ -55,11 +55,13 @@ class CurationResult:
 
 def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, key_file: Path | str | None = None,
            answer_columns: dict[str, str] | None = None, workers: int | None = None, strict_labels: bool = False,
-           on_bad_value: str = "error", progress: bool | None = None) -> CurationResult:
+           on_bad_value: str = "error", progress: bool | None = None,
+           test_list: str = schema.DEFAULT_TEST_LIST) -> CurationResult:
     """Read, validate and anonymize a raw AADB release and write the curated folder ``out``
     (tables, manifest, report), all or nothing: on any error no partial output is left and an
     older ``out`` is untouched. ``on_bad_value="exclude"`` excludes and reports bad answers
-    instead of stopping at the first one."""
+    instead of stopping at the first one. ``test_list`` chooses the label list that defines
+    ``test`` when the release has label files (``"TestNew"``, the paper's, or the older ``"Test"``)."""
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     if not release.is_dir():
@@ -108,7 +110,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
         why = "referenced only by excluded answers" if name in seen else "not referenced by any answer"
         ledger.add("image", "reported", "no_ratings", file=files[name], image_id=name, detail=why)
 
-    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger)
+    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger, test_list)
     for r in images.itertuples(index=False):
         for flag in filter(None, r.flags.split(";")):
             ledger.add("image", "flagged", flag, file=r.path, image_id=r.image_id, detail=_flag_detail(flag, r))
@@ -217,10 +219,10 @@ def _add_flag(images: pd.DataFrame, mask: np.ndarray, flag: str) -> None:
 
 
 def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, files: set[str], strict: bool,
-                   ledger: Ledger) -> tuple[pd.DataFrame, dict]:
+                   ledger: Ledger, test_list: str = schema.DEFAULT_TEST_LIST) -> tuple[pd.DataFrame, dict]:
     """Set ``images.split`` (official or by batches), cross-check label files, report label findings."""
-    labels = _labels.read_labels(release, strict=strict, ledger=ledger)
-    info: dict = {"label_files_present": [], "label_files_missing": [], "multi_batch_images": 0}
+    labels = _labels.read_labels(release, strict=strict, ledger=ledger, test_list=test_list)
+    info: dict = {"label_files_present": [], "label_files_missing": [], "multi_batch_images": 0, "test_list": None}
     if labels is not None:
         info["label_files_present"], info["label_files_missing"] = labels.present, labels.missing
         for rel in labels.missing:
@@ -234,6 +236,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
         _add_flag(images, unlabeled, "no_label")
         missing_splits = [s for s in schema.SPLITS if s not in labels.score_splits]
         info["method"] = "official"
+        info["test_list"] = test_list if "test" in labels.score_splits else None
         info["detail"] = ("from the score label files" +
                           (f"; no score file for {', '.join(missing_splits)} (that split is empty)"
                            if missing_splits else "") +
@@ -349,6 +352,7 @@ def _manifest(release: Path, csv_path: Path, rkey: RaterKey, cols: _raw.AnswerCo
                    "raters": int(ratings["rater_id"].nunique()),
                    "splits": {s: int((images["split"] == s).sum()) for s in schema.SPLITS}},
         "split_method": split_info["method"],
+        "test_list": split_info["test_list"],
         "answer_columns": cols.as_dict(),
         "rater_id": "R + first 16 hex digits of HMAC-SHA256(key, WorkerId)",
         "key_fingerprint": rkey.fingerprint,

@@ -82,6 +82,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
             synthetic=is_synthetic(data.origin), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+            test_list=source_test_list(data.origin),
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
@@ -120,6 +121,15 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
     if foreign:
         raise InputError(f"publishing replaces the whole folder and would delete {foreign}, which publishing "
                          "did not write; move them away or publish to a new folder", file=str(out), field="--out")
+
+
+def source_test_list(source: Path | str) -> str | None:
+    """The label list that defined ``test`` in a curated folder (manifest key ``test_list``), else None."""
+    manifest_file = Path(source) / schema.CURATED_MANIFEST
+    try:
+        return json.loads(manifest_file.read_text(encoding="utf-8")).get("test_list")
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def is_synthetic(source: Path | str) -> bool:
