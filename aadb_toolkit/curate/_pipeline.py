@@ -183,8 +183,13 @@ def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataF
                   files: dict[str, str]) -> pd.DataFrame:
     g = ratings.groupby("image_id", sort=True)
     images = pd.DataFrame({"score_mean": g["score"].mean().astype(float), "n_ratings": g.size().astype(np.int64)})
+    # A blank score is not a rating, but the votes of that answer count (docs/curation.md).
+    vote_only = answers.loc[(answers["reason"] == "blank_score") & answers["image_id"].isin(images.index),
+                            ["image_id", *schema.ATTRIBUTES]]
+    votes = pd.concat([ratings[["image_id", *schema.ATTRIBUTES]], vote_only], ignore_index=True)
+    vg = votes.groupby("image_id", sort=True)
     for a in schema.ATTRIBUTES:
-        images[a] = g[a].mean().astype(float)
+        images[a] = vg[a].mean().astype(float).reindex(images.index)
     images = images.reset_index()
     images["score"] = schema.rescale_score(images["score_mean"]).astype(float)
     kept = answers[answers["reason"] == "kept"]

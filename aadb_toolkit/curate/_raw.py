@@ -363,7 +363,8 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
     sc = lambda i: f"{cols.score_prefix}{i}"  # noqa: E731 - column name of a slot's score
     for mask, why, detail in (
         (no_url, "blank_image_url", "answers given but the image URL is blank"),
-        (blank_score, "blank_score", "overall score left blank"),
+        (blank_score, "blank_score", "overall score left blank: not a rating, but the answer's valid attribute "
+                                     "votes still count in the image's attribute means"),
         (non_numeric, "non_numeric_score", f"score is not a number (expected an integer {schema.SCORE_MIN}–{schema.SCORE_MAX})"),
         (out_of_range, "score_out_of_range", f"score is not an integer {schema.SCORE_MIN}–{schema.SCORE_MAX}"),
     ):
