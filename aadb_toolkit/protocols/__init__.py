@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -110,4 +111,21 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
                            validation=Path(validation) if validation is not None else None,
                            ava_data=Path(ava_data) if ava_data is not None else None,
                            n_boot=n_boot, seed=seed, max_bytes=max_bytes, progress=progress)
-    return p.function()(request)
+    started = time.monotonic()
+    result = p.function()(request)
+    return _with_provenance(result, request.submission, time.monotonic() - started)
+
+
+def _with_provenance(result: Result, submission: Path, seconds: float) -> Result:
+    """The result with the model identity from the submission's sidecar and the evaluation time."""
+    import dataclasses
+    import datetime as dt
+
+    from .results import read_model_sidecar
+
+    model = result.model
+    if model is None and submission.is_file():
+        model = read_model_sidecar(submission, result.submission_sha256)
+    evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "seconds": round(seconds, 3)}
+    return dataclasses.replace(result, model=model, evaluation={**evaluation, **result.evaluation})
