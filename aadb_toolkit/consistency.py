@@ -590,8 +590,8 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     paths = {role: out / name for role, name in OUTPUT_FILES.items()}
     pngs = figures(result)
-    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False, float_format="%.10g"))
-    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False))
+    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False))
     _atomic.write_bytes(paths["rho_histogram"], pngs["rho_histogram"])
     _atomic.write_bytes(paths["p_histogram"], pngs["p_histogram"])
     _atomic.write_json(paths["summary"], {**result.summary, "files": {k: v.name for k, v in paths.items()}})

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
     print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {main.value:.4f}{ci} "
           f"on {result.n_images} images")
+    print(f"  {result.main_metric}, full precision: {main.value!r}")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {m.value:.4f}")

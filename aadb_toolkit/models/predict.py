@@ -50,7 +50,7 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dic
     copies into the result, tied to these exact bytes."""
     path = Path(path)
     frame = predictions[["image_id", "score"]]
-    text = frame.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    text = frame.to_csv(index=False, lineterminator="\n")  # shortest round-trip floats
     write_text(path, text)
     if model is not None:
         from ..protocols.results import MODEL_SIDECAR_SUFFIX

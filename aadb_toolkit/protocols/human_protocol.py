@@ -20,7 +20,7 @@ from .. import paper, sources
 from ..submissions import read_submission
 from . import PROTOCOLS, ScoreRequest
 from ._ranking import spearman_ci
-from .aadb_protocol import CI_LEVEL, ground_truth
+from .aadb_protocol import CI_LEVEL, ground_truth, other_split_ids
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
@@ -95,7 +95,8 @@ def score(request: ScoreRequest) -> Result:
     """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split",
+                          other_splits=other_split_ids(data))
     return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
 
 

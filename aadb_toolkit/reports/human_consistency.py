@@ -90,7 +90,7 @@ def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | 
     paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, out).items()})
     rel = {k: out / v for k, v in RELIABILITY_FILES.items()}
     _atomic.write_json(rel["summary"], rdoc)
-    _atomic.write_text(rel["raters"], raters.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(rel["raters"], raters.to_csv(index=False))
     paths.update({f"reliability_{k}": v for k, v in rel.items()})
     for f in doc.figures():
         _atomic.write_bytes(out / f.file, f.png)
