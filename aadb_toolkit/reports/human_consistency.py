@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from .. import _atomic, consistency, human, paper, reliability, sources
 from .._plotting import figure, to_png
@@ -102,15 +103,20 @@ def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | 
 
 
 # --- figures ---------------------------------------------------------------------------------
+#: Fig. 6 panels in inches at the toolkit's 200 dpi: 1,400 px wide, the width of the report page.
+FIG6_SIZE: tuple[float, float] = (7.0, 3.2)
+
+
 def fig6_images_per_worker(workers: pd.DataFrame) -> bytes:
     """Fig. 6 (left): images rated per worker, workers sorted by workload (the long tail)."""
-    fig, ax = figure(6.4, 3.6)
+    fig, ax = figure(*FIG6_SIZE)
     n = np.sort(workers["n_images"].to_numpy())[::-1]
     if len(n):
         ax.bar(np.arange(1, len(n) + 1), n, width=1.0, color="#4C72B0")
-        for t, style in ((100, "--"), (200, ":")):
-            ax.axhline(t, color="#555", linestyle=style, linewidth=1, label=f"{t} images")
+        for t, colour, width in ((100, "#777", 1.0), (200, "#111", 1.4)):
+            ax.axhline(t, color=colour, linestyle="--", linewidth=width, label=f"{t} images")
         ax.legend(loc="upper right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("worker (sorted by images rated)")
     ax.set_ylabel("images rated")
     ax.set_title(f"Images rated per worker ({len(n)} workers)")
@@ -120,7 +126,8 @@ def fig6_images_per_worker(workers: pd.DataFrame) -> bytes:
 def fig6_worker_rho(workers: pd.DataFrame, model_rho: float | None) -> bytes:
     """Fig. 6 (right): each worker's ρ against the mean score, in the left panel's order, with the
     model's ρ as a red line when predictions are given."""
-    fig, ax = figure(6.4, 3.6)
+    fig, ax = figure(*FIG6_SIZE)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     order = workers.sort_values(["n_images", "rater_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     ok = order["rho"].notna().to_numpy()
     x = np.arange(1, len(order) + 1)
@@ -224,7 +231,7 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
 
     doc.heading("3. Fig. 6: workload and per-worker ρ")
     doc.add(Figure(FIGURE_FILES["fig6_images"], pngs["fig6_images"], "Images rated per worker, sorted",
-                   "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 and 200."))
+                   "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 (grey) and 200 (black)."))
     doc.add(Figure(FIGURE_FILES["fig6_rho"], pngs["fig6_rho"], "Per-worker Spearman rho",
                    "Each worker's ρ against the mean score, in the same order"
                    + ("; red line: the model's ρ on all scope images." if has_model else

@@ -31,3 +31,13 @@ def test_card_without_label_files_says_the_split_is_by_batches(tiny_curated, tmp
     hub.publish(_curated_with_test_list(tiny_curated, tmp_path, None), tmp_path / "none")
     card = (tmp_path / "none" / "README.md").read_text()
     assert "imgListTest" not in card.split("## Splits")[1].split("##")[0]
+
+
+def test_publish_takes_data_like_every_command_and_curated_as_a_deprecated_alias(tiny_curated, tmp_path, capsys):
+    from aadb_toolkit.cli import main
+
+    assert main(["publish", "--data", str(tiny_curated), "--out", str(tmp_path / "a")]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "b")]) == 0
+    assert "--curated is deprecated; use --data" in capsys.readouterr().err
+    assert (tmp_path / "a" / "README.md").read_bytes() == (tmp_path / "b" / "README.md").read_bytes()
