@@ -1,4 +1,4 @@
-"""Batch-level rater-consistency analysis (paper §3, SPEC §5).
+"""Batch-level rater-consistency analysis (paper §3, docs/consistency.md).
 
 Within each batch (AMT HIT), every pair of raters is compared by Spearman's ρ over the images
 both rated; the batch statistic is the mean pairwise ρ; its one-sided p-value comes from a
@@ -37,7 +37,7 @@ DEFAULT_METHOD = "batch-mean-spearman"
 DEFAULT_N_PERM = 10_000
 #: A pair of raters needs at least this many common images for ρ to be tested.
 MIN_COMMON_IMAGES = 3
-#: Why a batch was not tested (SPEC §5: counted and reported, never dropped).
+#: Why a batch was not tested (docs/consistency.md: counted and reported, never dropped).
 DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", "all_pairs_constant")
 #: Why a pair of raters was excluded.
 EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")

@@ -94,7 +94,7 @@ PAPER_N_IMAGES: Final[int] = 10_000
 IMAGES_PER_BATCH: Final[int] = 10
 RATERS_PER_BATCH: Final[int] = 5
 
-#: Layout of the release (SPEC §2).
+#: Layout of the release (docs/curation.md, "Input: the release").
 RELEASE_IMAGE_DIR: Final[str] = "datasetImages_originalSize"
 RELEASE_LABEL_DIR: Final[str] = "imgListFiles_label"
 RELEASE_RAW_RESULTS: Final[str] = "AADB_AllinAll.csv"
@@ -118,7 +118,7 @@ def label_file_name(split: str, field: str, test_list: str = DEFAULT_TEST_LIST) 
     return f"imgList{name}Regression_{stem}.txt"
 
 
-# --- Canonical tables (SPEC §3) -------------------------------------------------------------
+# --- Canonical tables (docs/curation.md, "Output: the curated folder") ---------------------
 #: `images` table: one row per usable image. Attribute columns hold the mean vote in [-1, 1].
 #: ``path`` is the image file relative to the release root; ``flags`` is a ';'-joined list of
 #: non-fatal findings (e.g. ``grayscale``, ``png_bytes``, ``exif_rotated``), empty when none.

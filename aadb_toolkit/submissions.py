@@ -1,4 +1,4 @@
-"""Read and validate a benchmark submission (SPEC §7): a CSV with header ``image_id,score`` and one
+"""Read and validate a benchmark submission (docs/protocols.md): a CSV with header ``image_id,score`` and one
 row per image of the split. Every problem in the file is collected and reported at once, with the
 row (line) number, so a submitter fixes everything in one round; nothing is scored when any is found.
 """

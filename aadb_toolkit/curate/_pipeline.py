@@ -1,4 +1,4 @@
-"""Curation of a raw AADB release into the canonical curated folder (SPEC §2–§3)."""
+"""Curation of a raw AADB release into the canonical curated folder (docs/curation.md)."""
 
 from __future__ import annotations
 

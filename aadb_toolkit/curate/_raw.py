@@ -1,4 +1,4 @@
-"""Reading and validating the raw AMT batch-results file ``AADB_AllinAll.csv`` (SPEC §2).
+"""Reading and validating the raw AMT batch-results file ``AADB_AllinAll.csv`` (docs/curation.md, "Input: the release").
 
 Row numbers: every location says ``row N`` where N counts the data rows of the CSV from 1, the
 header not counted (so row N is on line N + 1 of the file when no quoted field spans lines).

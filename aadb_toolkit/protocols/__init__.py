@@ -1,4 +1,4 @@
-"""Benchmark protocols (SPEC §7): each is a declared :class:`Protocol` (name, version, main metric,
+"""Benchmark protocols (docs/protocols.md): each is a declared :class:`Protocol` (name, version, main metric,
 the data and splits it needs) in one typed registry, with a lazily imported scoring function.
 
 Use :func:`score_submission` to score a file, :func:`get_protocol` to look one up (unknown names get

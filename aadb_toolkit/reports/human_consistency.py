@@ -20,7 +20,7 @@ from ._document import Document, Figure, Table, render_html, render_markdown
 
 #: Command-line options of ``aadb report human-consistency`` (passed to :func:`write_report`).
 OPTIONS: tuple[Option, ...] = (
-    Option("--predictions", "predictions", "submission CSV (image_id,score; SPEC §7) of a model on the scope split"),
+    Option("--predictions", "predictions", "submission CSV (image_id,score; docs/protocols.md) of a model on the scope split"),
     Option("--n-perm", "n_perm", "permutations per batch test", int, consistency.DEFAULT_N_PERM),
     Option("--q", "q", "Benjamini–Hochberg false discovery rate", float, paper.CONSISTENCY_FDR_Q),
     Option("--method", "method", "batch-test method", str, consistency.DEFAULT_METHOD, tuple(consistency.METHODS)),
