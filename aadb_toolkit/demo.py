@@ -88,6 +88,7 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     predictions = None
     if train_model:
         from .models import baseline_config, predict, train, write_predictions
+        from .models.predict import model_identity
 
         run_dir = out / "model"
         with warnings.catch_warnings():
@@ -96,7 +97,8 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
         say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
             f"rho {run.best_val_rho:.3f} -> {run_dir}")
         predictions = out / "predictions.csv"
-        stage("predict", lambda: write_predictions(predict(run_dir, curated, "test", progress=False), predictions))
+        stage("predict", lambda: write_predictions(predict(run_dir, curated, "test", progress=False), predictions,
+                                                   model=model_identity(run_dir)))
         say(f"test-split predictions (submission format) -> {predictions}")
         result.paths.update(model=run_dir, predictions=predictions)
 
