@@ -46,7 +46,7 @@ class CurationResult:
         splits = " / ".join(f"{k} {v}" for k, v in self.splits.items())
         return (f"curated {self.n_images} images, {self.n_ratings} ratings, {self.n_batches} batches, "
                 f"{self.n_raters} raters → {self.out}\n"
-                f"split ({self.split_method}): {splits}\n"
+                f"split ({self.split_method}{_test_list_note(self.report)}): {splits}\n"
                 f"findings: {f['excluded']} excluded, {f['flagged']} flagged, {f['reported']} reported, "
                 f"{f['ignored']} ignored (see {self.out / _report.REPORT_MD})\n"
                 f"rater key: {self.key_source}{' (created now)' if self.key_created else ''}, "
@@ -131,6 +131,11 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                             report=report)
     log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
     return result
+
+
+def _test_list_note(report: dict) -> str:
+    test_list = report.get("split", {}).get("test_list")
+    return f", test list {test_list}" if test_list else ""
 
 
 def _check_out(release: Path, out: Path) -> None:

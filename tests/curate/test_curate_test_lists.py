@@ -58,6 +58,7 @@ def test_cli_test_list_option(tmp_path, monkeypatch, capsys):
     assert main(["curate", "--release", str(release), "--out", str(tmp_path / "c"), "--test-list", "Test",
                  "--no-progress"]) == 0
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["test_list"] == "Test"
+    assert "split (official, test list Test)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["curate", "--release", str(release), "--out", str(tmp_path / "d"), "--test-list", "TestOld"])
 
