@@ -1,5 +1,6 @@
-"""A plain (non-editable) install ships the baseline configs: install the checkout into a throw-away
-folder, then list the baselines and train one by name from another folder, far from the checkout."""
+"""A plain (non-editable) install ships everything the commands read (baseline configs, card
+templates, the simulator's model): install the checkout into a throw-away folder, then, from
+another folder far from the checkout, list the baselines, train one by name and run the demo."""
 
 import importlib.util
 import os
@@ -14,7 +15,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_plain_install_lists_and_trains_baselines_by_name(tiny_curated, tmp_path):
+def test_plain_install_lists_and_trains_baselines_by_name_and_runs_the_demo(tiny_curated, tmp_path):
     site = tmp_path / "site"
     src = tmp_path / "src"  # a copy of the checkout, so the build leaves nothing in the real one
     shutil.copytree(CHECKOUT, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
@@ -25,7 +26,7 @@ def test_plain_install_lists_and_trains_baselines_by_name(tiny_curated, tmp_path
                     str(src)], check=True, capture_output=True)
     shutil.rmtree(src)
     assert (site / "aadb_toolkit" / "baselines" / "reg.toml").is_file()
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HOME": str(tmp_path / "hf")}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
@@ -44,3 +45,6 @@ def test_plain_install_lists_and_trains_baselines_by_name(tiny_curated, tmp_path
                    "--set", "pairs.n_pairs=32", "--set", "optim.batch_size=16", "--no-progress")
     assert trained.returncode == 0, trained.stderr
     assert (elsewhere / "run" / "config.json").is_file()
+    demo = aadb("demo", "--out", "demo", "--images", "200", "--n-perm", "100")
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert (elsewhere / "demo" / "score.json").is_file() and (elsewhere / "demo" / "report" / "report.html").is_file()
