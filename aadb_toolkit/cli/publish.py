@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("expected a JSON object", file=str(args.consistency_summary))
     if args.curated is not None:
         print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
-    result = hub.publish(args.data if args.data is not None else args.curated, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
+    source = args.data if args.data is not None else args.curated
+    result = hub.publish(source, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
                          consistency_summary=summary, repo_id=args.repo_id)
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "

@@ -90,8 +90,8 @@ def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *,
         metrics[f"rho[{cell}]"] = Metric(rho, lo, hi, CI_LEVEL if n_boot else None)
         cells[cell] = {"n_images": int(paired.truth.size), "n_degenerate_resamples": n_deg}
     transfer = [metrics["rho[aadb->ava]"].value, metrics["rho[ava->aadb]"].value]
-    metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0, *_mean_transfer_ci(truths, predictions, n_boot, seed),
-                                          CI_LEVEL if n_boot else None)
+    transfer_ci = _mean_transfer_ci(truths, predictions, n_boot, seed)
+    metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0, *transfer_ci, CI_LEVEL if n_boot else None)
     metrics["mean_in_domain_rho"] = Metric((metrics["rho[aadb->aadb]"].value + metrics["rho[ava->ava]"].value) / 2.0)
     n_images = sum(int(t.size) for t in truths.values())
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
