@@ -78,3 +78,13 @@ def test_no_label_files_means_no_test_list(tmp_path, key):
     release = build_release(6, labels=False).write(tmp_path / "release")
     curate(release, tmp_path / "out", key=key, progress=False)
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["test_list"] is None
+
+
+def test_the_two_lists_give_data_that_is_never_ranked_together(tmp_path, key):
+    from aadb_toolkit import sources
+
+    release = _with_older_list().write(tmp_path / "release")
+    curate(release, tmp_path / "new", key=key, progress=False)
+    curate(release, tmp_path / "old", key=key, progress=False, test_list="Test")
+    new, old = sources.load(tmp_path / "new"), sources.load(tmp_path / "old")
+    assert new.fingerprint("test") != old.fingerprint("test")
