@@ -62,6 +62,7 @@ def read_labels(release: Path, *, strict: bool, ledger: Ledger,
                 continue
             present.append(rel)
             frames.append(_read_one(path, rel, split, fld, strict=strict, ledger=ledger))
+    _report_other_test_list(release, test_list, ledger)
     cols = ["image_id", "split", "field", "value", "tol", "file", "row"]
     values = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     # One value per (image, field): the same image listed twice keeps its first line (split order).
@@ -72,6 +73,16 @@ def read_labels(release: Path, *, strict: bool, ledger: Ledger,
         ledger.add("label", "excluded", reason, file=r.file, row=r.row, column=r.field, image_id=r.image_id,
                    value=r.value, detail=f"already listed in {first['file']} row {first['row']}; first kept")
     return Labels(values[~dup].reset_index(drop=True), present, missing, test_list)
+
+
+def _report_other_test_list(release: Path, test_list: str, ledger: Ledger) -> None:
+    """The files of the test list not chosen are read by no one: say so, file by file."""
+    for other in schema.TEST_LISTS:
+        for fld in FIELDS if other != test_list else ():
+            rel = _rel("test", fld, other)
+            if (release / rel).is_file():
+                ledger.add("label_file", "ignored", "other_test_list", file=rel,
+                           detail=f"the test split comes from the {test_list} list (--test-list {other} to use this one)")
 
 
 def _check_test_list(release: Path, test_list: str) -> None:

@@ -35,9 +35,11 @@ def _test_ids(out):
 
 def test_testnew_is_the_default_and_the_manifest_says_so(tmp_path, key):
     release = _with_older_list().write(tmp_path / "release")
-    curate(release, tmp_path / "new", key=key, progress=False)
+    result = curate(release, tmp_path / "new", key=key, progress=False)
     manifest = json.loads((tmp_path / "new" / "manifest.json").read_text())
     assert manifest["test_list"] == "TestNew"
+    ignored = [e for e in result.report["entries"] if e["reason"] == "other_test_list"]
+    assert len(ignored) == 12 and all("imgListTestRegression_" in e["file"] for e in ignored)
     assert _test_ids(tmp_path / "new") == {image_name(b, i)[0] for b in (2, 5) for i in range(1, 11)}
 
 
