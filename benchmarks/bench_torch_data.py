@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from aadb_toolkit import hub
+from aadb_toolkit.sources import load
 from aadb_toolkit.torch_data import AADBTorchDataset, PaperTransform, collate
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         curated = synthetic_curated(args.images, work, (320, 240))
-        hub.publish(curated, work / "published")
+        hub.publish(load(curated), work / "published")
         result = {"images": args.images, "warp": args.warp, "crop": args.crop, "batch": args.batch,
                   "workers": args.workers, "curated_items_per_s": round(rate(curated, args), 1),
                   "published_items_per_s": round(rate(work / "published", args), 1)}

@@ -64,7 +64,7 @@ def test_dataloader_batches_with_collate(data):
 
 
 def test_a_published_folder_serves_the_same_items(tiny_curated, data, tmp_path):
-    hub.publish(tiny_curated, tmp_path / "pub")
+    hub.publish(data, tmp_path / "pub")
     ours, theirs = AADBTorchDataset(data, "validation"), AADBTorchDataset(tmp_path / "pub", "validation")
     assert [ours[i]["image_id"] for i in range(len(ours))] == [theirs[i]["image_id"] for i in range(len(theirs))]
     pairs = lambda r: sorted(zip(r["rater_id"], r["score"].tolist()))  # noqa: E731 - row order may differ

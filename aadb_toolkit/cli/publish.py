@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import hub
+    from .. import hub, sources
 
     if (args.push or args.dry_run) and not args.repo_id:
         raise InputError("--push and --dry-run need --repo-id ORG/NAME", field="--repo-id")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.curated is not None:
         print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
     source = args.data if args.data is not None else args.curated
-    result = hub.publish(source, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
+    result = hub.publish(sources.load(source), args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
                          consistency_summary=summary, repo_id=args.repo_id)
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "

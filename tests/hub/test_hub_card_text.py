@@ -4,7 +4,7 @@ the upright size, and the robust way to load a local copy."""
 import json
 import shutil
 
-from aadb_toolkit import hub
+from aadb_toolkit import hub, sources
 
 
 def _curated_with_test_list(tiny_curated, tmp_path, test_list):
@@ -17,10 +17,11 @@ def _curated_with_test_list(tiny_curated, tmp_path, test_list):
 
 
 def test_card_names_the_test_list_and_the_upright_size(tiny_curated, tmp_path):
-    hub.publish(_curated_with_test_list(tiny_curated, tmp_path, "Test"), tmp_path / "old")
+    hub.publish(sources.load(_curated_with_test_list(tiny_curated, tmp_path, "Test")), tmp_path / "old")
     card = (tmp_path / "old" / "README.md").read_text()
     assert "`imgListTestRegression_*`" in card and "older" in card
-    hub.publish(_curated_with_test_list(tiny_curated, tmp_path, "TestNew"), tmp_path / "new")
+    assert sources.load(tmp_path / "old").provenance.test_list == "Test"  # read back from the card
+    hub.publish(sources.load(_curated_with_test_list(tiny_curated, tmp_path, "TestNew")), tmp_path / "new")
     card = (tmp_path / "new" / "README.md").read_text()
     assert "`imgListTestNewRegression_*`" in card
     assert "as stored" not in card and "upright size" in card
@@ -28,7 +29,7 @@ def test_card_names_the_test_list_and_the_upright_size(tiny_curated, tmp_path):
 
 
 def test_card_without_label_files_says_the_split_is_by_batches(tiny_curated, tmp_path):
-    hub.publish(_curated_with_test_list(tiny_curated, tmp_path, None), tmp_path / "none")
+    hub.publish(sources.load(_curated_with_test_list(tiny_curated, tmp_path, None)), tmp_path / "none")
     card = (tmp_path / "none" / "README.md").read_text()
     assert "imgListTest" not in card.split("## Splits")[1].split("##")[0]
 
