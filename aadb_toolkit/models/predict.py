@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .._atomic import write_json, write_text
+from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
@@ -55,7 +56,7 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dic
     if model is not None:
         from ..protocols.results import MODEL_SIDECAR_SUFFIX
 
-        sidecar = {**model, "predictions_sha256": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        sidecar = {**model, "predictions_sha256": sha256_fingerprint(text)}
         write_json(Path(str(path) + MODEL_SIDECAR_SUFFIX), sidecar)
     return path
 
