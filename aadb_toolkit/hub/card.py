@@ -109,6 +109,8 @@ def card_metadata(facts: CardFacts, folder: Path) -> dict[str, Any]:
         tags=["aesthetics", "image-aesthetics", "photo-quality", *([] if facts.synthetic else ["crowdsourcing"]),
               "rater-ids", "aadb"] + ([SYNTHETIC_TAG] if facts.synthetic else []),
     )
+    if facts.test_list:  # read back into the loaded data's provenance
+        data[TEST_LIST_KEY] = facts.test_list
     if facts.gated:
         data["extra_gated_prompt"] = GATED_PROMPT
         data["extra_gated_fields"] = dict(GATED_FIELDS)
