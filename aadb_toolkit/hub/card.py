@@ -115,8 +115,6 @@ def card_metadata(facts: CardFacts, folder: Path) -> dict[str, Any]:
         data["extra_gated_prompt"] = GATED_PROMPT
         data["extra_gated_fields"] = dict(GATED_FIELDS)
         data["extra_gated_button_content"] = "Agree and request access"
-    if facts.test_list:
-        data[TEST_LIST_KEY] = facts.test_list
     configs, infos = {}, {}
     for config, table_schema in ((layout.CONFIG_IMAGES, facts.image_features),
                                  (layout.CONFIG_RATINGS, facts.rating_features)):
