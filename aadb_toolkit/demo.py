@@ -118,6 +118,7 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
 def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
     """train the demo baseline and write its test-split predictions; returns the predictions file."""
     from .models import baseline_config, predict, train, write_predictions
+    from .models.predict import model_identity
 
     run_dir = out / "model"
     with warnings.catch_warnings():
@@ -126,7 +127,8 @@ def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
     stage.say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
               f"rho {run.best_val_rho:.3f} -> {run_dir}")
     predictions = out / "predictions.csv"
-    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions))
+    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions,
+                                               model=model_identity(run_dir)))
     stage.say(f"test-split predictions (submission format) -> {predictions}")
     stage.result.paths.update(model=run_dir, predictions=predictions)
     return predictions

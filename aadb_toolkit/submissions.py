@@ -1,4 +1,4 @@
-"""Read and validate a benchmark submission (SPEC §7): a CSV with header ``image_id,score`` and one
+"""Read and validate a benchmark submission (docs/protocols.md): a CSV with header ``image_id,score`` and one
 row per image of the split. Every problem in the file is collected and reported at once, with the
 row (line) number, so a submitter fixes everything in one round; nothing is scored when any is found.
 """
@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return sha256_fingerprint(iter(lambda: f.read(1 << 20), b""))
 
 
+#: First characters that make a spreadsheet program read a cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _wrong_split_problems(ids: list[str], expected: set[str], other_splits: Mapping[str, str] | None,
+                          split_name: str) -> list[Problem]:
+    """One summary problem per other split whose images the file lists (e.g. validation predictions)."""
+    if not other_splits:
+        return []
+    counts: dict[str, int] = {}
+    for image_id in set(ids) - expected:
+        if image_id in other_splits:
+            counts[other_splits[image_id]] = counts.get(other_splits[image_id], 0) + 1
+    return [Problem(f"{n:,} of the unknown image ids are images of the {split} split: these look like {split} "
+                    f"predictions, and this scores the {split_name} (write its predictions with "
+                    "`aadb predict --split test`)") for split, n in sorted(counts.items())]
+
+
 def _looks_like_path(image_id: str) -> bool:
     return "/" in image_id or "\\" in image_id or ".." in image_id
 
@@ -137,13 +155,16 @@ def _is_number_row(row: list[str], n_fields: int = 2) -> bool:
 
 def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *,
                     max_bytes: int = DEFAULT_MAX_BYTES, split_name: str = "split",
-                    header: tuple[str, ...] = HEADER, unit: str = "image") -> Submission:
+                    header: tuple[str, ...] = HEADER, unit: str = "image",
+                    other_splits: Mapping[str, str] | None = None) -> Submission:
     """Read a submission CSV and check it against the split's image ids; raise one
     :class:`SubmissionError` listing every problem (with row numbers) when anything is wrong.
 
     Other layouts reuse the same checks: ``header`` names the columns (all but the last form the
     row's key, matched against ``expected_ids`` joined with commas; the last is the score) and
-    ``unit`` says what one row stands for in messages (e.g. the piaa protocol's query rows)."""
+    ``unit`` says what one row stands for in messages (e.g. the piaa protocol's query rows).
+    ``other_splits`` (image_id → split name, for the data set's other images) lets an unknown id
+    be named as another split's image, so predictions of the wrong split are told as such."""
     path = Path(path)
     key_name = ",".join(header[:-1])
     n_fields = len(header)
@@ -238,6 +259,9 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         v = values[k]
         if not image_id:
             problems.append(Problem(f"{key_name} is empty", row=line))
+        elif image_id not in expected_set and image_id[:1] in _FORMULA_START:
+            problems.append(Problem(f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
+                                    "not an image id (rejected: it would run when the file is opened)", row=line))
         elif image_id not in expected_set and _looks_like_path(image_id):
             problems.append(Problem(f"{key_name} {image_id[:80]!r} looks like a path; give the bare image id "
                                     f"(no '/', '\\' or '..')", row=line))
@@ -249,6 +273,8 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 hint = " (surrounding spaces?)"
             elif image_id.endswith(".0") and image_id[:-2] in expected_set:
                 hint = f" (the id {image_id[:-2]!r} written as a float?)"
+            elif other_splits and image_id in other_splits:
+                hint = f" (an image of the {other_splits[image_id]} split)"
             else:
                 hint = ""
             problems.append(Problem(f"unknown {key_name} {image_id[:80]!r}: not in the {split_name}{hint}", row=line))
@@ -269,6 +295,7 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         missing = []
     else:
         missing = [i for i in expected if i not in first_row]
+    problems += _wrong_split_problems(ids, expected_set, other_splits, split_name)
     if missing:
         listed = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""

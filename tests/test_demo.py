@@ -33,6 +33,7 @@ def test_demo_runs_every_stage_and_outputs_agree(tmp_path, monkeypatch, capsys):
     score = json.loads((out / "score.json").read_text())
     assert score["protocol"]["name"] == "aadb"
     assert score["data"]["fingerprint"] == curated.fingerprint("test")
+    assert score["model"]["name"] == "demo_cpu" and score["environment"]["numpy"]  # who and with what
     html = (out / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
     assert (out / "leaderboard").is_dir() and any((out / "leaderboard").iterdir())

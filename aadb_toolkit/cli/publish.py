@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -13,8 +14,9 @@ from ..errors import InputError
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..hub import layout
 
-    parser.add_argument("--curated", required=True,
-                        help="data source: a curated folder, a published folder or a Hub repo id ORG/NAME")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="data source: a curated folder, a published folder or a Hub repo id ORG/NAME")
+    source.add_argument("--curated", help="deprecated spelling of --data")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the dataset repository to")
     parser.add_argument("--gated", action="store_true", help="publish with access requests enabled on the Hub")
     parser.add_argument("--shard-size-mb", type=float, default=layout.DEFAULT_SHARD_SIZE_MB,
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the consistency summary: {exc}", file=str(args.consistency_summary)) from exc
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", file=str(args.consistency_summary))
-    data = sources.load(args.curated)
+    if args.curated is not None:
+        print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
+    data = sources.load(args.data if args.data is not None else args.curated)
     result = hub.publish(data, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
                          consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),))
     total = sum(result.files.values())

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     value = "undefined" if main.value is None else f"{main.value:.4f}"
     print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
           f"on {result.n_images} images")
+    print(f"  {result.main_metric}, full precision: {main.value!r}")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {m.value:.4f}")

@@ -1,4 +1,4 @@
-"""Benchmark protocols (SPEC §7): each is a declared :class:`Protocol` (name, version, main metric,
+"""Benchmark protocols (docs/protocols.md): each is a declared :class:`Protocol` (name, version, main metric,
 the data and splits it needs) in one typed registry, with a lazily imported scoring function.
 
 Use :func:`score_submission` to score a file, :func:`get_protocol` to look one up (unknown names get
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -146,4 +147,21 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
                            n_boot=n_boot, seed=seed, max_bytes=max_bytes, progress=progress,
                            generic=Path(generic) if generic is not None else None,
                            episodes=Path(episodes) if episodes is not None else None)
-    return p.function()(request)
+    started = time.monotonic()
+    result = p.function()(request)
+    return _with_provenance(result, request.submission, time.monotonic() - started)
+
+
+def _with_provenance(result: Result, submission: Path, seconds: float) -> Result:
+    """The result with the model identity from the submission's sidecar and the evaluation time."""
+    import dataclasses
+    import datetime as dt
+
+    from .results import read_model_sidecar
+
+    model = result.model
+    if model is None and submission.is_file():
+        model = read_model_sidecar(submission, result.submission_sha256)
+    evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "seconds": round(seconds, 3)}
+    return dataclasses.replace(result, model=model, evaluation={**evaluation, **result.evaluation})

@@ -1,6 +1,6 @@
 """A synthetic AADB release generator: a TEST INSTRUMENT, never AADB itself.
 
-:func:`simulate` writes a release in exactly the real format (SPEC §2) from a documented
+:func:`simulate` writes a release in exactly the real format (docs/curation.md, "Input: the release") from a documented
 generative model (docs/synthetic.md) and writes the planted truth beside it, so that curation,
 consistency analysis and the models can be checked against what was planted.
 """
