@@ -25,3 +25,8 @@ class InputError(AADBError, ValueError):
 
 class SourceError(AADBError):
     """A data source (curated folder, published folder, Hub repo id) could not be recognised or read."""
+
+
+class OutputError(InputError):
+    """An output path the toolkit refuses to write, because writing it would lose or expose data
+    (a folder the toolkit did not write, an input of the command, a symlink, a key inside it)."""
