@@ -30,3 +30,15 @@ class SourceError(AADBError):
 class OutputError(InputError):
     """An output path the toolkit refuses to write, because writing it would lose or expose data
     (a folder the toolkit did not write, an input of the command, a symlink, a key inside it)."""
+
+
+#: Reports and error messages quote at most this many characters of an input line or value, so a
+#: file that is not what it claims to be (a secret behind a symlink, say) is never copied out.
+EXCERPT_CHARS = 24
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short printable prefix of an input text, for reports and errors: characters that are not
+    printable become ``?``, and text longer than ``limit`` characters is cut and ends in ``…``."""
+    cut = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
+    return cut if len(cut) <= limit else cut[: limit - 1] + "…"

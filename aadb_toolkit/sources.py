@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .errors import SourceError
+from ._paths import inside, plainly_relative
+from .errors import SourceError, excerpt
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -102,12 +103,22 @@ def load_curated(path: str | Path) -> AADBData:
     if not release_root.is_absolute():
         release_root = (path / release_root).resolve()
     paths = dict(zip(images["image_id"], images["path"]))
+    climbing = [(i, p) for i, p in paths.items() if not plainly_relative(str(p))]
+    if climbing:
+        i, p = climbing[0]
+        raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(i)!r} has path {excerpt(p)!r}, which "
+                          f"leads outside the release folder ({len(climbing)} such row(s)); the toolkit reads "
+                          "nothing outside the release")
 
     def read(image_id: str) -> bytes:
         try:
             rel = paths[image_id]
         except KeyError:
             raise KeyError(f"unknown image_id {image_id!r} in {path}") from None
-        return (release_root / rel).read_bytes()
+        file = release_root / rel
+        if not inside(release_root, file):
+            raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(image_id)!r}: {excerpt(rel)!r} is a "
+                              "symbolic link leading outside the release folder; the toolkit reads nothing outside it")
+        return file.read_bytes()
 
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read)

@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import schema
+from .._paths import inside
 
 #: Folders of the release that hold images (the 1,000-image new test folder may be separate).
 IMAGE_DIRS = (schema.RELEASE_IMAGE_DIR, "AADB_newtest_originalSize")
@@ -37,16 +38,24 @@ def default_workers() -> int:
 
 def list_image_files(release: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Image files of the release as {image name: path relative to the release root}, and the
-    files that are not used (hidden files, sub-folders, a name already seen) with the reason."""
+    files that are not used (hidden files, sub-folders, a name already seen, a name that is not
+    UTF-8, a symbolic link leading outside the release) with the reason."""
     files: dict[str, str] = {}
     ignored: list[tuple[str, str]] = []
     for folder in IMAGE_DIRS:
         root = release / folder
         if not root.is_dir():
             continue
+        if not inside(release, root):
+            ignored.append((folder, "link_outside_release (the image folder leads outside the release; not read)"))
+            continue
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            rel = f"{folder}/{entry.name}"
-            if entry.name.startswith("."):
+            rel = f"{folder}/{_printable_name(entry.name)}"
+            if not _utf8(entry.name):
+                ignored.append((rel, "name_not_utf8 (the file name is not valid UTF-8; rename the file to use it)"))
+            elif entry.is_symlink() and not inside(release, entry.path):
+                ignored.append((rel, "link_outside_release (a symbolic link to a file outside the release; not read)"))
+            elif entry.name.startswith("."):
                 ignored.append((rel, "hidden_file"))
             elif not entry.is_file():
                 ignored.append((rel, "not_a_file"))
@@ -55,6 +64,19 @@ def list_image_files(release: Path) -> tuple[dict[str, str], list[tuple[str, str
             else:
                 files[entry.name] = rel
     return files, ignored
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive from the file system as lone surrogates
+        return False
+    return True
+
+
+def _printable_name(name: str) -> str:
+    """The file name as text that can be written anywhere (bytes that are not UTF-8 as ``\\xNN``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def check_images(release: Path, files: dict[str, str], *, workers: int | None = None,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
+from .._paths import inside
 from ..errors import InputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
@@ -76,6 +77,9 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
 
     csv_rel = schema.RELEASE_RAW_RESULTS
     csv_path = release / csv_rel
+    if csv_path.exists() and not inside(release, csv_path):
+        raise InputError("is a symbolic link to a file outside the release; the toolkit reads nothing outside "
+                         "the release folder", file=str(csv_path))
     df = _raw.read_results_csv(csv_path)
     slots = _raw.find_slots(df, cols, str(csv_path))
     ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
