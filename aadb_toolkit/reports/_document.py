@@ -8,6 +8,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .._markdown import escape
+
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1000px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
@@ -110,7 +112,7 @@ def render_html(doc: Document) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return escape(text)
 
 
 def render_markdown(doc: Document) -> str:
