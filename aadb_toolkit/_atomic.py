@@ -120,17 +120,18 @@ def _check_not_input(path: Path, inputs: tuple) -> None:
             continue
         inp = _real(Path(given).expanduser())
         if real == inp or inp.is_relative_to(real) or (inp.is_dir() and real.is_relative_to(inp)):
-            raise OutputError(f"{path}: is, contains or lies inside the input {str(given)!r} of this command; "
-                              "writing there would destroy or change the input — choose another output")
+            raise OutputError(f"is, contains or lies inside the input {str(given)!r} of this command; "
+                              "writing there would destroy or change the input — choose another output",
+                              file=str(path))
 
 
 def _check_not_inside_output(path: Path) -> None:
     for parent in _real(path).parents:
         marker = read_marker(parent)
         if marker is not None:
-            raise OutputError(f"{path}: lies inside the {_describe(marker['kind'])} {parent}, which the toolkit "
+            raise OutputError(f"lies inside the {_describe(marker['kind'])} {parent}, which the toolkit "
                               "replaces or manages as a whole, so anything put there is lost or mistaken for "
-                              "its own — choose a folder outside it")
+                              "its own — choose a folder outside it", file=str(path))
 
 
 def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
@@ -140,34 +141,36 @@ def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tupl
     not write. Returns the absolute path."""
     p = Path(path).expanduser().absolute()
     if p.is_symlink():
-        raise OutputError(f"{p}: is a symbolic link; the toolkit never replaces a link — give the real folder "
-                          "or a new one")
+        raise OutputError("is a symbolic link; the toolkit never replaces a link — give the real folder "
+                          "or a new one", file=str(p))
     if p.parent == p:
-        raise OutputError(f"{p}: is the root of the file system; choose a new folder")
+        raise OutputError("is the root of the file system; choose a new folder", file=str(p))
     _check_not_input(p, inputs)
     _check_not_inside_output(p)
     if not p.exists():
         return p
     if not p.is_dir():
-        raise OutputError(f"{p}: exists and is not a folder; choose a new folder")
+        raise OutputError("exists and is not a folder; choose a new folder", file=str(p))
     try:
         entries = sorted(os.listdir(p))
     except OSError as exc:
-        raise OutputError(f"{p}: cannot list the folder: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot list the folder: {exc.strerror or exc}", file=str(p)) from exc
     if not entries:
         return p
     marker = read_marker(p)
     if marker is None:
-        raise OutputError(f"{p}: is not empty (found {_names(entries)}) and is not a {_describe(kind)} (no "
-                          f"{MARKER_FILE}); the toolkit replaces only folders it wrote — choose a new or empty folder")
+        raise OutputError(f"is not empty (found {_names(entries)}) and is not a {_describe(kind)} (no "
+                          f"{MARKER_FILE}); the toolkit replaces only folders it wrote — choose a new or empty "
+                          "folder", file=str(p))
     if marker["kind"] != kind:
-        raise OutputError(f"{p}: is a {_describe(marker['kind'])}, not a {_describe(kind)}; refusing to replace it")
+        raise OutputError(f"is a {_describe(marker['kind'])}, not a {_describe(kind)}; refusing to replace it",
+                          file=str(p))
     listed = marker.get("files")
     if isinstance(listed, list):
         extra = sorted(set(_files_under(p)) - set(map(str, listed)))
         if extra:
-            raise OutputError(f"{p}: holds files the toolkit did not write ({_names(extra)}); replacing the folder "
-                              "would delete them, so nothing was written — move them away first")
+            raise OutputError(f"holds files the toolkit did not write ({_names(extra)}); replacing the folder "
+                              "would delete them, so nothing was written — move them away first", file=str(p))
     return p
 
 
@@ -178,14 +181,14 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     ``what`` written by the toolkit. Returns the absolute path."""
     p = Path(path).expanduser().absolute()
     if p.is_symlink():
-        raise OutputError(f"{p}: is a symbolic link; the toolkit never replaces a link — give a new file name")
+        raise OutputError("is a symbolic link; the toolkit never replaces a link — give a new file name", file=str(p))
     if p.is_dir():
-        raise OutputError(f"{p}: is a folder; give the name of the {what} to write")
+        raise OutputError(f"is a folder; give the name of the {what} to write", file=str(p))
     _check_not_input(p, inputs)
     _check_not_inside_output(p)
     if p.exists() and not is_ours(p):
-        raise OutputError(f"{p}: exists and is not a {what} written by the toolkit; refusing to overwrite it — "
-                          "choose a new file name")
+        raise OutputError(f"exists and is not a {what} written by the toolkit; refusing to overwrite it — "
+                          "choose a new file name", file=str(p))
     return p
 
 

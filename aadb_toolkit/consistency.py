@@ -583,6 +583,10 @@ def figures(result: ConsistencyResult) -> dict[str, bytes]:
     }
 
 
+#: Output-marker kind of the folder :func:`run_consistency` writes (see :mod:`aadb_toolkit._atomic`).
+OUTPUT_KIND = "consistency"
+
+
 def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, Path]:
     """Write ``consistency.json``, the per-batch and per-pair CSV tables and the figures into
     ``out_dir``, each file atomically; returns the written paths by role."""
@@ -602,11 +606,15 @@ def run_consistency(source: Any, out_dir: str | Path, *, n_perm: int = DEFAULT_N
                     q: float = paper.CONSISTENCY_FDR_Q, method: str = DEFAULT_METHOD, seed: int = 0,
                     show_progress: bool | None = None) -> ConsistencyResult:
     """Load ``source`` (curated folder, published folder, Hub repo id, or an ``AADBData``), run
-    :func:`analyze_batches` and write its outputs to ``out_dir``."""
+    :func:`analyze_batches` and write its outputs to the folder ``out_dir``, built aside and swapped
+    in whole (it replaces only a consistency folder the toolkit wrote)."""
     from . import sources
 
+    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
                              source=data.origin, show_progress=show_progress)
-    write_outputs(result, out_dir)
+    with _atomic.atomic_dir(out_dir, kind=OUTPUT_KIND, inputs=inputs) as stage:
+        write_outputs(result, stage)
     return result

@@ -31,6 +31,9 @@ class OutputError(InputError):
     """An output path the toolkit refuses to write, because writing it would lose or expose data
     (a folder the toolkit did not write, an input of the command, a symlink, a key inside it)."""
 
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = "--out") -> None:
+        super().__init__(message, file=file, field=field)
+
 
 #: Reports and error messages quote at most this many characters of an input line or value, so a
 #: file that is not what it claims to be (a secret behind a symlink, say) is never copied out.

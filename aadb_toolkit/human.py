@@ -237,13 +237,17 @@ def run_human_consistency(source: Any, out_dir: str | Path, *, thresholds: Itera
                           predictions: pd.Series | None = None, n_boot: int = 1000,
                           seed: int = 0) -> dict[str, Any]:
     """Load ``source`` (or take an ``AADBData``), compute Table 6 and write ``human_consistency.json``
-    and ``human_workers.csv`` into ``out_dir``; returns the JSON document."""
+    and ``human_workers.csv`` into the folder ``out_dir`` (built aside, swapped in whole); returns
+    the JSON document."""
     from . import sources
 
+    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    _atomic.check_output_folder(out_dir, "report", inputs=inputs)
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
     table = worker_table(data.ratings, data.images, scope=scope, count_scope=count_scope,
                          leave_one_out=leave_one_out, predictions=predictions)
     result = summarize(table, data, thresholds=tuple(thresholds), leave_one_out=leave_one_out, scope=scope,
                        count_scope=count_scope, predictions=predictions, n_boot=n_boot, seed=seed)
-    write_outputs(result, table, out_dir)
+    with _atomic.atomic_dir(out_dir, kind="report", inputs=inputs) as stage:
+        write_outputs(result, table, stage)
     return result

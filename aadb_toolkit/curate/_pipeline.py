@@ -85,7 +85,8 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
     rows = _raw.assignment_rows(df, csv_rel, ledger)
     answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
-    rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)  # after the CSV checks: a run that fails on bad input creates no key
+    # after the CSV checks: a run that fails on bad input creates no key
+    rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)
 
     files, ignored = _images.list_image_files(release)
     for rel, why in ignored:

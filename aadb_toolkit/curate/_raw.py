@@ -365,8 +365,8 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
     for mask, why, detail in (
         (no_url, "blank_image_url", "answers given but the image URL is blank"),
         (blank_score, "blank_score", "overall score left blank"),
-        (non_numeric, "non_numeric_score", f"score is not a number in ASCII digits (expected an integer "
-                                            f"{schema.SCORE_MIN}–{schema.SCORE_MAX}; '1e0' or '٣' are refused)"),
+        (non_numeric, "non_numeric_score", "score is not a number in ASCII digits (expected an integer "
+                                            f"{schema.SCORE_MIN}–{schema.SCORE_MAX}; '1e0', '٣' are refused)"),
         (out_of_range, "score_out_of_range", f"score is not an integer {schema.SCORE_MIN}–{schema.SCORE_MAX}"),
     ):
         mask = mask & ((reason == "kept") | (reason == why))

@@ -24,6 +24,8 @@ from . import card as card_mod
 from . import layout
 
 log = logging.getLogger(__name__)
+#: Output-marker kind of a published folder (see :mod:`aadb_toolkit._atomic`).
+PUBLISHED_KIND = "published"
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
     data = sources.load(curated)
     images, ratings, notes = canonical_tables(data)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
-    with _atomic.atomic_dir(out) as stage:
+    with _atomic.atomic_dir(out, kind=PUBLISHED_KIND) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
         split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
         for split in schema.SPLITS:
@@ -116,10 +118,11 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
     if entries and not is_published_folder(out):
         raise InputError("the output folder is not empty and is not a published AADB dataset; publishing "
                          "replaces the whole folder, so choose a new or empty folder", file=str(out), field="--out")
-    foreign = [e for e in entries if e not in layout.PUBLISHED_ENTRIES]
+    foreign = [e for e in entries if e not in layout.PUBLISHED_ENTRIES and e != _atomic.MARKER_FILE]
     if foreign:
         raise InputError(f"publishing replaces the whole folder and would delete {foreign}, which publishing "
                          "did not write; move them away or publish to a new folder", file=str(out), field="--out")
+    _atomic.check_output_folder(out, PUBLISHED_KIND)  # the toolkit's own marker, and no file it did not write
 
 
 def is_synthetic(source: Path | str) -> bool:

@@ -56,6 +56,10 @@ def read_predictions(path: str | Path, expected_ids: list[str]) -> pd.Series:
     return read_submission(path, expected_ids, split_name="scope split").scores
 
 
+#: Output-marker kind of a report folder (see :mod:`aadb_toolkit._atomic`).
+OUTPUT_KIND = "report"
+
+
 def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | None = None,
                  n_perm: int = consistency.DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                  method: str = consistency.DEFAULT_METHOD, rater_n_perm: int = reliability.DEFAULT_RATER_N_PERM,
@@ -63,7 +67,11 @@ def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | 
                  thresholds: tuple[int, ...] = human.PAPER_THRESHOLDS, n_boot: int = 1000,
                  seed: int = 0, show_progress: bool | None = None) -> dict[str, Path]:
     """Run every analysis on ``source`` and write ``report.html``, ``report.md``, their figures and
-    the JSON/CSV results into ``out_dir`` (each file atomically); returns the paths by role."""
+    the JSON/CSV results into the folder ``out_dir``, built aside and swapped in whole (it replaces
+    only a report folder the toolkit wrote); returns the paths by role."""
+    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    inputs += (predictions,) if predictions is not None else ()
+    _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
     preds = None
     if predictions is not None:
@@ -84,21 +92,21 @@ def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | 
     pngs["fig6_rho"] = fig6_worker_rho(workers, hdoc.get("model_rho_overall"))
     doc = build_document(data, cons, workers, hdoc, rdoc, raters, pngs)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = dict(consistency.write_outputs(cons, out))
-    paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, out).items()})
-    rel = {k: out / v for k, v in RELIABILITY_FILES.items()}
-    _atomic.write_json(rel["summary"], rdoc)
-    _atomic.write_text(rel["raters"], raters.to_csv(index=False, float_format="%.10g"))
-    paths.update({f"reliability_{k}": v for k, v in rel.items()})
-    for f in doc.figures():
-        _atomic.write_bytes(out / f.file, f.png)
-        paths[f"figure:{f.file}"] = out / f.file
-    _atomic.write_text(out / REPORT_MD, render_markdown(doc))
-    _atomic.write_text(out / REPORT_HTML, render_html(doc))
-    paths["markdown"], paths["html"] = out / REPORT_MD, out / REPORT_HTML
-    return paths
+    out = Path(out_dir).expanduser().absolute()
+    with _atomic.atomic_dir(out, kind=OUTPUT_KIND, inputs=inputs) as stage:
+        paths = dict(consistency.write_outputs(cons, stage))
+        paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, stage).items()})
+        rel = {k: stage / v for k, v in RELIABILITY_FILES.items()}
+        _atomic.write_json(rel["summary"], rdoc)
+        _atomic.write_text(rel["raters"], raters.to_csv(index=False, float_format="%.10g"))
+        paths.update({f"reliability_{k}": v for k, v in rel.items()})
+        for f in doc.figures():
+            _atomic.write_bytes(stage / f.file, f.png)
+            paths[f"figure:{f.file}"] = stage / f.file
+        _atomic.write_text(stage / REPORT_MD, render_markdown(doc))
+        _atomic.write_text(stage / REPORT_HTML, render_html(doc))
+        paths["markdown"], paths["html"] = stage / REPORT_MD, stage / REPORT_HTML
+    return {role: out / p.relative_to(stage) for role, p in paths.items()}
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_folder_named_aadb_loads_by_name(published, tmp_path, monkeypatch):
 def test_layout_and_card(published):
     files = sorted(p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file())
     assert files == [
-        "LICENSE.md", "README.md",
+        ".aadb_output.json", "LICENSE.md", "README.md",
         "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
         "data/validation-00000-of-00001.parquet",
         "ratings/test-00000-of-00001.parquet", "ratings/train-00000-of-00001.parquet",
