@@ -192,6 +192,24 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     return p
 
 
+@contextlib.contextmanager
+def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Iterator[Path]:
+    """For outputs that grow in place (a training run): check ``path`` as :func:`check_output_folder`
+    does, create it and mark it as ``kind`` (without a file list) unless it is marked already. If the
+    block fails before writing anything into a folder it created, the folder is removed again."""
+    p = check_output_folder(path, kind, inputs=inputs)
+    created = not p.exists()
+    p.mkdir(parents=True, exist_ok=True)
+    if read_marker(p) is None:
+        write_marker(p, kind, list_files=False)
+    try:
+        yield p
+    except BaseException:
+        if created and os.listdir(p) == [MARKER_FILE]:
+            shutil.rmtree(p, ignore_errors=True)
+        raise
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -306,6 +306,17 @@ def _parse_csv(text: str, file: str) -> tuple[list[list[str]], list[int]]:
     return rows, lines
 
 
+def is_submission_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` starts like a submission CSV the toolkit writes (header ``image_id,score``),
+    so writing predictions over it replaces predictions, never another file."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(256)
+    except OSError:
+        return False
+    return first.removeprefix(b"\xef\xbb\xbf").strip() == ",".join(HEADER).encode()
+
+
 def write_submission(path: str | os.PathLike[str], scores: pd.Series) -> Path:
     """Write ``scores`` (indexed by image_id) as a submission CSV, atomically; returns the path."""
     from ._atomic import write_text

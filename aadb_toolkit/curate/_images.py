@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import struct
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -95,16 +98,42 @@ def check_images(release: Path, files: dict[str, str], *, workers: int | None = 
         else:
             size = max(1, min(64, len(items) // (workers * 4) or 1))
             chunks = [items[i:i + size] for i in range(0, len(items), size)]
-            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+            pool = worker_pool(workers)
+            try:
                 futures = [pool.submit(_check_chunk, c) for c in chunks]
                 for fut in cf.as_completed(futures):
                     part = fut.result()
                     results.extend(part)
                     bar.update(len(part))
+            finally:  # on an error, Ctrl-C or SIGTERM: drop the queued chunks, let the workers exit
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     frame = pd.DataFrame(results, columns=list(CHECK_COLUMNS))
     return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A process pool whose workers die with their parent, even when it is killed with SIGKILL (each
+    worker watches its parent process and exits when it is gone), and leave Ctrl-C and SIGTERM to
+    the parent, which shuts the pool down."""
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+#: How often a worker checks that its parent is still alive (seconds).
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="aadb-parent-watch", daemon=True).start()
 
 
 def _check_chunk(items: list[tuple[str, str]]) -> list[dict]:

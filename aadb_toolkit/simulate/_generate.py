@@ -67,8 +67,8 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
         raise InputError(f"must be in [0, 1], got {random_rater_share}", field="random_rater_share")
     if len(image_size) != 2 or min(image_size) < 16 or max(image_size) > 4096:
         raise InputError(f"width and height must be in 16..4096, got {image_size}", field="image_size")
+    out = check_output_folder(out, RELEASE_KIND)  # before the work: a real release is never replaced
     truth = truth_dir_for(out)
-    check_output_folder(out, RELEASE_KIND)  # before the work: a real release is never replaced
     check_output_folder(truth, TRUTH_KIND)
     draft = build_draft(n_images, seed, quirks, random_rater_share, image_size)
     frame = csv_frame(draft)

@@ -57,7 +57,7 @@ def test_bad_arguments_are_clear_errors_and_write_nothing(tmp_path):
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="refusing to overwrite"):
+    with pytest.raises(InputError, match="not a simulated release folder"):
         simulate(precious, n_images=20)
     assert (precious / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
