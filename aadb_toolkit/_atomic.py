@@ -63,8 +63,10 @@ MARKER_FORMAT = "aadb_toolkit-output"
 OUTPUT_KINDS: dict[str, str] = {
     "simulated_release": "aadb simulate", "simulated_truth": "aadb simulate", "curated": "aadb curate",
     "published": "aadb publish", "consistency": "aadb consistency", "report": "aadb report",
-    "run": "aadb train", "leaderboard": "aadb leaderboard", "output": "the toolkit",
+    "run": "aadb train", "leaderboard": "aadb leaderboard", "demo": "aadb demo", "output": "the toolkit",
 }
+#: Kinds of folder that hold other outputs (the demo's folder); every other kind is closed to them.
+CONTAINER_KINDS = frozenset({"demo"})
 _STAGING = ".aadb-"  # staging and old folders: .<name>.aadb-<pid>-<random>.staging / .<name>.aadb-<pid>.old
 _NAMES_SHOWN = 5
 
@@ -128,7 +130,7 @@ def _check_not_input(path: Path, inputs: tuple) -> None:
 def _check_not_inside_output(path: Path) -> None:
     for parent in _real(path).parents:
         marker = read_marker(parent)
-        if marker is not None:
+        if marker is not None and marker["kind"] not in CONTAINER_KINDS:
             raise OutputError(f"lies inside the {_describe(marker['kind'])} {parent}, which the toolkit "
                               "replaces or manages as a whole, so anything put there is lost or mistaken for "
                               "its own — choose a folder outside it", file=str(path))
@@ -192,16 +194,23 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     return p
 
 
-@contextlib.contextmanager
-def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Iterator[Path]:
-    """For outputs that grow in place (a training run): check ``path`` as :func:`check_output_folder`
-    does, create it and mark it as ``kind`` (without a file list) unless it is marked already. If the
-    block fails before writing anything into a folder it created, the folder is removed again."""
+def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
+    """For outputs that grow in place (a training run, the demo's folder): check ``path`` as
+    :func:`check_output_folder` does, create it and mark it as ``kind`` (without a file list)
+    unless it is marked already. Returns the absolute path."""
     p = check_output_folder(path, kind, inputs=inputs)
-    created = not p.exists()
     p.mkdir(parents=True, exist_ok=True)
     if read_marker(p) is None:
         write_marker(p, kind, list_files=False)
+    return p
+
+
+@contextlib.contextmanager
+def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Iterator[Path]:
+    """:func:`claim_output_folder` for the duration of a block: if the block fails before writing
+    anything into a folder it created, the folder is removed again."""
+    created = not Path(path).expanduser().absolute().exists()
+    p = claim_output_folder(path, kind, inputs=inputs)
     try:
         yield p
     except BaseException:

@@ -43,8 +43,9 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     from . import consistency, curate, hub, simulate, sources
     from .reports import human_consistency
 
-    out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    from ._atomic import claim_output_folder
+
+    out = claim_output_folder(out, "demo")  # a folder of the demo's own, or a new or empty one
     result = DemoResult(out=out)
 
     def stage(name: str, fn: Callable[[], object]) -> object:

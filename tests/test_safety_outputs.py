@@ -216,3 +216,23 @@ def test_a_file_size_limit_is_a_clear_error_not_a_crash(tmp_path):
     assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging folder left behind
     assert resource.getrlimit(resource.RLIMIT_FSIZE)  # (the limit was only the child's)
+
+
+def test_leaderboard_pages_never_overwrite_a_users_index(tmp_path, capsys):
+    db = tmp_path / "lb.sqlite"
+    db.touch()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.md").write_text("# my own site")
+    assert main(["leaderboard", "--db", str(db), "--out", str(site)]) == 1
+    assert "index.md" in capsys.readouterr().err
+    assert (site / "index.md").read_text() == "# my own site"
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "predictions.csv").write_text("image_id,score\nmine,1\n")
+    assert main(["demo", "--out", str(home), "--images", "20", "--no-train"]) == 1
+    assert "is not a demo folder" in capsys.readouterr().err
+    assert sorted(p.name for p in home.iterdir()) == ["predictions.csv"]
