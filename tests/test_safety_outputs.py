@@ -154,6 +154,7 @@ def test_score_never_writes_over_its_submission_or_a_foreign_file(tiny_curated, 
     assert main(base + ["--out", str(tmp_path / "r.json")]) == 0  # its own result: replaced
 
 
+@pytest.mark.filterwarnings("ignore:no --init-weights")
 def test_predict_never_writes_over_an_input_or_a_foreign_file(tiny_curated, tmp_path, capsys):
     import shutil
 
