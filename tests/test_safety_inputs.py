@@ -84,3 +84,22 @@ def test_compare_refuses_malformed_results_and_other_protocol_versions(tiny_cura
     assert code == 1 and "Traceback" not in err
     assert ("not comparable" if damage == "version" else str(other)) in err
     assert not (tmp_path / "second.json").exists()
+
+
+def test_a_published_folder_never_reads_shards_outside_it(tiny_curated, tmp_path):
+    from aadb_toolkit import hub
+
+    pub = tmp_path / "pub"
+    hub.publish(tiny_curated, pub)
+    readme = (pub / "README.md").read_text()
+    assert "path: data/train-*" in readme
+    (pub / "README.md").write_text(readme.replace("path: data/train-*", "path: ../elsewhere/train-*"))
+    with pytest.raises(SourceError, match="missing"):
+        sources.load(pub)
+    (pub / "README.md").write_text(readme)
+    [shard] = sorted((pub / "data").glob("train-*"))
+    outside = tmp_path / "elsewhere.parquet"
+    shard.rename(outside)
+    shard.symlink_to(outside)  # a link leading out of the folder
+    with pytest.raises(SourceError, match="missing"):
+        sources.load(pub)

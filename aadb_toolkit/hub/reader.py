@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema, sources
+from .._paths import inside
 from ..errors import InputError, SourceError
 from . import card as card_mod
 from . import layout
@@ -43,9 +44,18 @@ def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]
             out = {}
             for item in entry.get("data_files") or []:
                 patterns = item["path"] if isinstance(item["path"], list) else [item["path"]]
-                out[item["split"]] = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+                # only files inside the folder: a card's pattern (or a link) never reaches outside it
+                out[item["split"]] = sorted({p for pat in patterns for p in _glob(folder, pat)
+                                             if p.is_file() and inside(folder, p)})
             return out
     raise SourceError(f"{folder / layout.README}: no config {config!r}")
+
+
+def _glob(folder: Path, pattern: object) -> list[Path]:
+    try:
+        return list(folder.glob(str(pattern)))
+    except (ValueError, NotImplementedError):  # an absolute or otherwise unusable pattern
+        return []
 
 
 def _check_complete(folder: Path, meta: dict, config: str, files: dict[str, list[Path]]) -> None:
