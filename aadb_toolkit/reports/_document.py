@@ -117,15 +117,15 @@ def _md_escape(text: str) -> str:
 
 def render_markdown(doc: Document) -> str:
     """The document as Markdown; figures refer to their PNG files by name."""
-    out = [f"# {doc.title}", ""]
+    out = [f"# {_md_escape(doc.title)}", ""]
     for b in doc.blocks:
         if isinstance(b, Figure):
             out += [f"![{_md_escape(b.alt)}]({b.file})", ""]
             if b.caption:
-                out += [f"*{b.caption}*", ""]
+                out += [f"*{_md_escape(b.caption)}*", ""]
         elif isinstance(b, Table):
             if b.caption:
-                out += [f"**{b.caption}**", ""]
+                out += [f"**{_md_escape(b.caption)}**", ""]
             out.append("| " + " | ".join(_md_escape(c) for c in b.columns) + " |")
             out.append("|" + "|".join(["---"] + ["---:"] * (len(b.columns) - 1)) + "|")
             for k, row in enumerate(b.rows):
@@ -135,13 +135,13 @@ def render_markdown(doc: Document) -> str:
                 out.append("| " + " | ".join(cells) + " |")
             out.append("")
         else:
-            kind, payload = b
+            kind, payload = b  # text may carry data (paths, names): escaped like the table cells
             if kind == "list":
-                out += [f"- {x}" for x in payload] + [""]
+                out += [f"- {_md_escape(x)}" for x in payload] + [""]
             elif kind == "note":
-                out += [f"> **Note.** {payload}", ""]
+                out += [f"> **Note.** {_md_escape(payload)}", ""]
             elif kind == "p":
-                out += [payload, ""]
+                out += [_md_escape(payload), ""]
             else:
-                out += ["#" * int(kind[1]) + " " + payload, ""]
+                out += ["#" * int(kind[1]) + " " + _md_escape(payload), ""]
     return "\n".join(out).rstrip() + "\n"
