@@ -64,6 +64,11 @@ def fingerprint_images(images: pd.DataFrame) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def is_repo_id(text: str) -> bool:
+    """True for a Hub repository id of the form ``ORG/NAME`` (letters, digits, ``_ . -``)."""
+    return bool(_REPO_ID.match(str(text)))
+
+
 def load(source: str | Path) -> AADBData:
     """Load a curated folder, a published dataset folder, or a Hub repo id (``ORG/NAME``)."""
     path = Path(source)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .. import _atomic, schema, sources
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from . import card as card_mod
 from . import layout
 
@@ -53,6 +53,8 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
     """
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
+    if repo_id is not None and not sources.is_repo_id(repo_id):
+        raise InputError(f"not a Hub repository id of the form ORG/NAME: {excerpt(repo_id)!r}", field="--repo-id")
     out = Path(out)
     _check_out_folder(out, curated)
     data = sources.load(curated)

@@ -493,3 +493,11 @@ def test_republishing_a_synthetic_hub_repo_keeps_the_synthetic_label(tiny_curate
     hub.publish("org/syn", tmp_path / "again")
     meta = hub.card.read_metadata(tmp_path / "again/README.md")
     assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]
+
+
+def test_card_escapes_text_from_the_consistency_summary_and_checks_the_repo_id(tiny_curated, tmp_path):
+    result = hub.publish(tiny_curated, tmp_path / "pub", consistency_summary={"method": "<script>x</script>"})
+    card = (result.out / "README.md").read_text()
+    assert "<script>" not in card and "\\<script\\>" in card
+    with pytest.raises(InputError, match="ORG/NAME"):
+        hub.publish(tiny_curated, tmp_path / "pub2", repo_id='a/b")\nimport os')
