@@ -268,6 +268,7 @@ def atomic_dir(path: str | os.PathLike[str], *, kind: str = "output", overwrite:
     os.chmod(staging, 0o777 & ~_umask())
     try:
         yield staging
+        check_output_folder(path, kind, inputs=inputs)  # again: a user may have added a file meanwhile
         write_marker(staging, kind)
         if path.exists() and exchange_paths(staging, path):
             pass  # one atomic swap: ``path`` now holds the new folder, ``staging`` the old one

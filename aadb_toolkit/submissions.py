@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, excerpt
 
 #: The exact header a submission starts with.
 HEADER: tuple[str, str] = ("image_id", "score")
@@ -193,7 +193,7 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
             hint = layout = " (columns must be in the order image_id,score; swapped columns are not accepted)"
         else:
             hint = ""
-        problems.append(Problem(f"header is {shown[:80]!r}, expected exactly 'image_id,score'{hint}", row=1))
+        problems.append(Problem(f"header is {excerpt(shown, 80)!r}, expected exactly 'image_id,score'{hint}", row=1))
         if layout:
             raise SubmissionError(str(path), [Problem(problems[-1].message + "; rows not checked", row=1)])
         if _is_number_row(header) and sorted(header) != sorted(HEADER):
@@ -230,10 +230,10 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         if not image_id:
             problems.append(Problem("image_id is empty", row=line))
         elif image_id not in expected_set and _looks_like_path(image_id):
-            problems.append(Problem(f"image_id {image_id[:80]!r} looks like a path; give the bare image id "
+            problems.append(Problem(f"image_id {excerpt(image_id, 60)!r} looks like a path; give the bare image id "
                                     f"(no '/', '\\' or '..')", row=line))
         elif image_id in first_row:
-            problems.append(Problem(f"duplicated image_id {image_id[:80]!r} (first on row {first_row[image_id]})",
+            problems.append(Problem(f"duplicated image_id {excerpt(image_id, 60)!r} (first on row {first_row[image_id]})",
                                     row=line))
         elif image_id not in expected_set:
             if image_id.strip() in expected_set:
@@ -242,18 +242,18 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 hint = f" (the id {image_id[:-2]!r} written as a float?)"
             else:
                 hint = ""
-            problems.append(Problem(f"unknown image_id {image_id[:80]!r}: not in the {split_name}{hint}", row=line))
+            problems.append(Problem(f"unknown image_id {excerpt(image_id, 60)!r}: not in the {split_name}{hint}", row=line))
         if image_id and image_id not in first_row:
             first_row[image_id] = line
         if math.isnan(v):
             if raw.strip().lower() in ("nan", "+nan", "-nan"):
-                problems.append(Problem(f"score is NaN for {image_id[:80]!r}", row=line))
+                problems.append(Problem(f"score is NaN for {excerpt(image_id, 60)!r}", row=line))
             elif not raw.strip():
-                problems.append(Problem(f"score is empty for {image_id[:80]!r}", row=line))
+                problems.append(Problem(f"score is empty for {excerpt(image_id, 60)!r}", row=line))
             else:
-                problems.append(Problem(f"score {raw[:40]!r} is not a number", row=line))
+                problems.append(Problem(f"score {excerpt(raw, 40)!r} is not a number", row=line))
         elif math.isinf(v):
-            problems.append(Problem(f"score {raw[:40]!r} is infinite", row=line))
+            problems.append(Problem(f"score {excerpt(raw, 40)!r} is infinite", row=line))
     if stopped_at is not None:
         problems.append(Problem(f"checking stopped at row {stopped_at} after {MAX_PROBLEMS:,} problems: is this a "
                                 f"submission for the {split_name}?"))

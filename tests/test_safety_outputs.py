@@ -237,3 +237,15 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert main(["demo", "--out", str(home), "--images", "20", "--no-train"]) == 1
     assert "is not a demo folder" in capsys.readouterr().err
     assert sorted(p.name for p in home.iterdir()) == ["predictions.csv"]
+
+
+def test_a_file_added_while_the_output_is_built_is_not_swapped_away(tmp_path):
+    out = tmp_path / "out"
+    with _atomic.atomic_dir(out, kind="report") as stage:
+        (stage / "a.txt").write_text("1")
+    with pytest.raises(OutputError, match="late.txt"):
+        with _atomic.atomic_dir(out, kind="report") as stage:
+            (stage / "a.txt").write_text("2")
+            (out / "late.txt").write_text("saved by the user during the run")
+    assert (out / "late.txt").is_file() and (out / "a.txt").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
