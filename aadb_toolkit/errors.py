@@ -37,7 +37,7 @@ class OutputError(InputError):
 
 #: Reports and error messages quote at most this many characters of an input line or value, so a
 #: file that is not what it claims to be (a secret behind a symlink, say) is never copied out.
-EXCERPT_CHARS = 24
+EXCERPT_CHARS = 32
 
 
 def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:

@@ -80,15 +80,16 @@ def test_symlinks_to_outside_files_are_never_read(tmp_path):
 
 def test_malformed_label_lines_are_quoted_only_as_short_sanitised_excerpts(tmp_path, capsys):
     rel = build_release(3)
-    rel.labels[LIGHT] = "root:x:0:0:root:/root:/bin/bash-and-much-more\x1b[31m\n" + rel.labels[LIGHT]
+    rel.labels[LIGHT] = ("root:x:0:0:root:/root:/bin/bash and then a long tail of secret text\x1b[31m\n"
+                         + rel.labels[LIGHT])
     root = rel.write(tmp_path / "r")
     result = curate(root, tmp_path / "out", workers=1, progress=False)
     [bad] = [e for e in result.report["entries"] if e["reason"] == "malformed_label_line"]
-    assert len(bad["value"]) <= EXCERPT_CHARS and "\x1b" not in bad["value"] and "/bin/bash" not in bad["value"]
+    assert len(bad["value"]) <= EXCERPT_CHARS and "\x1b" not in bad["value"] and "secret" not in bad["value"]
     assert main(["curate", "--release", str(root), "--out", str(tmp_path / "o2"), "--strict-labels",
                  "--workers", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "/bin/bash" not in err and "\x1b" not in err
+    assert "secret" not in err and "\x1b" not in err
 
 
 def test_fingerprint_is_a_slow_kdf_and_does_not_give_away_a_missing_tail(tmp_path):
