@@ -194,11 +194,19 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     return p
 
 
-def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
+def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
+                        written_before_markers: Callable[[Path], bool] | None = None) -> Path:
     """For outputs that grow in place (a training run, the demo's folder): check ``path`` as
     :func:`check_output_folder` does, create it and mark it as ``kind`` (without a file list)
-    unless it is marked already. Returns the absolute path."""
-    p = check_output_folder(path, kind, inputs=inputs)
+    unless it is marked already. ``written_before_markers`` recognises such a folder written by a
+    version of the toolkit without markers (it is then marked, not refused). Returns the path."""
+    p = Path(path).expanduser().absolute()
+    if (written_before_markers is not None and p.is_dir() and not p.is_symlink() and read_marker(p) is None
+            and written_before_markers(p)):
+        _check_not_input(p, inputs)
+        _check_not_inside_output(p)
+        write_marker(p, kind, list_files=False)
+    p = check_output_folder(p, kind, inputs=inputs)
     p.mkdir(parents=True, exist_ok=True)
     if read_marker(p) is None:
         write_marker(p, kind, list_files=False)
@@ -206,11 +214,12 @@ def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tupl
 
 
 @contextlib.contextmanager
-def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Iterator[Path]:
+def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
+                          written_before_markers: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """:func:`claim_output_folder` for the duration of a block: if the block fails before writing
     anything into a folder it created, the folder is removed again."""
     created = not Path(path).expanduser().absolute().exists()
-    p = claim_output_folder(path, kind, inputs=inputs)
+    p = claim_output_folder(path, kind, inputs=inputs, written_before_markers=written_before_markers)
     try:
         yield p
     except BaseException:

@@ -249,3 +249,21 @@ def test_a_file_added_while_the_output_is_built_is_not_swapped_away(tmp_path):
             (out / "late.txt").write_text("saved by the user during the run")
     assert (out / "late.txt").is_file() and (out / "a.txt").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_run_folder_from_before_markers_is_adopted_a_foreign_one_is_not(tmp_path):
+    def looks_like_run(p):
+        return (p / "config.json").is_file() and any(p.glob("*.pt"))
+
+    old_run = tmp_path / "old_run"
+    old_run.mkdir()
+    (old_run / "config.json").write_text("{}")
+    (old_run / "checkpoint.pt").write_bytes(b"x")
+    _atomic.claim_output_folder(old_run, "run", written_before_markers=looks_like_run)
+    assert _atomic.read_marker(old_run)["kind"] == "run"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    with pytest.raises(OutputError, match="not a run folder"):
+        _atomic.claim_output_folder(other, "run", written_before_markers=looks_like_run)
+    assert _atomic.read_marker(other) is None
