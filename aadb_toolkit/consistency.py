@@ -610,7 +610,7 @@ def run_consistency(source: Any, out_dir: str | Path, *, n_perm: int = DEFAULT_N
     in whole (it replaces only a consistency folder the toolkit wrote)."""
     from . import sources
 
-    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    inputs = sources.input_folders(source)
     _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,

@@ -241,7 +241,7 @@ def run_human_consistency(source: Any, out_dir: str | Path, *, thresholds: Itera
     the JSON document."""
     from . import sources
 
-    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    inputs = sources.input_folders(source)
     _atomic.check_output_folder(out_dir, "report", inputs=inputs)
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
     table = worker_table(data.ratings, data.images, scope=scope, count_scope=count_scope,

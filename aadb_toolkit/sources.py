@@ -64,6 +64,22 @@ def fingerprint_images(images: pd.DataFrame) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def input_folders(source: object) -> tuple[Path, ...]:
+    """The folders a data source reads from, which no output may overwrite or lie in: a curated
+    folder and the release its images are read from; a published folder; nothing for a Hub id."""
+    if isinstance(source, AADBData) or not isinstance(source, (str, Path)) or not Path(source).is_dir():
+        return ()
+    path = Path(source)
+    try:
+        release = json.loads((path / schema.CURATED_MANIFEST).read_text(encoding="utf-8")).get("release_root")
+    except (OSError, ValueError, AttributeError):
+        release = None
+    if isinstance(release, str) and release:
+        root = Path(release) if Path(release).is_absolute() else path / release
+        return (path, root) if root.is_dir() and root.resolve() != Path("/") else (path,)
+    return (path,)
+
+
 def is_repo_id(text: str) -> bool:
     """True for a Hub repository id of the form ``ORG/NAME`` (letters, digits, ``_ . -``)."""
     return bool(_REPO_ID.match(str(text)))

@@ -267,3 +267,14 @@ def test_a_run_folder_from_before_markers_is_adopted_a_foreign_one_is_not(tmp_pa
     with pytest.raises(OutputError, match="not a run folder"):
         _atomic.claim_output_folder(other, "run", written_before_markers=looks_like_run)
     assert _atomic.read_marker(other) is None
+
+
+def test_no_output_goes_into_the_release_behind_a_curated_folder(tiny_curated, tmp_path, capsys):
+    release = Path(json.loads((tiny_curated / "manifest.json").read_text())["release_root"])
+    before = sorted(p.name for p in release.iterdir())
+    for args in (["consistency", "--data", str(tiny_curated), "--out", str(release / "cons"), "--n-perm", "10"],
+                 ["publish", "--curated", str(tiny_curated), "--out", str(release / "hub")],
+                 ["report", "human-consistency", "--data", str(tiny_curated), "--out", str(release / "rep")]):
+        assert main(args) == 1
+        assert "input" in capsys.readouterr().err
+    assert sorted(p.name for p in release.iterdir()) == before

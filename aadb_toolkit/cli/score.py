@@ -11,6 +11,7 @@ from .._atomic import check_output_file
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
+from ..sources import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
 
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
     check_output_file(args.out, "result document", is_result_file,
-                      inputs=(args.submission, args.data, args.validation, args.ava_data, args.compare, args.leaderboard))
+                      inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
+                              args.compare, args.leaderboard))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
                               progress=True)

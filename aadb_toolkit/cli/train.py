@@ -47,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
     """Train and print where the run went and its best validation ρ."""
     from .._atomic import claimed_output_folder
     from ..models import train
+    from ..sources import input_folders
 
-    with claimed_output_folder(args.out, "run", inputs=(args.config, args.data, args.init_weights),
+    inputs = (args.config, args.data, *input_folders(args.data), args.init_weights)
+    with claimed_output_folder(args.out, "run", inputs=inputs,
                                written_before_markers=_is_unmarked_run):
         result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
                        init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,

@@ -113,6 +113,7 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
         raise InputError(f"the output folder contains the data source {str(source)!r}; publishing replaces "
                          "the whole output folder", file=str(out), field="--out")
     if not out.exists():
+        _atomic.check_output_folder(out, PUBLISHED_KIND, inputs=sources.input_folders(source)[1:])
         return
     if not out.is_dir():
         raise InputError("exists and is not a folder", file=str(out), field="--out")
@@ -124,7 +125,8 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
     if foreign:
         raise InputError(f"publishing replaces the whole folder and would delete {foreign}, which publishing "
                          "did not write; move them away or publish to a new folder", file=str(out), field="--out")
-    _atomic.check_output_folder(out, PUBLISHED_KIND)  # the toolkit's own marker, and no file it did not write
+    # the toolkit's own marker, no file it did not write, and not in the release the images come from
+    _atomic.check_output_folder(out, PUBLISHED_KIND, inputs=sources.input_folders(source)[1:])
 
 
 def is_synthetic(source: Path | str) -> bool:

@@ -69,7 +69,7 @@ def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | 
     """Run every analysis on ``source`` and write ``report.html``, ``report.md``, their figures and
     the JSON/CSV results into the folder ``out_dir``, built aside and swapped in whole (it replaces
     only a report folder the toolkit wrote); returns the paths by role."""
-    inputs = () if isinstance(source, sources.AADBData) else (source,)
+    inputs = sources.input_folders(source)
     inputs += (predictions,) if predictions is not None else ()
     _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     data = source if isinstance(source, sources.AADBData) else sources.load(source)
