@@ -90,7 +90,7 @@ def test_a_published_folder_never_reads_shards_outside_it(tiny_curated, tmp_path
     from aadb_toolkit import hub
 
     pub = tmp_path / "pub"
-    hub.publish(tiny_curated, pub)
+    hub.publish(sources.load(tiny_curated), pub)
     readme = (pub / "README.md").read_text()
     assert "path: data/train-*" in readme
     (pub / "README.md").write_text(readme.replace("path: data/train-*", "path: ../elsewhere/train-*"))

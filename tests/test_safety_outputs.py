@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aadb_toolkit import _atomic, consistency
+from aadb_toolkit import _atomic, consistency, sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import OutputError
 from aadb_toolkit.simulate import simulate
@@ -115,7 +115,7 @@ def test_simulate_to_the_root_is_a_clear_error(capsys):
 
 def test_consistency_output_is_all_or_nothing(tiny_curated, tmp_path, monkeypatch):
     out = tmp_path / "cons"
-    consistency.run_consistency(tiny_curated, out, n_perm=50, seed=1, show_progress=False)
+    consistency.run_consistency(sources.load(tiny_curated), out, n_perm=50, seed=1, show_progress=False)
     before = _tree(out)
     real = _atomic.write_bytes
 
@@ -126,7 +126,7 @@ def test_consistency_output_is_all_or_nothing(tiny_curated, tmp_path, monkeypatc
 
     monkeypatch.setattr(_atomic, "write_bytes", fail_on_png)
     with pytest.raises(OSError):
-        consistency.run_consistency(tiny_curated, out, n_perm=60, seed=2, show_progress=False)
+        consistency.run_consistency(sources.load(tiny_curated), out, n_perm=60, seed=2, show_progress=False)
     assert _tree(out) == before  # every file still from the first run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cons"]
 

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from .._atomic import check_output_file
     from ..models import predict, write_predictions
-    from ..sources import input_folders
+    from .._paths import input_folders
     from ..submissions import is_submission_file
 
     check_output_file(args.out, "predictions CSV", is_submission_file,

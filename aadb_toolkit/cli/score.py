@@ -11,7 +11,7 @@ from .._atomic import check_output_file
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
-from ..sources import input_folders
+from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
 
 
@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name is not None and args.leaderboard is None:
+        raise InputError("--name is the display name on a leaderboard: it needs --leaderboard DB", field="--name")
     if args.leaderboard is not None:
         from ..leaderboard import check_database, check_name
 

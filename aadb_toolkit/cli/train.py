@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Train and print where the run went and its best validation ρ."""
     from .._atomic import claimed_output_folder
     from ..models import train
-    from ..sources import input_folders
+    from .._paths import input_folders
 
     inputs = (args.config, args.data, *input_folders(args.data), args.init_weights)
     with claimed_output_folder(args.out, "run", inputs=inputs,
