@@ -17,12 +17,6 @@ from .errors import SourceError, excerpt
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def is_repo_id(text: str) -> bool:
-    """True for a Hub repository id of the form ``ORG/NAME`` (letters, digits, ``_ . -``)."""
-    return bool(_REPO_ID.match(str(text)))
 
 
 def load(source: str | Path) -> AADBData:
@@ -42,7 +36,9 @@ def load(source: str | Path) -> AADBData:
         )
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
-    if _REPO_ID.match(str(source)):
+    from .hub.layout import is_repo_id
+
+    if is_repo_id(str(source)):
         from . import hub
 
         return hub.load_from_hub(str(source))

@@ -55,9 +55,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     """
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
-    from ..sources import is_repo_id  # (lazily: sources loads published folders through hub)
-
-    if repo_id is not None and not is_repo_id(repo_id):
+    if repo_id is not None and not layout.is_repo_id(repo_id):
         raise InputError(f"not a Hub repository id of the form ORG/NAME: {excerpt(repo_id)!r}", field="--repo-id")
     out = Path(out)
     _check_out_folder(out, data.origin)
