@@ -11,7 +11,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from .errors import OutputError
 
 
 def _umask() -> int:
@@ -53,29 +55,236 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+#: The marker every output folder of the toolkit carries: which kind of output it is and which
+#: files the toolkit wrote there. A folder is replaced only when it carries the marker of its kind.
+MARKER_FILE = ".aadb_output.json"
+MARKER_FORMAT = "aadb_toolkit-output"
+#: Output kind → the command that writes it (named in refusals).
+OUTPUT_KINDS: dict[str, str] = {
+    "simulated_release": "aadb simulate", "simulated_truth": "aadb simulate", "curated": "aadb curate",
+    "published": "aadb publish", "consistency": "aadb consistency", "report": "aadb report",
+    "run": "aadb train", "leaderboard": "aadb leaderboard", "demo": "aadb demo", "output": "the toolkit",
+}
+#: Kinds of folder that hold other outputs (the demo's folder); every other kind is closed to them.
+CONTAINER_KINDS = frozenset({"demo"})
+_STAGING = ".aadb-"  # staging and old folders: .<name>.aadb-<pid>-<random>.staging / .<name>.aadb-<pid>.old
+_NAMES_SHOWN = 5
+
+
+def _describe(kind: str) -> str:
+    return f"{kind.replace('_', ' ')} folder (written by {OUTPUT_KINDS.get(kind, 'the toolkit')})"
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
+    return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+
+
+def read_marker(folder: str | os.PathLike[str]) -> dict | None:
+    """The toolkit's output marker of ``folder`` (a dict with ``kind`` and ``files``), or None."""
+    f = Path(folder) / MARKER_FILE
+    try:
+        if f.is_symlink() or not f.is_file():
+            return None
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("format") == MARKER_FORMAT and isinstance(d.get("kind"), str) else None
+
+
+def _files_under(folder: Path) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(folder):  # does not follow links
+        rel = Path(root).relative_to(folder)
+        out += [(rel / n).as_posix() for n in files + [d for d in dirs if (Path(root) / d).is_symlink()]]
+    return sorted(n for n in out if n != MARKER_FILE)
+
+
+def write_marker(folder: str | os.PathLike[str], kind: str, *, list_files: bool = True) -> None:
+    """Mark ``folder`` as an output of ``kind``, listing the files in it (``list_files=False`` for
+    folders that grow in place, such as a training run)."""
+    from . import __version__
+
+    folder = Path(folder)
+    write_json(folder / MARKER_FILE, {
+        "format": MARKER_FORMAT, "kind": kind, "written_by": OUTPUT_KINDS.get(kind, "the toolkit"),
+        "toolkit_version": __version__, "files": _files_under(folder) if list_files else None})
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _check_not_input(path: Path, inputs: tuple) -> None:
+    real = _real(path)
+    for given in inputs:
+        if given is None or not isinstance(given, (str, os.PathLike)) or not Path(given).exists():
+            continue
+        inp = _real(Path(given).expanduser())
+        if real == inp or inp.is_relative_to(real) or (inp.is_dir() and real.is_relative_to(inp)):
+            raise OutputError(f"is, contains or lies inside the input {str(given)!r} of this command; "
+                              "writing there would destroy or change the input — choose another output",
+                              file=str(path))
+
+
+def _check_not_inside_output(path: Path) -> None:
+    for parent in _real(path).parents:
+        marker = read_marker(parent)
+        if marker is not None and marker["kind"] not in CONTAINER_KINDS:
+            raise OutputError(f"lies inside the {_describe(marker['kind'])} {parent}, which the toolkit "
+                              "replaces or manages as a whole, so anything put there is lost or mistaken for "
+                              "its own — choose a folder outside it", file=str(path))
+
+
+def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
+    """Refuse (:class:`~aadb_toolkit.errors.OutputError`) an output folder whose replacement would
+    lose data: a symlink, the root, a file, an input of the command, a folder inside another
+    output, or a non-empty folder without the marker of ``kind`` or holding files the toolkit did
+    not write. Returns the absolute path."""
+    p = Path(path).expanduser().absolute()
+    if p.is_symlink():
+        raise OutputError("is a symbolic link; the toolkit never replaces a link — give the real folder "
+                          "or a new one", file=str(p))
+    if p.parent == p:
+        raise OutputError("is the root of the file system; choose a new folder", file=str(p))
+    _check_not_input(p, inputs)
+    _check_not_inside_output(p)
+    if not p.exists():
+        return p
+    if not p.is_dir():
+        raise OutputError("exists and is not a folder; choose a new folder", file=str(p))
+    try:
+        entries = sorted(os.listdir(p))
+    except OSError as exc:
+        raise OutputError(f"cannot list the folder: {exc.strerror or exc}", file=str(p)) from exc
+    if not entries:
+        return p
+    marker = read_marker(p)
+    if marker is None:
+        raise OutputError(f"is not empty (found {_names(entries)}) and is not a {_describe(kind)} (no "
+                          f"{MARKER_FILE}); the toolkit replaces only folders it wrote — choose a new or empty "
+                          "folder", file=str(p))
+    if marker["kind"] != kind:
+        raise OutputError(f"is a {_describe(marker['kind'])}, not a {_describe(kind)}; refusing to replace it",
+                          file=str(p))
+    listed = marker.get("files")
+    if isinstance(listed, list):
+        extra = sorted(set(_files_under(p)) - set(map(str, listed)))
+        if extra:
+            raise OutputError(f"holds files the toolkit did not write ({_names(extra)}); replacing the folder "
+                              "would delete them, so nothing was written — move them away first", file=str(p))
+    return p
+
+
+def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable[[Path], bool], *,
+                      inputs: tuple = ()) -> Path:
+    """Refuse to write the file ``path`` over a symlink, a folder, an input of the command, a file
+    inside another output folder, or an existing file that ``is_ours`` does not recognise as a
+    ``what`` written by the toolkit. Returns the absolute path."""
+    p = Path(path).expanduser().absolute()
+    if p.is_symlink():
+        raise OutputError("is a symbolic link; the toolkit never replaces a link — give a new file name", file=str(p))
+    if p.is_dir():
+        raise OutputError(f"is a folder; give the name of the {what} to write", file=str(p))
+    _check_not_input(p, inputs)
+    _check_not_inside_output(p)
+    if p.exists() and not is_ours(p):
+        raise OutputError(f"exists and is not a {what} written by the toolkit; refusing to overwrite it — "
+                          "choose a new file name", file=str(p))
+    return p
+
+
+def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
+                        written_before_markers: Callable[[Path], bool] | None = None) -> Path:
+    """For outputs that grow in place (a training run, the demo's folder): check ``path`` as
+    :func:`check_output_folder` does, create it and mark it as ``kind`` (without a file list)
+    unless it is marked already. ``written_before_markers`` recognises such a folder written by a
+    version of the toolkit without markers (it is then marked, not refused). Returns the path."""
+    p = Path(path).expanduser().absolute()
+    if (written_before_markers is not None and p.is_dir() and not p.is_symlink() and read_marker(p) is None
+            and written_before_markers(p)):
+        _check_not_input(p, inputs)
+        _check_not_inside_output(p)
+        write_marker(p, kind, list_files=False)
+    p = check_output_folder(p, kind, inputs=inputs)
+    p.mkdir(parents=True, exist_ok=True)
+    if read_marker(p) is None:
+        write_marker(p, kind, list_files=False)
+    return p
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
+                          written_before_markers: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """:func:`claim_output_folder` for the duration of a block: if the block fails before writing
+    anything into a folder it created, the folder is removed again."""
+    created = not Path(path).expanduser().absolute().exists()
+    p = claim_output_folder(path, kind, inputs=inputs, written_before_markers=written_before_markers)
+    try:
+        yield p
+    except BaseException:
+        if created and os.listdir(p) == [MARKER_FILE]:
+            shutil.rmtree(p, ignore_errors=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the staging and old copies of ``path`` left by a killed run of the toolkit (named
+    ``.<name>.aadb-<pid>…``, from a process that no longer exists); returns what was removed."""
+    path = Path(path).absolute()
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}{_STAGING}"
+    for entry in path.parent.iterdir():
+        rest = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
+        pid = rest.split("-", 1)[0].split(".", 1)[0]
+        if (not pid.isdigit() or not entry.name.endswith((".staging", ".old")) or entry.is_symlink()
+                or not entry.is_dir() or _pid_alive(int(pid))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, kind: str = "output", overwrite: bool = True,
+               inputs: tuple = ()) -> Iterator[Path]:
     """Build a whole output folder aside and swap it in when the block succeeds.
 
+    ``path`` is first checked with :func:`check_output_folder` (only a folder carrying the marker
+    of ``kind`` and nothing the toolkit did not write is replaced); the new folder gets that marker.
     On failure the staging folder is removed and whatever was at ``path`` before is untouched.
     With ``overwrite=False`` an existing non-empty ``path`` is an error.
     """
-    path = Path(path).absolute()
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path}: exists and is not a folder")
+    path = check_output_folder(path, kind, inputs=inputs)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(f"{path}: folder exists and is not empty")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    remove_stale_staging(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}{_STAGING}{os.getpid()}-", suffix=".staging",
+                                    dir=path.parent))
     os.chmod(staging, 0o777 & ~_umask())
     try:
         yield staging
+        check_output_folder(path, kind, inputs=inputs)  # again: a user may have added a file meanwhile
+        write_marker(staging, kind)
         if path.exists() and exchange_paths(staging, path):
             pass  # one atomic swap: ``path`` now holds the new folder, ``staging`` the old one
         else:
             old = None
             if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                old = path.with_name(f".{path.name}{_STAGING}{os.getpid()}.old")
                 if old.exists():
                     shutil.rmtree(old)
                 os.replace(path, old)

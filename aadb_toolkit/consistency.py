@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper
+from ._paths import input_folders
 from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
 from ._registry import lookup
 from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
@@ -678,6 +679,10 @@ def figures(result: ConsistencyResult) -> dict[str, bytes]:
     }
 
 
+#: Output-marker kind of the folder :func:`run_consistency` writes (see :mod:`aadb_toolkit._atomic`).
+OUTPUT_KIND = "consistency"
+
+
 def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, Path]:
     """Write ``consistency.json``, the per-batch and per-pair CSV tables and the figures into
     ``out_dir``, each file atomically; returns the written paths by role."""
@@ -696,8 +701,13 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
 def run_consistency(data: AADBData, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
                     q: float = paper.CONSISTENCY_FDR_Q, method: str = DEFAULT_METHOD, seed: int = 0,
                     show_progress: bool | None = None) -> ConsistencyResult:
-    """Run :func:`analyze_batches` on the ratings of loaded ``data`` and write its outputs to ``out_dir``."""
+    """Run :func:`analyze_batches` on the ratings of loaded ``data`` and write its outputs to the
+    folder ``out_dir``, built aside and swapped in whole (it replaces only a consistency folder the
+    toolkit wrote, never one inside the data's own folders)."""
+    inputs = input_folders(data)
+    _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
                              source=data.origin, show_progress=show_progress)
-    write_outputs(result, out_dir)
+    with _atomic.atomic_dir(out_dir, kind=OUTPUT_KIND, inputs=inputs) as stage:
+        write_outputs(result, stage)
     return result

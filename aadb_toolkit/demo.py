@@ -62,8 +62,9 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     """
     from .reports import human_consistency
 
-    out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    from ._atomic import claim_output_folder
+
+    out = claim_output_folder(out, "demo")  # a folder of the demo's own, or a new or empty one
     result = DemoResult(out=out)
     stage = _Stages(result, echo)
     data = _curate_and_publish(stage, out, n_images=n_images, seed=seed, quirks=quirks, n_perm=n_perm)

@@ -25,3 +25,23 @@ class InputError(AADBError, ValueError):
 
 class SourceError(AADBError):
     """A data source (curated folder, published folder, Hub repo id) could not be recognised or read."""
+
+
+class OutputError(InputError):
+    """An output path the toolkit refuses to write, because writing it would lose or expose data
+    (a folder the toolkit did not write, an input of the command, a symlink, a key inside it)."""
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = "--out") -> None:
+        super().__init__(message, file=file, field=field)
+
+
+#: Reports and error messages quote at most this many characters of an input line or value, so a
+#: file that is not what it claims to be (a secret behind a symlink, say) is never copied out.
+EXCERPT_CHARS = 32
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short printable prefix of an input text, for reports and errors: characters that are not
+    printable become ``?``, and text longer than ``limit`` characters is cut and ends in ``…``."""
+    cut = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
+    return cut if len(cut) <= limit else cut[: limit - 1] + "…"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper, schema
+from ._paths import input_folders
 from ._ranks import MIN_ITEMS_FOR_RHO, spearman
 from .data import AADBData, check_ratings, leave_one_out_mean
 from .errors import InputError
@@ -218,10 +219,14 @@ def run_human_consistency(data: AADBData, out_dir: str | Path, *, thresholds: It
                           predictions: pd.Series | None = None, n_boot: int = 1000,
                           seed: int = 0) -> dict[str, Any]:
     """Compute Table 6 from loaded ``data`` and write ``human_consistency.json`` and
-    ``human_workers.csv`` into ``out_dir``; returns the JSON document."""
+    ``human_workers.csv`` into the folder ``out_dir`` (built aside, swapped in whole); returns the
+    JSON document."""
+    inputs = input_folders(data)
+    _atomic.check_output_folder(out_dir, "report", inputs=inputs)
     table = worker_table(data.ratings, data.images, scope=scope, count_scope=count_scope,
                          leave_one_out=leave_one_out, predictions=predictions)
     result = summarize(table, data, thresholds=tuple(thresholds), leave_one_out=leave_one_out, scope=scope,
                        count_scope=count_scope, predictions=predictions, n_boot=n_boot, seed=seed)
-    write_outputs(result, table, out_dir)
+    with _atomic.atomic_dir(out_dir, kind="report", inputs=inputs) as stage:
+        write_outputs(result, table, stage)
     return result

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import schema
+from ._paths import inside, plainly_relative
 from .data import AADBData, Provenance, fingerprint_images
-from .errors import SourceError
+from .errors import SourceError, excerpt
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def load(source: str | Path) -> AADBData:
@@ -36,7 +36,9 @@ def load(source: str | Path) -> AADBData:
         )
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
-    if _REPO_ID.match(str(source)):
+    from .hub.layout import is_repo_id
+
+    if is_repo_id(str(source)):
         from . import hub
 
         return hub.load_from_hub(str(source))
@@ -59,13 +61,23 @@ def load_curated(path: str | Path) -> AADBData:
     if not release_root.is_absolute():
         release_root = (path / release_root).resolve()
     paths = dict(zip(images["image_id"], images["path"]))
+    climbing = [(i, p) for i, p in paths.items() if not plainly_relative(str(p))]
+    if climbing:
+        i, p = climbing[0]
+        raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(i)!r} has path {excerpt(p)!r}, which "
+                          f"leads outside the release folder ({len(climbing)} such row(s)); the toolkit reads "
+                          "nothing outside the release")
 
     def read(image_id: str) -> bytes:
         try:
             rel = paths[image_id]
         except KeyError:
             raise KeyError(f"unknown image_id {image_id!r} in {path}") from None
-        return (release_root / rel).read_bytes()
+        file = release_root / rel
+        if not inside(release_root, file):
+            raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(image_id)!r}: {excerpt(rel)!r} is a "
+                              "symbolic link leading outside the release folder; the toolkit reads nothing outside it")
+        return file.read_bytes()
 
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
                             test_list=manifest.get("test_list"))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .data import sha256_fingerprint
-from .errors import InputError
+from .errors import InputError, excerpt
 
 #: The exact header a submission starts with.
 HEADER: tuple[str, str] = ("image_id", "score")
@@ -220,8 +220,8 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                              "not accepted)")
         else:
             hint = ""
-        problems.append(Problem(f"header is {shown[:80]!r}, expected exactly {','.join(expected_header)!r}{hint}",
-                                row=1))
+        problems.append(Problem(f"header is {excerpt(shown, 80)!r}, expected exactly {','.join(expected_header)!r}"
+                                f"{hint}", row=1))
         if layout:
             raise SubmissionError(str(path), [Problem(problems[-1].message + "; rows not checked", row=1)])
         if _is_number_row(header, n_fields) and sorted(header) != sorted(expected_header):
@@ -263,10 +263,11 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
             problems.append(Problem(f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
                                     "not an image id (rejected: it would run when the file is opened)", row=line))
         elif image_id not in expected_set and _looks_like_path(image_id):
-            problems.append(Problem(f"{key_name} {image_id[:80]!r} looks like a path; give the bare image id "
+            problems.append(Problem(f"{key_name} {excerpt(image_id, 60)!r} looks like a path; give the bare image id "
                                     f"(no '/', '\\' or '..')", row=line))
         elif image_id in first_row:
-            problems.append(Problem(f"duplicated {key_name} {image_id[:80]!r} (first on row {first_row[image_id]})",
+            problems.append(Problem(f"duplicated {key_name} {excerpt(image_id, 60)!r} (first on row "
+                                    f"{first_row[image_id]})",
                                     row=line))
         elif image_id not in expected_set:
             if image_id.strip() in expected_set:
@@ -277,18 +278,19 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
                 hint = f" (an image of the {other_splits[image_id]} split)"
             else:
                 hint = ""
-            problems.append(Problem(f"unknown {key_name} {image_id[:80]!r}: not in the {split_name}{hint}", row=line))
+            problems.append(Problem(f"unknown {key_name} {excerpt(image_id, 60)!r}: not in the {split_name}{hint}",
+                                    row=line))
         if image_id and image_id not in first_row:
             first_row[image_id] = line
         if math.isnan(v):
             if raw.strip().lower() in ("nan", "+nan", "-nan"):
-                problems.append(Problem(f"score is NaN for {image_id[:80]!r}", row=line))
+                problems.append(Problem(f"score is NaN for {excerpt(image_id, 60)!r}", row=line))
             elif not raw.strip():
-                problems.append(Problem(f"score is empty for {image_id[:80]!r}", row=line))
+                problems.append(Problem(f"score is empty for {excerpt(image_id, 60)!r}", row=line))
             else:
-                problems.append(Problem(f"score {raw[:40]!r} is not a number", row=line))
+                problems.append(Problem(f"score {excerpt(raw, 40)!r} is not a number", row=line))
         elif math.isinf(v):
-            problems.append(Problem(f"score {raw[:40]!r} is infinite", row=line))
+            problems.append(Problem(f"score {excerpt(raw, 40)!r} is infinite", row=line))
     if stopped_at is not None:
         problems.append(Problem(f"checking stopped at row {stopped_at} after {MAX_PROBLEMS:,} problems: is this a "
                                 f"submission for the {split_name}?"))
@@ -356,6 +358,17 @@ def _parse_csv(text: str, file: str) -> tuple[list[list[str]], list[int]]:
     except csv.Error as exc:
         raise SubmissionError(file, [Problem(f"not a parseable CSV: {exc}", row=reader.line_num)]) from exc
     return rows, lines
+
+
+def is_submission_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` starts like a submission CSV the toolkit writes (header ``image_id,score``),
+    so writing predictions over it replaces predictions, never another file."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(256)
+    except OSError:
+        return False
+    return first.removeprefix(b"\xef\xbb\xbf").strip() == ",".join(HEADER).encode()
 
 
 def write_submission(path: str | os.PathLike[str], scores: pd.Series) -> Path:

@@ -68,11 +68,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1])
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
+    previous = _install_signal_handlers()
     try:
         return int(module.run(args) or 0)
     except AADBError as exc:
         print(f"aadb {name}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a write failure: read-only folder, full disk, file-size limit, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"aadb {name}: error: {where}{exc.strerror or exc}; nothing half-written was left behind",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"aadb {name}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"aadb {name}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        _restore_signal_handlers(previous)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that every ``finally`` (staging folders, worker
+    pools) cleans up as it does on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _install_signal_handlers() -> dict:
+    """SIGTERM unwinds like Ctrl-C; a file-size limit (SIGXFSZ) becomes an OSError instead of
+    killing the process mid-write. Returns the previous handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    wanted = {signal.SIGTERM: _on_sigterm}
+    if hasattr(signal, "SIGXFSZ"):
+        wanted[signal.SIGXFSZ] = signal.SIG_IGN
+    return {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -17,6 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", type=Path, default=None,
                         help="secret rater-anonymization key (created with a random key if missing); default "
                              "$AADB_RATER_KEY_FILE, else ~/.config/aadb_toolkit/rater.key")
+    parser.add_argument("--allow-insecure-key", action="store_true",
+                        help="accept a key file other users can read or write (a warning instead of an error)")
     parser.add_argument("--answer-column", action="append", default=[], metavar="ATTR=STEM",
                         help="answer column stem for an attribute or 'score', e.g. depth_of_field=DoF "
                              "(reads Answer.DoF1..10); repeatable")
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     result = curate(args.release, args.out, key_file=args.key_file,
                     answer_columns=parse_answer_columns(args.answer_column), workers=args.workers,
                     strict_labels=args.strict_labels, on_bad_value=args.on_bad_value,
-                    progress=False if args.no_progress else None, test_list=args.test_list)
+                    progress=False if args.no_progress else None, test_list=args.test_list,
+                    allow_insecure_key=args.allow_insecure_key)
     print(result.summary())
     return 0

@@ -16,12 +16,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._atomic import atomic_dir
     from ..leaderboard import format_markdown, render
 
     if not args.db.is_file():
         raise InputError("no such leaderboard database", file=str(args.db))
     board = format_markdown(args.db, args.print_protocol) if args.print_protocol else None  # a misspelling fails first
-    written = render(args.db, args.out)
+    with atomic_dir(args.out, kind="leaderboard", inputs=(args.db,)) as stage:  # all pages or none
+        written = render(args.db, stage)
     print(f"wrote {len(written)} files to {args.out}")
     if board is not None:
         print(board)

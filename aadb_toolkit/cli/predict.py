@@ -19,9 +19,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
+    from .._atomic import check_output_file
     from ..models import predict, write_predictions
     from ..models.predict import model_identity
+    from .._paths import input_folders
+    from ..submissions import is_submission_file
 
+    check_output_file(args.out, "predictions CSV", is_submission_file,
+                      inputs=(args.run, args.data, *input_folders(args.data)))
     preds = predict(args.run, args.data, args.split, device=args.device, which=args.weights)
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")

@@ -7,9 +7,11 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from .._atomic import check_output_file
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
-from ..protocols.results import write_result
+from ..protocols.results import is_result_file, write_result
+from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
 
 
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--leaderboard needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
+    check_output_file(args.out, "result document", is_result_file,
+                      inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
+                              args.compare, args.leaderboard))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
                               progress=True, generic=args.generic, episodes=args.episodes)
@@ -89,9 +94,9 @@ def _compare(result, args: argparse.Namespace) -> dict:
 
     other = read_result(args.compare)
     if not comparable(result, other):
-        raise InputError(f"{args.compare}: not comparable (protocol {other.protocol!r}, data fingerprint "
-                         f"{other.data_fingerprint[:23]}…; this result: {result.protocol!r}, "
-                         f"{result.data_fingerprint[:23]}…)")
+        raise InputError(f"{args.compare}: not comparable (protocol {other.protocol!r} version "
+                         f"{other.protocol_version}, data fingerprint {other.data_fingerprint[:23]}…; this result: "
+                         f"{result.protocol!r} version {result.protocol_version}, {result.data_fingerprint[:23]}…)")
     if args.leaderboard is None:
         raise InputError("--compare RESULT.json needs --leaderboard DB (where that result's predictions are stored)")
     other_pred = recorded_predictions(args.leaderboard, other)

@@ -39,13 +39,23 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def _is_unmarked_run(folder) -> bool:
+    """A run folder written before run folders were marked: the trainer's config and a checkpoint."""
+    return (folder / "config.json").is_file() and any(folder.glob("*.pt"))
+
+
 def run(args: argparse.Namespace) -> int:
     """Train and print where the run went and its best validation ρ."""
+    from .._atomic import claimed_output_folder
     from ..models import train
+    from .._paths import input_folders
 
-    result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
-                   init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,
-                   overrides=overrides_from_args(args), progress=False if args.no_progress else None)
+    inputs = (args.config, args.data, *input_folders(args.data), args.init_weights)
+    with claimed_output_folder(args.out, "run", inputs=inputs,
+                               written_before_markers=_is_unmarked_run):
+        result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
+                       init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,
+                       overrides=overrides_from_args(args), progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) == 0:
         best = "n/a" if result.best_val_rho is None else f"{result.best_val_rho:.4f}"
         print(f"{result.config.name}: {result.stopped} after {result.epochs_completed} epoch(s), "

@@ -4,6 +4,7 @@ the key nor the raw WorkerId ever reaches an output file or a log line."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -26,8 +27,14 @@ KEY_FILE_ENV = "AADB_RATER_KEY_FILE"
 DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
 #: Rater IDs are "R" followed by this many hex digits of the HMAC (64 bits).
 RATER_ID_HEX_DIGITS = 16
-_KEY_ID_MESSAGE = b"aadb-key-id"
 _MIN_KEY_BYTES = 16
+#: The key fingerprint is scrypt(key, salt, N, r, p) — memory-hard and slow on purpose, so that even
+#: someone who learnt part of a key cannot test guesses of the rest against a published fingerprint
+#: quickly. 12 hex digits (48 bits) are shown; the parameters are part of what the fingerprint means.
+FINGERPRINT_SALT = b"aadb_toolkit rater-key fingerprint v2"
+FINGERPRINT_SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1}
+FINGERPRINT_HEX_DIGITS = 12
+_INSECURE_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
 
 
 @dataclass(frozen=True)
@@ -41,20 +48,26 @@ class RaterKey:
     def __repr__(self) -> str:  # keep the secret out of tracebacks and debug logs
         return f"RaterKey(source={self.source!r}, created={self.created}, fingerprint={self.fingerprint})"
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Identifies which key was used (HMAC of a fixed message), without revealing it."""
+        """Identifies which key was used (a slow scrypt hash), without revealing it."""
         return key_fingerprint(self.secret)
 
 
 def key_fingerprint(secret: bytes) -> str:
-    """12 hex digits of HMAC-SHA256(key, "aadb-key-id"): the same key always gives the same value."""
-    return hmac.new(secret, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:12]
+    """12 hex digits of scrypt(key, :data:`FINGERPRINT_SALT`, N=2^15, r=8, p=1): the same key always
+    gives the same value, and each guess of a key costs an attacker a 32 MiB, ~0.1 s computation."""
+    digest = hashlib.scrypt(secret, salt=FINGERPRINT_SALT, maxmem=64 * 2 ** 20, dklen=32, **FINGERPRINT_SCRYPT)
+    return digest.hex()[:FINGERPRINT_HEX_DIGITS]
 
 
-def resolve_key(key: bytes | None = None, key_file: Path | str | None = None) -> RaterKey:
+def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
+                forbidden: tuple[Path | str, ...] = (), allow_insecure: bool = False) -> RaterKey:
     """The key to use: ``key``, else ``key_file``, else ``$AADB_RATER_KEY_FILE``, else the default
-    file; a named file that does not exist is created with a fresh random key (mode 0600)."""
+    file; a named file that does not exist is created with a fresh random key (mode 0600).
+
+    A key file inside one of the ``forbidden`` folders (the release, the output) is refused, and so
+    is one that other users may read or write, unless ``allow_insecure``."""
     if key is not None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < _MIN_KEY_BYTES:
             raise InputError(f"the rater key must be at least {_MIN_KEY_BYTES} bytes")
@@ -63,6 +76,7 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None) ->
         env = os.environ.get(KEY_FILE_ENV)
         key_file = Path(env) if env else DEFAULT_KEY_FILE
     path = Path(key_file).expanduser()
+    _check_key_location(path, forbidden)
     if not path.exists():
         return _create_key_file(path)
     try:
@@ -73,9 +87,24 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None) ->
         raise InputError(f"the rater key file holds fewer than {_MIN_KEY_BYTES} bytes; "
                          "delete it to have a new key created, or point to the right file", file=str(path))
     mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("rater key file %s is readable by other users; run: chmod 600 %s", path, path)
+    if mode & _INSECURE_BITS:
+        if not allow_insecure:
+            raise InputError(f"the rater key file can be read or written by other users (mode "
+                             f"{stat.S_IMODE(mode):o}); run: chmod 600 {path}  (or pass --allow-insecure-key)",
+                             file=str(path))
+        log.warning("rater key file %s can be read or written by other users; run: chmod 600 %s", path, path)
     return RaterKey(secret, str(path))
+
+
+def _check_key_location(path: Path, forbidden: tuple[Path | str, ...]) -> None:
+    """Refuse a key file inside the release (never written) or the output folder (replaced whole,
+    which would destroy the key and with it every rater ID)."""
+    real = Path(os.path.realpath(path))
+    for folder in forbidden:
+        where = Path(os.path.realpath(Path(folder).expanduser()))
+        if real == where or real.is_relative_to(where):
+            raise InputError(f"the rater key file lies inside {folder}, a folder this command reads or replaces; "
+                             "keep the key outside the release and the output folder", file=str(path))
 
 
 def _create_key_file(path: Path) -> RaterKey:

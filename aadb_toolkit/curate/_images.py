@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import struct
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import schema
+from .._paths import inside
 
 #: Folders of the release that hold images (the 1,000-image new test folder may be separate).
 IMAGE_DIRS = (schema.RELEASE_IMAGE_DIR, "AADB_newtest_originalSize")
@@ -37,16 +41,24 @@ def default_workers() -> int:
 
 def list_image_files(release: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Image files of the release as {image name: path relative to the release root}, and the
-    files that are not used (hidden files, sub-folders, a name already seen) with the reason."""
+    files that are not used (hidden files, sub-folders, a name already seen, a name that is not
+    UTF-8, a symbolic link leading outside the release) with the reason."""
     files: dict[str, str] = {}
     ignored: list[tuple[str, str]] = []
     for folder in IMAGE_DIRS:
         root = release / folder
         if not root.is_dir():
             continue
+        if not inside(release, root):
+            ignored.append((folder, "link_outside_release (the image folder leads outside the release; not read)"))
+            continue
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            rel = f"{folder}/{entry.name}"
-            if entry.name.startswith("."):
+            rel = f"{folder}/{_printable_name(entry.name)}"
+            if not _utf8(entry.name):
+                ignored.append((rel, "name_not_utf8 (the file name is not valid UTF-8; rename the file to use it)"))
+            elif entry.is_symlink() and not inside(release, entry.path):
+                ignored.append((rel, "link_outside_release (a symbolic link to a file outside the release; not read)"))
+            elif entry.name.startswith("."):
                 ignored.append((rel, "hidden_file"))
             elif not entry.is_file():
                 ignored.append((rel, "not_a_file"))
@@ -55,6 +67,19 @@ def list_image_files(release: Path) -> tuple[dict[str, str], list[tuple[str, str
             else:
                 files[entry.name] = rel
     return files, ignored
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive from the file system as lone surrogates
+        return False
+    return True
+
+
+def _printable_name(name: str) -> str:
+    """The file name as text that can be written anywhere (bytes that are not UTF-8 as ``\\xNN``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def check_images(release: Path, files: dict[str, str], *, workers: int | None = None,
@@ -73,16 +98,42 @@ def check_images(release: Path, files: dict[str, str], *, workers: int | None = 
         else:
             size = max(1, min(64, len(items) // (workers * 4) or 1))
             chunks = [items[i:i + size] for i in range(0, len(items), size)]
-            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+            pool = worker_pool(workers)
+            try:
                 futures = [pool.submit(_check_chunk, c) for c in chunks]
                 for fut in cf.as_completed(futures):
                     part = fut.result()
                     results.extend(part)
                     bar.update(len(part))
+            finally:  # on an error, Ctrl-C or SIGTERM: drop the queued chunks, let the workers exit
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     frame = pd.DataFrame(results, columns=list(CHECK_COLUMNS))
     return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A process pool whose workers die with their parent, even when it is killed with SIGKILL (each
+    worker watches its parent process and exits when it is gone), and leave Ctrl-C and SIGTERM to
+    the parent, which shuts the pool down."""
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+#: How often a worker checks that its parent is still alive (seconds).
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="aadb-parent-watch", daemon=True).start()
 
 
 def _check_chunk(items: list[tuple[str, str]]) -> list[dict]:

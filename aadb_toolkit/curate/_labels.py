@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..errors import InputError
+from .._paths import inside
+from ..errors import InputError, excerpt
 from ._ledger import Ledger
 
 FIELDS = (schema.SCORE_LABEL_FIELD, *schema.ATTRIBUTES)
@@ -59,6 +60,13 @@ def read_labels(release: Path, *, strict: bool, ledger: Ledger,
             path = release / rel
             if not path.is_file():
                 missing.append(rel)
+                continue
+            if not inside(release, path):
+                if strict:
+                    raise InputError("is a symbolic link to a file outside the release; the toolkit reads "
+                                     "nothing outside the release folder", file=rel)
+                ledger.add("label_file", "excluded", "link_outside_release", file=rel,
+                           detail="symbolic link to a file outside the release; not read")
                 continue
             present.append(rel)
             frames.append(_read_one(path, rel, split, fld, strict=strict, ledger=ledger))
@@ -104,7 +112,7 @@ def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledge
     except (OSError, UnicodeDecodeError) as exc:
         if strict:
             raise InputError(f"cannot read label file: {exc}", file=rel) from exc
-        ledger.add("label_file", "excluded", "unreadable_label_file", file=rel, detail=str(exc)[:200])
+        ledger.add("label_file", "excluded", "unreadable_label_file", file=rel, detail=excerpt(exc, 120))
         return pd.DataFrame(columns=["image_id", "split", "field", "value", "tol", "file", "row"])
     names, values, tols, rows = [], [], [], []
     lo, hi = _RANGES[fld]
@@ -116,7 +124,7 @@ def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledge
         value = _number(parts[1]) if len(parts) == 2 else None
         if value is None:
             if strict:
-                raise InputError(f"expected '<image name> <number>', got {line[:60]!r}", file=rel, row=n,
+                raise InputError(f"expected '<image name> <number>', got {excerpt(line)!r}", file=rel, row=n,
                                  field="value")
             ledger.add("label", "excluded", "malformed_label_line", file=rel, row=n, value=line,
                        detail="expected '<image name> <number>'")

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..errors import excerpt
+
 #: Entry fields, in the order the report lists them.
 ENTRY_FIELDS = ("kind", "action", "reason", "file", "row", "column", "image_id", "value", "detail")
-_MAX_VALUE_CHARS = 60
 
 
 @dataclass
@@ -45,13 +46,13 @@ class Ledger:
                      value=cols["value"][i], detail=cols["detail"][i])
 
     def safe_value(self, value: object) -> str | None:
-        """A short printable copy of an input value, never a raw WorkerId."""
+        """A short printable prefix of an input value (:func:`~aadb_toolkit.errors.excerpt`), never a raw WorkerId."""
         if value is None or (isinstance(value, float) and value != value):
             return None
         text = str(value)
         if text.strip() in self.redact or self._pattern().search(text):
             return "<redacted: WorkerId>"
-        return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+        return excerpt(text)
 
     def _pattern(self) -> re.Pattern[str]:
         key = len(self.redact)

@@ -13,13 +13,16 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, schema
-from .._atomic import atomic_dir
+from .._atomic import atomic_dir, check_output_folder
+from .._paths import inside
 from ..errors import InputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
 from ._ledger import Ledger
 
 log = logging.getLogger(__name__)
+#: Output-marker kind of a curated folder (see :mod:`aadb_toolkit._atomic`).
+CURATED_KIND = "curated"
 
 
 @dataclass
@@ -56,12 +59,14 @@ class CurationResult:
 def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, key_file: Path | str | None = None,
            answer_columns: dict[str, str] | None = None, workers: int | None = None, strict_labels: bool = False,
            on_bad_value: str = "error", progress: bool | None = None,
-           test_list: str = schema.DEFAULT_TEST_LIST) -> CurationResult:
+           test_list: str = schema.DEFAULT_TEST_LIST, allow_insecure_key: bool = False) -> CurationResult:
     """Read, validate and anonymize a raw AADB release and write the curated folder ``out``
     (tables, manifest, report), all or nothing: on any error no partial output is left and an
     older ``out`` is untouched. ``on_bad_value="exclude"`` excludes and reports bad answers
     instead of stopping at the first one. ``test_list`` chooses the label list that defines
-    ``test`` when the release has label files (``"TestNew"``, the paper's, or the older ``"Test"``)."""
+    ``test`` when the release has label files (``"TestNew"``, the paper's, or the older ``"Test"``).
+    The key file must lie outside ``release`` and ``out`` and be private to its owner
+    (``allow_insecure_key`` downgrades the second to a warning)."""
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     if not release.is_dir():
@@ -74,12 +79,16 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
 
     csv_rel = schema.RELEASE_RAW_RESULTS
     csv_path = release / csv_rel
+    if csv_path.exists() and not inside(release, csv_path):
+        raise InputError("is a symbolic link to a file outside the release; the toolkit reads nothing outside "
+                         "the release folder", file=str(csv_path))
     df = _raw.read_results_csv(csv_path)
     slots = _raw.find_slots(df, cols, str(csv_path))
     ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
     rows = _raw.assignment_rows(df, csv_rel, ledger)
     answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
-    rkey = resolve_key(key, key_file)  # after the CSV checks: a run that fails on bad input creates no key
+    # after the CSV checks: a run that fails on bad input creates no key
+    rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)
 
     files, ignored = _images.list_image_files(release)
     for rel, why in ignored:
@@ -118,7 +127,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     report = _build_report(release, csv_rel, rkey, cols, on_bad_value, strict_labels, rows, answers, slots,
                            files, missing, corrupt, images, ratings, split_info, ledger)
     manifest = _manifest(release, csv_path, rkey, cols, images, ratings, split_info)
-    with atomic_dir(out) as stage:
+    with atomic_dir(out, kind=CURATED_KIND, inputs=(release,)) as stage:
         images.to_parquet(stage / schema.CURATED_IMAGES, index=False)
         ratings.to_parquet(stage / schema.CURATED_RATINGS, index=False)
         _write_json(stage / schema.CURATED_MANIFEST, manifest)
@@ -143,9 +152,7 @@ def _check_out(release: Path, out: Path) -> None:
     if resolved == release or release.is_relative_to(resolved) or resolved.is_relative_to(release):
         raise InputError("the output folder must be outside the release folder (and must not contain it)",
                          file=str(out))
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / schema.CURATED_MANIFEST).is_file())):
-        raise InputError("exists and is not a curated folder; refusing to replace it (choose another --out)",
-                         file=str(out))
+    check_output_folder(out, CURATED_KIND, inputs=(release,))  # before the work, and again at the swap
 
 
 def _exclude_answers(answers: pd.DataFrame, names: set[str], reason: str, detail: str, ledger: Ledger,

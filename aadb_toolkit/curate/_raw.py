@@ -306,6 +306,7 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
         series = pd.concat([sub[f"{prefix}{i}"] for i in slots], ignore_index=True)
         codes, uniques = pd.factorize(series, use_na_sentinel=False)
         texts = np.array([str(u).strip() for u in uniques], dtype=object)
+        _report_spellings(prefix, texts, np.bincount(codes, minlength=len(texts)), file, ledger)
         parsed[prefix] = np.array([_to_float(t) for t in texts], dtype=float)[codes[order]] if len(texts) else \
             np.zeros(0)
         return texts[codes[order]] if len(texts) else np.zeros(0, dtype=object)
@@ -354,7 +355,8 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
         (no_url, "blank_image_url", "answers given but the image URL is blank"),
         (blank_score, "blank_score", "overall score left blank: not a rating, but the answer's valid attribute "
                                      "votes still count in the image's attribute means"),
-        (non_numeric, "non_numeric_score", f"score is not a number (expected an integer {schema.SCORE_MIN}–{schema.SCORE_MAX})"),
+        (non_numeric, "non_numeric_score", "score is not a number in ASCII digits (expected an integer "
+                                            f"{schema.SCORE_MIN}–{schema.SCORE_MAX}; '1e0', '٣' are refused)"),
         (out_of_range, "score_out_of_range", f"score is not an integer {schema.SCORE_MIN}–{schema.SCORE_MAX}"),
     ):
         mask = mask & ((reason == "kept") | (reason == why))
@@ -407,14 +409,24 @@ def exclude_repeated_images(answers: pd.DataFrame, file: str, ledger: Ledger, *,
                          "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
 
 
+#: The one rule for answer numbers: ASCII digits with an optional sign and an optional decimal part
+#: ("5", "+1", "5.0"; "3.5" is a number, out of range); anything else ("1e0", "٣", "0x5", "inf", "5_0")
+#: is not a number. Accepted integers written other than plainly are reported ("number_spelling").
+ANSWER_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
 def _to_float(text: str) -> float:
-    """A number, or NaN when the text is not one (blank, words, '1_0' style literals)."""
-    if not text or "_" in text:
-        return float("nan")
-    try:
-        return float(text)
-    except ValueError:
-        return float("nan")
+    """The integer an answer text spells under :data:`ANSWER_NUMBER`, or NaN."""
+    return float(text) if ANSWER_NUMBER.fullmatch(text) else float("nan")
+
+
+def _report_spellings(prefix: str, texts: np.ndarray, counts: np.ndarray, file: str, ledger: Ledger) -> None:
+    """One report entry per accepted number written other than plainly ("5.0", "+1")."""
+    for t, n in zip(texts, counts):
+        if t and ANSWER_NUMBER.fullmatch(t) and float(t).is_integer() and t != str(int(float(t))):
+            ledger.add("answer", "reported", "number_spelling", file=file, column=f"{prefix}<i>", value=t,
+                       detail=f"{int(n)} answer(s) written {t!r}, read as {int(float(t))} (accepted: ASCII digits "
+                              "with an optional sign and decimal part)")
 
 
 def _report_votes(out: pd.DataFrame, kept: np.ndarray, masks: dict[str, np.ndarray], kind: str, reason: str,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .._markdown import code, escape
+
 REPORT_JSON = "curation_report.json"
 REPORT_MD = "curation_report.md"
 REPORT_FORMAT = "aadb-curation-report"
@@ -25,9 +27,9 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# AADB curation report",
         "",
-        f"- Release: `{report['release_root']}`",
+        f"- Release: {code(report['release_root'])}",
         f"- Toolkit: aadb_toolkit {report['toolkit_version']}",
-        f"- Raw results: `{report['csv']['file']}` ({report['csv']['rows_total']} rows; "
+        f"- Raw results: {code(report['csv']['file'])} ({report['csv']['rows_total']} rows; "
         f"{report['csv']['row_numbering']})",
         f"- Bad values: `{report['options']['on_bad_value']}`; strict labels: {report['options']['strict_labels']}",
         f"- Rater key fingerprint: `{report['key_fingerprint']}` (identifies the key, does not reveal it)",
@@ -42,7 +44,7 @@ def render_markdown(report: dict) -> str:
         f"| raters | {s['raters']} |",
         *(f"| split {k} | {v} |" for k, v in s["splits"].items()),
         "",
-        f"Split method: **{report['split']['method']}** — {report['split']['detail']}",
+        f"Split method: **{_md(report['split']['method'])}** — {_md(report['split']['detail'])}",
         "",
         "## Accounting",
         "",
@@ -60,12 +62,12 @@ def render_markdown(report: dict) -> str:
     else:
         lines += ["| kind | action | reason | count |", "|---|---|---|---:|"]
         for f in report["findings"]:
-            lines.append(f"| {f['kind']} | {f['action']} | {f['reason']} | {f['count']} |")
+            lines.append(f"| {_md(f['kind'])} | {_md(f['action'])} | {_md(f['reason'])} | {f['count']} |")
         groups: dict[tuple, list] = defaultdict(list)
         for e in report["entries"]:
             groups[(e["kind"], e["action"], e["reason"])].append(e)
         for (kind, action, reason), entries in groups.items():
-            lines += ["", f"### {kind} {action}: {reason} ({len(entries)})", "",
+            lines += ["", f"### {_md(kind)} {_md(action)}: {_md(reason)} ({len(entries)})", "",
                       "| file | row | column | image | value | detail |", "|---|---:|---|---|---|---|"]
             for e in entries[:_MD_EXAMPLES_PER_REASON]:
                 cells = [e["file"], e["row"], e["column"], e["image_id"], e["value"], e["detail"]]
@@ -76,6 +78,4 @@ def render_markdown(report: dict) -> str:
 
 
 def _md(value: object) -> str:
-    if value is None:
-        return ""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return escape(value)

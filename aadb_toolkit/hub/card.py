@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import paper, schema
+from .._markdown import escape
 from ..errors import InputError
 from . import layout
 
@@ -228,7 +229,7 @@ def _consistency_text(summary: dict | None) -> str:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return escape(value)  # the summary is a user-supplied file: its text must not inject markup
 
 
 # --- reading and validating -----------------------------------------------------------------

@@ -4,6 +4,7 @@ each config. Every other module of :mod:`aadb_toolkit.hub` takes these facts fro
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from .. import schema
@@ -18,6 +19,15 @@ CONFIG_PIAA: Final[str] = "piaa"
 PIAA_SPLIT: Final[str] = "episodes"
 #: Folder of each config's parquet shards inside the repository.
 CONFIG_DIRS: Final[dict[str, str]] = {CONFIG_IMAGES: "data", CONFIG_RATINGS: "ratings", CONFIG_PIAA: "piaa"}
+
+#: A Hub dataset repository id: ``ORG/NAME`` (letters, digits, ``_ . -``).
+REPO_ID: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_repo_id(text: str) -> bool:
+    """True for a Hub repository id of the form ``ORG/NAME``."""
+    return bool(REPO_ID.match(str(text)))
+
 
 README: Final[str] = "README.md"
 LICENSE: Final[str] = "LICENSE.md"

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema
+from .._paths import inside
 from ..data import AADBData, Provenance
 from ..errors import InputError, SourceError
 from . import card as card_mod
@@ -44,9 +45,27 @@ def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]
             out = {}
             for item in entry.get("data_files") or []:
                 patterns = item["path"] if isinstance(item["path"], list) else [item["path"]]
-                out[item["split"]] = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+                out[item["split"]] = sorted({p for pat in patterns for p in _glob(folder, pat)
+                                             if p.is_file() and _contained(folder, p)})
             return out
     raise SourceError(f"{folder / layout.README}: no config {config!r}")
+
+
+def _contained(folder: Path, file: Path) -> bool:
+    """A card's pattern never climbs out of the folder, and a link never leads out of it — or, for a
+    snapshot in the Hugging Face cache (whose files link to ``../../blobs``), out of its repository's
+    cache folder."""
+    if ".." in file.relative_to(folder).parts:
+        return False
+    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    return inside(root, file)
+
+
+def _glob(folder: Path, pattern: object) -> list[Path]:
+    try:
+        return list(folder.glob(str(pattern)))
+    except (ValueError, NotImplementedError):  # an absolute or otherwise unusable pattern
+        return []
 
 
 def _check_complete(folder: Path, meta: dict, config: str, files: dict[str, list[Path]]) -> None:

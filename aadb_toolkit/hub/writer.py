@@ -19,12 +19,15 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .. import _atomic, schema
+from .._paths import input_folders
 from ..data import AADBData
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from . import card as card_mod
 from . import layout
 
 log = logging.getLogger(__name__)
+#: Output-marker kind of a published folder (see :mod:`aadb_toolkit._atomic`).
+PUBLISHED_KIND = "published"
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,13 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     """
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
+    if repo_id is not None and not layout.is_repo_id(repo_id):
+        raise InputError(f"not a Hub repository id of the form ORG/NAME: {excerpt(repo_id)!r}", field="--repo-id")
     out = Path(out)
     _check_out_folder(out, data.origin)
     images, ratings, notes = canonical_tables(data)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
-    with _atomic.atomic_dir(out) as stage:
+    with _atomic.atomic_dir(out, kind=PUBLISHED_KIND) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
         split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
         for split in schema.SPLITS:
@@ -133,6 +138,7 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
         raise InputError(f"the output folder contains the data source {str(source)!r}; publishing replaces "
                          "the whole output folder", file=str(out), field="--out")
     if not out.exists():
+        _atomic.check_output_folder(out, PUBLISHED_KIND, inputs=input_folders(source)[1:])
         return
     if not out.is_dir():
         raise InputError("exists and is not a folder", file=str(out), field="--out")
@@ -140,10 +146,12 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
     if entries and not is_published_folder(out):
         raise InputError("the output folder is not empty and is not a published AADB dataset; publishing "
                          "replaces the whole folder, so choose a new or empty folder", file=str(out), field="--out")
-    foreign = [e for e in entries if e not in layout.PUBLISHED_ENTRIES]
+    foreign = [e for e in entries if e not in layout.PUBLISHED_ENTRIES and e != _atomic.MARKER_FILE]
     if foreign:
         raise InputError(f"publishing replaces the whole folder and would delete {foreign}, which publishing "
                          "did not write; move them away or publish to a new folder", file=str(out), field="--out")
+    # the toolkit's own marker, no file it did not write, and not in the release the images come from
+    _atomic.check_output_folder(out, PUBLISHED_KIND, inputs=input_folders(source)[1:])
 
 
 def canonical_tables(data: AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

@@ -27,7 +27,7 @@ import pandas as pd
 from .. import __version__
 from .._atomic import write_json
 from ..data import SYNTHETIC_PREFIX
-from ..errors import InputError
+from ..errors import InputError, excerpt
 
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
@@ -144,6 +144,7 @@ class Result:
                              f"(this toolkit reads {RESULT_SCHEMA_VERSION})", file=file)
         try:
             p, data, s = d["protocol"], d["data"], d["settings"]
+            _check_fields(d, p, data)
             return cls(
                 protocol=p["name"], protocol_version=p["version"], main_metric=p["main_metric"],
                 metrics={k: Metric.from_dict(v) for k, v in d["metrics"].items()},
@@ -154,8 +155,23 @@ class Result:
                 synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
                 model=d.get("model"), environment=d.get("environment") or {}, evaluation=d.get("evaluation") or {},
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed result document: {exc!r}", file=file) from exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"malformed result document: {excerpt(repr(exc), 120)}", file=file) from exc
+
+
+def _check_fields(d: dict[str, Any], protocol: Any, data: Any) -> None:
+    """Raise ValueError naming the first field of a result document with the wrong type."""
+    text = {"protocol.name": protocol.get("name"), "protocol.main_metric": protocol.get("main_metric"),
+            "data.fingerprint": data.get("fingerprint"), "submission.sha256": d["submission"].get("sha256")}
+    for name, v in text.items():
+        if not isinstance(v, str):
+            raise ValueError(f"{name} must be a string, got {type(v).__name__}")
+    if not isinstance(d["metrics"], dict) or not all(isinstance(m, dict) for m in d["metrics"].values()):
+        raise ValueError("metrics must map names to objects")
+    for k, m in d["metrics"].items():
+        for f in ("value", "ci_low", "ci_high"):
+            if m.get(f) is not None and (isinstance(m[f], bool) or not isinstance(m[f], (int, float))):
+                raise ValueError(f"metrics.{k}.{f} must be a number or null")
 
 
 def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
@@ -244,10 +260,26 @@ def read_result(path: str | os.PathLike[str]) -> Result:
     return Result.from_dict(d, file=str(path))
 
 
+def is_result_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a result document (the toolkit's ``format``), so writing a result
+    over it replaces a result, never another file."""
+    try:
+        if Path(path).stat().st_size > _MAX_RESULT_BYTES:
+            return False
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(d, dict) and d.get("format") == RESULT_FORMAT
+
+
+_MAX_RESULT_BYTES = 256 * 2 ** 20
+
+
 def comparable(a: Result, b: Result) -> bool:
-    """True when two results can be ranked together: same protocol, same data fingerprint, and both
-    on real or both on synthetic data."""
-    return a.protocol == b.protocol and a.data_fingerprint == b.data_fingerprint and a.synthetic == b.synthetic
+    """True when two results can be ranked together: same protocol, protocol version (a new version
+    may score differently) and data fingerprint, and both on real or both on synthetic data."""
+    return (a.protocol == b.protocol and str(a.protocol_version) == str(b.protocol_version)
+            and a.data_fingerprint == b.data_fingerprint and a.synthetic == b.synthetic)
 
 
 def _num(x: float | None) -> float | None:

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .._markdown import escape, escape_text
+
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1000px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
@@ -140,8 +142,8 @@ def render_html(doc: Document) -> str:
 
 def _md_escape(text: str) -> str:
     """A table cell made inert: ``\\ < [ ] ` |`` backslash-escaped (no tag, link or code span can
-    open, no row can split), line breaks as spaces."""
-    return re.sub(r"([\\<\[\]`|])", r"\\\1", str(text)).replace("\n", " ")
+    open, no row can split), line breaks as spaces (:func:`aadb_toolkit._markdown.escape`)."""
+    return escape(text)
 
 
 def _md_cell(v: Any) -> str:
@@ -150,15 +152,15 @@ def _md_cell(v: Any) -> str:
 
 def render_markdown(doc: Document) -> str:
     """The document as Markdown; figures refer to their PNG files by name."""
-    out = [f"# {doc.title}", ""]
+    out = [f"# {escape_text(doc.title)}", ""]
     for b in doc.blocks:
         if isinstance(b, Figure):
             out += [f"![{_md_escape(b.alt)}]({b.file})", ""]
             if b.caption:
-                out += [f"*{b.caption}*", ""]
+                out += [f"*{escape_text(b.caption)}*", ""]
         elif isinstance(b, Table):
             if b.caption:
-                out += [f"**{b.caption}**", ""]
+                out += [f"**{escape_text(b.caption)}**", ""]
             out.append("| " + " | ".join(_md_cell(Verbatim(c)) for c in b.columns) + " |")
             out.append("|" + "|".join(["---"] + ["---:"] * (len(b.columns) - 1)) + "|")
             for k, row in enumerate(b.rows):
@@ -168,15 +170,15 @@ def render_markdown(doc: Document) -> str:
                 out.append("| " + " | ".join(cells) + " |")
             out.append("")
         else:
-            kind, payload = b
+            kind, payload = b  # text may carry data (paths, names): escaped like the table cells
             if kind == "list":
-                out += [f"- {x}" for x in payload] + [""]
+                out += [f"- {escape_text(x)}" for x in payload] + [""]
             elif kind == "links":
                 out += [f"- [{text}]({stem}.md){rest}" for text, stem, rest in payload] + [""]
             elif kind == "note":
-                out += [f"> **Note.** {payload}", ""]
+                out += [f"> **Note.** {escape_text(payload)}", ""]
             elif kind == "p":
-                out += [payload, ""]
+                out += [escape_text(payload), ""]
             else:
-                out += ["#" * int(kind[1]) + " " + payload, ""]
+                out += ["#" * int(kind[1]) + " " + escape_text(payload), ""]
     return "\n".join(out).rstrip() + "\n"

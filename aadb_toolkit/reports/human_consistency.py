@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .. import _atomic, consistency, human, paper, reliability
+from .._paths import input_folders
 from ..data import AADBData
 from .._plotting import figure, to_png
 from . import Option
@@ -58,14 +59,21 @@ def read_predictions(path: str | Path, expected_ids: list[str]) -> pd.Series:
     return read_submission(path, expected_ids, split_name="scope split").scores
 
 
+#: Output-marker kind of a report folder (see :mod:`aadb_toolkit._atomic`).
+OUTPUT_KIND = "report"
+
+
 def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path | None = None,
                  n_perm: int = consistency.DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                  method: str = consistency.DEFAULT_METHOD, rater_n_perm: int = reliability.DEFAULT_RATER_N_PERM,
                  scope: str = "test", count_scope: str = "all", leave_one_out: bool = False,
                  thresholds: tuple[int, ...] = human.PAPER_THRESHOLDS, n_boot: int = 1000,
                  seed: int = 0, show_progress: bool | None = None) -> dict[str, Path]:
-    """Run every analysis on loaded ``data`` and write ``report.html``, ``report.md``, their figures and
-    the JSON/CSV results into ``out_dir`` (each file atomically); returns the paths by role."""
+    """Run every analysis on loaded ``data`` and write ``report.html``, ``report.md``, their figures
+    and the JSON/CSV results into the folder ``out_dir``, built aside and swapped in whole (it
+    replaces only a report folder the toolkit wrote); returns the paths by role."""
+    inputs = input_folders(data) + ((predictions,) if predictions is not None else ())
+    _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     preds = None
     if predictions is not None:
         ids = data.images["image_id"].astype(str) if scope == "all" else data.split(scope)["image_id"].astype(str)
@@ -85,21 +93,21 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
     pngs["fig6_rho"] = fig6_worker_rho(workers, hdoc.get("model_rho_overall"))
     doc = build_document(data, cons, workers, hdoc, rdoc, raters, pngs)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = dict(consistency.write_outputs(cons, out))
-    paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, out).items()})
-    rel = {k: out / v for k, v in RELIABILITY_FILES.items()}
-    _atomic.write_json(rel["summary"], rdoc)
-    _atomic.write_text(rel["raters"], raters.to_csv(index=False))
-    paths.update({f"reliability_{k}": v for k, v in rel.items()})
-    for f in doc.figures():
-        _atomic.write_bytes(out / f.file, f.png)
-        paths[f"figure:{f.file}"] = out / f.file
-    _atomic.write_text(out / REPORT_MD, render_markdown(doc))
-    _atomic.write_text(out / REPORT_HTML, render_html(doc))
-    paths["markdown"], paths["html"] = out / REPORT_MD, out / REPORT_HTML
-    return paths
+    out = Path(out_dir).expanduser().absolute()
+    with _atomic.atomic_dir(out, kind=OUTPUT_KIND, inputs=inputs) as stage:
+        paths = dict(consistency.write_outputs(cons, stage))
+        paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, stage).items()})
+        rel = {k: stage / v for k, v in RELIABILITY_FILES.items()}
+        _atomic.write_json(rel["summary"], rdoc)
+        _atomic.write_text(rel["raters"], raters.to_csv(index=False))
+        paths.update({f"reliability_{k}": v for k, v in rel.items()})
+        for f in doc.figures():
+            _atomic.write_bytes(stage / f.file, f.png)
+            paths[f"figure:{f.file}"] = stage / f.file
+        _atomic.write_text(stage / REPORT_MD, render_markdown(doc))
+        _atomic.write_text(stage / REPORT_HTML, render_html(doc))
+        paths["markdown"], paths["html"] = stage / REPORT_MD, stage / REPORT_HTML
+    return {role: out / p.relative_to(stage) for role, p in paths.items()}
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import schema
-from .._atomic import atomic_dir, write_json
+from .._atomic import atomic_dir, check_output_folder, write_json
 from ..errors import InputError
 from . import _quirks
 from ._images import draw_photo, encode_jpeg, photo_size, sample_image_latents
@@ -44,16 +44,13 @@ class SimulationResult:
     seconds: float
 
 
+#: Output-marker kinds of a synthetic release and of its planted truth (see :mod:`aadb_toolkit._atomic`).
+RELEASE_KIND, TRUTH_KIND = "simulated_release", "simulated_truth"
+
+
 def truth_dir_for(release: str | Path) -> Path:
     """The planted-truth folder of a release: its sibling named ``<release>.truth``."""
     return schema.simulated_truth_dir(release)
-
-
-def _check_target(path: Path, marker: str) -> None:
-    """Refuse to replace a non-empty folder that is not one of ours."""
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / marker).exists())):
-        raise InputError(f"exists and is not a synthetic release (no {marker}); refusing to overwrite",
-                         file=str(path))
 
 
 def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool = False,
@@ -69,14 +66,14 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
         raise InputError(f"must be in [0, 1], got {random_rater_share}", field="random_rater_share")
     if len(image_size) != 2 or min(image_size) < 16 or max(image_size) > 4096:
         raise InputError(f"width and height must be in 16..4096, got {image_size}", field="image_size")
+    out = check_output_folder(out, RELEASE_KIND)  # before the work: a real release is never replaced
     truth = truth_dir_for(out)
-    _check_target(out, schema.RELEASE_RAW_RESULTS)
-    _check_target(truth, "quirks.json")
+    check_output_folder(truth, TRUTH_KIND)
     draft = build_draft(n_images, seed, quirks, random_rater_share, image_size)
     frame = csv_frame(draft)
     ratings = truth_ratings(draft, frame)
     labels, label_lines = label_files(draft, ratings)
-    with atomic_dir(out) as staging:
+    with atomic_dir(out, kind=RELEASE_KIND) as staging:
         n_files = write_images(draft, staging, image_size)
         (staging / schema.RELEASE_RAW_RESULTS).write_bytes(csv_bytes(frame, bom=draft.bom, crlf=draft.crlf))
         label_dir = staging / schema.RELEASE_LABEL_DIR
@@ -85,7 +82,7 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
             (label_dir / name).write_text(text, encoding="utf-8", newline="\n")
         _locate_quirks(draft, frame, label_lines)
         # the truth is swapped in just before the release, so a failure leaves neither half-done
-        with atomic_dir(truth) as truth_staging:
+        with atomic_dir(truth, kind=TRUTH_KIND) as truth_staging:
             write_truth(draft, ratings, truth_staging, image_size)
     return SimulationResult(
         release_dir=out, truth_dir=truth, n_images=n_images, n_image_files=n_files,

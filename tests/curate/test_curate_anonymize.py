@@ -84,6 +84,7 @@ def test_key_file_created_private_and_reused(tmp_path):
 def test_key_from_environment_then_default(tmp_path, monkeypatch):
     env_file = tmp_path / "env.key"
     env_file.write_bytes(b"an-env-key-of-enough-length\n")
+    env_file.chmod(0o600)
     monkeypatch.setenv("AADB_RATER_KEY_FILE", str(env_file))
     k = resolve_key()
     assert k.secret == b"an-env-key-of-enough-length" and k.source == str(env_file)

@@ -140,7 +140,12 @@ def published(tiny_curated, tmp_path_factory) -> Path:
 
 
 def _local_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """What an upload carries: every file except the toolkit's local output marker."""
+    from aadb_toolkit._atomic import MARKER_FILE
+
+    assert (folder / MARKER_FILE).is_file()
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != MARKER_FILE}
 
 
 def test_dry_run_lists_files_without_network(published, monkeypatch):

@@ -118,7 +118,7 @@ def test_folder_named_aadb_loads_by_name(published, tmp_path, monkeypatch):
 def test_layout_and_card(published):
     files = sorted(p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file())
     assert files == [
-        "LICENSE.md", "README.md",
+        ".aadb_output.json", "LICENSE.md", "README.md",
         "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
         "data/validation-00000-of-00001.parquet",
         "ratings/test-00000-of-00001.parquet", "ratings/train-00000-of-00001.parquet",
@@ -480,3 +480,11 @@ def test_republishing_a_synthetic_hub_repo_keeps_the_synthetic_label(tiny_curate
     hub.publish(sources.load("org/syn"), tmp_path / "again")
     meta = hub.card.read_metadata(tmp_path / "again/README.md")
     assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]
+
+
+def test_card_escapes_text_from_the_consistency_summary_and_checks_the_repo_id(tiny_curated, tmp_path):
+    result = hub.publish(sources.load(tiny_curated), tmp_path / "pub", consistency_summary={"method": "<script>x</script>"})
+    card = (result.out / "README.md").read_text()
+    assert "\\<script>" in card and "<script>" not in card.replace("\\<script>", "")
+    with pytest.raises(InputError, match="ORG/NAME"):
+        hub.publish(sources.load(tiny_curated), tmp_path / "pub2", repo_id='a/b")\nimport os')

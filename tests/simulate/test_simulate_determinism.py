@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from aadb_toolkit._atomic import MARKER_FILE
+
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.simulate import simulate, truth_dir_for
 
@@ -36,7 +38,8 @@ def test_same_seed_is_byte_identical_and_another_seed_differs(tmp_path):
 def test_rerun_replaces_a_release_and_truth_sits_beside_it(tmp_path):
     first = simulate(tmp_path / "r", n_images=20, seed=1, image_size=(32, 24))
     assert first.truth_dir == truth_dir_for(tmp_path / "r") == tmp_path / "r.truth"
-    assert not any(p.name.endswith((".parquet", ".json")) for p in first.release_dir.rglob("*"))
+    assert not any(p.name.endswith((".parquet", ".json")) for p in first.release_dir.rglob("*")
+                   if p.name != MARKER_FILE)  # only the toolkit's output marker
     second = simulate(tmp_path / "r", n_images=30, seed=2, image_size=(32, 24))
     assert len(list((second.release_dir / "datasetImages_originalSize").iterdir())) == 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "r.truth"]  # no staging left over
@@ -54,7 +57,7 @@ def test_bad_arguments_are_clear_errors_and_write_nothing(tmp_path):
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="refusing to overwrite"):
+    with pytest.raises(InputError, match="not a simulated release folder"):
         simulate(precious, n_images=20)
     assert (precious / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]

@@ -19,7 +19,8 @@ AMT_TIME = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} \d\d \d\d:\
 def test_layout_and_csv_columns(clean_release, amt_csv):
     root = clean_release.release_dir
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [schema.RELEASE_IMAGE_DIR, schema.RELEASE_LABEL_DIR, schema.RELEASE_RAW_RESULTS])
+        [schema.RELEASE_IMAGE_DIR, schema.RELEASE_LABEL_DIR, schema.RELEASE_RAW_RESULTS,
+         ".aadb_output.json"])  # the release format, plus the toolkit's output marker
     header, rows, raw = amt_csv(root / schema.RELEASE_RAW_RESULTS)
     assert not raw.startswith(b"\xef\xbb\xbf") and b"\r\n" not in raw  # quirks only with --quirks
     for col in ("HITId", "HITTypeId", "Title", "Reward", "CreationTime", "MaxAssignments", "AssignmentId",
