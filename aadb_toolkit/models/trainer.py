@@ -291,7 +291,7 @@ def stage_plan(cfg: ModelConfig, td: _TrainData) -> list[_Stage]:
     plan, start = [], 0
     for i, st in enumerate(specs):
         weights = dict(st.weights if st.weights is not None else cfg.loss.weights)
-        pairs = td.pairs is not None and weights.get("rank", 0) > 0
+        pairs = td.pairs is not None and "rank" in weights  # ω_r = 0 still trains on the pair batches
         spe = max(1, td.n_units(pairs) // B)
         if cfg.optim.steps is None:
             steps = spe * cfg.optim.epochs
