@@ -154,7 +154,8 @@ def compare_models(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         curated = Path(args.data) if args.data else synthetic_curated(args.images, Path(tmp), photo_size)
         data = load(curated)
-        reg = baseline_config("reg", {**common, "optim.steps": n_steps})
+        # the same images per step for both: Reg batches 2×batch images, the full model batch pairs
+        reg = baseline_config("reg", {**common, "optim.steps": n_steps, "optim.batch_size": 2 * args.batch})
         # the full model: a token first two stages, then the timed joint stage
         full = baseline_config("reg_rank_att_cont", {**common, "optim.steps": n_steps + 2, "pairs.n_pairs": 64 * n_steps,
                                                      "content.clusters": 10})
