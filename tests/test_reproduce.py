@@ -158,3 +158,43 @@ def test_reproduce_refuses_a_folder_it_did_not_write_and_unknown_tables(tiny_cur
     assert main(["reproduce", "--table", "table9", "--data", str(tiny_curated), "--out", str(tmp_path / "x")]) == 1
     assert main(["reproduce", "--table", "table2", "--out", str(tmp_path / "x")]) == 1
     assert "needs --data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_real_sigkill_of_aadb_reproduce_resumes_to_the_same_weights(tiny_curated, tmp_path):
+    """`aadb reproduce` killed with SIGKILL mid-row, then run again: the row resumes from its last
+    checkpoint and ends with the weights of an uninterrupted reproduction."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "tiny.toml"
+    overrides = {**TINY, "optim.steps": 120, "train.validate_every_steps": 60, "train.checkpoint_every_steps": 5}
+    body = ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in overrides.items())
+    recipe.write_text(f'name = "tiny"\nprotocol = "aadb"\n[budgets.quick]\nset = {{ {body} }}\n'
+                      '[[rows]]\nlabel = "Reg"\nconfig = "reg"\n')
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "aadb_toolkit", "reproduce", "--table", str(recipe), "--data", str(tiny_curated),
+           "--out", str(tmp_path / "cut"), "--n-boot", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = tmp_path / "cut" / "runs" / "reg" / "run" / "checkpoint.pt"
+    try:
+        while proc.poll() is None and not ck.is_file():
+            import time
+
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert ck.is_file(), "the reproduction finished before a checkpoint could be killed"
+    from aadb_toolkit.models.trainer import CHECKPOINT, load_run_file
+
+    killed_at = load_run_file(ck.parent / CHECKPOINT, "aadb-checkpoint")["global_step"]
+    assert killed_at < 120
+    assert main(cmd[3:]) == 0  # run again, in this process
+    assert main([*cmd[3:5], str(recipe), "--data", str(tiny_curated), "--out", str(tmp_path / "full"),
+                 "--n-boot", "0", "--no-progress"]) == 0
+    a = json.loads((tmp_path / "cut" / "runs" / "reg" / "run" / "run.json").read_text())
+    b = json.loads((tmp_path / "full" / "runs" / "reg" / "run" / "run.json").read_text())
+    assert a["weights_sha256"] == b["weights_sha256"] and a["global_step"] == 120
