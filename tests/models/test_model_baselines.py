@@ -30,6 +30,8 @@ def test_every_baseline_loads_trains_one_step_and_predicts(name, tiny_curated, t
         o["pairs.n_pairs"] = 64
     if cfg.content is not None:
         o["content.clusters"] = 3
+    if cfg.ensemble.members > 1:
+        o["ensemble.members"] = 2  # the averaging itself is tested in test_model_variants.py
     cfg = cfg.replace(o)
     res = train(cfg, tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
     assert res.stopped == "completed" and res.global_step >= 1 and res.global_step == res.total_steps
