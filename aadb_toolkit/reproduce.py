@@ -366,6 +366,9 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     into ``out``: ``runs/<row>/`` per row, ``<table>.md``, ``<table>.csv`` (and ``<table>.png``)."""
     if budget not in BUDGETS:
         raise InputError(f"unknown budget {budget!r}; expected one of {BUDGETS}", field="--budget")
+    from .models import pick_device
+
+    device = pick_device(device)  # a device that cannot be had fails before anything is written
     missing = sorted({r.data for r in recipe.rows} - set(sources))
     if missing:
         raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")
