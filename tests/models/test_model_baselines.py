@@ -21,21 +21,47 @@ def test_the_issue_11_configs_are_all_there():
             "reg_cont"} <= set(CONFIGS)
 
 
+def _data_with_the_columns_of(cfg, tiny_curated, tmp_path):
+    """The tiny fixture, or a copy with the attribute/content columns a config names added
+    (AVA-style configs name columns AADB does not have)."""
+    import shutil
+
+    import pandas as pd
+
+    from aadb_toolkit.models.heads import attribute_columns
+
+    images = pd.read_parquet(tiny_curated / "images.parquet")
+    want = list(attribute_columns(cfg.attributes.columns)) if cfg.attributes is not None else []
+    if cfg.content is not None and cfg.content.labels.startswith("column:"):
+        want.append(cfg.content.labels.removeprefix("column:"))
+    missing = [c for c in want if c not in images.columns]
+    if not missing:
+        return tiny_curated
+    shutil.copytree(tiny_curated, tmp_path / "cur")
+    shutil.copytree(tiny_curated.parent / "release", tmp_path / "release")
+    rng = np.random.default_rng(0)
+    for c in missing:
+        images[c] = rng.integers(0, 2, len(images)).astype(float)  # {0, 1}: a binary attribute or category
+    images.to_parquet(tmp_path / "cur" / "images.parquet")
+    return tmp_path / "cur"
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_baseline_loads_trains_one_step_and_predicts(name, tiny_curated, tmp_path):
     cfg = load_config(BASELINES / f"{name}.toml")
+    data = _data_with_the_columns_of(cfg, tiny_curated, tmp_path)
     o = dict(TINY)
     o["optim.steps"] = 1 if not cfg.stages else len(cfg.stages)
     if cfg.pairs.strategy != "none":
         o["pairs.n_pairs"] = 64
-    if cfg.content is not None:
+    if cfg.content is not None and cfg.content.labels == "kmeans":
         o["content.clusters"] = 3
     if cfg.ensemble.members > 1:
         o["ensemble.members"] = 2  # the averaging itself is tested in test_model_variants.py
     cfg = cfg.replace(o)
-    res = train(cfg, tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    res = train(cfg, data, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
     assert res.stopped == "completed" and res.global_step >= 1 and res.global_step == res.total_steps
-    preds = predict(tmp_path / "run", tiny_curated, "test", cache_dir=tmp_path / "cache")
+    preds = predict(tmp_path / "run", data, "test", cache_dir=tmp_path / "cache")
     assert len(preds) > 0 and np.isfinite(preds["score"]).all()
 
 
