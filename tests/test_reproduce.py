@@ -77,7 +77,6 @@ def test_reproduce_writes_the_table_reuses_runs_and_resumes_after_a_kill(tiny_cu
     # kill in the middle of the second row, then run again
     with pytest.raises(TrainingInterrupted):
         reproduce(recipe, data, tmp_path / "cut", n_boot=50, progress=False, stop_after_steps=3)
-    from aadb_toolkit import reproduce as rep
     from aadb_toolkit.models import train as real_train
 
     trained = []
