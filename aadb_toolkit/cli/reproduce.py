@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-#: data role of a recipe row → (command-line option, "module:loader"). A new source is a new row.
-SOURCE_OPTIONS: dict[str, tuple[str, str]] = {
-    "aadb": ("--data", "aadb_toolkit.sources:load"),
+#: data role of a recipe row → (command-line option, "module:loader", help). A new source is a new
+#: row here (its option is declared from it); recipes name the role in ``rows.data``.
+SOURCE_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "aadb": ("--data", "aadb_toolkit.sources:load", "AADB: curated folder, published folder, or Hub repo id"),
 }
 
 
@@ -16,7 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``aadb reproduce``."""
     parser.add_argument("--table", required=True,
                         help="table recipe name under baselines/tables/ (table2, table4, table5, fig5, …) or a TOML path")
-    parser.add_argument("--data", help="AADB: curated folder, published folder, or Hub repo id")
+    for option, _, text in SOURCE_OPTIONS.values():
+        parser.add_argument(option, help=text)
     parser.add_argument("--out", required=True, help="reproduction folder (runs/, the table's .md/.csv/.png)")
     parser.add_argument("--budget", choices=["quick", "paper"], default="quick",
                         help="quick: CPU minutes on small crops (default); paper: the full GPU recipe of §4.5")
