@@ -188,6 +188,20 @@ def _finished(run: Path, cfg) -> bool:
     return done and same
 
 
+def _refuse_other_config(run: Path, cfg) -> None:
+    config = run / "config.json"
+    try:
+        other = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        other = None
+    if other is not None and other != cfg.to_dict():
+        from .models.trainer import _config_diff
+
+        raise InputError(f"this row's run folder holds a run of another config (differs in "
+                         f"{_config_diff(other, cfg.to_dict())}): the recipe, the budget or a config changed "
+                         "since; remove that run folder to retrain it, or use another --out", file=str(run))
+
+
 def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: str, *,
               init_weights: str | Path | None = None, device: str | None = None, progress: bool | None = None,
               cache_dir: Path | None = None, stop_after_steps: int | None = None) -> tuple[Path, dict[str, Any]]:
@@ -201,6 +215,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
         if _finished(run, cfg):
             log.info("reusing finished run %s", run)
         else:  # a new run, or the interrupted one resumed from its checkpoint
+            _refuse_other_config(run, cfg)
             train(cfg, data, run, device=device, init_weights=init_weights, progress=progress,
                   cache_dir=cache_dir, stop_after_steps=stop_after_steps)
         val = json.loads((run / "run.json").read_text(encoding="utf-8")).get("best_val_rho")

@@ -197,3 +197,14 @@ def test_a_real_sigkill_of_aadb_reproduce_resumes_to_the_same_weights(tiny_curat
     a = json.loads((tmp_path / "cut" / "runs" / "reg" / "run" / "run.json").read_text())
     b = json.loads((tmp_path / "full" / "runs" / "reg" / "run" / "run.json").read_text())
     assert a["weights_sha256"] == b["weights_sha256"] and a["global_step"] == 120
+
+
+def test_a_row_whose_config_changed_is_refused_not_mixed(tiny_curated, tmp_path):
+    recipe = _tiny("table2", rows={"Reg"})
+    data = {"aadb": load(tiny_curated)}
+    with pytest.raises(TrainingInterrupted):
+        reproduce(recipe, data, tmp_path / "o", n_boot=0, progress=False, stop_after_steps=2)
+    changed = dataclasses.replace(recipe, budgets={"quick": {**TINY, "optim.lr": 5e-3}})
+    with pytest.raises(InputError, match="another config") as e:
+        reproduce(changed, data, tmp_path / "o", n_boot=0, progress=False)
+    assert "optim.lr" in str(e.value)
