@@ -182,10 +182,17 @@ def _finished(run: Path, cfg) -> bool:
         return False
     try:
         done = json.loads(summary.read_text(encoding="utf-8")).get("stopped") == "completed"
-        same = json.loads(config.read_text(encoding="utf-8")) == cfg.to_dict()
+        same = not _material_diff(json.loads(config.read_text(encoding="utf-8")), cfg)
     except (OSError, json.JSONDecodeError):
         return False
     return done and same
+
+
+def _material_diff(other: Mapping[str, Any], cfg) -> list[str]:
+    """Config keys that differ and matter for the result (not e.g. the checkpoint cadence)."""
+    from .models.trainer import RESUMABLE_CHANGES, _config_diff
+
+    return [k for k in _config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
 
 
 def _refuse_other_config(run: Path, cfg) -> None:
@@ -194,11 +201,10 @@ def _refuse_other_config(run: Path, cfg) -> None:
         other = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
     except (OSError, json.JSONDecodeError):
         other = None
-    if other is not None and other != cfg.to_dict():
-        from .models.trainer import _config_diff
-
+    diff = _material_diff(other, cfg) if other is not None else []
+    if diff:
         raise InputError(f"this row's run folder holds a run of another config (differs in "
-                         f"{_config_diff(other, cfg.to_dict())}): the recipe, the budget or a config changed "
+                         f"{diff}): the recipe, the budget or a config changed "
                          "since; remove that run folder to retrain it, or use another --out", file=str(run))
 
 

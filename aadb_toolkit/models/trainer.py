@@ -1,8 +1,11 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
 annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
 the best weights of the final stage kept, bf16 autocast on CUDA, and exact resumption from
-checkpoints written atomically every N steps and at each validation. Data parallel over processes started by ``torchrun``
-(DistributedDataParallel; gloo on CPU, nccl on CUDA); only rank 0 writes.
+checkpoints written atomically every N steps and at each validation. Data parallel over
+processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
+rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointed
+:class:`TrainState`, :func:`train_step`, :func:`validate`, :func:`keep_best`,
+:func:`save_checkpoint`, :func:`log_record` — over a plan of stages (:func:`stage_plan`).
 
 Determinism: every random stream is derived from ``(seed, purpose, epoch or step[, rank])`` —
 the epoch's order, each step's crop offsets and each step's dropout masks — so a run resumed
