@@ -389,6 +389,9 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     from .models import pick_device
 
     device = pick_device(device)  # a device that cannot be had fails before anything is written
+    if budget == "paper" and device == "cpu":
+        log.warning("the paper budget is the full GPU recipe (hours per row on a GPU); on the CPU it "
+                    "would take weeks: use --budget quick")
     missing = sorted({r.data for r in recipe.rows} - set(sources))
     if missing:
         raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")

@@ -207,6 +207,17 @@ def _deterministic(enabled: bool, cuda: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _fast_mode(enabled: bool) -> Iterator[None]:
+    """``cudnn.benchmark`` for the run when the opt-in fast mode is on (restored afterwards)."""
+    prev = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = prev or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = prev
+
+
+@contextlib.contextmanager
 def _threads(n: int | None, device: str) -> Iterator[None]:
     prev = torch.get_num_threads()
     if n is not None and device == "cpu":
@@ -573,8 +584,7 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
         model = DDP(net, device_ids=[torch.device(run.device).index] if run.device.startswith("cuda") else None,
                     find_unused_parameters=bool(cfg.branches))  # branch layers idle in early stages
     if cfg.train.fast and run.device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-        model = torch.compile(model)
+        model = torch.compile(model)  # cudnn.benchmark is set for the run by _fast_mode
     state.model = model
     return state
 def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
@@ -676,7 +686,8 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
         torch.cuda.set_device(torch.device(device))
     cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with _deterministic(cfg.train.deterministic and not cfg.train.fast, device.startswith("cuda")), \
-            _threads(cfg.train.cpu_threads, device), torch.random.fork_rng(devices=cuda_devices):
+            _threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
+            torch.random.fork_rng(devices=cuda_devices):
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
         if run.is_main:
