@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_dir
+from .data import sha256_fingerprint
 from .errors import InputError, SourceError
 
 AVA_TXT = "AVA.txt"
@@ -263,10 +264,8 @@ class AVAData:
     def fingerprint(self, split: str = "test") -> str:
         """sha256 over the split's sorted (image_id, mean vote) pairs, like the AADB fingerprint."""
         gt = self.ground_truth(split)
-        h = hashlib.sha256(f"ava:{split}\n".encode())
-        for image_id, score in sorted(zip(gt.index.astype(str), gt.to_numpy(dtype=float))):
-            h.update(f"{image_id}\t{score:.9f}\n".encode())
-        return "sha256:" + h.hexdigest()
+        rows = sorted(zip(gt.index.astype(str), gt.to_numpy(dtype=float)))
+        return sha256_fingerprint([f"ava:{split}\n", *(f"{image_id}\t{score:.9f}\n" for image_id, score in rows)])
 
 
 def load_ava(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAData:
