@@ -96,11 +96,10 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     if not path.suffix:
         names = available_tables()
         if str(name_or_path) not in names:
-            import difflib
+            from ._registry import did_you_mean
 
-            close = difflib.get_close_matches(str(name_or_path), names, n=3)
-            raise InputError(f"no table recipe {str(name_or_path)!r}; "
-                             + (f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names)}"),
+            hint = did_you_mean(name_or_path, names)
+            raise InputError(f"no table recipe {str(name_or_path)!r}; {hint or 'known: ' + ', '.join(names)}",
                              field="--table")
         path = tables_dir() / f"{name_or_path}.toml"
     try:
@@ -253,16 +252,8 @@ def score_row(protocol_name: str, run: Path, data: AADBData, *, n_boot: int, dev
 # --- the table -----------------------------------------------------------------------------
 
 def is_synthetic(data: AADBData) -> bool:
-    """Whether a source is synthetic (its provenance, else the curated manifest / published card)."""
-    prov = getattr(data, "provenance", None)
-    if prov is not None and hasattr(prov, "synthetic"):
-        return bool(prov.synthetic)
-    from .hub.writer import is_synthetic as folder_is_synthetic
-
-    try:
-        return folder_is_synthetic(data.origin)
-    except InputError:
-        return False
+    """Whether a source is synthetic, as its loader recorded in its provenance."""
+    return bool(data.provenance is not None and data.provenance.synthetic)
 
 
 def _row_record(recipe: Recipe, row: Row, result, run: Path, setting: Mapping[str, Any],

@@ -1,18 +1,16 @@
 """Ensembles (paper §5.3): ``members`` copies of one variant trained with seeds ``seed + k`` into
-``out/members/k``, whose predictions are averaged. Members are ordinary run folders, so each one
-resumes and is reused like any run."""
+``out/members/k`` (by :func:`~.trainer.train`), whose predictions are averaged (by
+:func:`~.predict.predict`). Members are ordinary run folders, so each one resumes and is reused
+like any run. This module only knows the ensemble file."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .._atomic import write_json
 from ..errors import InputError
-from ..sources import AADBData
-from .config import ModelConfig, config_from_dict
+from .config import ModelConfig
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = "aadb-ensemble"
@@ -36,36 +34,7 @@ def member_dirs(run: str | Path) -> list[Path] | None:
     return dirs
 
 
-def train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs):
-    """Train every member (seed ``train.seed + k``), then write ``ensemble.json`` and ``run.json``
-    with the validation ρ of the averaged predictions."""
-    from .predict import predict
-    from .trainer import RUN_SUMMARY, RunResult, _spearman, train
-
-    out = out.absolute()
-    single = cfg.to_dict()
-    single["ensemble"] = {"members": 1}
-    results = []
-    for k in range(cfg.ensemble.members):
-        member = {**single, "train": {**single["train"], "seed": cfg.train.seed + k}}
-        results.append(train(config_from_dict(member, source=f"{cfg.name} member {k}"), data,
-                             out / "members" / str(k), device=device, **train_kwargs))
-    rel = [f"members/{k}" for k in range(cfg.ensemble.members)]
-    write_json(out / ENSEMBLE_FILE, {"format": ENSEMBLE_FORMAT, "name": cfg.name, "members": rel,
+def write_ensemble_file(out: Path, cfg: ModelConfig, members: list[str]) -> None:
+    """Write ``ensemble.json``: the members' folders (relative) and the config."""
+    write_json(out / ENSEMBLE_FILE, {"format": ENSEMBLE_FORMAT, "name": cfg.name, "members": members,
                                      "config": cfg.to_dict()})
-    val = data.split("validation")
-    rho = None
-    if not val.empty:
-        preds = np.mean([predict(r.run_dir, data, "validation", device=device)["score"].to_numpy()
-                         for r in results], axis=0)
-        rho = _spearman(preds, val["score"].to_numpy(float))
-    write_json(out / RUN_SUMMARY, {"format": "aadb-run", "name": cfg.name, "ensemble_members": rel,
-                                   "best_val_rho": rho, "global_step": sum(r.global_step for r in results),
-                                   "stopped": "completed" if all(r.stopped == "completed" for r in results)
-                                   else "incomplete"})
-    first = results[0]
-    return RunResult(run_dir=out, config=cfg, device=device, world_size=first.world_size,
-                     epochs_completed=first.epochs_completed, global_step=sum(r.global_step for r in results),
-                     total_steps=sum(r.total_steps for r in results), val_rho=[rho], best_epoch=None,
-                     best_val_rho=rho, stopped="completed" if all(r.stopped == "completed" for r in results)
-                     else "time_limit", weights_sha256="", elapsed_s=sum(r.elapsed_s for r in results))

@@ -39,6 +39,7 @@ from . import pipeline
 from .alexnet_arch import load_trunk_weights, read_state_dict
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content
+from .ensemble import write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, build_network
 from .losses import Batch, total_loss
 from .samplers import PairSet, sample_pairs
@@ -675,11 +676,9 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
                          "'auto' or 'off'", field="train.amp")
     data = data if isinstance(data, AADBData) else load(data)
     if cfg.ensemble.members > 1:
-        from .ensemble import train_ensemble
-
-        return train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,
-                              init_sha256=init_sha256, resume=resume, progress=progress, cache_dir=cache_dir,
-                              stop_after_steps=stop_after_steps)
+        return _train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,
+                               init_sha256=init_sha256, resume=resume, progress=progress, cache_dir=cache_dir,
+                               stop_after_steps=stop_after_steps)
     dist_info = _init_distributed(device)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
@@ -695,6 +694,41 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
             write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
         stopped = _loop(run, state, stop_after_steps)
         return _finish(run, state, stopped, data, init_weights)
+
+
+def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs) -> RunResult:
+    """Train every member (seed ``train.seed + k``) into ``out/members/k``, then write
+    ``ensemble.json`` and ``run.json`` with the validation ρ of the averaged predictions."""
+    out = out.absolute()
+    single = cfg.to_dict()
+    single["ensemble"] = {"members": 1}
+    results = [train(config_from_dict({**single, "train": {**single["train"], "seed": cfg.train.seed + k}},
+                                      source=f"{cfg.name} member {k}"),
+                     data, out / "members" / str(k), device=device, **train_kwargs)
+               for k in range(cfg.ensemble.members)]
+    rel = [f"members/{k}" for k in range(cfg.ensemble.members)]
+    write_ensemble_file(out, cfg, rel)
+    val = data.split("validation")
+    rho = None
+    if not val.empty:
+        arr = pipeline.load_or_build_cache(data, list(val["image_id"]), cfg.data.warp_size, progress=False,
+                                           cache_dir=train_kwargs.get("cache_dir"))
+        sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean,
+                                       cfg.data.std)
+        amp = bf16_autocast(cfg.train.amp, device)
+        preds = np.mean([score_images(load_model(r.run_dir, device=device)[0], sampler, device, amp=amp)
+                         for r in results], axis=0)
+        rho = _spearman(preds, val["score"].to_numpy(float))
+    done = all(r.stopped == "completed" for r in results)
+    steps = sum(r.global_step for r in results)
+    write_json(out / RUN_SUMMARY, {"format": RUN_FORMAT, "name": cfg.name, "ensemble_members": rel,
+                                   "best_val_rho": rho, "global_step": steps,
+                                   "stopped": "completed" if done else "incomplete"})
+    return RunResult(run_dir=out, config=cfg, device=device, world_size=results[0].world_size,
+                     epochs_completed=results[0].epochs_completed, global_step=steps,
+                     total_steps=sum(r.total_steps for r in results), val_rho=[rho], best_epoch=None,
+                     best_val_rho=rho, stopped="completed" if done else "time_limit", weights_sha256="",
+                     elapsed_s=sum(r.elapsed_s for r in results))
 
 
 def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, resume: bool,
@@ -746,16 +780,16 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
 def training_fingerprint(data: AADBData, byte_digests: Mapping[str, str]) -> str:
     """sha256 over the train/validation rows of the images table (ids, splits, targets, attributes),
     the ratings of those images and the image bytes' digests: equal iff the training data is."""
+    from ..data import sha256_fingerprint
+
     rows = data.images[data.images["split"].isin(["train", "validation"])]
-    h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(rows.drop(columns=[c for c in ("path", "flags", "source_url", "license")
-                                                           if c in rows.columns]).reset_index(drop=True),
-                                        index=False).to_numpy().tobytes())
+    rows = rows.drop(columns=[c for c in ("path", "flags", "source_url", "license") if c in rows.columns])
     r = data.ratings[data.ratings["image_id"].isin(rows["image_id"])]
-    h.update(pd.util.hash_pandas_object(r.reset_index(drop=True), index=False).to_numpy().tobytes())
-    for k in sorted(byte_digests):
-        h.update(f"{k}={byte_digests[k]}\n".encode())
-    return "sha256:" + h.hexdigest()[:32]
+    return sha256_fingerprint([
+        pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy().tobytes(),
+        pd.util.hash_pandas_object(r.reset_index(drop=True), index=False).to_numpy().tobytes(),
+        *(f"{k}={byte_digests[k]}\n" for k in sorted(byte_digests)),
+    ])
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:

@@ -78,7 +78,10 @@ def test_dct_scaled_decode_keeps_orientation_and_matches_a_full_decode(orientati
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
     raw = buf.getvalue()
-    data = AADBData(images=None, ratings=None, origin="mem", read_image_bytes=lambda i: raw)
+    import pandas as pd
+
+    data = AADBData(images=pd.DataFrame({"image_id": ["x"], "split": ["test"]}), ratings=None, origin="mem",
+                    read_image_bytes=lambda i: raw)
     got = pipeline.decode_warp(data, "x", 32).astype(float)
     full = ImageOps.exif_transpose(Image.open(io.BytesIO(raw))).convert("RGB").resize((32, 32), Image.BILINEAR)
     np.testing.assert_allclose(got, np.asarray(full, float), atol=40)
