@@ -19,8 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from ..models import predict, write_predictions
+    from ..sources import load
 
-    preds = predict(args.run, args.data, args.split, device=args.device, which=args.weights)
+    preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights)
     path = write_predictions(preds, args.out)
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

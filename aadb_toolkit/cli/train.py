@@ -45,8 +45,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Train and print where the run went and its best validation ρ."""
     from ..models import train
+    from ..sources import load
 
-    result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
+    result = train(args.config, load(args.data), args.out, device=args.device, init_weights=args.init_weights,
                    init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,
                    overrides=overrides_from_args(args), progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) == 0:
