@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aadb_toolkit.cli.train", "train a reference model from a baselines/ config"),
     "predict": ("aadb_toolkit.cli.predict", "write a submission CSV from a trained run"),
     "reproduce": ("aadb_toolkit.cli.reproduce", "train, score and tabulate one of the paper's tables"),
+    "piaa": ("aadb_toolkit.cli.piaa", "write the personalized (per-rater k-shot) episodes"),
+    "personalize": ("aadb_toolkit.cli.personalize", "personalize a trained run per rater on piaa episodes"),
     "score": ("aadb_toolkit.cli.score", "score a submission against a benchmark protocol"),
     "leaderboard": ("aadb_toolkit.cli.leaderboard", "render the leaderboard (Markdown, HTML, CSV)"),
     "demo": ("aadb_toolkit.cli.demo", "run the whole pipeline on a small synthetic AADB"),

@@ -27,6 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
 
+def piaa_config(data):
+    """The ``piaa`` config every publish adds: the protocol's episodes drawn with its defaults."""
+    from ..hub import ExtraConfig, layout
+    from ..piaa import episodes as ep
+
+    table = ep.make_episodes(data)
+    return ExtraConfig(name=layout.CONFIG_PIAA, split=layout.PIAA_SPLIT, table=table[list(ep.COLUMNS)],
+                       note=ep.published_note(table))
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import hub, sources
 
@@ -40,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the consistency summary: {exc}", file=str(args.consistency_summary)) from exc
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", file=str(args.consistency_summary))
-    result = hub.publish(sources.load(args.curated), args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
-                         consistency_summary=summary, repo_id=args.repo_id)
+    data = sources.load(args.curated)
+    result = hub.publish(data, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
+                         consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),))
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "
           f"({result.n_raters:,} raters, {result.n_batches:,} batches) to {result.out}: "

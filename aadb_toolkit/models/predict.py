@@ -79,3 +79,31 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:
     frame = predictions[["image_id", "score"]]
     write_text(path, frame.to_csv(index=False, float_format="%.9g", lineterminator="\n"))
     return path
+
+
+def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: list[str], *,
+                     device: str | None = None, which: str = "best", batch_size: int = 256,
+                     cache_dir: str | Path | None = None, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's score and its frozen fc7 features (the input of the rating head, ``classifier[6]``)
+    for each of ``image_ids`` (centre crop): ``(scores (n,), features (n, d))`` as float64/float32.
+    A forward hook on the head reads its input, so this works for any head the trunk feeds."""
+    device = pick_device(device)
+    data = data if isinstance(data, AADBData) else load(data)
+    net, cfg = load_model(run, which=which, device=device)
+    head = net.classifier[6]
+    arr = pipeline.load_or_build_cache(data, list(image_ids), cfg.data.warp_size,
+                                       cache_dir=Path(cache_dir) if cache_dir else None,
+                                       workers=cfg.data.decode_workers, progress=progress, desc="decode episodes")
+    sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
+    amp = bf16_autocast(cfg.train.amp, device)
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach().float().cpu()))
+    try:
+        scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
+    finally:
+        hook.remove()
+    features = torch.cat(captured).numpy() if captured else np.zeros((0, 0), np.float32)
+    if features.shape[0] != len(scores) or not (np.isfinite(scores).all() and np.isfinite(features).all()):
+        raise InputError("the run's predictions or fc7 features are not finite (NaN/inf) or incomplete: the run's "
+                         "weights are broken (diverged training?)", file=str(run))
+    return scores, features
