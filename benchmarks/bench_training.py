@@ -6,6 +6,11 @@ the same process. Reports both rates and their ratio.
     python benchmarks/bench_training.py                       # synthetic 500-image release, 64-px crops
     python benchmarks/bench_training.py --data CURATED --crop 227 --width 1 --steps 20
     python benchmarks/bench_training.py --device cuda --crop 227 --width 1   # GPU (see gpu_throughput.sh)
+    python benchmarks/bench_training.py --compare-models      # the trainer: full model vs Reg, same run
+
+With ``--compare-models`` it instead runs the real trainer (``aadb_toolkit.models.train``) on the
+same data for Reg and for the full model (Reg+Rank+Att+Cont, its joint stage timed) and reports
+the images/s of each from the runs' metrics logs, and their ratio.
 
 The cache is built before timing starts (its one-off cost is printed separately); each loader
 then runs ``--warmup`` untimed and ``--steps`` timed Reg+Rank steps of ``--batch`` pairs.
@@ -125,6 +130,51 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _median_rate(run: Path, stage: str) -> float | None:
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rates = sorted(r["images_per_s"] for r in recs if r.get("kind") == "train" and r.get("stage") == stage
+                   and r.get("images_per_s"))[1:]  # drop the first window (warm-up)
+    return rates[len(rates) // 2] if rates else None
+
+
+def compare_models(args: argparse.Namespace) -> dict:
+    """Images/s of the trainer for Reg and for the full model's joint stage, same data, same process."""
+    import warnings
+
+    from aadb_toolkit.models import baseline_config, train
+
+    warnings.filterwarnings("ignore", message="no --init-weights")
+    photo_size = tuple(int(v) for v in args.photo_size.lower().split("x"))
+    common = {"model.width": args.width, "data.crop_size": args.crop, "data.warp_size": paper_warp_for_crop(args.crop),
+              "optim.batch_size": args.batch, "optim.lr": 1e-3, "train.log_every_steps": max(1, args.steps // 5),
+              "train.validate_every_steps": 10**6, "train.checkpoint_every_steps": 10**6,
+              "train.cpu_threads": args.threads or None, "data.decode_workers": args.workers}
+    n_steps = args.warmup + args.steps
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        curated = Path(args.data) if args.data else synthetic_curated(args.images, Path(tmp), photo_size)
+        data = load(curated)
+        # the same images per step for both: Reg batches 2×batch images, the full model batch pairs
+        reg = baseline_config("reg", {**common, "optim.steps": n_steps, "optim.batch_size": 2 * args.batch})
+        # the full model: a token first two stages, then the timed joint stage
+        full = baseline_config("reg_rank_att_cont", {**common, "optim.steps": n_steps + 2, "pairs.n_pairs": 64 * n_steps,
+                                                     "content.clusters": 10})
+        full = full.replace({"stages": [{**s, "share": sh} for s, sh in
+                                        zip(full.to_dict()["stages"], (1 / (n_steps + 2), 1 / (n_steps + 2),
+                                                                       n_steps / (n_steps + 2)))]})
+        for name, cfg, stage in (("reg", reg, "train"), ("full", full, "joint")):
+            t0 = time.perf_counter()
+            train(cfg, data, Path(tmp) / name, device=args.device, progress=False, cache_dir=Path(tmp) / "cache")
+            out[name] = {"images_per_s": _median_rate(Path(tmp) / name, stage), "wall_s": round(time.perf_counter() - t0, 1)}
+    ratio = (out["full"]["images_per_s"] / out["reg"]["images_per_s"]
+             if out["full"]["images_per_s"] and out["reg"]["images_per_s"] else None)
+    return {"device": args.device, "crop": args.crop, "width": args.width, "batch": args.batch, "timed_steps": args.steps,
+            "reg": out["reg"], "full_model_joint_stage": out["full"],
+            "full_over_reg": None if ratio is None else round(ratio, 3),
+            "note": "images/s counts every image through the network (a pair = 2 images)",
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="curated folder (default: simulate + curate a synthetic release)")
@@ -140,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU (0: torch default)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", help="also write the result as JSON to this file")
+    p.add_argument("--compare-models", action="store_true", help="time the trainer: full model vs Reg")
     args = p.parse_args(argv)
-    res = run(args)
+    res = compare_models(args) if args.compare_models else run(args)
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:

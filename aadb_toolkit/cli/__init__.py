@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baselines": ("aadb_toolkit.cli.baselines", "list the shipped model configs and their paper rows"),
     "train": ("aadb_toolkit.cli.train", "train a reference model from a baseline config"),
     "predict": ("aadb_toolkit.cli.predict", "write a submission CSV from a trained run"),
+    "reproduce": ("aadb_toolkit.cli.reproduce", "train, score and tabulate one of the paper's tables"),
     "piaa": ("aadb_toolkit.cli.piaa", "write the personalized (per-rater k-shot) episodes"),
     "personalize": ("aadb_toolkit.cli.personalize", "personalize a trained run per rater on piaa episodes"),
     "score": ("aadb_toolkit.cli.score", "score a submission against a benchmark protocol"),

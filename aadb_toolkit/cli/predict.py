@@ -23,11 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from ..models import predict, write_predictions
     from ..models.predict import model_identity
     from .._paths import input_folders
+    from ..sources import load
     from ..submissions import is_submission_file
 
     check_output_file(args.out, "predictions CSV", is_submission_file,
                       inputs=(args.run, args.data, *input_folders(args.data)))
-    preds = predict(args.run, args.data, args.split, device=args.device, which=args.weights)
+    preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights)
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

@@ -16,9 +16,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-weights", help="local standard-keyed AlexNet state dict (ImageNet); never downloaded")
     parser.add_argument("--init-sha256", help="expected sha256 of --init-weights")
     parser.add_argument("--epochs", type=int, help="override optim.epochs")
+    parser.add_argument("--steps", type=int, help="override optim.steps (a fixed number of training steps)")
     parser.add_argument("--image-size", type=int,
                         help="crop size S (warp size scales as round(S*256/227)); e.g. 64 for a fast CPU run")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, … (default: cuda when available, else cpu)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu); "
+                                         "see docs/models.md")
     parser.add_argument("--max-minutes", type=float, help="stop (checkpointed, resumable) after this much training time")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -33,6 +35,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     overrides = dict(parse_override(s) for s in args.set)
     if args.epochs is not None:
         overrides["optim.epochs"] = args.epochs
+    if args.steps is not None:
+        overrides["optim.steps"] = args.steps
     if args.image_size is not None:
         overrides["data.crop_size"] = args.image_size
         overrides["data.warp_size"] = paper_warp_for_crop(args.image_size)
@@ -49,16 +53,18 @@ def run(args: argparse.Namespace) -> int:
     from .._atomic import claimed_output_folder
     from ..models import train
     from .._paths import input_folders
+    from ..sources import load
 
     inputs = (args.config, args.data, *input_folders(args.data), args.init_weights)
     with claimed_output_folder(args.out, "run", inputs=inputs,
                                written_before_markers=_is_unmarked_run):
-        result = train(args.config, args.data, args.out, device=args.device, init_weights=args.init_weights,
+        result = train(args.config, load(args.data), args.out, device=args.device, init_weights=args.init_weights,
                        init_sha256=args.init_sha256, resume=not args.no_resume, max_minutes=args.max_minutes,
                        overrides=overrides_from_args(args), progress=False if args.no_progress else None)
     if int(os.environ.get("RANK", "0")) == 0:
         best = "n/a" if result.best_val_rho is None else f"{result.best_val_rho:.4f}"
-        print(f"{result.config.name}: {result.stopped} after {result.epochs_completed} epoch(s), "
+        unit = "stage(s)" if result.config.stages else "epoch(s)"
+        print(f"{result.config.name}: {result.stopped} after {result.epochs_completed} {unit}, "
               f"{result.global_step}/{result.total_steps} steps on {result.device} ×{result.world_size}; "
-              f"best validation rho {best} (epoch {result.best_epoch}); run folder {result.run_dir}")
+              f"best validation rho {best} (step {result.best_step}); run folder {result.run_dir}")
     return 0

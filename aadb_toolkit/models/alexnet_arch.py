@@ -44,10 +44,12 @@ class AlexNet(nn.Module):
     activations after fc7's ReLU, which is what the rating heads consume.
     """
 
-    def __init__(self, num_classes: int = 1000, *, width: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 1000, *, width: float = 1.0, dropout: float = 0.5,
+                 fc7_factor: float = 1.0) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = (scaled(c, width) for c in CONV_CHANNELS)
         fc = scaled(FC_SIZE, width)
+        fc7 = scaled(fc, fc7_factor)  # fc7_factor × fc7's parameters, every other layer unchanged
         self.features = nn.Sequential(
             nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2),
             nn.ReLU(inplace=True),
@@ -69,11 +71,11 @@ class AlexNet(nn.Module):
             nn.Linear(c5 * POOL_SIZE * POOL_SIZE, fc),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(fc, fc),
+            nn.Linear(fc, fc7),
             nn.ReLU(inplace=True),
-            nn.Linear(fc, num_classes),
+            nn.Linear(fc7, num_classes),
         )
-        self.fc7_size = fc
+        self.fc7_size = fc7
 
     def fc7(self, x: torch.Tensor) -> torch.Tensor:
         """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
@@ -124,7 +126,10 @@ def load_trunk_weights(model: AlexNet, state: dict[str, torch.Tensor], *, source
     Returns the keys that were loaded; a missing key or a shape mismatch is an :class:`InputError`.
     """
     own = model.state_dict()
-    wanted = [k for k in own if k.startswith(TRUNK_PREFIXES)]
+    prefixes = TRUNK_PREFIXES
+    if model.fc7_size != model.classifier[1].out_features:  # a widened fc7 starts from scratch
+        prefixes = tuple(p for p in TRUNK_PREFIXES if p != "classifier.4.")
+    wanted = [k for k in own if k.startswith(prefixes)]
     missing = [k for k in wanted if k not in state]
     if missing:
         raise InputError(f"missing AlexNet keys {missing[:4]}{'…' if len(missing) > 4 else ''}", file=source)

@@ -39,6 +39,10 @@ class ModelSection:
     head: str = "regression"
     width: float = 1.0
     dropout: float = 0.5
+    #: multiplies the parameters of fc7 alone (the paper's "wider intermediate layer", §5.3: 8)
+    fc7_factor: float = 1.0
+    #: size of the base score features of the attribute/content heads (Fig. 3b/c), scaled by width
+    feature_size: int = 128
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,53 @@ class PairsSection:
     cross_min_diff: float = 0.0
     cross_bias: float = 1.0
     within_weighting: str = "pairs"
+    #: within-rater pairs only from images the rater scored in the same HIT (one session)
+    same_hit: bool = False
+    #: within-rater ties: "skip" them, or "keep" them with δ = +1 (Eq. 1 read literally)
+    ties: str = "skip"
+
+
+@dataclass(frozen=True)
+class AttributesSection:
+    """``[attributes]``: the attribute branch (§4.3, Fig. 3b). ``columns`` = ``["aadb"]`` (the 11
+    attributes of AADB) or images-table column names; ``loss`` "euclidean" (targets in [-1, 1]) or
+    "binary" (BCE on {0, 1}); ``freeze`` fixes the attribute layer. NaN targets are masked out."""
+
+    columns: tuple[str, ...] = ("aadb",)
+    loss: str = "euclidean"
+    freeze: bool = False
+
+
+@dataclass(frozen=True)
+class ContentSection:
+    """``[content]``: the content branch (§4.4, §5.1, Fig. 3c): ``clusters`` K score branches gated
+    by content weights; ``labels`` "kmeans" (seeded k-means on unit-normalised train fc7) or
+    "column:<name>" (integer categories of an images-table column); ``gating`` "classifier" (the
+    frozen content classifier's softmax, default) or "centroid" (softmax of −distance²/temperature)."""
+
+    clusters: int = paper.CONTENT_CLUSTERS
+    labels: str = "kmeans"
+    gating: str = "classifier"
+    temperature: float = 0.1
+    kmeans_restarts: int = 4
+
+
+@dataclass(frozen=True)
+class StageSection:
+    """One ``[[stages]]`` entry of a staged recipe: its ``share`` of ``optim.steps``, its loss
+    ``weights`` (default: ``[loss.weights]``) and the ``branches`` it uses ("attributes", "content")."""
+
+    name: str
+    share: float
+    weights: Mapping[str, float] | None = None
+    branches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnsembleSection:
+    """``[ensemble]``: ``members`` networks trained with seeds ``train.seed + k``; predictions averaged."""
+
+    members: int = 1
 
 
 @dataclass(frozen=True)
@@ -88,6 +139,8 @@ class OptimSection:
     anneal_at: tuple[float, ...] = (0.5, 0.75)
     batch_size: int = 64
     epochs: int = 1
+    #: fixed number of training steps (overrides ``epochs``; Table 5 and staged recipes use it)
+    steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +156,10 @@ class TrainSection:
     amp: str = "auto"
     max_minutes: float | None = None
     cpu_threads: int | None = None
+    #: validate every N steps (same N for every row of a table); None: at each epoch's end
+    validate_every_steps: int | None = None
+    #: opt-in speed on CUDA (cudnn.benchmark, channels_last, torch.compile); not bit-reproducible
+    fast: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +176,15 @@ class ModelConfig:
     loss: LossSection = LossSection()
     optim: OptimSection = OptimSection()
     train: TrainSection = TrainSection()
+    attributes: AttributesSection | None = None
+    content: ContentSection | None = None
+    ensemble: EnsembleSection = EnsembleSection()
+    stages: tuple[StageSection, ...] = ()
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The configured branches (``"attributes"``, ``"content"``) of the network."""
+        return tuple(b for b, sec in (("attributes", self.attributes), ("content", self.content)) if sec is not None)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able form (round-trips through :func:`config_from_dict`)."""
@@ -145,7 +211,13 @@ def _plain(obj: Any) -> Any:
 _SECTIONS: dict[str, type] = {
     "model": ModelSection, "data": DataSection, "pairs": PairsSection,
     "loss": LossSection, "optim": OptimSection, "train": TrainSection,
+    "attributes": AttributesSection, "content": ContentSection, "ensemble": EnsembleSection,
 }
+_OPTIONAL_SECTIONS = ("attributes", "content")
+_BRANCHES = ("attributes", "content")
+_TIES = ("skip", "keep")
+_ATTRIBUTE_LOSSES = ("euclidean", "binary")
+_GATINGS = ("classifier", "centroid")
 _AMP = ("auto", "bf16", "off")
 
 
@@ -186,6 +258,8 @@ def _coerce(value: Any, tp: Any, where: str, source: str) -> Any:
             raise bad
         return value
     if origin is tuple:
+        if isinstance(value, str) and args[0] is str:
+            value = [value]
         if not isinstance(value, (list, tuple)):
             raise bad
         return tuple(_coerce(v, args[0], f"{where}[{i}]", source) for i, v in enumerate(value))
@@ -204,7 +278,13 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
         where = f"{prefix}{key}"
         if key not in names:
             raise InputError(f"unknown key{_suggest(key, names)}", file=source, field=where)
-        if key in _SECTIONS and cls is ModelConfig:
+        if key in _OPTIONAL_SECTIONS and cls is ModelConfig and value is None:
+            kwargs[key] = None
+        elif key == "stages" and cls is ModelConfig:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise InputError("expected an array of tables ([[stages]])", file=source, field=where)
+            kwargs[key] = tuple(_build(StageSection, v, f"stages[{i}].", source) for i, v in enumerate(value))
+        elif key in _SECTIONS and cls is ModelConfig:
             if not isinstance(value, dict):
                 raise InputError("expected a table", file=source, field=where)
             kwargs[key] = _build(_SECTIONS[key], value, f"{key}.", source)
@@ -253,17 +333,6 @@ def _check(cfg: ModelConfig, source: str) -> None:
         raise err("within_share must be in [0, 1]", "pairs.within_share")
     if not lo.weights:
         raise err("no loss terms", "loss.weights")
-    provided = head_outputs(m.head)
-    for name, w in lo.weights.items():
-        if name not in LOSS_TERMS:
-            raise err(f"unknown loss term {name!r}{_suggest(name, LOSS_TERMS)}", f"loss.weights.{name}")
-        if w < 0:
-            raise err("loss weights must be ≥ 0", f"loss.weights.{name}")
-        term = LOSS_TERMS[name]
-        if w > 0 and not term.requires <= provided:
-            raise err(f"head {m.head!r} does not provide {sorted(term.requires - provided)}", f"loss.weights.{name}")
-        if w > 0 and term.needs_pairs and p.strategy == "none":
-            raise err("the rank loss needs pairs: set pairs.strategy", f"loss.weights.{name}")
     if lo.rank_margin < 0:
         raise err("rank_margin must be ≥ 0", "loss.rank_margin")
     if not (o.lr > 0 and o.momentum >= 0 and o.weight_decay >= 0 and 0 < o.anneal_factor <= 1):
@@ -280,12 +349,74 @@ def _check(cfg: ModelConfig, source: str) -> None:
         raise err("cpu_threads must be ≥ 1", "train.cpu_threads")
     if t.max_minutes is not None and t.max_minutes <= 0:
         raise err("max_minutes must be > 0", "train.max_minutes")
+    if t.validate_every_steps is not None and t.validate_every_steps < 1:
+        raise err("validate_every_steps must be ≥ 1", "train.validate_every_steps")
+    if o.steps is not None and o.steps < 1:
+        raise err("steps must be ≥ 1", "optim.steps")
+    if not m.fc7_factor > 0 or m.feature_size < 1:
+        raise err("fc7_factor must be > 0 and feature_size ≥ 1", "model")
+    if p.ties not in _TIES:
+        raise err(f"unknown ties {p.ties!r}{_suggest(p.ties, _TIES)}", "pairs.ties")
+    _check_branches(cfg, err)
+
+
+def _check_branches(cfg: ModelConfig, err) -> None:
+    a, c = cfg.attributes, cfg.content
+    if a is not None:
+        if a.loss not in _ATTRIBUTE_LOSSES:
+            raise err(f"unknown attribute loss {a.loss!r}{_suggest(a.loss, _ATTRIBUTE_LOSSES)}", "attributes.loss")
+        if not a.columns or ("aadb" in a.columns and len(a.columns) > 1):
+            raise err('columns is "aadb" or a list of images-table columns', "attributes.columns")
+    if c is not None:
+        if c.clusters < 1 or c.kmeans_restarts < 1 or not c.temperature > 0:
+            raise err("clusters and kmeans_restarts must be ≥ 1, temperature > 0", "content")
+        if c.gating not in _GATINGS:
+            raise err(f"unknown gating {c.gating!r}{_suggest(c.gating, _GATINGS)}", "content.gating")
+        if c.labels != "kmeans" and not (c.labels.startswith("column:") and len(c.labels) > 7):
+            raise err('labels must be "kmeans" or "column:<name>"', "content.labels")
+    if (a is not None or c is not None) and cfg.model.head != "regression":
+        raise err("the attribute and content branches extend the regression head", "model.head")
+    if cfg.ensemble.members < 1:
+        raise err("members must be ≥ 1", "ensemble.members")
+    if cfg.stages:
+        if cfg.optim.steps is None:
+            raise err("a staged recipe needs optim.steps (the stages share it)", "optim.steps")
+        if abs(sum(st.share for st in cfg.stages) - 1) > 1e-6 or any(st.share <= 0 for st in cfg.stages):
+            raise err("stage shares must be > 0 and sum to 1", "stages")
+    for i, st in enumerate(cfg.stages):
+        for b in st.branches:
+            if b not in _BRANCHES:
+                raise err(f"unknown branch {b!r}{_suggest(b, _BRANCHES)}", f"stages[{i}].branches")
+            if b not in cfg.branches:
+                raise err(f"branch {b!r} is not configured (add an [{b}] section)", f"stages[{i}].branches")
+        _check_weights(cfg, st.weights or cfg.loss.weights, set(st.branches), f"stages[{i}].weights", err)
+    if not cfg.stages:
+        _check_weights(cfg, cfg.loss.weights, set(cfg.branches), "loss.weights", err)
+
+
+def _check_weights(cfg: ModelConfig, weights: Mapping[str, float], branches: set[str], where: str, err) -> None:
+    provided = set(head_outputs(cfg.model.head)) | {"attributes"} if "attributes" in branches else \
+        set(head_outputs(cfg.model.head))
+    for name, w in weights.items():
+        if name not in LOSS_TERMS:
+            raise err(f"unknown loss term {name!r}{_suggest(name, LOSS_TERMS)}", f"{where}.{name}")
+        if w < 0:
+            raise err("loss weights must be ≥ 0", f"{where}.{name}")
+        term = LOSS_TERMS[name]
+        if w > 0 and not term.requires <= provided:
+            raise err(f"head {cfg.model.head!r} does not provide {sorted(term.requires - provided)}"
+                      + (" (add an [attributes] section)" if "attributes" in term.requires else ""), f"{where}.{name}")
+        if w > 0 and term.needs_pairs and cfg.pairs.strategy == "none":
+            raise err("the rank loss needs pairs: set pairs.strategy", f"{where}.{name}")
 
 
 def config_from_dict(raw: Mapping[str, Any], *, source: str = "<config>") -> ModelConfig:
     """Validate a raw (TOML-shaped) mapping into a :class:`ModelConfig`."""
     if "name" not in raw:
         raise InputError("missing key", file=source, field="name")
+    weights = (raw.get("loss") or {}).get("weights") if isinstance(raw.get("loss"), dict) else None
+    if isinstance(weights, dict) and (weights.get("attribute") or 0) > 0 and "attributes" not in raw:
+        raw = {**raw, "attributes": {}}  # the attribute loss term implies the branch, with defaults
     cfg = _build(ModelConfig, raw, "", source)
     _check(cfg, source)
     return cfg

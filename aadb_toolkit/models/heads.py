@@ -48,6 +48,62 @@ class BinaryConfidenceHead(nn.Linear):
         return {"logits": logits, "score": torch.softmax(logits, dim=1)[:, 1]}
 
 
+class AestheticsHead(nn.Module):
+    """Fig. 3(b)/(c): the attribute branch and the content-gated score branches on fc7.
+
+    ``regression`` is Reg's score layer, used while no branch is active (the first stages of the
+    staged recipe). With branches active, the score is ``Σ_k g_k · branch_k([base, attributes])``:
+    base features ``ReLU(W fc7)``, attribute predictions from fc7 (§4.3), and K content-specific
+    score branches gated by content weights ``g`` (§4.4; uniform when there is no content branch).
+    The gate reads fc7 detached, through a frozen content classifier or the k-means centroids.
+    """
+
+    def __init__(self, in_features: int, *, n_attributes: int, n_content: int, feature_size: int,
+                 gating: str = "classifier", temperature: float = 0.1) -> None:
+        super().__init__()
+        self.regression = nn.Linear(in_features, 1)
+        self.attribute = nn.Linear(in_features, n_attributes) if n_attributes else None
+        self.base = nn.Linear(in_features, feature_size)
+        k = max(1, n_content)
+        self.branch = nn.Linear(feature_size + n_attributes, k)  # K score branches, one output each
+        self.n_content, self.gating, self.temperature = n_content, gating, temperature
+        if n_content:
+            self.content_classifier = nn.Linear(in_features, n_content)
+            self.content_classifier.requires_grad_(False)  # trained on cluster labels, then frozen
+            self.register_buffer("centroids", torch.zeros(n_content, in_features))
+            self.register_buffer("content_fitted", torch.zeros((), dtype=torch.bool))
+        self.active: frozenset[str] = frozenset({"attributes", "content"})
+
+    def gate(self, fc7: torch.Tensor) -> torch.Tensor:
+        """Content weights (N, K), each row summing to 1 (uniform without a content branch)."""
+        n = fc7.shape[0]
+        if not self.n_content or "content" not in self.active:
+            k = self.branch.out_features
+            return torch.full((n, k), 1.0 / k, device=fc7.device)
+        f = fc7.detach().float()
+        if self.gating == "centroid":
+            d2 = torch.cdist(nn.functional.normalize(f, dim=1), self.centroids) ** 2
+            return torch.softmax(-d2 / self.temperature, dim=1)
+        return torch.softmax(self.content_classifier(f), dim=1)
+
+    def forward(self, fc7: torch.Tensor) -> Outputs:
+        """``score`` (N,), and ``attributes`` (N, A), ``gate`` (N, K) where configured."""
+        with torch.autocast(device_type=fc7.device.type, enabled=False):
+            f = fc7.float()
+            out: Outputs = {}
+            att = self.attribute(f) if self.attribute is not None else f.new_zeros(f.shape[0], 0)
+            if self.attribute is not None:
+                out["attributes"] = att
+            if not self.active:
+                out["score"] = self.regression(f).squeeze(1)
+                return out
+            feats = torch.cat([torch.relu(self.base(f)), att], dim=1)
+            g = self.gate(f)
+            out["gate"] = g
+            out["score"] = (self.branch(feats) * g).sum(1)
+            return out
+
+
 #: head name → constructor taking the fc7 width. Each class declares the outputs it ``provides``.
 HEADS: dict[str, Callable[[int], nn.Module]] = {
     "regression": RegressionHead,
@@ -60,12 +116,38 @@ def head_outputs(name: str) -> frozenset[str]:
     return HEADS[name].provides  # type: ignore[attr-defined]
 
 
-def build_model(head: str, *, width: float = 1.0, dropout: float = 0.5) -> nn.Module:
+def build_model(head: str, *, width: float = 1.0, dropout: float = 0.5, fc7_factor: float = 1.0) -> nn.Module:
     """AlexNet front end whose last layer (``classifier.6``) is the named rating head (Fig. 3a)."""
     from .alexnet_arch import AlexNet
 
     if head not in HEADS:
         raise KeyError(f"unknown head {head!r}; registered: {sorted(HEADS)}")
-    net = AlexNet(width=width, dropout=dropout)
+    net = AlexNet(width=width, dropout=dropout, fc7_factor=fc7_factor)
     net.classifier[6] = HEADS[head](net.fc7_size)
+    return net
+
+
+def attribute_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The images-table columns of an ``[attributes] columns`` value ("aadb" = the 11 of AADB)."""
+    from .. import schema
+
+    return tuple(schema.ATTRIBUTES) if tuple(columns) == ("aadb",) else tuple(columns)
+
+
+def build_network(cfg) -> nn.Module:
+    """The network a :class:`~.config.ModelConfig` describes: Reg/FT Conf heads, or the
+    attribute/content head (Fig. 3b/c) when the config has ``[attributes]`` or ``[content]``."""
+    m = cfg.model
+    net = build_model(m.head, width=m.width, dropout=m.dropout, fc7_factor=m.fc7_factor)
+    if cfg.branches:
+        from .alexnet_arch import scaled
+
+        n_att = len(attribute_columns(cfg.attributes.columns)) if cfg.attributes is not None else 0
+        c = cfg.content
+        net.classifier[6] = AestheticsHead(net.fc7_size, n_attributes=n_att, n_content=c.clusters if c else 0,
+                                           feature_size=scaled(m.feature_size, m.width),
+                                           gating=c.gating if c else "classifier",
+                                           temperature=c.temperature if c else 1.0)
+        if cfg.attributes is not None and cfg.attributes.freeze:
+            net.classifier[6].attribute.requires_grad_(False)
     return net

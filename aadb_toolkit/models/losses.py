@@ -19,6 +19,20 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).sum() / (2 * len(pred))
 
 
+def attribute_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "euclidean") -> torch.Tensor:
+    """Eq. 3's loss_att, masked where ``target`` is NaN: Euclidean ``1/(2N) Σ ‖â − a‖²`` over the N
+    images with a label (targets in [-1, 1]), or binary cross-entropy on logits ({0, 1} targets),
+    averaged over the labelled entries. With no label in the batch it is 0 (and gives no gradient)."""
+    pred, target = pred.float(), target.float()
+    valid = ~torch.isnan(target)
+    safe = torch.where(valid, target, torch.zeros_like(target))
+    if kind == "binary":
+        per = F.binary_cross_entropy_with_logits(pred, safe, reduction="none")
+        return (per * valid).sum() / valid.sum().clamp(min=1)
+    n_rows = valid.any(dim=1).sum().clamp(min=1)
+    return (((pred - safe) ** 2) * valid).sum() / (2 * n_rows)
+
+
 def rank_delta(y_i: torch.Tensor, y_j: torch.Tensor) -> torch.Tensor:
     """δ(y_i ≥ y_j) of Eq. 1: +1 where ``y_i ≥ y_j``, −1 otherwise."""
     return torch.where(y_i >= y_j, 1.0, -1.0)
@@ -40,6 +54,9 @@ class Batch:
     pair_first: torch.Tensor | None = None
     pair_second: torch.Tensor | None = None
     pair_delta: torch.Tensor | None = None
+    #: attribute targets (N, A), NaN where an image has no label; ``attribute_kind`` picks the loss
+    attributes: torch.Tensor | None = None
+    attribute_kind: str = "euclidean"
 
 
 @dataclass(frozen=True)
@@ -69,12 +86,20 @@ def _classification(outputs: dict[str, torch.Tensor], batch: Batch, margin: floa
     return F.cross_entropy(outputs["logits"].float(), batch.labels)
 
 
+def _attribute(outputs: dict[str, torch.Tensor], batch: Batch, margin: float) -> torch.Tensor:
+    if batch.attributes is None:
+        raise ValueError("the attribute loss needs attribute targets")
+    return attribute_loss(outputs["attributes"], batch.attributes, batch.attribute_kind)
+
+
 #: term name → definition. ``[loss.weights]`` in a config maps these names to weights.
 LOSS_TERMS: dict[str, LossTerm] = {
     "regression": LossTerm(_regression, frozenset({"score"}), description="Euclidean loss on [0,1] scores (§4.1)"),
     "rank": LossTerm(_rank, frozenset({"score"}), needs_pairs=True, description="pairwise ranking loss, Eq. 1"),
     "classification": LossTerm(_classification, frozenset({"logits"}),
                                description="softmax loss on high/low labels (AlexNet FT Conf)"),
+    "attribute": LossTerm(_attribute, frozenset({"attributes"}),
+                          description="masked attribute loss, Eq. 3 (ω_a = paper.OMEGA_ATTRIBUTE)"),
 }
 
 

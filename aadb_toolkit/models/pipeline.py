@@ -7,6 +7,7 @@ with one gather per batch, so epochs never re-decode and a GPU is not input-boun
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
@@ -24,18 +25,43 @@ from ..sources import AADBData
 log = logging.getLogger(__name__)
 
 
+#: Bumped whenever decoding changes the cached pixels (2: DCT-scaled JPEG decode).
+DECODER_VERSION = 2
+
+
 def decode_warp(data: AADBData, image_id: str, warp_size: int) -> np.ndarray:
-    """Decode one image (RGB, EXIF-upright) and warp it to ``warp_size``² as a uint8 (H, W, 3) array."""
+    """Decode one image (RGB, EXIF-upright) and warp it to ``warp_size``² as a uint8 (H, W, 3) array.
+
+    JPEGs are decoded DCT-scaled (``Image.draft``) to the smallest 1/2, 1/4 or 1/8 size that is
+    still at least ``warp_size`` on both sides, before the EXIF rotation and the resize: most of the
+    cost at photo size was the full-size transpose and resize, not the decode.
+    """
     try:
-        im = data.open_image(image_id)
+        with Image.open(io.BytesIO(data.image_bytes(image_id))) as im:
+            im.draft("RGB", (warp_size, warp_size))
+            up = ImageOps.exif_transpose(im).convert("RGB")
     except (OSError, ValueError, UnidentifiedImageError, KeyError) as exc:
         raise InputError(f"cannot decode image: {exc}", file=str(image_id)) from exc
-    return np.asarray(im.resize((warp_size, warp_size), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(up.resize((warp_size, warp_size), Image.BILINEAR), dtype=np.uint8)
 
 
-def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int) -> str:
-    """A short hash naming the cache of these images at this size from this source."""
-    h = hashlib.sha256(f"{data.origin}\n{warp_size}\n".encode())
+def bytes_fingerprint(data: AADBData, image_ids: Sequence[str]) -> str:
+    """sha256 over the images' ids and encoded bytes: changes whenever any image's content does."""
+    h = hashlib.sha256()
+    for i in image_ids:
+        try:
+            raw = data.image_bytes(i)
+        except (OSError, KeyError) as exc:
+            raise InputError(f"cannot read image: {exc}", file=str(i)) from exc
+        h.update(f"{i}\t{hashlib.sha256(raw).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int, content: str | None = None) -> str:
+    """A short hash naming the cache of these images at this size: it covers the ids, the decoder
+    version and the image bytes' fingerprint (``content``; computed here when not given)."""
+    content = content if content is not None else bytes_fingerprint(data, image_ids)
+    h = hashlib.sha256(f"{DECODER_VERSION}\n{warp_size}\n{content}\n".encode())
     for i in image_ids:
         h.update(f"{i}\n".encode())
     return h.hexdigest()[:20]
@@ -57,11 +83,12 @@ def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, work
 
 def load_or_build_cache(data: AADBData, image_ids: Sequence[str], warp_size: int, *,
                         cache_dir: Path | None = None, workers: int = 4, progress: bool | None = None,
-                        write: bool = True, desc: str = "decode") -> np.ndarray:
-    """The warped uint8 images, read from ``cache_dir`` when cached there, else decoded (and saved when ``write``)."""
+                        write: bool = True, desc: str = "decode", content: str | None = None) -> np.ndarray:
+    """The warped uint8 images, read from ``cache_dir`` when cached there, else decoded (and saved
+    when ``write``). The cache file is named by :func:`cache_key`, so changed image bytes miss it."""
     file = None
     if cache_dir is not None:
-        file = Path(cache_dir) / f"images-{warp_size}-{cache_key(data, image_ids, warp_size)}.npy"
+        file = Path(cache_dir) / f"images-{warp_size}-{cache_key(data, image_ids, warp_size, content)}.npy"
         if file.is_file():
             arr = np.load(file, allow_pickle=False)
             if arr.shape == (len(image_ids), warp_size, warp_size, 3) and arr.dtype == np.uint8:

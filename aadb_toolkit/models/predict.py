@@ -1,11 +1,13 @@
-"""Predictions of a trained run: one score per image of a split (centre crop), and the submission
-file of docs/protocols.md (``image_id,score``, one row per image of the split), written atomically."""
+"""Predictions of a trained run: one score per image of a split (centre crop), fc7 features for
+other models to build on (e.g. a personalizer), and the submission file of docs/protocols.md
+(``image_id,score``, one row per image of the split), written atomically."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,14 @@ from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
-from .trainer import bf16_autocast, load_model, pick_device, score_images
+from .ensemble import member_dirs
+from .trainer import bf16_autocast, fc7_features, load_model, pick_device, score_images
+
+
+def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
+    arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
+                                       workers=cfg.data.decode_workers, progress=progress, desc=desc)
+    return pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
 
 
 def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *, device: str | None = None,
@@ -25,24 +34,46 @@ def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *
     """Score every image of ``split`` with the run's best (or ``which="last"``) weights.
 
     Returns a frame with columns ``image_id`` and ``score`` (the model's rating: predicted [0, 1]
-    score for regression heads, P(high) for AlexNet FT Conf), in the split's row order.
+    score for regression heads, P(high) for AlexNet FT Conf), in the split's row order. An
+    ensemble run folder averages its members' scores.
     """
     device = pick_device(device)
     data = data if isinstance(data, AADBData) else load(data)
+    members = member_dirs(run)
+    if members is not None:
+        frames = [predict(m, data, split, device=device, which=which, batch_size=batch_size, cache_dir=cache_dir,
+                          progress=progress) for m in members]
+        return pd.DataFrame({"image_id": frames[0]["image_id"],
+                             "score": np.mean([f["score"].to_numpy() for f in frames], axis=0)})
     net, cfg = load_model(run, which=which, device=device)
-    images = data.split(split)
-    ids = list(images["image_id"])
+    ids = list(data.split(split)["image_id"])
     if not ids:
         return pd.DataFrame({"image_id": pd.Series([], dtype=object), "score": pd.Series([], dtype=float)})
-    arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
-                                       workers=cfg.data.decode_workers, progress=progress, desc=f"decode {split}")
-    sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
-    amp = bf16_autocast(cfg.train.amp, device)
-    scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
+    sampler = _sampler(data, ids, cfg, device, cache_dir, progress, f"decode {split}")
+    scores = score_images(net, sampler, device, batch_size=batch_size, amp=bf16_autocast(cfg.train.amp, device))
     if not np.isfinite(scores).all():
         raise InputError(f"{int((~np.isfinite(scores)).sum())} of {len(scores)} predictions are not finite (NaN/inf): "
                          "the run's weights are broken (diverged training?); nothing was written", file=str(run))
     return pd.DataFrame({"image_id": ids, "score": scores})
+
+
+def features(run: str | Path, data: str | Path | AADBData, split: str | None = "test", *,
+             image_ids: Sequence[str] | None = None, device: str | None = None, which: str = "best",
+             batch_size: int = 256, cache_dir: str | Path | None = None,
+             progress: bool | None = None) -> tuple[list[str], np.ndarray]:
+    """fc7 features (centre crop, eval mode) of a single trained run for the images of ``split``
+    (or exactly ``image_ids``): returns ``(ids, array (N, D) float32)`` in that order. This is the
+    documented way for other models (the personalized protocol's reference) to build on a run."""
+    device = pick_device(device)
+    data = data if isinstance(data, AADBData) else load(data)
+    if member_dirs(run) is not None:
+        raise InputError("an ensemble has no single fc7; pass one of its members (members/K)", file=str(run))
+    net, cfg = load_model(run, which=which, device=device)
+    ids = list(image_ids) if image_ids is not None else list(data.split(split)["image_id"])
+    if not ids:
+        return [], np.zeros((0, net.fc7_size), np.float32)
+    sampler = _sampler(data, ids, cfg, device, cache_dir, progress, "decode features")
+    return ids, fc7_features(net, sampler, device, batch_size=batch_size, amp=bf16_autocast(cfg.train.amp, device))
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dict | None = None) -> Path:

@@ -91,9 +91,18 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
     return PairSet(first, second, np.full(n_pairs, CROSS, np.int8), np.full(n_pairs, -1, np.int64), np.zeros(0, object))
 
 
+TIES: tuple[str, ...] = ("skip", "keep")
+
+
 def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int, rng: np.random.Generator, *,
-                       weighting: str = "pairs") -> PairSet:
-    """``n_pairs`` pairs of images rated by the same rater, ordered by that rater's scores (ties skipped)."""
+                       weighting: str = "pairs", same_hit: bool = False, ties: str = "skip") -> PairSet:
+    """``n_pairs`` pairs of images rated by the same rater, ordered by that rater's scores.
+
+    ``same_hit`` draws both images from one assignment (HIT) of the rater, so a per-session
+    offset cancels; ``ties="keep"`` keeps pairs the rater scored equally (δ = +1, Eq. 1 literally).
+    """
+    if ties not in TIES:
+        raise InputError(f"unknown ties {ties!r}; expected one of {TIES}", field="pairs.ties")
     if weighting not in WITHIN_WEIGHTINGS:
         raise InputError(f"unknown weighting {weighting!r}; expected one of {WITHIN_WEIGHTINGS}", field="pairs.within_weighting")
     if n_pairs == 0:
@@ -105,6 +114,10 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
         if missing:
             raise InputError(f"{missing} ratings of training images have no {col} (NaN); within-rater pairs need "
                              "every rating's rater and score", field=col)
+    if same_hit:  # a "rater" is one rater's session: pairs never cross HITs
+        if "batch_id" not in r.columns:
+            raise InputError("same-HIT pairs need the ratings' batch_id column", field="pairs.same_hit")
+        r = r.assign(rater_id=r["rater_id"].astype(str) + "\x1f" + r["batch_id"].astype(str))
     codes, raters = pd.factorize(r["rater_id"], sort=True)
     order = np.argsort(codes, kind="stable")
     rater_of = codes[order].astype(np.int64)
@@ -117,7 +130,7 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
     hi = np.full(len(raters), -np.inf)
     np.minimum.at(lo, rater_of, score_of)
     np.maximum.at(hi, rater_of, score_of)
-    usable = (counts >= 2) & (hi > lo)
+    usable = (counts >= 2) & ((hi > lo) | (ties == "keep"))
     if not usable.any():
         raise InputError("cannot draw within-rater pairs: no rater scored two training images differently",
                          field="pairs.strategy")
@@ -133,7 +146,7 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
         ia = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
         ib = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
         sa, sb = score_of[ia], score_of[ib]
-        keep = (sa != sb) & (image_of[ia] != image_of[ib])
+        keep = ((sa != sb) | (ties == "keep")) & (image_of[ia] != image_of[ib])
         ia, ib, sa, sb, rr = ia[keep], ib[keep], sa[keep], sb[keep], rr[keep]
         swap = sa < sb
         firsts.append(image_of[np.where(swap, ib, ia)])
@@ -143,12 +156,13 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
     first = np.concatenate(firsts)[:n_pairs]
     second = np.concatenate(seconds)[:n_pairs]
     rater = np.concatenate(who)[:n_pairs].astype(np.int64)
-    return PairSet(first, second, np.full(n_pairs, WITHIN, np.int8), rater, np.asarray(raters, dtype=object))
+    names = [str(x).split("\x1f")[0] for x in raters] if same_hit else list(raters)
+    return PairSet(first, second, np.full(n_pairs, WITHIN, np.int8), rater, np.asarray(names, dtype=object))
 
 
 def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, n_pairs: int, seed: int,
                  within_share: float = 0.5, min_diff: float = 0.0, bias: float = 1.0,
-                 weighting: str = "pairs") -> PairSet:
+                 weighting: str = "pairs", same_hit: bool = False, ties: str = "skip") -> PairSet:
     """Draw ``n_pairs`` pairs from the training ``images`` (and their ``ratings``) by ``strategy``.
 
     ``images`` must hold ``image_id`` and ``score`` (mean rescaled to [0, 1]); ``min_diff`` is on
@@ -165,11 +179,11 @@ def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, 
     if strategy == "cross":
         return cross_rater_pairs(scores, n_pairs, rng, min_diff=min_diff, bias=bias)
     if strategy == "within":
-        return within_rater_pairs(images, ratings, n_pairs, rng, weighting=weighting)
+        return within_rater_pairs(images, ratings, n_pairs, rng, weighting=weighting, same_hit=same_hit, ties=ties)
     if not 0.0 <= within_share <= 1.0:
         raise InputError(f"within_share must be in [0, 1], got {within_share}", field="pairs.within_share")
     n_within = int(round(n_pairs * within_share))
-    w = within_rater_pairs(images, ratings, n_within, rng, weighting=weighting)
+    w = within_rater_pairs(images, ratings, n_within, rng, weighting=weighting, same_hit=same_hit, ties=ties)
     c = cross_rater_pairs(scores, n_pairs - n_within, rng, min_diff=min_diff, bias=bias)
     perm = rng.permutation(n_pairs)
     return PairSet(

@@ -1,8 +1,11 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
-annealed ×0.1 at fixed fractions of training, validation ρ after every epoch with the best
-weights kept, bf16 autocast on CUDA, and exact resumption from checkpoints written atomically
-every N steps and at each epoch end. Data parallel over processes started by ``torchrun``
-(DistributedDataParallel; gloo on CPU, nccl on CUDA); only rank 0 writes.
+annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
+the best weights of the final stage kept, bf16 autocast on CUDA, and exact resumption from
+checkpoints written atomically every N steps and at each validation. Data parallel over
+processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
+rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointed
+:class:`TrainState`, :func:`train_step`, :func:`validate`, :func:`keep_best`,
+:func:`save_checkpoint`, :func:`log_record` — over a plan of stages (:func:`stage_plan`).
 
 Determinism: every random stream is derived from ``(seed, purpose, epoch or step[, rank])`` —
 the epoch's order, each step's crop offsets and each step's dropout masks — so a run resumed
@@ -34,8 +37,10 @@ from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
 from .alexnet_arch import load_trunk_weights, read_state_dict
-from .config import ModelConfig, config_from_dict, load_config
-from .heads import build_model
+from .config import ModelConfig, StageSection, config_from_dict, load_config
+from .content import column_labels, fit_content
+from .ensemble import write_ensemble_file
+from .heads import AestheticsHead, attribute_columns, build_network
 from .losses import Batch, total_loss
 from .samplers import PairSet, sample_pairs
 
@@ -49,6 +54,7 @@ RUN_SUMMARY = "run.json"
 CONFIG_FILE = "config.json"
 CHECKPOINT_FORMAT = "aadb-checkpoint"
 MODEL_FORMAT = "aadb-model"
+RUN_FORMAT = "aadb-run"
 #: config keys that may change between an interrupted run and its resumption (they do not change the maths).
 RESUMABLE_CHANGES = ("train.max_minutes", "train.checkpoint_every_steps", "train.log_every_steps",
                      "train.eval_batch_size", "data.decode_workers")
@@ -75,6 +81,7 @@ class RunResult:
     stopped: str = "completed"
     weights_sha256: str = ""
     elapsed_s: float = 0.0
+    best_step: int | None = None
 
 
 # --- distributed ---------------------------------------------------------------------------
@@ -100,14 +107,24 @@ def _init_distributed(device: str) -> _Dist:
 
 
 def pick_device(device: str | None = None) -> str:
-    """``device`` if given, else ``cuda`` (the process's local rank's GPU) when available, else ``cpu``."""
-    if device == "cuda":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return "cpu"
+    """``device`` if given (``cpu``, ``cuda`` = the local rank's GPU, ``cuda:N``), else ``cuda``
+    when available, else ``cpu``. Anything else, or CUDA on a machine without it, is an InputError."""
+    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device is None or device == "auto":
+        return local if torch.cuda.is_available() else "cpu"
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
+        raise InputError(f"unknown device {device!r}: expected cpu, cuda or cuda:N (a GPU is 'cuda', not 'gpu')",
+                         field="--device")
+    if kind == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise InputError(f"--device {device} asks for a CUDA GPU, but torch sees none on this machine (no NVIDIA "
+                         "driver or a CPU-only torch build); use --device cpu", field="--device")
+    if index and int(index) >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"numbered from 0", field="--device")
+    return device if index else local
 
 
 def bf16_autocast(amp: str, device: str) -> bool:
@@ -190,6 +207,17 @@ def _deterministic(enabled: bool, cuda: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _fast_mode(enabled: bool) -> Iterator[None]:
+    """``cudnn.benchmark`` for the run when the opt-in fast mode is on (restored afterwards)."""
+    prev = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = prev or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = prev
+
+
+@contextlib.contextmanager
 def _threads(n: int | None, device: str) -> Iterator[None]:
     prev = torch.get_num_threads()
     if n is not None and device == "cpu":
@@ -206,7 +234,12 @@ class _TrainData:
     targets: torch.Tensor
     labels: torch.Tensor
     pairs: PairSet | None
-    n_units: int
+    attributes: torch.Tensor | None
+    content_labels: torch.Tensor | None
+
+    def n_units(self, pairs: bool) -> int:
+        """Training units of a stage: sampled pairs (rank loss) or images."""
+        return len(self.pairs) if pairs and self.pairs is not None else len(self.ids)
 
 
 def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
@@ -221,14 +254,339 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
         p = cfg.pairs
         pairs = sample_pairs(train_df, data.ratings, strategy=p.strategy, n_pairs=p.n_pairs, seed=cfg.train.seed,
                              within_share=p.within_share, min_diff=p.cross_min_diff, bias=p.cross_bias,
-                             weighting=p.within_weighting)
+                             weighting=p.within_weighting, same_hit=p.same_hit, ties=p.ties)
     targets = torch.tensor(train_df["score"].to_numpy(np.float32), device=device)
     labels = torch.tensor((train_df["score_mean"].to_numpy(float) > cfg.data.binary_threshold).astype(np.int64),
                           device=device)
-    n_units = len(pairs) if pairs is not None else len(train_df)
-    return _TrainData(list(train_df["image_id"]), targets, labels, pairs, n_units)
+    attributes = None
+    if cfg.attributes is not None:
+        cols = attribute_columns(cfg.attributes.columns)
+        missing = [c for c in cols if c not in train_df.columns]
+        if missing:
+            raise InputError(f"the images table has no attribute column(s) {missing}", file=data.origin,
+                             field="attributes.columns")
+        values = train_df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        attributes = torch.tensor(values, device=device)
+    content_labels = None
+    if cfg.content is not None and cfg.content.labels.startswith("column:"):
+        col = cfg.content.labels.removeprefix("column:")
+        if col not in train_df.columns:
+            raise InputError(f"the images table has no column {col!r}", file=data.origin, field="content.labels")
+        content_labels = column_labels(pd.to_numeric(train_df[col], errors="coerce").to_numpy(float),
+                                       cfg.content.clusters, col)
+    return _TrainData(list(train_df["image_id"]), targets, labels, pairs, attributes, content_labels)
 
 
+# --- the stage plan -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Stage:
+    """One stage of training: global steps ``[start, start + steps)`` with its own loss and lr schedule."""
+
+    index: int
+    name: str
+    start: int
+    steps: int
+    weights: dict[str, float]
+    branches: frozenset[str]
+    uses_pairs: bool
+    steps_per_epoch: int
+    last: bool
+
+    @property
+    def end(self) -> int:
+        return self.start + self.steps
+
+
+def stage_plan(cfg: ModelConfig, td: _TrainData) -> list[_Stage]:
+    """The stages of a config (one implicit stage when it has no ``[[stages]]``), with step counts."""
+    B = cfg.optim.batch_size
+    specs = cfg.stages or (StageSection(name="train", share=1.0, weights=None, branches=cfg.branches),)
+    plan, start = [], 0
+    for i, st in enumerate(specs):
+        weights = dict(st.weights if st.weights is not None else cfg.loss.weights)
+        pairs = td.pairs is not None and "rank" in weights  # ω_r = 0 still trains on the pair batches
+        spe = max(1, td.n_units(pairs) // B)
+        if cfg.optim.steps is None:
+            steps = spe * cfg.optim.epochs
+        elif i < len(specs) - 1:
+            steps = max(1, int(round(st.share * cfg.optim.steps)))
+        else:
+            steps = max(1, cfg.optim.steps - start)
+        plan.append(_Stage(i, st.name, start, steps, weights, frozenset(st.branches), pairs, spe, i == len(specs) - 1))
+        start += steps
+    return plan
+
+
+def _stage_at(plan: list[_Stage], step: int) -> _Stage:
+    return next((s for s in plan if step < s.end), plan[-1])
+
+
+def _lr_at(cfg: ModelConfig, stage: _Stage, step: int) -> float:
+    """×``anneal_factor`` at each ``anneal_at`` fraction of the stage's steps."""
+    milestones = [stage.start + int(round(f * stage.steps)) for f in cfg.optim.anneal_at]
+    return cfg.optim.lr * cfg.optim.anneal_factor ** sum(step >= m for m in milestones)
+
+
+def _units(cfg: ModelConfig, stage: _Stage, td: _TrainData, step: int) -> np.ndarray:
+    """The training units (image or pair indices) of global ``step``: a seeded permutation per epoch."""
+    B, n = cfg.optim.batch_size, td.n_units(stage.uses_pairs)
+    local = step - stage.start
+    epoch, pos = divmod(local, stage.steps_per_epoch)
+    key = [cfg.train.seed, 1, epoch] if stage.index == 0 else [cfg.train.seed, 1, stage.index, epoch]
+    order = np.random.default_rng(key).permutation(n)
+    return order[pos * B:(pos + 1) * B] if n >= B else order
+
+
+def _is_validation_step(cfg: ModelConfig, stage: _Stage, step: int) -> bool:
+    """Validation after global ``step`` (1-based count of steps done): every N steps, or at each epoch's end."""
+    if step == stage.end:
+        return True
+    every = cfg.train.validate_every_steps
+    if every is not None:
+        return step % every == 0
+    return (step - stage.start) % stage.steps_per_epoch == 0
+
+
+# --- state, one step, validation, checkpoints ---------------------------------------------
+
+@dataclass
+class _Run:
+    """What stays fixed during a run: config, data, samplers, device and where files go."""
+
+    cfg: ModelConfig
+    out: Path
+    device: str
+    d: _Dist
+    amp: bool
+    td: _TrainData
+    plan: list[_Stage]
+    train_sampler: pipeline.CropSampler
+    val_sampler: pipeline.CropSampler | None
+    val_truth: np.ndarray
+    fingerprint: str
+    bar_disabled: bool | None
+    t_start: float
+
+    @property
+    def is_main(self) -> bool:
+        return self.d.rank == 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.plan[-1].end
+
+
+@dataclass
+class TrainState:
+    """What changes during a run and is checkpointed: weights, optimiser, step, validation history."""
+
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    model: torch.nn.Module
+    global_step: int = 0
+    val_rho: list[float | None] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "step": None, "rho": None})
+    elapsed_before: float = 0.0
+
+
+def _epoch_of(stage: _Stage, step: int) -> tuple[int, int]:
+    return divmod(step - stage.start, stage.steps_per_epoch)
+
+
+def _completed_epoch(stage: _Stage, step: int) -> int:
+    """The epoch (0-based, within the stage) that the step count ``step`` lies in or just finished."""
+    return max(0, step - stage.start - 1) // stage.steps_per_epoch
+
+
+def _to_device(arrays: list[np.ndarray], device: str) -> list[torch.Tensor]:
+    """Several int64 arrays as device tensors with one (pinned, non-blocking) host→device copy."""
+    flat = torch.from_numpy(np.concatenate([np.asarray(a, np.int64).ravel() for a in arrays]))
+    if device.startswith("cuda"):
+        flat = flat.pin_memory().to(device, non_blocking=True)
+    parts, k = [], 0
+    for a in arrays:
+        parts.append(flat[k:k + np.asarray(a).size])
+        k += np.asarray(a).size
+    return parts
+
+
+def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    """One SGD step at ``state.global_step``; returns the (device) loss, its parts and the images seen."""
+    cfg, td, step = run.cfg, run.td, state.global_step
+    units = _units(cfg, stage, td, step)
+    per_unit = 2 if stage.uses_pairs else 1
+    rng = np.random.default_rng([cfg.train.seed, 2, step])
+    oy, ox, fl = (a.reshape(len(units), per_unit) for a in
+                  run.train_sampler.random_offsets(rng, len(units) * per_unit, cfg.data.hflip))
+    mine = slice(run.d.rank, None, run.d.world)
+    units, oy, ox, fl = units[mine], oy[mine], ox[mine], fl[mine]
+    if stage.uses_pairs:
+        n = len(units)
+        idx = np.concatenate([td.pairs.first[units], td.pairs.second[units]])
+        oy, ox, fl = (np.concatenate([a[:, 0], a[:, 1]]) for a in (oy, ox, fl))
+    else:
+        idx, oy, ox, fl = units, oy[:, 0], ox[:, 0], fl[:, 0]
+    idx_t, oy_t, ox_t, fl_t = _to_device([idx, oy, ox, fl], run.device)
+    extra: dict[str, Any] = {}
+    if stage.uses_pairs:
+        ar = torch.arange(n, device=run.device)
+        extra = {"pair_first": ar, "pair_second": ar + n, "pair_delta": torch.ones(n, device=run.device)}
+    if td.attributes is not None:
+        extra.update(attributes=td.attributes[idx_t], attribute_kind=cfg.attributes.loss)
+    batch = Batch(targets=td.targets[idx_t], labels=td.labels[idx_t], **extra)
+    cache_idx = idx_t.to(run.train_sampler.pixels.device)
+    x = run.train_sampler.crops(cache_idx, oy_t.to(cache_idx.device), ox_t.to(cache_idx.device),
+                                fl_t.to(cache_idx.device).bool()).to(run.device, non_blocking=True)
+    if cfg.train.fast and run.device.startswith("cuda"):
+        x = x.contiguous(memory_format=torch.channels_last)
+    lr = _lr_at(cfg, stage, step)
+    for g in state.opt.param_groups:
+        g["lr"] = lr
+    torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
+    with torch.autocast("cuda" if run.device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=run.amp):
+        outputs = state.model(x)
+    loss, parts = total_loss(outputs, batch, stage.weights, cfg.loss.rank_margin)
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt.step()
+    state.global_step += 1
+    return loss.detach(), parts, len(idx) * run.d.world
+
+
+def validate(run: _Run, state: TrainState) -> float | None:
+    """Spearman ρ of the network's scores on the validation split (None without one)."""
+    if run.val_sampler is None:
+        return None
+    pred = score_images(state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    return _spearman(pred, run.val_truth)
+
+
+def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) -> None:
+    """Keep ``best.pt``: the highest validation ρ among the final stage's validations (the same
+    rule for every variant); a run without validation keeps its last weights."""
+    if not stage.last:
+        return
+    best = state.best
+    better = best["rho"] is None or (rho is not None and rho > best["rho"])
+    if run.val_sampler is not None and rho is None and best["step"] is not None:
+        better = False
+    if better:
+        epoch = _completed_epoch(stage, state.global_step)
+        best.update(epoch=epoch, step=state.global_step, rho=rho)
+        if run.is_main:
+            _save({"format": MODEL_FORMAT, "version": 2, "config": _cfg_json(run.cfg), "model": state.net.state_dict(),
+                   "epoch": epoch, "global_step": state.global_step, "val_rho": rho}, run.out / BEST)
+
+
+def _cfg_json(cfg: ModelConfig) -> str:
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def save_checkpoint(run: _Run, state: TrainState) -> None:
+    """Write ``checkpoint.pt`` atomically (rank 0): everything needed to continue bit-identically."""
+    if not run.is_main:
+        return
+    stage = _stage_at(run.plan, state.global_step)
+    epoch, in_epoch = _epoch_of(stage, state.global_step)
+    _save({"format": CHECKPOINT_FORMAT, "version": 2, "config": _cfg_json(run.cfg), "model": state.net.state_dict(),
+           "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
+           "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
+           "best": state.best, "elapsed_s": state.elapsed_before + time.monotonic() - run.t_start,
+           "world_size": run.d.world, "device_kind": _device_kind(run.device), "data_fingerprint": run.fingerprint},
+          run.out / CHECKPOINT)
+
+
+def _device_kind(device: str) -> str:
+    return torch.device(device).type
+
+
+def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
+    """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
+    diff = [k for k in _config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    if diff:
+        raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
+                         "pass resume=False (--no-resume) or another --out", file=str(path))
+    if ck.get("data_fingerprint") != run.fingerprint:
+        raise InputError(f"run folder holds a checkpoint trained on other data (checkpoint data fingerprint "
+                         f"{ck.get('data_fingerprint')}, this --data {run.fingerprint}); resume with the same "
+                         "--data, or pass --no-resume / another --out", file=str(path))
+    if int(ck.get("world_size", 1)) != run.d.world:
+        raise InputError(f"the checkpoint was written by {ck.get('world_size')} process(es) and this run has "
+                         f"{run.d.world}: the global batch order would differ; resume with the same number of "
+                         "processes (torchrun --nproc_per_node) or pass --no-resume", file=str(path))
+    kind = ck.get("device_kind", "cpu")
+    if kind != _device_kind(run.device):
+        raise InputError(f"the checkpoint was trained on {kind} and this run is on {_device_kind(run.device)}: "
+                         f"numerics (bf16 autocast, kernels) differ; resume with --device {kind} or pass --no-resume",
+                         file=str(path))
+
+
+def _restore(ck: dict[str, Any], state: TrainState) -> None:
+    state.net.load_state_dict(ck["model"])
+    state.opt.load_state_dict(ck["optimizer"])
+    state.global_step = int(ck["global_step"])
+    state.val_rho = list(ck["val_rho"])
+    state.best = dict(ck["best"])
+    state.elapsed_before = float(ck["elapsed_s"])
+    torch.set_rng_state(ck["rng"]["torch"])
+
+
+def log_record(run: _Run, rec: dict[str, Any]) -> None:
+    """Append one record to ``metrics.jsonl`` (rank 0)."""
+    if run.is_main:
+        with open(run.out / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+def _enter_stage(run: _Run, state: TrainState, stage: _Stage) -> None:
+    """Switch the head to the stage's branches; fit the content groups the first time they are used."""
+    head = state.net.classifier[6]
+    if not isinstance(head, AestheticsHead):
+        return
+    head.active = stage.branches
+    if "content" in stage.branches and not bool(head.content_fitted):
+        fc7 = fc7_features(state.net, run.train_sampler, run.device, batch_size=run.cfg.train.eval_batch_size,
+                           amp=run.amp)
+        labels = fit_content(head, torch.from_numpy(fc7), run.td.content_labels, seed=run.cfg.train.seed,
+                             restarts=run.cfg.content.kmeans_restarts)
+        sizes = torch.bincount(labels[labels >= 0], minlength=head.n_content).tolist()
+        log_record(run, {"kind": "content", "stage": stage.name, "step": state.global_step, "group_sizes": sizes})
+
+
+def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | None, resume: bool) -> TrainState:
+    cfg = run.cfg
+    torch.manual_seed(cfg.train.seed)
+    net = build_network(cfg).to(run.device)
+    if cfg.train.fast and run.device.startswith("cuda"):
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                          weight_decay=cfg.optim.weight_decay)
+    state = TrainState(net=net, opt=opt, model=net)
+    ckpt_path = run.out / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT)
+        _check_resumable(ck, run, ckpt_path)
+        _restore(ck, state)
+        if run.is_main:
+            log.info("resuming %s at step %d", run.out, state.global_step)
+    elif init_weights is not None:
+        loaded = load_trunk_weights(net, read_state_dict(init_weights, sha256=init_sha256), source=str(init_weights))
+        if run.is_main:
+            log.info("initialised %d front-end tensors from %s", len(loaded), init_weights)
+    elif run.is_main:
+        warnings.warn("no --init-weights: training AlexNet from scratch (the paper fine-tunes ImageNet weights)",
+                      stacklevel=4)
+    model: torch.nn.Module = net
+    if run.d.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(net, device_ids=[torch.device(run.device).index] if run.device.startswith("cuda") else None,
+                    find_unused_parameters=bool(cfg.branches))  # branch layers idle in early stages
+    if cfg.train.fast and run.device.startswith("cuda"):
+        model = torch.compile(model)  # cudnn.benchmark is set for the run by _fast_mode
+    state.model = model
+    return state
 def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
                  amp: bool = False) -> np.ndarray:
     """The model's ``score`` for every cached image (centre crop, eval mode), as float64."""
@@ -245,6 +603,23 @@ def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
             out[start:start + len(idx)] = s.float().cpu().numpy()
     model.train(was_training)
     return out
+
+
+def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
+                 amp: bool = False) -> np.ndarray:
+    """fc7 activations (N, D) of every cached image (centre crop, eval mode), as float32."""
+    was_training = model.training
+    model.eval()
+    n = sampler.pixels.shape[0]
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(n, start + batch_size))
+            x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+                chunks.append(model.fc7(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.fc7_size), np.float32)
 
 
 def _plot_metrics(records: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -280,13 +655,15 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
           resume: bool = True, max_minutes: float | None = None, overrides: Mapping[str, Any] | None = None,
           progress: bool | None = None, cache_dir: str | Path | None = None,
           stop_after_steps: int | None = None) -> RunResult:
-    """Train one model variant on the train split, validating each epoch, into the run folder ``out``.
+    """Train one model variant on the train split, validating as configured, into the run folder ``out``.
 
     ``config`` is a :class:`ModelConfig` or a TOML path (``overrides`` are dotted keys applied on
     top); ``init_weights`` is a local standard-keyed AlexNet state dict (else training starts from
     scratch, with a warning). With ``resume`` an existing checkpoint in ``out`` is continued
-    exactly. ``stop_after_steps`` is a test hook: raise :class:`TrainingInterrupted` once that many
-    global steps are done and checkpointed.
+    exactly (refused if it was written for another config, data, world size or device kind). A
+    config with ``[ensemble] members > 1`` trains its members under ``out/members/``.
+    ``stop_after_steps`` is a test hook: raise :class:`TrainingInterrupted` once that many global
+    steps are done and checkpointed.
     """
     cfg = config if isinstance(config, ModelConfig) else load_config(config)
     if overrides:
@@ -297,258 +674,223 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
     if cfg.train.amp == "bf16" and not device.startswith("cuda"):
         raise InputError(f"bf16 autocast runs on CUDA only, and the device is {device!r}; set train.amp to "
                          "'auto' or 'off'", field="train.amp")
+    data = data if isinstance(data, AADBData) else load(data)
+    if cfg.ensemble.members > 1:
+        return _train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,
+                               init_sha256=init_sha256, resume=resume, progress=progress, cache_dir=cache_dir,
+                               stop_after_steps=stop_after_steps)
     dist_info = _init_distributed(device)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with _deterministic(cfg.train.deterministic, device.startswith("cuda")), _threads(cfg.train.cpu_threads, device), \
-            torch.random.fork_rng(devices=cuda_devices):  # the caller's RNG state is left as it was
-        return _train(cfg, data, Path(out), device, dist_info, init_weights, init_sha256, resume, progress,
-                      cache_dir, stop_after_steps)
+    with _deterministic(cfg.train.deterministic and not cfg.train.fast, device.startswith("cuda")), \
+            _threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
+            torch.random.fork_rng(devices=cuda_devices):
+        run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
+        state = _build_state(run, init_weights, init_sha256, resume)
+        if run.is_main:
+            recs = _read_metrics(run.out / METRICS, upto_step=state.global_step)
+            write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
+            write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+        stopped = _loop(run, state, stop_after_steps)
+        return _finish(run, state, stopped, data, init_weights)
 
 
-def _train(cfg: ModelConfig, data_src: str | Path | AADBData, out: Path, device: str, d: _Dist,
-           init_weights: str | Path | None, init_sha256: str | None, resume: bool, progress: bool | None,
-           cache_dir: str | Path | None, stop_after_steps: int | None) -> RunResult:
-    t_start = time.monotonic()
-    is_main = d.rank == 0
-    data = data_src if isinstance(data_src, AADBData) else load(data_src)
+def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs) -> RunResult:
+    """Train every member (seed ``train.seed + k``) into ``out/members/k``, then write
+    ``ensemble.json`` and ``run.json`` with the validation ρ of the averaged predictions."""
     out = out.absolute()
-    ckpt_path = out / CHECKPOINT
-    if is_main:
+    single = cfg.to_dict()
+    single["ensemble"] = {"members": 1}
+    results = [train(config_from_dict({**single, "train": {**single["train"], "seed": cfg.train.seed + k}},
+                                      source=f"{cfg.name} member {k}"),
+                     data, out / "members" / str(k), device=device, **train_kwargs)
+               for k in range(cfg.ensemble.members)]
+    rel = [f"members/{k}" for k in range(cfg.ensemble.members)]
+    write_ensemble_file(out, cfg, rel)
+    val = data.split("validation")
+    rho = None
+    if not val.empty:
+        arr = pipeline.load_or_build_cache(data, list(val["image_id"]), cfg.data.warp_size, progress=False,
+                                           cache_dir=train_kwargs.get("cache_dir"))
+        sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean,
+                                       cfg.data.std)
+        amp = bf16_autocast(cfg.train.amp, device)
+        preds = np.mean([score_images(load_model(r.run_dir, device=device)[0], sampler, device, amp=amp)
+                         for r in results], axis=0)
+        rho = _spearman(preds, val["score"].to_numpy(float))
+    done = all(r.stopped == "completed" for r in results)
+    steps = sum(r.global_step for r in results)
+    write_json(out / RUN_SUMMARY, {"format": RUN_FORMAT, "name": cfg.name, "ensemble_members": rel,
+                                   "best_val_rho": rho, "global_step": steps,
+                                   "stopped": "completed" if done else "incomplete"})
+    return RunResult(run_dir=out, config=cfg, device=device, world_size=results[0].world_size,
+                     epochs_completed=results[0].epochs_completed, global_step=steps,
+                     total_steps=sum(r.total_steps for r in results), val_rho=[rho], best_epoch=None,
+                     best_val_rho=rho, stopped="completed" if done else "time_limit", weights_sha256="",
+                     elapsed_s=sum(r.elapsed_s for r in results))
+
+
+def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, resume: bool,
+           progress: bool | None, cache_dir: str | Path | None) -> _Run:
+    """Prepare the run folder, the training units, the pixel caches and the stage plan."""
+    t_start = time.monotonic()
+    out = out.absolute()
+    if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY):
                 (out / name).unlink(missing_ok=True)
     _barrier(d)
-    amp = bf16_autocast(cfg.train.amp, device)
-    amp_device = "cuda" if device.startswith("cuda") else "cpu"
-
-    # data: training units (images or pairs), cached pixels
     td = _prepare_train(cfg, data, device)
     val_df = data.split("validation")
     cache_root = Path(cache_dir) if cache_dir is not None else out / "cache"
     cache_dev = device if cfg.data.cache_on_device else "cpu"
     # tqdm: None = auto (hidden when not a TTY); only rank 0 shows progress
-    bar_disabled = True if (not is_main or progress is False) else (None if progress is None else False)
+    bar_disabled = True if (d.rank != 0 or progress is False) else (None if progress is None else False)
+    digests = {}
 
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
-        if is_main:
-            arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=cache_root,
-                                               workers=cfg.data.decode_workers,
-                                               progress=None if bar_disabled is None else not bar_disabled, desc=desc)
+        digests[desc] = pipeline.bytes_fingerprint(data, ids)
+        kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digests[desc])
+        if d.rank == 0:
+            arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
+                                               progress=None if bar_disabled is None else not bar_disabled, **kw)
         _barrier(d)
-        if not is_main:
-            arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=cache_root,
-                                               workers=cfg.data.decode_workers, progress=False, write=False)
+        if d.rank != 0:
+            arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, progress=False, write=False, **kw)
         return torch.from_numpy(arr).to(cache_dev)
 
-    train_sampler = pipeline.CropSampler(pixels(td.ids, "decode train"), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
+    train_sampler = pipeline.CropSampler(pixels(td.ids, "decode train"), cfg.data.crop_size, cfg.data.mean,
+                                         cfg.data.std)
     val_sampler = None
     if not val_df.empty:
         val_sampler = pipeline.CropSampler(pixels(list(val_df["image_id"]), "decode validation"),
                                            cfg.data.crop_size, cfg.data.mean, cfg.data.std)
-    val_truth = val_df["score"].to_numpy(float)
-
-    # model and optimiser
-    torch.manual_seed(cfg.train.seed)
-    net = build_model(cfg.model.head, width=cfg.model.width, dropout=cfg.model.dropout).to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
     B = cfg.optim.batch_size
     if B < d.world:
         raise InputError(f"batch_size {B} is smaller than the number of processes {d.world}", field="optim.batch_size")
-    steps_per_epoch = max(1, td.n_units // B)
-    total_steps = steps_per_epoch * cfg.optim.epochs
-    milestones = [int(round(f * total_steps)) for f in cfg.optim.anneal_at]
+    fingerprint = training_fingerprint(data, digests)
+    return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
+                plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
+                val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
+                t_start=t_start)
 
-    def lr_at(step: int) -> float:
-        return cfg.optim.lr * cfg.optim.anneal_factor ** sum(step >= m for m in milestones)
 
-    schedule = {"base_lr": cfg.optim.lr, "factor": cfg.optim.anneal_factor, "milestones": milestones}
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    val_rhos: list[float | None] = []
-    best: dict[str, Any] = {"epoch": None, "rho": None}
-    elapsed_before = 0.0
-    cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
+def training_fingerprint(data: AADBData, byte_digests: Mapping[str, str]) -> str:
+    """sha256 over the train/validation rows of the images table (ids, splits, targets, attributes),
+    the ratings of those images and the image bytes' digests: equal iff the training data is."""
+    from ..data import sha256_fingerprint
 
-    if resume and ckpt_path.is_file():
-        ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT)
-        diff = [k for k in _config_diff(json.loads(ck["config"]), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
-        if diff:
-            raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
-                             "pass resume=False (--no-resume) or another --out", file=str(ckpt_path))
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        epoch, step_in_epoch, global_step = int(ck["epoch"]), int(ck["step_in_epoch"]), int(ck["global_step"])
-        val_rhos = list(ck["val_rho"])
-        best = dict(ck["best"])
-        elapsed_before = float(ck["elapsed_s"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if is_main:
-            log.info("resuming %s at epoch %d step %d", out, epoch, global_step)
-    else:
-        if init_weights is not None:
-            loaded = load_trunk_weights(net, read_state_dict(init_weights, sha256=init_sha256), source=str(init_weights))
-            if is_main:
-                log.info("initialised %d front-end tensors from %s", len(loaded), init_weights)
-        elif is_main:
-            warnings.warn("no --init-weights: training AlexNet from scratch (the paper fine-tunes ImageNet weights)",
-                          stacklevel=3)
-    model: torch.nn.Module = net
-    if d.active:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    rows = data.images[data.images["split"].isin(["train", "validation"])]
+    rows = rows.drop(columns=[c for c in ("path", "flags", "source_url", "license") if c in rows.columns])
+    r = data.ratings[data.ratings["image_id"].isin(rows["image_id"])]
+    return sha256_fingerprint([
+        pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy().tobytes(),
+        pd.util.hash_pandas_object(r.reset_index(drop=True), index=False).to_numpy().tobytes(),
+        *(f"{k}={byte_digests[k]}\n" for k in sorted(byte_digests)),
+    ])
 
-        model = DDP(net, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
 
-    metrics_path = out / METRICS
-    if is_main:
-        recs = _read_metrics(metrics_path, upto_step=global_step)
-        write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in recs))
-        write_text(out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    def checkpoint(ep: int, s_in_ep: int) -> None:
-        if not is_main:
-            return
-        rng = {"torch": torch.get_rng_state()}
-        _save({"format": CHECKPOINT_FORMAT, "version": 1, "config": cfg_json, "model": net.state_dict(),
-               "optimizer": opt.state_dict(), "schedule": schedule, "epoch": ep, "step_in_epoch": s_in_ep,
-               "global_step": global_step, "rng": rng, "val_rho": val_rhos, "best": best,
-               "elapsed_s": elapsed_before + time.monotonic() - t_start, "world_size": d.world}, ckpt_path)
-
-    def validate(ep: int) -> float | None:
-        if val_sampler is None:
-            return None
-        pred = score_images(net, val_sampler, device, batch_size=cfg.train.eval_batch_size, amp=amp)
-        return _spearman(pred, val_truth)
-
-    def keep_best(ep: int, rho: float | None) -> None:
-        better = best["rho"] is None or (rho is not None and rho > best["rho"])
-        if val_sampler is not None and rho is None and best["epoch"] is not None:
-            better = False
-        if better:
-            best.update(epoch=ep, rho=rho)
-            if is_main:
-                _save({"format": MODEL_FORMAT, "version": 1, "config": cfg_json, "model": net.state_dict(),
-                       "epoch": ep, "global_step": global_step, "val_rho": rho}, out / BEST)
-
-    def log_record(rec: dict[str, Any]) -> None:
-        if is_main:
-            with open(metrics_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec) + "\n")
-
-    weights = dict(cfg.loss.weights)
-    margin = cfg.loss.rank_margin
-    stopped = "completed"
+def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
+    """Run the steps from ``state.global_step`` to the end of the plan; returns why it stopped."""
+    cfg = run.cfg
     time_limit = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
-    model.train()
+    state.model.train()
     window: list[torch.Tensor] = []
-    t_window = time.monotonic()
-    while epoch < cfg.optim.epochs and stopped == "completed":
-        order = np.random.default_rng([cfg.train.seed, 1, epoch]).permutation(td.n_units)
-        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.optim.epochs}",
-                   disable=bar_disabled, leave=False)
-        while step_in_epoch < steps_per_epoch:
-            units = order[step_in_epoch * B:(step_in_epoch + 1) * B] if td.n_units >= B else order
-            per_unit = 2 if td.pairs is not None else 1
-            rng = np.random.default_rng([cfg.train.seed, 2, global_step])
-            oy, ox, fl = (a.reshape(len(units), per_unit) for a in
-                          train_sampler.random_offsets(rng, len(units) * per_unit, cfg.data.hflip))
-            mine = slice(d.rank, None, d.world)
-            units, oy, ox, fl = units[mine], oy[mine], ox[mine], fl[mine]
-            if td.pairs is not None:
-                n = len(units)
-                idx = np.concatenate([td.pairs.first[units], td.pairs.second[units]])
-                oy, ox, fl = (np.concatenate([a[:, 0], a[:, 1]]) for a in (oy, ox, fl))
-                ar = torch.arange(n, device=device)
-                extra = {"pair_first": ar, "pair_second": ar + n, "pair_delta": torch.ones(n, device=device)}
-            else:
-                idx = units
-                oy, ox, fl = oy[:, 0], ox[:, 0], fl[:, 0]
-                extra = {}
-            idx_t = torch.as_tensor(idx, device=device)
-            batch = Batch(targets=td.targets[idx_t], labels=td.labels[idx_t], **extra)
-            x = train_sampler.crops(idx, oy, ox, fl).to(device, non_blocking=True)
-            lr = lr_at(global_step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            torch.manual_seed(_seed(cfg.train.seed, 3, global_step, d.rank))
-            with torch.autocast(amp_device, dtype=torch.bfloat16, enabled=amp):
-                outputs = model(x)
-            loss, parts = total_loss(outputs, batch, weights, margin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            global_step += 1
-            step_in_epoch += 1
+    t_window, n_img = time.monotonic(), 0
+    bar = tqdm(total=run.total_steps, initial=state.global_step, desc=cfg.name, disable=run.bar_disabled, leave=False)
+    current: _Stage | None = None
+    try:
+        while state.global_step < run.total_steps:
+            stage = _stage_at(run.plan, state.global_step)
+            if stage is not current:
+                _enter_stage(run, state, stage)
+                state.model.train()
+                current = stage
+            loss, parts, n = train_step(run, state, stage)
+            n_img += n
             bar.update(1)
-            window.append(torch.stack([loss.detach(), *parts.values()]))
-            if global_step % cfg.train.log_every_steps == 0 or step_in_epoch == steps_per_epoch:
-                vals = torch.stack(window).float().mean(0).cpu().tolist()
-                if not math.isfinite(vals[0]):
-                    raise FloatingPointError(f"training loss is {vals[0]} at step {global_step}; lower optim.lr")
-                dt = time.monotonic() - t_window
-                n_img = len(window) * len(idx) * d.world
-                log_record({"kind": "train", "epoch": epoch, "step": global_step, "lr": lr, "loss": vals[0],
-                            **{f"loss_{k}": v for k, v in zip(parts, vals[1:])},
-                            "images_per_s": n_img / dt if dt > 0 else None})
-                bar.set_postfix(loss=f"{vals[0]:.4f}")
-                window, t_window = [], time.monotonic()
-            at_end = step_in_epoch == steps_per_epoch
-            if global_step % cfg.train.checkpoint_every_steps == 0 and not at_end:
-                checkpoint(epoch, step_in_epoch)
-            if stop_after_steps is not None and global_step >= stop_after_steps and not at_end:
-                checkpoint(epoch, step_in_epoch)
-                _barrier(d)
-                raise TrainingInterrupted(f"stopped after {global_step} steps (checkpoint written)")
-            if time_limit is not None and _agree_flag(d, time.monotonic() - t_start > time_limit):
-                stopped = "time_limit"
-                break
+            window.append(torch.stack([loss, *parts.values()]))
+            step = state.global_step
+            at_validation = _is_validation_step(cfg, stage, step)
+            if step % cfg.train.log_every_steps == 0 or at_validation:
+                _log_window(run, state, stage, window, parts, n_img, time.monotonic() - t_window, bar)
+                window, t_window, n_img = [], time.monotonic(), 0
+            timed_out = time_limit is not None and _agree_flag(run.d, time.monotonic() - run.t_start > time_limit)
+            if at_validation or timed_out:
+                rho = validate(run, state)
+                state.val_rho.append(rho)
+                keep_best(run, state, stage, rho)
+                log_record(run, {"kind": "val", "stage": stage.name, "epoch": _completed_epoch(stage, step),
+                                 "step": step, "val_rho": rho, **({"partial_epoch": True} if timed_out else {})})
+                if run.is_main:
+                    _plot_metrics(_read_metrics(run.out / METRICS), run.out / PLOT, cfg.name)
+            if at_validation or timed_out or step % cfg.train.checkpoint_every_steps == 0:
+                save_checkpoint(run, state)
+            if timed_out:
+                return "time_limit"
+            if stop_after_steps is not None and step >= stop_after_steps and step < run.total_steps:
+                if not (at_validation or step % cfg.train.checkpoint_every_steps == 0):
+                    save_checkpoint(run, state)
+                _barrier(run.d)
+                raise TrainingInterrupted(f"stopped after {step} steps (checkpoint written)")
+    finally:
         bar.close()
-        if stopped == "completed":
-            rho = validate(epoch)
-            val_rhos.append(rho)
-            keep_best(epoch, rho)
-            epoch += 1
-            step_in_epoch = 0
-            log_record({"kind": "val", "epoch": epoch - 1, "step": global_step, "val_rho": rho})
-            checkpoint(epoch, 0)
-        else:
-            rho = validate(epoch)
-            keep_best(epoch, rho)
-            log_record({"kind": "val", "epoch": epoch, "step": global_step, "val_rho": rho, "partial_epoch": True})
-            checkpoint(epoch, step_in_epoch)
-        if is_main:
-            _plot_metrics(_read_metrics(metrics_path), out / PLOT, cfg.name)
-        if stop_after_steps is not None and global_step >= stop_after_steps and epoch < cfg.optim.epochs:
-            _barrier(d)
-            raise TrainingInterrupted(f"stopped after {global_step} steps (checkpoint written)")
+    return "completed"
 
-    sha = state_sha256(net.state_dict())
-    if d.active:
+
+def _log_window(run: _Run, state: TrainState, stage: _Stage, window: list[torch.Tensor],
+                parts: Mapping[str, torch.Tensor], n_img: int, dt: float, bar: Any) -> None:
+    vals = torch.stack(window).float().mean(0).cpu().tolist()  # the only host sync of the step path
+    if not math.isfinite(vals[0]):
+        raise FloatingPointError(f"training loss is {vals[0]} at step {state.global_step}; lower optim.lr")
+    log_record(run, {"kind": "train", "stage": stage.name, "epoch": _epoch_of(stage, state.global_step - 1)[0],
+                     "step": state.global_step, "lr": _lr_at(run.cfg, stage, state.global_step - 1), "loss": vals[0],
+                     **{f"loss_{k}": v for k, v in zip(parts, vals[1:])},
+                     "images_per_s": n_img / dt if dt > 0 else None})
+    bar.set_postfix(loss=f"{vals[0]:.4f}", stage=stage.name)
+
+
+def _finish(run: _Run, state: TrainState, stopped: str, data: AADBData,
+            init_weights: str | Path | None) -> RunResult:
+    """Check the ranks agree, make sure ``best.pt`` exists, write ``run.json``."""
+    sha = state_sha256(state.net.state_dict())
+    if run.d.active:
         import torch.distributed as dist
 
-        shas: list[Any] = [None] * d.world
+        shas: list[Any] = [None] * run.d.world
         dist.all_gather_object(shas, sha)
         if len(set(shas)) != 1:
             raise RuntimeError(f"data-parallel ranks ended with different weights: {shas}")
-    if is_main and not (out / BEST).is_file():
-        keep_best(epoch, None)
-    elapsed = elapsed_before + time.monotonic() - t_start
-    result = RunResult(run_dir=out, config=cfg, device=device, world_size=d.world, epochs_completed=epoch,
-                       global_step=global_step, total_steps=total_steps, val_rho=val_rhos, best_epoch=best["epoch"],
-                       best_val_rho=best["rho"], stopped=stopped, weights_sha256=sha, elapsed_s=elapsed)
-    if is_main:
-        write_json(out / RUN_SUMMARY, {
-            "name": cfg.name, "device": device, "world_size": d.world, "ranks_agree": True,
-            "epochs_completed": epoch, "global_step": global_step, "total_steps": total_steps,
-            "val_rho": val_rhos, "best_epoch": best["epoch"], "best_val_rho": best["rho"], "stopped": stopped,
-            "weights_sha256": sha, "elapsed_s": round(elapsed, 3), "n_train_images": len(td.ids),
-            "n_pairs": len(td.pairs) if td.pairs is not None else 0,
-            "n_validation_images": len(val_df), "data_origin": data.origin,
+    if run.is_main and not (run.out / BEST).is_file():
+        keep_best(run, state, run.plan[-1], None)
+    last = run.plan[-1]
+    epochs = _epoch_of(last, state.global_step)[0] if len(run.plan) == 1 else len(
+        [s for s in run.plan if s.end <= state.global_step])
+    elapsed = state.elapsed_before + time.monotonic() - run.t_start
+    b = state.best
+    result = RunResult(run_dir=run.out, config=run.cfg, device=run.device, world_size=run.d.world,
+                       epochs_completed=epochs, global_step=state.global_step, total_steps=run.total_steps,
+                       val_rho=state.val_rho, best_epoch=b["epoch"], best_val_rho=b["rho"], stopped=stopped,
+                       weights_sha256=sha, elapsed_s=elapsed, best_step=b.get("step"))
+    if run.is_main:
+        write_json(run.out / RUN_SUMMARY, {
+            "format": RUN_FORMAT, "name": run.cfg.name, "device": run.device, "device_kind": _device_kind(run.device),
+            "world_size": run.d.world, "ranks_agree": True, "epochs_completed": epochs,
+            "global_step": state.global_step, "total_steps": run.total_steps,
+            "stages": [{"name": s.name, "start": s.start, "steps": s.steps, "branches": sorted(s.branches),
+                        "pairs": s.uses_pairs} for s in run.plan],
+            "val_rho": state.val_rho, "best_epoch": b["epoch"], "best_step": b.get("step"), "best_val_rho": b["rho"],
+            "checkpoint_rule": "highest validation rho among the final stage's validations",
+            "validate_every_steps": run.cfg.train.validate_every_steps, "stopped": stopped,
+            "weights_sha256": sha, "elapsed_s": round(elapsed, 3), "n_train_images": len(run.td.ids),
+            "n_pairs": len(run.td.pairs) if run.td.pairs is not None else 0,
+            "n_validation_images": len(run.val_truth), "data_origin": data.origin,
+            "data_fingerprint": run.fingerprint,
             "init_weights": str(init_weights) if init_weights is not None else None,
         })
-    _barrier(d)
+    _barrier(run.d)
     return result
 
 
@@ -570,8 +912,11 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     path = run / (BEST if which == "best" else CHECKPOINT)
     obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
     cfg = config_from_dict(json.loads(obj["config"]), source=str(path))
-    net = build_model(cfg.model.head, width=cfg.model.width, dropout=cfg.model.dropout)
+    net = build_network(cfg)
     net.load_state_dict(obj["model"])
+    head = net.classifier[6]
+    if isinstance(head, AestheticsHead):  # the final stage's branches
+        head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)
     return net.to(device).eval(), cfg
 
 

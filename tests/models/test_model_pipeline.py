@@ -1,9 +1,14 @@
 """Input pipeline: crops gathered from the uint8 cache equal plain slicing (with mirroring), the
 centre crop is centred, and the decoded cache is written once and reused."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageOps
+
+from aadb_toolkit.models import pipeline
 
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models.pipeline import CropSampler, load_or_build_cache
@@ -29,16 +34,58 @@ def test_gathered_crops_equal_slicing_and_mirroring():
     assert oy.min() == 0 and oy.max() == 4 and ox.max() == 4  # every offset of a 12 → 8 crop is reachable
 
 
-def test_cache_is_written_once_and_reused(tiny_curated, tmp_path):
+def test_cache_is_written_once_and_reused(tiny_curated, tmp_path, monkeypatch):
     data = load(tiny_curated)
     ids = list(data.split("test")["image_id"])[:6]
     a = load_or_build_cache(data, ids, 20, cache_dir=tmp_path, progress=False)
     files = list(tmp_path.glob("*.npy"))
     assert a.shape == (6, 20, 20, 3) and a.dtype == np.uint8 and len(files) == 1
     calls = []
-    data.read_image_bytes = lambda i: calls.append(i)  # a second build would call this
+    monkeypatch.setattr(pipeline, "decode_warp", lambda *a: calls.append(a))  # a second build would decode
     b = load_or_build_cache(data, ids, 20, cache_dir=tmp_path, progress=False)
     assert np.array_equal(a, b) and calls == []
+
+
+def test_changed_image_bytes_under_the_same_ids_miss_the_cache(tiny_curated, tmp_path):
+    """Issue 9 item 5: re-curated images with the same ids must not reuse the old pixels."""
+    data = load(tiny_curated)
+    ids = list(data.split("test")["image_id"])[:4]
+    a = load_or_build_cache(data, ids, 20, cache_dir=tmp_path, progress=False)
+    original = data.read_image_bytes
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), (250, 0, 0)).save(buf, format="JPEG")
+    data.read_image_bytes = lambda i: buf.getvalue() if i == ids[0] else original(i)
+    b = load_or_build_cache(data, ids, 20, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    assert not np.array_equal(a[0], b[0]) and np.array_equal(a[1:], b[1:])
+    assert b[0, ..., 0].mean() > 200  # the new red image, not the cached one
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (80, 40)), (6, (80, 40)), (8, (64, 48))])
+def test_dct_scaled_decode_keeps_orientation_and_matches_a_full_decode(orientation, size):
+    """Image.draft decodes JPEGs at 1/2..1/8 scale; EXIF rotation and the warp must come out as
+    with a full-size decode (up to resampling)."""
+    from aadb_toolkit.sources import AADBData
+
+    w, h = size[0] * 8, size[1] * 8
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[: h // 2, :, 0] = 255  # red top half, blue bottom half, green left quarter
+    arr[h // 2:, :, 2] = 255
+    arr[:, : w // 4, 1] = 255
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    raw = buf.getvalue()
+    import pandas as pd
+
+    data = AADBData(images=pd.DataFrame({"image_id": ["x"], "split": ["test"]}), ratings=None, origin="mem",
+                    read_image_bytes=lambda i: raw)
+    got = pipeline.decode_warp(data, "x", 32).astype(float)
+    full = ImageOps.exif_transpose(Image.open(io.BytesIO(raw))).convert("RGB").resize((32, 32), Image.BILINEAR)
+    np.testing.assert_allclose(got, np.asarray(full, float), atol=40)
+    assert np.abs(got - np.asarray(full, float)).mean() < 6
 
 
 def test_undecodable_image_is_named(tiny_curated):

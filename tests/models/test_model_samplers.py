@@ -166,3 +166,24 @@ def test_cross_rater_refuses_missing_scores_at_once():
     s = np.array([0.1, np.nan, 0.9, 0.5])
     with pytest.raises(InputError, match="1 of 4 image scores are not finite"):
         cross_rater_pairs(s, 10, np.random.default_rng(0))
+
+
+def test_same_hit_pairs_never_cross_an_assignment_and_ties_can_be_kept():
+    images, ratings = _tables(n_images=80)
+    ratings = ratings.assign(batch_id=[f"HIT{int(i[3:6]) // 10}" for i in ratings["image_id"]])
+    hit_of = dict(zip(ratings["image_id"], ratings["batch_id"]))
+    ids = images["image_id"].to_numpy()
+    ps = sample_pairs(images, ratings, strategy="within", n_pairs=3000, seed=1, same_hit=True)
+    assert all(hit_of[ids[a]] == hit_of[ids[b]] for a, b in zip(ps.first, ps.second))
+    assert set(ps.raters) <= set(ratings["rater_id"])  # raters are named as in the ratings, never by session
+    anyhit = sample_pairs(images, ratings, strategy="within", n_pairs=3000, seed=1)
+    assert any(hit_of[ids[a]] != hit_of[ids[b]] for a, b in zip(anyhit.first, anyhit.second))
+    lookup = {(r.image_id, r.rater_id): r.score for r in ratings.itertuples()}
+    kept = sample_pairs(images, ratings, strategy="within", n_pairs=3000, seed=1, ties="keep")
+    diffs = [lookup[(ids[a], kept.raters[r])] - lookup[(ids[b], kept.raters[r])]
+             for a, b, r in zip(kept.first, kept.second, kept.rater)]
+    assert min(diffs) == 0 and all(d >= 0 for d in diffs)  # ties present, order otherwise preferred-first
+    with pytest.raises(InputError, match="batch_id"):
+        sample_pairs(images, ratings.drop(columns="batch_id"), strategy="within", n_pairs=10, seed=0, same_hit=True)
+    with pytest.raises(InputError, match="ties"):
+        sample_pairs(images, ratings, strategy="within", n_pairs=10, seed=0, ties="coin")

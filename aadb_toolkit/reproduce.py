@@ -1,0 +1,432 @@
+"""Reproduce a table of the paper: a recipe (``baselines/tables/NAME.toml``) lists its rows — label,
+config, overrides, the paper's number (a key path into :mod:`aadb_toolkit.paper`), the row it is
+compared against, the data role and the protocol. :func:`reproduce` trains what is missing
+(reusing finished runs, resuming interrupted ones), scores every row through the protocol
+registry, tests each row against its reference row (paired bootstrap and Steiger's Z), and
+writes the table as Markdown and CSV (plus a PNG when the recipe declares a figure).
+
+Data roles name the sources a table reads (``"aadb"`` is ``--data``); a new source (AVA) is a new
+role, and a new table is a new recipe file: nothing here branches on a table's name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from . import __version__, paper
+from ._atomic import write_bytes, write_json, write_text
+from .errors import InputError
+from .sources import AADBData
+
+log = logging.getLogger(__name__)
+
+BUDGETS = ("quick", "paper")
+SUMMARY_FILE = "reproduce.json"
+SUMMARY_FORMAT = "aadb-reproduce"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a recipe."""
+
+    label: str
+    config: str
+    paper: tuple[Any, ...] = ()
+    compare: str = ""
+    set: Mapping[str, Any] = field(default_factory=dict)
+    budget_set: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    select: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    data: str = "aadb"
+    protocol: str = ""
+    x: float | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A table recipe: its rows, the default protocol and data role, per-budget overrides, an
+    optional figure (``figure.x`` = the x value of each row, ``figure.y`` = "validation" or "test")
+    and whether the best row is picked on validation (Table 4's ω_r)."""
+
+    name: str
+    title: str
+    protocol: str
+    rows: tuple[Row, ...]
+    budgets: Mapping[str, Mapping[str, Any]]
+    figure: Mapping[str, str] = field(default_factory=dict)
+    select_row_on_validation: bool = False
+    note: str = ""
+    source: str = ""
+
+
+def tables_dir() -> Path:
+    """The folder of table recipes (``baselines/tables/``)."""
+    from .models.config import baselines_dir
+
+    return baselines_dir() / "tables"
+
+
+def available_tables() -> list[str]:
+    """Names of the recipes under ``baselines/tables/``."""
+    return sorted(p.stem for p in tables_dir().glob("*.toml") if not p.name.startswith("_"))
+
+
+def shared_budgets() -> dict[str, dict[str, Any]]:
+    """The budget overrides every recipe starts from (``baselines/tables/_budgets.toml``)."""
+    path = tables_dir() / "_budgets.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read the shared budgets: {exc}", file=str(path)) from exc
+    return {b: dict(raw.get("budgets", {}).get(b, {}).get("set", {})) for b in BUDGETS}
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """Read and check a recipe (a name under ``baselines/tables/`` or a TOML path)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        names = available_tables()
+        if str(name_or_path) not in names:
+            from ._registry import did_you_mean
+
+            hint = did_you_mean(name_or_path, names)
+            raise InputError(f"no table recipe {str(name_or_path)!r}; {hint or 'known: ' + ', '.join(names)}",
+                             field="--table")
+        path = tables_dir() / f"{name_or_path}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read table recipe: {exc}", file=str(path)) from exc
+    return _recipe_from_dict(raw, str(path))
+
+
+def _recipe_from_dict(raw: Mapping[str, Any], source: str) -> Recipe:
+    allowed = {f for f in Row.__dataclass_fields__}
+    rows = []
+    for i, r in enumerate(raw.get("rows", [])):
+        unknown = set(r) - allowed
+        if unknown or "label" not in r or "config" not in r:
+            raise InputError(f"row needs label and config; unknown keys {sorted(unknown)}", file=source,
+                             field=f"rows[{i}]")
+        rows.append(Row(**{**r, "paper": tuple(r.get("paper", ()))}))
+    if not rows:
+        raise InputError("a recipe needs [[rows]]", file=source, field="rows")
+    labels = [r.label for r in rows]
+    if len(set(labels)) != len(labels):
+        raise InputError("row labels must be unique", file=source, field="rows")
+    for r in rows:
+        if r.compare and r.compare not in labels:
+            raise InputError(f"row {r.label!r} compares against unknown row {r.compare!r}", file=source,
+                             field="rows.compare")
+        if r.paper:
+            paper_number(r.paper, source)
+    shared = shared_budgets()
+    budgets = {b: {**shared[b], **raw.get("budgets", {}).get(b, {}).get("set", {})} for b in BUDGETS}
+    return Recipe(name=raw.get("name", Path(source).stem), title=raw.get("title", ""),
+                  protocol=raw.get("protocol", "aadb"), rows=tuple(rows), budgets=budgets,
+                  figure=dict(raw.get("figure", {})), select_row_on_validation=bool(raw.get("select_row_on_validation")),
+                  note=raw.get("note", ""), source=source)
+
+
+def paper_number(keys: Sequence[Any], source: str = "recipe") -> float | None:
+    """The number at a key path in :mod:`aadb_toolkit.paper` (``["TABLE5_PAIRS", "cross", 2000000]``);
+    a tuple value gives its first entry (ρ of Table 3)."""
+    node: Any = paper
+    try:
+        node = getattr(paper, keys[0])
+        for k in keys[1:]:
+            node = node[k]
+    except (AttributeError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"no paper number at {list(keys)}", file=source, field="rows.paper") from exc
+    if isinstance(node, tuple):
+        node = node[0]
+    return None if node is None else float(node)
+
+
+# --- one row -------------------------------------------------------------------------------
+
+def slug(text: str) -> str:
+    """A folder name for a row label or a setting."""
+    s = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+    return s or "row"
+
+
+def row_config(recipe: Recipe, row: Row, budget: str, extra: Mapping[str, Any] | None = None):
+    """The validated config of a row under a budget: baseline, budget overrides, row overrides."""
+    from .models.config import baseline_config
+
+    overrides = {**recipe.budgets.get(budget, {}), **row.set, **row.budget_set.get(budget, {}), **(extra or {})}
+    return baseline_config(row.config, overrides)
+
+
+def _grid(row: Row) -> list[dict[str, Any]]:
+    if not row.select:
+        return [{}]
+    keys = sorted(row.select)
+    return [dict(zip(keys, values)) for values in itertools.product(*(row.select[k] for k in keys))]
+
+
+def _finished(run: Path, cfg) -> bool:
+    summary, config = run / "run.json", run / "config.json"
+    if not (summary.is_file() and config.is_file()):
+        return False
+    try:
+        done = json.loads(summary.read_text(encoding="utf-8")).get("stopped") == "completed"
+        same = not _material_diff(json.loads(config.read_text(encoding="utf-8")), cfg)
+    except (OSError, json.JSONDecodeError):
+        return False
+    return done and same
+
+
+def _material_diff(other: Mapping[str, Any], cfg) -> list[str]:
+    """Config keys that differ and matter for the result (not e.g. the checkpoint cadence)."""
+    from .models.trainer import RESUMABLE_CHANGES, _config_diff
+
+    return [k for k in _config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+
+
+def _refuse_other_config(run: Path, cfg) -> None:
+    config = run / "config.json"
+    try:
+        other = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        other = None
+    diff = _material_diff(other, cfg) if other is not None else []
+    if diff:
+        raise InputError(f"this row's run folder holds a run of another config (differs in "
+                         f"{diff}): the recipe, the budget or a config changed "
+                         "since; remove that run folder to retrain it, or use another --out", file=str(run))
+
+
+def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: str, *,
+              init_weights: str | Path | None = None, device: str | None = None, progress: bool | None = None,
+              cache_dir: Path | None = None, stop_after_steps: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """Train (or reuse) every candidate of a row; returns the run chosen on validation and its setting."""
+    from .models import train
+
+    chosen: tuple[float, Path, dict[str, Any]] | None = None
+    for setting in _grid(row):
+        cfg = row_config(recipe, row, budget, setting)
+        run = run_root / (slug("_".join(f"{k}={v}" for k, v in setting.items())) if setting else "run")
+        if _finished(run, cfg):
+            log.info("reusing finished run %s", run)
+        else:  # a new run, or the interrupted one resumed from its checkpoint
+            _refuse_other_config(run, cfg)
+            train(cfg, data, run, device=device, init_weights=init_weights, progress=progress,
+                  cache_dir=cache_dir, stop_after_steps=stop_after_steps)
+        val = json.loads((run / "run.json").read_text(encoding="utf-8")).get("best_val_rho")
+        score = -math.inf if val is None else float(val)
+        if chosen is None or score > chosen[0]:
+            chosen = (score, run, setting)
+    assert chosen is not None
+    return chosen[1], chosen[2]
+
+
+def score_row(protocol_name: str, run: Path, data: AADBData, *, n_boot: int, device: str | None = None,
+              cache_dir: Path | None = None):
+    """Predict the run's test (and, if the protocol needs it, validation) split and score it
+    through the protocol registry; returns the :class:`~aadb_toolkit.protocols.Result`."""
+    from .models import predict, write_predictions
+    from .protocols import get_protocol, score_submission, write_result
+
+    p = get_protocol(protocol_name)
+    test_csv = write_predictions(predict(run, data, "test", device=device, cache_dir=cache_dir), run / "test.csv")
+    val_csv = None
+    if p.needs_validation:
+        val_csv = write_predictions(predict(run, data, "validation", device=device, cache_dir=cache_dir),
+                                    run / "validation.csv")
+    result = score_submission(p.name, test_csv, data.origin, validation=val_csv, n_boot=n_boot)
+    write_result(run / "score.json", result)
+    return result
+
+
+# --- the table -----------------------------------------------------------------------------
+
+def is_synthetic(data: AADBData) -> bool:
+    """Whether a source is synthetic, as its loader recorded in its provenance."""
+    return bool(data.provenance is not None and data.provenance.synthetic)
+
+
+def _row_record(recipe: Recipe, row: Row, result, run: Path, setting: Mapping[str, Any],
+                synthetic: bool) -> dict[str, Any]:
+    metric = result.metrics[result.main_metric]
+    summary = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    ours = metric.value
+    ref = paper_number(row.paper) if row.paper else None
+    return {
+        "label": row.label, "config": row.config, "protocol": result.protocol, "metric": result.main_metric,
+        "ours": ours, "ci_low": metric.ci_low, "ci_high": metric.ci_high, "paper": ref,
+        "ours_minus_paper": None if ours is None or ref is None else ours - ref,
+        "validation_rho": summary.get("best_val_rho"), "steps": summary.get("global_step"),
+        "selected": json.dumps(dict(setting)) if setting else "", "x": row.x,
+        "compared_with": row.compare, "delta_vs_compared": None, "delta_ci_low": None, "delta_ci_high": None,
+        "p_bootstrap": None, "p_steiger": None, "data_synthetic": synthetic, "run": str(run),
+    }
+
+
+def _add_comparisons(records: list[dict[str, Any]], results: Mapping[str, Any], *, n_boot: int) -> None:
+    """Paired significance of each row against the row it is meant to improve on (same images)."""
+    from .protocols.significance import compare
+
+    for rec in records:
+        other = rec["compared_with"]
+        if not other or other not in results:
+            continue
+        a, b = results[rec["label"]].paired, results[other].paired
+        if a is None or b is None or a.image_ids != b.image_ids:
+            continue
+        c = compare(a.truth, a.predictions, b.predictions, n_boot=n_boot, seed=0)
+        rec.update(delta_vs_compared=c.delta, delta_ci_low=c.delta_ci_low, delta_ci_high=c.delta_ci_high,
+                   p_bootstrap=c.bootstrap_p, p_steiger=c.steiger_p)
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: str, synthetic: bool,
+                    data_origin: str) -> str:
+    """The table as Markdown: ours with its 95% CI, the paper's number, and the paired test."""
+    lines = [f"# {recipe.title or recipe.name}", ""]
+    if synthetic:
+        lines += ["> **Synthetic data — not AADB.** These numbers come from a synthetic release (a test "
+                  "instrument); they say nothing about the paper's claims on real photos.", ""]
+    lines += [f"Budget `{budget}`; data `{data_origin}`; toolkit {__version__}. ρ is Spearman's on the test split "
+              "with a bootstrap 95% CI; Δ is this row minus the row it is compared with, tested by a paired "
+              "bootstrap over the same test images (p) and Steiger's Z (p_Z).", ""]
+    if recipe.note:
+        lines += [recipe.note, ""]
+    lines += ["| row | ours ρ | 95% CI | paper ρ | vs | Δρ | p | p_Z | val ρ | steps |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        ci = "–" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        label = r["label"] + (" ✓ (chosen on validation)" if r.get("selected_on_validation") else "")
+        if r["selected"]:
+            label += f" — {r['selected']}"
+        lines.append(f"| {_md(label)} | {_fmt(r['ours'])} | {ci} | {_fmt(r['paper'])} | {_md(r['compared_with']) or '–'} | "
+                     f"{_fmt(r['delta_vs_compared'])} | {_fmt(r['p_bootstrap'], 3)} | {_fmt(r['p_steiger'], 3)} | "
+                     f"{_fmt(r['validation_rho'])} | {r['steps']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", str(text))
+
+
+def render_figure(recipe: Recipe, records: list[dict[str, Any]], *, synthetic: bool) -> bytes:
+    """The recipe's figure: ρ (validation or test) against each row's ``x``."""
+    from ._plotting import figure, to_png
+
+    key = "validation_rho" if recipe.figure.get("y", "validation") == "validation" else "ours"
+    pts = sorted((r["x"], r[key]) for r in records if r["x"] is not None and r[key] is not None)
+    fig, ax = figure()
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+    ax.set_xlabel(recipe.figure.get("xlabel", "x"))
+    ax.set_ylabel(recipe.figure.get("ylabel", f"{key.replace('_', ' ')}"))
+    ax.set_title((recipe.title or recipe.name) + ("\n(SYNTHETIC data, not AADB)" if synthetic else ""))
+    return to_png(fig)
+
+
+# --- the whole table -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TableResult:
+    """What :func:`reproduce` wrote: the rows and the files."""
+
+    records: list[dict[str, Any]]
+    files: list[Path]
+    synthetic: bool
+
+
+def _claim_out(out: Path, recipe: Recipe, budget: str) -> None:
+    """Use ``out`` only if it is new, empty, or a reproduce folder of the same table and budget."""
+    marker = out / SUMMARY_FILE
+    if out.exists() and not out.is_dir():
+        raise InputError("--out is a file, not a folder", file=str(out), field="--out")
+    if out.is_dir() and any(out.iterdir()):
+        if not marker.is_file():
+            raise InputError(f"{out} holds files that `aadb reproduce` did not write (no {SUMMARY_FILE}); "
+                             "choose a new or empty --out", file=str(out), field="--out")
+        try:
+            doc = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read {SUMMARY_FILE}: {exc}", file=str(marker)) from exc
+        if doc.get("format") != SUMMARY_FORMAT or (doc.get("table"), doc.get("budget")) != (recipe.name, budget):
+            raise InputError(f"{out} holds a reproduction of table {doc.get('table')!r} at budget "
+                             f"{doc.get('budget')!r}; use another --out for {recipe.name!r} at {budget!r}",
+                             file=str(out), field="--out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, *, budget: str = "quick",
+              init_weights: str | Path | None = None, device: str | None = None, n_boot: int = 1000,
+              progress: bool | None = None, stop_after_steps: int | None = None) -> TableResult:
+    """Train, score and tabulate every row of ``recipe`` on ``sources`` (data role → loaded data)
+    into ``out``: ``runs/<row>/`` per row, ``<table>.md``, ``<table>.csv`` (and ``<table>.png``)."""
+    if budget not in BUDGETS:
+        raise InputError(f"unknown budget {budget!r}; expected one of {BUDGETS}", field="--budget")
+    from .models import pick_device
+
+    device = pick_device(device)  # a device that cannot be had fails before anything is written
+    if budget == "paper" and device == "cpu":
+        log.warning("the paper budget is the full GPU recipe (hours per row on a GPU); on the CPU it "
+                    "would take weeks: use --budget quick")
+    missing = sorted({r.data for r in recipe.rows} - set(sources))
+    if missing:
+        raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")
+    out = Path(out)
+    _claim_out(out, recipe, budget)
+    synthetic = any(is_synthetic(sources[r]) for r in {r.data for r in recipe.rows})
+    doc = {"format": SUMMARY_FORMAT, "table": recipe.name, "budget": budget, "synthetic": synthetic,
+           "toolkit_version": __version__, "status": "running",
+           "data": {role: {"origin": d.origin, "synthetic": is_synthetic(d)} for role, d in sources.items()}}
+    write_json(out / SUMMARY_FILE, doc)
+    records, results = [], {}
+    from tqdm.auto import tqdm
+
+    for row in tqdm(recipe.rows, desc=f"reproduce {recipe.name}", disable=None if progress is None else not progress):
+        data = sources[row.data]
+        run, setting = train_row(recipe, row, data, out / "runs" / slug(row.label), budget, init_weights=init_weights,
+                                 device=device, progress=progress, cache_dir=out / "cache",
+                                 stop_after_steps=stop_after_steps)
+        result = score_row(row.protocol or recipe.protocol, run, data, n_boot=n_boot, device=device,
+                           cache_dir=out / "cache")
+        results[row.label] = result
+        records.append(_row_record(recipe, row, result, run, setting, synthetic))
+    _add_comparisons(records, results, n_boot=n_boot)
+    if recipe.select_row_on_validation:
+        best = max((r for r in records if r["validation_rho"] is not None), key=lambda r: r["validation_rho"],
+                   default=None)
+        for r in records:
+            r["selected_on_validation"] = r is best
+    files = _write_table(recipe, records, out, budget=budget, synthetic=synthetic,
+                         data_origin=", ".join(d.origin for d in sources.values()))
+    write_json(out / SUMMARY_FILE, {**doc, "status": "complete", "files": [f.name for f in files],
+                                    "rows": records})
+    return TableResult(records=records, files=files, synthetic=synthetic)
+
+
+def _write_table(recipe: Recipe, records: list[dict[str, Any]], out: Path, *, budget: str, synthetic: bool,
+                 data_origin: str) -> list[Path]:
+    md, csv = out / f"{recipe.name}.md", out / f"{recipe.name}.csv"
+    write_text(md, render_markdown(recipe, records, budget=budget, synthetic=synthetic, data_origin=data_origin))
+    frame = pd.DataFrame(records).drop(columns=["run"])
+    write_text(csv, frame.to_csv(index=False, lineterminator="\n", float_format="%.17g"))
+    files = [md, csv]
+    if recipe.figure:
+        png = out / f"{recipe.name}.png"
+        write_bytes(png, render_figure(recipe, records, synthetic=synthetic))
+        files.append(png)
+    return files
