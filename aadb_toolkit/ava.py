@@ -450,3 +450,19 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
                             for c in schema.RATING_COLUMNS})
     origin = str(data.root) + (" (synthetic AVA)" if is_synthetic_ava(data.root) else "")
     return AADBData(images=images, ratings=ratings, origin=origin, read_image_bytes=read)
+
+
+def write_ava_submission(run: str | os.PathLike[str], data: "AADBData", out_dir: str | os.PathLike[str], *,
+                         device: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                         progress: bool | None = None) -> tuple[Path, Path]:
+    """Predict an AVA source's test and validation splits with a trained run and write the two
+    submission CSVs the ``ava`` protocol scores (τ is chosen on the validation file, never on
+    test). Returns (test CSV, validation CSV)."""
+    from .models import predict, write_predictions
+
+    out_dir = Path(out_dir)
+    paths = []
+    for split in ("test", "validation"):
+        preds = predict(run, data, split, device=device, cache_dir=cache_dir, progress=progress)
+        paths.append(write_predictions(preds, out_dir / f"ava_{split}.csv"))
+    return paths[0], paths[1]
