@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from ava_fixtures import make_small_ava
 
@@ -109,12 +110,22 @@ def test_table7_cells_runs_trained_on_either_set_predict_both(ava_root, ava_data
     runs = {"aadb": tmp_path / "on_aadb", "ava": tmp_path / "on_ava"}
     train(load_config(BASELINES / "reg.toml", {**TINY, "optim.batch_size": 256}), aadb, runs["aadb"], progress=False)
     train(_tiny("ava_reg"), ava_data, runs["ava"], progress=False)
-    lines = ["[predictions]"]
-    for a, run in runs.items():
-        for b, data in (("aadb", aadb), ("ava", ava_data)):
-            f = write_predictions(predict(run, data, "test"), tmp_path / f"{a}__{b}.csv")
-            lines.append(f'"{a}->{b}" = "{f.name}"')
-    (tmp_path / "cross.toml").write_text("\n".join(lines) + "\n")
-    result = score_submission("cross-dataset", tmp_path / "cross.toml", tiny_curated, ava_data=ava_root, n_boot=0)
+    manifest = ava.write_cross_dataset_predictions(runs, {"aadb": aadb, "ava": ava_data}, tmp_path / "cells")
+    result = score_submission("cross-dataset", manifest, tiny_curated, ava_data=ava_root, n_boot=0)
     for cell in ("aadb->aadb", "aadb->ava", "ava->aadb", "ava->ava"):
         assert np.isfinite(result.metrics[f"rho[{cell}]"].value)
+        train_on, test_on = cell.split("->")
+        preds = predict(runs[train_on], aadb if test_on == "aadb" else ava_data, "test")
+        cell_file = tmp_path / "cells" / f"trained_on_{train_on}__{test_on}_test.csv"
+        assert np.allclose(pd.read_csv(cell_file, dtype={"image_id": str})["score"], preds["score"])
+
+
+def test_cli_predicts_an_ava_folder(ava_root, ava_data, tmp_path, capsys):
+    from aadb_toolkit.cli import main
+
+    train(_tiny("ava_reg"), ava_data, tmp_path / "run", progress=False)
+    out = tmp_path / "val.csv"
+    assert main(["predict", "--run", str(tmp_path / "run"), "--data", str(ava_root), "--split", "validation",
+                 "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype={"image_id": str})
+    assert list(got["image_id"]) == ava.load_ava(ava_root).validation_ids
