@@ -13,7 +13,7 @@ from ava_fixtures import make_small_ava
 
 from aadb_toolkit import ava, paper, sources
 from aadb_toolkit.models import config as config_module
-from aadb_toolkit.models import predict, train, write_predictions
+from aadb_toolkit.models import predict, train
 from aadb_toolkit.models.config import load_config
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.ava_protocol import binary_labels, choose_threshold

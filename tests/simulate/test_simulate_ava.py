@@ -77,11 +77,6 @@ def test_planted_quality_drives_the_mean_vote(synth, truth):
     assert 0.6 < rho < 0.95  # driven by the planted quality, with a share no pixel shows
 
 
-def _luma(path):
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=float) / 255.0
-
-
 def test_styles_are_visible_in_the_pixels():
     rng = np.random.default_rng(0)
     from aadb_toolkit.simulate._images import draw_photo
