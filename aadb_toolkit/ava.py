@@ -448,8 +448,7 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
 
     ratings = pd.DataFrame({c: pd.Series([], dtype=float if c == "score" or c in schema.ATTRIBUTES else object)
                             for c in schema.RATING_COLUMNS})
-    origin = str(data.root) + (" (synthetic AVA)" if is_synthetic_ava(data.root) else "")
-    return AADBData(images=images, ratings=ratings, origin=origin, read_image_bytes=read)
+    return AADBData(images=images, ratings=ratings, origin=str(data.root), read_image_bytes=read)
 
 
 def write_ava_submission(run: str | os.PathLike[str], data: "AADBData", out_dir: str | os.PathLike[str], *,

@@ -36,7 +36,7 @@ def test_round_trip_into_the_data_model(ava_root):
     styles = img[list(ava.STYLE_COLUMNS)]
     assert set(np.unique(styles.to_numpy()[~np.isnan(styles.to_numpy())])) <= {0.0, 1.0}
     assert styles.isna().all(axis=1).sum() > len(img) / 2  # most images have no style labels
-    assert "synthetic" in data.origin
+    assert data.origin == str(ava_root) and ava.is_synthetic_ava(ava_root)
     # a test split's ground truth is the protocol's
     gt = raw.ground_truth("test")
     assert np.allclose(data.split("test").set_index("image_id").loc[gt.index, "score_mean"], gt)
