@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from ava_fixtures import make_small_ava
 
-from aadb_toolkit import ava, paper, sources
+from aadb_toolkit import ava, ava_predictions, paper, sources
 from aadb_toolkit.models import config as config_module
 from aadb_toolkit.models import predict, train
 from aadb_toolkit.models.config import load_config
@@ -98,7 +98,7 @@ def test_a_second_epoch_decodes_nothing(ava_data, tmp_path, monkeypatch):
 
 def test_tau_comes_from_the_validation_predictions(ava_root, ava_data, tmp_path):
     train(_tiny("ava_reg"), ava_data, tmp_path / "run", progress=False)
-    test_csv, val_csv = ava.write_ava_submission(tmp_path / "run", ava_data, tmp_path / "sub")
+    test_csv, val_csv = ava_predictions.write_ava_submission(tmp_path / "run", ava_data, tmp_path / "sub")
     result = score_submission("ava", test_csv, ava_root, validation=val_csv, n_boot=0)
     val = ava_data.split("validation")
     val_pred = predict(tmp_path / "run", ava_data, "validation")
@@ -117,7 +117,7 @@ def test_table7_cells_runs_trained_on_either_set_predict_both(ava_root, ava_data
     runs = {"aadb": tmp_path / "on_aadb", "ava": tmp_path / "on_ava"}
     train(load_config(BASELINES / "reg.toml", {**TINY, "optim.batch_size": 256}), aadb, runs["aadb"], progress=False)
     train(_tiny("ava_reg"), ava_data, runs["ava"], progress=False)
-    manifest = ava.write_cross_dataset_predictions(runs, {"aadb": aadb, "ava": ava_data}, tmp_path / "cells")
+    manifest = ava_predictions.write_cross_dataset_predictions(runs, {"aadb": aadb, "ava": ava_data}, tmp_path / "cells")
     result = score_submission("cross-dataset", manifest, tiny_curated, ava_data=ava_root, n_boot=0)
     for cell in ("aadb->aadb", "aadb->ava", "ava->aadb", "ava->ava"):
         assert np.isfinite(result.metrics[f"rho[{cell}]"].value)
