@@ -316,7 +316,9 @@ def category_codes(table: pd.DataFrame, tags: dict[int, str]) -> np.ndarray:
     (tags matched by name in ``tags.txt``), NaN when neither tag is."""
     wanted = {_norm_name(c): k for k, c in enumerate(CONTENT_CATEGORIES)}
     tag_to_cat = {tid: wanted[_norm_name(n)] for tid, n in tags.items() if _norm_name(n) in wanted}
-    lookup = np.full(max([0, *tags, *table["tag1"], *table["tag2"]]) + 1, np.nan)
+    top = max(max(tags, default=0), int(table["tag1"].to_numpy().max(initial=0)),
+              int(table["tag2"].to_numpy().max(initial=0)))
+    lookup = np.full(top + 1, np.nan)
     for tid, k in tag_to_cat.items():
         lookup[tid] = k
     first = lookup[table["tag1"].to_numpy()]
