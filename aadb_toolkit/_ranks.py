@@ -15,6 +15,11 @@ from scipy import stats
 
 #: Above this length, ranks come from scipy's rankdata instead of the O(n²) comparison.
 _DIRECT_RANK_MAX = 48
+#: Up to this many items the rank dot products are exact int64 sums (Σ c² ≈ n³/3 < 2⁶³).
+_EXACT_DOT_MAX_N = 2_000_000
+#: Spearman's ρ of fewer items is reported as undefined (``too_few``) unless a caller says otherwise:
+#: the one home of the "at least 3 items for ρ" rule of the consistency and reliability analyses.
+MIN_ITEMS_FOR_RHO = 3
 #: Permutations of up to this many items are drawn from a table of all n! permutations.
 PERM_TABLE_MAX_N = 10
 
@@ -33,20 +38,36 @@ def centered_ranks(values: np.ndarray) -> np.ndarray:
     return np.rint(2 * ranks - (n + 1)).astype(np.int64)
 
 
-def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = 3) -> tuple[float, str]:
-    """Spearman's ρ of two equal-length vectors with a status: ``ok``, ``too_few`` (fewer than
-    ``min_n`` items), ``constant_x`` or ``constant_y`` (ρ undefined; returned as NaN)."""
+def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> tuple[float, str]:
+    """Spearman's ρ (average ranks for ties, as ``scipy.stats.spearmanr``) of two equal-length
+    vectors with a status: ``ok``, ``too_few`` (fewer than ``min_n`` items), ``constant_x`` or
+    ``constant_y`` (ρ undefined; returned as NaN). The toolkit's one Spearman implementation."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman needs two 1-d arrays of equal length, got {x.shape} and {y.shape}")
     if x.shape[0] < min_n:
         return math.nan, "too_few"
     cx, cy = centered_ranks(x), centered_ranks(y)
+    if x.shape[0] > _EXACT_DOT_MAX_N:  # Σ c² ≈ n³/3 would overflow int64: float64 sums (relative error ~1e-16)
+        cx, cy = cx.astype(np.float64), cy.astype(np.float64)
+        nx, ny, d = float(cx @ cx), float(cy @ cy), float(cx @ cy)
+        if nx == 0:
+            return math.nan, "constant_x"
+        if ny == 0:
+            return math.nan, "constant_y"
+        return max(-1.0, min(1.0, d / math.sqrt(nx) / math.sqrt(ny))), "ok"
     nx, ny = int(cx @ cx), int(cy @ cy)
     if nx == 0:
         return math.nan, "constant_x"
     if ny == 0:
         return math.nan, "constant_y"
     return float(int(cx @ cy) / math.sqrt(nx * ny)), "ok"
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> float:
+    """Spearman's ρ alone, NaN when :func:`spearman` says it is undefined."""
+    return spearman(x, y, min_n=min_n)[0]
 
 
 @functools.lru_cache(maxsize=None)

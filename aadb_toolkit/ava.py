@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .data import sha256_fingerprint
 from .errors import InputError, SourceError
 
 if TYPE_CHECKING:
-    from .sources import AADBData
+    from .data import AADBData
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +282,8 @@ class AVAData:
     def fingerprint(self, split: str = "test") -> str:
         """sha256 over the split's sorted (image_id, mean vote) pairs, like the AADB fingerprint."""
         gt = self.ground_truth(split)
-        h = hashlib.sha256(f"ava:{split}\n".encode())
-        for image_id, score in sorted(zip(gt.index.astype(str), gt.to_numpy(dtype=float))):
-            h.update(f"{image_id}\t{score:.9f}\n".encode())
-        return "sha256:" + h.hexdigest()
+        rows = sorted(zip(gt.index.astype(str), gt.to_numpy(dtype=float)))
+        return sha256_fingerprint([f"ava:{split}\n", *(f"{image_id}\t{score:.9f}\n" for image_id, score in rows)])
 
 
 def load_ava(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAData:
@@ -429,7 +428,7 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
     """An AVA folder as the toolkit's data model (:class:`aadb_toolkit.sources.AADBData`): the
     images table of :func:`images_table`, an empty ratings table (AVA has no rater ids), and the
     photos from ``images/<id>.jpg``. Missing or empty image files are an error naming their ids."""
-    from .sources import AADBData  # sources dispatches AVA folders here
+    from .data import AADBData, Provenance
 
     data = load_ava(root, test_list=test_list)
     images = images_table(data)
@@ -450,5 +449,9 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
 
     ratings = pd.DataFrame({c: pd.Series([], dtype=float if c == "score" or c in schema.ATTRIBUTES else object)
                             for c in schema.RATING_COLUMNS})
-    return AADBData(images=images, ratings=ratings, origin=str(data.root), read_image_bytes=read)
+    test_name = Path(test_list).stem if test_list is not None else Path(STANDARD_TEST_LIST).stem
+    provenance = Provenance(origin=str(data.root), kind="ava", synthetic=is_synthetic_ava(data.root),
+                            test_list=test_name)
+    return AADBData(images=images, ratings=ratings, origin=str(data.root), read_image_bytes=read,
+                    provenance=provenance)
 

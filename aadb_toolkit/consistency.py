@@ -18,30 +18,25 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper
-from ._ranks import centered_ranks, draw_permutations
+from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from ._registry import lookup
+from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
 from .errors import InputError
 
-#: Test methods: name → what is tested.
-METHODS: dict[str, str] = {
-    "batch-mean-spearman": "mean pairwise Spearman ρ per batch, permutation test, BH across batches",
-    "pairwise": "Spearman ρ per pair of raters, permutation test per pair, BH across all pairs",
-    "kendall-w": "Kendall's W (tie-corrected) per batch, permutation test, BH across batches",
-}
 DEFAULT_METHOD = "batch-mean-spearman"
 DEFAULT_N_PERM = 10_000
 #: A pair of raters needs at least this many common images for ρ to be tested.
-MIN_COMMON_IMAGES = 3
+MIN_COMMON_IMAGES = MIN_ITEMS_FOR_RHO
 #: Why a batch was not tested (SPEC §5: counted and reported, never dropped).
 DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", "all_pairs_constant")
 #: Why a pair of raters was excluded.
 EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")
-RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
 
 _CHUNK_ELEMENTS = 1 << 22  # permuted values held at once (float32/int32: ~16 MB per array)
 _EXACT_TOL = 1e-12  # relative tolerance for "stat* ≥ stat" in float64 (absorbs rounding only)
@@ -69,58 +64,17 @@ class _Codes:
 
 
 def _codes(ratings: pd.DataFrame, file: str | None) -> _Codes:
-    missing = [c for c in RATING_KEYS if c not in ratings.columns]
-    if missing:
-        raise InputError(f"ratings table lacks column(s) {missing}", file=file, field=missing[0])
-    if len(ratings) == 0:
-        raise InputError("ratings table has no rows", file=file)
-    for col in ("batch_id", "rater_id", "image_id"):
-        bad = ratings[col].isna().to_numpy()
-        if bad.any():
-            row = ratings.index[int(np.argmax(bad))]
-            raise InputError(f"missing {col} ({int(bad.sum())} row(s))", file=file, row=row, field=col)
-    raw = ratings["score"]
-    score = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    non_numeric = np.isnan(score) & raw.notna().to_numpy()
-    if non_numeric.any():
-        row = ratings.index[int(np.argmax(non_numeric))]
-        raise InputError(f"score is not a number: {raw.loc[row]!r}", file=file, row=row, field="score")
-    infinite = np.isinf(score)
-    if infinite.any():  # corrupt, not missing: do not count it among the missing scores
-        row = ratings.index[int(np.argmax(infinite))]
-        raise InputError(f"score is infinite ({int(infinite.sum())} row(s))", file=file, row=row, field="score")
+    score = check_ratings(ratings, columns=RATING_KEYS, missing_scores="keep", ids_as_text=False,
+                          file=file)["score"].to_numpy()
     usable = ~np.isnan(score)
     # sorted codes: each batch's raters and images are laid out by id, not by row order, so the
     # same ratings in any row order (or with missing-score rows) draw the same permutations
-    b, batch_ids = _factorize(ratings["batch_id"], sort=True)
-    r, rater_ids = _factorize(ratings["rater_id"], sort=True)
-    i, _ = _factorize(ratings["image_id"], sort=True)
+    b, batch_ids = factorize_ids(ratings["batch_id"], sort=True)
+    r, rater_ids = factorize_ids(ratings["rater_id"], sort=True)
+    i, _ = factorize_ids(ratings["image_id"], sort=True)
     b, r, i = b[usable], r[usable], i[usable]
-    order = np.lexsort((i, r, b))
-    bs, rs, is_ = b[order], r[order], i[order]
-    dup = (bs[1:] == bs[:-1]) & (rs[1:] == rs[:-1]) & (is_[1:] == is_[:-1])
-    if dup.any():
-        k = int(np.argmax(dup))
-        rows = ratings.index[np.flatnonzero(usable)[order[[k, k + 1]]]]
-        raise InputError(
-            f"rater {rater_ids[rs[k]]!r} rated image {ratings['image_id'].loc[rows[1]]!r} twice in batch "
-            f"{batch_ids[bs[k]]!r} (rows {rows[0]} and {rows[1]}); deduplicate before the analysis",
-            file=file, row=rows[1], field="image_id")
     return _Codes(batch=b, rater=r, image=i, score=score[usable], batch_ids=batch_ids, rater_ids=rater_ids,
                   n_missing_score=int((~usable).sum()))
-
-
-def _factorize(column: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and the distinct values as strings (ids of any dtype; categoricals stay cheap)."""
-    try:
-        codes, uniques = pd.factorize(column, sort=sort)
-    except TypeError:  # mixed types cannot be sorted: compare them as text
-        codes, uniques = pd.factorize(column.astype(str), sort=sort)
-    uniques = np.asarray(pd.Index(uniques).astype(str), dtype=object)
-    if len(set(uniques)) != len(uniques):  # e.g. 1 and "1": distinct values, same text
-        codes, uniques = pd.factorize(column.astype(str), sort=sort)
-        uniques = np.asarray(uniques, dtype=object)
-    return np.asarray(codes), uniques
 
 
 @dataclass
@@ -163,95 +117,152 @@ def _pair_index(n_raters: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n_raters, 1)
 
 
-def _complete_group(scores: np.ndarray, method: str, n_perm: int, rng: np.random.Generator,
-                    progress: Any) -> dict[str, np.ndarray]:
-    """Statistics and permutation exceedance counts for G complete batches of shape (R raters, N images)."""
+@dataclass
+class _Ranked:
+    """G complete batches of shape (R raters, N images) as centred ranks, with everything the
+    permutation kernels compare against (see :func:`_ranked`)."""
+
+    scores: np.ndarray
+    c: np.ndarray           # (G, R, N) int64 centred ranks; a constant rater's vector is all zeros
+    valid: np.ndarray       # (G, R) rater not constant
+    D: np.ndarray           # (G, pairs) exact integer dot products
+    rho: np.ndarray
+    pair_ok: np.ndarray
+    mean_rho: np.ndarray
+    iu: np.ndarray
+    ju: np.ndarray
+
+
+def _ranked(scores: np.ndarray) -> _Ranked:
     G, R, N = scores.shape
     iu, ju = _pair_index(R)
-    c = centered_ranks(scores)  # (G, R, N) int64, a constant rater's vector is all zeros
+    c = centered_ranks(scores)
     norm2 = (c * c).sum(-1)
     valid = norm2 > 0
-    D = np.einsum("gin,gjn->gij", c, c)[:, iu, ju]  # exact integer dot products per pair
+    D = np.einsum("gin,gjn->gij", c, c)[:, iu, ju]
     pair_ok = valid[:, iu] & valid[:, ju]
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(pair_ok, D / np.sqrt(norm2[:, iu] * norm2[:, ju]), np.nan)
     n_ok = pair_ok.sum(1)
     with np.errstate(invalid="ignore"):
         mean_rho = np.where(n_ok > 0, np.nansum(np.nan_to_num(rho), axis=1) / np.maximum(n_ok, 1), np.nan)
-    out: dict[str, np.ndarray] = {"rho": rho, "pair_ok": pair_ok, "mean_rho": mean_rho,
-                                  "n_constant_raters": (~valid).sum(1)}
-    k = valid.sum(1)
-    if method == "kendall-w":
-        # W = 12 S / (m²(N³−N) − m ΣT), S = Σ_i (R_i − R̄)² = ‖Σ_j c_j‖² / 4 over the m non-constant raters.
-        ties = _tie_term(scores) * valid
-        ssum = c.sum(1)
-        S = (ssum * ssum).sum(-1) / 4.0
-        denom = k**2 * (N**3 - N) - k * ties.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["kendall_w"] = np.where(k >= 2, 12.0 * S / denom, np.nan)
+    return _Ranked(scores, c, valid, D, rho, pair_ok, mean_rho, iu, ju)
+
+
+def _mean_rho_statistic(rk: _Ranked) -> np.ndarray:
+    return rk.mean_rho
+
+
+def _kendall_w_statistic(rk: _Ranked) -> np.ndarray:
+    """W = 12 S / (m²(N³−N) − m ΣT), S = Σ_i (R_i − R̄)² = ‖Σ_j c_j‖² / 4 over the m non-constant raters."""
+    N = rk.scores.shape[2]
+    k = rk.valid.sum(1)
+    ties = _tie_term(rk.scores) * rk.valid
+    ssum = rk.c.sum(1)
+    S = (ssum * ssum).sum(-1) / 4.0
+    denom = k**2 * (N**3 - N) - k * ties.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k >= 2, 12.0 * S / denom, np.nan)
+
+
+@dataclass
+class _Draw:
+    """One chunk of permutations: batches ``sel`` of a group, ``perm`` (b, R−1, p, N) of raters 1…R−1
+    (rater 0 stays fixed: ρ is invariant), and ``flat`` indices into a (b, R, N) array."""
+
+    sel: np.ndarray
+    perm: np.ndarray
+    flat: np.ndarray
+
+
+def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
+    """Unit-norm rank vectors in float32 and the observed statistics, once per group."""
+    R, N = rk.c.shape[1:]
+    w = np.where(rk.valid, 1.0 / np.sqrt(np.where(rk.valid, (rk.c * rk.c).sum(-1), 1)), 0.0)
+    W = w[:, rk.iu] * w[:, rk.ju]
+    z32 = (rk.c * w[..., None]).astype(np.float32)
+    zs = z32.sum(1)
+    return {"W": W, "stat_exact": (W * rk.D).sum(1),  # Σ over pairs of ρ_ij (constant raters weigh 0)
+            "z32": z32, "obs32": np.einsum("gn,gn->g", zs, zs),
+            "window": np.float32(1e-4 * max(1.0, R * R * N / 50.0))}
+
+
+def _permuted_sum(x: np.ndarray, d: _Draw) -> np.ndarray:
+    """Σ over raters of the permuted rank vectors (rater 0 unpermuted), shape (batches, perms, N)."""
+    g = x.reshape(-1).take(d.flat)
+    acc = g[:, 0] + x[:, 0, None, :]
+    for j in range(1, x.shape[1] - 1):
+        acc += g[:, j]
+    return acc
+
+
+def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
+    """Mean pairwise ρ* ≥ ρ, in float32 within a window; near-ties decided exactly in integers."""
+    acc = _permuted_sum(prep["z32"][d.sel], d)
+    ss = np.einsum("bpn,bpn->bp", acc, acc)
+    diff = ss - prep["obs32"][d.sel, None]
+    counts[d.sel] += (diff > prep["window"]).sum(1)
+    cand_b, cand_p = np.nonzero(np.abs(diff) <= prep["window"])
+    if len(cand_b):  # near-ties: decide exactly from integer dot products in float64
+        cc = rk.c[d.sel][cand_b]
+        permuted = np.empty_like(cc)
+        permuted[:, 0] = cc[:, 0]
+        permuted[:, 1:] = np.take_along_axis(cc[:, 1:], d.perm[cand_b, :, cand_p, :].astype(np.intp), -1)
+        Dp = np.einsum("kin,kjn->kij", permuted, permuted)[:, rk.iu, rk.ju]
+        st = (prep["W"][d.sel][cand_b] * Dp).sum(1)
+        ref = prep["stat_exact"][d.sel][cand_b]
+        hit = st >= ref - _EXACT_TOL * (1.0 + np.abs(ref))
+        counts[d.sel] += np.bincount(cand_b[hit], minlength=len(d.sel))
+
+
+def _prepare_integer(rk: _Ranked) -> dict[str, np.ndarray]:
+    """Ranks as int32 and the observed ‖Σ_j c_j‖², once per group."""
+    cs = rk.c.sum(1)
+    return {"c32": rk.c.astype(np.int32), "obs_int": (cs * cs).sum(-1)}
+
+
+def _exceed_kendall_w(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
+    """W* ≥ W, as ‖Σ_j c*_j‖² ≥ ‖Σ_j c_j‖² in exact integers (the denominator is fixed)."""
+    acc = _permuted_sum(prep["c32"][d.sel], d)
+    ss = np.einsum("bpn,bpn->bp", acc.astype(np.int64), acc.astype(np.int64))
+    counts[d.sel] += (ss >= prep["obs_int"][d.sel, None]).sum(1)
+
+
+def _exceed_pairwise(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
+    """Every pair's ρ* ≥ ρ from the same permuted vectors (exact integer compare)."""
+    R = rk.c.shape[1]
+    cc = prep["c32"][d.sel]
+    g = cc.reshape(-1).take(d.flat)
+    vecs = [np.broadcast_to(cc[:, 0, None, :], g[:, 0].shape)] + [g[:, j] for j in range(R - 1)]
+    for p, (a, bb) in enumerate(zip(rk.iu, rk.ju)):
+        dots = np.einsum("bpn,bpn->bp", vecs[a].astype(np.int64), vecs[bb].astype(np.int64))
+        pair_counts[d.sel, p] += (dots >= rk.D[d.sel, p, None]).sum(1)
+
+
+def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.random.Generator,
+                    progress: Any) -> dict[str, np.ndarray]:
+    """Statistics and permutation exceedance counts for G complete batches of shape (R raters, N images)."""
+    G, R, N = scores.shape
+    rk = _ranked(scores)
+    k = rk.valid.sum(1)
     testable = np.flatnonzero(k >= 2)
     counts = np.zeros(G, np.int64)
-    pair_counts = np.zeros((G, len(iu)), np.int64)
+    pair_counts = np.zeros((G, len(rk.iu)), np.int64)
     if len(testable) and n_perm > 0:
-        w = np.where(valid, 1.0 / np.sqrt(np.where(valid, norm2, 1)), 0.0)
-        W = w[:, iu] * w[:, ju]
-        stat_exact = (W * D).sum(1)  # Σ over pairs of ρ_ij (constant raters weigh 0)
-        z32 = (c * w[..., None]).astype(np.float32)
-        zs = z32.sum(1)
-        obs32 = np.einsum("gn,gn->g", zs, zs)
-        c32 = c.astype(np.int32)
-        cs = c.sum(1)
-        obs_int = (cs * cs).sum(-1)
-        window = np.float32(1e-4 * max(1.0, R * R * N / 50.0))
+        prep = method.prepare(rk)
         pb = min(n_perm, max(1, _CHUNK_ELEMENTS // ((R - 1) * N)))
         bc = max(1, _CHUNK_ELEMENTS // ((R - 1) * pb * N))
-        steps = [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]
-        for s, p0 in steps:
+        for s, p0 in [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]:
             sel = testable[s:s + bc]
             n_b, n_p = len(sel), min(pb, n_perm - p0)
-            perm = draw_permutations(rng, (n_b, R - 1, n_p), N)  # rater 0 stays fixed: ρ is invariant
+            perm = draw_permutations(rng, (n_b, R - 1, n_p), N)
             base = ((np.arange(n_b)[:, None] * R + np.arange(1, R)[None, :]) * N).astype(np.int32)
             flat = np.add(perm, base[:, :, None, None], dtype=np.int32)  # one pass, no copy of perm
-            if method == DEFAULT_METHOD:
-                zc = z32[sel]
-                g = zc.reshape(-1).take(flat)
-                acc = g[:, 0] + zc[:, 0, None, :]
-                for j in range(1, R - 1):
-                    acc += g[:, j]
-                ss = np.einsum("bpn,bpn->bp", acc, acc)
-                diff = ss - obs32[sel, None]
-                counts[sel] += (diff > window).sum(1)
-                cand_b, cand_p = np.nonzero(np.abs(diff) <= window)
-                if len(cand_b):  # near-ties: decide exactly from integer dot products in float64
-                    cc = c[sel][cand_b]
-                    permuted = np.empty_like(cc)
-                    permuted[:, 0] = cc[:, 0]
-                    permuted[:, 1:] = np.take_along_axis(cc[:, 1:], perm[cand_b, :, cand_p, :].astype(np.intp), -1)
-                    Dp = np.einsum("kin,kjn->kij", permuted, permuted)[:, iu, ju]
-                    st = (W[sel][cand_b] * Dp).sum(1)
-                    ref = stat_exact[sel][cand_b]
-                    hit = st >= ref - _EXACT_TOL * (1.0 + np.abs(ref))
-                    counts[sel] += np.bincount(cand_b[hit], minlength=n_b)
-            else:
-                cc = c32[sel]
-                g = cc.reshape(-1).take(flat)
-                if method == "kendall-w":
-                    acc = g[:, 0] + cc[:, 0, None, :]
-                    for j in range(1, R - 1):
-                        acc += g[:, j]
-                    ss = np.einsum("bpn,bpn->bp", acc.astype(np.int64), acc.astype(np.int64))
-                    counts[sel] += (ss >= obs_int[sel, None]).sum(1)
-                else:  # pairwise: every pair's ρ* from the same permuted vectors (exact integer compare)
-                    vecs = [np.broadcast_to(cc[:, 0, None, :], g[:, 0].shape)] + [g[:, j] for j in range(R - 1)]
-                    for p, (a, bb) in enumerate(zip(iu, ju)):
-                        d = np.einsum("bpn,bpn->bp", vecs[a].astype(np.int64), vecs[bb].astype(np.int64))
-                        pair_counts[sel, p] += (d >= D[sel, p, None]).sum(1)
+            method.exceedances(rk, prep, _Draw(sel, perm, flat), counts, pair_counts)
             if progress is not None:
                 progress.update(n_b * n_p)
-    out["counts"] = counts
-    out["pair_counts"] = pair_counts
-    out["testable"] = k >= 2
-    return out
+    return {"rho": rk.rho, "pair_ok": rk.pair_ok, "mean_rho": rk.mean_rho, "statistic": method.statistic(rk),
+            "counts": counts, "pair_counts": pair_counts, "testable": k >= 2}
 
 
 def _tie_term(scores: np.ndarray) -> np.ndarray:
@@ -261,7 +272,7 @@ def _tie_term(scores: np.ndarray) -> np.ndarray:
 
 
 # --- irregular batches (raters rated different images): exact, slower path ------------------
-def _irregular_batch(S: np.ndarray, method: str, n_perm: int, rng: np.random.Generator) -> dict[str, Any]:
+def _irregular_batch(S: np.ndarray, n_perm: int, rng: np.random.Generator) -> dict[str, Any]:
     """Pairwise ρ over common images and permutation counts for one batch with missing cells (NaN).
 
     Each rater's scores are permuted among the images that rater rated; ranks are recomputed on
@@ -341,139 +352,206 @@ def _rho_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- driver ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    """A consistency test, declared: what one test is (``unit``: a batch or a pair of raters, and
+    what Benjamini–Hochberg runs across), its batch ``statistic`` (shown in ``statistic_column``
+    besides ``mean_rho`` when it is another), whether it needs a complete block of images, and the
+    permutation kernel (``prepare`` once per group of same-shape batches, then ``exceedances``)."""
+
+    name: str
+    description: str
+    unit: str
+    statistic: Callable[[_Ranked], np.ndarray]
+    prepare: Callable[[_Ranked], dict]
+    exceedances: Callable[..., None]
+    statistic_column: str | None = None
+    complete_block: bool = False
+
+
+#: Test methods: name → declaration. Add a method by adding a row.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("batch-mean-spearman", "mean pairwise Spearman ρ per batch, permutation test, BH across batches",
+           "batch", _mean_rho_statistic, _prepare_mean_rho, _exceed_mean_rho),
+    Method("pairwise", "Spearman ρ per pair of raters, permutation test per pair, BH across all pairs",
+           "pair", _mean_rho_statistic, _prepare_integer, _exceed_pairwise),
+    Method("kendall-w", "Kendall's W (tie-corrected) per batch, permutation test, BH across batches",
+           "batch", _kendall_w_statistic, _prepare_integer, _exceed_kendall_w, statistic_column="kendall_w",
+           complete_block=True),
+)}
+
+
+@dataclass
+class _Arranged:
+    """The usable ratings of a test (for a complete-block method: only the block) laid out per batch."""
+
+    b: np.ndarray
+    r: np.ndarray
+    i: np.ndarray
+    score: np.ndarray
+    lay: _Layout
+    complete: np.ndarray
+    n_outside_block: int
+
+
+def _arrange(codes: _Codes, method: Method) -> _Arranged:
+    n_batches = len(codes.batch_ids)
+    b, r, i, score = codes.batch, codes.rater, codes.image, codes.score
+    if not method.complete_block:
+        lay = _layout(b, r, i, n_batches)
+        return _Arranged(b, r, i, score, lay, lay.n_ratings == lay.n_raters * lay.n_images, 0)
+    # keep the images every rater of the batch rated; a batch keeps its raters even when none is left
+    lay0 = _layout(b, r, i, n_batches)
+    _, inverse, counts = np.unique(b.astype(np.int64) * (int(i.max()) + 1) + i, return_inverse=True,
+                                   return_counts=True)
+    keep = counts[inverse] == lay0.n_raters[b]
+    b, r, i, score = b[keep], r[keep], i[keep], score[keep]
+    lay = _layout(b, r, i, n_batches)
+    lay.n_raters = np.where(lay.n_ratings > 0, lay.n_raters, lay0.n_raters)
+    lay.rater_codes = [lay.rater_codes[k] if lay.n_ratings[k] else lay0.rater_codes[k] for k in range(n_batches)]
+    return _Arranged(b, r, i, score, lay, lay.n_ratings == lay.n_raters * lay.n_images, int((~keep).sum()))
+
+
+def _empty_results(n_batches: int) -> dict[str, np.ndarray]:
+    return {
+        "mean_rho": np.full(n_batches, np.nan), "statistic": np.full(n_batches, np.nan),
+        "count": np.zeros(n_batches, np.int64), "status": np.full(n_batches, "tested", dtype=object),
+        "n_pairs": np.zeros(n_batches, np.int64), "n_pairs_valid": np.zeros(n_batches, np.int64),
+        "n_pairs_constant": np.zeros(n_batches, np.int64), "n_pairs_too_few": np.zeros(n_batches, np.int64),
+    }
+
+
+def _test_complete(codes: _Codes, arr: _Arranged, method: Method, n_perm: int, rng: np.random.Generator,
+                   bar: Any, res: dict, pair_frames: list) -> None:
+    """Test the complete batches, grouped by shape (R raters, N images), vectorised per group."""
+    lay, n_batches = arr.lay, len(codes.batch_ids)
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for k in np.flatnonzero(arr.complete):
+        shapes.setdefault((int(lay.n_raters[k]), int(lay.n_images[k])), []).append(k)
+    order_rows = np.argsort(arr.b, kind="stable")
+    row_bounds = np.concatenate([[0], np.cumsum(np.bincount(arr.b, minlength=n_batches))])
+    per_pair = method.unit == "pair"
+    for (R, N), members in sorted(shapes.items()):
+        members = np.asarray(members)
+        n_pairs = R * (R - 1) // 2
+        res["n_pairs"][members] = n_pairs
+        if R < 2 or N < MIN_COMMON_IMAGES:
+            res["status"][members] = "too_few_raters" if R < 2 else "too_few_common_images"
+            res["n_pairs_too_few"][members] = n_pairs
+            if R >= 2:
+                pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N),
+                                               np.full((len(members), n_pairs), np.nan),
+                                               np.full((len(members), n_pairs), "too_few_common_images", dtype=object)))
+            continue
+        pos = np.full(n_batches, -1)
+        pos[members] = np.arange(len(members))
+        rows = np.concatenate([order_rows[row_bounds[k]:row_bounds[k + 1]] for k in members])
+        S = np.full((len(members), R, N), np.nan)
+        S[pos[arr.b[rows]], lay.local_rater[rows], lay.local_image[rows]] = arr.score[rows]
+        g = _complete_group(S, method, n_perm, rng, bar)
+        res["mean_rho"][members] = g["mean_rho"]
+        res["count"][members] = g["counts"]
+        res["n_pairs_valid"][members] = g["pair_ok"].sum(1)
+        res["n_pairs_constant"][members] = n_pairs - g["pair_ok"].sum(1)
+        res["status"][members[~g["testable"]]] = "all_pairs_constant"
+        res["statistic"][members] = np.where(g["testable"], g["statistic"], np.nan)
+        pstatus = np.where(g["pair_ok"], "ok", "constant_rater").astype(object)
+        pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N), g["rho"], pstatus,
+                                       g["pair_counts"] if per_pair else None))
+
+
+def _test_irregular(codes: _Codes, arr: _Arranged, method: Method, n_perm: int, rng: np.random.Generator,
+                    bar: Any, res: dict, pair_frames: list) -> None:
+    """Test the batches whose raters rated different images, one at a time (exact path)."""
+    lay, n_batches = arr.lay, len(codes.batch_ids)
+    order_rows = np.argsort(arr.b, kind="stable")
+    row_bounds = np.concatenate([[0], np.cumsum(np.bincount(arr.b, minlength=n_batches))])
+    for k in np.flatnonzero(~arr.complete):
+        R, M = int(lay.n_raters[k]), int(lay.n_images[k])
+        rows = order_rows[row_bounds[k]:row_bounds[k + 1]]
+        S = np.full((R, M), np.nan)
+        S[lay.local_rater[rows], lay.local_image[rows]] = arr.score[rows]
+        out = _irregular_batch(S, n_perm, rng)
+        npairs = R * (R - 1) // 2
+        res["n_pairs"][k] = npairs
+        res["mean_rho"][k] = out["mean_rho"]
+        res["count"][k] = out["count"]
+        res["n_pairs_valid"][k] = int(out["pair_ok"].sum())
+        res["n_pairs_constant"][k] = int((out["status"] == "constant_rater").sum())
+        res["n_pairs_too_few"][k] = int((out["status"] == "too_few_common_images").sum())
+        if out["degenerate"] is not None:
+            res["status"][k] = out["degenerate"]
+        else:
+            res["statistic"][k] = out["mean_rho"]
+        if npairs:
+            pair_frames.append(_pair_frame(codes, lay, np.array([k]), R, None, out["rho"][None], out["status"][None],
+                                           out["pair_counts"][None] if method.unit == "pair" else None,
+                                           n_common=out["n_common"][None]))
+        bar.update(n_perm)
+
+
 def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                     method: str = DEFAULT_METHOD, seed: int = 0, source: str | None = None,
                     show_progress: bool | None = None) -> ConsistencyResult:
     """Test every batch (or, with ``method="pairwise"``, every pair of raters) for agreement beyond
     chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
-    from statsmodels.stats.multitest import multipletests
+    from tqdm.auto import tqdm
 
-    if method not in METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(method, METHODS, n=1)
-        raise InputError(f"unknown method {method!r}; expected one of {list(METHODS)}"
-                         + (f" (did you mean {close[0]!r}?)" if close else ""), field="method")
+    m = lookup(METHODS, method, what="method", n=1, field="method")
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
     if not 0 < q < 1:
         raise InputError(f"q must lie strictly between 0 and 1, got {q!r}", field="q")
     codes = _codes(ratings, source)
-    n_batches = len(codes.batch_ids)
-    b, r, i, score = codes.batch, codes.rater, codes.image, codes.score
-    n_outside_block = 0
-    if method == "kendall-w":  # W needs a complete block: keep the images every rater of the batch rated
-        lay0 = _layout(b, r, i, n_batches)
-        _, inverse, counts = np.unique(b.astype(np.int64) * (int(i.max()) + 1) + i, return_inverse=True,
-                                       return_counts=True)
-        per_image = counts[inverse]
-        keep = per_image == lay0.n_raters[b]
-        n_outside_block = int((~keep).sum())
-        all_raters = lay0.n_raters
-        b, r, i, score = b[keep], r[keep], i[keep], score[keep]
-    lay = _layout(b, r, i, n_batches)
-    if method == "kendall-w":
-        lay.n_raters = np.where(lay.n_ratings > 0, lay.n_raters, all_raters)
-        lay.rater_codes = [lay.rater_codes[k] if lay.n_ratings[k] else lay0.rater_codes[k] for k in range(n_batches)]
-    complete = lay.n_ratings == lay.n_raters * lay.n_images
+    arr = _arrange(codes, m)
+    lay, n_batches = arr.lay, len(codes.batch_ids)
     rng = np.random.default_rng(seed)
-
-    res = {
-        "mean_rho": np.full(n_batches, np.nan), "statistic": np.full(n_batches, np.nan),
-        "count": np.zeros(n_batches, np.int64), "status": np.full(n_batches, "tested", dtype=object),
-        "n_pairs": np.zeros(n_batches, np.int64), "n_pairs_valid": np.zeros(n_batches, np.int64),
-        "n_pairs_constant": np.zeros(n_batches, np.int64), "n_pairs_too_few": np.zeros(n_batches, np.int64),
-        "kendall_w": np.full(n_batches, np.nan),
-    }
+    res = _empty_results(n_batches)
     pair_frames: list[pd.DataFrame] = []
-    batch_of = b
-    order_rows = np.argsort(batch_of, kind="stable")
-    row_bounds = np.concatenate([[0], np.cumsum(np.bincount(batch_of, minlength=n_batches))])
-
-    shapes = {}
-    for k in np.flatnonzero(complete):
-        shapes.setdefault((int(lay.n_raters[k]), int(lay.n_images[k])), []).append(k)
-    irregular = np.flatnonzero(~complete)
-    total = sum(len(v) for (R, N), v in shapes.items() if R >= 2 and N >= MIN_COMMON_IMAGES) + len(irregular)
+    shapes_ok = arr.complete & (lay.n_raters >= 2) & (lay.n_images >= MIN_COMMON_IMAGES)
+    total = int(shapes_ok.sum()) + int((~arr.complete).sum())
     show = sys.stderr.isatty() if show_progress is None else show_progress
-    from tqdm.auto import tqdm
-
     with tqdm(total=total * n_perm, disable=not show, desc="permutations", unit="perm", unit_scale=True) as bar:
-        for (R, N), members in sorted(shapes.items()):
-            members = np.asarray(members)
-            res["n_pairs"][members] = R * (R - 1) // 2
-            if R < 2 or N < MIN_COMMON_IMAGES:
-                res["status"][members] = "too_few_raters" if R < 2 else "too_few_common_images"
-                res["n_pairs_too_few"][members] = R * (R - 1) // 2
-                if R >= 2:
-                    pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N),
-                                                   np.full((len(members), R * (R - 1) // 2), np.nan),
-                                                   np.full((len(members), R * (R - 1) // 2), "too_few_common_images", dtype=object)))
-                continue
-            pos = np.full(n_batches, -1)
-            pos[members] = np.arange(len(members))
-            rows = np.concatenate([order_rows[row_bounds[k]:row_bounds[k + 1]] for k in members])
-            S = np.full((len(members), R, N), np.nan)
-            S[pos[b[rows]], lay.local_rater[rows], lay.local_image[rows]] = score[rows]
-            g = _complete_group(S, method, n_perm, rng, bar)
-            res["mean_rho"][members] = g["mean_rho"]
-            res["count"][members] = g["counts"]
-            res["n_pairs_valid"][members] = g["pair_ok"].sum(1)
-            res["n_pairs_constant"][members] = R * (R - 1) // 2 - g["pair_ok"].sum(1)
-            res["status"][members[~g["testable"]]] = "all_pairs_constant"
-            if method == "kendall-w":
-                res["kendall_w"][members] = g["kendall_w"]
-            stat = g["kendall_w"] if method == "kendall-w" else g["mean_rho"]
-            res["statistic"][members] = np.where(g["testable"], stat, np.nan)
-            pstatus = np.where(g["pair_ok"], "ok", "constant_rater").astype(object)
-            pair_frames.append(_pair_frame(codes, lay, members, R, np.full(len(members), N), g["rho"], pstatus,
-                                           g["pair_counts"] if method == "pairwise" else None))
-        for k in irregular:
-            R, M = int(lay.n_raters[k]), int(lay.n_images[k])
-            rows = order_rows[row_bounds[k]:row_bounds[k + 1]]
-            S = np.full((R, M), np.nan)
-            S[lay.local_rater[rows], lay.local_image[rows]] = score[rows]
-            out = _irregular_batch(S, method, n_perm, rng)
-            npairs = R * (R - 1) // 2
-            res["n_pairs"][k] = npairs
-            res["mean_rho"][k] = out["mean_rho"]
-            res["count"][k] = out["count"]
-            res["n_pairs_valid"][k] = int(out["pair_ok"].sum())
-            res["n_pairs_constant"][k] = int((out["status"] == "constant_rater").sum())
-            res["n_pairs_too_few"][k] = int((out["status"] == "too_few_common_images").sum())
-            if out["degenerate"] is not None:
-                res["status"][k] = out["degenerate"]
-            else:
-                res["statistic"][k] = out["mean_rho"]
-            if npairs:
-                pair_frames.append(_pair_frame(codes, lay, np.array([k]), R, None, out["rho"][None],
-                                               out["status"][None], out["pair_counts"][None] if method == "pairwise" else None,
-                                               n_common=out["n_common"][None]))
-            bar.update(n_perm)
+        _test_complete(codes, arr, m, n_perm, rng, bar, res, pair_frames)
+        _test_irregular(codes, arr, m, n_perm, rng, bar, res, pair_frames)
     # batches without any usable rating (all scores missing, or no complete block for Kendall's W)
     empty = lay.n_ratings == 0
     res["status"][empty] = np.where(lay.n_raters[empty] >= 2, "too_few_common_images", "too_few_raters")
+    batches = _batch_table(codes, arr, res, m, empty)
+    if not pair_frames:  # no batch has two raters: an empty table with the usual columns
+        pair_frames.append(_pair_frame(codes, lay, np.array([], int), 2, np.zeros(0, int), np.zeros((0, 1)),
+                                       np.zeros((0, 1), dtype=object),
+                                       np.zeros((0, 1), int) if m.unit == "pair" else None))
+    pairs = pd.concat(pair_frames, ignore_index=True)
+    summary = _summary(ratings, codes, arr, res, m, empty, pairs, n_perm=n_perm, q=q, seed=seed, source=source)
+    batches, pairs = _UNIT_TESTS[m.unit](batches, pairs, res, summary, n_perm=n_perm, q=q)
+    return ConsistencyResult(batches=batches, pairs=pairs, summary=summary)
 
-    tested = res["status"] == "tested"
+
+def _batch_table(codes: _Codes, arr: _Arranged, res: dict, m: Method, empty: np.ndarray) -> pd.DataFrame:
+    lay = arr.lay
     batches = pd.DataFrame({
         "batch_id": codes.batch_ids, "n_raters": lay.n_raters, "n_images": lay.n_images,
-        "n_ratings": lay.n_ratings, "complete": complete & ~empty, "status": res["status"],
+        "n_ratings": lay.n_ratings, "complete": arr.complete & ~empty, "status": res["status"],
         "n_pairs": res["n_pairs"], "n_pairs_valid": res["n_pairs_valid"],
         "n_pairs_constant": res["n_pairs_constant"], "n_pairs_too_few_common": res["n_pairs_too_few"],
         "mean_rho": res["mean_rho"],
     })
-    if method == "kendall-w":
-        batches["kendall_w"] = res["kendall_w"]
-    if not pair_frames:  # no batch has two raters: an empty table with the usual columns
-        pair_frames.append(_pair_frame(codes, lay, np.array([], int), 2, np.zeros(0, int), np.zeros((0, 1)),
-                                       np.zeros((0, 1), dtype=object), np.zeros((0, 1), int) if method == "pairwise" else None))
-    pairs = pd.concat(pair_frames, ignore_index=True)
+    if m.statistic_column:
+        batches[m.statistic_column] = res["statistic"]
+    return batches
+
+
+def _summary(ratings: pd.DataFrame, codes: _Codes, arr: _Arranged, res: dict, m: Method, empty: np.ndarray,
+             pairs: pd.DataFrame, *, n_perm: int, q: float, seed: int, source: str | None) -> dict[str, Any]:
+    tested = res["status"] == "tested"
+    n_batches = len(codes.batch_ids)
     summary: dict[str, Any] = {
-        "method": method, "method_description": METHODS[method], "n_perm": int(n_perm), "q": float(q),
+        "method": m.name, "method_description": m.description, "n_perm": int(n_perm), "q": float(q),
         "seed": int(seed), "toolkit_version": __version__, "source": source,
         "n_ratings": int(len(ratings)), "n_ratings_missing_score": codes.n_missing_score,
-        "n_batches": int(n_batches), "n_batches_complete": int((complete & ~empty).sum()),
-        "n_batches_irregular": int((~complete & ~empty).sum()),
+        "n_batches": int(n_batches), "n_batches_complete": int((arr.complete & ~empty).sum()),
+        "n_batches_irregular": int((~arr.complete & ~empty).sum()),
         "n_tested": int(tested.sum()), "n_not_tested": int((~tested).sum()),
         "degenerate": {kind: int((res["status"] == kind).sum()) for kind in DEGENERATE_KINDS},
         "n_pairs": int(res["n_pairs"].sum()), "n_pairs_valid": int(res["n_pairs_valid"].sum()),
@@ -483,48 +561,65 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
         "median_batch_rho": _num(np.nanmedian(res["mean_rho"][tested]) if tested.any() else math.nan),
         "paper_percent_significant": paper.CONSISTENCY_PERCENT_SIGNIFICANT,
     }
-    if method == "kendall-w":
-        summary["n_ratings_outside_complete_block"] = n_outside_block
-    if method == "pairwise":
-        ok = (pairs["status"] == "ok").to_numpy()
-        p = np.full(len(pairs), np.nan)
-        p[ok] = (1 + pairs.loc[ok, "exceedances"].to_numpy()) / (1 + n_perm)
-        padj = np.full(len(pairs), np.nan)
-        sig = np.zeros(len(pairs), bool)
-        if ok.any():
-            rej, pa, _, _ = multipletests(p[ok], alpha=q, method="fdr_bh")
-            padj[ok], sig[ok] = pa, rej
-        pairs["p_value"], pairs["p_adjusted"], pairs["significant"] = p, padj, sig
-        per_batch = pairs.groupby("batch_id", sort=False)["significant"].sum()
-        batches["n_pairs_significant"] = batches["batch_id"].map(per_batch).fillna(0).astype(int).to_numpy()
-        batches["significant"] = (batches["n_pairs_significant"] > 0) & tested
-        all_sig = tested & (batches["n_pairs_significant"] == batches["n_pairs_valid"]).to_numpy()
-        summary.update({
-            "unit": "pair", "n_tests": int(ok.sum()), "n_significant": int(sig.sum()),
-            "percent_significant": _pct(sig.sum(), len(pairs)),
-            "percent_significant_of_tested": _pct(sig.sum(), ok.sum()),
-            "n_batches_any_pair_significant": int(batches["significant"].sum()),
-            "n_batches_all_pairs_significant": int(all_sig.sum()),
-        })
-        pairs = pairs.drop(columns="exceedances")
-    else:
-        p = np.full(n_batches, np.nan)
-        p[tested] = (1 + res["count"][tested]) / (1 + n_perm)
-        padj = np.full(n_batches, np.nan)
-        sig = np.zeros(n_batches, bool)
-        if tested.any():
-            rej, pa, _, _ = multipletests(p[tested], alpha=q, method="fdr_bh")
-            padj[tested], sig[tested] = pa, rej
-        batches["statistic"] = res["statistic"]
-        batches["p_value"], batches["p_adjusted"], batches["significant"] = p, padj, sig
-        summary.update({
-            "unit": "batch", "n_tests": int(tested.sum()), "n_significant": int(sig.sum()),
-            "percent_significant": _pct(sig.sum(), n_batches),
-            "percent_significant_of_tested": _pct(sig.sum(), tested.sum()),
-        })
-        if "exceedances" in pairs.columns:
-            pairs = pairs.drop(columns="exceedances")
-    return ConsistencyResult(batches=batches, pairs=pairs, summary=summary)
+    if m.complete_block:
+        summary["n_ratings_outside_complete_block"] = arr.n_outside_block
+    return summary
+
+
+def _bh(p: np.ndarray, ok: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini–Hochberg over the tests marked ``ok``: adjusted p-values (NaN elsewhere) and rejections."""
+    from statsmodels.stats.multitest import multipletests
+
+    padj = np.full(len(p), np.nan)
+    sig = np.zeros(len(p), bool)
+    if ok.any():
+        rej, pa, _, _ = multipletests(p[ok], alpha=q, method="fdr_bh")
+        padj[ok], sig[ok] = pa, rej
+    return padj, sig
+
+
+def _per_batch_tests(batches: pd.DataFrame, pairs: pd.DataFrame, res: dict, summary: dict, *, n_perm: int,
+                     q: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One test per tested batch; BH across batches."""
+    tested = res["status"] == "tested"
+    p = np.full(len(batches), np.nan)
+    p[tested] = (1 + res["count"][tested]) / (1 + n_perm)
+    padj, sig = _bh(p, tested, q)
+    batches["statistic"] = res["statistic"]
+    batches["p_value"], batches["p_adjusted"], batches["significant"] = p, padj, sig
+    summary.update({
+        "unit": "batch", "n_tests": int(tested.sum()), "n_significant": int(sig.sum()),
+        "percent_significant": _pct(sig.sum(), len(batches)),
+        "percent_significant_of_tested": _pct(sig.sum(), tested.sum()),
+    })
+    return batches, pairs.drop(columns="exceedances", errors="ignore")
+
+
+def _per_pair_tests(batches: pd.DataFrame, pairs: pd.DataFrame, res: dict, summary: dict, *, n_perm: int,
+                    q: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One test per pair of raters with a defined ρ; BH across all pairs."""
+    tested = res["status"] == "tested"
+    ok = (pairs["status"] == "ok").to_numpy()
+    p = np.full(len(pairs), np.nan)
+    p[ok] = (1 + pairs.loc[ok, "exceedances"].to_numpy()) / (1 + n_perm)
+    padj, sig = _bh(p, ok, q)
+    pairs["p_value"], pairs["p_adjusted"], pairs["significant"] = p, padj, sig
+    per_batch = pairs.groupby("batch_id", sort=False)["significant"].sum()
+    batches["n_pairs_significant"] = batches["batch_id"].map(per_batch).fillna(0).astype(int).to_numpy()
+    batches["significant"] = (batches["n_pairs_significant"] > 0) & tested
+    all_sig = tested & (batches["n_pairs_significant"] == batches["n_pairs_valid"]).to_numpy()
+    summary.update({
+        "unit": "pair", "n_tests": int(ok.sum()), "n_significant": int(sig.sum()),
+        "percent_significant": _pct(sig.sum(), len(pairs)),
+        "percent_significant_of_tested": _pct(sig.sum(), ok.sum()),
+        "n_batches_any_pair_significant": int(batches["significant"].sum()),
+        "n_batches_all_pairs_significant": int(all_sig.sum()),
+    })
+    return batches, pairs.drop(columns="exceedances")
+
+
+#: How each unit of test turns exceedance counts into p-values and BH decisions.
+_UNIT_TESTS = {"batch": _per_batch_tests, "pair": _per_pair_tests}
 
 
 def _pair_frame(codes: _Codes, lay: _Layout, members: np.ndarray, R: int, n_images: np.ndarray | None,
@@ -598,14 +693,10 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
     return paths
 
 
-def run_consistency(source: Any, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
+def run_consistency(data: AADBData, out_dir: str | Path, *, n_perm: int = DEFAULT_N_PERM,
                     q: float = paper.CONSISTENCY_FDR_Q, method: str = DEFAULT_METHOD, seed: int = 0,
                     show_progress: bool | None = None) -> ConsistencyResult:
-    """Load ``source`` (curated folder, published folder, Hub repo id, or an ``AADBData``), run
-    :func:`analyze_batches` and write its outputs to ``out_dir``."""
-    from . import sources
-
-    data = source if isinstance(source, sources.AADBData) else sources.load(source)
+    """Run :func:`analyze_batches` on the ratings of loaded ``data`` and write its outputs to ``out_dir``."""
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
                              source=data.origin, show_progress=show_progress)
     write_outputs(result, out_dir)

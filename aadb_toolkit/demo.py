@@ -33,6 +33,24 @@ class DemoResult:
     lines: list[str] = field(default_factory=list)
 
 
+class _Stages:
+    """Runs the demo's stages in order, timing each and echoing its headline lines."""
+
+    def __init__(self, result: DemoResult, echo: Callable[[str], None]) -> None:
+        self.result, self.echo = result, echo
+
+    def __call__(self, name: str, fn: Callable[[], object]) -> object:
+        self.echo(f"[{len(self.result.seconds) + 1}] {name} ...")
+        t0 = time.perf_counter()
+        value = fn()
+        self.result.seconds[name] = time.perf_counter() - t0
+        return value
+
+    def say(self, line: str) -> None:
+        self.result.lines.append(line)
+        self.echo("    " + line)
+
+
 def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bool = True, n_perm: int = 2000,
              train_model: bool = True, echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole pipeline on a synthetic release of ``n_images`` images into ``out``.
@@ -40,89 +58,92 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     ``quirks`` injects the real-world mess of the raw release so the curation report has something
     to say; ``train_model=False`` skips training, prediction, scoring and the leaderboard.
     """
-    from . import consistency, curate, hub, simulate, sources
     from .reports import human_consistency
 
     out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out=out)
+    stage = _Stages(result, echo)
+    data = _curate_and_publish(stage, out, n_images=n_images, seed=seed, quirks=quirks, n_perm=n_perm)
+    predictions = _train_and_predict(stage, out, data) if train_model else None
+    report_dir = out / "report"
+    stage("human-consistency report", lambda: human_consistency.write_report(
+        data, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
+        show_progress=False))
+    stage.say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
+    result.paths["report"] = report_dir
+    if predictions is not None:
+        _score_and_rank(stage, out, predictions, seed=seed)
+    return result
 
-    def stage(name: str, fn: Callable[[], object]) -> object:
-        echo(f"[{len(result.seconds) + 1}] {name} ...")
-        t0 = time.perf_counter()
-        value = fn()
-        result.seconds[name] = time.perf_counter() - t0
-        return value
 
-    def say(line: str) -> None:
-        result.lines.append(line)
-        echo("    " + line)
+def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, quirks: bool, n_perm: int):
+    """simulate → curate → load (once) → consistency → publish and load back; returns the data."""
+    from . import consistency, curate, hub, simulate, sources
 
     release = out / "release"
     sim = stage("simulate", lambda: simulate.simulate(release, n_images=n_images, seed=seed, quirks=quirks))
-    say(f"synthetic release (a test instrument, not AADB): {sim.n_images} images, {sim.n_hits} HITs, "
-        f"{sim.n_csv_rows} assignment rows, {sim.n_quirks} planted quirks -> {sim.release_dir}")
-
+    stage.say(f"synthetic release (a test instrument, not AADB): {sim.n_images} images, {sim.n_hits} HITs, "
+              f"{sim.n_csv_rows} assignment rows, {sim.n_quirks} planted quirks -> {sim.release_dir}")
     curated = out / "curated"
     cur = stage("curate", lambda: curate.curate(release, curated, on_bad_value="exclude", progress=False))
-    say(cur.summary().replace("\n", "\n    "))
-    result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md")
+    stage.say(cur.summary().replace("\n", "\n    "))
+    stage.result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md")
 
+    data = sources.load(curated)
     cons_dir = out / "consistency"
-    cons = stage("consistency", lambda: consistency.run_consistency(curated, cons_dir, n_perm=n_perm,
+    cons = stage("consistency", lambda: consistency.run_consistency(data, cons_dir, n_perm=n_perm,
                                                                     show_progress=False))
     s = cons.summary
-    say(f"{s['n_significant']} of {s['n_batches']} batches show significant agreement at FDR q={s['q']} "
-        f"({s['percent_significant']:.2f}%; paper: 98.45% on AADB) -> {cons_dir / 'consistency.json'}")
-    result.paths["consistency"] = cons_dir
+    stage.say(f"{s['n_significant']} of {s['n_batches']} batches show significant agreement at FDR q={s['q']} "
+              f"({s['percent_significant']:.2f}%; paper: 98.45% on AADB) -> {cons_dir / 'consistency.json'}")
+    stage.result.paths["consistency"] = cons_dir
 
     hub_dir = out / "hub" / "aadb"
     summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
-    pub = stage("publish", lambda: hub.publish(curated, hub_dir, consistency_summary=summary))
-    back = stage("load back", lambda: _load_back(hub_dir, sources.load(curated)))
-    say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
-        f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
-        f"{back['raters']} rater IDs, identical to the curated tables")
-    result.paths["hub"] = hub_dir
+    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary))
+    back = stage("load back", lambda: _load_back(hub_dir, data))
+    stage.say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
+              f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
+              f"{back['raters']} rater IDs, identical to the curated tables")
+    stage.result.paths["hub"] = hub_dir
+    return data
 
-    predictions = None
-    if train_model:
-        from .models import baseline_config, predict, train, write_predictions
 
-        run_dir = out / "model"
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*from scratch.*")
-            run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), curated, run_dir, progress=False))
-        say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
-            f"rho {run.best_val_rho:.3f} -> {run_dir}")
-        predictions = out / "predictions.csv"
-        stage("predict", lambda: write_predictions(predict(run_dir, curated, "test", progress=False), predictions))
-        say(f"test-split predictions (submission format) -> {predictions}")
-        result.paths.update(model=run_dir, predictions=predictions)
+def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
+    """train the demo baseline and write its test-split predictions; returns the predictions file."""
+    from .models import baseline_config, predict, train, write_predictions
 
-    report_dir = out / "report"
-    stage("human-consistency report", lambda: human_consistency.write_report(
-        curated, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
-        show_progress=False))
-    say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
-    result.paths["report"] = report_dir
+    run_dir = out / "model"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*from scratch.*")
+        run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), data, run_dir, progress=False))
+    stage.say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
+              f"rho {run.best_val_rho:.3f} -> {run_dir}")
+    predictions = out / "predictions.csv"
+    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions))
+    stage.say(f"test-split predictions (submission format) -> {predictions}")
+    stage.result.paths.update(model=run_dir, predictions=predictions)
+    return predictions
 
-    if predictions is not None:
-        from . import leaderboard
-        from .protocols import score_submission, write_result
 
-        scored = stage("score", lambda: score_submission("aadb", predictions, curated, n_boot=1000, seed=seed))
-        write_result(out / "score.json", scored)
-        rho = scored.metrics["spearman"]
-        say(f"aadb protocol: Spearman rho {rho.value:.4f} (95% CI {rho.ci_low:.3f}-{rho.ci_high:.3f}) "
-            f"on {scored.n_images} test images -> {out / 'score.json'}")
-        db = out / "leaderboard.sqlite"
-        stage("leaderboard", lambda: (leaderboard.record(db, scored, DEMO_MODEL_NAME),
-                                      leaderboard.render(db, out / "leaderboard")))
-        result.paths.update(score=out / "score.json", leaderboard=out / "leaderboard")
-        echo("")
-        echo(leaderboard.format_markdown(db, "aadb"))
-    return result
+def _score_and_rank(stage: _Stages, out: Path, predictions: Path, *, seed: int) -> None:
+    """score the predictions under the aadb protocol and put them on a leaderboard."""
+    from . import leaderboard
+    from .protocols import score_submission, write_result
+
+    curated = stage.result.paths["curated"]
+    scored = stage("score", lambda: score_submission("aadb", predictions, curated, n_boot=1000, seed=seed))
+    write_result(out / "score.json", scored)
+    rho = scored.metrics["spearman"]
+    stage.say(f"aadb protocol: Spearman rho {rho.value:.4f} (95% CI {rho.ci_low:.3f}-{rho.ci_high:.3f}) "
+              f"on {scored.n_images} test images -> {out / 'score.json'}")
+    db = out / "leaderboard.sqlite"
+    stage("leaderboard", lambda: (leaderboard.record(db, scored, DEMO_MODEL_NAME),
+                                  leaderboard.render(db, out / "leaderboard")))
+    stage.result.paths.update(score=out / "score.json", leaderboard=out / "leaderboard")
+    stage.echo("")
+    stage.echo(leaderboard.format_markdown(db, "aadb"))
 
 
 def _load_back(hub_dir: Path, curated) -> dict[str, int]:

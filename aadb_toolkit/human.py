@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper, schema
-from ._ranks import spearman
+from ._ranks import MIN_ITEMS_FOR_RHO, spearman
+from .data import AADBData, check_ratings, leave_one_out_mean
 from .errors import InputError
 
 #: The paper's thresholds: a worker is in a group when n_images > threshold.
 PAPER_THRESHOLDS: tuple[int, ...] = tuple(sorted(paper.TABLE6_HUMAN))
 SCOPES: tuple[str, ...] = (*schema.SPLITS, "all")
-#: ρ needs at least this many images.
-MIN_IMAGES_FOR_RHO = 3
+#: ρ needs at least this many images (the toolkit's one rule, :data:`aadb_toolkit._ranks.MIN_ITEMS_FOR_RHO`).
+MIN_IMAGES_FOR_RHO = MIN_ITEMS_FOR_RHO
 #: Why a worker's ρ is undefined.
 RHO_STATUSES: tuple[str, ...] = ("ok", "no_scope_images", "too_few_images", "constant_worker", "constant_mean")
 _STATUS_FROM_SPEARMAN = {"ok": "ok", "too_few": "too_few_images", "constant_x": "constant_worker",
@@ -42,27 +43,10 @@ def _check_scope(name: str, value: str, allowed: Iterable[str]) -> None:
 
 
 def _clean_ratings(ratings: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
-    for col in ("image_id", "rater_id", "score"):
-        if col not in ratings.columns:
-            raise InputError(f"ratings table lacks column {col!r}", field=col)
     for col in ("image_id", "split"):
         if col not in images.columns:
             raise InputError(f"images table lacks column {col!r}", field=col)
-    df = ratings[["image_id", "rater_id", "score"]].copy()
-    df["image_id"] = df["image_id"].astype(str)
-    df["rater_id"] = df["rater_id"].astype(str)
-    score = pd.to_numeric(ratings["score"], errors="coerce")
-    bad = ~np.isfinite(score.to_numpy(dtype=float, na_value=np.nan))
-    if bad.any():
-        row = ratings.index[int(np.argmax(bad))]
-        raise InputError(f"score is missing or not a number ({int(bad.sum())} row(s)): {ratings['score'].loc[row]!r}",
-                         row=row, field="score")
-    df["score"] = score.astype(float)
-    dup = df.duplicated(["rater_id", "image_id"])
-    if dup.any():
-        row = df.index[int(np.argmax(dup.to_numpy()))]
-        raise InputError(f"rater {df.loc[row, 'rater_id']!r} rated image {df.loc[row, 'image_id']!r} more than once",
-                         row=row, field="image_id")
+    df = check_ratings(ratings, allow_empty=True)
     split = images.assign(image_id=images["image_id"].astype(str)).set_index("image_id")["split"]
     df["split"] = df["image_id"].map(split)
     unknown = df["split"].isna().to_numpy()
@@ -85,14 +69,11 @@ def worker_table(ratings: pd.DataFrame, images: pd.DataFrame, *, scope: str = "t
     _check_scope("scope", scope, SCOPES)
     _check_scope("count_scope", count_scope, (*SCOPES, "scope"))
     df = _clean_ratings(ratings, images)
-    grouped = df.groupby("image_id")["score"]
-    total, count = grouped.transform("sum").to_numpy(), grouped.transform("count").to_numpy()
-    own = df["score"].to_numpy()
     if leave_one_out:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            df["target"] = np.where(count > 1, (total - own) / np.maximum(count - 1, 1), np.nan)
+        df["target"] = leave_one_out_mean(df["image_id"], df["score"].to_numpy())
     else:
-        df["target"] = total / count
+        grouped = df.groupby("image_id")["score"]
+        df["target"] = grouped.transform("sum").to_numpy() / grouped.transform("count").to_numpy()
     counted = df[_in_scope(df["split"], scope if count_scope == "scope" else count_scope)]
     n_images = counted.groupby("rater_id")["image_id"].nunique()
     scoped = df[_in_scope(df["split"], scope)]
@@ -232,15 +213,12 @@ def write_outputs(result: dict[str, Any], table: pd.DataFrame, out_dir: str | Pa
     return paths
 
 
-def run_human_consistency(source: Any, out_dir: str | Path, *, thresholds: Iterable[int] = PAPER_THRESHOLDS,
+def run_human_consistency(data: AADBData, out_dir: str | Path, *, thresholds: Iterable[int] = PAPER_THRESHOLDS,
                           leave_one_out: bool = False, scope: str = "test", count_scope: str = "all",
                           predictions: pd.Series | None = None, n_boot: int = 1000,
                           seed: int = 0) -> dict[str, Any]:
-    """Load ``source`` (or take an ``AADBData``), compute Table 6 and write ``human_consistency.json``
-    and ``human_workers.csv`` into ``out_dir``; returns the JSON document."""
-    from . import sources
-
-    data = source if isinstance(source, sources.AADBData) else sources.load(source)
+    """Compute Table 6 from loaded ``data`` and write ``human_consistency.json`` and
+    ``human_workers.csv`` into ``out_dir``; returns the JSON document."""
     table = worker_table(data.ratings, data.images, scope=scope, count_scope=count_scope,
                          leave_one_out=leave_one_out, predictions=predictions)
     result = summarize(table, data, thresholds=tuple(thresholds), leave_one_out=leave_one_out, scope=scope,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
+#: How tables name the paper when they quote its numbers.
+SOURCE: Final[str] = "Kong et al. ECCV 2016"
 CITATION: Final[str] = """@inproceedings{kong2016aesthetics,
   title     = {Photo Aesthetics Ranking Network with Attributes and Content Adaptation},
   author    = {Kong, Shu and Shen, Xiaohui and Lin, Zhe and Mech, Radomir and Fowlkes, Charless},

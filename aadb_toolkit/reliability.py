@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from ._ranks import centered_ranks, draw_permutations
+from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from .data import check_ratings, leave_one_out_mean
 from .errors import InputError
 
 LEVELS: tuple[str, ...] = ("ordinal", "interval")
@@ -31,22 +32,7 @@ _CHUNK = 1 << 22
 
 
 def _ratings(ratings: pd.DataFrame) -> pd.DataFrame:
-    for col in ("image_id", "rater_id", "score"):
-        if col not in ratings.columns:
-            raise InputError(f"ratings table lacks column {col!r}", field=col)
-    score = pd.to_numeric(ratings["score"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(score)
-    if bad.any():
-        row = ratings.index[int(np.argmax(bad))]
-        raise InputError(f"score is missing or not a number ({int(bad.sum())} row(s))", row=row, field="score")
-    df = pd.DataFrame({"image_id": ratings["image_id"].astype(str).to_numpy(),
-                       "rater_id": ratings["rater_id"].astype(str).to_numpy(), "score": score}, index=ratings.index)
-    dup = df.duplicated(["rater_id", "image_id"]).to_numpy()
-    if dup.any():
-        row = df.index[int(np.argmax(dup))]
-        raise InputError(f"rater {df.loc[row, 'rater_id']!r} rated image {df.loc[row, 'image_id']!r} more than once",
-                         row=row, field="image_id")
-    return df
+    return check_ratings(ratings, allow_empty=True)
 
 
 def value_counts_matrix(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -97,10 +83,7 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
     if n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
     df = _ratings(ratings)
-    g = df.groupby("image_id")["score"]
-    total, count = g.transform("sum").to_numpy(), g.transform("count").to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df["others"] = np.where(count > 1, (total - df["score"].to_numpy()) / np.maximum(count - 1, 1), np.nan)
+    df["others"] = leave_one_out_mean(df["image_id"], df["score"].to_numpy())
     rng = np.random.default_rng(seed)
     rows = []
     df = df.sort_values(["rater_id", "image_id"], kind="stable")  # permutations act on id order, not row order
@@ -108,7 +91,7 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
         used = part[part["others"].notna()]
         row: dict[str, Any] = {"rater_id": rater, "n_images": len(part), "n_used": len(used), "rho": math.nan,
                                "p_value": math.nan}
-        if len(used) < 3:
+        if len(used) < MIN_ITEMS_FOR_RHO:
             row["status"] = "too_few_images"
         else:
             cr = centered_ranks(used["score"].to_numpy())

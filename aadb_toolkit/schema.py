@@ -6,6 +6,7 @@ Everything else in the toolkit imports these names; nothing restates them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 #: The 11 attributes, in the toolkit's canonical (snake_case) spelling and the paper's order of
@@ -145,3 +146,13 @@ CURATED_RATINGS: Final[str] = "ratings.parquet"
 CURATED_MANIFEST: Final[str] = "manifest.json"
 CURATED_FORMAT: Final[str] = "aadb-curated"
 CURATED_FORMAT_VERSION: Final[int] = 1
+
+#: A simulated release's planted truth lies beside it in ``<release><SIMULATED_TRUTH_SUFFIX>``: the
+#: mark by which loaders know data drawn by ``aadb simulate`` (synthetic, not AADB).
+SIMULATED_TRUTH_SUFFIX: Final[str] = ".truth"
+
+
+def simulated_truth_dir(release: str | Path) -> Path:
+    """The planted-truth folder of a simulated release: its sibling named ``<release>.truth``."""
+    release = Path(release)
+    return release.with_name(release.name + SIMULATED_TRUTH_SUFFIX)

@@ -4,68 +4,25 @@ Hub repo id. Each gives the same canonical tables (SPEC §3) and access to the i
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import schema
+from .data import AADBData, Provenance, fingerprint_images
 from .errors import SourceError
+
+__all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-@dataclass
-class AADBData:
-    """The canonical ``images`` and ``ratings`` tables of one data source, and its image bytes."""
-
-    images: pd.DataFrame
-    ratings: pd.DataFrame
-    origin: str
-    read_image_bytes: Callable[[str], bytes] = field(repr=False)
-
-    def split(self, name: str) -> pd.DataFrame:
-        """The ``images`` rows of one split (``train``, ``validation`` or ``test``)."""
-        if name not in schema.SPLITS:
-            raise ValueError(f"unknown split {name!r}; expected one of {schema.SPLITS}")
-        return self.images[self.images["split"] == name].reset_index(drop=True)
-
-    def image_bytes(self, image_id: str) -> bytes:
-        """The encoded bytes of one image, as released."""
-        return self.read_image_bytes(image_id)
-
-    def open_image(self, image_id: str):
-        """Decode one image as an upright RGB ``PIL.Image`` (EXIF orientation applied)."""
-        from PIL import Image, ImageOps
-
-        with Image.open(io.BytesIO(self.image_bytes(image_id))) as im:
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
-
-    def fingerprint(self, split: str = "test") -> str:
-        """A hash of one split's ground truth (image ids and mean scores): results computed on
-        data with different fingerprints are not comparable."""
-        return fingerprint_images(self.split(split))
-
-
-def fingerprint_images(images: pd.DataFrame) -> str:
-    """sha256 over the sorted (image_id, score_mean) pairs, scores printed to 1e-9."""
-    rows = sorted(zip(images["image_id"].astype(str), np.asarray(images["score_mean"], dtype=float)))
-    h = hashlib.sha256()
-    for image_id, score in rows:
-        h.update(f"{image_id}\t{score:.9f}\n".encode())
-    return "sha256:" + h.hexdigest()
-
-
 def load(source: str | Path) -> AADBData:
     """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
-    ``AVA.txt``), or a Hub repo id (``ORG/NAME``)."""
+    ``AVA.txt``), or a Hub repo id (``ORG/NAME``): the one place (with the CLI and demo that
+    call it) where a path or Hub id becomes data."""
     path = Path(source)
     if path.is_dir():
         if (path / schema.CURATED_MANIFEST).is_file():
@@ -115,4 +72,12 @@ def load_curated(path: str | Path) -> AADBData:
             raise KeyError(f"unknown image_id {image_id!r} in {path}") from None
         return (release_root / rel).read_bytes()
 
-    return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read)
+    provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
+                            test_list=manifest.get("test_list"))
+    return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
+
+
+def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:
+    """A curated folder is synthetic when its manifest says so, or when its release has the
+    planted-truth folder ``aadb simulate`` writes beside every simulated release."""
+    return bool(manifest.get("synthetic")) or schema.simulated_truth_dir(release_root).is_dir()

@@ -6,7 +6,6 @@ row (line) number, so a submitter fixes everything in one round; nothing is scor
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import os
@@ -18,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .data import sha256_fingerprint
 from .errors import InputError
 
 #: The exact header a submission starts with.
@@ -77,11 +77,8 @@ class Submission:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """``sha256:<hex>`` of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+        return sha256_fingerprint(iter(lambda: f.read(1 << 20), b""))
 
 
 def _looks_like_path(image_id: str) -> bool:
@@ -272,7 +269,7 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         problems.sort(key=lambda p: (p.row is None, p.row or 0))
         raise SubmissionError(str(path), problems)
     scores = pd.Series(values, index=pd.Index(ids, name="image_id"), name="score").reindex(expected)
-    return Submission(path=path, scores=scores, sha256="sha256:" + hashlib.sha256(data).hexdigest())
+    return Submission(path=path, scores=scores, sha256=sha256_fingerprint(data))
 
 
 _SIMPLE_CSV = re.compile(r"[^,\n\"]*,[^,\n\"]*(?:\n[^,\n\"]*,[^,\n\"]*)*\n?")

@@ -37,6 +37,9 @@ def test_round_trip_into_the_data_model(ava_root):
     assert set(np.unique(styles.to_numpy()[~np.isnan(styles.to_numpy())])) <= {0.0, 1.0}
     assert styles.isna().all(axis=1).sum() > len(img) / 2  # most images have no style labels
     assert data.origin == str(ava_root) and ava.is_synthetic_ava(ava_root)
+    prov = data.provenance
+    assert (prov.kind, prov.synthetic, prov.test_list, prov.dataset_label) == ("ava", True, "generic_test",
+                                                                                "synthetic-ava")
     # a test split's ground truth is the protocol's
     gt = raw.ground_truth("test")
     assert np.allclose(data.split("test").set_index("image_id").loc[gt.index, "score_mean"], gt)
@@ -83,6 +86,13 @@ def test_missing_and_empty_images_are_reported_with_their_ids(ava_root, tmp_path
     shutil.rmtree(root / ava.IMAGE_DIR)
     with pytest.raises(SourceError, match="no images folder"):
         sources.load(root)
+
+
+def test_a_folder_without_the_generator_marker_is_not_synthetic(ava_root, tmp_path):
+    root = _copy(ava_root, tmp_path)
+    (root / ava.SYNTHETIC_MARKER).unlink()
+    prov = sources.load(root).provenance
+    assert not prov.synthetic and prov.dataset_label == "ava"
 
 
 def test_stray_image_files_are_logged(ava_root, tmp_path, caplog):

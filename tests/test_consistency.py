@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from aadb_toolkit import consistency
+from aadb_toolkit import consistency, sources
 from aadb_toolkit.cli import main as cli_main
 from aadb_toolkit.errors import InputError
 
@@ -245,10 +245,10 @@ def test_planted_share_of_random_batches_found_non_significant(share):
 
 def test_tiny_curated_agreeing_vs_noisy(tmp_path):
     clean = make_tiny_curated(tmp_path / "clean", n_batches=60, seed=3, image_size=8)
-    res = consistency.run_consistency(clean, tmp_path / "out_clean", n_perm=2000)
+    res = consistency.run_consistency(sources.load(clean), tmp_path / "out_clean", n_perm=2000)
     assert res.summary["percent_significant"] >= 90.0
     noisy = make_tiny_curated(tmp_path / "noisy", n_batches=60, seed=3, image_size=8, noise_raters=1.0)
-    res_noisy = consistency.run_consistency(noisy, tmp_path / "out_noisy", n_perm=2000)
+    res_noisy = consistency.run_consistency(sources.load(noisy), tmp_path / "out_noisy", n_perm=2000)
     assert res_noisy.summary["percent_significant"] <= 15.0
 
 

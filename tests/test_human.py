@@ -123,7 +123,7 @@ def test_human_consistency_on_planted_data(tmp_path):
     assert [g["min_images"] for g in doc["thresholds"]] == [0, 50]
     assert {"n_workers", "mean_rho", "ci_low", "ci_high"} <= set(doc["thresholds"][0])
     assert doc["paper"]["100"] == {"n_workers": 65, "mean_rho": 0.7013}
-    written = human.run_human_consistency(cur, tmp_path / "out", thresholds=(0, 50), n_boot=200)
+    written = human.run_human_consistency(sources.load(cur), tmp_path / "out", thresholds=(0, 50), n_boot=200)
     assert json.loads((tmp_path / "out" / "human_consistency.json").read_text()) == written == doc
     workers = pd.read_csv(tmp_path / "out" / "human_workers.csv")
     assert list(workers.columns[:6]) == list(human.WORKER_COLUMNS) and len(workers) == doc["n_workers_total"]

@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import pytest
 
 from aadb_toolkit import schema, sources
@@ -34,3 +37,40 @@ def test_unknown_source_is_a_clear_error(tmp_path):
         sources.load(f)
     with pytest.raises(SourceError, match="no such folder"):
         sources.load(tmp_path / "nope" / "deeper" / "x")
+
+
+def test_curated_release_with_planted_truth_is_synthetic_in_provenance(tiny_curated, tmp_path):
+    from aadb_toolkit.simulate import truth_dir_for
+
+    root = tmp_path / "sim"
+    shutil.copytree(tiny_curated.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    manifest["release_root"] = str(root / "release")
+    (root / "curated/manifest.json").write_text(json.dumps(manifest))
+    assert not sources.load(root / "curated").provenance.synthetic
+    truth_dir_for(root / "release").mkdir()
+    assert sources.load(root / "curated").provenance.synthetic
+
+
+def test_provenance_of_curated_and_published_sources(tiny_curated, tmp_path):
+    from aadb_toolkit import hub
+
+    data = sources.load(tiny_curated)
+    assert data.provenance.kind == "curated" and data.provenance.origin == str(tiny_curated)
+    assert data.provenance.test_list is None
+    root = tmp_path / "syn"
+    shutil.copytree(tiny_curated.parent, root)
+    manifest = json.loads((root / "curated/manifest.json").read_text())
+    (root / "curated/manifest.json").write_text(json.dumps({**manifest, "synthetic": True, "test_list": "TestNew"}))
+    syn = sources.load(root / "curated")
+    assert syn.provenance.synthetic and syn.provenance.test_list == "TestNew"
+    hub.publish(data, tmp_path / "real")
+    hub.publish(syn, tmp_path / "fake")
+    real_back, fake_back = sources.load(tmp_path / "real"), sources.load(tmp_path / "fake")
+    assert real_back.provenance.kind == "published" and not real_back.provenance.synthetic
+    assert fake_back.provenance.synthetic
+    card = (tmp_path / "fake" / "README.md").read_text(encoding="utf-8")
+    assert "crowdsourced" not in card and "Photos come from Flickr" not in card
+    assert "machine-generated" in card and "procedural pictures" in card
+    real_card = (tmp_path / "real" / "README.md").read_text(encoding="utf-8")
+    assert "crowdsourced" in real_card and "Photos come from Flickr" in real_card

@@ -8,12 +8,12 @@ so ``aadb curate`` never pays for importing torch.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import logging
 import sys
 
 from .. import __version__
+from .._registry import did_you_mean
 from ..errors import AADBError
 
 #: command name → (module, one-line help). The registry is data; add a command by adding a row.
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = top_args.command
     if name not in COMMANDS:
-        close = difflib.get_close_matches(name, COMMANDS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, COMMANDS)
+        hint = f"; {hint}" if hint else ""
         print(f"aadb: unknown command {name!r}{hint}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if top_args.verbose else logging.INFO,

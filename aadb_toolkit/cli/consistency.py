@@ -22,9 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis and print the headline."""
-    from .. import consistency
+    from .. import consistency, sources
 
-    result = consistency.run_consistency(args.data, args.out, n_perm=args.n_perm, q=args.q,
+    result = consistency.run_consistency(sources.load(args.data), args.out, n_perm=args.n_perm, q=args.q,
                                          method=args.method, seed=args.seed)
     s = result.summary
     unit = "pairs" if s["unit"] == "pair" else "batches"

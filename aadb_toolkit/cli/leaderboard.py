@@ -20,8 +20,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.db.is_file():
         raise InputError("no such leaderboard database", file=str(args.db))
+    board = format_markdown(args.db, args.print_protocol) if args.print_protocol else None  # a misspelling fails first
     written = render(args.db, args.out)
     print(f"wrote {len(written)} files to {args.out}")
-    if args.print_protocol:
-        print(format_markdown(args.db, args.print_protocol))
+    if board is not None:
+        print(board)
     return 0

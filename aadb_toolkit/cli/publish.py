@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import hub
+    from .. import hub, sources
 
     if (args.push or args.dry_run) and not args.repo_id:
         raise InputError("--push and --dry-run need --repo-id ORG/NAME", field="--repo-id")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the consistency summary: {exc}", file=str(args.consistency_summary)) from exc
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", file=str(args.consistency_summary))
-    result = hub.publish(args.curated, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
+    result = hub.publish(sources.load(args.curated), args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
                          consistency_summary=summary, repo_id=args.repo_id)
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "

@@ -33,12 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print where it is."""
-    from .. import reports
+    from .. import reports, sources
 
     module = reports.get(args.kind)
     options = {opt.dest: getattr(args, opt.dest) for opt in module.OPTIONS}
     if "thresholds" in options and options["thresholds"] is not None:
         options["thresholds"] = tuple(options["thresholds"])
-    paths = module.write_report(args.data, args.out, **options)
+    paths = module.write_report(sources.load(args.data), args.out, **options)
     print(f"{args.kind} report -> {paths['html']} (and {paths['markdown'].name})")
     return 0

@@ -33,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name is not None and args.leaderboard is None:
+        raise InputError("--name is the display name on a leaderboard: it needs --leaderboard DB", field="--name")
     if args.leaderboard is not None:
         from ..leaderboard import check_database, check_name
 

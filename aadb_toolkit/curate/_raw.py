@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
 import re
 from collections import Counter
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .._registry import close_matches, did_you_mean
 from ..errors import InputError
 from ._ledger import Ledger
 
@@ -63,8 +63,8 @@ class AnswerColumns:
         stems = {"score": DEFAULT_SCORE_STEM, **schema.AMT_ATTRIBUTE_ANSWER_STEMS}
         for name, stem in (mapping or {}).items():
             if name not in stems:
-                close = difflib.get_close_matches(name, list(stems), n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                hint = did_you_mean(name, stems)
+                hint = f"; {hint}" if hint else ""
                 raise InputError(f"unknown answer column name {name!r}: expected 'score' or one of "
                                  f"{', '.join(schema.ATTRIBUTES)}{hint}", field=name)
             if not stem or not str(stem).strip():
@@ -77,17 +77,6 @@ class AnswerColumns:
         """The mapping as column patterns (for the manifest)."""
         return {"image_url": f"{IMAGE_URL_PREFIX}<i>", "score": f"{self.score_prefix}<i>",
                 **{a: f"{p}<i>" for a, p in self.attribute_prefixes.items()}}
-
-
-@dataclass
-class RawResults:
-    """The batch results after validation: per-assignment rows and per-answer cells."""
-
-    file: str
-    n_rows: int
-    slots: list[int]
-    rows: pd.DataFrame      # row, hit_id, worker_id, status, submit_text, submit_time, kept, reason
-    answers: pd.DataFrame   # row, slot, hit_id, worker_id, submit_time, url, image_id, score, votes, reason
 
 
 def read_results_csv(path: Path) -> pd.DataFrame:
@@ -151,7 +140,7 @@ def find_slots(df: pd.DataFrame, cols: AnswerColumns, file: str) -> list[int]:
 
 
 def _missing(col: str, header: list[str], file: str) -> InputError:
-    close = difflib.get_close_matches(col, header, n=2)
+    close = close_matches(col, header, n=2)
     hint = f" (similar: {', '.join(close)}; map answer columns with --answer-column attr=Stem)" if close else ""
     return InputError(f"required column is missing from the header row{hint}", file=file, row=0, field=col)
 

@@ -1,6 +1,7 @@
 """Publish AADB as a Hugging Face dataset (parquet shards with embedded images and rater ids, a
 validated dataset card), push it to the Hub, and read a published folder or Hub repo back as the
-canonical tables. ``aadb_toolkit.sources.load`` dispatches here for published folders and repo ids."""
+canonical tables. ``aadb_toolkit.sources.load`` dispatches here for published folders and repo ids;
+this package imports nothing above the data model (:mod:`aadb_toolkit.data`)."""
 
 from __future__ import annotations
 

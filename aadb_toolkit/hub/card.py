@@ -30,6 +30,24 @@ AADB_INTRO = ("AADB (the Aesthetics and Attributes Database) is a set of {n_imag
 SYNTHETIC_INTRO = ("This synthetic set of {n_images} procedural images imitates AADB (the Aesthetics and Attributes\n"
                    "Database of Kong et al., ECCV 2016) in format and design: simulated raters score each image\n"
                    "for overall aesthetic quality and 11 photographic attributes.")
+AADB_LIMITATIONS = (
+    "- Scores are crowd judgements of a few workers per image (about {raters_per_batch}), so per-image\n"
+    "  means are noisy; use the individual ratings when that matters.\n"
+    "- Workers differ strongly in how many images they rated (a long tail), and the test split holds\n"
+    "  few ratings per worker.\n"
+    "- Attribute votes are coarse (−1/0/+1) and sparse for some attributes.\n"
+    "- Photos come from Flickr and reflect its users' subjects and tastes; no demographic\n"
+    "  information about raters is available.")
+SYNTHETIC_LIMITATIONS = (
+    "- The images are procedural pictures drawn by `aadb simulate`, not photographs, and the\n"
+    "  ratings come from simulated raters (about {raters_per_batch} per image), not from people: no\n"
+    "  finding on this data says anything about real photos or real raters.\n"
+    "- Workers, batches, quirks and label files imitate AADB's design and known problems, as\n"
+    "  documented with the generator; the planted truth lies beside the simulated release.")
+#: Who made the annotations, in the Hub's `annotations_creators` vocabulary.
+ANNOTATIONS_CREATORS = {False: "crowdsourced", True: "machine-generated"}
+#: Card metadata key naming the label list that defined the test split (e.g. "TestNew").
+TEST_LIST_KEY = "aadb_test_list"
 #: Stands for the repository id in the card's loading example when none is given.
 REPO_PLACEHOLDER = "ORG/NAME"
 LICENSE_NAME = "aadb-research-only"
@@ -83,12 +101,12 @@ def card_metadata(facts: CardFacts, folder: Path) -> dict[str, Any]:
         license="other",
         license_name=LICENSE_NAME,
         license_link=layout.LICENSE,
-        annotations_creators=["crowdsourced"],
+        annotations_creators=[ANNOTATIONS_CREATORS[facts.synthetic]],
         source_datasets=["original"],
         task_categories=["image-classification", "tabular-regression"],
         size_categories=[layout.size_category(facts.n_images)],
-        tags=["aesthetics", "image-aesthetics", "photo-quality", "crowdsourcing", "rater-ids", "aadb"]
-        + ([SYNTHETIC_TAG] if facts.synthetic else []),
+        tags=["aesthetics", "image-aesthetics", "photo-quality", *([] if facts.synthetic else ["crowdsourcing"]),
+              "rater-ids", "aadb"] + ([SYNTHETIC_TAG] if facts.synthetic else []),
     )
     if facts.gated:
         data["extra_gated_prompt"] = GATED_PROMPT
@@ -145,6 +163,11 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
         "n_raters": f"{facts.n_raters:,}", "n_batches": f"{facts.n_batches:,}",
         "n_known_license": f"{facts.n_known_license:,}", "n_known_url": f"{facts.n_known_url:,}",
         "repo_hint": facts.repo_hint,
+        "limitations": (SYNTHETIC_LIMITATIONS if facts.synthetic else AADB_LIMITATIONS).format(
+            raters_per_batch=schema.RATERS_PER_BATCH),
+        "source_url_meaning": (("made-up URLs and licenses in the release's format, where the simulated release has them; "
+                                "they point to no real photo") if facts.synthetic
+                               else "the Flickr URL and the photo's license, where known"),
         "images_per_batch": str(schema.IMAGES_PER_BATCH), "raters_per_batch": str(schema.RATERS_PER_BATCH),
         "score_min": str(schema.SCORE_MIN), "score_max": str(schema.SCORE_MAX),
         "attribute_list": "\n".join(f"- `{a}` (release label file name: `{schema.LABEL_FILE_ATTRIBUTE_NAMES[a]}`)"
@@ -191,6 +214,11 @@ def _fmt(value: Any) -> str:
 
 
 # --- reading and validating -----------------------------------------------------------------
+
+def is_synthetic_card(meta: dict[str, Any]) -> bool:
+    """True when a card's metadata carries the ``synthetic`` tag (a simulated data set, not AADB)."""
+    return SYNTHETIC_TAG in (meta.get("tags") or [])
+
 
 def read_metadata(readme: Path) -> dict[str, Any]:
     """The YAML front matter of a dataset card, parsed as the Hub does (duplicate keys rejected)."""

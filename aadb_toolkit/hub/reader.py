@@ -14,7 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import schema, sources
+from .. import schema
+from ..data import AADBData, Provenance
 from ..errors import InputError, SourceError
 from . import card as card_mod
 from . import layout
@@ -104,9 +105,10 @@ class ParquetImageReader:
         return images[row]["bytes"]
 
 
-def load_published(path: Path) -> sources.AADBData:
+def load_published(path: Path, *, kind: str = "published", origin: str | None = None) -> AADBData:
     """Load a folder written by :func:`aadb_toolkit.hub.publish` as the canonical tables (same
-    columns and dtypes as a curated folder), image bytes read lazily from the parquet shards."""
+    columns and dtypes as a curated folder), image bytes read lazily from the parquet shards. The
+    provenance says synthetic when the card carries the ``synthetic`` tag."""
     folder = Path(path)
     if not is_published_folder(folder):
         raise SourceError(f"{folder}: not a published AADB dataset folder (no README.md declaring the "
@@ -135,8 +137,10 @@ def load_published(path: Path) -> sources.AADBData:
     images = pd.concat(image_parts, ignore_index=True)
     ratings = (pd.concat(rating_parts, ignore_index=True) if rating_parts
                else pd.DataFrame({c: [] for c in schema.RATING_COLUMNS}))
-    return sources.AADBData(images=images, ratings=ratings, origin=str(folder),
-                            read_image_bytes=ParquetImageReader(locations))
+    provenance = Provenance(origin=origin or str(folder), kind=kind, synthetic=card_mod.is_synthetic_card(meta),
+                            test_list=meta.get(card_mod.TEST_LIST_KEY))
+    return AADBData(images=images, ratings=ratings, origin=str(folder), read_image_bytes=ParquetImageReader(locations),
+                    provenance=provenance)
 
 
 def _read(file: Path, columns: list[str]) -> pd.DataFrame:
@@ -157,7 +161,7 @@ def _read(file: Path, columns: list[str]) -> pd.DataFrame:
     return df
 
 
-def load_from_hub(repo_id: str, *, revision: str | None = None) -> sources.AADBData:
+def load_from_hub(repo_id: str, *, revision: str | None = None) -> AADBData:
     """Download (or reuse from the local cache) a published dataset repo from the Hub, or from the
     endpoint in ``HF_ENDPOINT``, and load it; ``HF_HUB_OFFLINE=1`` uses the cache only."""
     from huggingface_hub import snapshot_download
@@ -175,4 +179,4 @@ def load_from_hub(repo_id: str, *, revision: str | None = None) -> sources.AADBD
                           f"{endpoint or 'the Hugging Face Hub'} ({type(exc).__name__})") from exc
     except HfHubHTTPError as exc:
         raise SourceError(f"{repo_id}: download failed: {exc}") from exc
-    return load_published(Path(folder))
+    return load_published(Path(folder), kind="hub", origin=repo_id)

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .. import _atomic, schema, sources
+from .. import _atomic, schema
+from ..data import AADBData
 from ..errors import InputError
 from . import card as card_mod
 from . import layout
@@ -40,10 +41,10 @@ class PublishResult:
     notes: list[str] = field(default_factory=list)
 
 
-def publish(curated: Path | str, out: Path, *, gated: bool = False,
+def publish(data: AADBData, out: Path, *, gated: bool = False,
             shard_size_mb: float = layout.DEFAULT_SHARD_SIZE_MB,
             consistency_summary: dict | None = None, repo_id: str | None = None) -> PublishResult:
-    """Publish any source :func:`aadb_toolkit.sources.load` accepts as a dataset repository at ``out``.
+    """Publish loaded data (see :func:`aadb_toolkit.sources.load`) as a dataset repository at ``out``.
 
     The folder is built aside and swapped in only when complete and its card validates, so a failed
     publish leaves the previous folder untouched. The same input always gives byte-identical files.
@@ -52,8 +53,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
     out = Path(out)
-    _check_out_folder(out, curated)
-    data = sources.load(curated)
+    _check_out_folder(out, data.origin)
     images, ratings, notes = canonical_tables(data)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
     with _atomic.atomic_dir(out) as stage:
@@ -81,7 +81,7 @@ def publish(curated: Path | str, out: Path, *, gated: bool = False,
             n_known_license=int((images["license"].fillna("").astype(str).str.len() > 0).sum()),
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
-            synthetic=is_synthetic(data.origin), repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+            synthetic=data.provenance.synthetic, repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
@@ -122,34 +122,8 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
                          "did not write; move them away or publish to a new folder", file=str(out), field="--out")
 
 
-def is_synthetic(source: Path | str) -> bool:
-    """True when the source is synthetic: a curated manifest with ``"synthetic": true``, a curated
-    folder whose release has the planted-truth folder `aadb simulate` writes beside it, or a
-    published card tagged ``synthetic``. The card then says loudly that it is not AADB."""
-    path = Path(source)
-    manifest_file = path / schema.CURATED_MANIFEST
-    if manifest_file.is_file():
-        try:
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read the curated manifest: {exc}", file=str(manifest_file)) from exc
-        if manifest.get("synthetic"):
-            return True
-        release = manifest.get("release_root")
-        if release:
-            from ..simulate import truth_dir_for
-
-            return truth_dir_for(Path(release)).is_dir()
-        return False
-    readme = path / layout.README
-    if readme.is_file():
-        tags = card_mod.read_metadata(readme).get("tags") or []
-        return card_mod.SYNTHETIC_TAG in tags
-    return False
-
-
-def canonical_tables(data: sources.AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Check the two tables of ``data`` and return them in canonical column and row order
+def canonical_tables(data: AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Check that the two tables of ``data`` have the canonical columns and return them in canonical column and row order
     (images by split then image id; ratings by image id, batch id, rater id), with notes."""
     origin = data.origin
     notes: list[str] = []
@@ -167,21 +141,7 @@ def canonical_tables(data: sources.AADBData) -> tuple[pd.DataFrame, pd.DataFrame
     for name, table in (("images", images), ("ratings", ratings)):
         if table.empty:
             raise InputError(f"the {name} table is empty: there is nothing to publish", file=origin)
-    dup = images["image_id"].duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise InputError(f"image_id {images['image_id'].iloc[row]!r} appears more than once",
-                         file=origin, row=row, field="image_id")
-    bad_split = ~images["split"].isin(schema.SPLITS)
-    if bad_split.any():
-        row = int(np.flatnonzero(bad_split.to_numpy())[0])
-        raise InputError(f"split {images['split'].iloc[row]!r} is not one of {schema.SPLITS}",
-                         file=origin, row=row, field="split")
-    orphan = ~ratings["image_id"].isin(images["image_id"])
-    if orphan.any():
-        row = int(np.flatnonzero(orphan.to_numpy())[0])
-        raise InputError(f"{int(orphan.sum())} rating(s) refer to images not in the images table, "
-                         f"first {ratings['image_id'].iloc[row]!r}", file=origin, row=row, field="image_id")
+    # unique ids, known splits and no orphan ratings: checked when the AADBData was built
     split_rank = images["split"].map({s: i for i, s in enumerate(schema.SPLITS)})
     images = (images.assign(_rank=split_rank).sort_values(["_rank", "image_id"], kind="stable")
               .drop(columns="_rank").reset_index(drop=True))
@@ -263,7 +223,7 @@ def _leaf_paths(table_schema: pa.Schema) -> list[str]:
     return out
 
 
-def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data: sources.AADBData,
+def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data: AADBData,
                    table_schema: pa.Schema, desc: str) -> Iterator[pa.Table]:
     """Row groups of the `default` config for one split: image bytes read from the source and each
     image's ratings nested, ``IMAGE_ROW_GROUP_ROWS`` images at a time."""
@@ -308,7 +268,7 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
 
 
 def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, split_ratings: pd.DataFrame,
-                       data: sources.AADBData, table_schema: pa.Schema, shard_bytes: int) -> dict[str, int]:
+                       data: AADBData, table_schema: pa.Schema, shard_bytes: int) -> dict[str, int]:
     """Write the `default` config of one split in shards of about ``shard_bytes`` of image data."""
     parts: list[Path] = []
     writer, written, num_bytes = None, 0, 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import difflib
 import json
 import tomllib
 import types
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import paper
+from .._registry import did_you_mean
 from ..errors import InputError
 from .alexnet_arch import MIN_INPUT_SIZE
 from .heads import HEADS, head_outputs
@@ -150,8 +150,8 @@ _AMP = ("auto", "bf16", "off")
 
 
 def _suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=3)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else f"; expected one of {sorted(options)}"
+    hint = did_you_mean(name, options, quote=True)
+    return f"; {hint}" if hint else f"; expected one of {sorted(options)}"
 
 
 def _coerce(value: Any, tp: Any, where: str, source: str) -> Any:

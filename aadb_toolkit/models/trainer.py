@@ -26,10 +26,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, write_json, write_text
+from .._ranks import spearman
 from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
@@ -171,9 +171,8 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 def _spearman(pred: np.ndarray, truth: np.ndarray) -> float | None:
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(truth) == 0:
-        return None
-    return float(spearmanr(pred, truth).statistic)
+    rho, status = spearman(pred, truth, min_n=2)
+    return rho if status == "ok" else None
 
 
 @contextlib.contextmanager

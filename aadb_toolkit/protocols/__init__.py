@@ -7,18 +7,18 @@ close-match suggestions), and :mod:`.results` for the result document.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._registry import lookup
 from ..errors import InputError
 from ..submissions import DEFAULT_MAX_BYTES
 from .results import Result, read_result, write_result
 
-__all__ = ["Protocol", "PROTOCOLS", "ScoreRequest", "UnknownProtocolError", "get_protocol", "score_submission",
+__all__ = ["Protocol", "PROTOCOLS", "ReportedRow", "ScoreRequest", "UnknownProtocolError", "get_protocol", "score_submission",
            "Result", "read_result", "write_result"]
 
 
@@ -37,8 +37,28 @@ class ScoreRequest:
 
 
 @dataclass(frozen=True)
+class ReportedRow:
+    """A number the paper reports for a protocol (on its own data): shown on the protocol's
+    leaderboard, never ranked against results on other data."""
+
+    name: str
+    metrics: dict[str, float]
+    source: str
+
+
+def _resolve(entry: str):
+    module, _, attr = entry.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
 class Protocol:
-    """A benchmark protocol, declared: bump ``version`` whenever its numbers could change."""
+    """A benchmark protocol, declared: bump ``version`` whenever its numbers could change.
+
+    Its leaderboard is rendered from the declaration alone: ranked by ``main_metric``, showing
+    ``board_columns`` (empty: the main metric, then every metric the results carry), with the
+    paper's rows from ``reported`` (a ``"module:attribute"`` tuple of :class:`ReportedRow`).
+    """
 
     name: str
     version: str
@@ -50,28 +70,34 @@ class Protocol:
     needs_validation: bool = False
     needs_ava_data: bool = False
     higher_is_better: bool = True
+    reported: str = ""
+    board_columns: tuple[str, ...] = ()
 
     def function(self) -> Callable[[ScoreRequest], Result]:
         """Import and return the scoring function."""
-        module, _, attr = self.entry.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.entry)
+
+    def reported_rows(self) -> tuple[ReportedRow, ...]:
+        """The paper's reported rows of this protocol (none when it declares none)."""
+        return tuple(_resolve(self.reported)) if self.reported else ()
 
 
 #: The registry: protocol name → declaration. Add a protocol by adding a row.
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     Protocol("aadb", "1", "spearman", "aadb", ("test",), "aadb_toolkit.protocols.aadb_protocol:score",
              "Spearman ρ (bootstrap 95% CI), Pearson r and Kendall τ against the mean score on AADB test "
-             "(paper Table 2)"),
+             "(paper Table 2)", reported="aadb_toolkit.protocols.aadb_protocol:REPORTED"),
     Protocol("ava", "1", "spearman", "ava", ("validation", "test"), "aadb_toolkit.protocols.ava_protocol:score",
              "Spearman ρ on the AVA standard test list and binary accuracy (mean vote > 5) at the threshold "
-             "chosen on the submitter's validation predictions (paper Table 3)", needs_validation=True),
+             "chosen on the submitter's validation predictions (paper Table 3)", needs_validation=True,
+             reported="aadb_toolkit.protocols.ava_protocol:REPORTED"),
     Protocol("human", "1", "share_beaten", "aadb", ("test",), "aadb_toolkit.protocols.human_protocol:score",
              "the model against each AADB rater on that rater's own test images, by rater-workload group "
-             "(paper Table 6)"),
+             "(paper Table 6)", reported="aadb_toolkit.protocols.human_protocol:REPORTED"),
     Protocol("cross-dataset", "1", "mean_transfer_rho", "aadb+ava", ("test",),
              "aadb_toolkit.protocols.cross_dataset_protocol:score",
              "trained on A, tested on B for A, B in {AADB, AVA}, from a manifest of four prediction files "
-             "(paper Table 7)", needs_ava_data=True),
+             "(paper Table 7)", needs_ava_data=True, reported="aadb_toolkit.protocols.cross_dataset_protocol:REPORTED"),
 )}
 
 
@@ -81,12 +107,7 @@ class UnknownProtocolError(InputError):
 
 def get_protocol(name: str) -> Protocol:
     """The declared protocol called ``name``; an unknown name raises with close-match suggestions."""
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, PROTOCOLS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(PROTOCOLS)}"
-        raise UnknownProtocolError(f"unknown protocol {name!r}{hint}") from None
+    return lookup(PROTOCOLS, name, what="protocol", error=UnknownProtocolError, cutoff=0.5)
 
 
 def score_submission(protocol: str, submission: str | os.PathLike[str], data: str | os.PathLike[str], *,

@@ -18,17 +18,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-from scipy import stats
+
+from .._ranks import spearman_rho
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ with average ranks for ties (equal to ``scipy.stats.spearmanr``); NaN when a
-    variable is constant."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"spearman needs two 1-d arrays of equal length, got {x.shape} and {y.shape}")
-    return pearson(stats.rankdata(x), stats.rankdata(y))
+    """Spearman's ρ with average ranks for ties (equal to ``scipy.stats.spearmanr``), defined from
+    two items on; NaN when a variable is constant. One implementation: :func:`aadb_toolkit._ranks.spearman`."""
+    return spearman_rho(x, y, min_n=2)
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:

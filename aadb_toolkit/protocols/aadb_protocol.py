@@ -7,13 +7,17 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats
 
-from .. import sources
+from .. import paper, sources
+from ..data import Provenance
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import pearson, spearman_ci
 from .results import Metric, PairedData, Result, make_result
 
 CI_LEVEL = 0.95
+#: The paper's Table 2 on the real AADB, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = tuple(ReportedRow(name, {"spearman": rho}, f"{paper.SOURCE}, Table 2")
+                                          for name, rho in paper.TABLE2_AADB_RHO.items())
 
 
 def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = None, *, n_boot: int, seed: int,
@@ -34,8 +38,10 @@ def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = 
 
 
 def evaluate(truth: pd.Series, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
-             fingerprint: str, submission_sha256: str, progress: bool = False) -> Result:
-    """Score aligned predictions against AADB test ground truth (the library entry point)."""
+             fingerprint: str, submission_sha256: str, progress: bool = False,
+             provenance: Provenance | None = None) -> Result:
+    """Score aligned predictions against AADB test ground truth (the library entry point); the data's
+    ``provenance`` marks the result synthetic where the data was."""
     p = PROTOCOLS["aadb"]
     paired = PairedData.from_series(truth, predictions)
     metrics, details = rank_metrics(paired, n_boot=n_boot, seed=seed, progress=progress)
@@ -43,7 +49,7 @@ def evaluate(truth: pd.Series, predictions: pd.Series, *, n_boot: int = 1000, se
                        data_fingerprint=fingerprint, submission_sha256=submission_sha256,
                        n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
                        details={**details, "ground_truth": "score_mean"},
-                       paired=paired)
+                       paired=paired, provenance=provenance)
 
 
 def ground_truth(data: sources.AADBData) -> pd.Series:
@@ -58,6 +64,13 @@ def score(request: ScoreRequest) -> Result:
     """Score a submission file on AADB test (``request.data`` is any source ``sources.load`` reads)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes,
+                          split_name=test_split_name(data))
     return evaluate(truth, sub.scores, n_boot=request.n_boot, seed=request.seed,
-                    fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256, progress=request.progress)
+                    fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256, progress=request.progress,
+                    provenance=data.provenance)
+
+
+def test_split_name(data: sources.AADBData) -> str:
+    """How scorer messages name the test split: "AADB test split", or "synthetic AADB test split"."""
+    return ("synthetic " if data.provenance.synthetic else "") + "AADB test split"

@@ -6,18 +6,23 @@ maximises accuracy on the submitter's predictions for the toolkit's AVA validati
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pandas as pd
 
 from .. import paper
 from ..ava import AVAData, load_ava
+from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from .aadb_protocol import rank_metrics
 from .results import Metric, PairedData, Result, make_result
+
+#: The paper's Table 3 on the real AVA, for the leaderboard (accuracy as a fraction).
+REPORTED: tuple[ReportedRow, ...] = tuple(
+    ReportedRow(name, {"spearman": rho, "accuracy": acc / 100.0}, f"{paper.SOURCE}, Table 3")
+    for name, (rho, acc) in paper.TABLE3_AVA.items())
 
 
 def binary_labels(mean_scores: np.ndarray) -> np.ndarray:
@@ -86,8 +91,7 @@ def evaluate(test_truth: pd.Series, test_predictions: pd.Series, validation_trut
 
 def fingerprint(ava: AVAData) -> str:
     """Fingerprint of what the protocol reads: the test ground truth and the validation ground truth."""
-    h = hashlib.sha256(f"{ava.fingerprint('test')}\n{ava.fingerprint('validation')}\n".encode())
-    return "sha256:" + h.hexdigest()
+    return sha256_fingerprint(f"{ava.fingerprint('test')}\n{ava.fingerprint('validation')}\n")
 
 
 def score(request: ScoreRequest) -> Result:
@@ -101,7 +105,7 @@ def score(request: ScoreRequest) -> Result:
                           split_name="AVA standard test list")
     val = read_submission(request.validation, val_truth.index, max_bytes=request.max_bytes,
                           split_name="toolkit's AVA validation set")
-    combined = "sha256:" + hashlib.sha256(f"{sub.sha256}\n{val.sha256}\n".encode()).hexdigest()
+    combined = sha256_fingerprint(f"{sub.sha256}\n{val.sha256}\n")
     return evaluate(test_truth, sub.scores, val_truth, val.scores, n_boot=request.n_boot, seed=request.seed,
                     fingerprint=fingerprint(ava), submission_sha256=combined, progress=request.progress,
                     details={"test_submission_sha256": sub.sha256, "validation_submission_sha256": val.sha256})

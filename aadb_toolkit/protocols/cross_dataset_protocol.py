@@ -15,25 +15,32 @@ the two off-diagonal (cross-dataset) cells.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import tomllib
 from pathlib import Path
 
 import pandas as pd
 
-from .. import sources
+from .. import paper, sources
 from ..ava import load_ava
+from .._registry import did_you_mean
+from ..data import Provenance, sha256_fingerprint
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import spearman_ci
-from .aadb_protocol import CI_LEVEL, ground_truth
+from .aadb_protocol import CI_LEVEL, ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 DATASETS: tuple[str, ...] = ("aadb", "ava")
 CELLS: tuple[str, ...] = tuple(f"{a}->{b}" for a in DATASETS for b in DATASETS)
+#: The paper's Table 7, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = (ReportedRow(
+    "Reg+Rank+Att+Cont (paper)",
+    {**{f"rho[{a}->{b}]": v for (a, b), v in paper.TABLE7_CROSS.items()},
+     "mean_transfer_rho": (paper.TABLE7_CROSS[("aadb", "ava")] + paper.TABLE7_CROSS[("ava", "aadb")]) / 2,
+     "mean_in_domain_rho": (paper.TABLE7_CROSS[("aadb", "aadb")] + paper.TABLE7_CROSS[("ava", "ava")]) / 2},
+    f"{paper.SOURCE}, Table 7"),)
 
 
 def read_manifest(path: str | Path) -> dict[str, Path]:
@@ -51,8 +58,8 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
     problems = []
     for key in preds:
         if key not in CELLS:
-            close = difflib.get_close_matches(str(key), CELLS, n=1)
-            problems.append(f"unknown cell {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hint = did_you_mean(key, CELLS, n=1, quote=True)
+            problems.append(f"unknown cell {key!r}" + (f" ({hint})" if hint else ""))
         elif not isinstance(preds[key], str):
             problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
         elif _outside_folder(path.parent, preds[key]):
@@ -75,7 +82,8 @@ def _outside_folder(folder: Path, name: str) -> bool:
 
 
 def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *, n_boot: int = 1000, seed: int = 0,
-             fingerprint: str, submission_sha256: str, details: dict | None = None) -> Result:
+             fingerprint: str, submission_sha256: str, details: dict | None = None,
+             provenance: Provenance | None = None) -> Result:
     """Score four aligned prediction sets; ``truths`` maps test set → ground truth, ``predictions``
     maps cell ``"train->test"`` → predictions over that test set (the library entry point)."""
     p = PROTOCOLS["cross-dataset"]
@@ -94,7 +102,7 @@ def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *,
     n_images = sum(int(t.size) for t in truths.values())
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint, submission_sha256=submission_sha256, n_images=n_images,
-                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test",
+                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test", provenance=provenance,
                        details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index", **(details or {})})
 
 
@@ -107,7 +115,7 @@ def score(request: ScoreRequest) -> Result:
     aadb = sources.load(request.data)
     ava = load_ava(request.ava_data)
     truths = {"aadb": ground_truth(aadb), "ava": ava.ground_truth("test")}
-    names = {"aadb": "AADB test split", "ava": "AVA standard test list"}
+    names = {"aadb": test_split_name(aadb), "ava": "AVA standard test list"}
     preds: dict[str, pd.Series] = {}
     hashes: dict[str, str] = {}
     problems: list[Problem] = []
@@ -124,7 +132,8 @@ def score(request: ScoreRequest) -> Result:
         preds[cell], hashes[cell] = sub.scores, sub.sha256
     if problems:
         raise SubmissionError(str(request.submission), problems)
-    combined = "sha256:" + hashlib.sha256("".join(f"{c}\t{hashes[c]}\n" for c in CELLS).encode()).hexdigest()
-    fp = "sha256:" + hashlib.sha256(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n".encode()).hexdigest()
+    combined = sha256_fingerprint(f"{c}\t{hashes[c]}\n" for c in CELLS)
+    fp = sha256_fingerprint(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n")
     return evaluate(truths, preds, n_boot=request.n_boot, seed=request.seed, fingerprint=fp,
-                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes})
+                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes},
+                    provenance=aadb.provenance)

@@ -11,20 +11,28 @@ where the model's overall test ρ falls against the group mean. The per-worker s
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 
 import numpy as np
 import pandas as pd
 
 from .. import paper, sources
+from ..data import sha256_fingerprint
 from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import spearman
-from .aadb_protocol import ground_truth
+from .aadb_protocol import ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
 THRESHOLDS: tuple[int, ...] = tuple(sorted(paper.TABLE6_HUMAN))
+#: The paper's Table 6 on the real AADB, for the leaderboard.
+REPORTED: tuple[ReportedRow, ...] = (
+    *(ReportedRow(f"human raters who rated > {t} images ({n} workers, mean ρ)", {f"workers_gt{t}_mean_rho": rho},
+                  f"{paper.SOURCE}, Table 6") for t, (n, rho) in paper.TABLE6_HUMAN.items()),
+    ReportedRow("Reg+Rank+Att+Cont (paper's best model)", {"spearman": paper.TABLE6_OUR_BEST_RHO},
+                f"{paper.SOURCE}, Table 6"),
+)
 
 
 def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
@@ -69,7 +77,7 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
                for rec in table[["rater_id", "n_images", "n_scope", "rho", "rho_status", "model_rho"]].to_dict("records")]
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint(data), submission_sha256=submission_sha256,
-                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
+                       n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test", provenance=data.provenance,
                        details={"groups": groups, "workers": workers, "rater_count_scope": "all",
                                 "rho_scope": "test", "worker_rating_in_mean": True,
                                 "n_workers_total": int(len(table))},
@@ -79,19 +87,17 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
 def fingerprint(data: sources.AADBData) -> str:
     """Fingerprint of what the protocol reads: the AADB test ground truth and every rating (the
     workload groups count ratings over the whole data set)."""
-    h = hashlib.sha256(f"human\n{data.fingerprint('test')}\n".encode())
     r = data.ratings[["image_id", "rater_id", "score"]].astype({"image_id": str, "rater_id": str})
     r = r.sort_values(["image_id", "rater_id", "score"], kind="stable")
-    for image_id, rater_id, s in r.itertuples(index=False, name=None):
-        h.update(f"{image_id}\t{rater_id}\t{int(s)}\n".encode())
-    return "sha256:" + h.hexdigest()
+    rows = (f"{image_id}\t{rater_id}\t{int(s)}\n" for image_id, rater_id, s in r.itertuples(index=False, name=None))
+    return sha256_fingerprint(itertools.chain([f"human\n{data.fingerprint('test')}\n"], rows))
 
 
 def score(request: ScoreRequest) -> Result:
     """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name="AADB test split")
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name=test_split_name(data))
     return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
 
 

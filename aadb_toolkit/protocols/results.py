@@ -1,6 +1,7 @@
 """The scored result: a versioned JSON document that says what was scored (protocol and its version,
 submission hash), on what (data fingerprint, number of images), how (seed, bootstrap resamples,
-toolkit version) and what came out (metrics with confidence intervals, protocol details).
+toolkit version), whether the data was synthetic, and what came out (metrics with confidence
+intervals, protocol details).
 
 Results whose data fingerprints differ were computed on different test data and are never ranked
 together; :func:`comparable` is the one check for that.
@@ -21,6 +22,7 @@ import pandas as pd
 
 from .. import __version__
 from .._atomic import write_json
+from ..data import SYNTHETIC_PREFIX
 from ..errors import InputError
 
 #: Version of the result document layout; bump when a field changes meaning.
@@ -91,6 +93,8 @@ class Result:
     created_utc: str = ""
     dataset: str = ""
     split: str = "test"
+    synthetic: bool = False
+    test_list: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     paired: PairedData | None = field(default=None, compare=False, repr=False)
 
@@ -107,7 +111,7 @@ class Result:
             "protocol": {"name": self.protocol, "version": self.protocol_version, "main_metric": self.main_metric},
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "data": {"dataset": self.dataset, "split": self.split, "fingerprint": self.data_fingerprint,
-                     "n_images": self.n_images},
+                     "n_images": self.n_images, "synthetic": self.synthetic, "test_list": self.test_list},
             "submission": {"sha256": self.submission_sha256},
             "settings": {"seed": self.seed, "n_boot": self.n_boot},
             "toolkit_version": self.toolkit_version,
@@ -133,15 +137,30 @@ class Result:
                 n_images=int(data["n_images"]), seed=int(s["seed"]), n_boot=int(s["n_boot"]),
                 toolkit_version=d["toolkit_version"], created_utc=d.get("created_utc", ""),
                 dataset=data.get("dataset", ""), split=data.get("split", "test"), details=d.get("details", {}),
+                synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed result document: {exc!r}", file=file) from exc
 
 
-def make_result(**kwargs: Any) -> Result:
-    """Build a :class:`Result` stamped with the toolkit version and the current UTC time."""
+def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
+    """Build a :class:`Result` stamped with the toolkit version and the current UTC time; a data
+    :class:`~aadb_toolkit.data.Provenance` fills in ``synthetic``, ``test_list`` and marks the
+    ``dataset`` label synthetic (``"aadb"`` becomes ``"synthetic-aadb"``)."""
     kwargs.setdefault("created_utc", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if provenance is not None:
+        kwargs.setdefault("synthetic", bool(provenance.synthetic))
+        kwargs.setdefault("test_list", provenance.test_list)
+        if provenance.synthetic and kwargs.get("dataset") and not kwargs["dataset"].startswith(SYNTHETIC_PREFIX):
+            kwargs["dataset"] = SYNTHETIC_PREFIX + kwargs["dataset"]
     return Result(**kwargs)
+
+
+def _flag(value: Any) -> bool:
+    """A JSON boolean; anything else is a malformed document."""
+    if not isinstance(value, bool):
+        raise ValueError(f"data.synthetic must be true or false, got {value!r}")
+    return value
 
 
 def write_result(path: str | os.PathLike[str], result: Result) -> Path:
@@ -161,8 +180,9 @@ def read_result(path: str | os.PathLike[str]) -> Result:
 
 
 def comparable(a: Result, b: Result) -> bool:
-    """True when two results can be ranked together: same protocol and same data fingerprint."""
-    return a.protocol == b.protocol and a.data_fingerprint == b.data_fingerprint
+    """True when two results can be ranked together: same protocol, same data fingerprint, and both
+    on real or both on synthetic data."""
+    return a.protocol == b.protocol and a.data_fingerprint == b.data_fingerprint and a.synthetic == b.synthetic
 
 
 def _num(x: float | None) -> float | None:

@@ -1,19 +1,18 @@
 """Reports: each kind is one module under ``aadb_toolkit.reports`` declared in :data:`REPORTS`.
 
 A report module declares its command-line options as data (``OPTIONS``, a tuple of
-:class:`Option`) and provides ``write_report(source, out_dir, **options) -> dict[str, Path]``.
+:class:`Option`) and provides ``write_report(data, out_dir, **options) -> dict[str, Path]`` taking loaded data.
 ``aadb report <kind>`` builds its parser from the declaration; add a kind by adding a row below.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ..errors import InputError
+from .._registry import lookup
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,4 @@ REPORTS: dict[str, ReportKind] = {
 
 def get(name: str) -> ModuleType:
     """Import the module of report kind ``name``; unknown names get close-match suggestions."""
-    if name not in REPORTS:
-        close = difflib.get_close_matches(name, REPORTS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise InputError(f"unknown report kind {name!r}{hint} (known: {', '.join(REPORTS)})")
-    return importlib.import_module(REPORTS[name].module)
+    return importlib.import_module(lookup(REPORTS, name, what="report kind").module)

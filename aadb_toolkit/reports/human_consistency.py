@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import _atomic, consistency, human, paper, reliability, sources
+from .. import _atomic, consistency, human, paper, reliability
+from ..data import AADBData
 from .._plotting import figure, to_png
 from . import Option
 from ._document import Document, Figure, Table, render_html, render_markdown
@@ -56,15 +57,14 @@ def read_predictions(path: str | Path, expected_ids: list[str]) -> pd.Series:
     return read_submission(path, expected_ids, split_name="scope split").scores
 
 
-def write_report(source: Any, out_dir: str | Path, *, predictions: str | Path | None = None,
+def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path | None = None,
                  n_perm: int = consistency.DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                  method: str = consistency.DEFAULT_METHOD, rater_n_perm: int = reliability.DEFAULT_RATER_N_PERM,
                  scope: str = "test", count_scope: str = "all", leave_one_out: bool = False,
                  thresholds: tuple[int, ...] = human.PAPER_THRESHOLDS, n_boot: int = 1000,
                  seed: int = 0, show_progress: bool | None = None) -> dict[str, Path]:
-    """Run every analysis on ``source`` and write ``report.html``, ``report.md``, their figures and
+    """Run every analysis on loaded ``data`` and write ``report.html``, ``report.md``, their figures and
     the JSON/CSV results into ``out_dir`` (each file atomically); returns the paths by role."""
-    data = source if isinstance(source, sources.AADBData) else sources.load(source)
     preds = None
     if predictions is not None:
         ids = data.images["image_id"].astype(str) if scope == "all" else data.split(scope)["image_id"].astype(str)
@@ -138,14 +138,6 @@ def fig6_worker_rho(workers: pd.DataFrame, model_rho: float | None) -> bytes:
 
 
 # --- document --------------------------------------------------------------------------------
-def _is_synthetic(data: Any) -> bool:
-    """Whether the source was drawn by ``aadb simulate`` (the hub writer's test, one place for it)."""
-    from ..hub.writer import is_synthetic
-
-    origin = Path(str(getattr(data, "origin", "")))
-    return origin.is_dir() and is_synthetic(origin)
-
-
 def _f(x: Any, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
@@ -161,9 +153,18 @@ def _p(x: Any) -> str:
 def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.DataFrame, hdoc: dict[str, Any],
                    rdoc: dict[str, Any], raters: pd.DataFrame, pngs: dict[str, bytes]) -> Document:
     """Assemble the report's blocks (shared by the HTML and the Markdown renderings)."""
-    s = cons.summary
     doc = Document("Human-consistency report")
-    if _is_synthetic(data):
+    _intro(doc, data, cons.summary, hdoc)
+    _batch_section(doc, cons.summary, pngs)
+    _table6_section(doc, hdoc)
+    _fig6_section(doc, pngs, "model_rho_overall" in hdoc)
+    _reliability_section(doc, rdoc, raters)
+    _methods_section(doc, cons.summary)
+    return doc
+
+
+def _intro(doc: Document, data: Any, s: dict[str, Any], hdoc: dict[str, Any]) -> None:
+    if data.provenance.synthetic:
         doc.note("This data is SYNTHETIC (written by `aadb simulate`): a test instrument in AADB's format, "
                  "not AADB. Every number computed here describes simulated raters; only the columns "
                  "labelled “paper (AADB)” are about the real data set.")
@@ -174,6 +175,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
     if "fingerprint" in hdoc:
         doc.para(f"Ground-truth fingerprint of the {hdoc['scope']} split: {hdoc['fingerprint']}")
 
+
+def _batch_section(doc: Document, s: dict[str, Any], pngs: dict[str, bytes]) -> None:
     doc.heading("1. Batch-level consistency (paper §3)")
     unit = "pairs of raters" if s["unit"] == "pair" else "batches"
     doc.para(f"Method: {s['method']} ({s['method_description']}); {s['n_perm']:,} permutations per test, "
@@ -193,6 +196,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
     doc.add(Figure(FIGURE_FILES["p_histogram"], pngs["p_histogram"], "Histogram of permutation p-values",
                    "Permutation p-values before the Benjamini–Hochberg adjustment."))
 
+
+def _table6_section(doc: Document, hdoc: dict[str, Any]) -> None:
     doc.heading("2. Human consistency: Table 6 (paper §5.4)")
     has_model = "model_rho_overall" in hdoc
     cols = ["#Images", "#Workers", "ρ (this data)", "95% CI"]
@@ -222,6 +227,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
              "images, or constant scores) is not averaged: " + ", ".join(
                  f"{k.replace('_', ' ')}: {v}" for k, v in hdoc["rho_status_counts"].items()) + ".")
 
+
+def _fig6_section(doc: Document, pngs: dict[str, bytes], has_model: bool) -> None:
     doc.heading("3. Fig. 6: workload and per-worker ρ")
     doc.add(Figure(FIGURE_FILES["fig6_images"], pngs["fig6_images"], "Images rated per worker, sorted",
                    "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 and 200."))
@@ -230,6 +237,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
                    + ("; red line: the model's ρ on all scope images." if has_model else
                       "; run with --predictions to draw a model's ρ as a red line.")))
 
+
+def _reliability_section(doc: Document, rdoc: dict[str, Any], raters: pd.DataFrame) -> None:
     doc.heading("4. Inter-rater reliability")
     ka = rdoc["krippendorff_alpha"]
     doc.add(Table(["level", "Krippendorff's α", "95% CI (bootstrap over images)", "pairable images", "values"], [
@@ -254,6 +263,8 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
          "chance-like" if r.chance_like else ("agrees" if r.significant else r.status.replace("_", " "))]
         for r in shown.itertuples(index=False)], caption="Per-rater reliability", flagged=flagged))
 
+
+def _methods_section(doc: Document, s: dict[str, Any]) -> None:
     doc.heading("5. Methods in plain words")
     doc.bullets([
         "Batch consistency. The same five workers rate each batch of ten images. For every pair of workers in "
@@ -281,4 +292,3 @@ def build_document(data: Any, cons: consistency.ConsistencyResult, workers: pd.D
         "one whose agreement cannot be told apart from random answers with the images they rated — few "
         "images make that more likely, so the flag is not a verdict on the person.",
     ])
-    return doc

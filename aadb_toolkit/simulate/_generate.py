@@ -23,7 +23,7 @@ from ._raters import check_n_images, rate, sample_assignment_plan, sample_worker
 from ._release import (Draft, assignment_rows, batch_splits, csv_bytes, csv_frame,
                        flickr_names, hit_table, label_value_text)
 
-TRUTH_SUFFIX = ".truth"
+TRUTH_SUFFIX = schema.SIMULATED_TRUTH_SUFFIX
 _CORRUPT = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1>"
             b"<p>The requested photo is no longer available.</p></body></html>\n")
 
@@ -46,8 +46,7 @@ class SimulationResult:
 
 def truth_dir_for(release: str | Path) -> Path:
     """The planted-truth folder of a release: its sibling named ``<release>.truth``."""
-    release = Path(release)
-    return release.with_name(release.name + TRUTH_SUFFIX)
+    return schema.simulated_truth_dir(release)
 
 
 def _check_target(path: Path, marker: str) -> None:

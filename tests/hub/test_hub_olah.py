@@ -115,7 +115,7 @@ def olah_server(tiny_curated, tmp_path_factory):
     pytest.importorskip("olah")
     mirrors = tmp_path / "mirrors"
     repo = mirrors / "datasets" / REPO
-    hub.publish(tiny_curated, repo, repo_id=REPO)
+    hub.publish(sources.load(tiny_curated), repo, repo_id=REPO)
     _git("init", "-q", "-b", "main", cwd=repo)
     _git("add", "-A", cwd=repo)
     _git("commit", "-q", "-m", "Publish AADB", cwd=repo)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aadb_toolkit import hub
+from aadb_toolkit import hub, sources
 from aadb_toolkit.errors import AADBError, InputError
 
 TOKEN = "hf_FAKEsecretTOKENvalue0123456789abcdef"
@@ -135,7 +135,7 @@ def fake_hub(monkeypatch):
 @pytest.fixture(scope="module")
 def published(tiny_curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("push") / "hubdir"
-    hub.publish(tiny_curated, out, gated=True, repo_id=REPO)
+    hub.publish(sources.load(tiny_curated), out, gated=True, repo_id=REPO)
     return out
 
 

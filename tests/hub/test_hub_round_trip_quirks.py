@@ -58,7 +58,7 @@ def messy(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def messy_published(messy, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("messy-pub") / "aadb"
-    hub.publish(messy, out, shard_size_mb=0.05)  # several image shards per split
+    hub.publish(sources.load(messy), out, shard_size_mb=0.05)  # several image shards per split
     return out
 
 
@@ -124,8 +124,8 @@ def test_sources_load_returns_everything_exactly(messy, messy_published):
 
 def test_republish_of_the_messy_folder_is_byte_identical(messy, messy_published, tmp_path):
     again = tmp_path / "again"
-    hub.publish(messy, again, shard_size_mb=0.05)
-    hub.publish(messy, again, shard_size_mb=0.05)  # twice into the same folder
+    hub.publish(sources.load(messy), again, shard_size_mb=0.05)
+    hub.publish(sources.load(messy), again, shard_size_mb=0.05)  # twice into the same folder
     first = {p.relative_to(messy_published): p.read_bytes() for p in messy_published.rglob("*") if p.is_file()}
     assert first == {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
 
@@ -145,7 +145,7 @@ def test_interrupt_mid_write_leaves_the_old_folder(messy, messy_published, tmp_p
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        hub.publish(messy, out, shard_size_mb=0.05)
+        hub.publish(sources.load(messy), out, shard_size_mb=0.05)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
 
@@ -159,6 +159,6 @@ def test_images_deleted_after_curation_name_the_file(messy, tmp_path):
     victim = RENAMES[1]
     (root / "release" / schema.RELEASE_IMAGE_DIR / victim).unlink()
     with pytest.raises(InputError) as err:
-        hub.publish(root / "curated", tmp_path / "out")
+        hub.publish(sources.load(root / "curated"), tmp_path / "out")
     assert victim in str(err.value) and str(root / "curated") in str(err.value)
     assert not (tmp_path / "out").exists()

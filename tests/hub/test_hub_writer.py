@@ -19,7 +19,7 @@ from aadb_toolkit.errors import InputError, SourceError
 @pytest.fixture(scope="module")
 def published(tiny_curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pub") / "aadb"
-    hub.publish(tiny_curated, out, consistency_summary={
+    hub.publish(sources.load(tiny_curated), out, consistency_summary={
         "n_batches": 20, "n_significant": 19, "percent_significant": 95.0, "q": 0.05, "n_perm": 10000,
         "method": "mean pairwise spearman, permutation"})
     return out
@@ -179,7 +179,7 @@ def test_validate_card_rejects_what_the_hub_rejects(published, tmp_path, edit, f
 
 def test_gated_card(tiny_curated, tmp_path):
     out = tmp_path / "gated"
-    result = hub.publish(tiny_curated, out, gated=True)
+    result = hub.publish(sources.load(tiny_curated), out, gated=True)
     assert result.gated
     meta = hub.card.read_metadata(out / "README.md")
     assert "research" in meta["extra_gated_prompt"]
@@ -189,7 +189,7 @@ def test_gated_card(tiny_curated, tmp_path):
 
 def test_republish_is_byte_identical(tiny_curated, published, tmp_path):
     again = tmp_path / "again"
-    hub.publish(tiny_curated, again, consistency_summary={
+    hub.publish(sources.load(tiny_curated), again, consistency_summary={
         "n_batches": 20, "n_significant": 19, "percent_significant": 95.0, "q": 0.05, "n_perm": 10000,
         "method": "mean pairwise spearman, permutation"})
     files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
@@ -198,7 +198,7 @@ def test_republish_is_byte_identical(tiny_curated, published, tmp_path):
         assert (published / rel).read_bytes() == (again / rel).read_bytes(), rel
     # publishing the published folder itself (rows come back in another order) gives the same shards
     third = tmp_path / "third"
-    hub.publish(published, third)
+    hub.publish(sources.load(published), third)
     for rel in files:
         if rel.suffix == ".parquet":
             assert (published / rel).read_bytes() == (third / rel).read_bytes(), rel
@@ -206,7 +206,7 @@ def test_republish_is_byte_identical(tiny_curated, published, tmp_path):
 
 def test_small_shards(tiny_curated, tmp_path):
     out = tmp_path / "sharded"
-    result = hub.publish(tiny_curated, out, shard_size_mb=0.1)  # ~100 KB: a new shard after each row group
+    result = hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.1)  # ~100 KB: a new shard after each row group
     assert sorted(p.name for p in (out / "data").glob("train-*")) == [
         "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
     assert "ratings/train-00000-of-00001.parquet" in result.files
@@ -217,7 +217,7 @@ def test_small_shards(tiny_curated, tmp_path):
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert ds["train"].num_rows == 170
     with pytest.raises(InputError, match="positive"):
-        hub.publish(tiny_curated, tmp_path / "never", shard_size_mb=0)
+        hub.publish(sources.load(tiny_curated), tmp_path / "never", shard_size_mb=0)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -238,7 +238,7 @@ def test_failed_publish_leaves_the_old_folder(tiny_curated, published, tmp_path)
     victim = sorted(images.loc[images["split"] == "train", "image_id"])[149]
     (root / "release" / schema.RELEASE_IMAGE_DIR / victim).unlink()
     with pytest.raises(InputError, match=victim):
-        hub.publish(root / "curated", out)
+        hub.publish(sources.load(root / "curated"), out)
     assert _tree(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
@@ -251,20 +251,20 @@ def test_input_errors_name_the_problem(tiny_curated, tmp_path):
     bad.loc[3, "split"] = "holdout"
     bad.to_parquet(root / "curated/images.parquet", index=False)
     with pytest.raises(InputError, match="holdout") as err:
-        hub.publish(root / "curated", tmp_path / "o1")
+        hub.publish(sources.load(root / "curated"), tmp_path / "o1")
     assert err.value.row == 3 and err.value.field == "split"
     bad = images.copy()
     bad.loc[7, "image_id"] = bad.loc[2, "image_id"]
     bad.to_parquet(root / "curated/images.parquet", index=False)
     with pytest.raises(InputError, match="more than once"):
-        hub.publish(root / "curated", tmp_path / "o2")
+        hub.publish(sources.load(root / "curated"), tmp_path / "o2")
     images.drop(columns="score").to_parquet(root / "curated/images.parquet", index=False)
     with pytest.raises(InputError) as err:
-        hub.publish(root / "curated", tmp_path / "o3")
+        hub.publish(sources.load(root / "curated"), tmp_path / "o3")
     assert err.value.field == "score"
     images.iloc[1:].to_parquet(root / "curated/images.parquet", index=False)
     with pytest.raises(InputError, match="refer to images not in the images table"):
-        hub.publish(root / "curated", tmp_path / "o4")
+        hub.publish(sources.load(root / "curated"), tmp_path / "o4")
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
 
 
@@ -283,7 +283,7 @@ def test_synthetic_source_is_labelled(tiny_curated, tmp_path):
     manifest = json.loads((root / "curated/manifest.json").read_text())
     manifest["synthetic"] = True
     (root / "curated/manifest.json").write_text(json.dumps(manifest))
-    hub.publish(root / "curated", tmp_path / "out")
+    hub.publish(sources.load(root / "curated"), tmp_path / "out")
     meta = hub.card.read_metadata(tmp_path / "out/README.md")
     assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]
     assert "**This is not AADB.**" in (tmp_path / "out/README.md").read_text()
@@ -307,19 +307,6 @@ def test_cli_publish_and_dry_run(tiny_curated, tmp_path, capsys):
     assert rc == 1 and "--repo-id" in capsys.readouterr().err
 
 
-def test_release_with_planted_truth_is_labelled_synthetic(tiny_curated, tmp_path):
-    from aadb_toolkit.simulate import truth_dir_for
-
-    root = tmp_path / "sim"
-    shutil.copytree(tiny_curated.parent, root)
-    manifest = json.loads((root / "curated/manifest.json").read_text())
-    manifest["release_root"] = str(root / "release")
-    (root / "curated/manifest.json").write_text(json.dumps(manifest))
-    assert not hub.writer.is_synthetic(root / "curated")
-    truth_dir_for(root / "release").mkdir()
-    assert hub.writer.is_synthetic(root / "curated")
-
-
 def test_nullable_votes_and_missing_licenses_round_trip(tiny_curated, tmp_path):
     root = tmp_path / "nullable"
     shutil.copytree(tiny_curated.parent, root)
@@ -335,7 +322,7 @@ def test_nullable_votes_and_missing_licenses_round_trip(tiny_curated, tmp_path):
     manifest["release_root"] = str(root / "release")
     (root / "curated/manifest.json").write_text(json.dumps(manifest))
     curated = sources.load(root / "curated")
-    hub.publish(root / "curated", tmp_path / "out")
+    hub.publish(sources.load(root / "curated"), tmp_path / "out")
     back = sources.load(tmp_path / "out")
     assert back.ratings.dtypes.equals(curated.ratings.dtypes)
     assert back.images.dtypes.equals(curated.images.dtypes)
@@ -362,7 +349,7 @@ def test_tiny_shard_size_never_writes_an_empty_ratings_shard(tiny_curated, tmp_p
     # 850 train ratings (~71 KB) at 0.001 MB per shard: 68 shards of 13 rows held them all, so the
     # last planned shard was empty and `datasets` failed on it ("BatchSize must be greater than 0").
     out = tmp_path / "tiny-shards"
-    hub.publish(tiny_curated, out, shard_size_mb=0.001)
+    hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.001)
     shards = sorted((out / "ratings").glob("*.parquet"))
     assert len(shards) > 3 * 3
     assert all(pq.ParquetFile(f).metadata.num_rows > 0 for f in shards)
@@ -384,7 +371,7 @@ def test_split_whose_images_have_no_ratings(tiny_curated, tmp_path):
     images.to_parquet(curated / "images.parquet", index=False)
     ratings[~ratings["image_id"].isin(test_ids)].to_parquet(curated / "ratings.parquet", index=False)
     out = tmp_path / "out"
-    result = hub.publish(curated, out)
+    result = hub.publish(sources.load(curated), out)
     assert result.n_images == {"train": 170, "validation": 10, "test": 20}
     assert result.n_ratings == {"train": 850, "validation": 50}
     assert any("'test' has images but no ratings" in n for n in result.notes)
@@ -404,7 +391,7 @@ def test_empty_tables_are_a_clear_error(tiny_curated, tmp_path):
     ratings = pd.read_parquet(curated / "ratings.parquet")
     ratings.iloc[:0].to_parquet(curated / "ratings.parquet", index=False)
     with pytest.raises(InputError, match="ratings table is empty"):
-        hub.publish(curated, tmp_path / "out")
+        hub.publish(sources.load(curated), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -417,7 +404,7 @@ def test_publish_refuses_an_out_folder_it_would_destroy(tiny_curated, published,
     for out, match in ((root, "contains the data source"), (curated, "not a published AADB dataset"),
                        (root / "release", "not a published AADB dataset")):
         with pytest.raises(InputError, match=match) as err:
-            hub.publish(curated, out)
+            hub.publish(sources.load(curated), out)
         assert err.value.field == "--out"
     assert _tree(root) == before
     # a clone of a published repository: its .git would be lost
@@ -426,16 +413,16 @@ def test_publish_refuses_an_out_folder_it_would_destroy(tiny_curated, published,
     (clone / ".git").mkdir()
     (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     with pytest.raises(InputError, match=r"would delete \['.git'\]"):
-        hub.publish(curated, clone)
+        hub.publish(sources.load(curated), clone)
     assert (clone / ".git" / "HEAD").is_file()
     # republishing over a published folder, or a published folder onto itself, is fine
     again = tmp_path / "again"
     shutil.copytree(published, again)
-    hub.publish(curated, again)
-    hub.publish(again, again)
+    hub.publish(sources.load(curated), again)
+    hub.publish(sources.load(again), again)
     assert sources.load(again).images.shape == (200, len(schema.IMAGE_COLUMNS))
     (tmp_path / "empty").mkdir()
-    hub.publish(curated, tmp_path / "empty")
+    hub.publish(sources.load(curated), tmp_path / "empty")
     assert hub.is_published_folder(tmp_path / "empty")
 
 
@@ -466,11 +453,11 @@ def test_card_parses_with_the_readers_of_datasets_and_huggingface_hub(published,
 def test_a_missing_shard_is_an_error_not_a_smaller_dataset(tiny_curated, tmp_path):
     # Deleting one of two train shards (or every test shard) used to load silently with fewer images.
     out = tmp_path / "pub"
-    hub.publish(tiny_curated, out, shard_size_mb=0.1)
+    hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.1)
     (out / "data/train-00001-of-00002.parquet").unlink()
     with pytest.raises(SourceError, match="'train' declares 170 rows but its 1 shard"):
         sources.load(out)
-    hub.publish(tiny_curated, out, shard_size_mb=0.1)
+    hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.1)
     for f in (out / "ratings").glob("test-*"):
         f.unlink()
     with pytest.raises(SourceError, match="'ratings' split 'test' declares shards that are missing"):
@@ -487,9 +474,9 @@ def test_republishing_a_synthetic_hub_repo_keeps_the_synthetic_label(tiny_curate
     manifest["synthetic"] = True
     (curated / "manifest.json").write_text(json.dumps(manifest))
     snapshot = tmp_path / "snapshot"
-    hub.publish(curated, snapshot)
+    hub.publish(sources.load(curated), snapshot)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(snapshot))
     monkeypatch.chdir(tmp_path)
-    hub.publish("org/syn", tmp_path / "again")
+    hub.publish(sources.load("org/syn"), tmp_path / "again")
     meta = hub.card.read_metadata(tmp_path / "again/README.md")
     assert "synthetic" in meta["tags"] and "not AADB" in meta["pretty_name"]

@@ -35,7 +35,7 @@ def built(tmp_path_factory):
     pd.DataFrame({"image_id": test["image_id"], "score": truth.loc[test["image_id"]].to_numpy() + noise}).to_csv(
         root / "pred.csv", index=False)
     out = root / "out"
-    paths = human_consistency.write_report(cur, out, predictions=root / "pred.csv", n_perm=500, rater_n_perm=300,
+    paths = human_consistency.write_report(sources.load(cur), out, predictions=root / "pred.csv", n_perm=500, rater_n_perm=300,
                                            n_boot=100, thresholds=(0, 50, 100))
     return root, cur, out, paths
 
@@ -71,7 +71,7 @@ def test_report_files_and_content(built):
 def test_report_is_deterministic(built, tmp_path):
     root, cur, out, _ = built
     again = tmp_path / "again"
-    human_consistency.write_report(cur, again, predictions=root / "pred.csv", n_perm=500, rater_n_perm=300,
+    human_consistency.write_report(sources.load(cur), again, predictions=root / "pred.csv", n_perm=500, rater_n_perm=300,
                                    n_boot=100, thresholds=(0, 50, 100))
     assert (again / "report.md").read_text() == (out / "report.md").read_text()
     assert (again / "report.html").read_bytes() == (out / "report.html").read_bytes()
@@ -136,6 +136,6 @@ def test_synthetic_source_is_labelled(built, tmp_path):
     syn = make_tiny_curated(root, n_batches=20, seed=1, image_size=8)
     manifest = json.loads((syn / "manifest.json").read_text())
     (syn / "manifest.json").write_text(json.dumps({**manifest, "synthetic": True}))
-    human_consistency.write_report(syn, tmp_path / "r", n_perm=50, rater_n_perm=50, n_boot=10)
+    human_consistency.write_report(sources.load(syn), tmp_path / "r", n_perm=50, rater_n_perm=50, n_boot=10)
     for name in ("report.md", "report.html"):
         assert "SYNTHETIC" in (tmp_path / "r" / name).read_text(encoding="utf-8")

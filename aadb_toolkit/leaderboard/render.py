@@ -1,0 +1,219 @@
+"""Leaderboard pages: each protocol's board as Markdown, HTML (both from one
+:class:`~aadb_toolkit.reports._document.Document`, so the boards look like the reports) and CSV,
+plus an index page. A board is built from the protocol's declaration alone — its main metric, the
+columns it shows and the paper's reported rows — so a new protocol gets its board by declaring itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .._atomic import write_text
+from .._registry import lookup
+from ..protocols import PROTOCOLS, Protocol, ReportedRow
+from ..reports._document import Document, Table, Verbatim, render_html, render_markdown
+from .ranking import RankingGroup, ranking_groups
+
+#: Significance level for the marks in rendered tables.
+ALPHA = 0.05
+#: Metrics whose name starts with this are counts and print as integers.
+COUNT_PREFIX = "n_"
+#: Hex digits of a hash shown in tables (the CSV keeps the full hash).
+SHORT_HASH_DIGITS = 12
+_FIXED = ("p vs above", "p vs leader", "n_images", "data", "submission", "recorded_utc", "source")
+
+
+def short_hash(value: str) -> str:
+    """``sha256:0123456789ab…`` for a long hash; short values unchanged."""
+    algo, sep, digest = str(value).partition(":")
+    if not sep or len(digest) <= SHORT_HASH_DIGITS + 4:
+        return str(value)
+    return f"{algo}:{digest[:SHORT_HASH_DIGITS]}…"
+
+
+def _fmt(x: Any, metric: str = "", digits: int = 4) -> str:
+    if x is None:
+        return ""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return ""
+    if metric.startswith(COUNT_PREFIX) and v.is_integer():
+        return str(int(v))
+    return f"{v:.{digits}f}" if digits else repr(v)
+
+
+def _sig(p: float) -> str:
+    if p is None or math.isnan(p):
+        return ""
+    return f"{p:.3g} {'*' if p < ALPHA else 'n.s.'}"
+
+
+def _metric_columns(decl: Protocol | None, groups: list[RankingGroup], reported: tuple[ReportedRow, ...],
+                    main: str) -> list[str]:
+    """The declared board columns, or the main metric then every metric results or reported rows carry."""
+    if decl is not None and decl.board_columns:
+        return list(dict.fromkeys([main, *decl.board_columns]))
+    cols = [main]
+    for g in groups:
+        for m in g.table["metrics"]:
+            cols += [k for k in m if k not in cols]
+    for r in reported:
+        cols += [k for k in r.metrics if k not in cols]
+    return cols
+
+
+def _submitted_rows(g: RankingGroup, metric_cols: list[str], main: str, digits: int) -> list[dict[str, str]]:
+    rows = []
+    for _, r in g.table.iterrows():
+        row = {"kind": "submitted", "fingerprint": g.label, "rank": str(int(r["rank"])), "name": r["name"]}
+        for c in metric_cols:
+            row[c] = _fmt(r["metrics"].get(c, {}).get("value"), c, digits)
+        lo, hi = r["ci_low"], r["ci_high"]
+        row[f"{main} 95% CI"] = "" if math.isnan(lo) else f"[{_fmt(lo, digits=digits)}, {_fmt(hi, digits=digits)}]"
+        row["p vs above"], row["p vs leader"] = _sig(r["p_vs_above"]), _sig(r["p_vs_leader"])
+        row["n_images"] = str(int(r["n_images"]))
+        row["data"] = r["dataset"] or ("synthetic" if r["synthetic"] else "")
+        row["submission"] = str(r["submission_sha256"])
+        row["recorded_utc"] = str(r["recorded_utc"])
+        row["source"] = f"aadb_toolkit {r['toolkit_version']}, protocol v{r['protocol_version']}"
+        rows.append(row)
+    return rows
+
+
+def board_rows(protocol: str, groups: list[RankingGroup], *, digits: int = 4) -> tuple[list[str], list[dict[str, str]]]:
+    """Column names and text rows of one protocol's board: submitted rows ranked per group, then the
+    paper's reported rows (``digits=0``: full precision, as the CSV writes them)."""
+    decl = PROTOCOLS.get(protocol)
+    main = decl.main_metric if decl else (groups[0].table["main_metric"].iloc[0] if groups else "value")
+    reported = decl.reported_rows() if decl else ()
+    metric_cols = _metric_columns(decl, groups, reported, main)
+    columns = ["kind", "fingerprint", "rank", "name", *metric_cols, f"{main} 95% CI", *_FIXED]
+    rows = [row for g in groups for row in _submitted_rows(g, metric_cols, main, digits)]
+    for rep in reported:
+        row = {c: "" for c in columns}
+        row.update(kind="reported", fingerprint="(paper's data)", name=rep.name, source=rep.source)
+        row.update({c: _fmt(rep.metrics.get(c), c, digits) for c in metric_cols})
+        rows.append(row)
+    return columns, rows
+
+
+#: Board columns filled by the toolkit itself (numbers and marks): shown verbatim in Markdown.
+_TOOLKIT_CELLS = frozenset({"rank", "p vs above", "p vs leader", "n_images"})
+
+
+def _table(columns: list[str], rows: list[dict[str, str]], trusted: frozenset[str], **kw) -> Table:
+    cells = [[Verbatim(r[c]) if c in trusted else r[c] for c in columns] for r in rows]
+    return Table(columns, cells, **kw)
+
+
+def board_document(protocol: str, groups: list[RankingGroup]) -> Document:
+    """One protocol's board as a document: ranked groups (synthetic ones labelled), then the paper's rows."""
+    decl = PROTOCOLS.get(protocol)
+    columns, rows = board_rows(protocol, groups)
+    main = decl.main_metric if decl else columns[4]
+    metric_cols = columns[4:columns.index(f"{main} 95% CI") + 1]
+    doc = Document(f"Leaderboard: `{protocol}`")
+    if decl:
+        doc.para(f"{decl.description}. Protocol version {decl.version}; ranked by `{decl.main_metric}`.")
+    doc.para(f"Marks: `*` = the difference in ρ to the row above / to the leader is significant at {ALPHA} "
+             "(Steiger's Z on the stored predictions, two-sided); `n.s.` = not significant. Results are ranked "
+             "only against results with the same data fingerprint, protocol version and provenance. "
+             "Hashes are shortened here; the CSV has them in full.")
+    if any(g.synthetic for g in groups):
+        doc.note("Groups marked SYNTHETIC hold results on synthetic data drawn by `aadb simulate` (a test "
+                 "instrument, not AADB). They are never ranked against results on real data, and their numbers "
+                 "say nothing about real photos or raters.")
+    shown = ["rank", "name", *metric_cols, "p vs above", "p vs leader", "n_images", "data", "submission"]
+    trusted = _TOOLKIT_CELLS | set(metric_cols)
+    for g in groups:
+        sub = [{**r, "submission": short_hash(r["submission"])} for r in rows
+               if r["kind"] == "submitted" and r["fingerprint"] == g.label]
+        what = " — SYNTHETIC data (not AADB)" if g.synthetic else ""
+        if decl is not None and g.protocol_version != decl.version:
+            what += f" — protocol v{g.protocol_version}"
+        doc.heading(f"Data fingerprint `{short_hash(g.fingerprint)}`{what} ({len(sub)} result(s), "
+                    f"{sub[0]['n_images']} images)")
+        doc.add(_table(shown, sub, trusted))
+    if not groups:
+        doc.para("No results recorded yet.")
+    reported = [r for r in rows if r["kind"] == "reported"]
+    if reported:
+        rep_cols = ["name", *[c for c in metric_cols if any(r[c] for r in reported)], "source"]
+        doc.heading("Reported in the paper (marked `reported`)")
+        doc.para("Numbers the paper reports on the real AADB/AVA. They are not ranked against the rows above: "
+                 "those were computed on data with their own fingerprint, which is not the paper's data.")
+        doc.add(_table(rep_cols, [{**r, "name": f"{r['name']} (reported)"} for r in reported],
+                       frozenset(rep_cols), css_class="reported"))
+    return doc
+
+
+def board_csv(protocol: str, groups: list[RankingGroup]) -> str:
+    """The board as CSV: every column, full hashes and full-precision numbers; text cells that a
+    spreadsheet would run as a formula are neutralised."""
+    columns, rows = board_rows(protocol, groups, digits=0)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["protocol", *columns], lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _csv_cell(v) for k, v in {"protocol": protocol, **r}.items()})
+    return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or tab/CR)
+    that is not a number gets a leading ``'`` so spreadsheet programs show it as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def known_protocols(db: str | os.PathLike[str]) -> dict[str, list[RankingGroup]]:
+    """Every declared protocol and every protocol with recorded results → its ranking groups."""
+    groups = ranking_groups(db)
+    return {p: groups.get(p, []) for p in dict.fromkeys([*PROTOCOLS, *groups])}
+
+
+def format_markdown(db: str | os.PathLike[str], protocol: str = "aadb") -> str:
+    """The Markdown board of one protocol (what :func:`render` writes to ``<protocol>.md``); an
+    unknown protocol name is an error with close-match suggestions."""
+    boards = known_protocols(db)
+    return render_markdown(board_document(protocol, lookup(boards, protocol, what="protocol")))
+
+
+def render(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``<protocol>.md``, ``.html`` and ``.csv`` for every protocol (recorded or declared) and
+    an ``index.md``/``index.html``, each file atomically; returns name → path."""
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    index = Document("Leaderboards")
+    links = []
+    for protocol, groups in known_protocols(db).items():
+        safe = protocol.replace("/", "_")
+        doc = board_document(protocol, groups)
+        for ext, text in (("md", render_markdown(doc)), ("html", render_html(doc)), ("csv", board_csv(protocol, groups))):
+            written[f"{safe}.{ext}"] = _write(out / f"{safe}.{ext}", text)
+        n = sum(len(g.table) for g in groups)
+        n_syn = sum(len(g.table) for g in groups if g.synthetic)
+        links.append((protocol, safe, f": {n} result(s) in {len(groups)} ranking group(s)"
+                      + (f", {n_syn} of them on SYNTHETIC data" if n_syn else "")))
+    index.para("One board per benchmark protocol. Each ranks results only within a group of the same data "
+               "fingerprint, protocol version and provenance, beside the numbers the paper reports.")
+    index.links(links)
+    for ext, text in (("md", render_markdown(index)), ("html", render_html(index))):
+        written[f"index.{ext}"] = _write(out / f"index.{ext}", text)
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    write_text(path, text)
+    return path

@@ -1,0 +1,362 @@
+"""The leaderboard's store: scored results in an embedded SQLite database.
+
+- :func:`record` adds a result in one transaction (WAL mode, busy timeout), so concurrent
+  ``aadb score --leaderboard`` processes lose nothing; a UNIQUE constraint on (protocol, protocol
+  version, fingerprint, submission hash, name) makes re-submitting the same file idempotent.
+- A database is ours only when it carries the leaderboard's schema marker (SQLite's
+  ``application_id``); any other SQLite file is refused untouched: no table is added to it and its
+  journal mode is not switched. A new (absent or empty) file becomes a leaderboard.
+- Whatever is read back (schema, JSON documents, prediction blobs) is checked, so a damaged or
+  hostile database gives a clear error naming the row, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..data import sha256_fingerprint
+from ..errors import InputError
+from ..protocols.results import Result
+
+SCHEMA_VERSION = 1
+#: The leaderboard's schema marker, SQLite's ``PRAGMA application_id`` ("AADB" in ASCII).
+APPLICATION_ID = 0x41414442
+BUSY_TIMEOUT_S = 60.0
+MAX_NAME_LENGTH = 120
+
+#: Every table of the schema and its columns, in order (what :func:`connect` checks).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "results": ("id", "protocol", "protocol_version", "fingerprint", "submission_sha256", "name", "main_metric",
+                "main_value", "ci_low", "ci_high", "n_images", "toolkit_version", "recorded_utc", "document"),
+    "predictions": ("result_id", "ids_sha256", "scores"),
+    "ground_truth": ("fingerprint", "ids_sha256", "n", "truth"),
+}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    protocol TEXT NOT NULL,
+    protocol_version TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    submission_sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    main_metric TEXT NOT NULL,
+    main_value REAL,
+    ci_low REAL,
+    ci_high REAL,
+    n_images INTEGER NOT NULL,
+    toolkit_version TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    document TEXT NOT NULL,
+    UNIQUE (protocol, protocol_version, fingerprint, submission_sha256, name)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    result_id INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+    ids_sha256 TEXT NOT NULL,
+    scores BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ground_truth (
+    fingerprint TEXT PRIMARY KEY,
+    ids_sha256 TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    truth BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What :func:`record` did: the row id, and whether it was new (False: already recorded)."""
+
+    result_id: int
+    inserted: bool
+
+
+def _is_lock_error(exc: sqlite3.Error) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _retry_locked(fn, *, attempts: int = 20):
+    """Run ``fn`` again when SQLite reports a lock held past the busy timeout (e.g. switching to WAL
+    while another process does); the last error is raised, never swallowed."""
+    delay = 0.05
+    for i in range(attempts):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_lock_error(exc) or i == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise RuntimeError("unreachable")
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error, which is then re-raised)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")
+
+
+def _kind(con: sqlite3.Connection, db: Path) -> str:
+    """``"ours"`` (marked), ``"new"`` (no schema object at all) or ``"unmarked"`` (a leaderboard of
+    this schema written before the marker existed); any other database raises, untouched."""
+    app_id = con.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        return "ours"
+    tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    n_objects = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id == 0 and n_objects == 0:
+        return "new"
+    if app_id == 0 and set(tables) == set(TABLE_COLUMNS) and not _schema_problems(con):
+        return "unmarked"
+    shown = ", ".join(repr(t[:40]) for t in tables[:5]) + (", …" if len(tables) > 5 else "")
+    raise InputError(f"is an SQLite database but not an aadb leaderboard (no leaderboard schema marker; "
+                     f"tables: {shown or 'none'}); it was left unchanged. Give --leaderboard a new file",
+                     file=str(db))
+
+
+def _schema_problems(con: sqlite3.Connection) -> list[str]:
+    """What differs from the leaderboard's schema (missing tables or columns, schema version)."""
+    problems = []
+    for table, columns in TABLE_COLUMNS.items():
+        found = tuple(r[1] for r in con.execute(f"PRAGMA table_info({table})"))
+        if found != columns:
+            problems.append(f"table {table!r} has columns {list(found)}, expected {list(columns)}")
+    if not problems:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or str(row[0]) != str(SCHEMA_VERSION):
+            problems.append(f"leaderboard schema version {None if row is None else row[0]!r} is not supported "
+                            f"(this toolkit uses {SCHEMA_VERSION})")
+    return problems
+
+
+def _open(con: sqlite3.Connection, db: Path) -> None:
+    """Create the schema in a new database, mark an unmarked one, switch to WAL, check the schema."""
+    if _kind(con, db) != "ours":
+        with _transaction(con):
+            if _kind(con, db) == "new":  # again under the write lock: another process may have created it
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    con.execute(stmt)
+                con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    problems = _schema_problems(con)
+    if problems:
+        raise InputError("not a usable leaderboard database: " + "; ".join(problems), file=str(db))
+    mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise InputError(f"cannot switch the database to WAL mode (got {mode!r})", file=str(db))
+    con.execute("PRAGMA synchronous = NORMAL")
+    con.execute("PRAGMA foreign_keys = ON")
+
+
+def connect(db: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open a leaderboard database (creating a new one): marker and schema checked, WAL journal,
+    busy timeout. A file that is not a leaderboard is refused and left unchanged."""
+    db = Path(db)
+    if db.exists() and not db.is_file():
+        raise InputError("exists and is not a file", file=str(db))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(str(db), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _retry_locked(lambda: _open(con, db))
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        if _is_lock_error(exc):
+            raise InputError(f"leaderboard database stayed locked by other writers: {exc}", file=str(db)) from exc
+        raise InputError(f"not a usable leaderboard database: {exc}", file=str(db)) from exc
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def check_name(name: str) -> str:
+    """The display name as it will be stored (stripped); raises :class:`InputError` when it is empty,
+    too long or holds control characters. The CLI calls it before scoring, so a bad name writes nothing."""
+    name = str(name).strip()
+    if not name:
+        raise InputError("leaderboard name is empty", field="name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InputError(f"leaderboard name is {len(name)} characters; at most {MAX_NAME_LENGTH}", field="name")
+    if any(not ch.isprintable() for ch in name):
+        raise InputError("leaderboard name contains control characters", field="name")
+    return name
+
+
+def check_database(db: str | os.PathLike[str]) -> None:
+    """Raise :class:`InputError` when ``db`` exists but is not a usable leaderboard database (checked
+    before scoring, so a bad ``--leaderboard`` path writes nothing); a missing file is fine."""
+    if Path(db).exists():
+        connect(db).close()
+
+
+def _ids_hash(ids: tuple[str, ...] | list[str]) -> str:
+    return sha256_fingerprint("\n".join(ids))
+
+
+def _pack(values: np.ndarray) -> bytes:
+    return zlib.compress(np.ascontiguousarray(values, dtype="<f8").tobytes(), 6)
+
+
+def _unpack(blob: object, *, db: Path, row: int, field: str) -> np.ndarray:
+    """A stored float64 vector; a blob that is not one is an error naming the row and field."""
+    try:
+        if not isinstance(blob, bytes):
+            raise ValueError(f"expected a blob, found {type(blob).__name__}")
+        return np.frombuffer(zlib.decompress(blob), dtype="<f8")
+    except (zlib.error, ValueError) as exc:
+        raise InputError(f"stored {field} are damaged: {exc}", file=str(db), row=row, field=field) from None
+
+
+def _query(db: str | os.PathLike[str], fn):
+    """Run ``fn(con)`` on an open database; SQLite errors become clear errors naming the file."""
+    con = connect(db)
+    try:
+        return fn(con)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise InputError(f"cannot read the leaderboard database: {exc}", file=str(db)) from exc
+    finally:
+        con.close()
+
+
+def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutcome:
+    """Record a scored result under a display ``name`` in one transaction; recording the same
+    (protocol, protocol version, fingerprint, submission, name) again changes nothing and returns the
+    existing row; after a protocol version bump the same file is a new result."""
+    name = check_name(name)
+    main = result.metrics.get(result.main_metric)
+    if main is None:
+        raise InputError(f"result has no value for its main metric {result.main_metric!r}")
+    doc = json.dumps(result.to_dict(), sort_keys=True, allow_nan=False)
+    key = (result.protocol, result.protocol_version, result.data_fingerprint, result.submission_sha256, name)
+    row = (*key, result.main_metric, main.value, main.ci_low, main.ci_high, result.n_images, result.toolkit_version,
+           result.created_utc or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), doc)
+
+    def write(con: sqlite3.Connection) -> RecordOutcome:
+        with _transaction(con):
+            cur = con.execute(
+                "INSERT OR IGNORE INTO results (protocol, protocol_version, fingerprint, submission_sha256, name, "
+                "main_metric, main_value, ci_low, ci_high, n_images, toolkit_version, recorded_utc, document) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            if cur.rowcount == 0:
+                rid = con.execute("SELECT id FROM results WHERE protocol = ? AND protocol_version = ? AND "
+                                  "fingerprint = ? AND submission_sha256 = ? AND name = ?", key).fetchone()[0]
+                return RecordOutcome(int(rid), False)
+            rid = int(cur.lastrowid)
+            if result.paired is not None:
+                ids_sha = _ids_hash(result.paired.image_ids)
+                con.execute("INSERT INTO predictions (result_id, ids_sha256, scores) VALUES (?, ?, ?)",
+                            (rid, ids_sha, _pack(result.paired.predictions)))
+                con.execute("INSERT OR IGNORE INTO ground_truth (fingerprint, ids_sha256, n, truth) VALUES (?, ?, ?, ?)",
+                            (result.data_fingerprint, ids_sha, len(result.paired.image_ids), _pack(result.paired.truth)))
+            return RecordOutcome(rid, True)
+
+    return _query(db, lambda con: _retry_locked(lambda: write(con)))
+
+
+def _parse_document(text: object, *, db: Path, row: int) -> Result:
+    """A stored result document, parsed and checked; a damaged one is an error naming its row."""
+    try:
+        doc = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"stored result document is not valid JSON: {exc}", file=str(db), row=row,
+                         field="document") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or not all(
+            isinstance(m, dict) for m in doc["metrics"].values()):
+        raise InputError("stored result document is not a result (no metrics object)", file=str(db), row=row,
+                         field="document")
+    try:
+        return Result.from_dict(doc)
+    except InputError as exc:
+        raise InputError(str(exc), file=str(db), row=row, field="document") from None
+
+
+_TEXT_COLUMNS = ("protocol", "protocol_version", "fingerprint", "submission_sha256", "name", "main_metric",
+                 "toolkit_version", "recorded_utc")
+
+
+def _check_columns(df: pd.DataFrame, db: Path) -> None:
+    """Every stored text column holds text and ``n_images`` a count; else an error naming the row."""
+    for col in _TEXT_COLUMNS:
+        bad = ~df[col].map(lambda v: isinstance(v, str))
+        if bad.any():
+            row = int(df["id"][bad].iloc[0])
+            raise InputError(f"stored {col} is not text ({df[col][bad].iloc[0]!r:.40})", file=str(db), row=row,
+                             field=col)
+    n = pd.to_numeric(df["n_images"], errors="coerce")
+    bad = n.isna() | (n < 0) | (n != n.round())
+    if bad.any():
+        raise InputError(f"stored n_images is not a count ({df['n_images'][bad].iloc[0]!r:.40})", file=str(db),
+                         row=int(df["id"][bad].iloc[0]), field="n_images")
+    df["n_images"] = n.astype(int)
+
+
+def entries(db: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every recorded result, one row each: the stored columns, its parsed ``metrics`` (name →
+    ``{"value", ...}``), and the provenance of its data (``synthetic``, ``dataset``)."""
+    df = _query(db, lambda con: pd.read_sql_query(
+        "SELECT id, protocol, protocol_version, fingerprint, submission_sha256, name, main_metric, main_value, "
+        "ci_low, ci_high, n_images, toolkit_version, recorded_utc, document FROM results ORDER BY id", con))
+    _check_columns(df, Path(db))
+    results = [_parse_document(d, db=Path(db), row=int(i)) for i, d in zip(df["id"], df["document"])]
+    df["metrics"] = [{k: m.to_dict() for k, m in r.metrics.items()} for r in results]
+    df["synthetic"] = [r.synthetic for r in results]
+    df["dataset"] = [r.dataset for r in results]
+    for col in ("main_value", "ci_low", "ci_high"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def paired_arrays(con: sqlite3.Connection, db: Path, result_id: int,
+                  fingerprint: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored (truth, predictions) of one result, or None when the database has none for it."""
+    p = con.execute("SELECT ids_sha256, scores FROM predictions WHERE result_id = ?", (result_id,)).fetchone()
+    t = con.execute("SELECT ids_sha256, truth FROM ground_truth WHERE fingerprint = ?", (fingerprint,)).fetchone()
+    if p is None or t is None or p[0] != t[0]:
+        return None
+    truth = _unpack(t[1], db=db, row=result_id, field="truth")
+    pred = _unpack(p[1], db=db, row=result_id, field="scores")
+    if truth.shape != pred.shape:
+        raise InputError(f"stored predictions hold {pred.size} values but the ground truth {truth.size}",
+                         file=str(db), row=result_id, field="scores")
+    return truth, pred
+
+
+def recorded_predictions(db: str | os.PathLike[str], result: Result) -> np.ndarray | None:
+    """The stored predictions of a recorded result (aligned to its sorted image ids), found by
+    protocol, data fingerprint and submission hash; None when the database has none."""
+    row = _query(db, lambda con: con.execute(
+        "SELECT r.id, p.scores FROM results r JOIN predictions p ON p.result_id = r.id "
+        "WHERE r.protocol = ? AND r.fingerprint = ? AND r.submission_sha256 = ? ORDER BY r.id LIMIT 1",
+        (result.protocol, result.data_fingerprint, result.submission_sha256)).fetchone())
+    return None if row is None else _unpack(row[1], db=Path(db), row=int(row[0]), field="scores")
+
+
+def iter_results(db: str | os.PathLike[str]) -> Iterator[Result]:
+    """Every recorded result, parsed back into :class:`Result` objects (without predictions)."""
+    df = _query(db, lambda con: pd.read_sql_query("SELECT id, document FROM results ORDER BY id", con))
+    for i, doc in zip(df["id"], df["document"]):
+        yield _parse_document(doc, db=Path(db), row=int(i))

@@ -1,0 +1,140 @@
+"""The store refuses databases that are not leaderboards (untouched) and reports a damaged or
+hostile leaderboard database as a clear error, never a traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aadb_toolkit import leaderboard
+from aadb_toolkit.cli import main
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.protocols.results import Metric, PairedData, make_result
+
+N = 30
+
+
+def _result(noise, seed=0, fingerprint="sha256:fp"):
+    rng = np.random.default_rng(seed)
+    truth = pd.Series(rng.normal(3, 0.6, N), index=[f"i{k:03d}.jpg" for k in range(N)])
+    paired = PairedData.from_series(truth, truth + np.random.default_rng(seed + 1).normal(0, noise, N))
+    return make_result(protocol="aadb", protocol_version="1", main_metric="spearman",
+                       metrics={"spearman": Metric(0.5 - noise / 10)}, data_fingerprint=fingerprint,
+                       submission_sha256=f"sha256:{noise}-{seed}", n_images=N, seed=0, n_boot=0, paired=paired)
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _contacts(path):
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+        con.execute("INSERT INTO contacts VALUES ('Ada', '555')")
+    con.close()
+    return path
+
+
+def test_a_foreign_sqlite_database_is_refused_and_left_unchanged(tmp_path, capsys):
+    db = _contacts(tmp_path / "contacts.db")
+    before = _digest(db)
+    with pytest.raises(InputError, match="not an aadb leaderboard"):
+        leaderboard.record(db, _result(0.3), "m")
+    with pytest.raises(InputError, match="not an aadb leaderboard"):
+        leaderboard.check_database(db)
+    assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "o")]) == 1
+    assert "not an aadb leaderboard" in capsys.readouterr().err
+    assert _digest(db) == before
+    with sqlite3.connect(db) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["contacts"]
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not (tmp_path / "contacts.db-wal").exists()
+
+
+def test_a_foreign_database_with_lookalike_tables_is_refused(tmp_path):
+    db = tmp_path / "lookalike.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        con.execute("CREATE TABLE results (id INTEGER, protocol TEXT)")
+    con.close()
+    with pytest.raises(InputError, match="not an aadb leaderboard"):
+        leaderboard.record(db, _result(0.3), "m")
+
+
+def test_new_and_empty_files_become_marked_leaderboards(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for db in (tmp_path / "sub" / "new.db", empty):
+        leaderboard.record(db, _result(0.3), "m")
+        with sqlite3.connect(db) as con:
+            assert con.execute("PRAGMA application_id").fetchone()[0] == leaderboard.APPLICATION_ID
+        con.close()
+
+
+def test_a_leaderboard_written_before_the_marker_is_adopted(tmp_path):
+    db = tmp_path / "old.db"
+    leaderboard.record(db, _result(0.3), "m")
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA application_id = 0")
+    con.close()
+    assert leaderboard.record(db, _result(0.4, seed=1), "m2").inserted
+    assert len(leaderboard.entries(db)) == 2
+
+
+def _board(tmp_path):
+    db = tmp_path / "lb.db"
+    leaderboard.record(db, _result(0.3), "m1")
+    leaderboard.record(db, _result(0.6, seed=2), "m2")
+    return db
+
+
+def _corrupt(db, sql, *params):
+    with sqlite3.connect(db) as con:
+        con.execute(sql, params)
+    con.close()
+
+
+@pytest.mark.parametrize("sql, params, message", [
+    ("UPDATE results SET document = ? WHERE name = 'm2'", ("{not json",), "not valid JSON"),
+    ("UPDATE results SET document = ? WHERE name = 'm2'", ('{"metrics": 3}',), "not a result"),
+    ("UPDATE results SET document = ? WHERE name = 'm2'", ('{"format": "aadb-result", "metrics": {}}',),
+     "schema_version"),
+    ("UPDATE predictions SET scores = ? WHERE result_id = 2", (b"\x00garbage",), "damaged"),
+    ("UPDATE predictions SET scores = ? WHERE result_id = 2", (__import__("zlib").compress(b"1234567"),), "damaged"),
+    ("UPDATE ground_truth SET truth = ?", ("text, not a blob",), "damaged"),
+    ("UPDATE predictions SET scores = ? WHERE result_id = 2",
+     (__import__("zlib").compress(np.zeros(3).tobytes()),), "hold 3 values"),
+    ("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("99",), "schema version"),
+    ("UPDATE results SET n_images = ? WHERE name = 'm2'", ("many",), "not a count"),
+    ("UPDATE results SET name = ? WHERE name = 'm2'", (b"\x00\x01",), "name is not text"),
+    ("ALTER TABLE results DROP COLUMN recorded_utc", (), "columns"),
+    ("DROP TABLE predictions", (), "columns"),
+])
+def test_a_hostile_leaderboard_database_gives_a_clear_error(tmp_path, capsys, sql, params, message):
+    db = _board(tmp_path)
+    _corrupt(db, sql, *params)
+    with pytest.raises(InputError, match=message) as err:
+        leaderboard.render(db, tmp_path / "o")
+    assert str(db) in str(err.value)
+    assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "o2")]) == 1
+    err_text = capsys.readouterr().err
+    assert message in err_text and "Traceback" not in err_text
+
+
+def test_print_of_an_unknown_protocol_is_an_error_with_a_suggestion(tmp_path, capsys):
+    db = _board(tmp_path)
+    assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "o"), "--print", "adb"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown protocol 'adb'" in err and "did you mean aadb" in err
+
+
+def test_name_without_leaderboard_is_an_error(tmp_path, capsys):
+    rc = main(["score", "--submission", str(tmp_path / "s.csv"), "--protocol", "aadb", "--data", str(tmp_path),
+               "--out", str(tmp_path / "r.json"), "--name", "my model"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--name" in err and "needs --leaderboard" in err
+    assert not (tmp_path / "r.json").exists()
