@@ -1,4 +1,4 @@
-"""Batch-level rater-consistency analysis (paper §3, SPEC §5).
+"""Batch-level rater-consistency analysis (paper §3, docs/consistency.md).
 
 Within each batch (AMT HIT), every pair of raters is compared by Spearman's ρ over the images
 both rated; the batch statistic is the mean pairwise ρ; its one-sided p-value comes from a
@@ -33,7 +33,7 @@ DEFAULT_METHOD = "batch-mean-spearman"
 DEFAULT_N_PERM = 10_000
 #: A pair of raters needs at least this many common images for ρ to be tested.
 MIN_COMMON_IMAGES = MIN_ITEMS_FOR_RHO
-#: Why a batch was not tested (SPEC §5: counted and reported, never dropped).
+#: Why a batch was not tested (docs/consistency.md: counted and reported, never dropped).
 DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", "all_pairs_constant")
 #: Why a pair of raters was excluded.
 EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")
@@ -685,8 +685,8 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     paths = {role: out / name for role, name in OUTPUT_FILES.items()}
     pngs = figures(result)
-    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False, float_format="%.10g"))
-    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False))
+    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False))
     _atomic.write_bytes(paths["rho_histogram"], pngs["rho_histogram"])
     _atomic.write_bytes(paths["p_histogram"], pngs["p_histogram"])
     _atomic.write_json(paths["summary"], {**result.summary, "files": {k: v.name for k, v in paths.items()}})

@@ -1,6 +1,7 @@
 """The end-to-end demo on the embedded default: a small synthetic AADB (a test instrument, not AADB)
 goes through every stage of the flow — simulate → curate → consistency → publish (and load back)
-→ train → predict → human-consistency report → score → leaderboard.
+→ train → predict → human-consistency report → score → piaa (episodes, personalize, score)
+→ leaderboard.
 
 Each step calls the stage's public library function; nothing here is specific to the demo but
 the small sizes.
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 #: Model variant trained by the demo (a file under ``baselines/``): small, CPU, a couple of minutes.
 DEMO_BASELINE = "demo_cpu"
 DEMO_MODEL_NAME = "demo: Reg+Rank (within & cross), CPU, from scratch"
+DEMO_PIAA_NAME = "demo: ridge on fc7 of the demo model, generic offset"
 
 
 @dataclass
@@ -73,7 +75,7 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     stage.say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
     result.paths["report"] = report_dir
     if predictions is not None:
-        _score_and_rank(stage, out, predictions, seed=seed)
+        _score_and_rank(stage, out, predictions, data, seed=seed)
     return result
 
 
@@ -101,7 +103,10 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
 
     hub_dir = out / "hub" / "aadb"
     summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
-    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary))
+    from .cli.publish import piaa_config
+
+    pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary,
+                                               extra_configs=(piaa_config(data),)))
     back = stage("load back", lambda: _load_back(hub_dir, data))
     stage.say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
               f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
@@ -113,6 +118,7 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
 def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
     """train the demo baseline and write its test-split predictions; returns the predictions file."""
     from .models import baseline_config, predict, train, write_predictions
+    from .models.predict import model_identity
 
     run_dir = out / "model"
     with warnings.catch_warnings():
@@ -121,14 +127,16 @@ def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
     stage.say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
               f"rho {run.best_val_rho:.3f} -> {run_dir}")
     predictions = out / "predictions.csv"
-    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions))
+    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions,
+                                               model=model_identity(run_dir)))
     stage.say(f"test-split predictions (submission format) -> {predictions}")
     stage.result.paths.update(model=run_dir, predictions=predictions)
     return predictions
 
 
-def _score_and_rank(stage: _Stages, out: Path, predictions: Path, *, seed: int) -> None:
-    """score the predictions under the aadb protocol and put them on a leaderboard."""
+def _score_and_rank(stage: _Stages, out: Path, predictions: Path, data, *, seed: int) -> None:
+    """score the predictions under the aadb protocol, personalize the model on the piaa episodes
+    and score that, and put both on a leaderboard."""
     from . import leaderboard
     from .protocols import score_submission, write_result
 
@@ -138,12 +146,48 @@ def _score_and_rank(stage: _Stages, out: Path, predictions: Path, *, seed: int) 
     rho = scored.metrics["spearman"]
     stage.say(f"aadb protocol: Spearman rho {rho.value:.4f} (95% CI {rho.ci_low:.3f}-{rho.ci_high:.3f}) "
               f"on {scored.n_images} test images -> {out / 'score.json'}")
+    personal = stage("piaa", lambda: _piaa_step(out, stage.result.paths["model"], data, seed))
+    if personal is None:
+        stage.say("piaa: no rater has enough validation/test ratings for an episode; step skipped")
+    else:
+        stage.say(f"piaa protocol (ridge on fc7, generic offset): mean per-rater rho {_value(personal, 'mean_rho')} "
+                  f"(k=10: {_value(personal, 'rho_k10')} vs generic {_value(personal, 'generic_rho_k10')}, "
+                  f"{_value(personal, 'n_raters_k10', 0)} raters) -> {out / 'piaa'}")
+        stage.result.paths["piaa"] = out / "piaa"
     db = out / "leaderboard.sqlite"
     stage("leaderboard", lambda: (leaderboard.record(db, scored, DEMO_MODEL_NAME),
+                                  personal is not None and leaderboard.record(db, personal, DEMO_PIAA_NAME),
                                   leaderboard.render(db, out / "leaderboard")))
     stage.result.paths.update(score=out / "score.json", leaderboard=out / "leaderboard")
     stage.echo("")
     stage.echo(leaderboard.format_markdown(db, "aadb"))
+    if personal is not None:
+        stage.echo(leaderboard.format_markdown(db, "piaa"))
+
+
+def _piaa_step(out: Path, run_dir: Path, data, seed: int):
+    """Episodes → personalized and generic predictions → the piaa score (None when no rater qualifies)."""
+    from .piaa import episodes as ep
+    from .piaa.personalize import personalize, write_predictions
+    from .protocols import score_submission, write_result
+
+    table = ep.make_episodes(data)
+    if table.empty:
+        return None
+    folder = out / "piaa"
+    ep.write_episodes(table, folder / "episodes.csv")
+    preds, generic = personalize(run_dir, data, table, progress=False)
+    write_predictions(preds, folder / "predictions.csv")
+    write_predictions(generic, folder / "generic.csv")
+    scored = score_submission("piaa", folder / "predictions.csv", data.origin, generic=folder / "generic.csv",
+                              episodes=folder / "episodes.csv", n_boot=1000, seed=seed)
+    write_result(folder / "score.json", scored)
+    return scored
+
+
+def _value(result, metric: str, digits: int = 3) -> str:
+    m = result.metrics.get(metric)
+    return "n/a" if m is None or m.value is None else f"{m.value:.{digits}f}"
 
 
 def _load_back(hub_dir: Path, curated) -> dict[str, int]:

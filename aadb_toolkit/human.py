@@ -208,7 +208,7 @@ def write_outputs(result: dict[str, Any], table: pd.DataFrame, out_dir: str | Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {role: out / name for role, name in OUTPUT_FILES.items()}
-    _atomic.write_text(paths["workers"], table.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(paths["workers"], table.to_csv(index=False))
     _atomic.write_json(paths["summary"], result)
     return paths
 

@@ -81,6 +81,11 @@ LABEL_FILE_SPLIT_NAMES: Final[dict[str, str]] = {
     "validation": "Validation",
     "test": "TestNew",
 }
+#: The release's two test label lists, by the name their files carry (``imgList<name>Regression_*``):
+#: ``TestNew``, the paper's 1,000-image test set (the default), and the older ``Test`` list that
+#: some published methods report on. The curated manifest records the one that defined ``test``.
+TEST_LISTS: Final[tuple[str, ...]] = ("TestNew", "Test")
+DEFAULT_TEST_LIST: Final[str] = "TestNew"
 
 #: The paper's split sizes (of 10,000 images), used for deterministic batch-level splits.
 PAPER_SPLIT_SIZES: Final[dict[str, int]] = {"train": 8500, "validation": 500, "test": 1000}
@@ -90,27 +95,31 @@ PAPER_N_IMAGES: Final[int] = 10_000
 IMAGES_PER_BATCH: Final[int] = 10
 RATERS_PER_BATCH: Final[int] = 5
 
-#: Layout of the release (SPEC §2).
+#: Layout of the release (docs/curation.md, "Input: the release").
 RELEASE_IMAGE_DIR: Final[str] = "datasetImages_originalSize"
 RELEASE_LABEL_DIR: Final[str] = "imgListFiles_label"
 RELEASE_RAW_RESULTS: Final[str] = "AADB_AllinAll.csv"
 SCORE_LABEL_FIELD: Final[str] = "score"
 
 
-def label_file_name(split: str, field: str) -> str:
-    """Official label file name for a split and a field (``"score"`` or an attribute name)."""
+def label_file_name(split: str, field: str, test_list: str = DEFAULT_TEST_LIST) -> str:
+    """Official label file name for a split and a field (``"score"`` or an attribute name);
+    ``test_list`` names the list of the test split (one of :data:`TEST_LISTS`)."""
     if split not in LABEL_FILE_SPLIT_NAMES:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if test_list not in TEST_LISTS:
+        raise ValueError(f"unknown test list {test_list!r}; expected one of {TEST_LISTS}")
     if field == SCORE_LABEL_FIELD:
         stem = "score"
     elif field in LABEL_FILE_ATTRIBUTE_NAMES:
         stem = LABEL_FILE_ATTRIBUTE_NAMES[field]
     else:
         raise ValueError(f"unknown label field {field!r}; expected 'score' or one of {ATTRIBUTES}")
-    return f"imgList{LABEL_FILE_SPLIT_NAMES[split]}Regression_{stem}.txt"
+    name = test_list if split == "test" else LABEL_FILE_SPLIT_NAMES[split]
+    return f"imgList{name}Regression_{stem}.txt"
 
 
-# --- Canonical tables (SPEC §3) -------------------------------------------------------------
+# --- Canonical tables (docs/curation.md, "Output: the curated folder") ---------------------
 #: `images` table: one row per usable image. Attribute columns hold the mean vote in [-1, 1].
 #: ``path`` is the image file relative to the release root; ``flags`` is a ';'-joined list of
 #: non-fatal findings (e.g. ``grayscale``, ``png_bytes``, ``exif_rotated``), empty when none.

@@ -1,6 +1,6 @@
 """One loader for every data source the downstream tools accept: a curated folder (the output of
 ``aadb curate``), a published Hugging Face dataset folder (the output of ``aadb publish``), or a
-Hub repo id. Each gives the same canonical tables (SPEC §3) and access to the image bytes."""
+Hub repo id. Each gives the same canonical tables (docs/curation.md, "Output: the curated folder") and access to the image bytes."""
 
 from __future__ import annotations
 

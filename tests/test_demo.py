@@ -33,9 +33,15 @@ def test_demo_runs_every_stage_and_outputs_agree(tmp_path, monkeypatch, capsys):
     score = json.loads((out / "score.json").read_text())
     assert score["protocol"]["name"] == "aadb"
     assert score["data"]["fingerprint"] == curated.fingerprint("test")
+    assert score["model"]["name"] == "demo_cpu" and score["environment"]["numpy"]  # who and with what
     html = (out / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
     assert (out / "leaderboard").is_dir() and any((out / "leaderboard").iterdir())
+    assert (out / "leaderboard" / "piaa.md").is_file()
+    piaa = json.loads((out / "piaa" / "score.json").read_text())  # 200 images: a few raters qualify at k = 10
+    assert piaa["protocol"]["name"] == "piaa" and piaa["metrics"]["n_raters_k10"]["value"] >= 1
+    assert piaa["metrics"]["generic_rho_k10"]["value"] is not None
+    assert "Leaderboard: `piaa`" in printed and "ridge on fc7" in printed
     # the anonymization key never reaches any output
     key_text = (tmp_path / "key" / "rater.key").read_text().strip()
     secrets = [key_text.encode(), bytes.fromhex(key_text)]

@@ -68,7 +68,8 @@ def test_provenance_of_curated_and_published_sources(tiny_curated, tmp_path):
     hub.publish(syn, tmp_path / "fake")
     real_back, fake_back = sources.load(tmp_path / "real"), sources.load(tmp_path / "fake")
     assert real_back.provenance.kind == "published" and not real_back.provenance.synthetic
-    assert fake_back.provenance.synthetic
+    assert fake_back.provenance.synthetic and fake_back.provenance.test_list == "TestNew"
+    assert real_back.provenance.test_list is None
     card = (tmp_path / "fake" / "README.md").read_text(encoding="utf-8")
     assert "crowdsourced" not in card and "Photos come from Flickr" not in card
     assert "machine-generated" in card and "procedural pictures" in card

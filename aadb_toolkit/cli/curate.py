@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import schema
 from ..errors import InputError
 
 
@@ -25,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "excluded and reported (exclude; use this for messy releases)")
     parser.add_argument("--strict-labels", action="store_true",
                         help="malformed label lines and labels that disagree with the ratings are errors")
+    parser.add_argument("--test-list", choices=schema.TEST_LISTS, default=schema.DEFAULT_TEST_LIST,
+                        help="label list that defines the test split: TestNew (the paper's 1,000 test images, "
+                             "default) or the older Test list (docs/curation.md, \"Test lists\")")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -46,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     result = curate(args.release, args.out, key_file=args.key_file,
                     answer_columns=parse_answer_columns(args.answer_column), workers=args.workers,
                     strict_labels=args.strict_labels, on_bad_value=args.on_bad_value,
-                    progress=False if args.no_progress else None)
+                    progress=False if args.no_progress else None, test_list=args.test_list)
     print(result.summary())
     return 0

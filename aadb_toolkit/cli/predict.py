@@ -9,7 +9,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``aadb predict``."""
     parser.add_argument("--run", required=True, help="run folder written by aadb train")
     parser.add_argument("--data", required=True, help="curated folder, published folder, or Hub repo id")
-    parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                        help="split whose images are predicted (default test, the split `aadb score` scores)")
     parser.add_argument("--out", required=True, help="predictions CSV to write")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
     parser.add_argument("--weights", choices=["best", "last"], default="best",
@@ -19,8 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from ..models import predict, write_predictions
+    from ..models.predict import model_identity
 
     preds = predict(args.run, args.data, args.split, device=args.device, which=args.weights)
-    path = write_predictions(preds, args.out)
+    path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

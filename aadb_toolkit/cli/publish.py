@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -13,8 +14,9 @@ from ..errors import InputError
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..hub import layout
 
-    parser.add_argument("--curated", required=True,
-                        help="data source: a curated folder, a published folder or a Hub repo id ORG/NAME")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="data source: a curated folder, a published folder or a Hub repo id ORG/NAME")
+    source.add_argument("--curated", help="deprecated spelling of --data")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the dataset repository to")
     parser.add_argument("--gated", action="store_true", help="publish with access requests enabled on the Hub")
     parser.add_argument("--shard-size-mb", type=float, default=layout.DEFAULT_SHARD_SIZE_MB,
@@ -25,6 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push", action="store_true", help="upload the folder to --repo-id after writing it")
     parser.add_argument("--dry-run", action="store_true", help="list what --push would upload; no network")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+
+
+def piaa_config(data):
+    """The ``piaa`` config every publish adds: the protocol's episodes drawn with its defaults."""
+    from ..hub import ExtraConfig, layout
+    from ..piaa import episodes as ep
+
+    table = ep.make_episodes(data)
+    return ExtraConfig(name=layout.CONFIG_PIAA, split=layout.PIAA_SPLIT, table=table[list(ep.COLUMNS)],
+                       note=ep.published_note(table))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read the consistency summary: {exc}", file=str(args.consistency_summary)) from exc
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", file=str(args.consistency_summary))
-    result = hub.publish(sources.load(args.curated), args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
-                         consistency_summary=summary, repo_id=args.repo_id)
+    if args.curated is not None:
+        print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
+    data = sources.load(args.data if args.data is not None else args.curated)
+    result = hub.publish(data, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
+                         consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),))
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "
           f"({result.n_raters:,} raters, {result.n_batches:,} batches) to {result.out}: "

@@ -15,13 +15,17 @@ from ..submissions import DEFAULT_MAX_BYTES
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--submission", required=True, type=Path,
-                        help="predictions CSV (image_id,score); for cross-dataset a TOML/JSON manifest of four files")
+                        help="predictions CSV (image_id,score; for piaa rater_id,k,episode,image_id,score); for cross-dataset a TOML/JSON manifest of four files")
     parser.add_argument("--protocol", required=True, help=f"one of: {', '.join(PROTOCOLS)}")
     parser.add_argument("--data", required=True,
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
     parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
     parser.add_argument("--ava-data", type=Path, help="AVA folder (cross-dataset protocol)")
+    parser.add_argument("--generic", type=Path, help="piaa protocol: the unpersonalized predictions of the same "
+                        "queries (piaa layout, or image_id,score for the query images), scored as a reference")
+    parser.add_argument("--episodes", type=Path, help="piaa protocol: episodes CSV (default: the protocol's "
+                        "episodes of --data, as aadb piaa episodes writes them)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
@@ -44,15 +48,17 @@ def run(args: argparse.Namespace) -> int:
         check_database(args.leaderboard)
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
-                              progress=True)
+                              progress=True, generic=args.generic, episodes=args.episodes)
     if args.compare is not None:
         comparison = _compare(result, args)
         result = replace(result, details={**result.details, "comparison": comparison})
     write_result(args.out, result)
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
-    print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {main.value:.4f}{ci} "
+    value = "undefined" if main.value is None else f"{main.value:.4f}"
+    print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
           f"on {result.n_images} images")
+    print(f"  {result.main_metric}, full precision: {main.value!r}")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {m.value:.4f}")

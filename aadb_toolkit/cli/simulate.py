@@ -21,8 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=10_000, help="number of rated images, a multiple of 10 "
                         "(default 10000, the size of AADB)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives a byte-identical release")
-    parser.add_argument("--quirks", action="store_true", help="inject the real-world mess of SPEC §2 "
-                        "(each quirk recorded in OUT.truth/quirks.json)")
+    parser.add_argument("--quirks", action="store_true", help="inject the mess of real releases "
+                        "(docs/synthetic.md, Quirks; each quirk recorded in OUT.truth/quirks.json)")
     parser.add_argument("--random-raters", type=float, default=0.0, metavar="FRACTION",
                         help="share of workers who answer uniformly at random (default 0)")
     parser.add_argument("--image-size", type=_size, default=(128, 96), metavar="WxH",

@@ -9,7 +9,8 @@ import os
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``aadb train``."""
-    parser.add_argument("--config", required=True, help="model config (TOML), e.g. baselines/reg_rank_within_cross.toml")
+    parser.add_argument("--config", required=True,
+                        help="baseline name, e.g. reg_rank_within (`aadb baselines` lists them), or a TOML config file")
     parser.add_argument("--data", required=True, help="curated folder, published folder, or Hub repo id")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics, best weights)")
     parser.add_argument("--init-weights", help="local standard-keyed AlexNet state dict (ImageNet); never downloaded")

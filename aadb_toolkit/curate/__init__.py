@@ -1,6 +1,6 @@
 """Curation of a raw AADB release (``AADB_AllinAll.csv``, the images, the label files) into the
 canonical curated folder: validated ``images`` and ``ratings`` tables with anonymized rater IDs,
-a manifest, and a report that accounts for every input row and image (SPEC §2–§3)."""
+a manifest, and a report that accounts for every input row and image (docs/curation.md)."""
 
 from ._anonymize import DEFAULT_KEY_FILE, KEY_FILE_ENV, RaterKey, anonymize, key_fingerprint, resolve_key
 from ._pipeline import CurationResult, curate

@@ -1,4 +1,4 @@
-"""Rater anonymization (SPEC §3): a keyed hash (HMAC-SHA256) of the AMT WorkerId with a secret key
+"""Rater anonymization (docs/curation.md): a keyed hash (HMAC-SHA256) of the AMT WorkerId with a secret key
 the user keeps, so the same worker gets the same rater ID across runs and releases while neither
 the key nor the raw WorkerId ever reaches an output file or a log line."""
 

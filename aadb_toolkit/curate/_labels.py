@@ -31,29 +31,38 @@ class Labels:
     values: pd.DataFrame
     present: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    test_list: str = schema.DEFAULT_TEST_LIST
 
     @property
     def score_splits(self) -> list[str]:
         """Splits whose score file is present (these define the official split)."""
-        return [s for s in schema.SPLITS
-                if f"{schema.RELEASE_LABEL_DIR}/{schema.label_file_name(s, schema.SCORE_LABEL_FIELD)}" in self.present]
+        return [s for s in schema.SPLITS if _rel(s, schema.SCORE_LABEL_FIELD, self.test_list) in self.present]
 
 
-def read_labels(release: Path, *, strict: bool, ledger: Ledger) -> Labels | None:
-    """Read every official label file present (None when the release has no label folder)."""
+def _rel(split: str, fld: str, test_list: str) -> str:
+    return f"{schema.RELEASE_LABEL_DIR}/{schema.label_file_name(split, fld, test_list)}"
+
+
+def read_labels(release: Path, *, strict: bool, ledger: Ledger,
+                test_list: str = schema.DEFAULT_TEST_LIST) -> Labels | None:
+    """Read every official label file present, the test split's from ``test_list`` (None when the
+    release has no label folder). Asking for a test list the release lacks while it has the other
+    is an error, so that no one curates an empty test split by mistake."""
     folder = release / schema.RELEASE_LABEL_DIR
     if not folder.is_dir():
         return None
+    _check_test_list(release, test_list)
     frames, present, missing = [], [], []
     for split in schema.SPLITS:
         for fld in FIELDS:
-            rel = f"{schema.RELEASE_LABEL_DIR}/{schema.label_file_name(split, fld)}"
+            rel = _rel(split, fld, test_list)
             path = release / rel
             if not path.is_file():
                 missing.append(rel)
                 continue
             present.append(rel)
             frames.append(_read_one(path, rel, split, fld, strict=strict, ledger=ledger))
+    _report_other_test_list(release, test_list, ledger)
     cols = ["image_id", "split", "field", "value", "tol", "file", "row"]
     values = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     # One value per (image, field): the same image listed twice keeps its first line (split order).
@@ -63,7 +72,30 @@ def read_labels(release: Path, *, strict: bool, ledger: Ledger) -> Labels | None
         reason = "label_in_several_splits" if first["split"] != r.split else "duplicate_label"
         ledger.add("label", "excluded", reason, file=r.file, row=r.row, column=r.field, image_id=r.image_id,
                    value=r.value, detail=f"already listed in {first['file']} row {first['row']}; first kept")
-    return Labels(values[~dup].reset_index(drop=True), present, missing)
+    return Labels(values[~dup].reset_index(drop=True), present, missing, test_list)
+
+
+def _report_other_test_list(release: Path, test_list: str, ledger: Ledger) -> None:
+    """The files of the test list not chosen are read by no one: say so, file by file."""
+    for other in schema.TEST_LISTS:
+        for fld in FIELDS if other != test_list else ():
+            rel = _rel("test", fld, other)
+            if (release / rel).is_file():
+                ledger.add("label_file", "ignored", "other_test_list", file=rel,
+                           detail=f"the test split comes from the {test_list} list (--test-list {other} to use this one)")
+
+
+def _check_test_list(release: Path, test_list: str) -> None:
+    if test_list not in schema.TEST_LISTS:
+        raise InputError(f"unknown test list {test_list!r}; expected one of {', '.join(schema.TEST_LISTS)}",
+                         field="test_list")
+    wanted = _rel("test", schema.SCORE_LABEL_FIELD, test_list)
+    others = [t for t in schema.TEST_LISTS
+              if t != test_list and (release / _rel("test", schema.SCORE_LABEL_FIELD, t)).is_file()]
+    if not (release / wanted).is_file() and others:
+        raise InputError(f"no {Path(wanted).name} here, but the release has the {others[0]} test list: choose it "
+                         f"with --test-list {others[0]} (see docs/curation.md, \"Test lists\")",
+                         file=str(release / schema.RELEASE_LABEL_DIR))
 
 
 def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledger: Ledger) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Curation of a raw AADB release into the canonical curated folder (SPEC §2–§3)."""
+"""Curation of a raw AADB release into the canonical curated folder (docs/curation.md)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class CurationResult:
         splits = " / ".join(f"{k} {v}" for k, v in self.splits.items())
         return (f"curated {self.n_images} images, {self.n_ratings} ratings, {self.n_batches} batches, "
                 f"{self.n_raters} raters → {self.out}\n"
-                f"split ({self.split_method}): {splits}\n"
+                f"split ({self.split_method}{_test_list_note(self.report)}): {splits}\n"
                 f"findings: {f['excluded']} excluded, {f['flagged']} flagged, {f['reported']} reported, "
                 f"{f['ignored']} ignored (see {self.out / _report.REPORT_MD})\n"
                 f"rater key: {self.key_source}{' (created now)' if self.key_created else ''}, "
@@ -55,11 +55,13 @@ class CurationResult:
 
 def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, key_file: Path | str | None = None,
            answer_columns: dict[str, str] | None = None, workers: int | None = None, strict_labels: bool = False,
-           on_bad_value: str = "error", progress: bool | None = None) -> CurationResult:
+           on_bad_value: str = "error", progress: bool | None = None,
+           test_list: str = schema.DEFAULT_TEST_LIST) -> CurationResult:
     """Read, validate and anonymize a raw AADB release and write the curated folder ``out``
     (tables, manifest, report), all or nothing: on any error no partial output is left and an
     older ``out`` is untouched. ``on_bad_value="exclude"`` excludes and reports bad answers
-    instead of stopping at the first one."""
+    instead of stopping at the first one. ``test_list`` chooses the label list that defines
+    ``test`` when the release has label files (``"TestNew"``, the paper's, or the older ``"Test"``)."""
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     if not release.is_dir():
@@ -108,7 +110,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
         why = "referenced only by excluded answers" if name in seen else "not referenced by any answer"
         ledger.add("image", "reported", "no_ratings", file=files[name], image_id=name, detail=why)
 
-    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger)
+    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger, test_list)
     for r in images.itertuples(index=False):
         for flag in filter(None, r.flags.split(";")):
             ledger.add("image", "flagged", flag, file=r.path, image_id=r.image_id, detail=_flag_detail(flag, r))
@@ -129,6 +131,11 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                             report=report)
     log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
     return result
+
+
+def _test_list_note(report: dict) -> str:
+    test_list = report.get("split", {}).get("test_list")
+    return f", test list {test_list}" if test_list else ""
 
 
 def _check_out(release: Path, out: Path) -> None:
@@ -181,8 +188,13 @@ def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataF
                   files: dict[str, str]) -> pd.DataFrame:
     g = ratings.groupby("image_id", sort=True)
     images = pd.DataFrame({"score_mean": g["score"].mean().astype(float), "n_ratings": g.size().astype(np.int64)})
+    # A blank score is not a rating, but the votes of that answer count (docs/curation.md).
+    vote_only = answers.loc[(answers["reason"] == "blank_score") & answers["image_id"].isin(images.index),
+                            ["image_id", *schema.ATTRIBUTES]]
+    votes = pd.concat([ratings[["image_id", *schema.ATTRIBUTES]], vote_only], ignore_index=True)
+    vg = votes.groupby("image_id", sort=True)
     for a in schema.ATTRIBUTES:
-        images[a] = g[a].mean().astype(float)
+        images[a] = vg[a].mean().astype(float).reindex(images.index)
     images = images.reset_index()
     images["score"] = schema.rescale_score(images["score_mean"]).astype(float)
     kept = answers[answers["reason"] == "kept"]
@@ -217,10 +229,10 @@ def _add_flag(images: pd.DataFrame, mask: np.ndarray, flag: str) -> None:
 
 
 def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, files: set[str], strict: bool,
-                   ledger: Ledger) -> tuple[pd.DataFrame, dict]:
+                   ledger: Ledger, test_list: str = schema.DEFAULT_TEST_LIST) -> tuple[pd.DataFrame, dict]:
     """Set ``images.split`` (official or by batches), cross-check label files, report label findings."""
-    labels = _labels.read_labels(release, strict=strict, ledger=ledger)
-    info: dict = {"label_files_present": [], "label_files_missing": [], "multi_batch_images": 0}
+    labels = _labels.read_labels(release, strict=strict, ledger=ledger, test_list=test_list)
+    info: dict = {"label_files_present": [], "label_files_missing": [], "multi_batch_images": 0, "test_list": None}
     if labels is not None:
         info["label_files_present"], info["label_files_missing"] = labels.present, labels.missing
         for rel in labels.missing:
@@ -234,6 +246,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
         _add_flag(images, unlabeled, "no_label")
         missing_splits = [s for s in schema.SPLITS if s not in labels.score_splits]
         info["method"] = "official"
+        info["test_list"] = test_list if "test" in labels.score_splits else None
         info["detail"] = ("from the score label files" +
                           (f"; no score file for {', '.join(missing_splits)} (that split is empty)"
                            if missing_splits else "") +
@@ -349,6 +362,7 @@ def _manifest(release: Path, csv_path: Path, rkey: RaterKey, cols: _raw.AnswerCo
                    "raters": int(ratings["rater_id"].nunique()),
                    "splits": {s: int((images["split"] == s).sum()) for s in schema.SPLITS}},
         "split_method": split_info["method"],
+        "test_list": split_info["test_list"],
         "answer_columns": cols.as_dict(),
         "rater_id": "R + first 16 hex digits of HMAC-SHA256(key, WorkerId)",
         "key_fingerprint": rkey.fingerprint,

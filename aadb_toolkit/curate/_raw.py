@@ -1,4 +1,4 @@
-"""Reading and validating the raw AMT batch-results file ``AADB_AllinAll.csv`` (SPEC §2).
+"""Reading and validating the raw AMT batch-results file ``AADB_AllinAll.csv`` (docs/curation.md, "Input: the release").
 
 Row numbers: every location says ``row N`` where N counts the data rows of the CSV from 1, the
 header not counted (so row N is on line N + 1 of the file when no quoted field spans lines).
@@ -352,7 +352,8 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
     sc = lambda i: f"{cols.score_prefix}{i}"  # noqa: E731 - column name of a slot's score
     for mask, why, detail in (
         (no_url, "blank_image_url", "answers given but the image URL is blank"),
-        (blank_score, "blank_score", "overall score left blank"),
+        (blank_score, "blank_score", "overall score left blank: not a rating, but the answer's valid attribute "
+                                     "votes still count in the image's attribute means"),
         (non_numeric, "non_numeric_score", f"score is not a number (expected an integer {schema.SCORE_MIN}–{schema.SCORE_MAX})"),
         (out_of_range, "score_out_of_range", f"score is not an integer {schema.SCORE_MIN}–{schema.SCORE_MAX}"),
     ):

@@ -8,9 +8,10 @@ from __future__ import annotations
 from .card import validate_card
 from .reader import ParquetImageReader, is_published_folder, load_from_hub, load_published
 from .upload import PushPlan, PushResult, plan_push, push
-from .writer import PublishResult, canonical_tables, publish
+from .writer import ExtraConfig, PublishResult, canonical_tables, publish
 
 __all__ = [
+    "ExtraConfig",
     "ParquetImageReader",
     "PublishResult",
     "PushPlan",

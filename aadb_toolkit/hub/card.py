@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,9 @@ class CardFacts:
     notes: tuple[str, ...]
     synthetic: bool = False
     repo_hint: str = "ORG/NAME"
+    #: Configs beyond the two above (e.g. ``piaa``): name → arrow schema; their splits are in ``splits``.
+    extra_features: dict[str, pa.Schema] = field(default_factory=dict)
+    test_list: str | None = None
 
 
 def _features(table_schema: pa.Schema):
@@ -108,13 +111,15 @@ def card_metadata(facts: CardFacts, folder: Path) -> dict[str, Any]:
         tags=["aesthetics", "image-aesthetics", "photo-quality", *([] if facts.synthetic else ["crowdsourcing"]),
               "rater-ids", "aadb"] + ([SYNTHETIC_TAG] if facts.synthetic else []),
     )
+    if facts.test_list:  # read back into the loaded data's provenance
+        data[TEST_LIST_KEY] = facts.test_list
     if facts.gated:
         data["extra_gated_prompt"] = GATED_PROMPT
         data["extra_gated_fields"] = dict(GATED_FIELDS)
         data["extra_gated_button_content"] = "Agree and request access"
     configs, infos = {}, {}
     for config, table_schema in ((layout.CONFIG_IMAGES, facts.image_features),
-                                 (layout.CONFIG_RATINGS, facts.rating_features)):
+                                 (layout.CONFIG_RATINGS, facts.rating_features), *facts.extra_features.items()):
         splits = facts.splits[config]
         configs[config] = {"data_files": [{"split": s, "path": layout.split_pattern(config, s)} for s in splits]}
         download = sum(p.stat().st_size for p in (folder / layout.CONFIG_DIRS[config]).glob("*.parquet"))
@@ -173,11 +178,24 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
         "attribute_list": "\n".join(f"- `{a}` (release label file name: `{schema.LABEL_FILE_ATTRIBUTE_NAMES[a]}`)"
                                     for a in schema.ATTRIBUTES),
         "split_rows": "\n".join(rows),
+        "test_list_note": _test_list_text(facts.test_list),
         "consistency": _consistency_text(facts.consistency_summary),
         "license_terms": _template("license_template.md").split("\n", 2)[2].strip(),
         "notes": notes,
         "citation": paper.CITATION,
     }
+
+
+def _test_list_text(test_list: str | None) -> str:
+    """The card's sentence on which of the release's two test lists defined ``test``."""
+    if test_list is None:
+        return ""
+    files = f"`imgList{test_list}Regression_*`"
+    if test_list == schema.DEFAULT_TEST_LIST:
+        return (f"\nThe test split is the release's {files} list, the paper's 1,000-image test set (not the "
+                "older `imgListTestRegression_*` list).\n")
+    return (f"\nThe test split is the release's **older** {files} list, not the paper's "
+            "`imgListTestNewRegression_*` test set: numbers on it are not comparable with the paper's.\n")
 
 
 def _consistency_text(summary: dict | None) -> str:

@@ -12,8 +12,12 @@ from .. import schema
 CONFIG_IMAGES: Final[str] = "default"
 #: Config with one row per rating (the long table the consistency analysis reads).
 CONFIG_RATINGS: Final[str] = "ratings"
+#: Config with one row per episode image of the personalized k-shot protocol (docs/protocols.md, piaa).
+CONFIG_PIAA: Final[str] = "piaa"
+#: The piaa config's one split (its images are the validation and test images, never train).
+PIAA_SPLIT: Final[str] = "episodes"
 #: Folder of each config's parquet shards inside the repository.
-CONFIG_DIRS: Final[dict[str, str]] = {CONFIG_IMAGES: "data", CONFIG_RATINGS: "ratings"}
+CONFIG_DIRS: Final[dict[str, str]] = {CONFIG_IMAGES: "data", CONFIG_RATINGS: "ratings", CONFIG_PIAA: "piaa"}
 
 README: Final[str] = "README.md"
 LICENSE: Final[str] = "LICENSE.md"

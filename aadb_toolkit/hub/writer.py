@@ -41,14 +41,28 @@ class PublishResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ExtraConfig:
+    """A table published as a config of its own with one split (the ``piaa`` episodes: built by
+    :func:`aadb_toolkit.piaa.episodes.published_config`), and the card note that describes it.
+    An empty table is left out with a note, as `datasets` cannot load an empty split."""
+
+    name: str
+    split: str
+    table: pd.DataFrame
+    note: str
+
+
 def publish(data: AADBData, out: Path, *, gated: bool = False,
             shard_size_mb: float = layout.DEFAULT_SHARD_SIZE_MB,
-            consistency_summary: dict | None = None, repo_id: str | None = None) -> PublishResult:
+            consistency_summary: dict | None = None, repo_id: str | None = None,
+            extra_configs: tuple[ExtraConfig, ...] = ()) -> PublishResult:
     """Publish loaded data (see :func:`aadb_toolkit.sources.load`) as a dataset repository at ``out``.
 
     The folder is built aside and swapped in only when complete and its card validates, so a failed
     publish leaves the previous folder untouched. The same input always gives byte-identical files.
-    ``repo_id`` only names the repository in the card's loading example.
+    ``repo_id`` only names the repository in the card's loading example; ``extra_configs`` are
+    further configs (``aadb publish`` adds the ``piaa`` episodes).
     """
     if shard_size_mb <= 0:
         raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
@@ -74,6 +88,15 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
                 continue
             split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
                 stage, split, split_ratings, rating_schema, shard_bytes)
+        extra_features = {}
+        for extra in extra_configs:
+            if extra.name not in layout.CONFIG_DIRS or extra.name in split_infos:
+                raise ValueError(f"{extra.name!r} is not a config the repository layout declares beside the others")
+            if extra.table.empty:
+                notes.append(f"config {extra.name!r} has no rows and is left out ({extra.note})")
+                continue
+            extra_features[extra.name], split_infos[extra.name] = _write_extra_config(stage, extra)
+            notes.append(f"config {extra.name!r}: {extra.note}")
         facts = card_mod.CardFacts(
             image_features=image_schema, rating_features=rating_schema, splits=split_infos,
             n_raters=int(ratings["rater_id"].nunique()), n_batches=int(ratings["batch_id"].nunique()),
@@ -82,6 +105,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             n_known_url=int((images["source_url"].fillna("").astype(str).str.len() > 0).sum()),
             gated=gated, consistency_summary=consistency_summary, notes=tuple(notes),
             synthetic=data.provenance.synthetic, repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
+            test_list=data.provenance.test_list, extra_features=extra_features,
         )
         _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
         _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
@@ -303,6 +327,19 @@ def _write_rating_split(stage: Path, split: str, split_ratings: pd.DataFrame, ta
         writer.close()
     _name_shards(stage, layout.CONFIG_RATINGS, split, parts)
     return {"num_examples": table.num_rows, "num_bytes": table.nbytes}
+
+
+def _write_extra_config(stage: Path, extra: ExtraConfig) -> tuple[pa.Schema, dict]:
+    """Write one extra config (a small table, one shard of its one split)."""
+    arrow = pa.Table.from_pandas(extra.table, preserve_index=False).replace_schema_metadata(None)
+    arrow = arrow.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
+                                  for f in arrow.schema]))
+    part = stage / f".{extra.split}-{extra.name}-part00000.parquet"
+    writer = _writer(part, arrow.schema)
+    writer.write_table(arrow, row_group_size=layout.RATING_ROW_GROUP_ROWS)
+    writer.close()
+    _name_shards(stage, extra.name, extra.split, [part])
+    return arrow.schema, {extra.split: {"num_examples": arrow.num_rows, "num_bytes": arrow.nbytes}}
 
 
 def _name_shards(stage: Path, config: str, split: str, parts: list[Path]) -> None:

@@ -7,7 +7,7 @@ pair strategies are registries (:data:`HEADS`, :data:`LOSS_TERMS`, :data:`STRATE
 """
 
 from .alexnet_arch import AlexNet, load_trunk_weights, read_state_dict
-from .config import ModelConfig, baseline_config, baselines_dir, config_from_dict, load_config, paper_warp_for_crop, parse_override
+from .config import ModelConfig, baseline_config, baseline_names, baselines_dir, config_from_dict, load_config, paper_warp_for_crop, parse_override
 from .heads import HEADS, build_model
 from .losses import LOSS_TERMS, Batch, rank_delta, rank_loss, regression_loss, total_loss
 from .predict import predict, write_predictions
@@ -16,7 +16,7 @@ from .trainer import RunResult, TrainingInterrupted, load_model, metrics_frame, 
 
 __all__ = [
     "AlexNet", "Batch", "HEADS", "LOSS_TERMS", "ModelConfig", "PairSet", "RunResult", "STRATEGIES",
-    "TrainingInterrupted", "baseline_config", "baselines_dir", "build_model", "config_from_dict", "cross_rater_pairs", "load_config", "load_model",
+    "TrainingInterrupted", "baseline_config", "baseline_names", "baselines_dir", "build_model", "config_from_dict", "cross_rater_pairs", "load_config", "load_model",
     "load_trunk_weights", "metrics_frame", "paper_warp_for_crop", "parse_override", "pick_device", "predict", "rank_delta", "rank_loss",
     "read_state_dict", "regression_loss", "sample_pairs", "total_loss", "train", "within_rater_pairs",
     "write_predictions",

@@ -315,8 +315,12 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
-    """Read and validate a TOML config file, applying dotted-key ``overrides`` first."""
+    """Read and validate a TOML config file, applying dotted-key ``overrides`` first. A bare
+    baseline name (``"reg_rank_within"``, no folder or suffix) that is not a file here loads the
+    shipped ``baselines/<name>.toml``."""
     path = Path(path)
+    if _is_baseline_name(path):
+        return baseline_config(str(path), overrides)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -328,24 +332,38 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     return config_from_dict(raw, source=str(path))
 
 
+def _is_baseline_name(path: Path) -> bool:
+    return not path.exists() and path.suffix == "" and len(path.parts) == 1
+
+
 def paper_warp_for_crop(crop_size: int) -> int:
     """Warp size keeping the paper's 256:227 ratio for a given crop size."""
     return int(round(crop_size * paper.WARP_SIZE / paper.CROP_SIZE))
 
 
 def baselines_dir() -> Path:
-    """The repository's ``baselines/`` folder (one TOML per variant), next to the package."""
-    path = Path(__file__).resolve().parents[2] / "baselines"
-    if not path.is_dir():
-        raise InputError("baselines/ folder not found next to the package (install from a source checkout)",
-                         file=str(path))
-    return path
+    """The shipped ``baselines/`` folder (one TOML per variant): the top-level folder of the
+    checkout the package runs from (editable install, ``PYTHONPATH=<checkout>``), else the copy a
+    plain install ships inside the package (``aadb_toolkit/baselines``, see setup.py)."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent
+    for path in (checkout / "baselines", package / "baselines"):
+        if path.is_dir() and (path.parent == package or (checkout / "pyproject.toml").is_file()):
+            return path
+    raise InputError("the baseline configs are missing from this installation "
+                     "(reinstall aadb-toolkit; see docs/models.md)", file=str(package / "baselines"))
+
+
+def baseline_names() -> list[str]:
+    """Names of the shipped baseline configs, sorted (``aadb train --config NAME`` accepts them)."""
+    return sorted(p.stem for p in baselines_dir().glob("*.toml"))
 
 
 def baseline_config(name: str, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
     """Load ``baselines/<name>.toml`` (e.g. ``"demo_cpu"``, ``"reg_rank_within_cross"``)."""
     folder = baselines_dir()
-    names = sorted(p.stem for p in folder.glob("*.toml"))
+    names = baseline_names()
     if name not in names:
-        raise InputError(f"no baseline config {name!r}{_suggest(name, names)}", file=str(folder))
+        raise InputError(f"no config file or baseline named {name!r}{_suggest(name, names)} "
+                         "(`aadb baselines` lists them)", file=str(folder))
     return load_config(folder / f"{name}.toml", overrides)

@@ -1,4 +1,4 @@
-"""Benchmark protocols (SPEC §7): each is a declared :class:`Protocol` (name, version, main metric,
+"""Benchmark protocols (docs/protocols.md): each is a declared :class:`Protocol` (name, version, main metric,
 the data and splits it needs) in one typed registry, with a lazily imported scoring function.
 
 Use :func:`score_submission` to score a file, :func:`get_protocol` to look one up (unknown names get
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,8 @@ class ScoreRequest:
     seed: int = 0
     max_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = False
+    generic: Path | None = None  # piaa: the submitter's unpersonalized predictions
+    episodes: Path | None = None  # piaa: an episodes file (default: the protocol's episodes of the data)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Protocol:
     higher_is_better: bool = True
     reported: str = ""
     board_columns: tuple[str, ...] = ()
+    personalized: bool = False  # scores per-rater episodes; takes --generic and --episodes
 
     def function(self) -> Callable[[ScoreRequest], Result]:
         """Import and return the scoring function."""
@@ -98,6 +102,13 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "aadb_toolkit.protocols.cross_dataset_protocol:score",
              "trained on A, tested on B for A, B in {AADB, AVA}, from a manifest of four prediction files "
              "(paper Table 7)", needs_ava_data=True, reported="aadb_toolkit.protocols.cross_dataset_protocol:REPORTED"),
+    Protocol("piaa", "1", "mean_rho", "aadb", ("validation", "test"), "aadb_toolkit.protocols.piaa_protocol:score",
+             "personalized k-shot aesthetics: per-rater Spearman ρ against each rater's own scores on the queries "
+             "of seeded episodes (k = 10, 100 support images of the rater's validation/test ratings), mean over "
+             "raters with a bootstrap CI, beside generic, leave-one-out and rater-consistency references",
+             personalized=True, board_columns=tuple(
+                 f"{m}_k{k}" for k in (10, 100) for m in ("rho", "generic_rho", "share_beats_generic", "loo_rho",
+                                                          "consistency_rho", "n_raters"))),
 )}
 
 
@@ -113,7 +124,8 @@ def get_protocol(name: str) -> Protocol:
 def score_submission(protocol: str, submission: str | os.PathLike[str], data: str | os.PathLike[str], *,
                      validation: str | os.PathLike[str] | None = None, ava_data: str | os.PathLike[str] | None = None,
                      n_boot: int = 1000, seed: int = 0, max_bytes: int = DEFAULT_MAX_BYTES,
-                     progress: bool = False) -> Result:
+                     progress: bool = False, generic: str | os.PathLike[str] | None = None,
+                     episodes: str | os.PathLike[str] | None = None) -> Result:
     """Validate and score one submission under a protocol; returns the :class:`Result` (with the
     aligned predictions attached for significance tests). Nothing is scored if validation fails."""
     p = get_protocol(protocol)
@@ -125,10 +137,31 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
         raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava-data DIR)")
     if ava_data is not None and not p.needs_ava_data:
         raise InputError(f"the {p.name} protocol takes no --ava-data")
+    if (generic is not None or episodes is not None) and not p.personalized:
+        raise InputError(f"the {p.name} protocol takes no --generic or --episodes (only personalized protocols do)")
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
     request = ScoreRequest(submission=Path(submission), data=data,
                            validation=Path(validation) if validation is not None else None,
                            ava_data=Path(ava_data) if ava_data is not None else None,
-                           n_boot=n_boot, seed=seed, max_bytes=max_bytes, progress=progress)
-    return p.function()(request)
+                           n_boot=n_boot, seed=seed, max_bytes=max_bytes, progress=progress,
+                           generic=Path(generic) if generic is not None else None,
+                           episodes=Path(episodes) if episodes is not None else None)
+    started = time.monotonic()
+    result = p.function()(request)
+    return _with_provenance(result, request.submission, time.monotonic() - started)
+
+
+def _with_provenance(result: Result, submission: Path, seconds: float) -> Result:
+    """The result with the model identity from the submission's sidecar and the evaluation time."""
+    import dataclasses
+    import datetime as dt
+
+    from .results import read_model_sidecar
+
+    model = result.model
+    if model is None and submission.is_file():
+        model = read_model_sidecar(submission, result.submission_sha256)
+    evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "seconds": round(seconds, 3)}
+    return dataclasses.replace(result, model=model, evaluation={**evaluation, **result.evaluation})

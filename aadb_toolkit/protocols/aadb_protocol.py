@@ -60,12 +60,18 @@ def ground_truth(data: sources.AADBData) -> pd.Series:
     return pd.Series(test["score_mean"].to_numpy(dtype=float), index=test["image_id"].astype(str), name="score_mean")
 
 
+def other_split_ids(data: sources.AADBData, split: str = "test") -> dict[str, str]:
+    """image_id → split of the images outside ``split`` (to name wrong-split submissions as such)."""
+    other = data.images[data.images["split"] != split]
+    return dict(zip(other["image_id"].astype(str), other["split"].astype(str)))
+
+
 def score(request: ScoreRequest) -> Result:
     """Score a submission file on AADB test (``request.data`` is any source ``sources.load`` reads)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
     sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes,
-                          split_name=test_split_name(data))
+                          split_name=test_split_name(data), other_splits=other_split_ids(data))
     return evaluate(truth, sub.scores, n_boot=request.n_boot, seed=request.seed,
                     fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256, progress=request.progress,
                     provenance=data.provenance)

@@ -19,6 +19,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import paper, sources
@@ -28,7 +29,7 @@ from ..data import Provenance, sha256_fingerprint
 from ..errors import InputError
 from ..submissions import Problem, SubmissionError, read_submission
 from . import PROTOCOLS, ReportedRow, ScoreRequest
-from ._ranking import spearman_ci
+from ._ranking import bootstrap_spearman, spearman_ci
 from .aadb_protocol import CI_LEVEL, ground_truth, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
@@ -97,13 +98,33 @@ def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *,
         metrics[f"rho[{cell}]"] = Metric(rho, lo, hi, CI_LEVEL if n_boot else None)
         cells[cell] = {"n_images": int(paired.truth.size), "n_degenerate_resamples": n_deg}
     transfer = [metrics["rho[aadb->ava]"].value, metrics["rho[ava->aadb]"].value]
-    metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0)
+    transfer_ci = _mean_transfer_ci(truths, predictions, n_boot, seed)
+    metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0, *transfer_ci, CI_LEVEL if n_boot else None)
     metrics["mean_in_domain_rho"] = Metric((metrics["rho[aadb->aadb]"].value + metrics["rho[ava->ava]"].value) / 2.0)
     n_images = sum(int(t.size) for t in truths.values())
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint, submission_sha256=submission_sha256, n_images=n_images,
                        seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test", provenance=provenance,
                        details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index", **(details or {})})
+
+
+def _mean_transfer_ci(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], n_boot: int,
+                      seed: int) -> tuple[float | None, float | None]:
+    """Percentile CI of the mean of the two transfer cells. They are scored on different test sets
+    (independent samples), so draw k of each cell's bootstrap (same seeds as its own CI) are paired."""
+    if n_boot == 0:
+        return None, None
+    draws = []
+    for cell in ("aadb->ava", "ava->aadb"):
+        paired = PairedData.from_series(truths[cell.split("->")[1]], predictions[cell])
+        draws.append(bootstrap_spearman(paired.truth, paired.predictions, n_boot, seed + CELLS.index(cell))[:, 0])
+    mean = (draws[0] + draws[1]) / 2.0
+    ok = np.isfinite(mean)
+    if not ok.any():
+        return None, None
+    alpha = (1.0 - CI_LEVEL) / 2.0
+    lo, hi = np.quantile(mean[ok], [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
 
 
 def score(request: ScoreRequest) -> Result:

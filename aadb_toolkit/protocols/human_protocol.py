@@ -20,8 +20,8 @@ from .. import paper, sources
 from ..data import sha256_fingerprint
 from ..submissions import read_submission
 from . import PROTOCOLS, ReportedRow, ScoreRequest
-from ._ranking import spearman
-from .aadb_protocol import ground_truth, test_split_name
+from ._ranking import spearman_ci
+from .aadb_protocol import CI_LEVEL, ground_truth, other_split_ids, test_split_name
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
@@ -46,11 +46,14 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
                                predictions=predictions)
     both = table[np.isfinite(table["rho"].to_numpy(dtype=float)) & np.isfinite(table["model_rho"].to_numpy(dtype=float))]
     beaten = both["model_rho"].to_numpy(dtype=float) > both["rho"].to_numpy(dtype=float)
-    model_rho = spearman(predictions.reindex(truth.index).to_numpy(dtype=float), truth.to_numpy(dtype=float))
+    model_rho, rho_lo, rho_hi, _ = spearman_ci(truth.to_numpy(dtype=float),
+                                               predictions.reindex(truth.index).to_numpy(dtype=float),
+                                               n_boot=n_boot, seed=seed, level=CI_LEVEL)
     summary = human.threshold_summary(table, thresholds, n_boot=n_boot, seed=seed)
+    level = CI_LEVEL if n_boot else None
     metrics: dict[str, Metric] = {
-        "spearman": Metric(model_rho),
-        "share_beaten": Metric(float(beaten.mean()) if beaten.size else None),
+        "spearman": Metric(model_rho, rho_lo, rho_hi, level),
+        "share_beaten": Metric(float(beaten.mean()) if beaten.size else None, *_share_ci(beaten, n_boot, seed), level),
         "n_beaten": Metric(float(beaten.sum())),
         "n_workers_compared": Metric(float(beaten.size)),
     }
@@ -62,7 +65,8 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
         mean_rho = float(row["mean_rho"])
         metrics[f"workers_gt{t}_mean_rho"] = Metric(mean_rho, _f(row["ci_low"]), _f(row["ci_high"]),
                                                     0.95 if n_boot else None)
-        metrics[f"workers_gt{t}_share_beaten"] = Metric(float(g_beaten.mean()) if g_beaten.size else None)
+        metrics[f"workers_gt{t}_share_beaten"] = Metric(float(g_beaten.mean()) if g_beaten.size else None,
+                                                        *_share_ci(g_beaten, n_boot, seed + t + 1), level)
         groups.append({
             "min_images": t, "n_workers": int(row["n_workers"]), "mean_rho": mean_rho,
             "ci_low": _f(row["ci_low"]), "ci_high": _f(row["ci_high"]),
@@ -97,8 +101,20 @@ def score(request: ScoreRequest) -> Result:
     """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
     data = sources.load(request.data)
     truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name=test_split_name(data))
+    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name=test_split_name(data),
+                          other_splits=other_split_ids(data))
     return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
+
+
+def _share_ci(beaten: np.ndarray, n_boot: int, seed: int) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of the share of workers beaten, resampling the compared workers."""
+    if n_boot == 0 or beaten.size == 0:
+        return None, None
+    gen = np.random.default_rng(seed)
+    shares = beaten[gen.integers(0, beaten.size, size=(n_boot, beaten.size))].mean(axis=1)
+    alpha = (1.0 - CI_LEVEL) / 2.0
+    lo, hi = np.quantile(shares, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
 
 
 def _f(x: object) -> float | None:

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 import os
+import platform
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from ..errors import InputError
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
 RESULT_FORMAT: str = "aadb-result"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ class Result:
     test_list: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     paired: PairedData | None = field(default=None, compare=False, repr=False)
+    #: The model's identity from `aadb predict`'s sidecar (name, config_sha256, run_id, …), or None.
+    model: dict[str, Any] | None = None
+    #: Versions that produced the numbers (python, numpy, torch, toolkit; git commit in a checkout).
+    environment: dict[str, Any] = field(default_factory=dict)
+    #: When the evaluation finished and how long it took (``finished_utc``, ``seconds``).
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def main_value(self) -> float | None:
@@ -116,6 +127,9 @@ class Result:
             "settings": {"seed": self.seed, "n_boot": self.n_boot},
             "toolkit_version": self.toolkit_version,
             "created_utc": self.created_utc,
+            "model": _jsonable(self.model),
+            "environment": _jsonable(self.environment),
+            "evaluation": _jsonable(self.evaluation),
             "details": _jsonable(self.details),
         }
 
@@ -138,16 +152,18 @@ class Result:
                 toolkit_version=d["toolkit_version"], created_utc=d.get("created_utc", ""),
                 dataset=data.get("dataset", ""), split=data.get("split", "test"), details=d.get("details", {}),
                 synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
+                model=d.get("model"), environment=d.get("environment") or {}, evaluation=d.get("evaluation") or {},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed result document: {exc!r}", file=file) from exc
 
 
 def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
-    """Build a :class:`Result` stamped with the toolkit version and the current UTC time; a data
-    :class:`~aadb_toolkit.data.Provenance` fills in ``synthetic``, ``test_list`` and marks the
+    """Build a :class:`Result` stamped with the toolkit version, the environment and the current UTC
+    time; a data :class:`~aadb_toolkit.data.Provenance` fills in ``synthetic``, ``test_list`` and marks the
     ``dataset`` label synthetic (``"aadb"`` becomes ``"synthetic-aadb"``)."""
     kwargs.setdefault("created_utc", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    kwargs.setdefault("environment", environment())
     if provenance is not None:
         kwargs.setdefault("synthetic", bool(provenance.synthetic))
         kwargs.setdefault("test_list", provenance.test_list)
@@ -161,6 +177,55 @@ def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"data.synthetic must be true or false, got {value!r}")
     return value
+
+
+def environment() -> dict[str, Any]:
+    """The versions a result depends on, and the git commit when the toolkit runs from a checkout."""
+    from importlib import metadata
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "platform": sys.platform, "aadb_toolkit": __version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "scipy": version("scipy"), "torch": version("torch"),
+            "git_commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    checkout = Path(__file__).resolve().parents[2]
+    if not ((checkout / ".git").exists() and (checkout / "pyproject.toml").is_file()):
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+#: Suffix of the sidecar `aadb predict` writes beside a predictions CSV (``preds.csv.model.json``).
+MODEL_SIDECAR_SUFFIX: str = ".model.json"
+
+
+def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: str) -> dict[str, Any] | None:
+    """The model identity written beside a predictions CSV, or None when there is none. A sidecar
+    that belongs to other bytes (the CSV was edited or replaced) is ignored, with a warning."""
+    path = Path(str(submission) + MODEL_SIDECAR_SUFFIX)
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read the model sidecar: {exc}", file=str(path)) from exc
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+        raise InputError("not a model sidecar (expected a JSON object with a 'name')", file=str(path))
+    if d.get("predictions_sha256") != submission_sha256:
+        log.warning("%s: written for other predictions than %s; the model is not recorded", path, submission)
+        return None
+    return d
 
 
 def write_result(path: str | os.PathLike[str], result: Result) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from .. import _atomic, consistency, human, paper, reliability
 from ..data import AADBData
@@ -20,7 +21,7 @@ from ._document import Document, Figure, Table, render_html, render_markdown
 
 #: Command-line options of ``aadb report human-consistency`` (passed to :func:`write_report`).
 OPTIONS: tuple[Option, ...] = (
-    Option("--predictions", "predictions", "submission CSV (image_id,score; SPEC §7) of a model on the scope split"),
+    Option("--predictions", "predictions", "submission CSV (image_id,score; docs/protocols.md) of a model on the scope split"),
     Option("--n-perm", "n_perm", "permutations per batch test", int, consistency.DEFAULT_N_PERM),
     Option("--q", "q", "Benjamini–Hochberg false discovery rate", float, paper.CONSISTENCY_FDR_Q),
     Option("--method", "method", "batch-test method", str, consistency.DEFAULT_METHOD, tuple(consistency.METHODS)),
@@ -90,7 +91,7 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
     paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, out).items()})
     rel = {k: out / v for k, v in RELIABILITY_FILES.items()}
     _atomic.write_json(rel["summary"], rdoc)
-    _atomic.write_text(rel["raters"], raters.to_csv(index=False, float_format="%.10g"))
+    _atomic.write_text(rel["raters"], raters.to_csv(index=False))
     paths.update({f"reliability_{k}": v for k, v in rel.items()})
     for f in doc.figures():
         _atomic.write_bytes(out / f.file, f.png)
@@ -102,15 +103,20 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
 
 
 # --- figures ---------------------------------------------------------------------------------
+#: Fig. 6 panels in inches at the toolkit's 200 dpi: 1,400 px wide, the width of the report page.
+FIG6_SIZE: tuple[float, float] = (7.0, 3.2)
+
+
 def fig6_images_per_worker(workers: pd.DataFrame) -> bytes:
     """Fig. 6 (left): images rated per worker, workers sorted by workload (the long tail)."""
-    fig, ax = figure(6.4, 3.6)
+    fig, ax = figure(*FIG6_SIZE)
     n = np.sort(workers["n_images"].to_numpy())[::-1]
     if len(n):
         ax.bar(np.arange(1, len(n) + 1), n, width=1.0, color="#4C72B0")
-        for t, style in ((100, "--"), (200, ":")):
-            ax.axhline(t, color="#555", linestyle=style, linewidth=1, label=f"{t} images")
+        for t, colour, width in ((100, "#777", 1.0), (200, "#111", 1.4)):
+            ax.axhline(t, color=colour, linestyle="--", linewidth=width, label=f"{t} images")
         ax.legend(loc="upper right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("worker (sorted by images rated)")
     ax.set_ylabel("images rated")
     ax.set_title(f"Images rated per worker ({len(n)} workers)")
@@ -120,7 +126,8 @@ def fig6_images_per_worker(workers: pd.DataFrame) -> bytes:
 def fig6_worker_rho(workers: pd.DataFrame, model_rho: float | None) -> bytes:
     """Fig. 6 (right): each worker's ρ against the mean score, in the left panel's order, with the
     model's ρ as a red line when predictions are given."""
-    fig, ax = figure(6.4, 3.6)
+    fig, ax = figure(*FIG6_SIZE)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     order = workers.sort_values(["n_images", "rater_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     ok = order["rho"].notna().to_numpy()
     x = np.arange(1, len(order) + 1)
@@ -231,7 +238,7 @@ def _table6_section(doc: Document, hdoc: dict[str, Any]) -> None:
 def _fig6_section(doc: Document, pngs: dict[str, bytes], has_model: bool) -> None:
     doc.heading("3. Fig. 6: workload and per-worker ρ")
     doc.add(Figure(FIGURE_FILES["fig6_images"], pngs["fig6_images"], "Images rated per worker, sorted",
-                   "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 and 200."))
+                   "Images rated per worker, workers sorted by workload (long tail); dashed lines at 100 (grey) and 200 (black)."))
     doc.add(Figure(FIGURE_FILES["fig6_rho"], pngs["fig6_rho"], "Per-worker Spearman rho",
                    "Each worker's ρ against the mean score, in the same order"
                    + ("; red line: the model's ρ on all scope images." if has_model else

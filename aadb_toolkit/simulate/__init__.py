@@ -1,6 +1,6 @@
 """Synthetic AADB releases and synthetic AVA folders: TEST INSTRUMENTS, never AADB or AVA themselves.
 
-:func:`simulate` writes a release in exactly the real format (SPEC §2) from a documented
+:func:`simulate` writes a release in exactly the real format (docs/curation.md, "Input: the release") from a documented
 generative model (docs/synthetic.md) and writes the planted truth beside it, so that curation,
 consistency analysis and the models can be checked against what was planted.
 :func:`write_synthetic_ava` writes an AVA-format folder with images drawn by the same code.

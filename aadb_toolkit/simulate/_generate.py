@@ -163,7 +163,10 @@ def truth_ratings(d: Draft, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _label_means(ratings: pd.DataFrame) -> pd.DataFrame:
     valid = ratings[ratings["answer_valid"]]
-    means = valid.groupby("image_id")[["score", *schema.ATTRIBUTES]].mean()
+    means = valid.groupby("image_id")[["score"]].mean()
+    # as the release's label files: the votes beside a blank score count (docs/curation.md)
+    voted = ratings[ratings["answer_valid"] | (ratings["invalid_reason"] == "blank_score")]
+    means[list(schema.ATTRIBUTES)] = voted.groupby("image_id")[list(schema.ATTRIBUTES)].mean()
     means[schema.SCORE_LABEL_FIELD] = schema.rescale_score(means["score"])
     return means
 

@@ -1,4 +1,5 @@
-"""The real-world mess of SPEC §2, injected into a :class:`~._release.Draft` on request.
+"""The mess of real releases (docs/curation.md, "Input: the release"), injected into a
+:class:`~._release.Draft` on request.
 
 Every quirk is recorded (kind, file, where, expected curator outcome) so that curation can be
 tested against it; quirks touch disjoint assignments and images, so each expected outcome is

@@ -1,4 +1,4 @@
-"""The release in the real AADB format (SPEC §2): Flickr-style names, the AMT batch-results CSV
+"""The release in the real AADB format (docs/curation.md, "Input: the release"): Flickr-style names, the AMT batch-results CSV
 and the label files, built from a :class:`Draft` that holds every planted answer."""
 
 from __future__ import annotations

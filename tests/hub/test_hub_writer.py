@@ -300,7 +300,7 @@ def test_cli_publish_and_dry_run(tiny_curated, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "published 200 images and 1,000 ratings" in out
-    assert "would upload 8 files" in out and "data/train-00000-of-00001.parquet" in out
+    assert "would upload 9 files" in out and "data/train-00000-of-00001.parquet" in out
     assert "| percentage significant | 100 |" in (tmp_path / "hubdir/README.md").read_text()
     assert 'load_dataset("org/aadb")' in (tmp_path / "hubdir/README.md").read_text()
     rc = main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "x"), "--push"])

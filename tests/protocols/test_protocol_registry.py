@@ -9,7 +9,7 @@ from aadb_toolkit.protocols import PROTOCOLS, UnknownProtocolError, get_protocol
 
 
 def test_every_protocol_is_declared_and_loads():
-    assert set(PROTOCOLS) == {"aadb", "ava", "human", "cross-dataset"}
+    assert set(PROTOCOLS) == {"aadb", "ava", "human", "cross-dataset", "piaa"}
     for name, p in PROTOCOLS.items():
         assert p.name == name and p.version and p.main_metric and p.splits
         assert callable(p.function())

@@ -1,0 +1,42 @@
+"""``aadb baselines``: list the shipped model configs with the paper rows they reproduce (read from
+each config's ``paper_table``/``paper_row``, so a new config file appears here by itself)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``aadb baselines``."""
+    parser.add_argument("--paths", action="store_true", help="also print each config's file path")
+
+
+def _paper_number(table: str, row: str) -> str:
+    from .. import paper
+
+    value = getattr(paper, table, {}).get(row) if table else None
+    if isinstance(value, tuple):
+        return " / ".join(f"{v:g}" for v in value if v is not None)
+    return "" if value is None or isinstance(value, dict) else f"{value:.4f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one line per baseline: name, paper table and row, the paper's number, description."""
+    from ..models import baseline_config, baseline_names, baselines_dir
+
+    rows = []
+    for name in baseline_names():
+        cfg = baseline_config(name)
+        table = cfg.paper_table.removeprefix("TABLE").split("_")[0] if cfg.paper_table else ""
+        rows.append((name, f"Table {table}" if table else "-", cfg.paper_row or "-",
+                     _paper_number(cfg.paper_table, cfg.paper_row) or "-", cfg.description))
+    widths = [max(len(r[i]) for r in rows + [("config", "paper", "row", "paper value", "")]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(("config", "paper", "row", "paper value"), widths)) + "  description")
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + f"  {row[4]}")
+    folder = baselines_dir()
+    if args.paths:
+        for name in baseline_names():
+            print(folder / f"{name}.toml")
+    print(f"\n{len(rows)} configs in {folder}; train one with `aadb train --config NAME` (docs/models.md)")
+    return 0

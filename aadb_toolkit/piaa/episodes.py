@@ -1,0 +1,208 @@
+"""The personalized (PIAA) k-shot episodes of AADB, defined once.
+
+A rater qualifies at shot count ``k`` when the rater rated at least ``k + MIN_QUERIES`` images
+outside the train split (validation and test). For each qualifying rater, ``repeats`` seeded
+episodes each draw ``k`` of those images as the *support* set (with the rater's own scores, to
+adapt on) and keep all the rater's other non-train images as *queries* (to predict). Generic
+models train on the train split only, so no episode image was seen in generic training.
+
+Each rater's draws come from a generator seeded by (seed, k, a hash of the rater id), so adding
+or removing a rater leaves every other rater's episodes unchanged, and the same data gives the
+same episodes from a curated folder or a published one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from .._atomic import write_text
+from ..data import check_ratings, sha256_fingerprint
+from ..errors import InputError
+
+#: Shot counts of the protocol (support images per episode).
+DEFAULT_K: tuple[int, ...] = (10, 100)
+#: Seeded episodes per rater and k.
+DEFAULT_REPEATS: int = 10
+DEFAULT_SEED: int = 0
+#: A rater needs at least this many non-train images beyond the k support images.
+MIN_QUERIES: int = 10
+#: Splits episodes draw from (never train: generic models are trained there).
+EPISODE_SPLITS: tuple[str, ...] = tuple(s for s in schema.SPLITS if s != "train")
+#: Columns of the episodes table; ``score`` is the rater's own score on support rows, NaN on queries.
+COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id", "role", "score")
+ROLES: tuple[str, str] = ("support", "query")
+#: The key of one query row in a submission (the rows a submission scores).
+KEY_COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id")
+
+
+def non_train_ratings(data) -> pd.DataFrame:
+    """The ratings of validation and test images: ``rater_id``, ``image_id``, ``score`` (float),
+    sorted by rater and image. Raises :class:`InputError` on unknown images or repeated ratings."""
+    images, ratings = data.images, data.ratings  # AADBData has checked that every rated image is known
+    split = pd.Series(images["split"].to_numpy(), index=images["image_id"].astype(str))
+    keep = ratings["image_id"].astype(str).map(split).isin(EPISODE_SPLITS).to_numpy()
+    df = check_ratings(ratings[keep], columns=("rater_id", "image_id", "score"), allow_empty=True)
+    return df.sort_values(["rater_id", "image_id"], kind="stable").reset_index(drop=True)
+
+
+def qualifying_raters(data, k: int) -> pd.Series:
+    """rater_id → number of non-train images, for the raters with at least ``k + MIN_QUERIES``."""
+    counts = non_train_ratings(data).groupby("rater_id").size()
+    return counts[counts >= k + MIN_QUERIES]
+
+
+def _rater_seed(rater_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(rater_id.encode("utf-8")).digest()[:8], "little")
+
+
+def _check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise InputError(f"k must be distinct positive integers, got {list(ks)}", field="k")
+    if int(repeats) < 1:
+        raise InputError(f"repeats must be a positive integer, got {repeats}", field="repeats")
+    return tuple(sorted(ks))
+
+
+def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT_REPEATS,
+                  seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """The episodes table (:data:`COLUMNS`) of an :class:`~aadb_toolkit.sources.AADBData`: for
+    each k, each qualifying rater and each of ``repeats`` episodes, the k support rows then the
+    query rows, each in image-id order."""
+    ks = _check_params(ks, repeats)
+    rated = non_train_ratings(data)
+    raters = [(str(r), own["image_id"].to_numpy(dtype=object), own["score"].to_numpy(dtype=float))
+              for r, own in rated.groupby("rater_id", sort=True)]
+    parts = [_rater_episodes(rater_id, ids, scores, k, repeats, seed)
+             for k in ks for rater_id, ids, scores in raters if len(ids) >= k + MIN_QUERIES]
+    return pd.concat(parts, ignore_index=True) if parts else empty_episodes()
+
+
+def _rater_episodes(rater_id: str, ids: np.ndarray, scores: np.ndarray, k: int, repeats: int,
+                    seed: int) -> pd.DataFrame:
+    """One rater's ``repeats`` episodes at shot count ``k`` (ids sorted, scores aligned)."""
+    n = len(ids)
+    rng = np.random.default_rng([int(seed), int(k), _rater_seed(rater_id)])
+    order = np.argsort(rng.random((repeats, n)), axis=1)  # one uniform permutation per episode
+    support = np.zeros((repeats, n), bool)
+    np.put_along_axis(support, order[:, :k], True, axis=1)
+    ep, pos = np.nonzero(support)  # row-major: episode by episode, image order within each
+    qe, qpos = np.nonzero(~support)
+    e_all, p_all = np.concatenate([ep, qe]), np.concatenate([pos, qpos])
+    is_support = np.arange(e_all.size) < ep.size
+    idx = np.argsort(e_all, kind="stable")  # each episode: its support rows, then its queries
+    return pd.DataFrame({
+        "rater_id": rater_id, "k": np.int64(k), "episode": e_all[idx].astype(np.int64),
+        "image_id": ids[p_all[idx]], "role": np.where(is_support[idx], ROLES[0], ROLES[1]).astype(object),
+        "score": np.where(is_support[idx], scores[p_all[idx]], np.nan)})
+
+
+def empty_episodes() -> pd.DataFrame:
+    """An episodes table without rows (no rater qualifies)."""
+    return pd.DataFrame({"rater_id": pd.Series([], dtype=object), "k": pd.Series([], dtype="int64"),
+                         "episode": pd.Series([], dtype="int64"), "image_id": pd.Series([], dtype=object),
+                         "role": pd.Series([], dtype=object), "score": pd.Series([], dtype=float)})
+
+
+def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per k: qualifying raters, episodes, support rows and query rows (one row per k)."""
+    rows = []
+    for k, part in episodes.groupby("k", sort=True):
+        q = part["role"] == ROLES[1]
+        rows.append({"k": int(k), "n_raters": int(part["rater_id"].nunique()),
+                     "n_episodes": int(part[["rater_id", "episode"]].drop_duplicates().shape[0]),
+                     "n_support_rows": int((~q).sum()), "n_query_rows": int(q.sum())})
+    return pd.DataFrame(rows, columns=["k", "n_raters", "n_episodes", "n_support_rows", "n_query_rows"])
+
+
+def queries(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The query rows of an episodes table, in table order (the rows a submission must score)."""
+    return episodes[episodes["role"] == ROLES[1]].reset_index(drop=True)
+
+
+def query_keys(episodes: pd.DataFrame) -> list[str]:
+    """The submission key ``rater_id,k,episode,image_id`` of every query row, in table order."""
+    q = queries(episodes)
+    return (q["rater_id"].astype(str) + "," + q["k"].astype(str) + "," + q["episode"].astype(str) + ","
+            + q["image_id"].astype(str)).tolist()
+
+
+def fingerprint(episodes: pd.DataFrame) -> str:
+    """sha256 over the episodes' rows (support scores printed to 1e-9), in table order."""
+    score = ["" if not np.isfinite(s) else f"{s:.9f}" for s in episodes["score"].to_numpy(dtype=float)]
+    rows = zip(episodes["rater_id"].astype(str), episodes["k"].astype(str), episodes["episode"].astype(str),
+               episodes["image_id"].astype(str), episodes["role"].astype(str), score)
+    return sha256_fingerprint(["aadb-piaa-episodes\n", *("\t".join(row) + "\n" for row in rows)])
+
+
+def write_episodes(episodes: pd.DataFrame, path: str | Path) -> Path:
+    """Write the episodes table as CSV (support scores at full precision; queries blank), atomically."""
+    buf = io.StringIO()
+    episodes[list(COLUMNS)].to_csv(buf, index=False, lineterminator="\n", float_format="%.17g")
+    write_text(path, buf.getvalue())
+    return Path(path)
+
+
+def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
+    """Read an episodes CSV written by :func:`write_episodes`; with ``data``, check every row
+    against it (non-train images the rater rated, the rater's own support scores)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"rater_id": str, "image_id": str, "role": str}, keep_default_na=False,
+                         na_values={"score": [""]})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read the episodes file: {exc}", file=str(path)) from exc
+    if tuple(df.columns) != COLUMNS:
+        raise InputError(f"columns are {list(df.columns)}, expected {list(COLUMNS)}", file=str(path), row=1)
+    for col in ("k", "episode"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        if values.isna().any() or (values % 1 != 0).any():
+            raise InputError(f"{col} is not an integer", file=str(path), row=int(np.argmax(values.isna() | (values % 1 != 0))) + 2,
+                             field=col)
+        df[col] = values.astype("int64")
+    bad_role = ~df["role"].isin(ROLES).to_numpy()
+    if bad_role.any():
+        raise InputError(f"role {df['role'].iloc[int(np.argmax(bad_role))]!r} is not one of {list(ROLES)}",
+                         file=str(path), row=int(np.argmax(bad_role)) + 2, field="role")
+    df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float)
+    if data is not None:
+        check_episodes(df, data, file=str(path))
+    return df
+
+
+def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> None:
+    """Raise :class:`InputError` unless every episode row is a non-train image its rater rated,
+    support rows carry the rater's own score, and support and queries of an episode are disjoint."""
+    rated = non_train_ratings(data).set_index(["rater_id", "image_id"])["score"]
+    keys = pd.MultiIndex.from_arrays([episodes["rater_id"].astype(str), episodes["image_id"].astype(str)])
+    known = keys.isin(rated.index)
+    if not known.all():
+        row = int(np.argmax(~known))
+        raise InputError(f"rater {episodes['rater_id'].iloc[row]!r} has no rating of a validation/test image "
+                         f"{episodes['image_id'].iloc[row]!r}", file=file, row=row + 2, field="image_id")
+    own = rated.reindex(keys).to_numpy(dtype=float)
+    support = (episodes["role"] == ROLES[0]).to_numpy()
+    wrong = support & ~np.isclose(episodes["score"].to_numpy(dtype=float), own)
+    if wrong.any():
+        raise InputError("support score differs from the rater's own score", file=file,
+                         row=int(np.argmax(wrong)) + 2, field="score")
+    dup = episodes.duplicated(["rater_id", "k", "episode", "image_id"]).to_numpy()
+    if dup.any():
+        raise InputError("an image appears twice in one episode (support and query must be disjoint)", file=file,
+                         row=int(np.argmax(dup)) + 2, field="image_id")
+
+
+
+def published_note(episodes: pd.DataFrame) -> str:
+    """What the dataset card says about the published ``piaa`` config of these episodes."""
+    counts = ", ".join(f"{r.n_raters} raters at k = {r.k}" for r in summarize(episodes).itertuples())
+    return (f"the personalized k-shot episodes of the piaa protocol ({DEFAULT_REPEATS} per rater, seed "
+            f"{DEFAULT_SEED}, k = {', '.join(map(str, DEFAULT_K))}; {counts or 'no rater qualifies'}), episodes "
+            f"fingerprint {fingerprint(episodes)}; the score column holds the rater's own score on support rows only")

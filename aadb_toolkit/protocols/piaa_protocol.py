@@ -1,0 +1,187 @@
+"""The ``piaa`` protocol: personalized k-shot aesthetics on AADB's rater ids (docs/protocols.md).
+
+A submission scores every query row of every episode (:mod:`aadb_toolkit.piaa.episodes`):
+``rater_id,k,episode,image_id,score``. Per episode, Spearman's ρ between the submission and the
+rater's *own* scores on the episode's queries; per rater, the mean over episodes; per k, the mean
+over raters with a percentile bootstrap CI over raters. Episodes whose own scores are constant have
+no ranking and are left out for every method; a method that predicts a constant within an
+episode gets ρ = 0 there (it ranks nothing). The same statistic is computed on the same queries
+for three references: the submitter's generic (unpersonalized) prediction when given, the mean of
+the image's other raters (leave-one-out), and the rater's own consistency as in Table 6 (ρ with
+the mean of all the image's raters, the rater's own rating included).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import sources
+from .._ranks import spearman
+from ..data import leave_one_out_mean, sha256_fingerprint
+from ..errors import InputError
+from ..piaa import episodes as ep
+from ..submissions import HEADER as IMAGE_HEADER
+from ..submissions import read_submission
+from . import PROTOCOLS, ScoreRequest
+from .results import Metric, Result, make_result
+
+#: The columns of a piaa submission (and of a generic file in the same layout).
+HEADER: tuple[str, ...] = (*ep.KEY_COLUMNS, "score")
+#: The references computed on the same queries as the submission (name → what it is).
+REFERENCES: dict[str, str] = {
+    "generic": "the submitter's unpersonalized prediction (--generic)",
+    "loo": "mean score of the image's other raters (leave-one-out)",
+    "consistency": "the rater's own consistency: ρ with the mean of all the image's raters (Table 6)",
+}
+
+
+def query_truth(data: sources.AADBData, episodes: pd.DataFrame) -> pd.DataFrame:
+    """The query rows with the rater's own score (``own``), the leave-one-out mean of the other
+    raters (``loo``) and the mean of all raters (``mean``) of each image."""
+    rated = ep.non_train_ratings(data)
+    rated = rated.assign(loo=leave_one_out_mean(rated["image_id"], rated["score"].to_numpy()),
+                         mean=rated.groupby("image_id")["score"].transform("mean").to_numpy())
+    q = ep.queries(episodes)
+    truth = rated.set_index(["rater_id", "image_id"])[["score", "loo", "mean"]]
+    keys = pd.MultiIndex.from_arrays([q["rater_id"].astype(str), q["image_id"].astype(str)])
+    if not keys.isin(truth.index).all():
+        raise InputError("an episode query is not a validation/test image its rater rated; the episodes do not "
+                         "belong to this data", field="episodes")
+    found = truth.reindex(keys)
+    return q[["rater_id", "k", "episode", "image_id"]].assign(
+        own=found["score"].to_numpy(), loo=found["loo"].to_numpy(), mean=found["mean"].to_numpy())
+
+
+def episode_rhos(queries: pd.DataFrame, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per (k, rater, episode): ρ of each method in ``values`` (arrays aligned with the
+    query rows) against the rater's own scores; NaN for every method where the own scores are
+    constant, 0 for a method constant in the episode (NaN-valued queries are left out)."""
+    own = queries["own"].to_numpy(dtype=float)
+    keys = queries[["k", "rater_id", "episode"]]
+    starts = np.flatnonzero(np.r_[True, (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)])
+    if keys.duplicated().sum() != len(keys) - len(starts):
+        raise InputError("episode query rows are not grouped by episode", field="episodes")
+    ends = np.r_[starts[1:], len(queries)]
+    rows = []
+    for a, b in zip(starts, ends):
+        row: dict[str, Any] = {"k": int(keys["k"].iat[a]), "rater_id": keys["rater_id"].iat[a],
+                               "episode": int(keys["episode"].iat[a]), "n_queries": int(b - a)}
+        truth_ok = np.unique(own[a:b]).size > 1
+        for name, v in values.items():
+            x, y = v[a:b], own[a:b]
+            keep = np.isfinite(x)
+            rho, status = spearman(x[keep], y[keep])
+            row[name] = (0.0 if status == "constant_x" else rho) if truth_ok else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rater_table(per_episode: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Per (k, rater): episodes with a defined ρ and the mean ρ over them for each method."""
+    g = per_episode.groupby(["k", "rater_id"], sort=True)
+    out = g[methods].mean()
+    out["n_episodes"] = g[methods[0]].count()
+    out["n_queries"] = g["n_queries"].first()
+    return out.reset_index()
+
+
+def _mean_ci(values: np.ndarray, n_boot: int, seed: int) -> Metric:
+    """The mean over raters with a percentile bootstrap 95% interval over raters."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return Metric(None)
+    if n_boot <= 0 or values.size < 2:
+        return Metric(float(values.mean()))
+    means = values[np.random.default_rng(seed).integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return Metric(float(values.mean()), float(lo), float(hi), 0.95)
+
+
+def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.ndarray, *,
+             generic: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+             submission_sha256: str) -> Result:
+    """Score predictions aligned with the query rows of ``episodes`` (the library entry point)."""
+    p = PROTOCOLS["piaa"]
+    q = query_truth(data, episodes)
+    values = {"rho": np.asarray(predictions, dtype=float), "loo_rho": q["loo"].to_numpy(dtype=float),
+              "consistency_rho": q["mean"].to_numpy(dtype=float)}
+    if generic is not None:
+        values["generic_rho"] = np.asarray(generic, dtype=float)
+    methods = list(values)
+    table = rater_table(episode_rhos(q, values), methods)
+    metrics: dict[str, Metric] = {}
+    ks = sorted(int(k) for k in table["k"].unique())
+    for k in ks:
+        t = table[(table["k"] == k) & (table["n_episodes"] > 0)]
+        for m in methods:
+            metrics[f"{m}_k{k}"] = _mean_ci(t[m].to_numpy(dtype=float), n_boot, seed)
+        if generic is not None:
+            both = t[["rho", "generic_rho"]].dropna()
+            metrics[f"share_beats_generic_k{k}"] = Metric(float((both["rho"] > both["generic_rho"]).mean())
+                                                          if len(both) else None)
+        metrics[f"n_raters_k{k}"] = Metric(float(len(t)))
+    main = [metrics[f"rho_k{k}"].value for k in ks if metrics[f"rho_k{k}"].value is not None]
+    metrics = {p.main_metric: Metric(float(np.mean(main)) if main else None), **metrics}
+    raters = [{key: (v.item() if hasattr(v, "item") else v) for key, v in rec.items()}
+              for rec in table.to_dict("records")]
+    return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
+                       data_fingerprint=fingerprint(data, episodes), submission_sha256=submission_sha256,
+                       n_images=int(q["image_id"].nunique()), seed=seed, n_boot=n_boot, dataset="aadb",
+                       split="validation+test", provenance=data.provenance,
+                       details={"ks": ks, "n_query_rows": int(len(q)), "episodes": ep.fingerprint(episodes),
+                                "references": {k: v for k, v in REFERENCES.items()
+                                               if k != "generic" or generic is not None},
+                                "main_metric_rule": "mean over k of the per-k mean over raters of rho",
+                                "raters": raters})
+
+
+def fingerprint(data: sources.AADBData, episodes: pd.DataFrame) -> str:
+    """Fingerprint of what the protocol reads: the episodes and every rating of a validation or
+    test image (the own scores and the references' means)."""
+    rows = ep.non_train_ratings(data).itertuples(index=False, name=None)
+    return sha256_fingerprint([f"piaa\n{ep.fingerprint(episodes)}\n",
+                               *(f"{image_id}\t{rater_id}\t{s:.9f}\n" for rater_id, image_id, s in rows)])
+
+
+def read_predictions(path: str | Path, episodes: pd.DataFrame, *, max_bytes: int, what: str = "submission"):
+    """A piaa-layout file aligned with the query rows; for a generic file also the plain
+    ``image_id,score`` layout (one row per query image), spread over the episodes."""
+    keys = ep.query_keys(episodes)
+    if what == "generic" and _first_line(path) == ",".join(IMAGE_HEADER):
+        q = ep.queries(episodes)
+        ids = sorted(q["image_id"].astype(str).unique())
+        sub = read_submission(path, ids, max_bytes=max_bytes, split_name="episodes' query images")
+        return sub.scores.reindex(q["image_id"].astype(str)).to_numpy(dtype=float), sub.sha256
+    sub = read_submission(path, keys, max_bytes=max_bytes, split_name="piaa episodes' queries", header=HEADER,
+                          unit="query row")
+    return sub.scores.to_numpy(dtype=float), sub.sha256
+
+
+def _first_line(path: str | Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.readline(256).decode("utf-8", "replace").lstrip("\ufeff").strip()
+    except OSError:
+        return ""
+
+
+def score(request: ScoreRequest) -> Result:
+    """Score a piaa submission (``request.data``: an AADB source; episodes from ``request.episodes``
+    or the protocol's default episodes of that data)."""
+    data = sources.load(request.data)
+    if request.episodes is not None:
+        episodes = ep.read_episodes(request.episodes, data)
+    else:
+        episodes = ep.make_episodes(data)
+    if ep.queries(episodes).empty:
+        raise InputError("no rater qualifies for any episode: the piaa protocol has nothing to score", field="episodes")
+    predictions, sha = read_predictions(request.submission, episodes, max_bytes=request.max_bytes)
+    generic = None
+    if request.generic is not None:
+        generic, _ = read_predictions(request.generic, episodes, max_bytes=request.max_bytes, what="generic")
+    return evaluate(data, episodes, predictions, generic=generic, n_boot=request.n_boot, seed=request.seed,
+                    submission_sha256=sha)

@@ -1,0 +1,34 @@
+"""Hand-made rating tables for the piaa tests: every rater's images and scores are chosen by the
+test, so eligibility and ρ values can be computed by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from aadb_toolkit.sources import AADBData
+
+
+def make_data(ratings: list[tuple[str, str, float]], splits: dict[str, str]) -> AADBData:
+    """An AADBData from (rater_id, image_id, score) triples and image_id → split."""
+    images = pd.DataFrame({"image_id": list(splits), "split": list(splits.values())})
+    r = pd.DataFrame(ratings, columns=["rater_id", "image_id", "score"])
+    r.insert(0, "batch_id", "B" + r["image_id"])  # one batch per image: enough for the key columns
+    means = r.groupby("image_id")["score"].mean()
+    images["score_mean"] = images["image_id"].map(means).astype(float)
+    images["score"] = (images["score_mean"] - 1) / 4
+
+    def read(image_id: str) -> bytes:
+        raise KeyError(image_id)
+
+    return AADBData(images=images, ratings=r, origin="hand-made", read_image_bytes=read)
+
+
+def workload_data(counts: dict[str, tuple[int, int]]) -> AADBData:
+    """Raters with (n train images, n validation/test images) each; scores cycle 1..5."""
+    ratings, splits = [], {}
+    for rater, (n_train, n_other) in counts.items():
+        for i in range(n_train + n_other):
+            image = f"{rater}_img{i:04d}"
+            splits[image] = "train" if i < n_train else ("validation" if i % 2 else "test")
+            ratings.append((rater, image, float(1 + (i * 7 + len(rater)) % 5)))
+    return make_data(ratings, splits)

@@ -1,0 +1,48 @@
+"""The piaa flow through the CLI on the tiny curated fixture: train a generic run, draw episodes,
+personalize, score with the generic reference, and see the piaa board on the leaderboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aadb_toolkit.cli import main
+from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.sources import load
+
+BASELINES = Path(__file__).resolve().parents[2] / "baselines"
+
+pytestmark = pytest.mark.filterwarnings("ignore:no --init-weights")
+
+
+def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(BASELINES / "reg.toml"), "--data", str(tiny_curated), "--out", str(run),
+                 "--image-size", "64", "--epochs", "1", "--set", "model.width=0.0625", "--set", "optim.batch_size=16",
+                 "--no-progress"]) == 0
+    episodes, preds, generic = tmp_path / "episodes.csv", tmp_path / "preds.csv", tmp_path / "generic.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(episodes), "--k", "10",
+                 "--repeats", "3"]) == 0
+    assert main(["personalize", "--run", str(run), "--data", str(tiny_curated), "--episodes", str(episodes),
+                 "--out", str(preds), "--generic-out", str(generic)]) == 0
+    table = ep.read_episodes(episodes, load(tiny_curated))
+    sub = pd.read_csv(preds, dtype={"rater_id": str, "image_id": str})
+    assert list(sub.columns) == ["rater_id", "k", "episode", "image_id", "score"]
+    assert len(sub) == len(ep.queries(table)) and np.isfinite(sub["score"]).all()
+    db, out = tmp_path / "lb.sqlite", tmp_path / "result.json"
+    capsys.readouterr()
+    assert main(["score", "--protocol", "piaa", "--submission", str(preds), "--data", str(tiny_curated),
+                 "--episodes", str(episodes), "--generic", str(generic), "--out", str(out), "--n-boot", "50",
+                 "--leaderboard", str(db), "--name", "ridge on fc7"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["protocol"]["name"] == "piaa"
+    for m in ("rho_k10", "generic_rho_k10", "loo_rho_k10", "consistency_rho_k10", "share_beats_generic_k10"):
+        assert doc["metrics"][m]["value"] is not None, m
+    assert doc["metrics"]["n_raters_k10"]["value"] == len(ep.qualifying_raters(load(tiny_curated), 10))
+    assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "site")]) == 0
+    board = (tmp_path / "site" / "piaa.md").read_text()
+    assert "ridge on fc7" in board and "share_beats_generic_k10" in board

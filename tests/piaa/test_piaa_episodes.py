@@ -1,0 +1,116 @@
+"""The k-shot episodes: eligibility, determinism, disjoint support and queries, no train image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from piaa_data import workload_data
+
+from aadb_toolkit.cli import main
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.piaa import episodes as ep
+
+
+@pytest.fixture(scope="module")
+def data():
+    # qualify at k=10 needs >= 20 non-train ratings, at k=100 >= 110; train ratings never count
+    return workload_data({"Ra": (50, 19), "Rb": (0, 20), "Rc": (5, 110), "Rd": (300, 109), "Re": (0, 45)})
+
+
+def test_eligibility_threshold_counts_only_non_train_ratings(data):
+    assert sorted(ep.qualifying_raters(data, 10).index) == ["Rb", "Rc", "Rd", "Re"]
+    assert sorted(ep.qualifying_raters(data, 100).index) == ["Rc"]
+    table = ep.make_episodes(data, ks=(10, 100), repeats=3)
+    assert sorted(table.loc[table["k"] == 10, "rater_id"].unique()) == ["Rb", "Rc", "Rd", "Re"]
+    assert sorted(table.loc[table["k"] == 100, "rater_id"].unique()) == ["Rc"]
+    s = ep.summarize(table).set_index("k")
+    assert s.loc[10, "n_raters"] == 4 and s.loc[10, "n_episodes"] == 12 and s.loc[100, "n_episodes"] == 3
+
+
+def test_support_and_queries_disjoint_cover_the_raters_non_train_images(data):
+    table = ep.make_episodes(data, ks=(10, 100), repeats=4, seed=3)
+    split = data.images.set_index("image_id")["split"]
+    assert not (table["image_id"].map(split) == "train").any()
+    rated = data.ratings.groupby("rater_id")["image_id"].apply(set)
+    for (rater, k, e), part in table.groupby(["rater_id", "k", "episode"]):
+        support = set(part.loc[part["role"] == "support", "image_id"])
+        query = set(part.loc[part["role"] == "query", "image_id"])
+        assert len(support) == k and not support & query
+        non_train = {i for i in rated[rater] if split[i] != "train"}
+        assert support | query == non_train and len(query) >= ep.MIN_QUERIES
+        own = data.ratings.set_index(["rater_id", "image_id"])["score"]
+        sup = part[part["role"] == "support"]
+        assert np.array_equal(sup["score"].to_numpy(), own.loc[list(zip(sup["rater_id"], sup["image_id"]))].to_numpy())
+        assert part.loc[part["role"] == "query", "score"].isna().all()
+
+
+def test_episodes_are_deterministic_by_seed_and_differ_across_seeds_and_episodes(data):
+    a = ep.make_episodes(data, repeats=5, seed=7)
+    b = ep.make_episodes(data, repeats=5, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    assert ep.fingerprint(a) == ep.fingerprint(b)
+    c = ep.make_episodes(data, repeats=5, seed=8)
+    assert ep.fingerprint(c) != ep.fingerprint(a)
+    sup = a[(a["role"] == "support") & (a["rater_id"] == "Re")].groupby("episode")["image_id"].apply(frozenset)
+    assert sup.nunique() > 1  # repeats draw different support sets
+
+
+def test_a_raters_episodes_do_not_depend_on_other_raters(data):
+    full = ep.make_episodes(data, repeats=3)
+    alone = ep.make_episodes(workload_data({"Re": (0, 45)}), repeats=3)
+    mine = full[full["rater_id"] == "Re"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, alone)
+
+
+def test_csv_round_trip_and_check_against_data(tmp_path, data):
+    table = ep.make_episodes(data, repeats=2)
+    path = ep.write_episodes(table, tmp_path / "e.csv")
+    back = ep.read_episodes(path, data)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    bad = table.copy()
+    bad.loc[bad.index[0], "score"] = bad["score"].iloc[0] % 5 + 1  # a support score that is not the rater's
+    ep.write_episodes(bad, tmp_path / "bad.csv")
+    with pytest.raises(InputError, match="row 2.*own score"):
+        ep.read_episodes(tmp_path / "bad.csv", data)
+
+
+def test_bad_parameters_are_refused(data):
+    with pytest.raises(InputError, match="k must be"):
+        ep.make_episodes(data, ks=(0,))
+    with pytest.raises(InputError, match="repeats"):
+        ep.make_episodes(data, repeats=0)
+
+
+def test_cli_writes_episodes(tmp_path, tiny_curated, capsys):
+    out = tmp_path / "episodes.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(out), "--k", "10", "--repeats",
+                 "2"]) == 0
+    text = capsys.readouterr().out
+    assert "k = 10:" in text and out.is_file()
+    assert out.read_text().splitlines()[0] == "rater_id,k,episode,image_id,role,score"
+
+
+def test_malformed_episode_files_name_row_and_field(tmp_path, data):
+    table = ep.make_episodes(data, repeats=1)
+    path = tmp_path / "e.csv"
+    ep.write_episodes(table, path)
+    lines = path.read_text().splitlines()
+    (tmp_path / "cols.csv").write_text("rater,k\n")
+    with pytest.raises(InputError, match="cols.csv, row 1: columns are"):
+        ep.read_episodes(tmp_path / "cols.csv")
+    bad = list(lines)
+    bad[3] = bad[3].replace(",10,", ",ten,", 1)
+    (tmp_path / "k.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 4, field 'k': k is not an integer"):
+        ep.read_episodes(tmp_path / "k.csv")
+    bad = list(lines)
+    bad[2] = bad[2].replace(",support,", ",shot,")
+    (tmp_path / "role.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 3, field 'role'"):
+        ep.read_episodes(tmp_path / "role.csv")
+    bad = list(lines)
+    bad[5] = bad[5].replace("Rb_img", "Rz_img")
+    (tmp_path / "img.csv").write_text("\n".join(bad) + "\n")
+    with pytest.raises(InputError, match="row 6, field 'image_id'"):
+        ep.read_episodes(tmp_path / "img.csv", data)

@@ -1,0 +1,94 @@
+"""A result document says what was scored and how: the model's identity (from the sidecar
+`aadb predict` writes beside its CSV), the environment, the evaluation time, and a CI for every
+headline metric (the ``human`` protocol's included)."""
+
+import json
+import platform
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aadb_toolkit import sources
+from aadb_toolkit.cli import main
+from aadb_toolkit.protocols import score_submission
+from aadb_toolkit.protocols.results import Result, environment, read_result, write_result
+from aadb_toolkit.submissions import write_submission
+
+
+def _noisy_predictions(data, seed=0):
+    test = data.split("test")
+    rng = np.random.default_rng(seed)
+    return pd.Series(test["score_mean"].to_numpy() + rng.normal(0, 0.4, len(test)), index=test["image_id"])
+
+
+def test_environment_names_versions_and_the_checkout_commit():
+    env = environment()
+    assert env["python"] == platform.python_version()
+    assert env["numpy"] == np.__version__
+    import torch
+
+    assert env["torch"] == torch.__version__.split("+")[0] or env["torch"] == torch.__version__
+    assert env["git_commit"] is None or len(env["git_commit"]) == 40
+    assert env["platform"] == sys.platform
+
+
+def test_result_records_environment_and_evaluation_time_and_round_trips(tiny_curated, tmp_path):
+    data = sources.load(tiny_curated)
+    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    r = score_submission("aadb", sub, tiny_curated, n_boot=50, seed=0)
+    doc = r.to_dict()
+    assert doc["environment"]["numpy"] == np.__version__
+    assert doc["evaluation"]["seconds"] >= 0 and doc["evaluation"]["finished_utc"]
+    assert doc["model"] is None  # a bare CSV: nothing says which model made it
+    back = Result.from_dict(json.loads(json.dumps(doc)))
+    assert back.environment == r.environment and back.evaluation == r.evaluation
+
+
+def test_every_headline_metric_of_the_human_protocol_has_a_ci(tiny_curated, tmp_path):
+    data = sources.load(tiny_curated)
+    r = score_submission("human", write_submission(tmp_path / "s.csv", _noisy_predictions(data)), tiny_curated,
+                         n_boot=200, seed=0)
+    for name in ("share_beaten", "spearman"):
+        m = r.metrics[name]
+        assert m.ci_level == 0.95 and m.ci_low <= m.value <= m.ci_high, name
+    assert r.metrics["share_beaten"].ci_low < r.metrics["share_beaten"].ci_high
+    groups = [k for k in r.metrics if k.endswith("_share_beaten") and k.startswith("workers_gt")]
+    assert all(r.metrics[k].ci_level == 0.95 for k in groups if r.metrics[k].value is not None)
+    again = score_submission("human", tmp_path / "s.csv", tiny_curated, n_boot=200, seed=0)
+    assert again.metrics["share_beaten"] == r.metrics["share_beaten"]  # seeded
+
+
+@pytest.mark.slow
+def test_predict_sidecar_carries_the_model_identity_into_the_result(tiny_curated, tmp_path, capsys):
+    run, csv, out = tmp_path / "run", tmp_path / "preds.csv", tmp_path / "result.json"
+    assert main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--image-size", "64",
+                 "--epochs", "1", "--set", "model.width=0.0625", "--no-progress"]) == 0
+    assert main(["predict", "--run", str(run), "--data", str(tiny_curated), "--out", str(csv)]) == 0
+    sidecar = json.loads((tmp_path / "preds.csv.model.json").read_text())
+    assert sidecar["name"] == "reg" and len(sidecar["config_sha256"]) == 64 and sidecar["run_id"]
+    assert sidecar["split"] == "test" and sidecar["weights"] == "best"
+    assert main(["score", "--submission", str(csv), "--protocol", "aadb", "--data", str(tiny_curated),
+                 "--out", str(out), "--n-boot", "20"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"]["name"] == "reg" and doc["model"]["run_id"] == sidecar["run_id"]
+    assert doc["model"]["config_sha256"] == sidecar["config_sha256"]
+    assert read_result(out).model == doc["model"]
+    write_result(tmp_path / "again.json", read_result(out))
+    assert json.loads((tmp_path / "again.json").read_text())["model"] == doc["model"]
+
+
+def test_the_cross_dataset_headline_metric_has_a_ci():
+    from aadb_toolkit.protocols.cross_dataset_protocol import CELLS, evaluate
+
+    rng = np.random.default_rng(1)
+    truths = {t: pd.Series(rng.normal(size=60), index=[f"{t}{i}" for i in range(60)]) for t in ("aadb", "ava")}
+    preds = {c: truths[c.split("->")[1]] + rng.normal(0, 1.0, 60) for c in CELLS}
+    r = evaluate(truths, preds, n_boot=300, seed=0, fingerprint="f", submission_sha256="s")
+    m = r.metrics["mean_transfer_rho"]
+    assert m.ci_level == 0.95 and m.ci_low < m.value < m.ci_high
+    cells = [r.metrics["rho[aadb->ava]"], r.metrics["rho[ava->aadb]"]]
+    assert m.ci_high - m.ci_low < max(c.ci_high - c.ci_low for c in cells)  # averaging two independent cells
+    assert evaluate(truths, preds, n_boot=0, seed=0, fingerprint="f", submission_sha256="s").metrics[
+        "mean_transfer_rho"].ci_low is None
