@@ -1,5 +1,6 @@
-"""Readers for the AVA data set (Murray et al., CVPR 2012) in its standard distribution, and a
-synthetic AVA-format generator for tests (a test instrument, never presented as AVA).
+"""Readers for the AVA data set (Murray et al., CVPR 2012) in its standard distribution, and its
+adapter to the toolkit's data model (:func:`load_ava_source`: AVA as a training and prediction
+source). The synthetic AVA is written by :func:`aadb_toolkit.simulate.write_synthetic_ava`.
 
 Files read (relative to the AVA root folder):
 
@@ -10,6 +11,7 @@ Files read (relative to the AVA root folder):
   line. The training images are all other images of ``AVA.txt``.
 - ``style_image_lists/``: ``train.jpgl`` + ``train.lab`` (one style id per image),
   ``test.jpgl`` + ``test.multilab`` (14 binary columns per image), ``styles.txt``.
+- ``images/<id>.jpg``: the photos (read only by :func:`load_ava_source`).
 
 The toolkit's AVA validation set (used to choose the binary threshold τ of the ``ava`` protocol) is
 a deterministic held-out part of the training ids: an id belongs to it when
@@ -20,16 +22,22 @@ a deterministic held-out part of the training ids: an id belongs to it when
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ._atomic import atomic_dir
 from .data import sha256_fingerprint
 from .errors import InputError, SourceError
+
+if TYPE_CHECKING:
+    from .data import AADBData
+
+log = logging.getLogger(__name__)
 
 AVA_TXT = "AVA.txt"
 TAGS_TXT = "tags.txt"
@@ -40,6 +48,16 @@ STYLE_DIR = "style_image_lists"
 STYLE_NAMES = ("Complementary_Colors", "Duotones", "HDR", "Image_Grain", "Light_On_White", "Long_Exposure",
                "Macro", "Motion_Blur", "Negative_Image", "Rule_of_Thirds", "Shallow_DOF", "Silhouettes",
                "Soft_Focus", "Vanishing_Point")
+#: The images-table columns of the style labels (1/0, NaN where an image has no style annotation).
+STYLE_COLUMNS = tuple(f"style_{n.lower()}" for n in STYLE_NAMES)
+#: The paper's 8 AVA content categories (§4.4, after Lu et al.), matched to ``tags.txt`` by name.
+CONTENT_CATEGORIES = ("Animals", "Architecture", "Cityscape", "Floral", "Food and Drink", "Landscape",
+                      "Portraiture", "Still Life")
+#: The images-table column of the content category (index into CONTENT_CATEGORIES, NaN = none).
+CATEGORY_COLUMN = "semantic_category"
+IMAGE_DIR = "images"
+#: Written by the synthetic AVA generator; its presence marks a folder as synthetic.
+SYNTHETIC_MARKER = "SYNTHETIC_AVA.json"
 VOTE_COLUMNS = tuple(f"votes_{k}" for k in range(1, 11))
 #: Columns of the table :func:`read_ava_txt` returns.
 AVA_COLUMNS = ("index", "image_id", *VOTE_COLUMNS, "tag1", "tag2", "challenge_id", "n_votes", "mean_score")
@@ -286,51 +304,154 @@ def load_ava(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] 
     return AVAData(root=root, table=table, test_ids=test_ids, tags=tags, challenges=challenges)
 
 
-def write_synthetic_ava(out: str | os.PathLike[str], n_images: int, seed: int = 0, *,
-                        test_fraction: float = 0.08) -> Path:
-    """Write a synthetic AVA-format folder (every file the readers read) of ``n_images`` images
-    with random vote histograms around a latent quality; also ``synthetic_quality.csv`` (the
-    planted latent quality per id). A test instrument, not AVA."""
-    if n_images < 10:
-        raise ValueError("n_images must be at least 10")
-    rng = np.random.default_rng(seed)
-    ids = np.sort(rng.choice(np.arange(1, max(10 * n_images, 1000)), size=n_images, replace=False))
-    quality = rng.normal(5.4, 0.75, n_images)
-    n_votes = rng.integers(78, 550, n_images)
-    grid = np.arange(1, 11)
-    lines = []
-    votes_all = np.empty((n_images, 10), dtype=np.int64)
-    for i in range(n_images):
-        p = np.exp(-0.5 * ((grid - quality[i]) / 1.45) ** 2)
-        votes_all[i] = rng.multinomial(n_votes[i], p / p.sum())
-    n_tags = rng.integers(0, 3, n_images)
-    tags = rng.integers(1, 67, (n_images, 2))
-    tags[n_tags < 2, 1] = 0
-    tags[n_tags < 1, 0] = 0
-    challenge = rng.integers(1, 1400, n_images)
-    for i in range(n_images):
-        lines.append(" ".join(str(v) for v in (i + 1, ids[i], *votes_all[i], *tags[i], challenge[i])))
-    str_ids = [str(i) for i in ids]
-    is_test = rng.random(n_images) < test_fraction
-    with atomic_dir(out) as d:
-        (d / AVA_TXT).write_text("\n".join(lines) + "\n")
-        (d / TAGS_TXT).write_text("".join(f"{k} synthetic_tag_{k:02d}\n" for k in range(1, 67)))
-        (d / CHALLENGES_TXT).write_text("".join(f"{k} synthetic_challenge_{k}\n" for k in range(1, 1400)))
-        (d / AESTHETICS_LIST_DIR).mkdir()
-        (d / STANDARD_TEST_LIST).write_text("".join(f"{i}\n" for i, t in zip(str_ids, is_test) if t))
-        (d / AESTHETICS_LIST_DIR / "generic_ls_train.jpgl").write_text(
-            "".join(f"{i}\n" for i, t in zip(str_ids, is_test) if not t))
-        style = d / STYLE_DIR
-        style.mkdir()
-        (style / "styles.txt").write_text("".join(f"{k} {n}\n" for k, n in enumerate(STYLE_NAMES, start=1)))
-        pick = rng.permutation(n_images)[: max(4, n_images // 20)]
-        half = len(pick) // 2
-        (style / "train.jpgl").write_text("".join(f"{str_ids[j]}\n" for j in pick[:half]))
-        (style / "train.lab").write_text("".join(f"{int(rng.integers(1, 15))}\n" for _ in pick[:half]))
-        (style / "test.jpgl").write_text("".join(f"{str_ids[j]}\n" for j in pick[half:]))
-        multilab = rng.random((len(pick) - half, len(STYLE_NAMES))) < 0.15
-        (style / "test.multilab").write_text("".join(" ".join(str(int(v)) for v in row) + "\n" for row in multilab))
-        pd.DataFrame({"image_id": str_ids, "latent_quality": quality}).to_csv(d / "synthetic_quality.csv", index=False)
-        (d / "README.txt").write_text("Synthetic AVA-format data written by aadb_toolkit.ava.write_synthetic_ava "
-                                      f"(n_images={n_images}, seed={seed}). A test instrument: NOT the AVA data set.\n")
-    return Path(out)
+# --- AVA as a training and prediction source ------------------------------------------------
+
+def _norm_name(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def category_codes(table: pd.DataFrame, tags: dict[int, str]) -> np.ndarray:
+    """Per image, the index in :data:`CONTENT_CATEGORIES` of its first tag that is one of them
+    (tags matched by name in ``tags.txt``), NaN when neither tag is."""
+    wanted = {_norm_name(c): k for k, c in enumerate(CONTENT_CATEGORIES)}
+    tag_to_cat = {tid: wanted[_norm_name(n)] for tid, n in tags.items() if _norm_name(n) in wanted}
+    top = max(max(tags, default=0), int(table["tag1"].to_numpy().max(initial=0)),
+              int(table["tag2"].to_numpy().max(initial=0)))
+    lookup = np.full(top + 1, np.nan)
+    for tid, k in tag_to_cat.items():
+        lookup[tid] = k
+    first = lookup[table["tag1"].to_numpy()]
+    second = lookup[table["tag2"].to_numpy()]
+    return np.where(np.isnan(first), second, first)
+
+
+def style_matrix(styles: StyleLists | None, image_ids: pd.Series) -> np.ndarray:
+    """An (n, 14) float matrix of style labels in :data:`STYLE_NAMES` order: the style test list's
+    multi-labels, the style training list's single label as one-hot (its image shows that style and
+    was not entered for the others), NaN for images on neither list. Listed ids missing from
+    ``AVA.txt`` are logged with their ids."""
+    out = np.full((len(image_ids), len(STYLE_NAMES)), np.nan)
+    if styles is None:
+        return out
+    column = _style_columns(styles.styles)
+    row_of = pd.Series(np.arange(len(image_ids)), index=image_ids.to_numpy())
+    unknown: list[str] = []
+    train = np.zeros((len(styles.train_ids), len(STYLE_NAMES)))
+    train[np.arange(len(styles.train_ids)), [column[int(s)] for s in styles.train_labels]] = 1.0
+    test = np.zeros((len(styles.test_ids), len(STYLE_NAMES)))
+    for j, sid in enumerate(sorted(styles.styles)):
+        if j < styles.test_labels.shape[1]:
+            test[:, column[sid]] = styles.test_labels[:, j]
+    for ids, labels in ((styles.train_ids, train), (styles.test_ids, test)):
+        rows = row_of.reindex(ids)
+        known = rows.notna().to_numpy()
+        unknown += [i for i, k in zip(ids, known) if not k]
+        r = rows[known].to_numpy(dtype=np.int64)
+        out[r] = np.fmax(out[r], labels[known])
+    if unknown:
+        log.warning("%d id(s) of the style lists are not in %s and were not used, e.g. %s", len(unknown), AVA_TXT,
+                    unknown[:20])
+    return out
+
+
+def _style_columns(styles: dict[int, str]) -> dict[int, int]:
+    """styles.txt id → position in STYLE_NAMES (by name; by id order when the names differ)."""
+    by_name = {_norm_name(n): k for k, n in enumerate(STYLE_NAMES)}
+    named = {sid: by_name.get(_norm_name(n)) for sid, n in styles.items()}
+    if all(v is not None for v in named.values()) and len(set(named.values())) == len(named):
+        return {sid: int(v) for sid, v in named.items()}  # type: ignore[arg-type]
+    if len(styles) != len(STYLE_NAMES):
+        raise InputError(f"expected the {len(STYLE_NAMES)} AVA styles, found {len(styles)}",
+                         file=f"{STYLE_DIR}/styles.txt")
+    return {sid: k for k, sid in enumerate(sorted(styles))}
+
+
+def images_table(data: AVAData) -> pd.DataFrame:
+    """The canonical images table of an AVA folder: image_id, split (the standard test list is
+    ``test``; the toolkit's validation ids, :func:`is_validation_id`, are ``validation``; the rest
+    ``train``), score (mean vote rescaled to [0, 1]), score_mean (1–10), n_ratings (votes), the
+    style columns, the content category and the image path."""
+    t = data.table
+    ids = t["image_id"]
+    split = np.where(ids.isin(set(data.test_ids)), "test",
+                     np.where(ids.map(is_validation_id).to_numpy(dtype=bool), "validation", "train"))
+    mean = t["mean_score"].to_numpy(dtype=float)
+    images = pd.DataFrame({"image_id": ids.astype(str), "split": split.astype(object), "score": (mean - 1.0) / 9.0,
+                           "score_mean": mean, "n_ratings": t["n_votes"].to_numpy(dtype=np.int64)})
+    style_dir = data.root / STYLE_DIR
+    labels = style_matrix(read_style_lists(style_dir) if style_dir.is_dir() else None, images["image_id"])
+    for k, col in enumerate(STYLE_COLUMNS):
+        images[col] = labels[:, k]
+    images[CATEGORY_COLUMN] = category_codes(t, data.tags)
+    images["path"] = IMAGE_DIR + "/" + images["image_id"] + ".jpg"
+    return images
+
+
+def check_image_files(root: Path, image_ids: pd.Series) -> None:
+    """Raise an InputError naming every id (up to 20, and the count) whose ``images/<id>.jpg`` is
+    missing or empty; log image files that have no line in ``AVA.txt``. One directory scan, so it
+    is cheap at AVA's 255,000 images."""
+    folder = root / IMAGE_DIR
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: no images folder (AVA photos are read from {IMAGE_DIR}/<id>.jpg)")
+    sizes: dict[str, int] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".jpg"):
+                sizes[entry.name[:-4]] = entry.stat().st_size
+    wanted = set(image_ids)
+    missing = [i for i in image_ids if i not in sizes]
+    empty = [i for i in image_ids if sizes.get(i) == 0]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} image(s) listed in {AVA_TXT} have no file {IMAGE_DIR}/<id>.jpg: "
+                        f"ids {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
+    if empty:
+        problems.append(f"{len(empty)} image file(s) are empty (corrupt): ids {', '.join(empty[:20])}"
+                        f"{' …' if len(empty) > 20 else ''}")
+    if problems:
+        raise InputError("; ".join(problems) + ". Restore the files, or remove their lines from AVA.txt "
+                         "(see docs/ava.md)", file=str(folder))
+    stray = sorted(set(sizes) - wanted)
+    if stray:
+        log.warning("%s: %d image file(s) have no line in %s and are not used, e.g. %s", folder, len(stray),
+                    AVA_TXT, stray[:20])
+
+
+def is_synthetic_ava(root: str | os.PathLike[str]) -> bool:
+    """Whether an AVA folder was written by the toolkit's synthetic generator (a test instrument)."""
+    return (Path(root) / SYNTHETIC_MARKER).is_file()
+
+
+def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None,
+                    check_files: bool = True) -> "AADBData":
+    """An AVA folder as the toolkit's data model (:class:`aadb_toolkit.sources.AADBData`): the
+    images table of :func:`images_table`, an empty ratings table (AVA has no rater ids), and the
+    photos from ``images/<id>.jpg``. Missing or empty image files are an error naming their ids."""
+    from .data import AADBData, Provenance
+
+    data = load_ava(root, test_list=test_list)
+    images = images_table(data)
+    no_votes = images.loc[images["n_ratings"] == 0, "image_id"].tolist()
+    if no_votes:
+        raise InputError(f"{len(no_votes)} image(s) have no votes, e.g. {no_votes[:20]}", file=str(data.root / AVA_TXT))
+    if check_files:
+        check_image_files(data.root, images["image_id"])
+    folder = data.root / IMAGE_DIR
+    known = set(images["image_id"])
+
+    def read(image_id: str) -> bytes:
+        if image_id not in known:
+            raise KeyError(f"unknown image_id {image_id!r} in {data.root}")
+        return (folder / f"{image_id}.jpg").read_bytes()
+
+    from . import schema
+
+    ratings = pd.DataFrame({c: pd.Series([], dtype=float if c == "score" or c in schema.ATTRIBUTES else object)
+                            for c in schema.RATING_COLUMNS})
+    test_name = Path(test_list).stem if test_list is not None else Path(STANDARD_TEST_LIST).stem
+    provenance = Provenance(origin=str(data.root), kind="ava", synthetic=is_synthetic_ava(data.root),
+                            test_list=test_name)
+    return AADBData(images=images, ratings=ratings, origin=str(data.root), read_image_bytes=read,
+                    provenance=provenance)
+

@@ -25,7 +25,7 @@ RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
 #: Prefix of the dataset label of synthetic data and of every result computed on it.
 SYNTHETIC_PREFIX: str = "synthetic-"
 #: Kinds of source a loader can record in :attr:`Provenance.kind`.
-SOURCE_KINDS: tuple[str, ...] = ("curated", "published", "hub", "memory")
+SOURCE_KINDS: tuple[str, ...] = ("curated", "published", "hub", "memory", "ava")
 
 
 def sha256_fingerprint(payload: bytes | str | Iterable[bytes | str]) -> str:
@@ -57,8 +57,10 @@ class Provenance:
 
     @property
     def dataset_label(self) -> str:
-        """How results name this data: ``"aadb"``, or ``"synthetic-aadb"`` for simulated data."""
-        return f"{SYNTHETIC_PREFIX}aadb" if self.synthetic else "aadb"
+        """How results name this data: ``"aadb"``, or ``"ava"`` for an AVA folder; prefixed
+        ``"synthetic-"`` for simulated data."""
+        base = "ava" if self.kind == "ava" else "aadb"
+        return f"{SYNTHETIC_PREFIX}{base}" if self.synthetic else base
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as result documents record it."""

@@ -20,19 +20,24 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 
 
 def load(source: str | Path) -> AADBData:
-    """Load a curated folder, a published dataset folder, or a Hub repo id (``ORG/NAME``): the one
-    place (with the CLI and demo that call it) where a path or Hub id becomes data."""
+    """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
+    ``AVA.txt``), or a Hub repo id (``ORG/NAME``): the one place (with the CLI and demo that
+    call it) where a path or Hub id becomes data."""
     path = Path(source)
     if path.is_dir():
         if (path / schema.CURATED_MANIFEST).is_file():
             return load_curated(path)
+        from . import ava
+
+        if (path / ava.AVA_TXT).is_file():
+            return ava.load_ava_source(path)
         from . import hub
 
         if hub.is_published_folder(path):
             return hub.load_published(path)
         raise SourceError(
-            f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}) nor a published dataset "
-            "folder (no README.md with dataset configs)"
+            f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}), a published dataset "
+            "folder (no README.md with dataset configs) nor an AVA folder (no AVA.txt)"
         )
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")

@@ -19,6 +19,7 @@ from ..errors import AADBError
 #: command name → (module, one-line help). The registry is data; add a command by adding a row.
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("aadb_toolkit.cli.simulate", "write a synthetic AADB release (a test instrument, not AADB)"),
+    "simulate-ava": ("aadb_toolkit.cli.simulate_ava", "write a synthetic AVA with images (a test instrument, not AVA)"),
     "curate": ("aadb_toolkit.cli.curate", "curate a raw AADB release into validated tables"),
     "publish": ("aadb_toolkit.cli.publish", "write (and optionally push) a Hugging Face dataset repository"),
     "consistency": ("aadb_toolkit.cli.consistency", "batch-level rater-consistency analysis (Spearman + BH)"),

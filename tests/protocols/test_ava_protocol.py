@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from aadb_toolkit.ava import load_ava, write_synthetic_ava
+from aadb_toolkit.ava import load_ava
+from aadb_toolkit.simulate import write_synthetic_ava
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.ava_protocol import accuracy_at, choose_threshold, evaluate
@@ -16,7 +17,7 @@ from aadb_toolkit.submissions import SubmissionError, write_submission
 
 @pytest.fixture(scope="module")
 def ava_root(tmp_path_factory):
-    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 3000, seed=5)
+    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 3000, seed=5, images=False)
 
 
 def _series(values, prefix="i"):

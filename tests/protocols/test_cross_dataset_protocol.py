@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from aadb_toolkit import sources
-from aadb_toolkit.ava import load_ava, write_synthetic_ava
+from aadb_toolkit.ava import load_ava
+from aadb_toolkit.simulate import write_synthetic_ava
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.aadb_protocol import ground_truth
@@ -18,7 +19,7 @@ from aadb_toolkit.submissions import SubmissionError, write_submission
 
 @pytest.fixture(scope="module")
 def ava_root(tmp_path_factory):
-    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 800, seed=2)
+    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 800, seed=2, images=False)
 
 
 def _files(tmp_path, tiny_curated, ava_root):

@@ -563,9 +563,9 @@ def test_cross_dataset_manifest_cannot_name_files_outside_its_folder(target, tmp
 
 @pytest.fixture(scope="module")
 def ava_root(tmp_path_factory) -> Path:
-    from aadb_toolkit.ava import write_synthetic_ava
+    from aadb_toolkit.simulate import write_synthetic_ava
 
-    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 3000, seed=5)
+    return write_synthetic_ava(tmp_path_factory.mktemp("ava") / "AVA_dataset", 3000, seed=5, images=False)
 
 
 def _ava_cli(test: Path, val: Path, root: Path, out: Path, db: Path) -> int:

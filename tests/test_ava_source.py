@@ -1,0 +1,119 @@
+"""AVA as a data source: the synthetic AVA round-trips through the readers into the data model,
+and missing, empty or corrupt image files are reported with their ids."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from ava_fixtures import make_small_ava
+
+from aadb_toolkit import ava, sources
+from aadb_toolkit.errors import InputError, SourceError
+from aadb_toolkit.models import pipeline
+from aadb_toolkit.simulate._ava import TRUTH_FILE
+
+
+@pytest.fixture(scope="module")
+def ava_root(tmp_path_factory):
+    return make_small_ava(tmp_path_factory.mktemp("ava"))
+
+
+def test_round_trip_into_the_data_model(ava_root):
+    data = sources.load(ava_root)  # recognised by its AVA.txt
+    raw = ava.load_ava(ava_root)
+    img = data.images
+    assert list(img["image_id"]) == list(raw.table["image_id"])
+    assert set(data.split("test")["image_id"]) == set(raw.test_ids)
+    assert set(data.split("validation")["image_id"]) == set(raw.validation_ids)
+    assert set(data.split("train")["image_id"]) == set(raw.split_ids("train"))
+    assert np.allclose(img["score_mean"], raw.table["mean_score"])
+    assert np.allclose(img["score"], (raw.table["mean_score"] - 1) / 9) and img["score"].between(0, 1).all()
+    assert (img["n_ratings"] == raw.table["n_votes"]).all()
+    assert data.ratings.empty and {"image_id", "rater_id", "score"} <= set(data.ratings.columns)
+    styles = img[list(ava.STYLE_COLUMNS)]
+    assert set(np.unique(styles.to_numpy()[~np.isnan(styles.to_numpy())])) <= {0.0, 1.0}
+    assert styles.isna().all(axis=1).sum() > len(img) / 2  # most images have no style labels
+    assert data.origin == str(ava_root) and ava.is_synthetic_ava(ava_root)
+    prov = data.provenance
+    assert (prov.kind, prov.synthetic, prov.test_list, prov.dataset_label) == ("ava", True, "generic_test",
+                                                                                "synthetic-ava")
+    # a test split's ground truth is the protocol's
+    gt = raw.ground_truth("test")
+    assert np.allclose(data.split("test").set_index("image_id").loc[gt.index, "score_mean"], gt)
+    im = data.open_image(img["image_id"].iloc[0])
+    assert im.mode == "RGB" and im.size in {(72, 54), (54, 72)}
+    assert data.image_bytes(img["image_id"].iloc[0])[:2] == b"\xff\xd8"
+
+
+def test_style_train_list_is_one_hot_and_test_list_multilabel(ava_root):
+    data = sources.load(ava_root)
+    s = data.images.set_index("image_id")[list(ava.STYLE_COLUMNS)]
+    lists = ava.read_style_lists(ava_root / ava.STYLE_DIR)
+    tr = s.loc[lists.train_ids].to_numpy()
+    assert (tr.sum(axis=1) == 1).all()
+    assert list(np.argmax(tr, axis=1) + 1) == list(lists.train_labels)
+    assert np.array_equal(s.loc[lists.test_ids].to_numpy(), lists.test_labels.astype(float))
+
+
+def test_categories_match_tags_by_name(tmp_path):
+    table = pd.DataFrame({"tag1": [3, 0, 7, 2], "tag2": [0, 5, 3, 0]})
+    tags = {2: "Abstract", 3: "Food_and_Drink", 5: "portraiture", 7: "Black and White"}
+    got = ava.category_codes(table, tags)
+    want = [ava.CONTENT_CATEGORIES.index("Food and Drink"), ava.CONTENT_CATEGORIES.index("Portraiture"),
+            ava.CONTENT_CATEGORIES.index("Food and Drink"), np.nan]
+    assert np.allclose(got, want, equal_nan=True)
+
+
+def _copy(ava_root, tmp_path):
+    root = tmp_path / "ava"
+    shutil.copytree(ava_root, root)
+    return root
+
+
+def test_missing_and_empty_images_are_reported_with_their_ids(ava_root, tmp_path):
+    root = _copy(ava_root, tmp_path)
+    ids = ava.load_ava(root).table["image_id"].tolist()
+    (root / ava.IMAGE_DIR / f"{ids[3]}.jpg").unlink()
+    (root / ava.IMAGE_DIR / f"{ids[5]}.jpg").write_bytes(b"")
+    with pytest.raises(InputError) as exc:
+        sources.load(root)
+    msg = str(exc.value)
+    assert f"1 image(s) listed in AVA.txt have no file images/<id>.jpg: ids {ids[3]}" in msg
+    assert f"empty (corrupt): ids {ids[5]}" in msg
+    shutil.rmtree(root / ava.IMAGE_DIR)
+    with pytest.raises(SourceError, match="no images folder"):
+        sources.load(root)
+
+
+def test_a_folder_without_the_generator_marker_is_not_synthetic(ava_root, tmp_path):
+    root = _copy(ava_root, tmp_path)
+    (root / ava.SYNTHETIC_MARKER).unlink()
+    prov = sources.load(root).provenance
+    assert not prov.synthetic and prov.dataset_label == "ava"
+
+
+def test_stray_image_files_are_logged(ava_root, tmp_path, caplog):
+    root = _copy(ava_root, tmp_path)
+    shutil.copy(next((root / ava.IMAGE_DIR).glob("*.jpg")), root / ava.IMAGE_DIR / "99999999.jpg")
+    with caplog.at_level("WARNING"):
+        sources.load(root)
+    assert "1 image file(s) have no line in AVA.txt" in caplog.text and "99999999" in caplog.text
+
+
+def test_a_corrupt_image_is_reported_with_its_id_when_decoded(ava_root, tmp_path):
+    root = _copy(ava_root, tmp_path)
+    data = sources.load(root)
+    victim = data.split("train")["image_id"].iloc[2]
+    (root / ava.IMAGE_DIR / f"{victim}.jpg").write_bytes(b"\xff\xd8not a jpeg at all")
+    with pytest.raises(InputError) as exc:
+        pipeline.load_or_build_cache(data, list(data.split("train")["image_id"]), 32, workers=1, progress=False)
+    assert victim in str(exc.value)
+
+
+def test_the_synthetic_truth_is_beside_not_inside_the_tables(ava_root):
+    data = sources.load(ava_root)
+    truth = pd.read_csv(ava_root / TRUTH_FILE, dtype={"image_id": str})
+    assert "latent_quality" in truth and "latent_quality" not in data.images
