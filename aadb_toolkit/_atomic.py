@@ -61,7 +61,7 @@ MARKER_FILE = ".aadb_output.json"
 MARKER_FORMAT = "aadb_toolkit-output"
 #: Output kind → the command that writes it (named in refusals).
 OUTPUT_KINDS: dict[str, str] = {
-    "simulated_release": "aadb simulate", "simulated_truth": "aadb simulate", "curated": "aadb curate",
+    "simulated_release": "aadb simulate", "simulated_ava": "aadb simulate-ava", "simulated_truth": "aadb simulate", "curated": "aadb curate",
     "published": "aadb publish", "consistency": "aadb consistency", "report": "aadb report",
     "run": "aadb train", "leaderboard": "aadb leaderboard", "demo": "aadb demo", "output": "the toolkit",
 }

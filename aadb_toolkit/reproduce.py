@@ -49,6 +49,13 @@ class Row:
     data: str = "aadb"
     protocol: str = ""
     x: float | None = None
+    test_data: str = ""  # role of the test set when it is not the training set (Table 7); default ``data``
+    run: str = ""  # rows naming the same run share one trained model (Table 7's two test sets)
+
+    @property
+    def roles(self) -> set[str]:
+        """The data roles the row reads: its training set and its test set."""
+        return {self.data, self.test_data or self.data}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class Recipe:
     select_row_on_validation: bool = False
     note: str = ""
     source: str = ""
+    #: extra metric columns beside the main one: ``{metric, label, paper_index, scale}`` (Table 3's accuracy)
+    columns: tuple[Mapping[str, Any], ...] = ()
 
 
 def tables_dir() -> Path:
@@ -134,21 +143,34 @@ def _recipe_from_dict(raw: Mapping[str, Any], source: str) -> Recipe:
     return Recipe(name=raw.get("name", Path(source).stem), title=raw.get("title", ""),
                   protocol=raw.get("protocol", "aadb"), rows=tuple(rows), budgets=budgets,
                   figure=dict(raw.get("figure", {})), select_row_on_validation=bool(raw.get("select_row_on_validation")),
-                  note=raw.get("note", ""), source=source)
+                  note=raw.get("note", ""), source=source, columns=_columns(raw.get("columns", []), source))
 
 
-def paper_number(keys: Sequence[Any], source: str = "recipe") -> float | None:
+def _columns(raw: Sequence[Any], source: str) -> tuple[Mapping[str, Any], ...]:
+    """The recipe's extra metric columns, checked: each names a result ``metric`` and a ``label``;
+    ``paper_index`` picks the paper value's entry (e.g. 1: Table 3's accuracy), ``scale`` multiplies ours."""
+    out = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict) or not {"metric", "label"} <= set(c) or set(c) - {"metric", "label", "paper_index", "scale"}:
+            raise InputError("a column needs metric and label (and optionally paper_index, scale)", file=source,
+                             field=f"columns[{i}]")
+        out.append({"metric": str(c["metric"]), "label": str(c["label"]), "paper_index": c.get("paper_index"),
+                    "scale": float(c.get("scale", 1.0))})
+    return tuple(out)
+
+
+def paper_number(keys: Sequence[Any], source: str = "recipe", index: int = 0) -> float | None:
     """The number at a key path in :mod:`aadb_toolkit.paper` (``["TABLE5_PAIRS", "cross", 2000000]``);
     a tuple value gives its first entry (ρ of Table 3)."""
     node: Any = paper
     try:
         node = getattr(paper, keys[0])
         for k in keys[1:]:
-            node = node[k]
+            node = node[tuple(k) if isinstance(k, list) else k]
     except (AttributeError, KeyError, TypeError, IndexError) as exc:
         raise InputError(f"no paper number at {list(keys)}", file=source, field="rows.paper") from exc
     if isinstance(node, tuple):
-        node = node[0]
+        node = node[index]
     return None if node is None else float(node)
 
 
@@ -232,20 +254,21 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
 
 
 def score_row(protocol_name: str, run: Path, data: AADBData, *, n_boot: int, device: str | None = None,
-              cache_dir: Path | None = None):
+              cache_dir: Path | None = None, dest: Path | None = None):
     """Predict the run's test (and, if the protocol needs it, validation) split and score it
     through the protocol registry; returns the :class:`~aadb_toolkit.protocols.Result`."""
     from .models import predict, write_predictions
     from .protocols import get_protocol, score_submission, write_result
 
     p = get_protocol(protocol_name)
-    test_csv = write_predictions(predict(run, data, "test", device=device, cache_dir=cache_dir), run / "test.csv")
+    dest = dest or run  # where the prediction files and the score go (a shared run's rows each have their own)
+    test_csv = write_predictions(predict(run, data, "test", device=device, cache_dir=cache_dir), dest / "test.csv")
     val_csv = None
     if p.needs_validation:
         val_csv = write_predictions(predict(run, data, "validation", device=device, cache_dir=cache_dir),
-                                    run / "validation.csv")
+                                    dest / "validation.csv")
     result = score_submission(p.name, test_csv, data.origin, validation=val_csv, n_boot=n_boot)
-    write_result(run / "score.json", result)
+    write_result(dest / "score.json", result)
     return result
 
 
@@ -270,7 +293,19 @@ def _row_record(recipe: Recipe, row: Row, result, run: Path, setting: Mapping[st
         "selected": json.dumps(dict(setting)) if setting else "", "x": row.x,
         "compared_with": row.compare, "delta_vs_compared": None, "delta_ci_low": None, "delta_ci_high": None,
         "p_bootstrap": None, "p_steiger": None, "data_synthetic": synthetic, "run": str(run),
+        **_extra_columns(recipe, row, result),
     }
+
+
+def _extra_columns(recipe: Recipe, row: Row, result) -> dict[str, Any]:
+    """Ours and the paper's value of each extra column of the recipe (keys ``<label>``, ``paper <label>``)."""
+    out: dict[str, Any] = {}
+    for c in recipe.columns:
+        m = result.metrics.get(c["metric"])
+        out[c["label"]] = None if m is None or m.value is None else m.value * c["scale"]
+        idx = c["paper_index"]
+        out[f"paper {c['label']}"] = paper_number(row.paper, index=idx) if row.paper and idx is not None else None
+    return out
 
 
 def _add_comparisons(records: list[dict[str, Any]], results: Mapping[str, Any], *, n_boot: int) -> None:
@@ -300,21 +335,24 @@ def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: st
     """The table as Markdown: ours with its 95% CI, the paper's number, and the paired test."""
     lines = [f"# {recipe.title or recipe.name}", ""]
     if synthetic:
-        lines += ["> **Synthetic data — not AADB.** These numbers come from a synthetic release (a test "
+        lines += ["> **Synthetic data — not AADB or AVA.** These numbers come from synthetic data (a test "
                   "instrument); they say nothing about the paper's claims on real photos.", ""]
     lines += [f"Budget `{budget}`; data `{data_origin}`; toolkit {__version__}. ρ is Spearman's on the test split "
               "with a bootstrap 95% CI; Δ is this row minus the row it is compared with, tested by a paired "
               "bootstrap over the same test images (p) and Steiger's Z (p_Z).", ""]
     if recipe.note:
         lines += [recipe.note, ""]
-    lines += ["| row | ours ρ | 95% CI | paper ρ | vs | Δρ | p | p_Z | val ρ | steps |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    extra = [c["label"] for c in recipe.columns]
+    head = "".join(f" ours {x} | paper {x} |" for x in extra)
+    lines += ["| row | ours ρ | 95% CI | paper ρ |" + head + " vs | Δρ | p | p_Z | val ρ | steps |",
+              "|---|---|---|---|" + "---|---|" * len(extra) + "---|---|---|---|---|---|"]
     for r in records:
         ci = "–" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
         label = r["label"] + (" ✓ (chosen on validation)" if r.get("selected_on_validation") else "")
         if r["selected"]:
             label += f" — {r['selected']}"
-        lines.append(f"| {_md(label)} | {_fmt(r['ours'])} | {ci} | {_fmt(r['paper'])} | {_md(r['compared_with']) or '–'} | "
+        cells = "".join(f" {_fmt(r.get(x), 2)} | {_fmt(r.get('paper ' + x), 2)} |" for x in extra)
+        lines.append(f"| {_md(label)} | {_fmt(r['ours'])} | {ci} | {_fmt(r['paper'])} |{cells} {_md(r['compared_with']) or '–'} | "
                      f"{_fmt(r['delta_vs_compared'])} | {_fmt(r['p_bootstrap'], 3)} | {_fmt(r['p_steiger'], 3)} | "
                      f"{_fmt(r['validation_rho'])} | {r['steps']} |")
     return "\n".join(lines) + "\n"
@@ -383,12 +421,13 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     if budget == "paper" and device == "cpu":
         log.warning("the paper budget is the full GPU recipe (hours per row on a GPU); on the CPU it "
                     "would take weeks: use --budget quick")
-    missing = sorted({r.data for r in recipe.rows} - set(sources))
+    roles = set().union(*(r.roles for r in recipe.rows))
+    missing = sorted(roles - set(sources))
     if missing:
         raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")
     out = Path(out)
     _claim_out(out, recipe, budget)
-    synthetic = any(is_synthetic(sources[r]) for r in {r.data for r in recipe.rows})
+    synthetic = any(is_synthetic(sources[r]) for r in roles)
     doc = {"format": SUMMARY_FORMAT, "table": recipe.name, "budget": budget, "synthetic": synthetic,
            "toolkit_version": __version__, "status": "running",
            "data": {role: {"origin": d.origin, "synthetic": is_synthetic(d)} for role, d in sources.items()}}
@@ -398,10 +437,14 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
 
     for row in tqdm(recipe.rows, desc=f"reproduce {recipe.name}", disable=None if progress is None else not progress):
         data = sources[row.data]
-        run, setting = train_row(recipe, row, data, out / "runs" / slug(row.label), budget, init_weights=init_weights,
+        run, setting = train_row(recipe, row, data, out / "runs" / slug(row.run or row.label), budget, init_weights=init_weights,
                                  device=device, progress=progress, cache_dir=out / "cache",
                                  stop_after_steps=stop_after_steps)
-        result = score_row(row.protocol or recipe.protocol, run, data, n_boot=n_boot, device=device,
+        dest = out / "scores" / slug(row.label) if row.run else None
+        if dest is not None:
+            dest.mkdir(parents=True, exist_ok=True)
+        result = score_row(row.protocol or recipe.protocol, run, sources[row.test_data or row.data], n_boot=n_boot,
+                           device=device, dest=dest,
                            cache_dir=out / "cache")
         results[row.label] = result
         records.append(_row_record(recipe, row, result, run, setting, synthetic))

@@ -10,6 +10,7 @@ import importlib
 #: row here (its option is declared from it); recipes name the role in ``rows.data``.
 SOURCE_OPTIONS: dict[str, tuple[str, str, str]] = {
     "aadb": ("--data", "aadb_toolkit.sources:load", "AADB: curated folder, published folder, or Hub repo id"),
+    "ava": ("--ava", "aadb_toolkit.sources:load", "AVA folder (AVA.txt, lists, images/; docs/ava.md) for tables 3 and 7"),
 }
 
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.table)
     sources = {}
-    for role in sorted({r.data for r in recipe.rows}):
+    for role in sorted(set().union(*(r.roles for r in recipe.rows))):
         option = SOURCE_OPTIONS.get(role, (f"--{role}", ""))[0]
         value = getattr(args, option.lstrip("-").replace("-", "_"), None)
         if role not in SOURCE_OPTIONS or value is None:

@@ -20,7 +20,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from .. import ava, schema
-from .._atomic import atomic_dir
+from .._atomic import atomic_dir, check_output_folder
 from ..errors import InputError
 from ._images import _LUMA, draw_photo, encode_jpeg
 from ._model import load_model
@@ -47,6 +47,8 @@ _STYLE_STRENGTH = {"Shallow_DOF": ("depth_of_field", 0.95), "Motion_Blur": ("mot
                    "Rule_of_Thirds": ("rule_of_thirds", 0.95), "Macro": ("object", 0.95),
                    "HDR": ("vivid_color", 0.95)}
 _STREAM = 41  # random streams of this generator: [seed, _STREAM, part, ...]
+#: The output-marker kind of a synthetic AVA folder (see :mod:`aadb_toolkit._atomic`).
+AVA_KIND = "simulated_ava"
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,7 @@ def _check_args(out: Path, n_images: int, seed: int, image_size: tuple[int, int]
         raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
     if len(image_size) != 2 or min(image_size) < 16 or max(image_size) > 4096:
         raise InputError(f"width and height must be in 16..4096, got {image_size}", field="image_size")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / ava.SYNTHETIC_MARKER).is_file())):
-        raise InputError(f"exists and is not a synthetic AVA written by the toolkit (no {ava.SYNTHETIC_MARKER}); "
-                         "refusing to replace it", file=str(out))
+    check_output_folder(out, AVA_KIND)  # before the work: only a synthetic AVA the toolkit wrote is replaced
 
 
 def sample_ava_latents(n_images: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -206,7 +206,7 @@ def write_synthetic_ava_report(out: str | Path, n_images: int, seed: int = 0, *,
     votes = sample_votes(frame["vote_centre"].to_numpy(), seed)
     is_test = _gen(seed, 3).random(n_images) < test_fraction
     style_train, style_test = _style_lists(frame, seed)
-    with atomic_dir(out) as d:
+    with atomic_dir(out, kind=AVA_KIND) as d:
         _write_labels(d, frame, votes, is_test, style_train, style_test, seed)
         n_files = _write_images(d, frame, strengths, seed, image_size, progress) if images else 0
         truth = frame.assign(category_name=[ava.CONTENT_CATEGORIES[c] if c >= 0 else "" for c in frame["category"]],
