@@ -4,7 +4,6 @@ other models to build on (e.g. a personalizer), and the submission file of docs/
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -121,22 +120,33 @@ def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: li
 
 def model_identity(run: str | Path, *, which: str = "best", split: str = "test") -> dict:
     """Who made a set of predictions: the config's name and sha256 (of its canonical JSON), and a
-    run id (the first 16 hex digits of the sha256 of the weights file used)."""
+    run id (the first 16 hex digits of the sha256 of the weights used; for an ensemble, of its
+    members' weight hashes in order)."""
     from .config import config_from_dict
+    from .ensemble import ENSEMBLE_FILE
     from .trainer import BEST, CHECKPOINT, CONFIG_FILE
 
     run = Path(run)
-    config_file = run / CONFIG_FILE
+    members = member_dirs(run)
+    config_file = run / (ENSEMBLE_FILE if members is not None else CONFIG_FILE)
     try:
-        cfg = config_from_dict(json.loads(config_file.read_text(encoding="utf-8")), source=str(config_file))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read the run's config: {exc}", file=str(config_file)) from exc
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+        cfg = config_from_dict(raw["config"] if members is not None else raw, source=str(config_file))
+        if members is None:
+            weights_sha = sha256_fingerprint(_file_chunks(run / (BEST if which == "best" else CHECKPOINT)))
+        else:
+            weights_sha = sha256_fingerprint(model_identity(m, which=which)["weights_sha256"] for m in members)
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise InputError(f"cannot read the run's config or weights: {exc}", file=str(config_file)) from exc
+    weights_sha = weights_sha.split(":", 1)[1]
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
-    weights = run / (BEST if which == "best" else CHECKPOINT)
-    h = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"name": cfg.name, "config_sha256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-            "run_id": h.hexdigest()[:16], "weights": which, "weights_sha256": h.hexdigest(),
-            "paper_table": cfg.paper_table or None, "paper_row": cfg.paper_row or None, "split": split}
+    ident = {"name": cfg.name, "config_sha256": sha256_fingerprint(canonical).split(":", 1)[1],
+             "run_id": weights_sha[:16], "weights": which, "weights_sha256": weights_sha,
+             "paper_table": cfg.paper_table or None, "paper_row": cfg.paper_row or None, "split": split}
+    return {**ident, "members": len(members)} if members is not None else ident
+
+
+def _file_chunks(path: Path):
+    """The bytes of ``path`` in 1 MiB blocks (for hashing large weight files)."""
+    with open(path, "rb") as f:
+        yield from iter(lambda: f.read(1 << 20), b"")

@@ -9,6 +9,7 @@ import torch
 
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import build_model, features, load_config, load_trunk_weights, predict, train
+from aadb_toolkit.models.predict import model_identity
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 TINY = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,
@@ -47,6 +48,10 @@ def test_ensemble_averages_members_trained_with_different_seeds(tiny_curated, tm
     assert again.global_step == 6  # finished members are resumed at their end, not retrained
     with pytest.raises(InputError, match="ensemble"):
         features(tmp_path / "ens", tiny_curated)
+    # the prediction sidecar names an ensemble by its config and its members' weights
+    ident = model_identity(tmp_path / "ens")
+    assert ident["name"] == cfg.name and ident["members"] == 3
+    assert ident["run_id"] != model_identity(members[0])["run_id"]
 
 
 def test_features_returns_fc7_of_the_requested_images(tiny_curated, tmp_path):
