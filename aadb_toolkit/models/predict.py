@@ -63,16 +63,24 @@ def features(run: str | Path, data: str | Path | AADBData, split: str | None = "
     """fc7 features (centre crop, eval mode) of a single trained run for the images of ``split``
     (or exactly ``image_ids``): returns ``(ids, array (N, D) float32)`` in that order. This is the
     documented way for other models (the personalized protocol's reference) to build on a run."""
-    device = pick_device(device)
     data = data if isinstance(data, AADBData) else load(data)
+    ids = list(image_ids) if image_ids is not None else list(data.split(split)["image_id"])
+    net, sampler, device, amp = _single_run(run, data, ids, device, which, cache_dir, progress, "decode features")
+    if not ids:
+        return [], np.zeros((0, net.fc7_size), np.float32)
+    return ids, fc7_features(net, sampler, device, batch_size=batch_size, amp=amp)
+
+
+def _single_run(run, data: AADBData, ids: list[str], device: str | None, which: str, cache_dir, progress,
+                desc: str) -> tuple[torch.nn.Module, pipeline.CropSampler | None, str, bool]:
+    """A single run's network, the centre-crop sampler of ``ids`` (None when empty), the device and
+    whether bf16 autocast applies; an ensemble folder is refused (it has no single fc7)."""
+    device = pick_device(device)
     if member_dirs(run) is not None:
         raise InputError("an ensemble has no single fc7; pass one of its members (members/K)", file=str(run))
     net, cfg = load_model(run, which=which, device=device)
-    ids = list(image_ids) if image_ids is not None else list(data.split(split)["image_id"])
-    if not ids:
-        return [], np.zeros((0, net.fc7_size), np.float32)
-    sampler = _sampler(data, ids, cfg, device, cache_dir, progress, "decode features")
-    return ids, fc7_features(net, sampler, device, batch_size=batch_size, amp=bf16_autocast(cfg.train.amp, device))
+    sampler = _sampler(data, ids, cfg, device, cache_dir, progress, desc) if ids else None
+    return net, sampler, device, bf16_autocast(cfg.train.amp, device)
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dict | None = None) -> Path:
@@ -94,27 +102,17 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dic
 def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: list[str], *,
                      device: str | None = None, which: str = "best", batch_size: int = 256,
                      cache_dir: str | Path | None = None, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's score and its frozen fc7 features (the input of the rating head, ``classifier[6]``)
-    for each of ``image_ids`` (centre crop): ``(scores (n,), features (n, d))`` as float64/float32.
-    A forward hook on the head reads its input, so this works for any head the trunk feeds."""
-    device = pick_device(device)
+    """The run's score and its frozen fc7 features for each of ``image_ids`` (centre crop), from
+    one decode: ``(scores (n,), features (n, d))`` as float64/float32 (a personalizer's inputs)."""
     data = data if isinstance(data, AADBData) else load(data)
-    net, cfg = load_model(run, which=which, device=device)
-    head = net.classifier[6]
-    arr = pipeline.load_or_build_cache(data, list(image_ids), cfg.data.warp_size,
-                                       cache_dir=Path(cache_dir) if cache_dir else None,
-                                       workers=cfg.data.decode_workers, progress=progress, desc="decode episodes")
-    sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
-    amp = bf16_autocast(cfg.train.amp, device)
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach().float().cpu()))
-    try:
-        scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
-    finally:
-        hook.remove()
-    features = torch.cat(captured).numpy() if captured else np.zeros((0, 0), np.float32)
-    if features.shape[0] != len(scores) or not (np.isfinite(scores).all() and np.isfinite(features).all()):
-        raise InputError("the run's predictions or fc7 features are not finite (NaN/inf) or incomplete: the run's "
+    ids = list(image_ids)
+    net, sampler, device, amp = _single_run(run, data, ids, device, which, cache_dir, progress, "decode episodes")
+    if sampler is None:
+        return np.zeros(0), np.zeros((0, net.fc7_size), np.float32)
+    scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
+    features = fc7_features(net, sampler, device, batch_size=batch_size, amp=amp)
+    if not (np.isfinite(scores).all() and np.isfinite(features).all()):
+        raise InputError("the run's predictions or fc7 features are not finite (NaN/inf): the run's "
                          "weights are broken (diverged training?)", file=str(run))
     return scores, features
 
