@@ -587,27 +587,12 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
         model = torch.compile(model)  # cudnn.benchmark is set for the run by _fast_mode
     state.model = model
     return state
-def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
-                 amp: bool = False) -> np.ndarray:
-    """The model's ``score`` for every cached image (centre crop, eval mode), as float64."""
-    was_training = model.training
-    model.eval()
-    n = sampler.pixels.shape[0]
-    out = np.empty(n, np.float64)
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            idx = np.arange(start, min(n, start + batch_size))
-            x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-                s = model(x)["score"]
-            out[start:start + len(idx)] = s.float().cpu().numpy()
-    model.train(was_training)
-    return out
 
 
-def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
-                 amp: bool = False) -> np.ndarray:
-    """fc7 activations (N, D) of every cached image (centre crop, eval mode), as float32."""
+def _centre_crop_outputs(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, forward,
+                         batch_size: int, amp: bool) -> list[torch.Tensor]:
+    """``forward(model, x)`` on the centre crops of every cached image, in eval mode and batches,
+    as float32 CPU tensors (the model's train/eval mode is restored afterwards)."""
     was_training = model.training
     model.eval()
     n = sampler.pixels.shape[0]
@@ -617,8 +602,22 @@ def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
             idx = np.arange(start, min(n, start + batch_size))
             x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-                chunks.append(model.fc7(x).float().cpu())
+                chunks.append(forward(model, x).float().cpu())
     model.train(was_training)
+    return chunks
+
+
+def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
+                 amp: bool = False) -> np.ndarray:
+    """The model's ``score`` for every cached image (centre crop, eval mode), as float64."""
+    chunks = _centre_crop_outputs(model, sampler, device, lambda m, x: m(x)["score"], batch_size, amp)
+    return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.empty(0, np.float64)
+
+
+def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
+                 amp: bool = False) -> np.ndarray:
+    """fc7 activations (N, D) of every cached image (centre crop, eval mode), as float32."""
+    chunks = _centre_crop_outputs(model, sampler, device, lambda m, x: m.fc7(x), batch_size, amp)
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.fc7_size), np.float32)
 
 
