@@ -89,16 +89,26 @@ def rater_table(per_episode: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _mean_ci(values: np.ndarray, n_boot: int, seed: int) -> Metric:
-    """The mean over raters with a percentile bootstrap 95% interval over raters."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return Metric(None)
+def _boot_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray | None:
+    """Means of ``n_boot`` resamples of ``values`` (over raters), or None when no interval applies."""
     if n_boot <= 0 or values.size < 2:
-        return Metric(float(values.mean()))
-    means = values[np.random.default_rng(seed).integers(0, values.size, (n_boot, values.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return Metric(float(values.mean()), float(lo), float(hi), 0.95)
+        return None
+    return values[np.random.default_rng(seed).integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+
+
+def _mean_ci(per_k: list[np.ndarray], n_boot: int, seed: int) -> Metric:
+    """The mean over k of the mean over raters, with a percentile bootstrap 95% interval that
+    resamples the raters of each k (one k: the plain mean over raters and its interval)."""
+    per_k = [v[np.isfinite(v)] for v in per_k]
+    per_k = [v for v in per_k if v.size]
+    if not per_k:
+        return Metric(None)
+    value = float(np.mean([v.mean() for v in per_k]))
+    boots = [_boot_means(v, n_boot, seed) for v in per_k]
+    if any(b is None for b in boots):
+        return Metric(value)
+    lo, hi = np.percentile(np.mean(boots, axis=0), [2.5, 97.5])
+    return Metric(value, float(lo), float(hi), 0.95)
 
 
 def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.ndarray, *,
@@ -115,17 +125,18 @@ def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.nda
     table = rater_table(episode_rhos(q, values), methods)
     metrics: dict[str, Metric] = {}
     ks = sorted(int(k) for k in table["k"].unique())
+    own: list[np.ndarray] = []
     for k in ks:
         t = table[(table["k"] == k) & (table["n_episodes"] > 0)]
+        own.append(t["rho"].to_numpy(dtype=float))
         for m in methods:
-            metrics[f"{m}_k{k}"] = _mean_ci(t[m].to_numpy(dtype=float), n_boot, seed)
+            metrics[f"{m}_k{k}"] = _mean_ci([t[m].to_numpy(dtype=float)], n_boot, seed)
         if generic is not None:
             both = t[["rho", "generic_rho"]].dropna()
             metrics[f"share_beats_generic_k{k}"] = Metric(float((both["rho"] > both["generic_rho"]).mean())
                                                           if len(both) else None)
         metrics[f"n_raters_k{k}"] = Metric(float(len(t)))
-    main = [metrics[f"rho_k{k}"].value for k in ks if metrics[f"rho_k{k}"].value is not None]
-    metrics = {p.main_metric: Metric(float(np.mean(main)) if main else None), **metrics}
+    metrics = {p.main_metric: _mean_ci(own, n_boot, seed), **metrics}
     raters = [{key: (v.item() if hasattr(v, "item") else v) for key, v in rec.items()}
               for rec in table.to_dict("records")]
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,

@@ -158,3 +158,13 @@ def test_other_protocols_refuse_generic(tmp_path, tiny_curated):
 
     with pytest.raises(InputError, match="takes no --generic"):
         score_submission("aadb", tmp_path / "x.csv", tiny_curated, generic=tmp_path / "g.csv")
+
+
+def test_the_headline_mean_rho_carries_a_bootstrap_ci():
+    data, episodes, own, imgs = _hand_made()
+    pred = np.array([1, 2, 4, 3, 4, 3, 2, 1, 1, 2, 3, 4], float)
+    res = piaa_protocol.evaluate(data, episodes, pred, n_boot=200, seed=3, submission_sha256="x")
+    main, per_k = res.metrics["mean_rho"], res.metrics["rho_k1"]
+    assert main.ci_low is not None and main.ci_low <= main.value <= main.ci_high
+    # one k: the mean over k is that k's mean, resampled the same way
+    assert (main.value, main.ci_low, main.ci_high) == pytest.approx((per_k.value, per_k.ci_low, per_k.ci_high))
