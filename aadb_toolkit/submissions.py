@@ -153,6 +153,23 @@ def _is_number_row(row: list[str], n_fields: int = 2) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What a submission is checked against: the split's keys, the header, and how messages name them."""
+
+    expected: list[str]
+    expected_set: set[str]
+    header: tuple[str, ...]
+    split_name: str
+    unit: str
+    other_splits: Mapping[str, str] | None
+
+    @property
+    def key_name(self) -> str:
+        """The key column(s) as messages name them, e.g. ``image_id``."""
+        return ",".join(self.header[:-1])
+
+
 def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *,
                     max_bytes: int = DEFAULT_MAX_BYTES, split_name: str = "split",
                     header: tuple[str, ...] = HEADER, unit: str = "image",
@@ -166,12 +183,29 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     ``other_splits`` (image_id → split name, for the data set's other images) lets an unknown id
     be named as another split's image, so predictions of the wrong split are told as such."""
     path = Path(path)
-    key_name = ",".join(header[:-1])
-    n_fields = len(header)
     expected = [str(i) for i in expected_ids]
-    expected_set = set(expected)
-    if len(expected_set) != len(expected):
+    target = _Target(expected, set(expected), header, split_name, unit, other_splits)
+    if len(target.expected_set) != len(expected):
         raise ValueError("expected_ids contains duplicates")
+    data = _read_bounded(path, max_bytes, target)
+    text = _decode_submission(path, data, target)
+    problems: list[Problem] = []
+    ids, score_text, line_of, stopped_at = _submission_rows(text, path, target, problems)
+    values = pd.to_numeric(pd.Series(score_text, dtype=object), errors="coerce").to_numpy(dtype=float)
+    first_row, stopped_at = _check_rows(ids, score_text, line_of, values, target, problems, stopped_at)
+    problems += _coverage_problems(first_row, ids, stopped_at, target)
+    if not problems:
+        problems += _equal_scores_problems(values)
+    if problems:
+        problems.sort(key=lambda p: (p.row is None, p.row or 0))
+        raise SubmissionError(str(path), problems)
+    scores = pd.Series(values, index=pd.Index(ids, name=target.key_name), name=header[-1]).reindex(expected)
+    return Submission(path=path, scores=scores, sha256=sha256_fingerprint(data))
+
+
+def _read_bounded(path: Path, max_bytes: int, target: _Target) -> bytes:
+    """The file's bytes; a missing, special, oversized or empty file is refused before it is parsed."""
+    n_expected, split_name, unit = len(target.expected), target.split_name, target.unit
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -180,137 +214,201 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         raise SubmissionError(str(path), [Problem("not a regular file")])
     if size > max_bytes:
         raise SubmissionError(str(path), [Problem(f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes "
-                                                  f"(the {split_name}, {len(expected):,} {unit}s, needs far less)")])
+                                                  f"(the {split_name}, {n_expected:,} {unit}s, needs far less)")])
     with open(path, "rb") as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise SubmissionError(str(path), [Problem(f"file grew over the limit of {max_bytes:,} bytes while read")])
     if not data.strip():
-        raise SubmissionError(str(path), [Problem(f"file is empty; expected header {','.join(header)} and one row "
-                                                  f"per {unit} ({len(expected):,} rows)")])
-    text, problem = _decode(data, header)
+        raise SubmissionError(str(path), [Problem(f"file is empty; expected header {','.join(target.header)} and "
+                                                  f"one row per {unit} ({n_expected:,} rows)")])
+    return data
+
+
+def _decode_submission(path: Path, data: bytes, target: _Target) -> str:
+    """The file as text; refused when it does not decode or has far more lines than the split has rows."""
+    text, problem = _decode(data, target.header)
     if text is None:
         raise SubmissionError(str(path), [problem or Problem("cannot decode the file")])
     n_lines = max(text.count("\n"), text.count("\r"))
-    if n_lines > 2 * len(expected) + 1000:  # parsing and listing millions of bad rows helps no one
+    n_expected, split_name = len(target.expected), target.split_name
+    if n_lines > 2 * n_expected + 1000:  # parsing and listing millions of bad rows helps no one
         raise SubmissionError(str(path), [Problem(f"file has {n_lines:,} lines, but the {split_name} has "
-                                                  f"{len(expected):,} {unit}s (one row each): not a submission "
+                                                  f"{n_expected:,} {target.unit}s (one row each): not a submission "
                                                   f"for the {split_name}")])
-    problems: list[Problem] = []
+    return text
+
+
+def _submission_rows(text: str, path: Path, target: _Target, problems: list[Problem]
+                     ) -> tuple[list[str], list[str], Sequence[int], int | None]:
+    """(keys, score texts, line of each row, line where checking stopped or None) of the data rows;
+    header and row-layout problems are appended to ``problems``. A missing header (the first line
+    is data) is told, and that line is checked as a row."""
+    header = target.header
+    n_fields = len(header)
     simple = _split_simple_csv(text, n_fields)
     if simple is not None:
         file_header, ids, score_text = simple
-        line_of = range(2, len(ids) + 2)
+        line_of: Sequence[int] = range(2, len(ids) + 2)
     else:
-        rows, line_numbers = _parse_csv(text, str(path))
-        while rows and (not rows[-1] or (len(rows[-1]) == 1 and not rows[-1][0].strip())):
-            rows.pop()  # blank lines at the very end are harmless; inside the file they are reported
-            line_numbers.pop()
+        rows, line_numbers = _csv_records(text, str(path))
         file_header = rows[0] if rows else []
-    expected_header, header = header, file_header
-    if tuple(header) != expected_header:
-        shown = ",".join(header)
-        layout = ""  # a header that shows every row has the wrong layout: the rows would only repeat it
-        if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-            hint = layout = " (fields must be separated by commas)"
-        elif tuple(h.strip().lower() for h in header) == expected_header:
-            hint = " (names are case- and space-sensitive)"
-        elif sorted(h.strip().lower() for h in header) == sorted(expected_header):
-            hint = layout = (f" (columns must be in the order {','.join(expected_header)}; swapped columns are "
-                             "not accepted)")
-        else:
-            hint = ""
-        problems.append(Problem(f"header is {excerpt(shown, 80)!r}, expected exactly {','.join(expected_header)!r}"
-                                f"{hint}", row=1))
-        if layout:
-            raise SubmissionError(str(path), [Problem(problems[-1].message + "; rows not checked", row=1)])
-        if _is_number_row(header, n_fields) and sorted(header) != sorted(expected_header):
+    if tuple(file_header) != header:
+        problems.append(_header_problem(path, file_header, header))
+        if _is_number_row(file_header, n_fields) and sorted(file_header) != sorted(header):
             # header missing: the first line is data; check it as such
             if simple is not None:
-                ids, score_text = [",".join(header[:-1]), *ids], [header[-1], *score_text]
+                ids, score_text = [",".join(file_header[:-1]), *ids], [file_header[-1], *score_text]
                 line_of = range(1, len(ids) + 1)
             else:
                 rows, line_numbers = [[]] + rows, [0] + line_numbers
-    stopped_at = None
-    if simple is None:
-        ids, score_text, line_of = [], [], []
-        for row, line in zip(rows[1:], line_numbers[1:]):
-            if len(problems) >= MAX_PROBLEMS:
-                stopped_at = line
-                break
-            if not row or (len(row) == 1 and not row[0].strip()):
-                problems.append(Problem("empty line", row=line))
-            elif len(row) != n_fields:
-                problems.append(Problem(f"expected {n_fields} fields ({','.join(expected_header)}), found {len(row)}",
-                                        row=line))
-            else:
-                ids.append(",".join(row[:-1]))
-                score_text.append(row[-1])
-                line_of.append(line)
+    if simple is not None:
+        return ids, score_text, line_of, None
+    return _split_records(rows[1:], line_numbers[1:], header, problems)
 
-    values = pd.to_numeric(pd.Series(score_text, dtype=object), errors="coerce").to_numpy(dtype=float)
+
+def _csv_records(text: str, file: str) -> tuple[list[list[str]], list[int]]:
+    """:func:`_parse_csv` without the blank lines at the very end (harmless; inside the file they are
+    reported)."""
+    rows, line_numbers = _parse_csv(text, file)
+    while rows and (not rows[-1] or (len(rows[-1]) == 1 and not rows[-1][0].strip())):
+        rows.pop()
+        line_numbers.pop()
+    return rows, line_numbers
+
+
+def _header_problem(path: Path, file_header: list[str], expected_header: tuple[str, ...]) -> Problem:
+    """The problem with a header that is not ``expected_header``, with a hint at the likely cause; raised at
+    once when the header shows every row has the wrong layout (the rows would only repeat it)."""
+    shown = ",".join(file_header)
+    layout = ""
+    if len(file_header) == 1 and any(sep in file_header[0] for sep in (";", "\t", "|")):
+        hint = layout = " (fields must be separated by commas)"
+    elif tuple(h.strip().lower() for h in file_header) == expected_header:
+        hint = " (names are case- and space-sensitive)"
+    elif sorted(h.strip().lower() for h in file_header) == sorted(expected_header):
+        hint = layout = (f" (columns must be in the order {','.join(expected_header)}; swapped columns are "
+                         "not accepted)")
+    else:
+        hint = ""
+    problem = Problem(f"header is {excerpt(shown, 80)!r}, expected exactly {','.join(expected_header)!r}{hint}",
+                      row=1)
+    if layout:
+        raise SubmissionError(str(path), [Problem(problem.message + "; rows not checked", row=1)])
+    return problem
+
+
+def _split_records(rows: list[list[str]], line_numbers: list[int], header: tuple[str, ...],
+                   problems: list[Problem]) -> tuple[list[str], list[str], list[int], int | None]:
+    """(keys, score texts, lines, line where checking stopped or None) of the well-formed records;
+    empty lines and wrong field counts are appended to ``problems``."""
+    n_fields = len(header)
+    ids: list[str] = []
+    score_text: list[str] = []
+    line_of: list[int] = []
+    for row, line in zip(rows, line_numbers):
+        if len(problems) >= MAX_PROBLEMS:
+            return ids, score_text, line_of, line
+        if not row or (len(row) == 1 and not row[0].strip()):
+            problems.append(Problem("empty line", row=line))
+        elif len(row) != n_fields:
+            problems.append(Problem(f"expected {n_fields} fields ({','.join(header)}), found {len(row)}", row=line))
+        else:
+            ids.append(",".join(row[:-1]))
+            score_text.append(row[-1])
+            line_of.append(line)
+    return ids, score_text, line_of, None
+
+
+def _check_rows(ids: list[str], score_text: list[str], line_of: Sequence[int], values: np.ndarray,
+                target: _Target, problems: list[Problem], stopped_at: int | None
+                ) -> tuple[dict[str, int], int | None]:
+    """Append each row's key and score problems to ``problems``; return the first line of each key and
+    the line where checking stopped (None when every row was checked). A clean file skips the loop."""
+    expected_set = target.expected_set
     clean = (bool(np.isfinite(values).all()) and len(set(ids)) == len(ids) and expected_set.issuperset(ids)
              and "" not in expected_set)
-    first_row: dict[str, int] = dict(zip(ids, line_of)) if clean else {}
-    for k, (image_id, raw, line) in enumerate([] if clean else zip(ids, score_text, line_of)):
+    if clean:
+        return dict(zip(ids, line_of)), stopped_at
+    first_row: dict[str, int] = {}
+    for image_id, raw, v, line in zip(ids, score_text, values, line_of):
         if len(problems) >= MAX_PROBLEMS:
             stopped_at = line if stopped_at is None else min(stopped_at, line)
             break
-        v = values[k]
-        if not image_id:
-            problems.append(Problem(f"{key_name} is empty", row=line))
-        elif image_id not in expected_set and image_id[:1] in _FORMULA_START:
-            problems.append(Problem(f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
-                                    "not an image id (rejected: it would run when the file is opened)", row=line))
-        elif image_id not in expected_set and _looks_like_path(image_id):
-            problems.append(Problem(f"{key_name} {excerpt(image_id, 60)!r} looks like a path; give the bare image id "
-                                    f"(no '/', '\\' or '..')", row=line))
-        elif image_id in first_row:
-            problems.append(Problem(f"duplicated {key_name} {excerpt(image_id, 60)!r} (first on row "
-                                    f"{first_row[image_id]})",
-                                    row=line))
-        elif image_id not in expected_set:
-            if image_id.strip() in expected_set:
-                hint = " (surrounding spaces?)"
-            elif image_id.endswith(".0") and image_id[:-2] in expected_set:
-                hint = f" (the id {image_id[:-2]!r} written as a float?)"
-            elif other_splits and image_id in other_splits:
-                hint = f" (an image of the {other_splits[image_id]} split)"
-            else:
-                hint = ""
-            problems.append(Problem(f"unknown {key_name} {excerpt(image_id, 60)!r}: not in the {split_name}{hint}",
-                                    row=line))
+        key_message = _key_problem(image_id, first_row, target)
+        if key_message is not None:
+            problems.append(Problem(key_message, row=line))
         if image_id and image_id not in first_row:
             first_row[image_id] = line
-        if math.isnan(v):
-            if raw.strip().lower() in ("nan", "+nan", "-nan"):
-                problems.append(Problem(f"score is NaN for {excerpt(image_id, 60)!r}", row=line))
-            elif not raw.strip():
-                problems.append(Problem(f"score is empty for {excerpt(image_id, 60)!r}", row=line))
-            else:
-                problems.append(Problem(f"score {excerpt(raw, 40)!r} is not a number", row=line))
-        elif math.isinf(v):
-            problems.append(Problem(f"score {excerpt(raw, 40)!r} is infinite", row=line))
+        score_message = _score_problem(raw, v, image_id)
+        if score_message is not None:
+            problems.append(Problem(score_message, row=line))
+    return first_row, stopped_at
+
+
+def _key_problem(image_id: str, first_row: Mapping[str, int], target: _Target) -> str | None:
+    """What is wrong with a row's key (empty, a formula, a path, a repeat, not in the split), or None."""
+    expected_set, key_name = target.expected_set, target.key_name
+    if not image_id:
+        return f"{key_name} is empty"
+    if image_id not in expected_set and image_id[:1] in _FORMULA_START:
+        return (f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
+                "not an image id (rejected: it would run when the file is opened)")
+    if image_id not in expected_set and _looks_like_path(image_id):
+        return f"{key_name} {excerpt(image_id, 60)!r} looks like a path; give the bare image id (no '/', '\\' or '..')"
+    if image_id in first_row:
+        return f"duplicated {key_name} {excerpt(image_id, 60)!r} (first on row {first_row[image_id]})"
+    if image_id not in expected_set:
+        if image_id.strip() in expected_set:
+            hint = " (surrounding spaces?)"
+        elif image_id.endswith(".0") and image_id[:-2] in expected_set:
+            hint = f" (the id {image_id[:-2]!r} written as a float?)"
+        elif target.other_splits and image_id in target.other_splits:
+            hint = f" (an image of the {target.other_splits[image_id]} split)"
+        else:
+            hint = ""
+        return f"unknown {key_name} {excerpt(image_id, 60)!r}: not in the {target.split_name}{hint}"
+    return None
+
+
+def _score_problem(raw: str, value: float, image_id: str) -> str | None:
+    """What is wrong with a row's score (NaN, empty, not a number, infinite), or None."""
+    if math.isnan(value):
+        if raw.strip().lower() in ("nan", "+nan", "-nan"):
+            return f"score is NaN for {excerpt(image_id, 60)!r}"
+        if not raw.strip():
+            return f"score is empty for {excerpt(image_id, 60)!r}"
+        return f"score {excerpt(raw, 40)!r} is not a number"
+    if math.isinf(value):
+        return f"score {excerpt(raw, 40)!r} is infinite"
+    return None
+
+
+def _coverage_problems(first_row: Mapping[str, int], ids: list[str], stopped_at: int | None,
+                       target: _Target) -> list[Problem]:
+    """Whole-file problems: checking stopped early, other splits' images listed, split images without a row."""
+    split_name = target.split_name
+    problems: list[Problem] = []
     if stopped_at is not None:
         problems.append(Problem(f"checking stopped at row {stopped_at} after {MAX_PROBLEMS:,} problems: is this a "
                                 f"submission for the {split_name}?"))
         missing = []
     else:
-        missing = [i for i in expected if i not in first_row]
-    problems += _wrong_split_problems(ids, expected_set, other_splits, split_name)
+        missing = [i for i in target.expected if i not in first_row]
+    problems += _wrong_split_problems(ids, target.expected_set, target.other_splits, split_name)
     if missing:
         listed = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        problems.append(Problem(f"{len(missing):,} {unit}(s) of the {split_name} have no row: {listed}{more}"))
-    if not problems:
-        finite = values[np.isfinite(values)]
-        if finite.size and (finite == finite[0]).all():
-            problems.append(Problem(f"all {finite.size:,} scores are equal ({float(finite[0])!r}): the ranking is undefined"))
-    if problems:
-        problems.sort(key=lambda p: (p.row is None, p.row or 0))
-        raise SubmissionError(str(path), problems)
-    scores = pd.Series(values, index=pd.Index(ids, name=key_name), name=expected_header[-1]).reindex(expected)
-    return Submission(path=path, scores=scores, sha256=sha256_fingerprint(data))
+        problems.append(Problem(f"{len(missing):,} {target.unit}(s) of the {split_name} have no row: {listed}{more}"))
+    return problems
+
+
+def _equal_scores_problems(values: np.ndarray) -> list[Problem]:
+    """A problem when every score is the same: no ranking can be read from the file."""
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite == finite[0]).all():
+        return [Problem(f"all {finite.size:,} scores are equal ({float(finite[0])!r}): the ranking is undefined")]
+    return []
 
 
 _SIMPLE_CSV = re.compile(r"[^,\n\"]*,[^,\n\"]*(?:\n[^,\n\"]*,[^,\n\"]*)*\n?")

@@ -293,63 +293,95 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
         raise ValueError(f"on_bad_value must be one of {BAD_VALUE_POLICIES}, got {on_bad_value!r}")
     kept_idx = np.flatnonzero(rows["kept"].to_numpy())
     sub = df.iloc[kept_idx]
+    out = _slot_frame(rows, kept_idx, slots)
+    url, _ = _slot_cells(sub, slots, IMAGE_URL_PREFIX, file, ledger)
+    score_text, score_num = _slot_cells(sub, slots, cols.score_prefix, file, ledger)
+    vote_cells = {a: _slot_cells(sub, slots, p, file, ledger) for a, p in cols.attribute_prefixes.items()}
+    vote_text = {a: text for a, (text, _) in vote_cells.items()}
+    out["url"] = url
+    reason, no_url = _blank_slot_reasons(url, score_text, vote_text)
+    active = reason == "kept"
+    blank_score, non_numeric, out_of_range = _score_masks(active, score_text, score_num)
+    blank_votes = {a: active & (text == "") for a, text in vote_text.items()}
+    bad_votes = {a: active & (text != "") & ~np.isin(vote_cells[a][1], schema.ATTRIBUTE_VOTES)
+                 for a, text in vote_text.items()}
+
+    if on_bad_value == "error":
+        _raise_first_bad(out, score_text, non_numeric, out_of_range, vote_text, bad_votes, cols, error_file or file,
+                         ledger)
+    _exclude_bad_scores(out, reason, score_text, no_url, blank_score, non_numeric, out_of_range, cols, file, ledger)
+    _exclude_invalid_votes(out, reason, bad_votes, vote_text, cols, file, ledger)
+    kept = reason == "kept"
+    for a in schema.ATTRIBUTES:
+        out[a] = _vote_array(vote_cells[a][1])
+    _report_votes(out, kept, blank_votes, "vote", "blank_vote", "vote left blank; excluded from this attribute's "
+                  "mean, the rating is kept", cols, file, ledger)
+    out["score"] = np.where(kept, np.nan_to_num(score_num), 0).astype(np.int8)
+    out["image_id"] = image_names(pd.Series(url, dtype=object)).to_numpy(dtype=object)
+    out["reason"] = reason
+    exclude_repeated_images(out, file, ledger)
+    return out
+
+
+def _slot_frame(rows: pd.DataFrame, kept_idx: np.ndarray, slots: list[int]) -> pd.DataFrame:
+    """The (row, slot) skeleton of the answers: one row per kept assignment and image slot, row-major,
+    with the assignment's hit_id, worker_id and submit_time."""
     n_slots = len(slots)
-
-    # Row-major (row, slot) position → position in the slot-major concatenation of the columns.
-    n_sub = len(sub)
-    order = np.arange(n_sub * n_slots).reshape(n_slots, n_sub).T.ravel()
-    parsed: dict[str, np.ndarray] = {}
-
-    def cells(prefix: str) -> np.ndarray:
-        """Stripped cell texts of ``<prefix><i>`` in (row, slot) order; numbers go to ``parsed``.
-        Work is done once per distinct value (answers have a handful), not once per cell."""
-        series = pd.concat([sub[f"{prefix}{i}"] for i in slots], ignore_index=True)
-        codes, uniques = pd.factorize(series, use_na_sentinel=False)
-        texts = np.array([str(u).strip() for u in uniques], dtype=object)
-        _report_spellings(prefix, texts, np.bincount(codes, minlength=len(texts)), file, ledger)
-        parsed[prefix] = np.array([_to_float(t) for t in texts], dtype=float)[codes[order]] if len(texts) else \
-            np.zeros(0)
-        return texts[codes[order]] if len(texts) else np.zeros(0, dtype=object)
-
     out = pd.DataFrame({
         "row": np.repeat(rows["row"].to_numpy()[kept_idx], n_slots),
         "slot": np.tile(np.asarray(slots), len(kept_idx)),
     })
     for c in ("hit_id", "worker_id", "submit_time"):
         out[c] = np.repeat(rows[c].to_numpy()[kept_idx], n_slots)
-    url = cells(IMAGE_URL_PREFIX)
-    score_text = cells(cols.score_prefix)
-    vote_text = {a: cells(p) for a, p in cols.attribute_prefixes.items()}
-    out["url"] = url
-    reason = np.full(len(out), "kept", dtype=object)
+    return out
 
+
+def _slot_cells(sub: pd.DataFrame, slots: list[int], prefix: str, file: str,
+                ledger: Ledger) -> tuple[np.ndarray, np.ndarray]:
+    """Stripped cell texts of ``<prefix><i>`` in (row, slot) order, and their numbers (NaN where not one).
+    Work is done once per distinct value (answers have a handful), not once per cell."""
+    n_sub, n_slots = len(sub), len(slots)
+    # Row-major (row, slot) position → position in the slot-major concatenation of the columns.
+    order = np.arange(n_sub * n_slots).reshape(n_slots, n_sub).T.ravel()
+    series = pd.concat([sub[f"{prefix}{i}"] for i in slots], ignore_index=True)
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    texts = np.array([str(u).strip() for u in uniques], dtype=object)
+    _report_spellings(prefix, texts, np.bincount(codes, minlength=len(texts)), file, ledger)
+    if not len(texts):
+        return np.zeros(0, dtype=object), np.zeros(0)
+    numbers = np.array([_to_float(t) for t in texts], dtype=float)
+    return texts[codes[order]], numbers[codes[order]]
+
+
+def _blank_slot_reasons(url: np.ndarray, score_text: np.ndarray,
+                        vote_text: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each answer's first reason (``kept``, ``empty_slot`` when every cell is blank, ``blank_image_url``
+    when answers are given without an image), and the mask of the latter."""
+    reason = np.full(len(url), "kept", dtype=object)
     all_blank = (url == "") & (score_text == "")
     for t in vote_text.values():
         all_blank &= t == ""
     reason[all_blank] = "empty_slot"
     no_url = (url == "") & ~all_blank
     reason[no_url] = "blank_image_url"
-    active = reason == "kept"
+    return reason, no_url
 
-    score_num = parsed[cols.score_prefix]
+
+def _score_masks(active: np.ndarray, score_text: np.ndarray,
+                 score_num: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Among ``active`` answers: (blank score, score not a number, score not an integer in range)."""
     blank_score = active & (score_text == "")
     non_numeric = active & (score_text != "") & ~np.isfinite(score_num)
     out_of_range = active & np.isfinite(score_num) & (
         (score_num != np.round(score_num)) | (score_num < schema.SCORE_MIN) | (score_num > schema.SCORE_MAX))
+    return blank_score, non_numeric, out_of_range
 
-    votes = {}
-    bad_votes = {}
-    blank_votes = {}
-    for a, t in vote_text.items():
-        num = parsed[cols.attribute_prefixes[a]]
-        blank_votes[a] = active & (t == "")
-        bad_votes[a] = active & (t != "") & ~np.isin(num, schema.ATTRIBUTE_VOTES)
-        votes[a] = num
 
-    if on_bad_value == "error":
-        _raise_first_bad(out, score_text, non_numeric, out_of_range, vote_text, bad_votes, cols, error_file or file,
-                         ledger)
-
+def _exclude_bad_scores(out: pd.DataFrame, reason: np.ndarray, score_text: np.ndarray, no_url: np.ndarray,
+                        blank_score: np.ndarray, non_numeric: np.ndarray, out_of_range: np.ndarray,
+                        cols: AnswerColumns, file: str, ledger: Ledger) -> None:
+    """Set ``reason`` (in place) of answers with a blank image URL or a blank or bad score still kept,
+    and record them in the ledger, one frame per reason."""
     sc = lambda i: f"{cols.score_prefix}{i}"  # noqa: E731 - column name of a slot's score
     for mask, why, detail in (
         (no_url, "blank_image_url", "answers given but the image URL is blank"),
@@ -367,7 +399,11 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
                                        "value": score_text[idx], "detail": detail}),
                          "answer", "excluded", file=file, reason=why)
 
-    # An answer with an invalid attribute vote is excluded whole, like one with an invalid score.
+
+def _exclude_invalid_votes(out: pd.DataFrame, reason: np.ndarray, bad_votes: dict[str, np.ndarray],
+                           vote_text: dict[str, np.ndarray], cols: AnswerColumns, file: str, ledger: Ledger) -> None:
+    """An answer with an invalid attribute vote is excluded whole, like one with an invalid score
+    (``reason`` is set in place and the ledger told)."""
     bad_any = np.zeros(len(out), dtype=bool)
     for m in bad_votes.values():
         bad_any |= m
@@ -375,20 +411,15 @@ def answer_cells(df: pd.DataFrame, rows: pd.DataFrame, slots: list[int], cols: A
     reason[bad_any] = "invalid_vote"
     _report_votes(out, bad_any, bad_votes, "answer", "invalid_vote",
                   "attribute vote is not -1, 0 or +1; the whole answer is excluded", cols, file, ledger, vote_text)
-    kept = reason == "kept"
-    for a in schema.ATTRIBUTES:
-        v = votes[a].copy()
-        v[~np.isin(v, schema.ATTRIBUTE_VOTES)] = np.nan
-        arr = pd.array(np.nan_to_num(v).astype(np.int8), dtype="Int8")
-        arr[np.isnan(v)] = pd.NA
-        out[a] = arr
-    _report_votes(out, kept, blank_votes, "vote", "blank_vote", "vote left blank; excluded from this attribute's "
-                  "mean, the rating is kept", cols, file, ledger)
-    out["score"] = np.where(kept, np.nan_to_num(score_num), 0).astype(np.int8)
-    out["image_id"] = image_names(pd.Series(url, dtype=object)).to_numpy(dtype=object)
-    out["reason"] = reason
-    exclude_repeated_images(out, file, ledger)
-    return out
+
+
+def _vote_array(numbers: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Parsed votes as a nullable Int8 array: NA where the cell is not -1, 0 or +1."""
+    v = numbers.copy()
+    v[~np.isin(v, schema.ATTRIBUTE_VOTES)] = np.nan
+    arr = pd.array(np.nan_to_num(v).astype(np.int8), dtype="Int8")
+    arr[np.isnan(v)] = pd.NA
+    return arr
 
 
 def exclude_repeated_images(answers: pd.DataFrame, file: str, ledger: Ledger, *,
