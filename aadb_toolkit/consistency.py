@@ -283,6 +283,36 @@ def _irregular_batch(S: np.ndarray, n_perm: int, rng: np.random.Generator) -> di
     R, M = S.shape
     rated = ~np.isnan(S)
     iu, ju = _pair_index(R)
+    commons, n_common, rho, status = _irregular_pair_rhos(S, rated, iu, ju)
+    pair_ok = status == "ok"
+    enough = n_common >= MIN_COMMON_IMAGES
+    out: dict[str, Any] = {"rho": rho, "status": status, "n_common": n_common, "pair_ok": pair_ok,
+                           "mean_rho": float(np.mean(rho[pair_ok])) if pair_ok.any() else math.nan,
+                           "count": 0, "pair_counts": np.zeros(len(iu), np.int64)}
+    out["degenerate"] = _irregular_degenerate(R, enough, pair_ok)
+    if out["degenerate"] is not None or n_perm <= 0:
+        return out
+    stat = out["mean_rho"]
+    own = [np.flatnonzero(rated[a]) for a in range(R)]
+    block = max(1, min(n_perm, _CHUNK_ELEMENTS // max(1, R * M * 8)))
+    for p0 in range(0, n_perm, block):
+        n_p = min(block, n_perm - p0)
+        Sp = _permute_within_raters(S, own, n_p, rng)
+        rhos = _permuted_pair_rhos(Sp, iu, ju, commons, enough)
+        used = rhos[:, enough]
+        n_def = (~np.isnan(used)).sum(1)
+        with np.errstate(invalid="ignore"):
+            stat_p = np.where(n_def > 0, np.nansum(used, 1) / np.maximum(n_def, 1), np.nan)
+        out["count"] += int(((stat_p >= stat - _EXACT_TOL * (1 + abs(stat))) | np.isnan(stat_p)).sum())
+        ref = np.where(pair_ok, rho, np.inf)
+        out["pair_counts"] += ((rhos >= ref - _EXACT_TOL * (1 + np.abs(np.nan_to_num(rho)))) | np.isnan(rhos)).sum(0)
+    return out
+
+
+def _irregular_pair_rhos(S: np.ndarray, rated: np.ndarray, iu: np.ndarray,
+                         ju: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair's common images, their number, the pair's ρ over them and its status
+    ("ok", "too_few_common_images" or "constant_rater")."""
     commons = [np.flatnonzero(rated[a] & rated[b]) for a, b in zip(iu, ju)]
     n_common = np.array([len(x) for x in commons])
     rho = np.full(len(iu), np.nan)
@@ -293,53 +323,49 @@ def _irregular_batch(S: np.ndarray, n_perm: int, rng: np.random.Generator) -> di
             rho[p] = r_[0]
             if np.isnan(r_[0]):
                 status[p] = "constant_rater"
-    pair_ok = status == "ok"
-    enough = n_common >= MIN_COMMON_IMAGES
-    out: dict[str, Any] = {"rho": rho, "status": status, "n_common": n_common, "pair_ok": pair_ok,
-                           "mean_rho": float(np.mean(rho[pair_ok])) if pair_ok.any() else math.nan,
-                           "count": 0, "pair_counts": np.zeros(len(iu), np.int64)}
+    return commons, n_common, rho, status
+
+
+def _irregular_degenerate(R: int, enough: np.ndarray, pair_ok: np.ndarray) -> str | None:
+    """Why a batch with missing cells has no test statistic, or None when it has one."""
     if R < 2:
-        out["degenerate"] = "too_few_raters"
-    elif not enough.any():
-        out["degenerate"] = "too_few_common_images"
-    elif not pair_ok.any():
-        out["degenerate"] = "all_pairs_constant"
-    else:
-        out["degenerate"] = None
-    if out["degenerate"] is not None or n_perm <= 0:
-        return out
-    stat = out["mean_rho"]
-    own = [np.flatnonzero(rated[a]) for a in range(R)]
-    block = max(1, min(n_perm, _CHUNK_ELEMENTS // max(1, R * M * 8)))
-    for p0 in range(0, n_perm, block):
-        n_p = min(block, n_perm - p0)
-        Sp = np.full((n_p, R, M), np.nan)
-        for a in range(R):
-            perm = draw_permutations(rng, (n_p,), len(own[a]))
-            Sp[:, a, own[a]] = S[a, own[a]][perm]
-        rhos = np.full((n_p, len(iu)), np.nan)
-        cache: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        return "too_few_raters"
+    if not enough.any():
+        return "too_few_common_images"
+    if not pair_ok.any():
+        return "all_pairs_constant"
+    return None
 
-        def ranks(a: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            key = (a, cols.tobytes())  # pairs sharing a common set reuse the rater's ranks
-            if key not in cache:
-                cr = centered_ranks(Sp[:, a, cols])
-                cache[key] = (cr, (cr * cr).sum(1))
-            return cache[key]
 
-        for p, (a, b) in enumerate(zip(iu, ju)):
-            if enough[p]:
-                (cx, nx), (cy, ny) = ranks(a, commons[p]), ranks(b, commons[p])
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    rhos[:, p] = np.where((nx > 0) & (ny > 0), (cx * cy).sum(1) / np.sqrt(nx * ny), np.nan)
-        used = rhos[:, enough]
-        n_def = (~np.isnan(used)).sum(1)
-        with np.errstate(invalid="ignore"):
-            stat_p = np.where(n_def > 0, np.nansum(used, 1) / np.maximum(n_def, 1), np.nan)
-        out["count"] += int(((stat_p >= stat - _EXACT_TOL * (1 + abs(stat))) | np.isnan(stat_p)).sum())
-        ref = np.where(pair_ok, rho, np.inf)
-        out["pair_counts"] += ((rhos >= ref - _EXACT_TOL * (1 + np.abs(np.nan_to_num(rho)))) | np.isnan(rhos)).sum(0)
-    return out
+def _permute_within_raters(S: np.ndarray, own: list[np.ndarray], n_p: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_p`` copies of ``S`` (n_p, R, M) with each rater's scores shuffled among the images that rater rated."""
+    R, M = S.shape
+    Sp = np.full((n_p, R, M), np.nan)
+    for a in range(R):
+        perm = draw_permutations(rng, (n_p,), len(own[a]))
+        Sp[:, a, own[a]] = S[a, own[a]][perm]
+    return Sp
+
+
+def _permuted_pair_rhos(Sp: np.ndarray, iu: np.ndarray, ju: np.ndarray, commons: list[np.ndarray],
+                        enough: np.ndarray) -> np.ndarray:
+    """ρ (n_p, pairs) of every pair with enough common images in each permuted copy (NaN elsewhere)."""
+    rhos = np.full((Sp.shape[0], len(iu)), np.nan)
+    cache: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+
+    def ranks(a: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (a, cols.tobytes())  # pairs sharing a common set reuse the rater's ranks
+        if key not in cache:
+            cr = centered_ranks(Sp[:, a, cols])
+            cache[key] = (cr, (cr * cr).sum(1))
+        return cache[key]
+
+    for p, (a, b) in enumerate(zip(iu, ju)):
+        if enough[p]:
+            (cx, nx), (cy, ny) = ranks(a, commons[p]), ranks(b, commons[p])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rhos[:, p] = np.where((nx > 0) & (ny > 0), (cx * cy).sum(1) / np.sqrt(nx * ny), np.nan)
+    return rhos
 
 
 def _rho_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

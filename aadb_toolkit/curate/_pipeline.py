@@ -69,16 +69,48 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     (``allow_insecure_key`` downgrades the second to a warning)."""
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
+    _check_arguments(release, out, on_bad_value)
+    cols = _raw.AnswerColumns.from_mapping(answer_columns)
+    ledger = Ledger()
+    csv_rel = schema.RELEASE_RAW_RESULTS
+    csv_path = release / csv_rel
+    rows, answers, slots = _read_answers(release, csv_path, csv_rel, cols, on_bad_value, ledger)
+    # after the CSV checks: a run that fails on bad input creates no key
+    rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)
+    files, missing, checks, corrupt = _check_image_files(release, answers, csv_rel, ledger, workers, progress)
+
+    ratings = _ratings_table(answers, rkey)
+    _report_batch_sizes(ratings, answers, csv_rel, ledger)
+    images = _images_table(ratings, answers, checks, files)
+    _report_unrated_images(images, answers, files, corrupt, ledger)
+    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger, test_list)
+    _report_image_flags(images, ledger)
+
+    report = _build_report(release, csv_rel, rkey, cols, on_bad_value, strict_labels, rows, answers, slots,
+                           files, missing, corrupt, images, ratings, split_info, ledger)
+    manifest = _manifest(release, csv_path, rkey, cols, images, ratings, split_info)
+    _write_curated(out, release, images, ratings, manifest, report)
+    result = CurationResult(out=out, n_images=len(images), n_ratings=len(ratings),
+                            n_batches=int(ratings["batch_id"].nunique()), n_raters=int(ratings["rater_id"].nunique()),
+                            splits=report["summary"]["splits"], split_method=split_info["method"],
+                            key_source=rkey.source, key_created=rkey.created, key_fingerprint=rkey.fingerprint,
+                            report=report)
+    log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
+    return result
+
+
+def _check_arguments(release: Path, out: Path, on_bad_value: str) -> None:
+    """Refuse a missing release, an output folder that overlaps it or is not ours, and an unknown policy."""
     if not release.is_dir():
         raise InputError("release folder not found", file=str(release))
     _check_out(release, out)
     if on_bad_value not in _raw.BAD_VALUE_POLICIES:
         raise InputError(f"on_bad_value must be one of {', '.join(_raw.BAD_VALUE_POLICIES)}", field="on_bad_value")
-    cols = _raw.AnswerColumns.from_mapping(answer_columns)
-    ledger = Ledger()
 
-    csv_rel = schema.RELEASE_RAW_RESULTS
-    csv_path = release / csv_rel
+
+def _read_answers(release: Path, csv_path: Path, csv_rel: str, cols: _raw.AnswerColumns, on_bad_value: str,
+                  ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
+    """Read and check the raw results CSV: its assignment rows, one row per answer slot, and the slots."""
     if csv_path.exists() and not inside(release, csv_path):
         raise InputError("is a symbolic link to a file outside the release; the toolkit reads nothing outside "
                          "the release folder", file=str(csv_path))
@@ -87,9 +119,13 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
     rows = _raw.assignment_rows(df, csv_rel, ledger)
     answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
-    # after the CSV checks: a run that fails on bad input creates no key
-    rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)
+    return rows, answers, slots
 
+
+def _check_image_files(release: Path, answers: pd.DataFrame, csv_rel: str, ledger: Ledger, workers: int | None,
+                       progress: bool | None) -> tuple[dict[str, str], list[str], pd.DataFrame, pd.DataFrame]:
+    """List and decode the referenced image files; exclude the answers of missing or corrupt ones.
+    Returns the files, the missing names, the image checks and the corrupt images with their errors."""
     files, ignored = _images.list_image_files(release)
     for rel, why in ignored:
         ledger.add("file", "ignored", why.split(" ")[0], file=rel, detail=why)
@@ -109,37 +145,35 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                    detail=f"referenced by {int(n_refs.get(name, 0))} answers; their ratings are excluded")
     for r in corrupt.itertuples(index=False):
         ledger.add("image", "excluded", "corrupt_file", file=files[r.image_id], image_id=r.image_id, detail=r.error)
+    return files, missing, checks, corrupt
 
-    ratings = _ratings_table(answers, rkey)
-    _report_batch_sizes(ratings, answers, csv_rel, ledger)
-    images = _images_table(ratings, answers, checks, files)
+
+def _report_unrated_images(images: pd.DataFrame, answers: pd.DataFrame, files: dict[str, str],
+                           corrupt: pd.DataFrame, ledger: Ledger) -> None:
+    """Report each decodable image file that ended up with no kept rating."""
     rated = set(images["image_id"])
     seen = set(answers.loc[answers["url"] != "", "image_id"])
     for name in sorted(set(files) - rated - set(corrupt["image_id"])):
         why = "referenced only by excluded answers" if name in seen else "not referenced by any answer"
         ledger.add("image", "reported", "no_ratings", file=files[name], image_id=name, detail=why)
 
-    images, split_info = _assign_splits(release, images, answers, set(files), strict_labels, ledger, test_list)
+
+def _report_image_flags(images: pd.DataFrame, ledger: Ledger) -> None:
+    """One ledger entry per flag of each kept image."""
     for r in images.itertuples(index=False):
         for flag in filter(None, r.flags.split(";")):
             ledger.add("image", "flagged", flag, file=r.path, image_id=r.image_id, detail=_flag_detail(flag, r))
 
-    report = _build_report(release, csv_rel, rkey, cols, on_bad_value, strict_labels, rows, answers, slots,
-                           files, missing, corrupt, images, ratings, split_info, ledger)
-    manifest = _manifest(release, csv_path, rkey, cols, images, ratings, split_info)
+
+def _write_curated(out: Path, release: Path, images: pd.DataFrame, ratings: pd.DataFrame, manifest: dict,
+                   report: dict) -> None:
+    """Write the tables, manifest and report aside and swap them in as ``out`` whole."""
     with atomic_dir(out, kind=CURATED_KIND, inputs=(release,)) as stage:
         images.to_parquet(stage / schema.CURATED_IMAGES, index=False)
         ratings.to_parquet(stage / schema.CURATED_RATINGS, index=False)
         _write_json(stage / schema.CURATED_MANIFEST, manifest)
         _write_json(stage / _report.REPORT_JSON, report)
         (stage / _report.REPORT_MD).write_text(_report.render_markdown(report), encoding="utf-8")
-    result = CurationResult(out=out, n_images=len(images), n_ratings=len(ratings),
-                            n_batches=int(ratings["batch_id"].nunique()), n_raters=int(ratings["rater_id"].nunique()),
-                            splits=report["summary"]["splits"], split_method=split_info["method"],
-                            key_source=rkey.source, key_created=rkey.created, key_fingerprint=rkey.fingerprint,
-                            report=report)
-    log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
-    return result
 
 
 def _test_list_note(report: dict) -> str:

@@ -67,41 +67,15 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     ``repo_id`` only names the repository in the card's loading example; ``extra_configs`` are
     further configs (``aadb publish`` adds the ``piaa`` episodes).
     """
-    if shard_size_mb <= 0:
-        raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
-    if repo_id is not None and not layout.is_repo_id(repo_id):
-        raise InputError(f"not a Hub repository id of the form ORG/NAME: {excerpt(repo_id)!r}", field="--repo-id")
+    _check_publish_options(shard_size_mb, repo_id)
     out = Path(out)
     _check_out_folder(out, data.origin)
     images, ratings, notes = canonical_tables(data)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
     with _atomic.atomic_dir(out, kind=PUBLISHED_KIND) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
-        split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
-        for split in schema.SPLITS:
-            split_images = images[images["split"] == split]
-            if split_images.empty:
-                notes.append(f"split {split!r} has no images and is left out of the repository")
-                continue
-            split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
-            split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
-                stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
-            if split_ratings.empty:
-                # `datasets` cannot load a split without rows: the split's images stay, with empty lists
-                notes.append(f"split {split!r} has images but no ratings and is left out of the "
-                             f"{layout.CONFIG_RATINGS!r} config")
-                continue
-            split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
-                stage, split, split_ratings, rating_schema, shard_bytes)
-        extra_features = {}
-        for extra in extra_configs:
-            if extra.name not in layout.CONFIG_DIRS or extra.name in split_infos:
-                raise ValueError(f"{extra.name!r} is not a config the repository layout declares beside the others")
-            if extra.table.empty:
-                notes.append(f"config {extra.name!r} has no rows and is left out ({extra.note})")
-                continue
-            extra_features[extra.name], split_infos[extra.name] = _write_extra_config(stage, extra)
-            notes.append(f"config {extra.name!r}: {extra.note}")
+        split_infos = _write_splits(stage, images, ratings, data, image_schema, rating_schema, shard_bytes, notes)
+        extra_features = _write_extra_configs(stage, extra_configs, split_infos, notes)
         facts = card_mod.CardFacts(
             image_features=image_schema, rating_features=rating_schema, splits=split_infos,
             n_raters=int(ratings["rater_id"].nunique()), n_batches=int(ratings["batch_id"].nunique()),
@@ -112,11 +86,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             synthetic=data.provenance.synthetic, repo_hint=repo_id or card_mod.REPO_PLACEHOLDER,
             test_list=data.provenance.test_list, extra_features=extra_features,
         )
-        _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
-        _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
-        card_mod.validate_card(stage)
-        files = {p.relative_to(stage).as_posix(): p.stat().st_size
-                 for p in sorted(stage.rglob("*")) if p.is_file()}
+        files = _write_card(stage, facts)
     log.info("published %d images and %d ratings to %s", len(images), len(ratings), out)
     return PublishResult(
         out=out, files=files,
@@ -124,6 +94,60 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
         n_ratings={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_RATINGS].items()},
         n_raters=facts.n_raters, n_batches=facts.n_batches, gated=gated, notes=notes,
     )
+
+
+def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
+    if shard_size_mb <= 0:
+        raise InputError(f"shard size must be a positive number of MB, got {shard_size_mb}", field="shard_size_mb")
+    if repo_id is not None and not layout.is_repo_id(repo_id):
+        raise InputError(f"not a Hub repository id of the form ORG/NAME: {excerpt(repo_id)!r}", field="--repo-id")
+
+
+def _write_splits(stage: Path, images: pd.DataFrame, ratings: pd.DataFrame, data: AADBData,
+                  image_schema: pa.Schema, rating_schema: pa.Schema, shard_bytes: int,
+                  notes: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """Write the shards of the images and ratings configs, split by split; returns the split infos
+    of each config and appends a note for each split left out."""
+    split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
+    for split in schema.SPLITS:
+        split_images = images[images["split"] == split]
+        if split_images.empty:
+            notes.append(f"split {split!r} has no images and is left out of the repository")
+            continue
+        split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
+        split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
+            stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
+        if split_ratings.empty:
+            # `datasets` cannot load a split without rows: the split's images stay, with empty lists
+            notes.append(f"split {split!r} has images but no ratings and is left out of the "
+                         f"{layout.CONFIG_RATINGS!r} config")
+            continue
+        split_infos[layout.CONFIG_RATINGS][split] = _write_rating_split(
+            stage, split, split_ratings, rating_schema, shard_bytes)
+    return split_infos
+
+
+def _write_extra_configs(stage: Path, extra_configs: tuple[ExtraConfig, ...],
+                         split_infos: dict[str, dict[str, dict[str, int]]], notes: list[str]) -> dict:
+    """Write each non-empty extra config (adding its split infos) and note each; returns their features."""
+    extra_features = {}
+    for extra in extra_configs:
+        if extra.name not in layout.CONFIG_DIRS or extra.name in split_infos:
+            raise ValueError(f"{extra.name!r} is not a config the repository layout declares beside the others")
+        if extra.table.empty:
+            notes.append(f"config {extra.name!r} has no rows and is left out ({extra.note})")
+            continue
+        extra_features[extra.name], split_infos[extra.name] = _write_extra_config(stage, extra)
+        notes.append(f"config {extra.name!r}: {extra.note}")
+    return extra_features
+
+
+def _write_card(stage: Path, facts: card_mod.CardFacts) -> dict[str, int]:
+    """Write and validate the card and the licence; returns every staged file with its size."""
+    _atomic.write_text(stage / layout.README, card_mod.render_card(facts, stage))
+    _atomic.write_text(stage / layout.LICENSE, card_mod.render_license())
+    card_mod.validate_card(stage)
+    return {p.relative_to(stage).as_posix(): p.stat().st_size for p in sorted(stage.rglob("*")) if p.is_file()}
 
 
 def _check_out_folder(out: Path, source: Path | str) -> None:

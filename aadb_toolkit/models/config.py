@@ -297,10 +297,23 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
 
 
 def _check(cfg: ModelConfig, source: str) -> None:
+    """Raise an InputError naming ``source`` and the field for the first invalid value (checks run
+    in a fixed order, so a config with several errors always reports the same one)."""
     def err(msg: str, where: str) -> InputError:
         return InputError(msg, file=source, field=where)
 
-    m, d, p, lo, o, t = cfg.model, cfg.data, cfg.pairs, cfg.loss, cfg.optim, cfg.train
+    _check_paper_row(cfg, err)
+    _check_model_and_data(cfg.model, cfg.data, err)
+    _check_pairs_and_loss(cfg.pairs, cfg.loss, err)
+    _check_optim_and_train(cfg.optim, cfg.train, err)
+    if not cfg.model.fc7_factor > 0 or cfg.model.feature_size < 1:
+        raise err("fc7_factor must be > 0 and feature_size ≥ 1", "model")
+    if cfg.pairs.ties not in _TIES:
+        raise err(f"unknown ties {cfg.pairs.ties!r}{_suggest(cfg.pairs.ties, _TIES)}", "pairs.ties")
+    _check_branches(cfg, err)
+
+
+def _check_paper_row(cfg: ModelConfig, err) -> None:
     if cfg.paper_table:
         tables = [n for n in dir(paper) if n.startswith("TABLE") and isinstance(getattr(paper, n), dict)]
         if cfg.paper_table not in tables:
@@ -308,6 +321,9 @@ def _check(cfg: ModelConfig, source: str) -> None:
         rows = [str(k) for k in getattr(paper, cfg.paper_table)]
         if cfg.paper_row not in rows:
             raise err(f"no row {cfg.paper_row!r} in paper.{cfg.paper_table}{_suggest(cfg.paper_row, rows)}", "paper_row")
+
+
+def _check_model_and_data(m: ModelSection, d: DataSection, err) -> None:
     if m.arch != "alexnet":
         raise err(f"unknown arch {m.arch!r}{_suggest(m.arch, ['alexnet'])}", "model.arch")
     if m.head not in HEADS:
@@ -322,6 +338,9 @@ def _check(cfg: ModelConfig, source: str) -> None:
         raise err(f"warp_size {d.warp_size} is smaller than crop_size {d.crop_size}", "data.warp_size")
     if len(d.mean) != 3 or len(d.std) != 3 or min(d.std) <= 0:
         raise err("mean and std need 3 values (RGB), std > 0", "data.mean")
+
+
+def _check_pairs_and_loss(p: PairsSection, lo: LossSection, err) -> None:
     if p.strategy not in STRATEGIES:
         raise err(f"unknown strategy {p.strategy!r}{_suggest(p.strategy, STRATEGIES)}", "pairs.strategy")
     if p.within_weighting not in WITHIN_WEIGHTINGS:
@@ -335,6 +354,9 @@ def _check(cfg: ModelConfig, source: str) -> None:
         raise err("no loss terms", "loss.weights")
     if lo.rank_margin < 0:
         raise err("rank_margin must be ≥ 0", "loss.rank_margin")
+
+
+def _check_optim_and_train(o: OptimSection, t: TrainSection, err) -> None:
     if not (o.lr > 0 and o.momentum >= 0 and o.weight_decay >= 0 and 0 < o.anneal_factor <= 1):
         raise err("need lr > 0, momentum ≥ 0, weight_decay ≥ 0, 0 < anneal_factor ≤ 1", "optim")
     if any(not 0 < a < 1 for a in o.anneal_at) or list(o.anneal_at) != sorted(o.anneal_at):
@@ -353,11 +375,6 @@ def _check(cfg: ModelConfig, source: str) -> None:
         raise err("validate_every_steps must be ≥ 1", "train.validate_every_steps")
     if o.steps is not None and o.steps < 1:
         raise err("steps must be ≥ 1", "optim.steps")
-    if not m.fc7_factor > 0 or m.feature_size < 1:
-        raise err("fc7_factor must be > 0 and feature_size ≥ 1", "model")
-    if p.ties not in _TIES:
-        raise err(f"unknown ties {p.ties!r}{_suggest(p.ties, _TIES)}", "pairs.ties")
-    _check_branches(cfg, err)
 
 
 def _check_branches(cfg: ModelConfig, err) -> None:

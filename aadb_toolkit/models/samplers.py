@@ -107,6 +107,28 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
         raise InputError(f"unknown weighting {weighting!r}; expected one of {WITHIN_WEIGHTINGS}", field="pairs.within_weighting")
     if n_pairs == 0:
         return _empty()
+    g = _group_by_rater(images, ratings, same_hit)
+    w = _rater_weights(g, ties, weighting)
+    first, second, rater = _draw_ordered_pairs(g, w, n_pairs, rng, ties)
+    names = [str(x).split("\x1f")[0] for x in g.raters] if same_hit else list(g.raters)
+    return PairSet(first, second, np.full(n_pairs, WITHIN, np.int8), rater, np.asarray(names, dtype=object))
+
+
+@dataclass(frozen=True)
+class _RaterGroups:
+    """The training images' ratings sorted by rater: rater code, image position and score of each,
+    and each rater's count and first index."""
+
+    raters: pd.Index
+    rater_of: np.ndarray
+    image_of: np.ndarray
+    score_of: np.ndarray
+    counts: np.ndarray
+    starts: np.ndarray
+
+
+def _group_by_rater(images: pd.DataFrame, ratings: pd.DataFrame, same_hit: bool) -> _RaterGroups:
+    """Check the ratings of the training images and group them by rater (by rater and HIT when ``same_hit``)."""
     pos = pd.Series(np.arange(len(images)), index=pd.Index(images["image_id"]))
     r = ratings[ratings["image_id"].isin(pos.index)]
     for col in ("rater_id", "score"):
@@ -121,43 +143,54 @@ def within_rater_pairs(images: pd.DataFrame, ratings: pd.DataFrame, n_pairs: int
     codes, raters = pd.factorize(r["rater_id"], sort=True)
     order = np.argsort(codes, kind="stable")
     rater_of = codes[order].astype(np.int64)
-    image_of = pos.loc[r["image_id"].to_numpy()[order]].to_numpy(np.int64)
-    score_of = r["score"].to_numpy(float)[order]
     counts = np.bincount(rater_of, minlength=len(raters)).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return _RaterGroups(raters=raters, rater_of=rater_of,
+                        image_of=pos.loc[r["image_id"].to_numpy()[order]].to_numpy(np.int64),
+                        score_of=r["score"].to_numpy(float)[order], counts=counts,
+                        starts=np.concatenate([[0], np.cumsum(counts)[:-1]]))
+
+
+def _rater_weights(g: _RaterGroups, ties: str, weighting: str) -> np.ndarray:
+    """Each rater's probability of being drawn (by pairs or by ratings); zero for raters who
+    cannot contribute a pair."""
     # a rater can contribute only if they scored at least two of these images differently
-    lo = np.full(len(raters), np.inf)
-    hi = np.full(len(raters), -np.inf)
-    np.minimum.at(lo, rater_of, score_of)
-    np.maximum.at(hi, rater_of, score_of)
-    usable = (counts >= 2) & ((hi > lo) | (ties == "keep"))
+    lo = np.full(len(g.raters), np.inf)
+    hi = np.full(len(g.raters), -np.inf)
+    np.minimum.at(lo, g.rater_of, g.score_of)
+    np.maximum.at(hi, g.rater_of, g.score_of)
+    usable = (g.counts >= 2) & ((hi > lo) | (ties == "keep"))
     if not usable.any():
         raise InputError("cannot draw within-rater pairs: no rater scored two training images differently",
                          field="pairs.strategy")
     if weighting == "pairs":
-        w = np.where(usable, counts.astype(float) ** 2, 0.0)
+        w = np.where(usable, g.counts.astype(float) ** 2, 0.0)
     else:
-        w = np.where(usable, counts.astype(float), 0.0)
+        w = np.where(usable, g.counts.astype(float), 0.0)
     w /= w.sum()
+    return w
+
+
+def _draw_ordered_pairs(g: _RaterGroups, w: np.ndarray, n_pairs: int, rng: np.random.Generator,
+                        ties: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw rater, then two of their ratings, in chunks until ``n_pairs`` pairs are kept; each pair
+    ordered higher score first. Returns the first and second image positions and the rater codes."""
     firsts, seconds, who, have = [], [], [], 0
     while have < n_pairs:
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
-        rr = rng.choice(len(raters), size=m, p=w)
-        ia = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
-        ib = starts[rr] + (rng.random(m) * counts[rr]).astype(np.int64)
-        sa, sb = score_of[ia], score_of[ib]
-        keep = ((sa != sb) | (ties == "keep")) & (image_of[ia] != image_of[ib])
+        rr = rng.choice(len(g.raters), size=m, p=w)
+        ia = g.starts[rr] + (rng.random(m) * g.counts[rr]).astype(np.int64)
+        ib = g.starts[rr] + (rng.random(m) * g.counts[rr]).astype(np.int64)
+        sa, sb = g.score_of[ia], g.score_of[ib]
+        keep = ((sa != sb) | (ties == "keep")) & (g.image_of[ia] != g.image_of[ib])
         ia, ib, sa, sb, rr = ia[keep], ib[keep], sa[keep], sb[keep], rr[keep]
         swap = sa < sb
-        firsts.append(image_of[np.where(swap, ib, ia)])
-        seconds.append(image_of[np.where(swap, ia, ib)])
+        firsts.append(g.image_of[np.where(swap, ib, ia)])
+        seconds.append(g.image_of[np.where(swap, ia, ib)])
         who.append(rr)
         have += len(ia)
     first = np.concatenate(firsts)[:n_pairs]
     second = np.concatenate(seconds)[:n_pairs]
-    rater = np.concatenate(who)[:n_pairs].astype(np.int64)
-    names = [str(x).split("\x1f")[0] for x in raters] if same_hit else list(raters)
-    return PairSet(first, second, np.full(n_pairs, WITHIN, np.int8), rater, np.asarray(names, dtype=object))
+    return first, second, np.concatenate(who)[:n_pairs].astype(np.int64)
 
 
 def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, n_pairs: int, seed: int,

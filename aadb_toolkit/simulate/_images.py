@@ -199,12 +199,27 @@ def draw_photo(kind: str, s: np.ndarray, base_hue: float, gen: np.random.Generat
     yy, xx = _grid(w, h)
     a = {name: float(s[i]) for name, i in _A.items()}
     px = h / 96.0
-    # colour harmony: the spread of the palette's hues around the content type's base hue
+    hues, pal = _palette(a, base_hue, gen)
+    img = _draw_background(kind, a, pal, gen, xx, yy, size, px)
+    cx, cy, r, ty = _paint_subject(img, kind, a, hues, pal, gen, xx, yy, size, px)
+    _paint_balancing_element(img, kind, a, pal, xx, yy, size, cx, cy, r, ty)
+    return _develop(img, a, gen, size, px)
+
+
+def _palette(a: dict[str, float], base_hue: float, gen: np.random.Generator) -> tuple[np.ndarray, list]:
+    """Five hues and RGB colours; colour harmony is their spread around the content type's base hue."""
     spread = 0.03 + 0.22 * (1 - a["color_harmony"])
     hue0 = base_hue + 0.06 * (gen.random() - 0.5)
     hues = hue0 + spread * gen.uniform(-1, 1, 5)
     vals = [0.85, 0.6, 0.7, 0.9, 0.8]
     pal = [_hsv(hues[i], 0.55, vals[i]) for i in range(5)]
+    return hues, pal
+
+
+def _draw_background(kind: str, a: dict[str, float], pal: list, gen: np.random.Generator, xx: np.ndarray,
+                     yy: np.ndarray, size: tuple[int, int], px: float) -> np.ndarray:
+    """The background with its repetition, symmetry, depth of field and panning motion blur."""
+    w, h = size
     bg = _background(kind, pal, gen, xx, yy, w, h)
     bg = _pattern(bg, a["repetition"], pal, gen, xx, yy, w, h)
     # symmetry: mirror-blend the background (+) or light it lopsidedly (−)
@@ -223,17 +238,24 @@ def draw_photo(kind: str, s: np.ndarray, base_hue: float, gen: np.random.Generat
     # motion blur (+): a panning streak in the background only
     if a["motion_blur"] > 0.1:
         bg = ndimage.uniform_filter1d(bg, size=1 + int(round(7 * a["motion_blur"] * px)), axis=1, mode="nearest")
-    # subject: size and contrast (object), placement (rule of thirds), detail (content)
+    return bg
+
+
+def _paint_subject(img: np.ndarray, kind: str, a: dict[str, float], hues: np.ndarray, pal: list,
+                   gen: np.random.Generator, xx: np.ndarray, yy: np.ndarray, size: tuple[int, int],
+                   px: float) -> tuple[float, float, float, float]:
+    """Paint the subject into ``img`` in place: size and contrast (object), placement (rule of
+    thirds), detail (content). Returns its centre, radius and the thirds line ``ty`` it sits near."""
+    w, h = size
     r = h * (0.08 + 0.085 * (a["object"] + 1))
     tx, ty = gen.choice([1 / 3, 2 / 3]), gen.choice([1 / 3, 2 / 3])
     ax, ay = (0.05 if tx < 0.5 else 0.95), (0.08 if ty < 0.5 else 0.92)
     t = (1 - a["rule_of_thirds"]) / 2
     cx, cy = w * (tx + t * (ax - tx)), h * (ty + t * (ay - ty))
-    local = float((bg.reshape(-1, 3) @ _LUMA).mean())
+    local = float((img.reshape(-1, 3) @ _LUMA).mean())
     contrast = (0.12 + 0.2 * (a["object"] + 1)) * (0.6 + 0.2 * (a["content"] + 1))
     value = local - contrast if local > 0.5 else local + contrast
     subj = _hsv(hues[2], 0.65, value)
-    img = bg
     win = _window(img, cx - 1.8 * r, cy - 1.4 * r, cx + 1.8 * r, cy + 3.4 * r)
     if win is not None:
         x, y = xx[win], yy[win]
@@ -246,17 +268,29 @@ def draw_photo(kind: str, s: np.ndarray, base_hue: float, gen: np.random.Generat
             fill = subj
         sub = img[win]
         sub += (fill - sub) * mask
-    # balancing element: a smaller accent opposite the subject (+) or crowding it (−)
+    return cx, cy, r, ty
+
+
+def _paint_balancing_element(img: np.ndarray, kind: str, a: dict[str, float], pal: list, xx: np.ndarray,
+                             yy: np.ndarray, size: tuple[int, int], cx: float, cy: float, r: float,
+                             ty: float) -> None:
+    """Paint a smaller accent opposite the subject (+) or crowding it (−) into ``img`` in place."""
+    w, h = size
     ox, oy = w - cx, h * (1 - ty) if kind != "portrait" else h * 0.75
     side = -1.0 if cx > w / 2 else 1.0
     crowd_x, crowd_y = cx - side * 1.3 * r, cy + 0.4 * r
     tb = (a["balancing_elements"] + 1) / 2
     bx, by = crowd_x + tb * (ox - crowd_x), crowd_y + tb * (oy - crowd_y)
     _paint_disc(img, xx, yy, bx, by, 0.45 * r, pal[3] * 0.9)
-    # vivid colour: global saturation
+
+
+def _develop(img: np.ndarray, a: dict[str, float], gen: np.random.Generator, size: tuple[int, int],
+             px: float) -> np.ndarray:
+    """Global saturation (vivid colour), exposure and contrast (light), camera shake and sensor
+    noise; the finished uint8 pixels."""
+    w, h = size
     gray = (img @ _LUMA)[..., None]
     img = gray + (img - gray) * (0.15 + 0.6 * (a["vivid_color"] + 1))
-    # light: exposure and contrast
     mean = float((img.reshape(-1, 3) @ _LUMA).mean())
     good = (a["light"] + 1) / 2
     shift = (1 - good) * 0.36 * (1.0 if gen.random() < 0.5 else -1.0)
