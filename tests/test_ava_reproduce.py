@@ -5,7 +5,6 @@ synthetic source is marked."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,8 @@ from aadb_toolkit import paper, sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.protocols import read_result
 from aadb_toolkit.protocols.ava_protocol import binary_labels, choose_threshold
+from reproduce_fixtures import tiny_recipe
+
 from aadb_toolkit.reproduce import load_recipe, paper_number, reproduce
 
 TINY = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,
@@ -30,11 +31,7 @@ def ava_root(tmp_path_factory):
 
 
 def _tiny(name, rows=None):
-    r = load_recipe(name)
-    r = dataclasses.replace(r, budgets={"quick": dict(TINY), "paper": dict(TINY)})
-    if rows is not None:
-        r = dataclasses.replace(r, rows=tuple(x for x in r.rows if x.label in rows))
-    return r
+    return tiny_recipe(name, TINY, rows)
 
 
 def test_recipes_cover_the_papers_rows():

@@ -14,6 +14,8 @@ from aadb_toolkit import paper
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import TrainingInterrupted
+from reproduce_fixtures import tiny_recipe
+
 from aadb_toolkit.reproduce import available_tables, load_recipe, paper_number, reproduce
 from aadb_toolkit.sources import load
 
@@ -24,11 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:no --init-weights")
 
 
 def _tiny(name, rows=None):
-    r = load_recipe(name)
-    r = dataclasses.replace(r, budgets={"quick": dict(TINY), "paper": dict(TINY)})
-    if rows is not None:
-        r = dataclasses.replace(r, rows=tuple(x for x in r.rows if x.label in rows))
-    return r
+    return tiny_recipe(name, TINY, rows)
 
 
 def test_the_issue_tables_exist_and_their_paper_numbers_resolve():

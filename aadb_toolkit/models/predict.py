@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
 from .ensemble import member_dirs
-from .trainer import bf16_autocast, fc7_features, load_model, pick_device, score_images
+from .trainer import bf16_autocast, fc7_features, load_model, pick_device, score_images, scores_and_fc7
 
 
 def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
@@ -109,8 +109,7 @@ def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: li
     net, sampler, device, amp = _single_run(run, data, ids, device, which, cache_dir, progress, "decode episodes")
     if sampler is None:
         return np.zeros(0), np.zeros((0, net.fc7_size), np.float32)
-    scores = score_images(net, sampler, device, batch_size=batch_size, amp=amp)
-    features = fc7_features(net, sampler, device, batch_size=batch_size, amp=amp)
+    scores, features = scores_and_fc7(net, sampler, device, batch_size=batch_size, amp=amp)
     if not (np.isfinite(scores).all() and np.isfinite(features).all()):
         raise InputError("the run's predictions or fc7 features are not finite (NaN/inf): the run's "
                          "weights are broken (diverged training?)", file=str(run))

@@ -621,6 +621,21 @@ def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.fc7_size), np.float32)
 
 
+def scores_and_fc7(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
+                   amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`score_images` and :func:`fc7_features` from one pass: the head is applied to the fc7
+    it reads, as ``model.forward`` does. Returns ``(scores (N,) float64, features (N, D) float32)``."""
+    def both(m, x):
+        h = m.fc7(x)
+        return torch.cat([m.classifier[6](h)["score"].float()[:, None], h.float()], dim=1)
+
+    chunks = _centre_crop_outputs(model, sampler, device, both, batch_size, amp)
+    if not chunks:
+        return np.empty(0, np.float64), np.zeros((0, model.fc7_size), np.float32)
+    out = torch.cat(chunks)
+    return out[:, 0].numpy().astype(np.float64), out[:, 1:].contiguous().numpy()
+
+
 def _plot_metrics(records: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 

@@ -65,3 +65,10 @@ def test_features_returns_fc7_of_the_requested_images(tiny_curated, tmp_path):
     sub, g = features(tmp_path / "run", tiny_curated, image_ids=ids[3:1:-1])
     assert sub == ids[3:1:-1]
     np.testing.assert_allclose(g, f[3:1:-1], rtol=1e-5, atol=1e-6)
+    # the personalizer's one-pass scores and fc7 agree with predict() and features()
+    from aadb_toolkit.models.predict import predict_features
+
+    scores, h = predict_features(tmp_path / "run", tiny_curated, ids)
+    np.testing.assert_allclose(scores, predict(tmp_path / "run", tiny_curated, "test")["score"].to_numpy(),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h, f, rtol=1e-5, atol=1e-6)
