@@ -7,6 +7,7 @@ models replace by their head). A ``width`` multiplier shrinks every layer for fa
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -77,18 +78,35 @@ class AlexNet(nn.Module):
         )
         self.fc7_size = fc7
 
-    def fc7(self, x: torch.Tensor) -> torch.Tensor:
-        """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of the top layers: flattened pool5 of a batch of normalised images (N, 3, H, W)."""
         if x.shape[-1] < MIN_INPUT_SIZE or x.shape[-2] < MIN_INPUT_SIZE:
             raise ValueError(f"AlexNet needs inputs of at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE}, got {tuple(x.shape[-2:])}")
-        h = torch.flatten(self.avgpool(self.features(x)), 1)
+        return torch.flatten(self.avgpool(self.features(x)), 1)
+
+    def top(self, h: torch.Tensor) -> torch.Tensor:
+        """The top layers (fc6, fc7 with their dropout and ReLU) on trunk outputs."""
         for i in range(6):
             h = self.classifier[i](h)
         return h
 
+    def top_copy(self) -> nn.Sequential:
+        """An independent copy of the top layers (fc6 + fc7): ContClass's own layers (§4.4)."""
+        return copy.deepcopy(nn.Sequential(*[self.classifier[i] for i in range(6)]))
+
+    def fc7(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
+        return self.top(self.trunk(x))
+
+    def head_outputs(self, fc7: torch.Tensor, trunk: torch.Tensor):
+        """The last layer on fc7 (a head that gates on ContClass also gets the trunk output)."""
+        head = self.classifier[6]
+        return head(fc7, trunk=trunk) if getattr(head, "uses_trunk", False) else head(fc7)
+
     def forward(self, x: torch.Tensor):  # noqa: D401 - standard nn.Module entry point
         """Output of the last layer ``classifier[6]`` (logits, or a head's output dict)."""
-        return self.classifier[6](self.fc7(x))
+        h = self.trunk(x)
+        return self.head_outputs(self.top(h), h)
 
 
 def read_state_dict(path: str | Path, *, sha256: str | None = None) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ def _centre_crop_outputs(model: torch.nn.Module, sampler: pipeline.CropSampler, 
     with torch.no_grad():
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(n, start + batch_size))
-            x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
+            x = sampler.crops(idx, *sampler.centre(len(idx)), device=device)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
                 chunks.append(forward(model, x).float().cpu())
     model.train(was_training)
@@ -36,6 +36,26 @@ def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
 
 
 
+def trunk_and_fc7(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
+                  amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The trunk output (the input of the top layers) and fc7 of every cached image (centre crop,
+    eval mode), as float32 tensors on ``device`` (what ContClass is fine-tuned and clustered on)."""
+    was_training = model.training
+    model.eval()
+    n = sampler.pixels.shape[0]
+    trunks, feats = [], []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(n, start + batch_size))
+            x = sampler.crops(idx, *sampler.centre(len(idx)), device=device)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+                t = model.trunk(x)
+                trunks.append(t.float())
+                feats.append(model.top(t).float())
+    model.train(was_training)
+    return torch.cat(trunks), torch.cat(feats)
+
+
 def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
                  amp: bool = False) -> np.ndarray:
     """fc7 activations (N, D) of every cached image (centre crop, eval mode), as float32."""
@@ -49,8 +69,9 @@ def scores_and_fc7(model: torch.nn.Module, sampler: pipeline.CropSampler, device
     """:func:`score_images` and :func:`fc7_features` from one pass: the head is applied to the fc7
     it reads, as ``model.forward`` does. Returns ``(scores (N,) float64, features (N, D) float32)``."""
     def both(m, x):
-        h = m.fc7(x)
-        return torch.cat([m.classifier[6](h)["score"].float()[:, None], h.float()], dim=1)
+        t = m.trunk(x)
+        h = m.top(t)
+        return torch.cat([m.head_outputs(h, t)["score"].float()[:, None], h.float()], dim=1)
 
     chunks = _centre_crop_outputs(model, sampler, device, both, batch_size, amp)
     if not chunks:
