@@ -1,6 +1,6 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
 annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
-the best weights of the final stage kept, bf16 autocast on CUDA, and exact resumption from
+the best weights of any stage kept, bf16 autocast on CUDA, and exact resumption from
 checkpoints written atomically every N steps and at each validation. Data parallel over
 processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
 rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointed
@@ -10,6 +10,10 @@ rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointe
 Determinism: every random stream is derived from ``(seed, purpose, epoch or step[, rank])`` —
 the epoch's order, each step's crop offsets and each step's dropout masks — so a run resumed
 from a checkpoint taken mid-epoch takes exactly the same steps as one that never stopped.
+
+The step never touches the host: the epoch's permutation is made once per (stage, epoch) and
+kept on the pixel cache's device, crop offsets and flips are drawn there by torch, and the loss
+is read back only at log boundaries (where the time limit is also checked).
 """
 
 from __future__ import annotations
