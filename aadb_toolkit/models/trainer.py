@@ -34,14 +34,16 @@ from .._atomic import write_json, write_text
 from .._ranks import spearman
 from ..errors import InputError
 from ..sources import AADBData, load
-from . import pipeline
-from .alexnet_arch import load_trunk_weights, read_state_dict
+from . import frozen, pipeline
+from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content
 from .devices import bf16_autocast, pick_device
 from .ensemble import write_ensemble_file
-from .heads import AestheticsHead, attribute_columns, build_network
-from .inference import fc7_features, score_images
+from .heads import AestheticsHead, attribute_columns
+from .inference import feature_rows, score_images
+from .network import HeadOnFeatures, build_network, upgrade_state
+from .optim import build_optimizer, lr_at, set_lr
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
                    RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, config_diff, config_json,
@@ -227,9 +229,8 @@ def _stage_at(plan: list[_Stage], step: int) -> _Stage:
 
 
 def _lr_at(cfg: ModelConfig, stage: _Stage, step: int) -> float:
-    """×``anneal_factor`` at each ``anneal_at`` fraction of the stage's steps."""
-    milestones = [stage.start + int(round(f * stage.steps)) for f in cfg.optim.anneal_at]
-    return cfg.optim.lr * cfg.optim.anneal_factor ** sum(step >= m for m in milestones)
+    """The stage's schedule (:func:`.optim.lr_at`): warm-up, then step annealing or cosine."""
+    return lr_at(cfg.optim, stage.start, stage.steps, step)
 
 
 def _units(cfg: ModelConfig, stage: _Stage, td: _TrainData, step: int) -> np.ndarray:
@@ -271,6 +272,9 @@ class _Run:
     fingerprint: str
     bar_disabled: bool | None
     t_start: float
+    #: decode-cache keys of the train/validation pixels (the frozen mode's feature cache extends them)
+    pixel_keys: dict[str, str] = field(default_factory=dict)
+    cache_root: Path | None = None
 
     @property
     def is_main(self) -> bool:
@@ -292,6 +296,10 @@ class TrainState:
     val_rho: list[float | None] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "step": None, "rho": None})
     elapsed_before: float = 0.0
+    #: what the samplers' outputs go through: the network, or in frozen mode its head on cached features
+    on_inputs: torch.nn.Module | None = None
+    #: the pretrained weights the backbone started from (run.json, results)
+    backbone: WeightsInfo | None = None
 
 
 def _epoch_of(stage: _Stage, step: int) -> tuple[int, int]:
@@ -344,9 +352,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
                                 fl_t.to(cache_idx.device).bool()).to(run.device, non_blocking=True)
     if cfg.train.fast and run.device.startswith("cuda"):
         x = x.contiguous(memory_format=torch.channels_last)
-    lr = _lr_at(cfg, stage, step)
-    for g in state.opt.param_groups:
-        g["lr"] = lr
+    set_lr(state.opt, _lr_at(cfg, stage, step))
     torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
     with torch.autocast("cuda" if run.device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=run.amp):
         outputs = state.model(x)
@@ -362,7 +368,7 @@ def validate(run: _Run, state: TrainState) -> float | None:
     """Spearman ρ of the network's scores on the validation split (None without one)."""
     if run.val_sampler is None:
         return None
-    pred = score_images(state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    pred = score_images(state.on_inputs or state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
     return _spearman(pred, run.val_truth)
 
 
@@ -379,8 +385,8 @@ def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) ->
         epoch = _completed_epoch(stage, state.global_step)
         best.update(epoch=epoch, step=state.global_step, rho=rho)
         if run.is_main:
-            save_run_file({"format": MODEL_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
-                   "epoch": epoch, "global_step": state.global_step, "val_rho": rho}, run.out / BEST)
+            save_run_file({"format": MODEL_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+                   "backbone": _backbone_json(state), "epoch": epoch, "global_step": state.global_step, "val_rho": rho}, run.out / BEST)
 
 
 def save_checkpoint(run: _Run, state: TrainState) -> None:
@@ -389,12 +395,40 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
         return
     stage = _stage_at(run.plan, state.global_step)
     epoch, in_epoch = _epoch_of(stage, state.global_step)
-    save_run_file({"format": CHECKPOINT_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
+    save_run_file({"format": CHECKPOINT_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+           "backbone": _backbone_json(state),
            "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
            "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
            "best": state.best, "elapsed_s": state.elapsed_before + time.monotonic() - run.t_start,
            "world_size": run.d.world, "device_kind": _device_kind(run.device), "data_fingerprint": run.fingerprint},
           run.out / CHECKPOINT)
+
+
+def _backbone_json(state: TrainState) -> str:
+    """The backbone's identity and architecture as JSON (run files keep it; load_model rebuilds from it)."""
+    info = state.backbone or WeightsInfo(state.net.arch, None, None, None, None, state.net.backbone.architecture())
+    return json.dumps(info.to_dict(), sort_keys=True)
+
+
+def _info_args(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {"family": info.get("family"), "weights_id": info.get("weights_id"), "source": info.get("source"),
+            "sha256": info.get("weights_sha256"), "pretraining_data": info.get("pretraining_data"),
+            "architecture": info.get("architecture")}
+
+
+def _use_cached_features(run: _Run, state: TrainState, progress: bool | None) -> None:
+    """Frozen mode: replace the pixel samplers by the backbone's cached features (computed once
+    per image; rank 0 writes the cache, the other ranks read or compute their own copy)."""
+    digest = frozen.digest_weights(state.net.backbone)
+    show = None if run.bar_disabled is None else not run.bar_disabled
+    for name in ("train", "val"):
+        sampler = getattr(run, f"{name}_sampler")
+        if sampler is None:
+            continue
+        key = frozen.feature_key(run.pixel_keys[name], digest, sampler)
+        setattr(run, f"{name}_sampler", frozen.cached_features(
+            state.net, sampler, run.device, key=key, cache_dir=run.cache_root, batch_size=run.cfg.train.eval_batch_size,
+            amp=run.amp, write=run.is_main, progress=show, desc=f"features {name}"))
 
 
 def _device_kind(device: str) -> str:
@@ -403,7 +437,8 @@ def _device_kind(device: str) -> str:
 
 def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
     """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
-    diff = [k for k in config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    old = config_from_dict(json.loads(ck["config"]), source=str(path)).to_dict()  # fields added since: defaults
+    diff = [k for k in config_diff(old, run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
                          "pass resume=False (--no-resume) or another --out", file=str(path))
@@ -423,7 +458,7 @@ def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
 
 
 def _restore(ck: dict[str, Any], state: TrainState) -> None:
-    state.net.load_state_dict(ck["model"])
+    state.net.load_state_dict(upgrade_state(ck["model"]))
     state.opt.load_state_dict(ck["optimizer"])
     state.global_step = int(ck["global_step"])
     state.val_rho = list(ck["val_rho"])
@@ -441,47 +476,59 @@ def log_record(run: _Run, rec: dict[str, Any]) -> None:
 
 def _enter_stage(run: _Run, state: TrainState, stage: _Stage) -> None:
     """Switch the head to the stage's branches; fit the content groups the first time they are used."""
-    head = state.net.classifier[6]
+    head = state.net.head
     if not isinstance(head, AestheticsHead):
         return
     head.active = stage.branches
     if "content" in stage.branches and not bool(head.content_fitted):
-        fc7 = fc7_features(state.net, run.train_sampler, run.device, batch_size=run.cfg.train.eval_batch_size,
-                           amp=run.amp)
-        labels = fit_content(head, torch.from_numpy(fc7), run.td.content_labels, seed=run.cfg.train.seed,
+        feats = feature_rows(state.on_inputs or state.net, run.train_sampler, run.device,
+                             batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+        labels = fit_content(head, torch.from_numpy(feats), run.td.content_labels, seed=run.cfg.train.seed,
                              restarts=run.cfg.content.kmeans_restarts)
         sizes = torch.bincount(labels[labels >= 0], minlength=head.n_content).tolist()
         log_record(run, {"kind": "content", "stage": stage.name, "step": state.global_step, "group_sizes": sizes})
 
 
 def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | None, resume: bool) -> TrainState:
+    """The network (its backbone's architecture from the checkpoint being resumed, or from the
+    weights' location), its weights (checkpoint, pretrained, or fresh), the optimiser, and the
+    module the trainer steps (DDP- or compile-wrapped where configured)."""
     cfg = run.cfg
+    fam = family(cfg.model.arch)
+    ckpt_path = run.out / CHECKPOINT
+    ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT) if resume and ckpt_path.is_file() else None
+    if ck is not None:
+        _check_resumable(ck, run, ckpt_path)
+        info = json.loads(ck["backbone"]) if ck.get("backbone") else None
+        architecture = (info or {}).get("architecture")
+    else:
+        architecture = fam.read_architecture(str(init_weights)) if init_weights is not None else None
     torch.manual_seed(cfg.train.seed)
-    net = build_network(cfg).to(run.device)
+    net = build_network(cfg, architecture).to(run.device)
     if cfg.train.fast and run.device.startswith("cuda"):
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
-    state = TrainState(net=net, opt=opt, model=net)
-    ckpt_path = run.out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT)
-        _check_resumable(ck, run, ckpt_path)
+    state = TrainState(net=net, opt=build_optimizer(net, cfg.optim), model=net)
+    if ck is not None:
         _restore(ck, state)
+        state.backbone = WeightsInfo(**_info_args(info)) if info else None
         if run.is_main:
             log.info("resuming %s at step %d", run.out, state.global_step)
     elif init_weights is not None:
-        loaded = load_trunk_weights(net, read_state_dict(init_weights, sha256=init_sha256), source=str(init_weights))
+        digest = fam.load_weights(net.backbone, str(init_weights), init_sha256)
+        weights_id = cfg.model.weights or Path(str(init_weights)).name
+        state.backbone = WeightsInfo(fam.name, weights_id, str(init_weights), digest, fam.pretraining_data(weights_id),
+                                     net.backbone.architecture())
         if run.is_main:
-            log.info("initialised %d front-end tensors from %s", len(loaded), init_weights)
+            log.info("initialised the %s backbone from %s (sha256 %s)", fam.name, init_weights, digest)
     elif run.is_main:
-        warnings.warn("no --init-weights: training AlexNet from scratch (the paper fine-tunes ImageNet weights)",
-                      stacklevel=4)
-    model: torch.nn.Module = net
+        warnings.warn(f"no --init-weights: training the {fam.name} backbone from scratch (the paper fine-tunes "
+                      "ImageNet weights)", stacklevel=4)
+    state.on_inputs = HeadOnFeatures(net) if cfg.model.mode == "frozen" else net
+    model: torch.nn.Module = state.on_inputs
     if run.d.active:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(net, device_ids=[torch.device(run.device).index] if run.device.startswith("cuda") else None,
+        model = DDP(model, device_ids=[torch.device(run.device).index] if run.device.startswith("cuda") else None,
                     find_unused_parameters=bool(cfg.branches))  # branch layers idle in early stages
     if cfg.train.fast and run.device.startswith("cuda"):
         model = torch.compile(model)  # cudnn.benchmark is set for the run by _fast_mode
@@ -529,6 +576,8 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
             torch.random.fork_rng(devices=cuda_devices):
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
+        if cfg.model.mode == "frozen":
+            _use_cached_features(run, state, progress)
         if run.is_main:
             recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
             write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
@@ -591,8 +640,12 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     bar_disabled = True if (d.rank != 0 or progress is False) else (None if progress is None else False)
     digests = {}
 
+    keys = {}
+
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
         digests[desc] = pipeline.bytes_fingerprint(data, ids)
+        keys["val" if "validation" in desc else "train"] = pipeline.cache_key(data, ids, cfg.data.warp_size,
+                                                                             digests[desc])
         kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digests[desc])
         if d.rank == 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
@@ -615,7 +668,7 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
                 plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
                 val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
-                t_start=t_start)
+                t_start=t_start, pixel_keys=keys, cache_root=cache_root)
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
@@ -715,9 +768,19 @@ def _finish(run: _Run, state: TrainState, stopped: str, data: AADBData,
             "n_validation_images": len(run.val_truth), "data_origin": data.origin,
             "data_fingerprint": run.fingerprint,
             "init_weights": str(init_weights) if init_weights is not None else None,
+            "backbone": json.loads(_backbone_json(state)), "mode": run.cfg.model.mode,
+            "trained_on": trained_on(data),
         })
     _barrier(run.d)
     return result
+
+
+def trained_on(data: AADBData) -> list[str]:
+    """What a run was trained on, as ``dataset:split`` (``aadb:train``, ``ava:train``; the
+    validation split chooses the kept weights, so it is listed too): results compare it with the
+    data they score to flag contamination (:func:`~aadb_toolkit.protocols.results.contamination`)."""
+    name = "ava" if data.provenance.kind == "ava" else "aadb"
+    return [f"{name}:train", f"{name}:validation"]
 
 
 def _agree_flag(d: _Dist, flag: bool) -> bool:

@@ -157,11 +157,13 @@ def _with_provenance(result: Result, submission: Path, seconds: float) -> Result
     import dataclasses
     import datetime as dt
 
-    from .results import read_model_sidecar
+    from .results import contamination, read_model_sidecar
 
     model = result.model
     if model is None and submission.is_file():
         model = read_model_sidecar(submission, result.submission_sha256)
+    if model is not None and "trained_on" in model:  # the model's identity says what it saw
+        model = {**model, "contamination": contamination(model, result.dataset, result.split)}
     evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(seconds, 3)}
     return dataclasses.replace(result, model=model, evaluation={**evaluation, **result.evaluation})

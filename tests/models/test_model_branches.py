@@ -61,7 +61,7 @@ def test_gradients_reach_the_branches_and_freezing_stops_them():
     assert head.content_classifier.weight.grad is None  # frozen: trained on cluster labels only
     cfg = load_config(BASELINES / "reg_rank_att_cont.toml", {**TINY, "attributes.freeze": True})
     net = build_network(cfg)
-    h = net.classifier[6]
+    h = net.head
     assert not any(p.requires_grad for p in h.attribute.parameters())
     assert all(p.requires_grad for p in h.base.parameters())
 
