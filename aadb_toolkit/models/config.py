@@ -47,6 +47,9 @@ class ModelSection:
     fc7_factor: float = 1.0
     #: size of the base score features of the attribute/content heads (Fig. 3b/c), scaled by width
     feature_size: int = 128
+    #: where the score layer's bias starts: "target_mean" (the training targets' mean; the paper
+    #: does not say how the new layer starts) or "default" (torch's fresh-layer init, as before)
+    score_bias: str = "target_mean"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class PairsSection:
 class AttributesSection:
     """``[attributes]``: the attribute branch (§4.3, Fig. 3b). ``columns`` = ``["aadb"]`` (the 11
     attributes of AADB) or images-table column names; ``loss`` "euclidean" (targets in [-1, 1]) or
-    "binary" (BCE on {0, 1}); ``freeze`` fixes the attribute layer. NaN targets are masked out."""
+    "binary" (BCE on {0, 1}). NaN targets are masked out. ``freeze`` is kept for old configs and
+    must be false: §4.3 freezes a *trained* attribute layer, so freezing is a stage's ``freeze``
+    after a stage that trains the layer (see ``baselines/reg_rank_att_frozen.toml``)."""
 
     columns: tuple[str, ...] = ("aadb",)
     loss: str = "euclidean"
@@ -102,17 +107,25 @@ class ContentSection:
     gating: str = "classifier"
     temperature: float = 0.1
     kmeans_restarts: int = 4
+    #: ContClass fine-tuning (its copy of the top layers + softmax classifier) on the content labels
+    finetune_epochs: int = 8
+    finetune_lr: float = 1e-3
 
 
 @dataclass(frozen=True)
 class StageSection:
     """One ``[[stages]]`` entry of a staged recipe: its ``share`` of ``optim.steps``, its loss
-    ``weights`` (default: ``[loss.weights]``) and the ``branches`` it uses ("attributes", "content")."""
+    ``weights`` (default: ``[loss.weights]``), the ``branches`` it uses ("attributes", "content"),
+    the branches whose own layers it ``freeze``s ("attributes": §4.3's frozen, trained attribute
+    layer) and the training ``images`` it samples ("all", or "attribute_labelled": only images
+    with at least one attribute label, to train the attribute layer where labels are scarce)."""
 
     name: str
     share: float
     weights: Mapping[str, float] | None = None
     branches: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+    images: str = "all"
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,10 @@ class LossSection:
 
     weights: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({"regression": 1.0}))
     rank_margin: float = paper.RANK_MARGIN["aadb"]
+    #: train on standardised targets (y − mean) / std of the training targets, with α and ω_r
+    #: divided by std and ω_a by std², so the objective is Eq. 3's up to a factor 1/std²
+    #: (a short-budget option; predictions stay on the [0, 1] scale)
+    standardise_targets: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,8 @@ class OptimSection:
     epochs: int = 1
     #: fixed number of training steps (overrides ``epochs``; Table 5 and staged recipes use it)
     steps: int | None = None
+    #: lr multiplier of the new head (Caffe's ``lr_mult``); 1 = the paper's "0.0001 for all layers"
+    head_lr_mult: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +248,8 @@ _BRANCHES = ("attributes", "content")
 _TIES = ("skip", "keep")
 _ATTRIBUTE_LOSSES = ("euclidean", "binary")
 _GATINGS = ("classifier", "centroid")
+_SCORE_BIAS = ("target_mean", "default")
+_STAGE_IMAGES = ("all", "attribute_labelled")
 _AMP = ("auto", "bf16", "off")
 _MODES = ("finetune", "frozen")
 _OPTIMIZERS = ("sgd", "adamw")
@@ -322,6 +343,13 @@ def _check(cfg: ModelConfig, source: str) -> None:
     _check_optim_and_train(cfg.optim, cfg.train, err)
     if not cfg.model.fc7_factor > 0 or cfg.model.feature_size < 1:
         raise err("fc7_factor must be > 0 and feature_size ≥ 1", "model")
+    if cfg.model.score_bias not in _SCORE_BIAS:
+        raise err(f"unknown score_bias {cfg.model.score_bias!r}{_suggest(cfg.model.score_bias, _SCORE_BIAS)}",
+                  "model.score_bias")
+    if not cfg.optim.head_lr_mult > 0:
+        raise err("head_lr_mult must be > 0", "optim.head_lr_mult")
+    if cfg.loss.standardise_targets and cfg.model.head != "regression":
+        raise err("standardised targets need a regression score head", "loss.standardise_targets")
     if cfg.pairs.ties not in _TIES:
         raise err(f"unknown ties {cfg.pairs.ties!r}{_suggest(cfg.pairs.ties, _TIES)}", "pairs.ties")
     _check_branches(cfg, err)
@@ -409,9 +437,15 @@ def _check_branches(cfg: ModelConfig, err) -> None:
             raise err(f"unknown attribute loss {a.loss!r}{_suggest(a.loss, _ATTRIBUTE_LOSSES)}", "attributes.loss")
         if not a.columns or ("aadb" in a.columns and len(a.columns) > 1):
             raise err('columns is "aadb" or a list of images-table columns', "attributes.columns")
+        if a.freeze:
+            raise err("§4.3 freezes a trained attribute layer: train it in one stage, then list "
+                      "\"attributes\" in a later stage's freeze (see baselines/reg_rank_att_frozen.toml)",
+                      "attributes.freeze")
     if c is not None:
         if c.clusters < 1 or c.kmeans_restarts < 1 or not c.temperature > 0:
             raise err("clusters and kmeans_restarts must be ≥ 1, temperature > 0", "content")
+        if c.finetune_epochs < 1 or not c.finetune_lr > 0:
+            raise err("finetune_epochs must be ≥ 1 and finetune_lr > 0", "content")
         if c.gating not in _GATINGS:
             raise err(f"unknown gating {c.gating!r}{_suggest(c.gating, _GATINGS)}", "content.gating")
         if c.labels != "kmeans" and not (c.labels.startswith("column:") and len(c.labels) > 7):
@@ -432,8 +466,32 @@ def _check_branches(cfg: ModelConfig, err) -> None:
             if b not in cfg.branches:
                 raise err(f"branch {b!r} is not configured (add an [{b}] section)", f"stages[{i}].branches")
         _check_weights(cfg, st.weights or cfg.loss.weights, set(st.branches), f"stages[{i}].weights", err)
+        _check_stage_freeze_and_images(cfg, i, err)
     if not cfg.stages:
         _check_weights(cfg, cfg.loss.weights, set(cfg.branches), "loss.weights", err)
+
+
+def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
+    """A stage freezes only an active branch that an earlier stage trained; a stage on the
+    attribute-labelled images needs the attribute branch and image (not pair) batches."""
+    st = cfg.stages[i]
+    for b in st.freeze:
+        if b != "attributes":
+            raise err(f"only the attribute layer can be frozen, not {b!r}", f"stages[{i}].freeze")
+        if b not in st.branches:
+            raise err(f"stage freezes {b!r} but does not use it (add it to branches)", f"stages[{i}].freeze")
+        trained = any(b in prev.branches and b not in prev.freeze and (prev.weights or cfg.loss.weights).get("attribute", 0) > 0
+                      for prev in cfg.stages[:i])
+        if not trained:
+            raise err("no earlier stage trains the attribute layer: §4.3 freezes a trained layer", f"stages[{i}].freeze")
+    if st.images not in _STAGE_IMAGES:
+        raise err(f"unknown images {st.images!r}{_suggest(st.images, _STAGE_IMAGES)}", f"stages[{i}].images")
+    if st.images == "attribute_labelled":
+        if cfg.attributes is None:
+            raise err("attribute_labelled images need an [attributes] section", f"stages[{i}].images")
+        if (st.weights or cfg.loss.weights).get("rank", 0) > 0:
+            raise err("a stage on the attribute-labelled images trains on images, not pairs (no rank term)",
+                      f"stages[{i}].images")
 
 
 def _check_weights(cfg: ModelConfig, weights: Mapping[str, float], branches: set[str], where: str, err) -> None:

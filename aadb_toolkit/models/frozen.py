@@ -31,17 +31,28 @@ class FeatureSampler:
     def __init__(self, features: torch.Tensor) -> None:
         self.pixels = features  # the name the trainer and inference read the cache's size and device from
 
+    @property
+    def device(self) -> torch.device:
+        """Where the cached features live."""
+        return self.pixels.device
+
     def random_offsets(self, rng: np.random.Generator, n: int, hflip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zero offsets, no flips (one embedding per image)."""
         return np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+
+    def random_offsets_t(self, n: int, hflip: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Zero offsets, no flips, as tensors on the features' device."""
+        z = torch.zeros(n, dtype=torch.long, device=self.device)
+        return z, z, torch.zeros(n, dtype=torch.bool, device=self.device)
 
     def centre(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zero offsets, no flips."""
         return self.random_offsets(np.random.default_rng(0), n, False)
 
-    def crops(self, idx, oy, ox, flip) -> torch.Tensor:
-        """The feature rows of images ``idx``."""
-        return self.pixels[torch.as_tensor(np.asarray(idx), dtype=torch.long, device=self.pixels.device)]
+    def crops(self, idx, oy, ox, flip, *, device: str | torch.device | None = None) -> torch.Tensor:
+        """The feature rows of images ``idx`` (on ``device``, default the features' own)."""
+        rows = self.pixels[torch.as_tensor(idx, dtype=torch.long, device=self.device)]
+        return rows.to(device, non_blocking=True) if device is not None else rows
 
 
 def feature_key(pixel_key: str, weights_digest: str, sampler: pipeline.CropSampler) -> str:

@@ -24,7 +24,7 @@ def _centre_crop_outputs(model: torch.nn.Module, sampler: pipeline.CropSampler, 
         for start in tqdm(range(0, n, batch_size), desc=desc, leave=False,
                           disable=None if progress is None else not progress):
             idx = np.arange(start, min(n, start + batch_size))
-            x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
+            x = sampler.crops(idx, *sampler.centre(len(idx)), device=device)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
                 chunks.append(forward(model, x).float().cpu())
     model.train(was_training)
@@ -47,13 +47,35 @@ def feature_rows(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.feature_size), np.float32)
 
 
+def trunk_and_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *,
+                       batch_size: int = 256, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The trunk output (the input of the top layers; the features themselves for backbones without
+    a separate top) and the features of every cached image (centre crop, eval mode), as float32
+    tensors on ``device`` (what ContClass is fine-tuned and clustered on)."""
+    was_training = model.training
+    model.eval()
+    n = sampler.pixels.shape[0]
+    trunks, feats = [], []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(n, start + batch_size))
+            x = sampler.crops(idx, *sampler.centre(len(idx)), device=device)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+                t = model.trunk(x)
+                trunks.append(t.float())
+                feats.append(model.top(t).float())
+    model.train(was_training)
+    return torch.cat(trunks), torch.cat(feats)
+
+
 def scores_and_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *,
                         batch_size: int = 256, amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """:func:`score_images` and :func:`feature_rows` from one pass: the head is applied to the
     features it reads, as ``model.forward`` does. Returns ``(scores (N,) float64, features (N, D) float32)``."""
     def both(m, x):
-        h = m.features(x)
-        return torch.cat([m.head(h)["score"].float()[:, None], h.float()], dim=1)
+        t = m.trunk(x)
+        h = m.top(t)
+        return torch.cat([m.head_outputs(h, t)["score"].float()[:, None], h.float()], dim=1)
 
     chunks = _centre_crop_outputs(model, sampler, device, both, batch_size, amp)
     if not chunks:

@@ -35,9 +35,27 @@ class Network(nn.Module):
         """The backbone's features (N, D) of normalised images (N, 3, H, W)."""
         return self.backbone(x)
 
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of the backbone's top layers (AlexNet: pool5), or the features themselves for
+        a backbone without separate top layers."""
+        return self.backbone.trunk(x) if hasattr(self.backbone, "trunk") else self.backbone(x)
+
+    def top(self, t: torch.Tensor) -> torch.Tensor:
+        """The backbone's top layers on trunk outputs (the identity without separate top layers)."""
+        return self.backbone.top(t) if hasattr(self.backbone, "top") else t
+
+    def top_copy(self) -> nn.Module | None:
+        """An independent copy of the backbone's top layers (ContClass's own, §4.4), or None."""
+        return self.backbone.top_copy() if hasattr(self.backbone, "top_copy") else None
+
+    def head_outputs(self, f: torch.Tensor, trunk: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head on features ``f`` (a head that gates on ContClass also gets the trunk output)."""
+        return self.head(f, trunk=trunk) if getattr(self.head, "uses_trunk", False) else self.head(f)
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D401
         """The head's outputs on the backbone's features."""
-        return self.head(self.features(x))
+        t = self.trunk(x)
+        return self.head_outputs(self.top(t), t)
 
     def train(self, mode: bool = True) -> "Network":
         """As ``nn.Module.train``, but a frozen backbone always stays in eval mode (no dropout)."""
@@ -71,28 +89,32 @@ class HeadOnFeatures(nn.Module):
         """The cached features themselves."""
         return f
 
+    trunk = top = features
+
     def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D401
-        """The head's outputs."""
-        return self.head(f)
+        """The head's outputs (a ContClass gate reads the same features)."""
+        return self.head(f, trunk=f) if getattr(self.head, "uses_trunk", False) else self.head(f)
 
 
-def _head(cfg, feature_size: int) -> nn.Module:
+def _head(cfg, backbone: nn.Module) -> nn.Module:
     """The head a config describes: Reg/FT Conf, or the attribute/content head (Fig. 3b/c) when
-    the config has ``[attributes]`` or ``[content]``."""
+    the config has ``[attributes]`` or ``[content]``. ContClass gets its own copy of the backbone's
+    top layers where it has them and is fine-tuned; otherwise (a transformers backbone, or frozen
+    mode, where only features are cached) an MLP on the features (a documented departure)."""
     m = cfg.model
+    feature_size = backbone.feature_size
     if not cfg.branches:
         return HEADS[m.head](feature_size)
     from .archs.alexnet_arch import scaled
 
     n_att = len(attribute_columns(cfg.attributes.columns)) if cfg.attributes is not None else 0
     c = cfg.content
+    top = backbone.top_copy() if c is not None and m.mode != "frozen" and hasattr(backbone, "top_copy") else None
     width = m.width if m.arch == "alexnet" else 1.0
-    head = AestheticsHead(feature_size, n_attributes=n_att, n_content=c.clusters if c else 0,
+    return AestheticsHead(feature_size, n_attributes=n_att, n_content=c.clusters if c else 0,
                           feature_size=scaled(m.feature_size, width), gating=c.gating if c else "classifier",
-                          temperature=c.temperature if c else 1.0)
-    if cfg.attributes is not None and cfg.attributes.freeze:
-        head.attribute.requires_grad_(False)
-    return head
+                          temperature=c.temperature if c else 1.0, content_top=top,
+                          content_size=feature_size if top is not None else None)
 
 
 def build_network(cfg, architecture: Mapping[str, Any] | None = None) -> Network:
@@ -100,7 +122,7 @@ def build_network(cfg, architecture: Mapping[str, Any] | None = None) -> Network
     ``model.arch`` (``architecture``: the transformers config a run or weights folder gives)."""
     m = cfg.model
     backbone = family(m.arch).build(m, architecture)
-    return Network(backbone, _head(cfg, backbone.feature_size), arch=m.arch, mode=m.mode,
+    return Network(backbone, _head(cfg, backbone), arch=m.arch, mode=m.mode,
                    train_blocks=m.train_blocks)
 
 

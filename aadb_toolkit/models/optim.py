@@ -1,7 +1,8 @@
 """The optimiser and the learning-rate schedule of a run. SGD with momentum and weight decay on
 every parameter (the paper, §4.5) or AdamW (decay on weight matrices only, none on biases and
 norms, the usual practice for transformers); an optional layer-wise lr decay (each backbone block
-below the head gets ``layer_decay`` times the lr of the block above); a step or cosine schedule
+below the head gets ``layer_decay`` times the lr of the block above) and head lr multiplier
+(``head_lr_mult``, Caffe's ``lr_mult`` of the new layer); a step or cosine schedule
 per stage after a linear warm-up. Each parameter group carries ``lr_scale``; :func:`set_lr` applies
 the schedule's lr times that scale."""
 
@@ -13,27 +14,29 @@ import torch
 from torch import nn
 
 
-def _groups(net: nn.Module, layer_decay: float) -> list[tuple[float, list[nn.Parameter]]]:
-    """(lr scale, parameters) from the input up: the backbone's layer groups, then the head."""
-    if layer_decay == 1.0 or not hasattr(getattr(net, "backbone", None), "layer_groups"):
+def _groups(net: nn.Module, layer_decay: float, head_mult: float = 1.0) -> list[tuple[float, list[nn.Parameter]]]:
+    """(lr scale, parameters) from the input up: the backbone's layer groups (or the whole
+    backbone), then the head with ``head_mult`` (Caffe's ``lr_mult`` of the new layer)."""
+    head = getattr(net, "head", None)
+    if head is None or (layer_decay == 1.0 and head_mult == 1.0):
         return [(1.0, list(net.parameters()))]
-    groups = net.backbone.layer_groups()
-    seen: set[int] = set()
+    head_ids = {id(p) for p in head.parameters()}
+    groups = net.backbone.layer_groups() if layer_decay != 1.0 else [net.backbone]
+    seen: set[int] = set(head_ids)
     out = []
-    depth = len(groups)
     for i, g in enumerate(groups):
         params = [p for p in g.parameters() if id(p) not in seen]
         seen.update(id(p) for p in params)
-        out.append((layer_decay ** (depth - i), params))
-    rest = [p for p in net.parameters() if id(p) not in seen]  # the head and anything outside the groups
-    out.append((1.0, rest))
+        out.append((layer_decay ** (len(groups) - i) if layer_decay != 1.0 else 1.0, params))
+    rest = [p for p in net.parameters() if id(p) not in seen]  # anything outside the groups
+    out += [(1.0, rest), (head_mult, list(head.parameters()))]
     return [(s, ps) for s, ps in out if ps]
 
 
 def build_optimizer(net: nn.Module, o) -> torch.optim.Optimizer:
     """The optimiser an ``[optim]`` section describes, over all of ``net``'s parameters (frozen
     ones have no gradient and are skipped by the step)."""
-    groups = _groups(net, o.layer_decay)
+    groups = _groups(net, o.layer_decay, o.head_lr_mult)
     if o.optimizer == "sgd":
         return torch.optim.SGD([{"params": ps, "lr_scale": s} for s, ps in groups], lr=o.lr, momentum=o.momentum,
                                weight_decay=o.weight_decay)

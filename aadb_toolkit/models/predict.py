@@ -26,7 +26,7 @@ from .runs import load_model
 def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
     arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
                                        workers=cfg.data.decode_workers, progress=progress, desc=desc)
-    return pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
+    return pipeline.CropSampler(pipeline.pixels_to(arr, device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
 
 
 def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *, device: str | None = None,

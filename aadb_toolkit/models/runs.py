@@ -76,7 +76,7 @@ def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
     """sha256 over a state dict's names and exact tensor bytes (equal iff bit-identical weights)."""
     h = hashlib.sha256()
     for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
+        t = state[k].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers too
         h.update(k.encode())
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -173,7 +173,11 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
     cfg = config_from_dict(json.loads(obj["config"]), source=str(path))
     net = build_network(cfg, backbone_architecture(obj))
-    net.load_state_dict(upgrade_state(obj["model"]))
+    try:
+        net.load_state_dict(upgrade_state(obj["model"]))
+    except RuntimeError as exc:  # e.g. a branch head from before the branches became corrections
+        raise InputError(f"the weights do not fit this toolkit's network for the config ({str(exc)[:300]}); "
+                         "the run was written by an older version: retrain it", file=str(path)) from exc
     head = net.head
     if isinstance(head, AestheticsHead):  # the final stage's branches
         head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)

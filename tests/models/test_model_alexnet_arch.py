@@ -41,7 +41,7 @@ def test_rating_model_replaces_only_the_last_layer():
     net = build_model("regression")
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     trunk = {f"backbone.{k}": v for k, v in STANDARD.items() if not k.startswith("classifier.6.")}
-    assert shapes == {**trunk, "head.weight": (1, 4096), "head.bias": (1,)}
+    assert shapes == {**trunk, "head.weight": (1, 4096), "head.bias": (1,), "head.score_shift": (), "head.score_scale": ()}
     assert build_model("binary_confidence").state_dict()["head.weight"].shape == (2, 4096)
 
 

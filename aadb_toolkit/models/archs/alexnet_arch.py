@@ -7,6 +7,7 @@ models replace by their head). A ``width`` multiplier shrinks every layer for fa
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -79,29 +80,30 @@ class AlexNet(nn.Module):
         )
         self.fc7_size = self.feature_size = fc7
 
-    def fc7(self, x: torch.Tensor) -> torch.Tensor:
-        """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of the top layers: flattened pool5 of a batch of normalised images (N, 3, H, W)."""
         if x.shape[-1] < MIN_INPUT_SIZE or x.shape[-2] < MIN_INPUT_SIZE:
             raise ValueError(f"AlexNet needs inputs of at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE}, got {tuple(x.shape[-2:])}")
-        h = torch.flatten(self.avgpool(self.features(x)), 1)
+        return torch.flatten(self.avgpool(self.features(x)), 1)
+
+    def top(self, h: torch.Tensor) -> torch.Tensor:
+        """The top layers (fc6, fc7 with their dropout and ReLU) on trunk outputs."""
         for i in range(6):
             h = self.classifier[i](h)
         return h
+
+    def top_copy(self) -> nn.Sequential:
+        """An independent copy of the top layers (fc6 + fc7): ContClass's own layers (§4.4)."""
+        return copy.deepcopy(nn.Sequential(*[self.classifier[i] for i in range(6)]))
+
+    def fc7(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
+        return self.top(self.trunk(x))
 
     def forward(self, x: torch.Tensor):  # noqa: D401 - standard nn.Module entry point
         """Output of the last layer ``classifier[6]`` (logits), or fc7 for the backbone (no last layer)."""
         h = self.fc7(x)
         return self.classifier[6](h) if len(self.classifier) > 6 else h
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled, flattened conv5 output that fc6 reads (the input of :meth:`top_copy`)."""
-        return torch.flatten(self.avgpool(self.features(x)), 1)
-
-    def top_copy(self) -> nn.Module:
-        """A trainable copy of the top layers (dropout, fc6, ReLU, dropout, fc7, ReLU) on :meth:`trunk`."""
-        import copy
-
-        return copy.deepcopy(nn.Sequential(*list(self.classifier)[:6]))
 
     def layer_groups(self) -> list[nn.Module]:
         """The five convolutions, fc6 and fc7, from input to output."""
