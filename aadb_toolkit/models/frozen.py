@@ -58,7 +58,8 @@ class FeatureSampler:
 def feature_key(pixel_key: str, weights_digest: str, sampler: pipeline.CropSampler) -> str:
     """The cache key of one image set's features under one backbone and input spec."""
     spec = f"{FEATURE_VERSION}\n{pixel_key}\n{weights_digest}\n{sampler.crop}\n"
-    spec += ",".join(f"{v:.8g}" for v in (sampler.mean.flatten().tolist() + sampler.std.flatten().tolist()))
+    mean, std = sampler._mean_std
+    spec += ",".join(f"{v:.8g}" for v in (*mean, *std))
     return hashlib.sha256(spec.encode()).hexdigest()[:20]
 
 

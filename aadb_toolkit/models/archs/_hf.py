@@ -85,6 +85,17 @@ class HFBackbone(nn.Module):
         return self.model.config.to_dict()
 
 
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """A transformer's blocks, wherever this transformers version keeps them (``encoder.layer``,
+    ``encoder.layers``, or ``layers`` directly on the model, as ViT does in transformers 5)."""
+    for owner in (getattr(model, "encoder", None), model):
+        for name in ("layer", "layers"):
+            found = getattr(owner, name, None) if owner is not None else None
+            if isinstance(found, nn.ModuleList):
+                return list(found)
+    raise TypeError(f"cannot find the blocks of {type(model).__name__}")
+
+
 def local_folder(source: str) -> Path:
     """The save_pretrained folder of ``source``: a local folder, or (online only) a Hub id fetched
     into the Hub cache. A missing folder or a fetch failure is an InputError."""

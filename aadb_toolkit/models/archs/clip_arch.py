@@ -8,16 +8,20 @@ from __future__ import annotations
 from torch import nn
 
 from ._base import InputSpec
-from ._hf import HFSpec, hf_family
+from ._hf import HFSpec, blocks, hf_family
 
 #: OpenAI CLIP's normalisation (preprocessor_config.json of the openai/clip-vit-* checkpoints).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+def _groups(v: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Module]:
+    return nn.ModuleList([v.embeddings, v.pre_layrnorm]), blocks(v), v.post_layernorm
+
+
 SPEC = HFSpec(
     model_types=("clip", "clip_vision_model"), config_class="CLIPVisionConfig", model_class="CLIPVisionModel",
     pool=lambda out: out.pooler_output,
-    groups=lambda m: (nn.ModuleList([m.embeddings, m.pre_layrnorm]), list(m.encoder.layers), m.post_layernorm),
+    groups=lambda m: _groups(getattr(m, "vision_model", m)),  # transformers 4.x wraps the tower in vision_model
     feature_size=lambda c: c.hidden_size, interpolate=True, sub_config="vision_config")
 
 FAMILY = hf_family(

@@ -5,12 +5,12 @@ interpolated to any input size."""
 from __future__ import annotations
 
 from ._base import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-from ._hf import HFSpec, hf_family
+from ._hf import HFSpec, blocks, hf_family
 
 SPEC = HFSpec(
     model_types=("dinov2",), config_class="Dinov2Config", model_class="Dinov2Model",
     pool=lambda out: out.pooler_output,
-    groups=lambda m: (m.embeddings, list(m.encoder.layer), m.layernorm),
+    groups=lambda m: (m.embeddings, blocks(m), m.layernorm),
     feature_size=lambda c: c.hidden_size)
 
 FAMILY = hf_family(

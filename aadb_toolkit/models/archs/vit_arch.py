@@ -4,13 +4,13 @@ features are the layer-normed CLS token. Weights of ``ViTForImageClassification`
 
 from __future__ import annotations
 
-from ._hf import HFSpec, hf_family
+from ._hf import HFSpec, blocks, hf_family
 from ._base import InputSpec
 
 SPEC = HFSpec(
     model_types=("vit",), config_class="ViTConfig", model_class="ViTModel",
     pool=lambda out: out.last_hidden_state[:, 0],
-    groups=lambda m: (m.embeddings, list(m.encoder.layer), m.layernorm),
+    groups=lambda m: (m.embeddings, blocks(m), m.layernorm),
     feature_size=lambda c: c.hidden_size, interpolate=True, model_kwargs={"add_pooling_layer": False})
 
 FAMILY = hf_family(
