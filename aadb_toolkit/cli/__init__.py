@@ -37,10 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    from ._options import docs_folder, examples
+
     parser = argparse.ArgumentParser(
         prog="aadb",
         description="aadb_toolkit: curate, publish, analyse and benchmark AADB.",
-        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items()),
+        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items())
+        + "\n\n" + examples("aadb demo --out demo_out", "aadb score --help")
+        + f"\n\ndocumentation (the docs/*.md the help texts name): {docs_folder()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aadb_toolkit {__version__}")
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if top_args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1])
+    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1],
+                                     epilog=getattr(module, "EXAMPLES", None),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
     previous = _install_signal_handlers()

@@ -13,6 +13,14 @@ from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
 from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
+from ._options import add_no_progress, alias, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb score --submission predictions.csv --protocol aadb --data curated --out result.json',
+    "aadb score --submission predictions.csv --protocol aadb --data curated --out result.json --db leaderboard.sqlite --name 'my model'",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
     parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
-    parser.add_argument("--ava-data", type=Path, help="AVA folder (cross-dataset protocol)")
+    parser.add_argument("--ava", dest="ava_data", type=Path, help="AVA folder (cross-dataset protocol)")
+    alias(parser, "--ava-data", "ava_data", type=Path)
     parser.add_argument("--generic", type=Path, help="piaa protocol: the unpersonalized predictions of the same "
                         "queries (piaa layout, or image_id,score for the query images), scored as a reference")
     parser.add_argument("--episodes", type=Path, help="piaa protocol: episodes CSV (default: the protocol's "
@@ -31,21 +40,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
-    parser.add_argument("--leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
-    parser.add_argument("--name", help="display name on the leaderboard (required with --leaderboard)")
+    parser.add_argument("--db", dest="leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
+    alias(parser, "--leaderboard", "leaderboard", type=Path)
+    parser.add_argument("--name", help="display name on the leaderboard (required with --db)")
     parser.add_argument("--compare", type=Path,
                         help="another submission CSV for the same split, or the result JSON of a submission recorded "
-                             "in --leaderboard: report Δρ with Steiger's Z and a paired bootstrap")
+                             "in --db: report Δρ with Steiger's Z and a paired bootstrap")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.name is not None and args.leaderboard is None:
-        raise InputError("--name is the display name on a leaderboard: it needs --leaderboard DB", field="--name")
+        raise InputError("--name is the display name on a leaderboard: it needs --db DB", field="--name")
     if args.leaderboard is not None:
         from ..leaderboard import check_database, check_name
 
         if not args.name:
-            raise InputError("--leaderboard needs --name (the display name of this submission)")
+            raise InputError("--db needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
     check_output_file(args.out, "result document", is_result_file,
@@ -53,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                               args.compare, args.leaderboard))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
-                              progress=True, generic=args.generic, episodes=args.episodes)
+                              progress=progress(args) is not False, generic=args.generic, episodes=args.episodes)
     if args.compare is not None:
         comparison = _compare(result, args)
         result = replace(result, details={**result.details, "comparison": comparison})
@@ -98,7 +109,7 @@ def _compare(result, args: argparse.Namespace) -> dict:
                          f"{other.protocol_version}, data fingerprint {other.data_fingerprint[:23]}…; this result: "
                          f"{result.protocol!r} version {result.protocol_version}, {result.data_fingerprint[:23]}…)")
     if args.leaderboard is None:
-        raise InputError("--compare RESULT.json needs --leaderboard DB (where that result's predictions are stored)")
+        raise InputError("--compare RESULT.json needs --db DB (where that result's predictions are stored)")
     other_pred = recorded_predictions(args.leaderboard, other)
     if other_pred is None:
         raise InputError(f"{args.compare}: no predictions of that submission in {args.leaderboard}")
