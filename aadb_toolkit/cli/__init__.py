@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from .. import __version__
 from .._registry import did_you_mean
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
     previous = _install_signal_handlers()
+    shown = _show_warnings_as_notes(name)
     try:
         return int(module.run(args) or 0)
     except AADBError as exc:
@@ -95,6 +97,22 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         _restore_signal_handlers(previous)
+        warnings.showwarning = shown
+
+
+def _show_warnings_as_notes(command: str):
+    """Show each distinct warning once, as one line (``aadb train: note: …``), without the source
+    line Python prints under a raw ``UserWarning``; returns the previous ``showwarning``."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"aadb {command}: note: {text}", file=sys.stderr)
+
+    previous, warnings.showwarning = warnings.showwarning, show
+    return previous
 
 
 class Terminated(BaseException):

@@ -58,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
     res = reproduce(recipe, sources, args.out, budget=args.budget, init_weights=args.init_weights,
                     device=args.device, n_boot=args.n_boot, progress=progress(args))
     mark = " (SYNTHETIC data, not AADB)" if res.synthetic else ""
+    from .. import paper
+    from .._format import format_metric
+
     for r in res.records:
-        ours = "n/a" if r["ours"] is None else f"{r['ours']:.4f}"
-        ref = "–" if r["paper"] is None else f"{r['paper']:.4f}"
+        ours = format_metric(r["metric"], r["ours"])
+        ref = "–" if r["paper"] is None else paper.as_reported(r["paper"])
         print(f"{r['label']}: ours {ours}, paper {ref}")
     print(f"wrote {', '.join(str(f) for f in res.files)}{mark}")
     return 0

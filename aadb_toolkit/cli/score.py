@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._atomic import check_output_file
+from .._format import format_metric, format_p
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
@@ -72,16 +73,17 @@ def run(args: argparse.Namespace) -> int:
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
     value = "undefined" if main.value is None else f"{main.value:.4f}"
+    synthetic = " — SYNTHETIC data (a test instrument, not AADB)" if result.synthetic else ""
     print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
-          f"on {result.n_images} images")
+          f"on {result.n_images} images{synthetic}")
     print(f"  {result.main_metric}, full precision: {main.value!r}")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
-            print(f"  {k} = {m.value:.4f}")
+            print(f"  {k} = {format_metric(k, m.value)}")
     if "comparison" in result.details:
         c = result.details["comparison"]
         print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
-              f"(p = {c['steiger_p']:.3g})" + (f", paired bootstrap p = {c['bootstrap_p']:.3g}"
+              f"(p {_p(c['steiger_p'])})" + (f", paired bootstrap p {_p(c['bootstrap_p'])}"
                                               if c.get("bootstrap_p") is not None else ""))
     print(f"  data fingerprint {result.data_fingerprint[:23]}…, submission {result.submission_sha256[:23]}…")
     print(f"wrote {args.out}")
@@ -92,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         state = "recorded" if outcome.inserted else "already recorded (unchanged)"
         print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
     return 0
+
+
+def _p(p: float) -> str:
+    """``= 0.0123`` or ``< 0.001``."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _compare(result, args: argparse.Namespace) -> dict:

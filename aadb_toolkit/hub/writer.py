@@ -89,7 +89,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             test_list=data.provenance.test_list, extra_features=extra_features,
         )
         files = _write_card(stage, facts)
-    log.info("published %d images and %d ratings to %s", len(images), len(ratings), out)
+    log.debug("published %d images and %d ratings to %s", len(images), len(ratings), out)  # the CLI says it
     return PublishResult(
         out=out, files=files,
         n_images={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_IMAGES].items()},
