@@ -120,10 +120,11 @@ _K_SUFFIX = re.compile(r"(.+)_k(\d+)")
 
 
 def _table(columns: list[str], rows: list[dict[str, str]], trusted: frozenset[str], declared: frozenset[str],
-           **kw) -> Table:
+           css_class: str = "board") -> Table:
+    """A board table: numbers never wrap, the name column has room, ``_k<k>`` columns are grouped."""
     cells = [[Verbatim(r[c]) if c in trusted and _NUMERIC.fullmatch(r[c]) else r[c] for c in columns] for r in rows]
     return Table([Verbatim(c) if c in declared else c for c in columns], cells, wide=frozenset({"name"}),
-                 text=_TEXT_COLUMNS, **_k_groups(columns), **kw)
+                 text=_TEXT_COLUMNS, css_class=css_class, **_k_groups(columns))
 
 
 def _k_groups(columns: list[str]) -> dict[str, Any]:
@@ -192,7 +193,7 @@ def board_document(protocol: str, groups: list[RankingGroup]) -> Document:
         doc.para("Numbers the paper reports on the real AADB/AVA. They are not ranked against the rows above: "
                  "those were computed on data with their own fingerprint, which is not the paper's data.")
         doc.add(_table(rep_cols, [{**r, "name": f"{r['name']} (reported)"} for r in reported],
-                       frozenset(rep_cols), frozenset(rep_cols), css_class="reported"))
+                       frozenset(rep_cols), frozenset(rep_cols), css_class="board reported"))
     return doc
 
 

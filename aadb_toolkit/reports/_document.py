@@ -27,6 +27,8 @@ th { background: #f0f3f8; }
 td:first-child, th:first-child, th.text, td.text { text-align: left; }
 th.wide, td.wide { text-align: left; min-width: 16em; }
 th.group { text-align: center; }
+table.board td { white-space: nowrap; }
+table.board td.wide, table.board td.text { white-space: normal; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
