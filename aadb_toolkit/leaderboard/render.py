@@ -113,9 +113,9 @@ def _reported(value: float | None, metric: str, digits: int) -> str:
 #: Board columns filled by the toolkit itself (numbers and marks): shown verbatim in Markdown when
 #: they read as numbers (anything else taken from the database is escaped like every other cell).
 _TOOLKIT_CELLS = frozenset({"rank", "p vs above", "p vs leader", "n_images"})
-_NUMERIC = re.compile(r"(?:[-+0-9.,eE\[\] *]|n\.s\.|n/a|inf|nan|< )*")
+_NUMERIC = re.compile(r"(?:[-+0-9.,eE\[\] *]|n\.s\.|n/a|inf|nan)*")  # "< 0.001" is escaped: "\< 0.001"
 #: Board columns holding text: left-aligned; the name gets room.
-_TEXT_COLUMNS = frozenset({"data", "submission"})
+_TEXT_COLUMNS = frozenset({"data", "submission", "source"})
 _K_SUFFIX = re.compile(r"(.+)_k(\d+)")
 
 
