@@ -144,3 +144,13 @@ def test_always_empty_columns_are_left_out_with_their_explanation(tmp_path):
     leaderboard.record(db2, _result(0.5, seed=2), "b")
     md2 = leaderboard.format_markdown(db2, "aadb")
     assert "p vs above" in md2 and "Marks:" in md2
+
+
+def test_headers_never_break_inside_an_arrow(tmp_path):
+    db = tmp_path / "lb.db"
+    metrics = {"mean_transfer_rho": Metric(0.4), "rho[aadb->ava]": Metric(0.3), "rho[ava->aadb]": Metric(0.5)}
+    leaderboard.record(db, dataclasses.replace(_result(0.3), protocol="cross-dataset",
+                                               main_metric="mean_transfer_rho", metrics=metrics), "m")
+    leaderboard.render(db, tmp_path / "o")
+    html = (tmp_path / "o" / "cross-dataset.html").read_text()
+    assert "<th>rho[aadb\u2011&gt;ava]</th>" in html and "aadb-&gt;" not in html
