@@ -6,6 +6,14 @@ the weights of each backbone family used."""
 from __future__ import annotations
 
 import argparse
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb baselines',
+    'aadb baselines --paths',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
