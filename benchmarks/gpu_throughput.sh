@@ -30,4 +30,25 @@ limit=330; [[ -n "$smoke" ]] && limit=170
 timeout "$limit" "$PY" benchmarks/gpu_throughput.py --out "$out" --work "$work" $smoke
 rc=$?
 if [[ $rc -eq 124 ]]; then echo "[gpu_throughput] stopped at the ${limit} s limit; partial results in $out/gpu_throughput.json"; fi
+
+# --- DINOv2-base fine-tune (issue 19; owned by the backbones work) ------------------------------
+# The dinov2_base_finetune_reg_rank recipe (AdamW, cosine, layer decay, bf16) for 40 steps on a
+# 500-image synthetic release, with a random-weight DINOv2-base built from its architecture and
+# saved with save_pretrained (the cost does not depend on the values; nothing is downloaded).
+# Images/s per step go to $out/dinov2_base_finetune/metrics.jsonl; limit 150 s.
+dinov2_base_finetune() {
+  local d="$work/dinov2" arch='hidden_size=768, num_hidden_layers=12, num_attention_heads=12, patch_size=14, image_size=224'
+  local extra=(--steps 40 --set pairs.n_pairs=4000 --set optim.warmup_steps=5 --set train.log_every_steps=5)
+  if [[ -n "$smoke" ]]; then
+    arch='hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=8, image_size=32'
+    extra=(--steps 4 --image-size 32 --device cpu --set pairs.n_pairs=64 --set optim.batch_size=8 --set train.log_every_steps=1)
+  fi
+  "$PY" -c "from transformers import Dinov2Config, Dinov2Model; Dinov2Model(Dinov2Config($arch)).save_pretrained('$d/weights')" &&
+  "$PY" -m aadb_toolkit simulate --out "$d/release" --images 500 --image-size 128x96 > /dev/null &&
+  AADB_RATER_KEY_FILE="$d/key" "$PY" -m aadb_toolkit curate --release "$d/release" --out "$d/cur" --no-progress > /dev/null &&
+  "$PY" -m aadb_toolkit train --config dinov2_base_finetune_reg_rank --data "$d/cur" --out "$out/dinov2_base_finetune" \
+    --init-weights "$d/weights" --no-resume --no-progress "${extra[@]}"
+}
+timeout 150 bash -c "$(declare -f dinov2_base_finetune); work='$work' out='$out' smoke='$smoke' PY='$PY'; dinov2_base_finetune" \
+  || echo "[gpu_throughput] dinov2_base_finetune failed or hit its 150 s limit"
 exit $rc

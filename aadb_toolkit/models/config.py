@@ -18,14 +18,11 @@ from typing import Any, Mapping
 from .. import paper
 from .._registry import did_you_mean
 from ..errors import InputError
-from .alexnet_arch import MIN_INPUT_SIZE
+from .archs import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from .heads import HEADS, head_outputs
 from .losses import LOSS_TERMS
 from .samplers import STRATEGIES, WITHIN_WEIGHTINGS
 
-#: torchvision's ImageNet normalisation, matching the standard AlexNet checkpoints.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: AADB high/low threshold on the 1–5 mean score for AlexNet FT Conf: ``score_mean > 3`` (the
 #: scale's midpoint, the analogue of AVA's > 5 on 1–10, ``paper.AVA_BINARY_THRESHOLD``).
 AADB_BINARY_THRESHOLD: float = 3.0
@@ -33,9 +30,16 @@ AADB_BINARY_THRESHOLD: float = 3.0
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``[model]``: network and head."""
+    """``[model]``: backbone, training mode and head. ``arch`` names a backbone family
+    (:data:`~.archs.BACKBONES`); ``mode`` "finetune" trains the backbone (all blocks, or the last
+    ``train_blocks``) with the head, "frozen" trains the head on features computed once per image;
+    ``weights`` is the id of the pretrained weights the recipe expects (documentation and results;
+    the weights themselves come from ``--init-weights``). ``width``/``fc7_factor`` shape AlexNet only."""
 
     arch: str = "alexnet"
+    mode: str = "finetune"
+    train_blocks: int | None = None
+    weights: str = ""
     head: str = "regression"
     width: float = 1.0
     dropout: float = 0.5
@@ -145,10 +149,17 @@ class LossSection:
 
 @dataclass(frozen=True)
 class OptimSection:
-    """``[optim]``: SGD (paper §4.5). The lr is multiplied by ``anneal_factor`` at each fraction of
-    the total steps listed in ``anneal_at``. An epoch is one pass over the training images (Reg,
+    """``[optim]``: ``optimizer`` "sgd" (paper §4.5, with ``momentum``) or "adamw"; ``schedule``
+    "step" (the lr is multiplied by ``anneal_factor`` at each fraction of a stage's steps listed in
+    ``anneal_at``) or "cosine" (to 0 at the stage's end); either after a linear warm-up over
+    ``warmup_steps``. ``layer_decay`` < 1 scales each backbone block's lr by ``layer_decay`` per
+    block below the head (layer-wise lr decay). An epoch is one pass over the training images (Reg,
     FT Conf) or over the sampled pairs (Reg+Rank: each step sees ``batch_size`` pairs)."""
 
+    optimizer: str = "sgd"
+    schedule: str = "step"
+    warmup_steps: int = 0
+    layer_decay: float = 1.0
     lr: float = paper.LEARNING_RATE
     momentum: float = paper.MOMENTUM
     weight_decay: float = paper.WEIGHT_DECAY
@@ -240,6 +251,9 @@ _GATINGS = ("classifier", "centroid")
 _SCORE_BIAS = ("target_mean", "default")
 _STAGE_IMAGES = ("all", "attribute_labelled")
 _AMP = ("auto", "bf16", "off")
+_MODES = ("finetune", "frozen")
+_OPTIMIZERS = ("sgd", "adamw")
+_SCHEDULES = ("step", "cosine")
 
 
 def _suggest(name: str, options) -> str:
@@ -352,16 +366,21 @@ def _check_paper_row(cfg: ModelConfig, err) -> None:
 
 
 def _check_model_and_data(m: ModelSection, d: DataSection, err) -> None:
-    if m.arch != "alexnet":
-        raise err(f"unknown arch {m.arch!r}{_suggest(m.arch, ['alexnet'])}", "model.arch")
+    if m.arch not in BACKBONES:
+        raise err(f"unknown backbone family {m.arch!r}{_suggest(m.arch, BACKBONES)}", "model.arch")
+    if m.mode not in _MODES:
+        raise err(f"unknown mode {m.mode!r}{_suggest(m.mode, _MODES)}", "model.mode")
+    if m.train_blocks is not None and (m.train_blocks < 0 or m.mode == "frozen"):
+        raise err("train_blocks must be ≥ 0, and only applies to mode 'finetune'", "model.train_blocks")
     if m.head not in HEADS:
         raise err(f"unknown head {m.head!r}{_suggest(m.head, HEADS)}", "model.head")
     if not m.width > 0:
         raise err("width must be > 0", "model.width")
     if not 0 <= m.dropout < 1:
         raise err("dropout must be in [0, 1)", "model.dropout")
-    if d.crop_size < MIN_INPUT_SIZE:
-        raise err(f"crop_size must be ≥ {MIN_INPUT_SIZE} (AlexNet's smallest input)", "data.crop_size")
+    smallest = BACKBONES[m.arch].input.min_size
+    if d.crop_size < smallest:
+        raise err(f"crop_size must be ≥ {smallest} ({m.arch}'s smallest input)", "data.crop_size")
     if d.warp_size < d.crop_size:
         raise err(f"warp_size {d.warp_size} is smaller than crop_size {d.crop_size}", "data.warp_size")
     if len(d.mean) != 3 or len(d.std) != 3 or min(d.std) <= 0:
@@ -385,6 +404,12 @@ def _check_pairs_and_loss(p: PairsSection, lo: LossSection, err) -> None:
 
 
 def _check_optim_and_train(o: OptimSection, t: TrainSection, err) -> None:
+    if o.optimizer not in _OPTIMIZERS:
+        raise err(f"unknown optimizer {o.optimizer!r}{_suggest(o.optimizer, _OPTIMIZERS)}", "optim.optimizer")
+    if o.schedule not in _SCHEDULES:
+        raise err(f"unknown schedule {o.schedule!r}{_suggest(o.schedule, _SCHEDULES)}", "optim.schedule")
+    if o.warmup_steps < 0 or not 0 < o.layer_decay <= 1:
+        raise err("need warmup_steps ≥ 0 and 0 < layer_decay ≤ 1", "optim")
     if not (o.lr > 0 and o.momentum >= 0 and o.weight_decay >= 0 and 0 < o.anneal_factor <= 1):
         raise err("need lr > 0, momentum ≥ 0, weight_decay ≥ 0, 0 < anneal_factor ≤ 1", "optim")
     if any(not 0 < a < 1 for a in o.anneal_at) or list(o.anneal_at) != sorted(o.anneal_at):
@@ -527,15 +552,43 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     path = Path(path)
     if _is_baseline_name(path):
         return baseline_config(str(path), overrides)
+    raw = _read_toml(path, ())
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw, source=str(path))
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A TOML config with its ``extends`` resolved: ``extends = ["recipes/frozen", ...]`` names
+    files (relative to this one, ``.toml`` implied) whose tables are merged in order, this file's
+    own values last (a shared recipe, e.g. a family's input spec or a training mode, lives once)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read config: {exc}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", file=str(path)) from exc
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
-    return config_from_dict(raw, source=str(path))
+    parents = raw.pop("extends", [])
+    parents = [parents] if isinstance(parents, str) else parents
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise InputError("expected a file name or a list of them", file=str(path), field="extends")
+    merged: dict[str, Any] = {}
+    for name in parents:
+        parent = (path.parent / name).with_suffix(".toml")
+        if parent.resolve() in chain or len(chain) > 8:
+            raise InputError(f"extends {name!r} forms a cycle", file=str(path), field="extends")
+        _merge(merged, _read_toml(parent, (*chain, path.resolve())))
+    _merge(merged, raw)
+    return merged
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Deep-merge tables of ``new`` into ``into`` (``new`` wins; arrays and values are replaced)."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict) and k != "weights":
+            _merge(into[k], v)
+        else:
+            into[k] = v
 
 
 def _is_baseline_name(path: Path) -> bool:

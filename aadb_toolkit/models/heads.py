@@ -210,17 +210,6 @@ def head_outputs(name: str) -> frozenset[str]:
     return HEADS[name].provides  # type: ignore[attr-defined]
 
 
-def build_model(head: str, *, width: float = 1.0, dropout: float = 0.5, fc7_factor: float = 1.0) -> nn.Module:
-    """AlexNet front end whose last layer (``classifier.6``) is the named rating head (Fig. 3a)."""
-    from .alexnet_arch import AlexNet
-
-    if head not in HEADS:
-        raise KeyError(f"unknown head {head!r}; registered: {sorted(HEADS)}")
-    net = AlexNet(width=width, dropout=dropout, fc7_factor=fc7_factor)
-    net.classifier[6] = HEADS[head](net.fc7_size)
-    return net
-
-
 def attribute_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
     """The images-table columns of an ``[attributes] columns`` value ("aadb" = the 11 of AADB)."""
     from .. import schema
@@ -228,32 +217,13 @@ def attribute_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(schema.ATTRIBUTES) if tuple(columns) == ("aadb",) else tuple(columns)
 
 
-def build_network(cfg) -> nn.Module:
-    """The network a :class:`~.config.ModelConfig` describes: Reg/FT Conf heads, or the
-    attribute/content head (Fig. 3b/c) when the config has ``[attributes]`` or ``[content]``;
-    ContClass gets its own copy of the network's top layers (``net.top_copy()``)."""
-    m = cfg.model
-    net = build_model(m.head, width=m.width, dropout=m.dropout, fc7_factor=m.fc7_factor)
-    if cfg.branches:
-        from .alexnet_arch import scaled
-
-        n_att = len(attribute_columns(cfg.attributes.columns)) if cfg.attributes is not None else 0
-        c = cfg.content
-        top = net.top_copy() if c is not None and hasattr(net, "top_copy") else None
-        net.classifier[6] = AestheticsHead(net.fc7_size, n_attributes=n_att, n_content=c.clusters if c else 0,
-                                           feature_size=scaled(m.feature_size, m.width),
-                                           gating=c.gating if c else "classifier",
-                                           temperature=c.temperature if c else 1.0,
-                                           content_top=top, content_size=net.fc7_size)
-    return net
-
-
 def copy_top(net: nn.Module, head: AestheticsHead) -> None:
     """Start ContClass's top layers from the network's current (trained) ones (§4.4: "fine-tune
     the top two layers"), when the backbone has a copyable top."""
-    if hasattr(net, "top_copy"):
-        head.content_top.load_state_dict(net.top_copy().state_dict())
+    top = net.top_copy() if hasattr(net, "top_copy") else None
+    if top is not None:
+        head.content_top.load_state_dict(top.state_dict())
 
 
-__all__ = ["AestheticsHead", "BinaryConfidenceHead", "HEADS", "RegressionHead", "attribute_columns", "build_model",
-           "build_network", "copy_top", "head_outputs"]
+__all__ = ["AestheticsHead", "BinaryConfidenceHead", "HEADS", "RegressionHead", "attribute_columns", "copy_top",
+           "head_outputs"]

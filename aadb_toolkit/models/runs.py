@@ -24,7 +24,8 @@ from .._atomic import atomic_path
 from ..errors import InputError
 from ..sources import AADBData
 from .config import ModelConfig, config_from_dict
-from .heads import AestheticsHead, build_network
+from .heads import AestheticsHead
+from .network import build_network, upgrade_state
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -171,17 +172,25 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     path = run / (BEST if which == "best" else CHECKPOINT)
     obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
     cfg = config_from_dict(json.loads(obj["config"]), source=str(path))
-    net = build_network(cfg)
+    net = build_network(cfg, backbone_architecture(obj))
     try:
-        net.load_state_dict(obj["model"])
+        net.load_state_dict(upgrade_state(obj["model"]))
     except RuntimeError as exc:  # e.g. a branch head from before the branches became corrections
         raise InputError(f"the weights do not fit this toolkit's network for the config ({str(exc)[:300]}); "
                          "the run was written by an older version: retrain it", file=str(path)) from exc
-    head = net.classifier[6]
+    head = net.head
     if isinstance(head, AestheticsHead):  # the final stage's branches
         head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)
     return net.to(device).eval(), cfg
 
+
+
+def backbone_architecture(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The backbone architecture a run file records (a transformers config; None for AlexNet)."""
+    info = obj.get("backbone")
+    if isinstance(info, str):
+        info = json.loads(info)
+    return (info or {}).get("architecture")
 
 
 def metrics_frame(run: str | Path) -> pd.DataFrame:

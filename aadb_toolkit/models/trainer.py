@@ -39,14 +39,16 @@ from .._atomic import write_json, write_text
 from .._ranks import spearman
 from ..errors import InputError
 from ..sources import AADBData, load
-from . import pipeline
-from .alexnet_arch import load_trunk_weights, read_state_dict
+from . import frozen, pipeline
+from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content_branch
 from .devices import bf16_autocast, pick_device
 from .ensemble import write_ensemble_file
-from .heads import AestheticsHead, attribute_columns, build_network, copy_top
-from .inference import score_images, trunk_and_fc7
+from .heads import AestheticsHead, attribute_columns, copy_top
+from .inference import score_images, trunk_and_features
+from .network import HeadOnFeatures, build_network, upgrade_state
+from .optim import build_optimizer, lr_at, set_lr
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
                    RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, config_diff, config_json,
@@ -274,9 +276,8 @@ def _stage_at(plan: list[_Stage], step: int) -> _Stage:
 
 
 def _lr_at(cfg: ModelConfig, stage: _Stage, step: int) -> float:
-    """×``anneal_factor`` at each ``anneal_at`` fraction of the stage's steps."""
-    milestones = [stage.start + int(round(f * stage.steps)) for f in cfg.optim.anneal_at]
-    return cfg.optim.lr * cfg.optim.anneal_factor ** sum(step >= m for m in milestones)
+    """The stage's schedule (:func:`.optim.lr_at`): warm-up, then step annealing or cosine."""
+    return lr_at(cfg.optim, stage.start, stage.steps, step)
 
 
 def _epoch_permutation(cfg: ModelConfig, stage: _Stage, td: _TrainData, epoch: int) -> np.ndarray:
@@ -335,6 +336,9 @@ class _Run:
     order: torch.Tensor | None = None
     order_key: tuple[int, int] | None = None
     score_init: dict[str, Any] = field(default_factory=dict)
+    #: decode-cache keys of the train/validation pixels (the frozen mode's feature cache extends them)
+    pixel_keys: dict[str, str] = field(default_factory=dict)
+    cache_root: Path | None = None
 
     @property
     def is_main(self) -> bool:
@@ -358,6 +362,10 @@ class TrainState:
     elapsed_before: float = 0.0
     #: global step of the latest validation (-1: none yet), so a stage entry is validated once
     last_val_step: int = -1
+    #: what the samplers' outputs go through: the network, or in frozen mode its head on cached features
+    on_inputs: torch.nn.Module | None = None
+    #: the pretrained weights the backbone started from (run.json, results)
+    backbone: WeightsInfo | None = None
 
 
 def _epoch_of(stage: _Stage, step: int) -> tuple[int, int]:
@@ -402,9 +410,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
     batch = Batch(targets=td.targets[idx], labels=td.labels[idx], **extra)
     if cfg.train.fast and run.device.startswith("cuda"):
         x = x.contiguous(memory_format=torch.channels_last)
-    lr = _lr_at(cfg, stage, step)
-    for g in state.opt.param_groups:
-        g["lr"] = lr * g.get("lr_mult", 1.0)
+    set_lr(state.opt, _lr_at(cfg, stage, step))
     torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
     with torch.autocast("cuda" if run.device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=run.amp):
         outputs = state.model(x)
@@ -435,7 +441,7 @@ def validate(run: _Run, state: TrainState) -> float | None:
     """Spearman ρ of the network's scores on the validation split (None without one)."""
     if run.val_sampler is None:
         return None
-    pred = score_images(state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    pred = score_images(state.on_inputs or state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
     return _spearman(pred, run.val_truth)
 
 
@@ -452,8 +458,9 @@ def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) ->
         epoch = _completed_epoch(stage, state.global_step)
         best.update(epoch=epoch, step=state.global_step, rho=rho, stage=stage.name)
         if run.is_main:
-            save_run_file({"format": MODEL_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
-                   "epoch": epoch, "global_step": state.global_step, "val_rho": rho, "stage": stage.name}, run.out / BEST)
+            save_run_file({"format": MODEL_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+                   "backbone": _backbone_json(state), "epoch": epoch, "global_step": state.global_step, "val_rho": rho,
+                   "stage": stage.name}, run.out / BEST)
 
 
 def save_checkpoint(run: _Run, state: TrainState) -> None:
@@ -462,7 +469,8 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
         return
     stage = _stage_at(run.plan, state.global_step)
     epoch, in_epoch = _epoch_of(stage, state.global_step)
-    save_run_file({"format": CHECKPOINT_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
+    save_run_file({"format": CHECKPOINT_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+           "backbone": _backbone_json(state),
            "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
            "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
            "best": state.best, "last_val_step": state.last_val_step,
@@ -471,13 +479,41 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
           run.out / CHECKPOINT)
 
 
+def _backbone_json(state: TrainState) -> str:
+    """The backbone's identity and architecture as JSON (run files keep it; load_model rebuilds from it)."""
+    info = state.backbone or WeightsInfo(state.net.arch, None, None, None, None, state.net.backbone.architecture())
+    return json.dumps(info.to_dict(), sort_keys=True)
+
+
+def _info_args(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {"family": info.get("family"), "weights_id": info.get("weights_id"), "source": info.get("source"),
+            "sha256": info.get("weights_sha256"), "pretraining_data": info.get("pretraining_data"),
+            "architecture": info.get("architecture")}
+
+
+def _use_cached_features(run: _Run, state: TrainState, progress: bool | None) -> None:
+    """Frozen mode: replace the pixel samplers by the backbone's cached features (computed once
+    per image; rank 0 writes the cache, the other ranks read or compute their own copy)."""
+    digest = frozen.digest_weights(state.net.backbone)
+    show = None if run.bar_disabled is None else not run.bar_disabled
+    for name in ("train", "val"):
+        sampler = getattr(run, f"{name}_sampler")
+        if sampler is None:
+            continue
+        key = frozen.feature_key(run.pixel_keys[name], digest, sampler)
+        setattr(run, f"{name}_sampler", frozen.cached_features(
+            state.net, sampler, run.device, key=key, cache_dir=run.cache_root, batch_size=run.cfg.train.eval_batch_size,
+            amp=run.amp, write=run.is_main, progress=show, desc=f"features {name}"))
+
+
 def _device_kind(device: str) -> str:
     return torch.device(device).type
 
 
 def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
     """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
-    diff = [k for k in config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    old = config_from_dict(json.loads(ck["config"]), source=str(path)).to_dict()  # fields added since: defaults
+    diff = [k for k in config_diff(old, run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
                          "pass resume=False (--no-resume) or another --out", file=str(path))
@@ -497,7 +533,7 @@ def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
 
 
 def _restore(ck: dict[str, Any], state: TrainState) -> None:
-    state.net.load_state_dict(ck["model"])
+    state.net.load_state_dict(upgrade_state(ck["model"]))
     state.opt.load_state_dict(ck["optimizer"])
     state.global_step = int(ck["global_step"])
     state.val_rho = list(ck["val_rho"])
@@ -519,12 +555,12 @@ def _enter_stage(run: _Run, state: TrainState, stage: _Stage) -> None:
     branch is used), set which parameters the stage trains, and wrap the network for data
     parallelism (again: the set of trained parameters may have changed). Predictions do not
     change here: every branch is a correction that starts at zero."""
-    head = state.net.classifier[6]
+    head = state.net.head
     if isinstance(head, AestheticsHead):
         head.active = stage.branches
         _fit_content_if_needed(run, state, stage)
         _set_trainable(head, stage)
-    state.model = _wrap(run, state.net)
+    state.model = _wrap(run, state.on_inputs or state.net)
 
 
 def _set_trainable(head: AestheticsHead, stage: _Stage) -> None:
@@ -556,14 +592,16 @@ def _wrap(run: _Run, net: torch.nn.Module) -> torch.nn.Module:
 def _fit_content_if_needed(run: _Run, state: TrainState, stage: _Stage) -> None:
     """Fit and freeze ContClass (§4.4, §5.1) when the stage first uses the content branch: its copy
     of the top layers starts from the trained network's, and it is fine-tuned on the content labels
-    (k-means clusters of unit-normalised fc7 when the config names no label column)."""
-    head = state.net.classifier[6]
+    (k-means clusters of the unit-normalised features when the config names no label column). A
+    backbone without a copyable top (or a frozen one) gives ContClass an MLP on its features."""
+    head = state.net.head
     if "content" not in stage.branches or bool(head.content_fitted):
         return
     c = run.cfg.content
-    trunk, fc7 = trunk_and_fc7(state.net, run.train_sampler, run.device, batch_size=run.cfg.train.eval_batch_size,
-                               amp=run.amp)
-    copy_top(state.net, head)
+    on_inputs = state.on_inputs or state.net
+    trunk, fc7 = trunk_and_features(on_inputs, run.train_sampler, run.device,
+                                    batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    copy_top(on_inputs, head)
     labels, accuracy = fit_content_branch(head, trunk, fc7, run.td.content_labels, seed=run.cfg.train.seed,
                                           restarts=c.kmeans_restarts, epochs=c.finetune_epochs, lr=c.finetune_lr)
     del trunk, fc7
@@ -580,7 +618,7 @@ def _fit_content_if_needed(run: _Run, state: TrainState, stage: _Stage) -> None:
 def _init_score(net: torch.nn.Module, cfg: ModelConfig, td: _TrainData) -> dict[str, Any]:
     """Start the score where the practitioner options say (``model.score_bias``,
     ``loss.standardise_targets``); returns what was set, for run.json."""
-    head = net.classifier[6]
+    head = net.head
     layer = getattr(head, "score_layer", None)
     done: dict[str, Any] = {"score_bias": cfg.model.score_bias, "standardise_targets": cfg.loss.standardise_targets,
                             "target_mean": td.target_mean, "target_std": td.target_std}
@@ -598,40 +636,42 @@ def _init_score(net: torch.nn.Module, cfg: ModelConfig, td: _TrainData) -> dict[
     return done
 
 
-def _optimizer(net: torch.nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
-    """SGD (§4.5) with two parameter groups: the network and the new head, whose lr is multiplied
-    by ``optim.head_lr_mult`` (1: the paper's one lr for all layers)."""
-    head = list(net.classifier[6].parameters())
-    ids = {id(p) for p in head}
-    trunk = [p for p in net.parameters() if id(p) not in ids]
-    o = cfg.optim
-    return torch.optim.SGD([{"params": trunk, "lr_mult": 1.0}, {"params": head, "lr_mult": o.head_lr_mult}],
-                           lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-
-
 def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | None, resume: bool) -> TrainState:
+    """The network (its backbone's architecture from the checkpoint being resumed, or from the
+    weights' location), its weights (checkpoint, pretrained, or fresh), the optimiser, and the
+    module the trainer steps (DDP- or compile-wrapped where configured)."""
     cfg = run.cfg
+    fam = family(cfg.model.arch)
+    ckpt_path = run.out / CHECKPOINT
+    ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT) if resume and ckpt_path.is_file() else None
+    if ck is not None:
+        _check_resumable(ck, run, ckpt_path)
+        info = json.loads(ck["backbone"]) if ck.get("backbone") else None
+        architecture = (info or {}).get("architecture")
+    else:
+        architecture = fam.read_architecture(str(init_weights)) if init_weights is not None else None
     torch.manual_seed(cfg.train.seed)
-    net = build_network(cfg).to(run.device)
+    net = build_network(cfg, architecture).to(run.device)
     if cfg.train.fast and run.device.startswith("cuda"):
         net = net.to(memory_format=torch.channels_last)
     run.score_init = _init_score(net, cfg, run.td)
-    opt = _optimizer(net, cfg)
-    state = TrainState(net=net, opt=opt, model=net)
-    ckpt_path = run.out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT)
-        _check_resumable(ck, run, ckpt_path)
+    state = TrainState(net=net, opt=build_optimizer(net, cfg.optim), model=net)
+    if ck is not None:
         _restore(ck, state)
+        state.backbone = WeightsInfo(**_info_args(info)) if info else None
         if run.is_main:
             log.info("resuming %s at step %d", run.out, state.global_step)
     elif init_weights is not None:
-        loaded = load_trunk_weights(net, read_state_dict(init_weights, sha256=init_sha256), source=str(init_weights))
+        digest = fam.load_weights(net.backbone, str(init_weights), init_sha256)
+        weights_id = cfg.model.weights or Path(str(init_weights)).name
+        state.backbone = WeightsInfo(fam.name, weights_id, str(init_weights), digest, fam.pretraining_data(weights_id),
+                                     net.backbone.architecture())
         if run.is_main:
-            log.info("initialised %d front-end tensors from %s", len(loaded), init_weights)
+            log.info("initialised the %s backbone from %s (sha256 %s)", fam.name, init_weights, digest)
     elif run.is_main:
-        warnings.warn("no --init-weights: training AlexNet from scratch (the paper fine-tunes ImageNet weights)",
-                      stacklevel=4)
+        warnings.warn(f"no --init-weights: training the {fam.name} backbone from scratch (the paper fine-tunes "
+                      "ImageNet weights)", stacklevel=4)
+    state.on_inputs = HeadOnFeatures(net) if cfg.model.mode == "frozen" else net
     return state  # the step's module (DDP, compiled) is made at each stage entry (_enter_stage)
 
 
@@ -675,6 +715,8 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
             torch.random.fork_rng(devices=cuda_devices):
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
+        if cfg.model.mode == "frozen":
+            _use_cached_features(run, state, progress)
         if run.is_main:
             recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
             write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
@@ -737,11 +779,14 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     bar_disabled = True if (d.rank != 0 or progress is False) else (None if progress is None else False)
     digests = {}
 
+    keys = {}
+
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
         # rank 0 hashes the image bytes and builds the cache; the others take its digest and
         # memory-map the file it wrote (no rank reads every image or holds a private copy)
         digest = pipeline.bytes_fingerprint(data, ids) if d.rank == 0 else None
         digests[desc] = digest = _broadcast_object(d, digest)
+        keys["val" if "validation" in desc else "train"] = pipeline.cache_key(data, ids, cfg.data.warp_size, digest)
         kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digest)
         if d.rank == 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
@@ -764,7 +809,7 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
                 plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
                 val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
-                t_start=t_start)
+                t_start=t_start, pixel_keys=keys, cache_root=cache_root)
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
@@ -882,9 +927,19 @@ def _finish(run: _Run, state: TrainState, stopped: str, data: AADBData,
             "n_validation_images": len(run.val_truth), "data_origin": data.origin,
             "data_fingerprint": run.fingerprint,
             "init_weights": str(init_weights) if init_weights is not None else None,
+            "backbone": json.loads(_backbone_json(state)), "mode": run.cfg.model.mode,
+            "trained_on": trained_on(data),
         })
     _barrier(run.d)
     return result
+
+
+def trained_on(data: AADBData) -> list[str]:
+    """What a run was trained on, as ``dataset:split`` (``aadb:train``, ``ava:train``; the
+    validation split chooses the kept weights, so it is listed too): results compare it with the
+    data they score to flag contamination (:func:`~aadb_toolkit.protocols.results.contamination`)."""
+    name = "ava" if data.provenance.kind == "ava" else "aadb"
+    return [f"{name}:train", f"{name}:validation"]
 
 
 def _agree_flag(d: _Dist, flag: bool) -> bool:

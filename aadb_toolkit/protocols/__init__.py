@@ -134,9 +134,9 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
     if p.needs_validation and validation is None:
         raise InputError(f"the {p.name} protocol needs the submitter's validation predictions (--validation FILE)")
     if p.needs_ava_data and ava_data is None:
-        raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava-data DIR)")
+        raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava DIR)")
     if ava_data is not None and not p.needs_ava_data:
-        raise InputError(f"the {p.name} protocol takes no --ava-data")
+        raise InputError(f"the {p.name} protocol takes no --ava")
     if (generic is not None or episodes is not None) and not p.personalized:
         raise InputError(f"the {p.name} protocol takes no --generic or --episodes (only personalized protocols do)")
     if n_boot < 0:
@@ -157,11 +157,13 @@ def _with_provenance(result: Result, submission: Path, seconds: float) -> Result
     import dataclasses
     import datetime as dt
 
-    from .results import read_model_sidecar
+    from .results import contamination, read_model_sidecar
 
     model = result.model
     if model is None and submission.is_file():
         model = read_model_sidecar(submission, result.submission_sha256)
+    if model is not None and "trained_on" in model:  # the model's identity says what it saw
+        model = {**model, "contamination": contamination(model, result.dataset, result.split)}
     evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(seconds, 3)}
     return dataclasses.replace(result, model=model, evaluation={**evaluation, **result.evaluation})

@@ -244,6 +244,23 @@ def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: st
     return d
 
 
+def contamination(model: dict[str, Any] | None, dataset: str, split: str) -> list[str]:
+    """The entries of a model identity that overlap the scored data: a ``trained_on`` entry naming
+    the scored data set with no split, ``all`` or the scored split (e.g. a predictor trained on all
+    of AVA, scored on AVA's test set), or backbone pretraining data that names it."""
+    if not model:
+        return []
+    scored = set(dataset.lower().split("+"))
+    hits = []
+    for entry in model.get("trained_on") or []:
+        name, _, part = str(entry).lower().partition(":")
+        if name in scored and part in ("", "all", split.lower()):
+            hits.append(str(entry))
+    pretraining = str((model.get("backbone") or {}).get("pretraining_data") or "")
+    hits += [f"pretraining:{pretraining}" for d in sorted(scored) if d and d in pretraining.lower().replace("-", " ").split()]
+    return hits
+
+
 def write_result(path: str | os.PathLike[str], result: Result) -> Path:
     """Write the result document atomically (a failure never leaves a half-written file)."""
     write_json(path, result.to_dict())

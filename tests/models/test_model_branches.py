@@ -147,11 +147,11 @@ def test_content_classifier_stays_frozen_in_joint_training(tiny_curated, tmp_pat
     at9 = load_run_file(tmp_path / "run" / CHECKPOINT, "aadb-checkpoint")["model"]
     train(cfg, tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
     at10 = load_run_file(tmp_path / "run" / CHECKPOINT, "aadb-checkpoint")["model"]
-    key = "classifier.6.content_classifier.weight"
+    key = "head.content_classifier.weight"
     assert torch.equal(at9[key], at10[key]) and at9[key].abs().sum() > 0
-    top = "classifier.6.content_top.1.weight"  # ContClass's own copy of fc6: frozen too
-    assert torch.equal(at9[top], at10[top]) and not torch.equal(at9[top], at10["classifier.1.weight"])
-    assert not torch.equal(at9["classifier.6.branch_weight"], at10["classifier.6.branch_weight"])
+    top = "head.content_top.1.weight"  # ContClass's own copy of fc6: frozen too
+    assert torch.equal(at9[top], at10[top]) and not torch.equal(at9[top], at10["backbone.classifier.1.weight"])
+    assert not torch.equal(at9["head.branch_weight"], at10["head.branch_weight"])
 
 
 def test_content_labels_from_a_column_and_binary_attributes(tiny_curated, tmp_path):

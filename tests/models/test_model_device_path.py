@@ -43,7 +43,7 @@ def test_every_stage_steps_on_meta_tensors(variant, overrides, tiny_curated, tmp
     assert run.train_sampler.pixels.device.type == "meta" and run.td.targets.device.type == "meta"
     assert next(state.net.parameters()).device.type == "meta"
     for stage in run.plan:  # one step in each stage, with the stage's branches and trained parameters
-        head = state.net.classifier[6]
+        head = state.net.head
         if hasattr(head, "active"):
             head.active = stage.branches
             trainer._set_trainable(head, stage)

@@ -48,7 +48,7 @@ def test_reg_att_scores_through_the_trained_score_layer():
     at zero, so the score path is never only a fresh ReLU layer (which can die and collapse)."""
     cfg = load_config(BASELINES / "reg_att.toml", {k: v for k, v in TINY.items() if not k.startswith(("pairs", "content"))})
     net = build_network(cfg).eval()
-    head = net.classifier[6]
+    head = net.head
     x = torch.randn(6, 3, 64, 64)
     with torch.no_grad():
         on = net(x)["score"]
@@ -97,7 +97,7 @@ def test_the_attribute_layer_is_trained_on_labelled_images_then_frozen(tiny_cura
     enter, perm = trainer._enter_stage, trainer._epoch_permutation
 
     def spy(run, state, stage):
-        snaps[stage.name] = state.net.classifier[6].attribute.weight.detach().clone()
+        snaps[stage.name] = state.net.head.attribute.weight.detach().clone()
         enter(run, state, stage)
 
     def spy_perm(cfg, stage, td, epoch):
@@ -109,7 +109,7 @@ def test_the_attribute_layer_is_trained_on_labelled_images_then_frozen(tiny_cura
     monkeypatch.setattr(trainer, "_epoch_permutation", spy_perm)
     cfg = load_config(BASELINES / "reg_rank_att_frozen.toml", {**TINY, "optim.steps": 12})
     res = train(cfg, cur, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
-    final = load_run_file(tmp_path / "run" / "checkpoint.pt", "aadb-checkpoint")["model"]["classifier.6.attribute.weight"]
+    final = load_run_file(tmp_path / "run" / "checkpoint.pt", "aadb-checkpoint")["model"]["head.attribute.weight"]
     assert list(snaps) == ["reg", "attributes", "joint"]
     assert not torch.equal(snaps["attributes"], snaps["joint"])  # trained in its own stage ...
     assert torch.equal(snaps["joint"], final)  # ... then frozen
@@ -150,10 +150,10 @@ def test_contclass_is_its_own_fine_tuned_copy_of_the_top_layers(tiny_curated, tm
     ck = load_run_file(tmp_path / "run" / "checkpoint.pt", "aadb-checkpoint")["model"]
     net = build_network(cfg)
     net.load_state_dict(ck)
-    head = net.classifier[6]
+    head = net.head
     # the copy started from the trained fc6 at the joint stage's entry, and was fine-tuned away from it
     assert not torch.equal(captured["start"][0], head.content_top[1].weight)
-    assert not torch.equal(head.content_top[1].weight, net.classifier[1].weight)
+    assert not torch.equal(head.content_top[1].weight, net.backbone.classifier[1].weight)
     assert head.base.out_features == 3 * head.feature_size and head.branch_weight.shape == (3, head.feature_size + 11)
     assert sorted(set(captured["labels"].tolist())) == [0, 1, 2]
     c = torch.nn.functional.normalize(head.centroids, dim=1)
