@@ -165,6 +165,27 @@ def training_fingerprint(data: AADBData, byte_digests: Mapping[str, str]) -> str
 
 
 
+def data_fingerprint(data: AADBData) -> str:
+    """The ``data_fingerprint`` a run trained on ``data`` records (in its checkpoints and ``run.json``):
+    :func:`training_fingerprint` over the bytes of its train and validation images. A finished run is
+    reused (by ``aadb reproduce``) or resumed only when this matches."""
+    return training_fingerprint(data, training_digests(data))
+
+
+
+def training_digests(data: AADBData) -> dict[str, str]:
+    """The image bytes' digests that :func:`training_fingerprint` covers: the train split's and,
+    when there is one, the validation split's (keyed as the trainer's decode passes are named)."""
+    from .pipeline import bytes_fingerprint
+
+    digests = {"decode train": bytes_fingerprint(data, list(data.split("train")["image_id"]))}
+    val = data.split("validation")
+    if not val.empty:
+        digests["decode validation"] = bytes_fingerprint(data, list(val["image_id"]))
+    return digests
+
+
+
 def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
     """The trained network of a run folder (``best.pt``, or the last checkpoint with ``which="last"``)."""
     run = Path(run)
