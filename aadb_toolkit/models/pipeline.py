@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .._atomic import atomic_path
 from ..errors import InputError
 from ..sources import AADBData
+from .config import machine_memory
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int, content:
 def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, workers: int = 4,
                progress: bool | None = None, desc: str = "decode") -> np.ndarray:
     """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array."""
+    need = len(image_ids) * warp_size * warp_size * 3
+    memory = machine_memory()
+    if need > memory // 2:
+        raise InputError(f"the pixel cache of {len(image_ids):,} images at warp_size {warp_size} needs "
+                         f"{need / 2**30:,.1f} GiB, more than half of this machine's memory "
+                         f"({memory / 2**30:,.1f} GiB); lower data.warp_size", field="data.warp_size")
     out = np.empty((len(image_ids), warp_size, warp_size, 3), np.uint8)
 
     def one(k: int) -> None:

@@ -707,7 +707,8 @@ def _log_window(run: _Run, state: TrainState, stage: _Stage, window: list[torch.
                 parts: Mapping[str, torch.Tensor], n_img: int, dt: float, bar: Any) -> None:
     vals = torch.stack(window).float().mean(0).cpu().tolist()  # the only host sync of the step path
     if not math.isfinite(vals[0]):
-        raise FloatingPointError(f"training loss is {vals[0]} at step {state.global_step}; lower optim.lr")
+        raise InputError(f"training diverged: the loss is {vals[0]} at step {state.global_step}; lower optim.lr",
+                         field="optim.lr")
     log_record(run, {"kind": "train", "stage": stage.name, "epoch": _epoch_of(stage, state.global_step - 1)[0],
                      "step": state.global_step, "lr": _lr_at(run.cfg, stage, state.global_step - 1), "loss": vals[0],
                      **{f"loss_{k}": v for k, v in zip(parts, vals[1:])},
