@@ -8,11 +8,10 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 
 from . import schema
 from ._paths import inside, plainly_relative
-from .data import AADBData, Provenance, fingerprint_images
+from .data import AADBData, Provenance, fingerprint_images, read_parquet
 from .errors import SourceError, excerpt
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
@@ -56,12 +55,13 @@ def load_curated(path: str | Path) -> AADBData:
     manifest_file = path / schema.CURATED_MANIFEST
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(f"{manifest_file}: cannot read curated manifest: {exc}") from exc
-    if manifest.get("format") != schema.CURATED_FORMAT:
-        raise SourceError(f"{manifest_file}: format is {manifest.get('format')!r}, expected {schema.CURATED_FORMAT!r}")
-    images = pd.read_parquet(path / schema.CURATED_IMAGES)
-    ratings = pd.read_parquet(path / schema.CURATED_RATINGS)
+    if not isinstance(manifest, dict) or manifest.get("format") != schema.CURATED_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise SourceError(f"{manifest_file}: format is {excerpt(found)!r}, expected {schema.CURATED_FORMAT!r}")
+    images = read_parquet(path / schema.CURATED_IMAGES)
+    ratings = read_parquet(path / schema.CURATED_RATINGS)
     release_root = Path(manifest["release_root"])
     if not release_root.is_absolute():
         release_root = (path / release_root).resolve()

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..sources import AADBData
 from .config import machine_memory
 
@@ -43,6 +43,9 @@ def decode_warp(data: AADBData, image_id: str, warp_size: int) -> np.ndarray:
         with Image.open(io.BytesIO(data.image_bytes(image_id))) as im:
             im.draft("RGB", (warp_size, warp_size))
             up = ImageOps.exif_transpose(im).convert("RGB")
+    except Image.DecompressionBombError as exc:  # Pillow's pixel cap, checked before decoding
+        raise InputError(f"refusing to decode image: {excerpt(exc, 120)} (a decompression bomb?)",
+                         file=str(image_id)) from exc
     except (OSError, ValueError, UnidentifiedImageError, KeyError) as exc:
         raise InputError(f"cannot decode image: {exc}", file=str(image_id)) from exc
     return np.asarray(up.resize((warp_size, warp_size), Image.BILINEAR), dtype=np.uint8)
