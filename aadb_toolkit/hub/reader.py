@@ -36,7 +36,8 @@ def is_published_folder(path: Path) -> bool:
     except InputError:
         return False
     configs = meta.get("configs")
-    names = {c.get("config_name") for c in configs if isinstance(c, dict)} if isinstance(configs, list) else set()
+    names = {c.get("config_name") for c in configs if isinstance(c, dict) and isinstance(c.get("config_name"), str)} \
+        if isinstance(configs, list) else set()
     return {layout.CONFIG_IMAGES, layout.CONFIG_RATINGS} <= names
 
 
