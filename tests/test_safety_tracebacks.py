@@ -75,7 +75,8 @@ def _bomb() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("image_bytes, message", [(_bomb(), "decompression bomb"), (None, "no image bytes")])
+@pytest.mark.parametrize("image_bytes, message", [(_bomb(), "decompression bomb"), (None, "no image bytes")],
+                         ids=["bomb", "none"])
 def test_a_hostile_image_in_a_published_dataset_is_a_clear_error(published, run_dir, tmp_path, capsys,
                                                                   image_bytes, message):
     train_bad = _copy(published, tmp_path / "a")

@@ -9,8 +9,7 @@ import pytest
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import load_config
-from aadb_toolkit.models.config import MAX_SEED, baseline_config, machine_memory, parse_override
-from aadb_toolkit.models.pipeline import decode_all
+from aadb_toolkit.models.config import baseline_config, parse_override
 
 CASES = [
     ("optim.lr=1e30", "optim.lr", "finite number"), ("optim.lr=inf", "optim.lr", "finite number"),
@@ -46,6 +45,8 @@ def test_the_cli_reports_them_without_a_traceback(override, tiny_curated, tmp_pa
 
 
 def test_the_bounds_accept_the_shipped_configs_and_the_largest_seed():
+    from aadb_toolkit.models.config import MAX_SEED
+
     assert baseline_config("reg", {"train.seed": MAX_SEED}).train.seed == MAX_SEED
     with pytest.raises(InputError, match="seed"):
         baseline_config("reg", {"train.seed": MAX_SEED, "ensemble.members": 2})
@@ -56,6 +57,9 @@ def test_the_bounds_accept_the_shipped_configs_and_the_largest_seed():
 
 
 def test_a_pixel_cache_larger_than_memory_is_refused_before_it_is_allocated():
+    from aadb_toolkit.models.config import machine_memory
+    from aadb_toolkit.models.pipeline import decode_all
+
     n = machine_memory() // (3 * 4096 * 4096) + 1
     with pytest.raises(InputError, match="data.warp_size"):
         decode_all(None, [f"img{i}" for i in range(n)], 4096)
