@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._keyguard import DEFAULT_KEY_FILE, KEY_FILE_ENV, key_file_path
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming the key file when neither ``key`` nor ``key_file`` is given.
-KEY_FILE_ENV = "AADB_RATER_KEY_FILE"
-#: Default key file, created with a fresh random key on first use.
-DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
+__all__ = ["DEFAULT_KEY_FILE", "KEY_FILE_ENV", "RaterKey", "anonymize", "key_fingerprint", "rater_ids",
+           "resolve_key"]  # the key file's location is defined once, in aadb_toolkit._keyguard
 #: Rater IDs are "R" followed by this many hex digits of the HMAC (64 bits).
 RATER_ID_HEX_DIGITS = 16
 _MIN_KEY_BYTES = 16
@@ -72,10 +71,7 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
         if not isinstance(key, (bytes, bytearray)) or len(key) < _MIN_KEY_BYTES:
             raise InputError(f"the rater key must be at least {_MIN_KEY_BYTES} bytes")
         return RaterKey(bytes(key), "argument")
-    if key_file is None:
-        env = os.environ.get(KEY_FILE_ENV)
-        key_file = Path(env) if env else DEFAULT_KEY_FILE
-    path = Path(key_file).expanduser()
+    path = key_file_path(key_file)
     _check_key_location(path, forbidden)
     if not path.exists():
         return _create_key_file(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
+from .._keyguard import refuse_key_text, refuse_links_to_key
 from .._paths import inside
 from ..errors import InputError
 from . import _images, _labels, _raw, _report, _splits
@@ -70,6 +72,10 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     _check_arguments(release, out, on_bad_value)
+    for name, stem in (answer_columns or {}).items():
+        refuse_key_text(str(stem), field=f"--answer-column {name}", key_file=key_file)
+    if key is None:  # a hard link to the key among the inputs is the key under another name
+        refuse_links_to_key(_release_inputs(release), key_file)
     cols = _raw.AnswerColumns.from_mapping(answer_columns)
     ledger = Ledger()
     csv_rel = schema.RELEASE_RAW_RESULTS
@@ -97,6 +103,15 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                             report=report)
     log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
     return result
+
+
+def _release_inputs(release: Path) -> list[Path]:
+    """Every file curation may read: the raw results CSV, the label files and the image files."""
+    files = [release / schema.RELEASE_RAW_RESULTS]
+    for folder in (schema.RELEASE_LABEL_DIR, *_images.IMAGE_DIRS):
+        if (release / folder).is_dir() and inside(release, release / folder):
+            files += [Path(e.path) for e in os.scandir(release / folder)]
+    return files
 
 
 def _check_arguments(release: Path, out: Path, on_bad_value: str) -> None:
@@ -245,6 +260,7 @@ def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataF
     for col in ("width", "height", "exif_orientation"):
         images[col] = images["image_id"].map(c[col]).astype(np.int64)
     images["flags"] = images["image_id"].map(c["flags"]).astype("str")
+    images[schema.IMAGE_SHA256] = images["image_id"].map(c[schema.IMAGE_SHA256]).astype("str")
     images["license"] = ""
     images["path"] = images["image_id"].map(files).astype("str")
     images["split"] = ""
@@ -315,7 +331,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
             disagree = _labels.cross_check(labels, images, strict=strict, ledger=ledger)
             _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
     images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
-    return images[list(schema.IMAGE_COLUMNS)], info
+    return images[list(schema.CURATED_IMAGE_COLUMNS)], info
 
 
 def _report_split_disagreements(labels: _labels.Labels, official: pd.Series, ledger: Ledger) -> None:

@@ -1,0 +1,122 @@
+"""Where the rater key file is, and how a command recognises it among its inputs.
+
+The key (docs/safety.md) must never be read as data: a command refuses any input that is the key
+file (the same file, or a hard link: equal device and inode), holds the same bytes, or looks like a
+generated key (one line of 64 hex digits, which no input of the toolkit ever is), and says so
+without quoting any of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import InputError
+
+#: Environment variable naming the key file when a command is not given one.
+KEY_FILE_ENV = "AADB_RATER_KEY_FILE"
+#: Default key file, created with a fresh random key on first use by ``aadb curate``.
+DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
+#: A key as ``aadb curate`` generates it: 32 random bytes as 64 hex digits.
+_GENERATED_KEY = re.compile(rb"[0-9a-fA-F]{64}")
+#: Files larger than this are never a key; only smaller ones are read to compare.
+_KEY_MAX_BYTES = 4096
+KEY_REFUSAL = ("is the rater key file, a link to it or a copy of it (or looks like a rater key); the key is "
+               "never read as data and none of it is quoted — give the intended file")
+
+
+def key_file_path(key_file: str | os.PathLike[str] | None = None) -> Path:
+    """The key file a command uses: ``key_file``, else ``$AADB_RATER_KEY_FILE``, else the default."""
+    if key_file is None:
+        env = os.environ.get(KEY_FILE_ENV)
+        key_file = Path(env) if env else DEFAULT_KEY_FILE
+    return Path(key_file).expanduser()
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` leads to, or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _small_file(path: str | os.PathLike[str]) -> bytes | None:
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > _KEY_MAX_BYTES:
+            return None
+        with open(path, "rb") as f:
+            return f.read(_KEY_MAX_BYTES + 1)
+    except (OSError, ValueError):
+        return None
+
+
+def _looks_like_key(content: bytes, key: bytes | None) -> bool:
+    content = content.strip()
+    return bool(content) and (bool(_GENERATED_KEY.fullmatch(content)) or (key is not None and content == key))
+
+
+def _key_bytes(key_file: Path) -> bytes | None:
+    key = _small_file(key_file)
+    key = key.strip() if key is not None else None
+    return key or None
+
+
+def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None) -> bool:
+    """True when ``path`` is the key file (or a hard or symbolic link to it), holds the key's bytes,
+    or holds one line of 64 hex digits (a generated key)."""
+    key_path = key_file_path(key_file)
+    ident = file_identity(path)
+    if ident is not None and ident == file_identity(key_path):
+        return True
+    content = _small_file(path)
+    return content is not None and _looks_like_key(content, _key_bytes(key_path))
+
+
+def is_key_text(text: str, key_file: str | os.PathLike[str] | None = None) -> bool:
+    """True when a value given on the command line is the key (its content, or a generated key's shape)."""
+    try:
+        content = str(text).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return _looks_like_key(content, _key_bytes(key_file_path(key_file)))
+
+
+def refuse_key_file(path: str | os.PathLike[str] | None, *, field: str | None = None,
+                    key_file: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InputError` (naming the path, quoting nothing) when ``path`` is the rater key."""
+    if path is not None and is_key_file(path, key_file):
+        raise InputError(KEY_REFUSAL, file=str(path), field=field)
+
+
+def refuse_key_text(text: str, *, field: str, key_file: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InputError` (quoting nothing) when a command-line value is the rater key."""
+    if is_key_text(text, key_file):
+        raise InputError("this value is the rater key (or looks like one); the key is never used as a name or "
+                         "quoted — give the intended value", field=field)
+
+
+def refuse_links_to_key(files: list[Path], key_file: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InputError` when one of ``files`` is the key file itself under another name
+    (a hard link: same device and inode). Only the file's name is reported."""
+    key = file_identity(key_file_path(key_file))
+    if key is None:
+        return
+    for f in files:  # lstat: a symbolic link leading out of the release is refused by the release rule
+        try:
+            st = os.lstat(f)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == key:
+            raise InputError("is a hard link to the rater key file; the key is never read as data — remove the "
+                             "link from the release", file=str(f))
+
+
+def key_inside(folder: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None) -> bool:
+    """True when the key file lies inside ``folder`` (links resolved)."""
+    key = key_file_path(key_file)
+    if not key.exists():
+        return False
+    return Path(os.path.realpath(key)).is_relative_to(Path(os.path.realpath(folder)))
