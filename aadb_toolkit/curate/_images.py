@@ -149,18 +149,20 @@ def check_image(name: str, path: str) -> dict:
     row = {"image_id": name, "ok": False, "error": "", "format": "", "mode": "", "width": 0, "height": 0,
            "exif_orientation": 0, "flags": "", schema.IMAGE_SHA256: ""}
     flags = []
+    fp = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             payload = Path(path).read_bytes()
             row[schema.IMAGE_SHA256] = sha256_fingerprint(payload)
-            with Image.open(io.BytesIO(payload)) as im:
+            fp = io.BytesIO(payload)
+            with Image.open(fp) as im:
                 im.load()
                 fmt, mode, (w, h) = (im.format or ""), im.mode, im.size
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
                 has_transparency = "transparency" in im.info
-    except _DECODE_ERRORS as exc:
-        row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+    except _DECODE_ERRORS as exc:  # Pillow names the object it read: name the file instead
+        row["error"] = f"{type(exc).__name__}: {str(exc).replace(repr(fp), repr(path))}"[:200]
         return row
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         flags.append("exif_orientation_invalid")
