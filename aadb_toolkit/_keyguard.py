@@ -64,14 +64,19 @@ def _key_bytes(key_file: Path) -> bytes | None:
     return key or None
 
 
-def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None) -> bool:
+def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None, *,
+                content: bytes | None = None) -> bool:
     """True when ``path`` is the key file (or a hard or symbolic link to it), holds the key's bytes,
-    or holds one line of 64 hex digits (a generated key)."""
+    or holds one line of 64 hex digits (a generated key). ``content``: the file's bytes, when the
+    caller has read them already."""
     key_path = key_file_path(key_file)
     ident = file_identity(path)
     if ident is not None and ident == file_identity(key_path):
         return True
-    content = _small_file(path)
+    if content is None:
+        content = _small_file(path)
+    elif len(content) > _KEY_MAX_BYTES:
+        content = None
     return content is not None and _looks_like_key(content, _key_bytes(key_path))
 
 
@@ -85,9 +90,9 @@ def is_key_text(text: str, key_file: str | os.PathLike[str] | None = None) -> bo
 
 
 def refuse_key_file(path: str | os.PathLike[str] | None, *, field: str | None = None,
-                    key_file: str | os.PathLike[str] | None = None) -> None:
+                    key_file: str | os.PathLike[str] | None = None, content: bytes | None = None) -> None:
     """Raise :class:`InputError` (naming the path, quoting nothing) when ``path`` is the rater key."""
-    if path is not None and is_key_file(path, key_file):
+    if path is not None and is_key_file(path, key_file, content=content):
         raise InputError(KEY_REFUSAL, file=str(path), field=field)
 
 

@@ -26,9 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
+    from .._keyguard import refuse_key_file
     from ..piaa import episodes as ep
     from ..piaa.personalize import personalize, write_predictions
 
+    refuse_key_file(args.episodes, field="--episodes")  # never read, let alone quoted
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
     preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)

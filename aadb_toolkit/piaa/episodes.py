@@ -24,7 +24,8 @@ import pandas as pd
 from .. import schema
 from .._atomic import write_text
 from ..data import check_ratings, sha256_fingerprint
-from ..errors import InputError
+from .._keyguard import refuse_key_file
+from ..errors import InputError, quote
 
 #: Shot counts of the protocol (support images per episode).
 DEFAULT_K: tuple[int, ...] = (10, 100)
@@ -154,13 +155,15 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
     """Read an episodes CSV written by :func:`write_episodes`; with ``data``, check every row
     against it (non-train images the rater rated, the rater's own support scores)."""
     path = Path(path)
+    refuse_key_file(path, field="episodes")  # never read, let alone quoted
     try:
         df = pd.read_csv(path, dtype={"rater_id": str, "image_id": str, "role": str}, keep_default_na=False,
                          na_values={"score": [""]})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read the episodes file: {exc}", file=str(path)) from exc
     if tuple(df.columns) != COLUMNS:
-        raise InputError(f"columns are {list(df.columns)}, expected {list(COLUMNS)}", file=str(path), row=1)
+        raise InputError(f"header is {quote(','.join(map(str, df.columns)))}, expected {','.join(COLUMNS)!r}",
+                         file=str(path), row=1)
     for col in ("k", "episode"):
         values = pd.to_numeric(df[col], errors="coerce")
         if values.isna().any() or (values % 1 != 0).any():
@@ -169,7 +172,7 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
         df[col] = values.astype("int64")
     bad_role = ~df["role"].isin(ROLES).to_numpy()
     if bad_role.any():
-        raise InputError(f"role {df['role'].iloc[int(np.argmax(bad_role))]!r} is not one of {list(ROLES)}",
+        raise InputError(f"role {quote(df['role'].iloc[int(np.argmax(bad_role))])} is not one of {list(ROLES)}",
                          file=str(path), row=int(np.argmax(bad_role)) + 2, field="role")
     df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float)
     if data is not None:
@@ -185,8 +188,8 @@ def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> 
     known = keys.isin(rated.index)
     if not known.all():
         row = int(np.argmax(~known))
-        raise InputError(f"rater {episodes['rater_id'].iloc[row]!r} has no rating of a validation/test image "
-                         f"{episodes['image_id'].iloc[row]!r}", file=file, row=row + 2, field="image_id")
+        raise InputError(f"rater {quote(episodes['rater_id'].iloc[row])} has no rating of a validation/test image "
+                         f"{quote(episodes['image_id'].iloc[row])}", file=file, row=row + 2, field="image_id")
     own = rated.reindex(keys).to_numpy(dtype=float)
     support = (episodes["role"] == ROLES[0]).to_numpy()
     wrong = support & ~np.isclose(episodes["score"].to_numpy(dtype=float), own)

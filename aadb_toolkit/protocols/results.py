@@ -27,7 +27,7 @@ import pandas as pd
 from .. import __version__
 from .._atomic import write_json
 from ..data import SYNTHETIC_PREFIX
-from ..errors import InputError, excerpt
+from ..errors import InputError, excerpt, quote
 
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
@@ -137,10 +137,10 @@ class Result:
     def from_dict(cls, d: dict[str, Any], *, file: str | None = None) -> "Result":
         """Parse a result document, checking its format and schema version."""
         if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
-            raise InputError(f"not an aadb result document (format is {d.get('format') if isinstance(d, dict) else None!r})",
+            raise InputError(f"not an aadb result document (format is {quote(d.get('format') if isinstance(d, dict) else None)})",
                              file=file)
         if d.get("schema_version") != RESULT_SCHEMA_VERSION:
-            raise InputError(f"result schema_version {d.get('schema_version')!r} is not supported "
+            raise InputError(f"result schema_version {quote(d.get('schema_version'))} is not supported "
                              f"(this toolkit reads {RESULT_SCHEMA_VERSION})", file=file)
         try:
             p, data, s = d["protocol"], d["data"], d["settings"]

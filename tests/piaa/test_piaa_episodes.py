@@ -97,7 +97,7 @@ def test_malformed_episode_files_name_row_and_field(tmp_path, data):
     ep.write_episodes(table, path)
     lines = path.read_text().splitlines()
     (tmp_path / "cols.csv").write_text("rater,k\n")
-    with pytest.raises(InputError, match="cols.csv, row 1: columns are"):
+    with pytest.raises(InputError, match="cols.csv, row 1: header is"):
         ep.read_episodes(tmp_path / "cols.csv")
     bad = list(lines)
     bad[3] = bad[3].replace(",10,", ",ten,", 1)
