@@ -194,6 +194,33 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     return p
 
 
+def starts_with_header(header: str) -> Callable[[Path], bool]:
+    """For :func:`check_output_file`: recognises a CSV the toolkit wrote by its exact first line
+    ``header`` (a file starting otherwise is a user's, and is never overwritten)."""
+    def is_ours(path: Path) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                first = fh.readline(len(header) + 8)
+        except OSError:
+            return False
+        return first.removeprefix(b"\xef\xbb\xbf").strip() == header.encode()
+
+    return is_ours
+
+
+def check_distinct_outputs(**paths: str | os.PathLike[str] | None) -> None:
+    """Refuse two outputs of one command that are the same file (the second would replace the first)."""
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        real = os.path.realpath(Path(path).expanduser())
+        if real in seen:
+            raise OutputError(f"is the same file as {seen[real]}; give each output its own file", file=str(path),
+                              field=option)
+        seen[real] = option
+
+
 def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
                         written_before_markers: Callable[[Path], bool] | None = None) -> Path:
     """For outputs that grow in place (a training run, the demo's folder): check ``path`` as

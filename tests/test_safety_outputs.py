@@ -174,6 +174,18 @@ def test_predict_never_writes_over_an_input_or_a_foreign_file(tiny_curated, tmp_
         assert why in capsys.readouterr().err and target.read_bytes() == before
     assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "p.csv")]) == 0
     assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "p.csv")]) == 0
+    # issue 17, item 3: the sidecar <out>.model.json is checked too, before the CSV is written
+    sidecar = tmp_path / "new.csv.model.json"
+    sidecar.write_text('{"mine": true}')
+    (tmp_path / "elsewhere.json").write_text("precious")
+    for make, why in ((lambda: None, "not a model sidecar"),
+                      (lambda: (sidecar.unlink(), sidecar.symlink_to(tmp_path / "elsewhere.json")), "symbolic link"),
+                      (lambda: (sidecar.unlink(), sidecar.mkdir()), "is a folder")):
+        make()
+        assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "new.csv")]) == 1
+        assert why in capsys.readouterr().err
+        assert not (tmp_path / "new.csv").exists()  # nothing half-written
+    assert (tmp_path / "elsewhere.json").read_text() == "precious"
 
 
 def test_train_refuses_a_foreign_or_symlinked_run_folder(tiny_curated, tmp_path, capsys):
@@ -278,3 +290,56 @@ def test_no_output_goes_into_the_release_behind_a_curated_folder(tiny_curated, t
         assert main(args) == 1
         assert "input" in capsys.readouterr().err
     assert sorted(p.name for p in release.iterdir()) == before
+
+
+# --- issue 17, item 3: every file a command writes goes through the one output check ---------
+def test_piaa_episodes_writes_only_its_own_episodes_file(tiny_curated, tmp_path, capsys):
+    import shutil
+
+    cur = tmp_path / "cur"
+    shutil.copytree(tiny_curated, cur)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\n1,2\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(notes)
+    base = ["piaa", "episodes", "--data", str(cur), "--k", "10", "--repeats", "1", "--out"]
+    for target, why in ((cur / "images.parquet", "input"), (notes, "not a piaa episodes CSV"), (link, "symbolic link")):
+        before = target.read_bytes()
+        assert main(base + [str(target)]) == 1
+        assert why in capsys.readouterr().err and target.read_bytes() == before
+    assert link.is_symlink()
+    assert main(base + [str(tmp_path / "ep.csv")]) == 0
+    assert main(base + [str(tmp_path / "ep.csv")]) == 0  # its own episodes file: replaced
+
+
+def test_personalize_checks_both_outputs_before_any_work(tiny_curated, tmp_path, capsys):
+    ep_csv = tmp_path / "ep.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(ep_csv), "--k", "10",
+                 "--repeats", "1"]) == 0
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\n1,2\n")
+    base = ["personalize", "--run", str(tmp_path / "run-not-needed-yet"), "--data", str(tiny_curated),
+            "--episodes", str(ep_csv)]
+    capsys.readouterr()
+    for extra, why in ((["--out", str(ep_csv)], "input"),
+                       (["--out", str(notes)], "not a personalized predictions CSV"),
+                       (["--out", str(tmp_path / "p.csv"), "--generic-out", str(notes)], "not a predictions CSV"),
+                       (["--out", str(tmp_path / "p.csv"), "--generic-out", str(tmp_path / "p.csv")], "same file")):
+        before = {p: p.read_bytes() for p in (ep_csv, notes)}
+        assert main(base + extra) == 1
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err, err
+        assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_a_recipe_name_is_a_plain_name(tmp_path):
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.reproduce import load_recipe, tables_dir
+
+    text = (tables_dir() / "table5.toml").read_text()
+    for name in ("../../victim", "/tmp/victim", "a/b", "..", ""):
+        bad = tmp_path / "r.toml"
+        bad.write_text(f"name = {json.dumps(name)}\n" + "\n".join(
+            line for line in text.splitlines() if not line.startswith("name =")))
+        with pytest.raises(InputError, match="plain name"):
+            load_recipe(bad)

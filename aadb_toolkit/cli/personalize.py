@@ -23,6 +23,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Both outputs through the one output check, before any work: never an input (the run, the
+    data, the episodes), never a file the toolkit did not write, never a link, never the same file."""
+    from .._atomic import check_distinct_outputs, check_output_file, starts_with_header
+    from .._paths import input_folders
+    from ..piaa import episodes as ep
+    from ..submissions import HEADER
+
+    inputs = (args.run, args.data, *input_folders(args.data), args.episodes)
+    check_distinct_outputs(**{"--out": args.out, "--generic-out": args.generic_out})
+    check_output_file(args.out, "personalized predictions CSV",
+                      starts_with_header(",".join((*ep.KEY_COLUMNS, "score"))), inputs=inputs)
+    if args.generic_out is not None:
+        check_output_file(args.generic_out, "predictions CSV", starts_with_header(",".join(HEADER)), inputs=inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
@@ -31,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..piaa.personalize import personalize, write_predictions
 
     refuse_key_file(args.episodes, field="--episodes")  # never read, let alone quoted
+    _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
     preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)

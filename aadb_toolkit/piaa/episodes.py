@@ -31,6 +31,10 @@ from ..errors import InputError, quote
 DEFAULT_K: tuple[int, ...] = (10, 100)
 #: Seeded episodes per rater and k.
 DEFAULT_REPEATS: int = 10
+#: At most this many episodes per rater and k (100 × the protocol's): each repeat adds one row per
+#: non-train rating of every qualifying rater (for AADB some 10,000 rows per repeat and k), so the
+#: cap keeps the table to a few GB; 1e8 repeats would need terabytes and be killed for memory.
+MAX_REPEATS: int = 1000
 DEFAULT_SEED: int = 0
 #: A rater needs at least this many non-train images beyond the k support images.
 MIN_QUERIES: int = 10
@@ -63,12 +67,16 @@ def _rater_seed(rater_id: str) -> int:
     return int.from_bytes(hashlib.sha256(rater_id.encode("utf-8")).digest()[:8], "little")
 
 
-def _check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
+def check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
+    """The shot counts, sorted; refuses k that are not distinct positive integers and a number of
+    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings)."""
     ks = tuple(int(k) for k in ks)
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
-        raise InputError(f"k must be distinct positive integers, got {list(ks)}", field="k")
-    if int(repeats) < 1:
-        raise InputError(f"repeats must be a positive integer, got {repeats}", field="repeats")
+        raise InputError(f"k must be distinct positive integers, got {list(ks)[:10]}", field="k")
+    if not 1 <= int(repeats) <= MAX_REPEATS:
+        raise InputError(f"repeats must be an integer from 1 to {MAX_REPEATS:,} (the protocol uses "
+                         f"{DEFAULT_REPEATS}; each repeat adds a row per rating of every qualifying rater), "
+                         f"got {repeats}", field="repeats")
     return tuple(sorted(ks))
 
 
@@ -77,7 +85,7 @@ def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT
     """The episodes table (:data:`COLUMNS`) of an :class:`~aadb_toolkit.sources.AADBData`: for
     each k, each qualifying rater and each of ``repeats`` episodes, the k support rows then the
     query rows, each in image-id order."""
-    ks = _check_params(ks, repeats)
+    ks = check_params(ks, repeats)
     rated = non_train_ratings(data)
     raters = [(str(r), own["image_id"].to_numpy(dtype=object), own["score"].to_numpy(dtype=float))
               for r, own in rated.groupby("rater_id", sort=True)]
