@@ -32,11 +32,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with _naming(path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give a write failure that names no file (a full disk, a file-size limit: "File too large")
+    the output it was writing, so the message says which."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -303,7 +316,8 @@ def atomic_dir(path: str | os.PathLike[str], *, kind: str = "output", overwrite:
                                     dir=path.parent))
     os.chmod(staging, 0o777 & ~_umask())
     try:
-        yield staging
+        with _naming(path):
+            yield staging
         check_output_folder(path, kind, inputs=inputs)  # again: a user may have added a file meanwhile
         write_marker(staging, kind)
         if path.exists() and exchange_paths(staging, path):

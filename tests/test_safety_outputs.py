@@ -227,6 +227,7 @@ def test_a_file_size_limit_is_a_clear_error_not_a_crash(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert str(tmp_path / "r") in proc.stderr  # issue 17, item 8: the message names what was being written
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging folder left behind
     assert resource.getrlimit(resource.RLIMIT_FSIZE)  # (the limit was only the child's)
 
@@ -343,3 +344,47 @@ def test_a_recipe_name_is_a_plain_name(tmp_path):
             line for line in text.splitlines() if not line.startswith("name =")))
         with pytest.raises(InputError, match="plain name"):
             load_recipe(bad)
+
+
+# --- issue 17, item 8 ---------------------------------------------------------------------------
+def test_curate_out_root_says_root(tmp_path, capsys):
+    release = tmp_path / "rel"
+    release.mkdir()
+    assert main(["curate", "--release", str(release), "--out", "/"]) == 1
+    err = capsys.readouterr().err
+    assert "root of the file system" in err and "outside the release" not in err
+
+
+def test_a_closed_stdout_after_the_work_is_quiet(tmp_path):
+    """``aadb … | head``: once the reader is gone, the command stops without 'error: Broken pipe'."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "aadb_toolkit", "baselines"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) in (0, 141), err
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_an_interrupt_after_personalize_wrote_its_outputs_is_not_a_failure(tiny_curated, tmp_path, monkeypatch,
+                                                                           capsys):
+    from aadb_toolkit.piaa import personalize as pz
+    from aadb_toolkit.cli import personalize as cli_pz
+
+    ep_csv = tmp_path / "ep.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(ep_csv), "--k", "10",
+                 "--repeats", "1"]) == 0
+    episodes = pd.read_csv(ep_csv)
+    q = episodes[episodes["role"] == "query"][["rater_id", "k", "episode", "image_id"]].assign(score=0.5)
+    ids = sorted(episodes["image_id"].unique())
+    monkeypatch.setattr(pz, "personalize", lambda *a, **k: (q, pd.DataFrame({"image_id": ids, "score": 0.5})))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_pz, "print", interrupted, raising=False)  # Ctrl-C while the summary is printed
+    out = tmp_path / "p.csv"
+    assert main(["personalize", "--run", str(tmp_path / "run"), "--data", str(tiny_curated), "--episodes",
+                 str(ep_csv), "--out", str(out)]) == 0
+    assert out.is_file()

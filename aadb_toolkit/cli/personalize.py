@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
     from .._keyguard import refuse_key_file
+    from . import work_completed
     from ..piaa import episodes as ep
     from ..piaa.personalize import personalize, write_predictions
 
@@ -52,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     episodes = ep.read_episodes(args.episodes, data)
     preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)
     write_predictions(preds, args.out)
-    print(f"wrote {len(preds)} personalized predictions ({preds[['k', 'rater_id', 'episode']].drop_duplicates().shape[0]}"
-          f" episodes) to {args.out}")
     if args.generic_out is not None:
         write_predictions(generic, args.generic_out)
+    work_completed()  # every output is written: an interrupt from here on does not fail the command
+    n_episodes = preds[["k", "rater_id", "episode"]].drop_duplicates().shape[0]
+    print(f"wrote {len(preds)} personalized predictions ({n_episodes} episodes) to {args.out}")
+    if args.generic_out is not None:
         print(f"wrote the generic predictions of {len(generic)} episode images to {args.generic_out}")
     return 0

@@ -20,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from .._atomic import check_output_file
+    from . import work_completed
     from ..models import predict, write_predictions
     from ..models.predict import model_identity
     from .._paths import input_folders
@@ -33,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(str(args.out) + MODEL_SIDECAR_SUFFIX, "model sidecar", is_model_sidecar, inputs=inputs)
     preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights)
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
+    work_completed()
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

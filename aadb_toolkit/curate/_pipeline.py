@@ -17,7 +17,7 @@ from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
 from .._keyguard import refuse_key_text, refuse_links_to_key
 from .._paths import inside
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
 from ._ledger import Ledger
@@ -198,6 +198,8 @@ def _test_list_note(report: dict) -> str:
 
 def _check_out(release: Path, out: Path) -> None:
     resolved = out.resolve()
+    if resolved.parent == resolved:
+        raise OutputError("is the root of the file system; choose a new folder", file=str(out))
     if resolved == release or release.is_relative_to(resolved) or resolved.is_relative_to(release):
         raise InputError("the output folder must be outside the release folder (and must not contain it)",
                          file=str(out))
