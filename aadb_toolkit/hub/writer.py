@@ -312,8 +312,8 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
             try:
                 payload = data.image_bytes(image_id)
             except (OSError, KeyError) as exc:
-                raise InputError(f"cannot read the image bytes: {exc}", file=data.origin,
-                                 field=f"image {image_id}") from exc
+                raise InputError(f"image {quote(image_id)}: cannot read the image bytes: {exc}",
+                                 file=data.origin) from exc
             check_image_bytes(image_id, payload, flags[image_id], origin=data.origin)
             images.append({"bytes": payload, "path": image_id})
         r_lo, r_hi = int(starts[lo]), int(ends[hi - 1])
