@@ -8,10 +8,13 @@ without quoting any of it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
 
+from . import schema
 from .errors import InputError
 
 #: Environment variable naming the key file when a command is not given one.
@@ -22,8 +25,42 @@ DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
 _GENERATED_KEY = re.compile(rb"[0-9a-fA-F]{64}")
 #: Files larger than this are never a key; only smaller ones are read to compare.
 _KEY_MAX_BYTES = 4096
+#: The key fingerprint is scrypt(key, salt, N, r, p) — memory-hard and slow on purpose, so that even
+#: someone who learnt part of a key cannot test guesses of the rest against a published fingerprint
+#: quickly. 12 hex digits (48 bits) are shown; the parameters are part of what the fingerprint means.
+FINGERPRINT_SALT = b"aadb_toolkit rater-key fingerprint v2"
+FINGERPRINT_SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1}
+FINGERPRINT_HEX_DIGITS = 12
+#: Only a one-line file of this size may be a key whose fingerprint is worth computing (~0.1 s each).
+_FINGERPRINTED_BYTES = (16, 512)
 KEY_REFUSAL = ("is the rater key file, a link to it or a copy of it (or looks like a rater key); the key is "
                "never read as data and none of it is quoted — give the intended file")
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """12 hex digits of scrypt(key, :data:`FINGERPRINT_SALT`, N=2^15, r=8, p=1): the same key always
+    gives the same value, and each guess of a key costs an attacker a 32 MiB, ~0.1 s computation."""
+    digest = hashlib.scrypt(secret, salt=FINGERPRINT_SALT, maxmem=64 * 2 ** 20, dklen=32, **FINGERPRINT_SCRYPT)
+    return digest.hex()[:FINGERPRINT_HEX_DIGITS]
+
+
+def recorded_fingerprints(source: object) -> tuple[str, ...]:
+    """The key fingerprint a curated folder's manifest records (none for other sources): a key kept
+    elsewhere than the commands know is still recognised by it."""
+    try:
+        manifest = json.loads((Path(str(source)) / schema.CURATED_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ()
+    fp = manifest.get("key_fingerprint") if isinstance(manifest, dict) else None
+    return (fp,) if isinstance(fp, str) and re.fullmatch(r"[0-9a-f]{12}", fp) else ()
+
+
+def _matches_fingerprint(content: bytes, fingerprints: tuple[str, ...]) -> bool:
+    content = content.strip()
+    low, high = _FINGERPRINTED_BYTES
+    if not fingerprints or not low <= len(content) <= high or b"\n" in content:
+        return False
+    return key_fingerprint(content) in fingerprints
 
 
 def key_file_path(key_file: str | os.PathLike[str] | None = None) -> Path:
@@ -65,10 +102,11 @@ def _key_bytes(key_file: Path) -> bytes | None:
 
 
 def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None, *,
-                content: bytes | None = None) -> bool:
+                content: bytes | None = None, fingerprints: tuple[str, ...] = ()) -> bool:
     """True when ``path`` is the key file (or a hard or symbolic link to it), holds the key's bytes,
-    or holds one line of 64 hex digits (a generated key). ``content``: the file's bytes, when the
-    caller has read them already."""
+    holds one line of 64 hex digits (a generated key), or holds one line whose key fingerprint is
+    one of ``fingerprints`` (see :func:`recorded_fingerprints`). ``content``: the file's bytes,
+    when the caller has read them already."""
     key_path = key_file_path(key_file)
     ident = file_identity(path)
     if ident is not None and ident == file_identity(key_path):
@@ -77,7 +115,8 @@ def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] |
         content = _small_file(path)
     elif len(content) > _KEY_MAX_BYTES:
         content = None
-    return content is not None and _looks_like_key(content, _key_bytes(key_path))
+    return content is not None and (_looks_like_key(content, _key_bytes(key_path))
+                                    or _matches_fingerprint(content, fingerprints))
 
 
 def is_key_text(text: str, key_file: str | os.PathLike[str] | None = None) -> bool:
@@ -90,9 +129,10 @@ def is_key_text(text: str, key_file: str | os.PathLike[str] | None = None) -> bo
 
 
 def refuse_key_file(path: str | os.PathLike[str] | None, *, field: str | None = None,
-                    key_file: str | os.PathLike[str] | None = None, content: bytes | None = None) -> None:
+                    key_file: str | os.PathLike[str] | None = None, content: bytes | None = None,
+                    fingerprints: tuple[str, ...] = ()) -> None:
     """Raise :class:`InputError` (naming the path, quoting nothing) when ``path`` is the rater key."""
-    if path is not None and is_key_file(path, key_file, content=content):
+    if path is not None and is_key_file(path, key_file, content=content, fingerprints=fingerprints):
         raise InputError(KEY_REFUSAL, file=str(path), field=field)
 
 

@@ -189,3 +189,24 @@ def test_one_quoting_rule():
     assert EXCERPT_CHARS == 32
     assert excerpt("a" * 500, 80) == "a" * 31 + "…"  # no caller gets more than 32
     assert quote("line1\nline2\x1b[31m") == repr("line1?line2?[31m")
+
+
+def test_a_key_the_commands_do_not_know_is_recognised_by_the_curated_fingerprint(tiny_curated, tmp_path, capsys):
+    """A custom key kept elsewhere (not --key-file, not $AADB_RATER_KEY_FILE): the curated manifest's
+    key fingerprint still identifies it, so it is refused unquoted."""
+    import shutil
+
+    from aadb_toolkit.curate import key_fingerprint
+
+    cur = tmp_path / "cur"
+    shutil.copytree(tiny_curated, cur)
+    manifest = json.loads((cur / "manifest.json").read_text())
+    manifest["key_fingerprint"] = key_fingerprint(CUSTOM_SECRET.encode())
+    (cur / "manifest.json").write_text(json.dumps(manifest))
+    hidden = tmp_path / "somewhere" / "my.key"
+    hidden.parent.mkdir()
+    hidden.write_text(CUSTOM_SECRET + "\n")
+    assert main(["score", "--submission", str(hidden), "--protocol", "aadb", "--data", str(cur),
+                 "--out", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "rater key" in err and not _key_8grams(CUSTOM_SECRET, err)

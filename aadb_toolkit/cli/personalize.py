@@ -42,12 +42,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
-    from .._keyguard import refuse_key_file
+    from .._keyguard import recorded_fingerprints, refuse_key_file
     from . import work_completed
     from ..piaa import episodes as ep
     from ..piaa.personalize import personalize, write_predictions
 
-    refuse_key_file(args.episodes, field="--episodes")  # never read, let alone quoted
+    # the key is never read as episodes, let alone quoted
+    refuse_key_file(args.episodes, field="--episodes", fingerprints=recorded_fingerprints(args.data))
     _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)

@@ -17,22 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._keyguard import DEFAULT_KEY_FILE, KEY_FILE_ENV, key_file_path
+from .._keyguard import (DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT, FINGERPRINT_SCRYPT,
+                         KEY_FILE_ENV, key_file_path, key_fingerprint)
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_KEY_FILE", "KEY_FILE_ENV", "RaterKey", "anonymize", "key_fingerprint", "rater_ids",
-           "resolve_key"]  # the key file's location is defined once, in aadb_toolkit._keyguard
+           "resolve_key", "FINGERPRINT_HEX_DIGITS", "FINGERPRINT_SALT", "FINGERPRINT_SCRYPT"]
+# the key file's location, its fingerprint and its recognition are defined once, in aadb_toolkit._keyguard
 #: Rater IDs are "R" followed by this many hex digits of the HMAC (64 bits).
 RATER_ID_HEX_DIGITS = 16
 _MIN_KEY_BYTES = 16
-#: The key fingerprint is scrypt(key, salt, N, r, p) — memory-hard and slow on purpose, so that even
-#: someone who learnt part of a key cannot test guesses of the rest against a published fingerprint
-#: quickly. 12 hex digits (48 bits) are shown; the parameters are part of what the fingerprint means.
-FINGERPRINT_SALT = b"aadb_toolkit rater-key fingerprint v2"
-FINGERPRINT_SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1}
-FINGERPRINT_HEX_DIGITS = 12
 _INSECURE_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
 
 
@@ -51,13 +47,6 @@ class RaterKey:
     def fingerprint(self) -> str:
         """Identifies which key was used (a slow scrypt hash), without revealing it."""
         return key_fingerprint(self.secret)
-
-
-def key_fingerprint(secret: bytes) -> str:
-    """12 hex digits of scrypt(key, :data:`FINGERPRINT_SALT`, N=2^15, r=8, p=1): the same key always
-    gives the same value, and each guess of a key costs an attacker a 32 MiB, ~0.1 s computation."""
-    digest = hashlib.scrypt(secret, salt=FINGERPRINT_SALT, maxmem=64 * 2 ** 20, dklen=32, **FINGERPRINT_SCRYPT)
-    return digest.hex()[:FINGERPRINT_HEX_DIGITS]
 
 
 def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
