@@ -152,6 +152,12 @@ def test_score_never_writes_over_its_submission_or_a_foreign_file(tiny_curated, 
     assert "not a result document" in capsys.readouterr().err and notes.read_text() == '{"mine": true}'
     assert main(base + ["--out", str(tmp_path / "r.json")]) == 0
     assert main(base + ["--out", str(tmp_path / "r.json")]) == 0  # its own result: replaced
+    ep = tmp_path / "ep.json"  # issue 17, item 3: every input counts, --episodes and --generic too
+    ep.write_text(json.dumps({"format": "aadb-result"}))
+    for option in ("--episodes", "--generic"):
+        assert main(["score", "--submission", str(sub), "--protocol", "piaa", "--data", str(tiny_curated),
+                     option, str(ep), "--out", str(ep)]) == 1
+        assert "input" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore:no --init-weights")

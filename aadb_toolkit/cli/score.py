@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_key_file(getattr(args, option), field=f"--{option}", fingerprints=fingerprints)
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
-                              args.compare, args.leaderboard))
+                              args.compare, args.leaderboard, args.generic, args.episodes))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
                               progress=True, generic=args.generic, episodes=args.episodes)
