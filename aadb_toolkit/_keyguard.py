@@ -1,9 +1,9 @@
-"""Where the rater key file is, and how a command recognises it among its inputs.
+"""Where the rater key file is, its fingerprint, and how a command recognises it among its inputs.
 
 The key (docs/safety.md) must never be read as data: a command refuses any input that is the key
-file (the same file, or a hard link: equal device and inode), holds the same bytes, or looks like a
-generated key (one line of 64 hex digits, which no input of the toolkit ever is), and says so
-without quoting any of it.
+file (the same file, or a hard link: equal device and inode), holds the same bytes, looks like a
+generated key (one line of 64 hex digits, which no input of the toolkit ever is), or has the key
+fingerprint a curated folder records, and says so without quoting any of it.
 """
 
 from __future__ import annotations
