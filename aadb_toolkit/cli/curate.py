@@ -7,6 +7,14 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import InputError, quote
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb curate --release AADB_release --out curated',
+    'aadb curate --release AADB_release --out curated --key-file ~/keys/rater.key --on-bad-value exclude',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

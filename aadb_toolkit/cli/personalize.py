@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb personalize --run run --data curated --episodes episodes.csv --out personal.csv --generic-out generic.csv',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help="ridge penalty, a multiple of the mean squared fc7 norm (default %(default)s)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
+    add_no_progress(parser)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -52,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
-    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)
+    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device,
+                                  progress=progress(args))
     write_predictions(preds, args.out)
     if args.generic_out is not None:
         write_predictions(generic, args.generic_out)
