@@ -72,7 +72,8 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     _check_arguments(release, out, on_bad_value)
-    for name, stem in (answer_columns or {}).items():
+    for name, stem in (answer_columns or {}).items():  # neither side of ATTR=STEM may be the key
+        refuse_key_text(str(name), field="--answer-column", key_file=key_file)
         refuse_key_text(str(stem), field=f"--answer-column {name}", key_file=key_file)
     if key is None:  # a hard link to the key among the inputs is the key under another name
         refuse_links_to_key(_release_inputs(release), key_file)

@@ -232,7 +232,8 @@ def test_an_answer_column_equal_to_the_key_is_refused_without_quoting_it(tmp_pat
     key_file, secret = _secret_key(tmp_path)
     root = build_release(2).write(tmp_path / "r")
     args = ["curate", "--release", str(root), "--out", str(tmp_path / "c"), "--key-file", str(key_file),
-            "--workers", "1", "--no-progress", "--answer-column", f"score={secret.decode()}"]
-    assert main(args) == 1
-    err = capsys.readouterr().err
-    assert "rater key" in err and _longest_shared_run(secret.decode(), err) < 8
+            "--workers", "1", "--no-progress", "--answer-column"]
+    for value in (f"score={secret.decode()}", f"{secret.decode()}=DoF"):
+        assert main(args + [value]) == 1
+        err = capsys.readouterr().err
+        assert "rater key" in err and _longest_shared_run(secret.decode(), err) < 8
