@@ -45,7 +45,7 @@ from .heads import AestheticsHead, attribute_columns, build_network
 from .inference import fc7_features, score_images
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
-                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, config_diff, config_json,
+                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, check_state_dict, config_diff, config_json,
                    load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
                    training_digests, training_fingerprint)
 from .samplers import PairSet, sample_pairs
@@ -410,7 +410,8 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
     try:
         old_config = json.loads(ck["config"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out", file=str(path)) from exc
+        raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out",
+                         file=str(path)) from exc
     diff = [k for k in config_diff(old_config, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
@@ -431,6 +432,7 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 
 
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
+    check_state_dict(ck.get("model"), state.net, str(path))
     try:
         state.net.load_state_dict(ck["model"])
         state.opt.load_state_dict(ck["optimizer"])
@@ -440,7 +442,7 @@ def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
         state.elapsed_before = float(ck["elapsed_s"])
         torch.set_rng_state(ck["rng"]["torch"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict raises RuntimeError
-        raise InputError(f"the checkpoint does not fit this network or is damaged ({excerpt(exc, 200)}); "
+        raise InputError(f"the checkpoint is damaged ({type(exc).__name__}: {excerpt(exc)}); "
                          "pass --no-resume or another --out", file=str(path)) from exc
 
 
