@@ -95,12 +95,17 @@ def save_run_file(obj: Any, path: Path) -> None:
     torch.save(obj, buf)
     try:
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                fh.write(buf.getbuffer())
+            _write(tmp, buf.getbuffer())
     except OSError as exc:
         if exc.filename is not None:
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc  # a write error names no file by itself
+
+
+
+def _write(tmp: Path, data: memoryview) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 
