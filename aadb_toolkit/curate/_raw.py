@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .._numbers import ANSWER_NUMBER
 from .._registry import close_matches, did_you_mean
-from ..errors import InputError
+from ..errors import InputError, quote
 from ._ledger import Ledger
 
 #: The AMT columns curation needs (others, e.g. AcceptTime or WorkTimeInSeconds, are ignored).
@@ -65,10 +66,10 @@ class AnswerColumns:
             if name not in stems:
                 hint = did_you_mean(name, stems)
                 hint = f"; {hint}" if hint else ""
-                raise InputError(f"unknown answer column name {name!r}: expected 'score' or one of "
+                raise InputError(f"unknown answer column name {quote(name)}: expected 'score' or one of "
                                  f"{', '.join(schema.ATTRIBUTES)}{hint}", field=name)
             if not stem or not str(stem).strip():
-                raise InputError(f"empty answer column stem for {name!r}", field=name)
+                raise InputError(f"empty answer column stem for {quote(name)}", field=name)
             stems[name] = str(stem).strip()
         full = {k: v if "." in v else f"Answer.{v}" for k, v in stems.items()}
         return cls(full["score"], {a: full[a] for a in schema.ATTRIBUTES})
@@ -440,10 +441,8 @@ def exclude_repeated_images(answers: pd.DataFrame, file: str, ledger: Ledger, *,
                          "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
 
 
-#: The one rule for answer numbers: ASCII digits with an optional sign and an optional decimal part
-#: ("5", "+1", "5.0"; "3.5" is a number, out of range); anything else ("1e0", "٣", "0x5", "inf", "5_0")
-#: is not a number. Accepted integers written other than plainly are reported ("number_spelling").
-ANSWER_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+#: Answer numbers follow the one number rule (:data:`aadb_toolkit._numbers.ANSWER_NUMBER`); accepted
+#: integers written other than plainly ("5.0", "+1") are reported ("number_spelling").
 
 
 def _to_float(text: str) -> float:
