@@ -418,7 +418,7 @@ def _check_network_size(cfg: ModelConfig, memory: int, err) -> None:
     it is built on the ``meta`` device (no memory) to count its parameters exactly."""
     import torch
 
-    from .heads import build_network
+    from .network import build_network
 
     with torch.device("meta"):
         n = sum(p.numel() for p in build_network(cfg).parameters())
