@@ -95,8 +95,9 @@ def test_each_family_trains_frozen_and_finetuned_reloads_and_predicts(family, ti
 def test_bad_weights_give_clear_errors(tiny_curated, tmp_path, capsys):
     weights = save_tiny("vit", tmp_path / "vit")
     config = _config("dinov2", "frozen", tmp_path)
+    (tmp_path / "empty").mkdir()
     cases = [(tmp_path / "nowhere", "no such weights folder"),
-             (tmp_path, "has no config.json"),
+             (tmp_path / "empty", "has no config.json"),
              (weights, "family mismatch: the folder holds a 'vit' model")]
     for folder, message in cases:
         assert _train(config, tiny_curated, tmp_path / "run", folder) == 1
