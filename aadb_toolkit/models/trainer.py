@@ -1,5 +1,6 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
-annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
+annealed ×0.1 at fixed fractions of each stage (or AdamW with a cosine schedule, :mod:`.optim`;
+frozen-features mode trains the head on cached backbone features, :mod:`.frozen`), validation ρ every N steps (or each epoch) with
 the best weights of any stage kept, bf16 autocast on CUDA, and exact resumption from
 checkpoints written atomically every N steps and at each validation. Data parallel over
 processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
@@ -408,7 +409,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
     if td.attributes is not None:
         extra.update(attributes=td.attributes[idx], attribute_kind=cfg.attributes.loss)
     batch = Batch(targets=td.targets[idx], labels=td.labels[idx], **extra)
-    if cfg.train.fast and run.device.startswith("cuda"):
+    if cfg.train.fast and run.device.startswith("cuda") and x.ndim == 4:  # images (frozen mode: feature rows)
         x = x.contiguous(memory_format=torch.channels_last)
     set_lr(state.opt, _lr_at(cfg, stage, step))
     torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
@@ -685,8 +686,10 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
     """Train one model variant on the train split, validating as configured, into the run folder ``out``.
 
     ``config`` is a :class:`ModelConfig` or a TOML path (``overrides`` are dotted keys applied on
-    top); ``init_weights`` is a local standard-keyed AlexNet state dict (else training starts from
-    scratch, with a warning). With ``resume`` an existing checkpoint in ``out`` is continued
+    top); ``init_weights`` are the backbone's pretrained weights — a local standard-keyed AlexNet
+    state dict, or a ``save_pretrained`` folder for the transformers families, checked against
+    ``init_sha256`` when given (without them an AlexNet trains from scratch, with a warning).
+    ``model.mode = "frozen"`` trains the head on cached backbone features. With ``resume`` an existing checkpoint in ``out`` is continued
     exactly (refused if it was written for another config, data, world size or device kind). A
     config with ``[ensemble] members > 1`` trains its members under ``out/members/``.
     ``stop_after_steps`` is a test hook: raise :class:`TrainingInterrupted` once that many global

@@ -92,3 +92,15 @@ def test_the_cross_dataset_headline_metric_has_a_ci():
     assert m.ci_high - m.ci_low < max(c.ci_high - c.ci_low for c in cells)  # averaging two independent cells
     assert evaluate(truths, preds, n_boot=0, seed=0, fingerprint="f", submission_sha256="s").metrics[
         "mean_transfer_rho"].ci_low is None
+
+
+def test_contamination_flags_training_or_pretraining_on_the_scored_test_data():
+    from aadb_toolkit.protocols.results import contamination
+
+    ours = {"trained_on": ["aadb:train", "aadb:validation"], "backbone": {"pretraining_data": "LVD-142M"}}
+    assert contamination(ours, "aadb", "test") == []  # the protocol's own train/test split
+    laion = {"trained_on": ["ava"], "backbone": {"pretraining_data": "WIT-400M"}}  # all of AVA
+    assert contamination(laion, "ava", "test") == ["ava"] and contamination(laion, "aadb", "test") == []
+    assert contamination({"trained_on": ["ava:test"]}, "aadb+ava", "test") == ["ava:test"]
+    assert contamination({"trained_on": [], "backbone": {"pretraining_data": "AVA"}}, "ava", "test") == ["pretraining:AVA"]
+    assert contamination(None, "aadb", "test") == []
