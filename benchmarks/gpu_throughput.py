@@ -81,7 +81,8 @@ def measure(name: str, baseline: str, stage_index: int, batch: int, *, data, wor
     warm, timed = (1, 2) if smoke else (10, 60)
     cfg = load_config(ROOT / "baselines" / f"{baseline}.toml", _overrides(smoke, batch, fast))
     t0 = time.perf_counter()
-    with trainer._fast_mode(fast and device.startswith("cuda")):
+    cuda = device.startswith("cuda")
+    with trainer._fast_mode(fast and cuda), trainer._deterministic(cfg.train.deterministic and not fast, cuda):
         run = trainer._setup(cfg, data, work / "runs" / name, device, trainer._Dist(), False, False, work / "cache")
         state = trainer._build_state(run, None, None, False)
         stage = run.plan[stage_index]
