@@ -32,9 +32,9 @@ def test_the_score_bias_starts_at_the_target_mean_unless_switched_off(tiny_curat
     assert cfg.model.score_bias == "target_mean" and cfg.optim.head_lr_mult == 1.0
     run, state = _state(cfg, tiny_curated, tmp_path)
     mean = float(load(tiny_curated).split("train")["score"].mean())
-    assert state.net.classifier[6].bias.item() == pytest.approx(mean, abs=1e-6)
+    assert state.net.head.bias.item() == pytest.approx(mean, abs=1e-6)
     run, state = _state(cfg.replace({"model.score_bias": "default"}), tiny_curated, tmp_path)
-    assert abs(state.net.classifier[6].bias.item() - mean) > 1e-3  # torch's fresh-layer init
+    assert abs(state.net.head.bias.item() - mean) > 1e-3  # torch's fresh-layer init
     with pytest.raises(InputError, match="score_bias"):
         cfg.replace({"model.score_bias": "mean"})
 
@@ -46,7 +46,7 @@ def test_the_head_lr_multiplier_scales_only_the_head(tiny_curated, tmp_path):
     trainer.train_step(run, state, run.plan[0])
     trunk, head = state.opt.param_groups
     assert trunk["lr"] == pytest.approx(1e-3) and head["lr"] == pytest.approx(1e-2)
-    assert {id(p) for p in head["params"]} == {id(p) for p in state.net.classifier[6].parameters()}
+    assert {id(p) for p in head["params"]} == {id(p) for p in state.net.head.parameters()}
     with pytest.raises(InputError, match="head_lr_mult"):
         cfg.replace({"optim.head_lr_mult": 0})
 
