@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from aadb_toolkit.cli import main
-from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import BACKBONES, baseline_names, load_config, load_model, predict
 from aadb_toolkit.models.runs import BEST, RUN_SUMMARY, load_run_file
 
