@@ -418,8 +418,10 @@ def _check_network_size(cfg: ModelConfig, memory: int, err) -> None:
     it is built on the ``meta`` device (no memory) to count its parameters exactly."""
     import torch
 
-    from .heads import build_network
+    from .network import build_network
 
+    if cfg.model.arch != "alexnet":  # a transformers backbone's size is its weights folder's, not the config's
+        return
     with torch.device("meta"):
         n = sum(p.numel() for p in build_network(cfg).parameters())
     need = n * TRAINING_BYTES_PER_PARAMETER
