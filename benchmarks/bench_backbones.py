@@ -24,15 +24,15 @@ from aadb_toolkit.models.optim import build_optimizer
 VIT = dict(num_hidden_layers=12, image_size=224)
 #: the public checkpoints' architectures (their config.json values that matter for cost)
 ARCHS = {
-    "dinov2_small": (dinov2_arch.SPEC, dict(VIT, hidden_size=384, num_attention_heads=6, intermediate_size=1536,
+    "dinov2_small": (dinov2_arch.HF_SPEC, dict(VIT, hidden_size=384, num_attention_heads=6, intermediate_size=1536,
                                             patch_size=14, model_type="dinov2")),
-    "dinov2_base": (dinov2_arch.SPEC, dict(VIT, hidden_size=768, num_attention_heads=12, patch_size=14,
+    "dinov2_base": (dinov2_arch.HF_SPEC, dict(VIT, hidden_size=768, num_attention_heads=12, patch_size=14,
                                            model_type="dinov2")),
-    "clip_vit_b16": (clip_arch.SPEC, dict(VIT, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+    "clip_vit_b16": (clip_arch.HF_SPEC, dict(VIT, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                                           patch_size=16, model_type="clip_vision_model")),
-    "clip_vit_l14": (clip_arch.SPEC, dict(VIT, num_hidden_layers=24, hidden_size=1024, num_attention_heads=16,
+    "clip_vit_l14": (clip_arch.HF_SPEC, dict(VIT, num_hidden_layers=24, hidden_size=1024, num_attention_heads=16,
                                           intermediate_size=4096, patch_size=14, model_type="clip_vision_model")),
-    "resnet50": (resnet_arch.SPEC, dict(model_type="resnet", layer_type="bottleneck", depths=[3, 4, 6, 3],
+    "resnet50": (resnet_arch.HF_SPEC, dict(model_type="resnet", layer_type="bottleneck", depths=[3, 4, 6, 3],
                                         hidden_sizes=[256, 512, 1024, 2048], embedding_size=64)),
 }
 

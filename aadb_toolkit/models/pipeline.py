@@ -78,7 +78,7 @@ def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, work
                progress: bool | None = None, desc: str = "decode", out: np.ndarray | None = None) -> np.ndarray:
     """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array:
     ``out`` when given (e.g. a memory-mapped file, so an AVA-scale cache never sits in RAM), else a
-    new array in memory, refused when it would need more than half of the machine's memory."""
+    new one, refused when it would take more than half of this machine's memory."""
     shape = (len(image_ids), warp_size, warp_size, 3)
     if out is None:
         need = len(image_ids) * warp_size * warp_size * 3
@@ -86,8 +86,7 @@ def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, work
         if need > memory // 2:
             raise InputError(f"the pixel cache of {len(image_ids):,} images at warp_size {warp_size} needs "
                              f"{need / 2**30:,.1f} GiB, more than half of this machine's memory "
-                             f"({memory / 2**30:,.1f} GiB); lower data.warp_size, or give a cache folder "
-                             "(the cache is then decoded into a memory-mapped file)", field="data.warp_size")
+                             f"({memory / 2**30:,.1f} GiB); lower data.warp_size", field="data.warp_size")
         out = np.empty(shape, np.uint8)
     elif out.shape != shape or out.dtype != np.uint8:
         raise ValueError(f"out must be a uint8 array of shape {shape}")

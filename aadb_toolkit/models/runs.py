@@ -245,10 +245,9 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     if not isinstance(raw, dict):
         raise InputError("its config is not a JSON object", file=str(path), field="config")
     cfg = config_from_dict(raw, source=str(path))  # validated: sizes bounded, as for a config file
-    net = build_network(cfg, backbone_architecture(obj))
-    state = obj.get("model")
-    if isinstance(state, Mapping):
-        state = upgrade_state(state)
+    net = build_network(cfg, backbone_architecture(obj, str(path)))
+    state = upgrade_state(obj["model"]) if isinstance(obj.get("model"), Mapping) else obj.get("model")
+    if isinstance(state, dict):
         for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # runs written before them
             if k in net.state_dict() and k not in state:
                 state[k] = torch.tensor(default)
@@ -261,12 +260,17 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
 
 
 
-def backbone_architecture(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+def backbone_architecture(obj: Mapping[str, Any], source: str = "<run file>") -> dict[str, Any] | None:
     """The backbone architecture a run file records (a transformers config; None for AlexNet)."""
     info = obj.get("backbone")
-    if isinstance(info, str):
-        info = json.loads(info)
-    return (info or {}).get("architecture")
+    try:
+        info = json.loads(info) if isinstance(info, str) else info
+    except ValueError as exc:
+        raise InputError("its backbone record is not JSON", file=source, field="backbone") from exc
+    arch = (info or {}).get("architecture") if isinstance(info, dict) or info is None else None
+    if info is not None and not isinstance(info, dict) or (arch is not None and not isinstance(arch, dict)):
+        raise InputError("its backbone record is not a JSON object", file=source, field="backbone")
+    return arch
 
 
 def check_state_dict(state: Any, net: torch.nn.Module, source: str) -> None:

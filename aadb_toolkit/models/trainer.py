@@ -1,5 +1,6 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
-annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
+annealed ×0.1 at fixed fractions of each stage (or AdamW with a cosine schedule, :mod:`.optim`;
+frozen-features mode trains the head on cached backbone features, :mod:`.frozen`), validation ρ every N steps (or each epoch) with
 the best weights of any stage kept, bf16 autocast on CUDA, and exact resumption from
 checkpoints written atomically every N steps and at each validation. Data parallel over
 processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
@@ -52,7 +53,7 @@ from .network import HeadOnFeatures, build_network, upgrade_state
 from .optim import build_optimizer, lr_at, set_lr
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
-                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, check_state_dict, config_diff, config_json,
+                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, backbone_architecture, check_state_dict, config_diff, config_json,
                    load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
                    training_digests, training_fingerprint)
 from .samplers import PairSet, sample_pairs
@@ -411,7 +412,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
     if td.attributes is not None:
         extra.update(attributes=td.attributes[idx], attribute_kind=cfg.attributes.loss)
     batch = Batch(targets=td.targets[idx], labels=td.labels[idx], **extra)
-    if cfg.train.fast and run.device.startswith("cuda"):
+    if cfg.train.fast and run.device.startswith("cuda") and x.ndim == 4:  # images (frozen mode: feature rows)
         x = x.contiguous(memory_format=torch.channels_last)
     set_lr(state.opt, _lr_at(cfg, stage, step))
     torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
@@ -521,8 +522,9 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out",
                          file=str(path)) from exc
-    old = config_from_dict(old_config, source=str(path)).to_dict()  # fields added since: their defaults
-    diff = [k for k in config_diff(old, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    if isinstance(old_config, dict):  # fields added since the checkpoint was written: their defaults
+        old_config = config_from_dict(old_config, source=str(path)).to_dict()
+    diff = [k for k in config_diff(old_config, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
                          "pass resume=False (--no-resume) or another --out", file=str(path))
@@ -542,8 +544,7 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 
 
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
-    model = ck.get("model")
-    model = upgrade_state(model) if isinstance(model, dict) else model
+    model = upgrade_state(ck["model"]) if isinstance(ck.get("model"), Mapping) else ck.get("model")
     if isinstance(model, dict):
         for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # written before them
             if k in state.net.state_dict() and k not in model:
@@ -662,10 +663,11 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
     module the trainer steps (DDP- or compile-wrapped where configured)."""
     cfg = run.cfg
     fam = family(cfg.model.arch)
+    ckpt_path = run.out / CHECKPOINT
     ck = run.checkpoint if resume else None  # read and checked by _setup
     if ck is not None:
-        info = json.loads(ck["backbone"]) if ck.get("backbone") else None
-        architecture = (info or {}).get("architecture")
+        architecture = backbone_architecture(ck, str(ckpt_path))
+        info = json.loads(ck["backbone"]) if isinstance(ck.get("backbone"), str) else None
     else:
         architecture = fam.read_architecture(str(init_weights)) if init_weights is not None else None
     torch.manual_seed(cfg.train.seed)
@@ -675,7 +677,7 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
     run.score_init = _init_score(net, cfg, run.td)
     state = TrainState(net=net, opt=build_optimizer(net, cfg.optim), model=net)
     if ck is not None:
-        _restore(ck, state, run.out / CHECKPOINT)
+        _restore(ck, state, ckpt_path)
         state.backbone = WeightsInfo(**_info_args(info)) if info else None
         if run.is_main:
             log.info("resuming %s at step %d", run.out, state.global_step)
@@ -703,8 +705,10 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
     """Train one model variant on the train split, validating as configured, into the run folder ``out``.
 
     ``config`` is a :class:`ModelConfig` or a TOML path (``overrides`` are dotted keys applied on
-    top); ``init_weights`` is a local standard-keyed AlexNet state dict (else training starts from
-    scratch, with a warning). With ``resume`` an existing checkpoint in ``out`` is continued
+    top); ``init_weights`` are the backbone's pretrained weights — a local standard-keyed AlexNet
+    state dict, or a ``save_pretrained`` folder for the transformers families, checked against
+    ``init_sha256`` when given (without them an AlexNet trains from scratch, with a warning).
+    ``model.mode = "frozen"`` trains the head on cached backbone features. With ``resume`` an existing checkpoint in ``out`` is continued
     exactly (refused if it was written for another config, data, world size or device kind). A
     config with ``[ensemble] members > 1`` trains its members under ``out/members/``.
     ``stop_after_steps`` is a test hook: raise :class:`TrainingInterrupted` once that many global
@@ -831,9 +835,9 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     keys = {}
 
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
-        digest = digests[desc]
-        keys["val" if "validation" in desc else "train"] = pipeline.cache_key(data, ids, cfg.data.warp_size, digest)
-        kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digest)
+        kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digests[desc])
+        keys["val" if "validation" in desc else "train"] = pipeline.cache_key(data, ids, cfg.data.warp_size,
+                                                                             digests[desc])
         if d.rank == 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
                                                progress=None if bar_disabled is None else not bar_disabled, **kw)
@@ -854,7 +858,7 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
                 plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
                 val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
-                t_start=t_start, pixel_keys=keys, cache_root=cache_root, checkpoint=checkpoint)
+                t_start=t_start, checkpoint=checkpoint, pixel_keys=keys, cache_root=cache_root)
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from aadb_toolkit.cli import main
-from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import BACKBONES, baseline_names, load_config, load_model, predict
 from aadb_toolkit.models.runs import BEST, RUN_SUMMARY, load_run_file
 
@@ -92,11 +91,31 @@ def test_each_family_trains_frozen_and_finetuned_reloads_and_predicts(family, ti
     assert list((tmp_path / "frozen" / "cache").glob("features-*.npy"))  # the embeddings were cached
 
 
+@pytest.mark.parametrize("mode", ["frozen", "finetune"])
+def test_attribute_and_content_branches_train_on_a_transformers_backbone(mode, tiny_curated, tmp_path):
+    """Every loss and branch works on any backbone's features: Reg+Rank+Att+Cont on a tiny DINOv2
+    (ContClass is an MLP on the features: these backbones have no separate top layers to copy)."""
+    weights = save_tiny("dinov2", tmp_path / "w")
+    recipes = BASELINES / "recipes"
+    config = tmp_path / "full.toml"
+    config.write_text(f'name = "dinov2_full_{mode}"\nextends = ["{recipes / "dinov2_small"}", "{recipes / mode}", '
+                      f'"{recipes / "reg_rank"}"]\n[attributes]\n[content]\nclusters = 2\nfinetune_epochs = 1\n'
+                      '[loss.weights]\nregression = 1.0\nrank = 1.0\nattribute = 0.1\n')
+    assert _train(str(config), tiny_curated, tmp_path / "run", weights) == 0
+    net, cfg = load_model(tmp_path / "run")
+    assert net.head.n_content == 2 and bool(net.head.content_fitted) and net.head.attribute is not None
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("kind") == "content" for r in records)
+    assert any("loss_attribute" in r and "loss_rank" in r for r in records if r.get("kind") == "train")
+    assert np.isfinite(predict(tmp_path / "run", tiny_curated, "test", device="cpu")["score"]).all()
+
+
 def test_bad_weights_give_clear_errors(tiny_curated, tmp_path, capsys):
     weights = save_tiny("vit", tmp_path / "vit")
     config = _config("dinov2", "frozen", tmp_path)
+    (tmp_path / "empty").mkdir()
     cases = [(tmp_path / "nowhere", "no such weights folder"),
-             (tmp_path, "has no config.json"),
+             (tmp_path / "empty", "has no config.json"),
              (weights, "family mismatch: the folder holds a 'vit' model")]
     for folder, message in cases:
         assert _train(config, tiny_curated, tmp_path / "run", folder) == 1

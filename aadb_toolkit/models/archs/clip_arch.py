@@ -18,14 +18,14 @@ def _groups(v: nn.Module) -> tuple[nn.Module, list[nn.Module], nn.Module]:
     return nn.ModuleList([v.embeddings, v.pre_layrnorm]), blocks(v), v.post_layernorm
 
 
-SPEC = HFSpec(
+HF_SPEC = HFSpec(
     model_types=("clip", "clip_vision_model"), config_class="CLIPVisionConfig", model_class="CLIPVisionModel",
     pool=lambda out: out.pooler_output,
     groups=lambda m: _groups(getattr(m, "vision_model", m)),  # transformers 4.x wraps the tower in vision_model
     feature_size=lambda c: c.hidden_size, interpolate=True, sub_config="vision_config")
 
 FAMILY = hf_family(
-    name="clip_vision", description="CLIP vision tower (CLS token), transformers CLIPVisionModel", spec=SPEC,
+    name="clip_vision", description="CLIP vision tower (CLS token), transformers CLIPVisionModel", spec=HF_SPEC,
     input=InputSpec(size=224, warp=256, mean=CLIP_MEAN, std=CLIP_STD, min_size=14),
     where="https://huggingface.co/openai/clip-vit-base-patch16 (or clip-vit-large-patch14): "
           "`huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`",
