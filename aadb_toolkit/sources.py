@@ -5,6 +5,7 @@ Hub repo id. Each gives the same canonical tables (docs/curation.md, "Output: th
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from . import schema
 from ._paths import inside, plainly_relative
+from ._registry import close_matches
 from .data import AADBData, Provenance, fingerprint_images
 from .errors import SourceError, excerpt
 
@@ -19,35 +21,99 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 
 
 
+#: The explicit form of a Hub repo id, for an id whose ORG is also the name of a local folder.
+HUB_PREFIX = "hf://"
+#: One part (ORG or NAME) of a Hub repo id, by the Hub's own rule: 1–96 letters, digits, "-", "_"
+#: and ".", starting and ending with a letter or digit, with no "--" or "..".
+_HUB_PART = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+
+
 def load(source: str | Path) -> AADBData:
     """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
-    ``AVA.txt``), or a Hub repo id (``ORG/NAME``): the one place (with the CLI and demo that
-    call it) where a path or Hub id becomes data."""
+    ``AVA.txt``), or a Hub repo id: the one place (with the CLI and demo that call it) where a path
+    or Hub id becomes data.
+
+    Which strings go to the Hub (a folder that exists is always read as a folder):
+    ``hf://ORG/NAME`` always; a plain ``ORG/NAME`` only when it could be a Hub repo id (exactly two
+    parts, each of the Hub's characters, see :data:`_HUB_PART`) *and* no local folder ``ORG``
+    exists, since ``pub/aabd`` beside a folder ``pub`` is a mistyped path, not a repo. Anything else
+    that does not exist is "no such folder", with the closest existing path when there is one."""
+    text = str(source)
+    if text.startswith(HUB_PREFIX):
+        return _load_hub(text[len(HUB_PREFIX):], text)
     path = Path(source)
     if path.is_dir():
-        if (path / schema.CURATED_MANIFEST).is_file():
-            return load_curated(path)
-        from . import ava
-
-        if (path / ava.AVA_TXT).is_file():
-            return ava.load_ava_source(path)
-        from . import hub
-
-        if hub.is_published_folder(path):
-            return hub.load_published(path)
-        raise SourceError(
-            f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}), a published dataset "
-            "folder (no README.md with dataset configs) nor an AVA folder (no AVA.txt)"
-        )
+        return _load_folder(path)
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
-    from .hub.layout import is_repo_id
+    if could_be_hub_id(text):
+        return _load_hub(text, text)
+    hint = _close_path(path)
+    org = text.split("/")[0]
+    why = (f" (read as a path, not a Hub repo id, because a folder {org!r} exists here; write "
+           f"{HUB_PREFIX}{text} for the Hub)" if _is_repo_id_form(text) else "")
+    raise SourceError(f"{source}: no such folder" + (f"; did you mean {hint!r}?" if hint else "") + why
+                      + ("" if why else "; a Hub repo id has the form ORG/NAME"))
 
-    if is_repo_id(str(source)):
-        from . import hub
 
-        return hub.load_from_hub(str(source))
-    raise SourceError(f"{source}: no such folder, and not a Hub repo id of the form ORG/NAME")
+def could_be_hub_id(text: str) -> bool:
+    """True for ``ORG/NAME`` in the Hub's characters where no local folder ``ORG`` exists."""
+    return _is_repo_id_form(text) and not Path(text.split("/")[0]).is_dir()
+
+
+def _is_repo_id_form(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(_HUB_PART.match(p) for p in parts)
+
+
+def _load_folder(path: Path) -> AADBData:
+    if (path / schema.CURATED_MANIFEST).is_file():
+        return load_curated(path)
+    from . import ava
+
+    if (path / ava.AVA_TXT).is_file():
+        return ava.load_ava_source(path)
+    from . import hub
+
+    if hub.is_published_folder(path):
+        return hub.load_published(path)
+    raise SourceError(
+        f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}), a published dataset "
+        "folder (no README.md with dataset configs) nor an AVA folder (no AVA.txt)"
+    )
+
+
+def _load_hub(repo_id: str, source: str) -> AADBData:
+    """Load ``repo_id`` from the Hub; when that fails and a local path close to ``source`` exists,
+    the error says so (a mistyped folder name often looks like ``ORG/NAME``)."""
+    from . import hub
+
+    if not _is_repo_id_form(repo_id):
+        raise SourceError(f"{source}: not a Hub repo id of the form ORG/NAME")
+    try:
+        return hub.load_from_hub(repo_id)
+    except SourceError as exc:
+        hint = None if source.startswith(HUB_PREFIX) else _close_path(Path(source))
+        if hint is None:
+            raise
+        raise SourceError(f"{exc}; nor is there a local folder {source!r}: did you mean {hint!r}?") from exc
+
+
+def _close_path(path: Path) -> str | None:
+    """``path`` with its first missing part replaced by the closest name in the folder above it,
+    when that path exists (``pub/aabd`` → ``pub/aadb``); None when nothing is close."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        head = Path(*parts[:i]) if i else Path(".")
+        if (head / part).exists():
+            continue
+        try:
+            names = sorted(e.name for e in os.scandir(head) if not e.name.startswith("."))
+        except OSError:
+            return None
+        close = [c for c in close_matches(part, names, n=3) if head.joinpath(c, *parts[i + 1:]).exists()]
+        return str(head.joinpath(close[0], *parts[i + 1:])) if close else None
+    return None
 
 
 def load_curated(path: str | Path) -> AADBData:
