@@ -139,6 +139,11 @@ IMAGE_COLUMNS: Final[tuple[str, ...]] = (
     "flags",
 )
 
+#: A curated folder's ``images.parquet`` adds the ``sha256`` of each image file as curated
+#: (``data.sha256_fingerprint`` of its bytes): a moved or copied release is checked against it
+#: (``aadb curate relocate``), and nothing but the curated bytes is read as that image.
+CURATED_IMAGE_COLUMNS: Final[tuple[str, ...]] = (*IMAGE_COLUMNS, "sha256")
+
 #: `ratings` table (long format): one row per usable rating. Attribute columns hold the vote.
 RATING_COLUMNS: Final[tuple[str, ...]] = (
     "image_id",

@@ -148,11 +148,28 @@ def load_curated(path: str | Path) -> AADBData:
         if not inside(release_root, file):
             raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(image_id)!r}: {excerpt(rel)!r} is a "
                               "symbolic link leading outside the release folder; the toolkit reads nothing outside it")
-        return file.read_bytes()
+        try:
+            return file.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(_missing_image_message(path, release_root, image_id, rel)) from None
+        except OSError as exc:
+            raise SourceError(f"{path}: image {excerpt(image_id)!r}: cannot read {excerpt(rel)!r} in the release "
+                              f"{release_root}: {exc.strerror or exc}") from None
 
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
                             test_list=manifest.get("test_list"))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
+
+
+def _missing_image_message(path: Path, release_root: Path, image_id: str, rel: str) -> str:
+    """Why an image of a curated folder cannot be read, and how to point the folder at a moved release."""
+    fix = (f"if the release was moved, point the folder at its new place with `aadb curate relocate --data {path} "
+           "--release NEW_PLACE`, which checks every image against the sha256 recorded at curation "
+           "(docs/curation.md, \"Moving the release\")")
+    if not release_root.is_dir():
+        return (f"{path}: the release this curated folder was made from is no longer at {release_root} (moved or "
+                f"deleted); {fix}")
+    return f"{path}: image {excerpt(image_id)!r} ({excerpt(rel)}) is missing from the release {release_root}; {fix}"
 
 
 def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:

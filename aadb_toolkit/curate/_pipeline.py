@@ -245,6 +245,7 @@ def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataF
     for col in ("width", "height", "exif_orientation"):
         images[col] = images["image_id"].map(c[col]).astype(np.int64)
     images["flags"] = images["image_id"].map(c["flags"]).astype("str")
+    images["sha256"] = images["image_id"].map(c["sha256"]).astype("str")
     images["license"] = ""
     images["path"] = images["image_id"].map(files).astype("str")
     images["split"] = ""
@@ -315,7 +316,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
             disagree = _labels.cross_check(labels, images, strict=strict, ledger=ledger)
             _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
     images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
-    return images[list(schema.IMAGE_COLUMNS)], info
+    return images[list(schema.CURATED_IMAGE_COLUMNS)], info
 
 
 def _report_split_disagreements(labels: _labels.Labels, official: pd.Series, ledger: Ledger) -> None:

@@ -59,7 +59,7 @@ def test_hand_written_release_gives_exact_tables(hand_release, tmp_path, key):
     result = curate(hand_release, tmp_path / "out", key=key, workers=1, progress=False)
     images = pd.read_parquet(tmp_path / "out" / schema.CURATED_IMAGES)
     ratings = pd.read_parquet(tmp_path / "out" / schema.CURATED_RATINGS)
-    assert list(images.columns) == list(schema.IMAGE_COLUMNS)
+    assert list(images.columns) == list(schema.CURATED_IMAGE_COLUMNS)
     assert list(ratings.columns) == list(schema.RATING_COLUMNS)
 
     ra, rb = anonymize("A1WORKERAAAAA", key), anonymize("A2WORKERBBBBB", key)
