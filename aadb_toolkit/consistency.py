@@ -14,12 +14,11 @@ Batches whose raters rated different images take an exact, slower path.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -203,25 +202,21 @@ def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
             "window": np.float32(1e-4 * max(1.0, R * R * N / 50.0))}
 
 
-def _permuted_blocks(x: np.ndarray, d: _Draw) -> Iterator[np.ndarray]:
-    """For each batch of the chunk in turn, the permuted vectors of raters 1…R−1, shape (R−1, p, N),
-    gathered through the smallest integer type that indexes the batch's own (R, N) vectors."""
+def _permuted_vectors(x: np.ndarray, d: _Draw) -> np.ndarray:
+    """The permuted vectors of raters 1…R−1 of every batch, (batches, R−1, perms, N), gathered by
+    flat indices into ``x`` (batches, R, N)."""
     perm = d.perm()
     b, R, N = x.shape
-    dt = np.promote_types(perm.dtype, np.min_scalar_type(R * N - 1))
-    off = (np.arange(1, R) * N).astype(dt)[:, None, None]
-    for k in range(b):
-        yield x[k].reshape(-1).take(np.add(perm[k], off, dtype=dt))
+    base = ((np.arange(b)[:, None] * R + np.arange(1, R)[None, :]) * N).astype(np.int32)
+    return x.reshape(-1).take(np.add(perm, base[:, :, None, None], dtype=np.int32))
 
 
 def _permuted_sum(x: np.ndarray, d: _Draw) -> np.ndarray:
     """Σ over raters of the permuted rank vectors (rater 0 unpermuted), shape (batches, perms, N)."""
-    blocks = _permuted_blocks(x, d)
-    first = next(blocks)
-    acc = np.empty((x.shape[0],) + first.shape[1:], x.dtype)
-    for k, g in enumerate(itertools.chain([first], blocks)):
-        np.sum(g, axis=0, out=acc[k])
-        acc[k] += x[k, 0]
+    g = _permuted_vectors(x, d)
+    acc = g[:, 0] + x[:, 0, None, :]
+    for j in range(1, x.shape[1] - 1):
+        acc += g[:, j]
     return acc
 
 
@@ -293,7 +288,7 @@ def _exceed_pairwise(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair
     """Every pair's ρ* ≥ ρ from the same permuted vectors (exact integer compare)."""
     R = rk.c.shape[1]
     cc = prep["c32"][d.sel]
-    g = np.stack(list(_permuted_blocks(cc, d)))
+    g = _permuted_vectors(cc, d)
     vecs = [np.broadcast_to(cc[:, 0, None, :], g[:, 0].shape)] + [g[:, j] for j in range(R - 1)]
     for p, (a, bb) in enumerate(zip(rk.iu, rk.ju)):
         dots = np.einsum("bpn,bpn->bp", vecs[a].astype(np.int64), vecs[bb].astype(np.int64))

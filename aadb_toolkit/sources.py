@@ -126,7 +126,10 @@ def load_curated(path: str | Path) -> AADBData:
         raise SourceError(f"{manifest_file}: cannot read curated manifest: {exc}") from exc
     if manifest.get("format") != schema.CURATED_FORMAT:
         raise SourceError(f"{manifest_file}: format is {manifest.get('format')!r}, expected {schema.CURATED_FORMAT!r}")
+    # the canonical columns only, as every source gives them; the per-image sha256 the folder also
+    # records is read where it is checked (curate.relocate)
     images = pd.read_parquet(path / schema.CURATED_IMAGES)
+    images = images[[c for c in images.columns if c in schema.IMAGE_COLUMNS]]
     ratings = pd.read_parquet(path / schema.CURATED_RATINGS)
     release_root = Path(manifest["release_root"])
     if not release_root.is_absolute():

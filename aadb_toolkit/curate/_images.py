@@ -5,7 +5,6 @@ EXIF orientation are recorded (width and height are those of the upright image).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import io
 import os
 import signal
 import struct
@@ -27,6 +26,7 @@ IMAGE_DIRS = (schema.RELEASE_IMAGE_DIR, "AADB_newtest_originalSize")
 CHECK_COLUMNS = ("image_id", "ok", "error", "format", "mode", "width", "height", "exif_orientation", "flags",
                  "sha256")
 _EXIF_ORIENTATION = 0x0112
+_HASH_CHUNK = 1 << 20  # bytes read at a time while hashing (large photos are not read whole)
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -145,18 +145,17 @@ def _check_chunk(items: list[tuple[str, str]]) -> list[dict]:
 
 def check_image(name: str, path: str) -> dict:
     """Decode one image fully; report its format, mode, upright size, EXIF orientation, flags and
-    the sha256 of its bytes (``data.sha256_fingerprint``, read once: the bytes hashed are the bytes
-    decoded), which the curated folder records so that a moved release can be checked."""
+    the sha256 of its bytes (``data.sha256_fingerprint``), which the curated folder records so that
+    a moved release can be checked (``aadb curate relocate``)."""
     row = {"image_id": name, "ok": False, "error": "", "format": "", "mode": "", "width": 0, "height": 0,
            "exif_orientation": 0, "flags": "", "sha256": ""}
     flags = []
     try:
         with open(path, "rb") as f:
-            payload = f.read()
-        row["sha256"] = sha256_fingerprint(payload)
+            row["sha256"] = sha256_fingerprint(iter(lambda: f.read(_HASH_CHUNK), b""))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with Image.open(io.BytesIO(payload)) as im:
+            with Image.open(path) as im:
                 im.load()
                 fmt, mode, (w, h) = (im.format or ""), im.mode, im.size
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from aadb_toolkit import schema, sources
@@ -44,8 +45,9 @@ def moved(curated_once, tmp_path):
 
 def test_curation_records_each_image_sha256(moved):
     curated, _, new = moved
-    images = sources.load(curated).images
+    images = pd.read_parquet(curated / schema.CURATED_IMAGES)
     assert list(images.columns) == list(schema.CURATED_IMAGE_COLUMNS)
+    assert list(sources.load(curated).images.columns) == list(schema.IMAGE_COLUMNS)  # the canonical table
     row = images.iloc[0]
     assert row["sha256"] == sha256_fingerprint((new / row["path"]).read_bytes())
 
@@ -70,14 +72,14 @@ def test_relocate_checks_the_hashes_and_rewrites_the_manifest(moved, capsys):
     assert manifest["synthetic"] is True  # the planted truth stayed at the old place; the manifest keeps the mark
     data = sources.load(curated)
     assert data.provenance.synthetic
-    first = data.images.iloc[0]
+    first = pd.read_parquet(curated / schema.CURATED_IMAGES).iloc[0]
     assert sha256_fingerprint(data.image_bytes(first["image_id"])) == first["sha256"]
 
 
 def test_a_tampered_or_missing_image_refuses_and_changes_nothing(moved):
     curated, _, new = moved
     before = (curated / schema.CURATED_MANIFEST).read_bytes()
-    images = sources.load(curated).images
+    images = pd.read_parquet(curated / schema.CURATED_IMAGES)
     victim = new / images["path"].iloc[3]
     victim.write_bytes(victim.read_bytes() + b"\0")
     with pytest.raises(InputError, match="1 of 20 image.*sha256 mismatch.*not changed"):
@@ -93,7 +95,7 @@ def test_relocate_refuses_a_folder_without_hashes_or_not_curated(moved, tiny_cur
         relocate(tmp_path / "elsewhere", new)
     old_style = tmp_path / "old_style"
     shutil.copytree(curated, old_style)
-    table = sources.load(curated).images.drop(columns="sha256")
+    table = pd.read_parquet(curated / schema.CURATED_IMAGES).drop(columns="sha256")
     table.to_parquet(old_style / schema.CURATED_IMAGES, index=False)
     with pytest.raises(InputError, match="records no image hashes"):
         relocate(old_style, new)
