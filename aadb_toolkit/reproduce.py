@@ -16,7 +16,9 @@ import json
 import logging
 import math
 import re
+import sys
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,6 +27,7 @@ import pandas as pd
 
 from . import __version__, paper
 from ._atomic import write_bytes, write_json, write_text
+from ._format import format_p
 from .errors import InputError
 from .sources import AADBData
 
@@ -198,30 +201,25 @@ def _grid(row: Row) -> list[dict[str, Any]]:
 
 
 def _finished(run: Path, cfg) -> bool:
-    summary, config = run / "run.json", run / "config.json"
-    if not (summary.is_file() and config.is_file()):
+    from .models.runs import CONFIG_FILE, RUN_SUMMARY, read_run_json
+
+    summary, config = read_run_json(run, RUN_SUMMARY), read_run_json(run, CONFIG_FILE)
+    if summary is None or config is None:
         return False
-    try:
-        done = json.loads(summary.read_text(encoding="utf-8")).get("stopped") == "completed"
-        same = not _material_diff(json.loads(config.read_text(encoding="utf-8")), cfg)
-    except (OSError, json.JSONDecodeError):
-        return False
-    return done and same
+    return summary.get("stopped") == "completed" and not _material_diff(config, cfg)
 
 
 def _material_diff(other: Mapping[str, Any], cfg) -> list[str]:
     """Config keys that differ and matter for the result (not e.g. the checkpoint cadence)."""
-    from .models.trainer import RESUMABLE_CHANGES, _config_diff
+    from .models.runs import RESUMABLE_CHANGES, config_diff
 
-    return [k for k in _config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    return [k for k in config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
 
 
 def _refuse_other_config(run: Path, cfg) -> None:
-    config = run / "config.json"
-    try:
-        other = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        other = None
+    from .models.runs import CONFIG_FILE, read_run_json
+
+    other = read_run_json(run, CONFIG_FILE)
     diff = _material_diff(other, cfg) if other is not None else []
     if diff:
         raise InputError(f"this row's run folder holds a run of another config (differs in "
@@ -234,6 +232,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
               cache_dir: Path | None = None, stop_after_steps: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Train (or reuse) every candidate of a row; returns the run chosen on validation and its setting."""
     from .models import train
+    from .models.runs import RUN_SUMMARY, read_run_json
 
     chosen: tuple[float, Path, dict[str, Any]] | None = None
     for setting in _grid(row):
@@ -245,7 +244,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
             _refuse_other_config(run, cfg)
             train(cfg, data, run, device=device, init_weights=init_weights, progress=progress,
                   cache_dir=cache_dir, stop_after_steps=stop_after_steps)
-        val = json.loads((run / "run.json").read_text(encoding="utf-8")).get("best_val_rho")
+        val = (read_run_json(run, RUN_SUMMARY) or {}).get("best_val_rho")
         score = -math.inf if val is None else float(val)
         if chosen is None or score > chosen[0]:
             chosen = (score, run, setting)
@@ -282,7 +281,9 @@ def is_synthetic(data: AADBData) -> bool:
 def _row_record(recipe: Recipe, row: Row, result, run: Path, setting: Mapping[str, Any],
                 synthetic: bool) -> dict[str, Any]:
     metric = result.metrics[result.main_metric]
-    summary = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    from .models.runs import RUN_SUMMARY, read_run_json
+
+    summary = read_run_json(run, RUN_SUMMARY) or {}
     ours = metric.value
     ref = paper_number(row.paper) if row.paper else None
     return {
@@ -353,9 +354,13 @@ def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: st
             label += f" — {r['selected']}"
         cells = "".join(f" {_fmt(r.get(x), 2)} | {_fmt(r.get('paper ' + x), 2)} |" for x in extra)
         lines.append(f"| {_md(label)} | {_fmt(r['ours'])} | {ci} | {_fmt(r['paper'])} |{cells} {_md(r['compared_with']) or '–'} | "
-                     f"{_fmt(r['delta_vs_compared'])} | {_fmt(r['p_bootstrap'], 3)} | {_fmt(r['p_steiger'], 3)} | "
+                     f"{_fmt(r['delta_vs_compared'])} | {_p(r['p_bootstrap'])} | {_p(r['p_steiger'])} | "
                      f"{_fmt(r['validation_rho'])} | {r['steps']} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None or not math.isfinite(p) else format_p(p)
 
 
 def _md(text: str) -> str:
@@ -435,11 +440,19 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     records, results = [], {}
     from tqdm.auto import tqdm
 
-    for row in tqdm(recipe.rows, desc=f"reproduce {recipe.name}", disable=None if progress is None else not progress):
+    lines = progress is None and not sys.stderr.isatty()  # a log file: one plain line per row instead of a bar
+    if init_weights is None:
+        log.warning("no --init-weights: every row trains AlexNet from scratch (the paper fine-tunes ImageNet weights)")
+    for i, row in enumerate(tqdm(recipe.rows, desc=f"reproduce {recipe.name}",
+                                 disable=None if progress is None else not progress), 1):
+        if lines:
+            print(f"reproduce {recipe.name}: row {i}/{len(recipe.rows)} {row.label!r}", file=sys.stderr, flush=True)
         data = sources[row.data]
-        run, setting = train_row(recipe, row, data, out / "runs" / slug(row.run or row.label), budget, init_weights=init_weights,
-                                 device=device, progress=progress, cache_dir=out / "cache",
-                                 stop_after_steps=stop_after_steps)
+        with warnings.catch_warnings():  # said once above, not once per row
+            warnings.filterwarnings("ignore", message=".*from scratch.*")
+            run, setting = train_row(recipe, row, data, out / "runs" / slug(row.run or row.label), budget,
+                                     init_weights=init_weights, device=device, progress=progress,
+                                     cache_dir=out / "cache", stop_after_steps=stop_after_steps)
         dest = out / "scores" / slug(row.label) if row.run else None
         if dest is not None:
             dest.mkdir(parents=True, exist_ok=True)
@@ -466,6 +479,8 @@ def _write_table(recipe: Recipe, records: list[dict[str, Any]], out: Path, *, bu
     md, csv = out / f"{recipe.name}.md", out / f"{recipe.name}.csv"
     write_text(md, render_markdown(recipe, records, budget=budget, synthetic=synthetic, data_origin=data_origin))
     frame = pd.DataFrame(records).drop(columns=["run"])
+    for col in [c for c in frame.columns if c == "paper" or c.startswith("paper ")]:  # as the paper gives them
+        frame[col] = [None if v is None or pd.isna(v) else paper.as_reported(v) for v in frame[col]]
     write_text(csv, frame.to_csv(index=False, lineterminator="\n", float_format="%.17g"))
     files = [md, csv]
     if recipe.figure:

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from .. import __version__
 from .._registry import did_you_mean
@@ -37,10 +38,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    from ._options import docs_folder, examples
+
     parser = argparse.ArgumentParser(
         prog="aadb",
         description="aadb_toolkit: curate, publish, analyse and benchmark AADB.",
-        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items()),
+        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items())
+        + "\n\n" + examples("aadb demo --out demo_out", "aadb score --help")
+        + f"\n\ndocumentation (the docs/*.md the help texts name): {docs_folder()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aadb_toolkit {__version__}")
@@ -67,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if top_args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1])
+    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1],
+                                     epilog=getattr(module, "EXAMPLES", None),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
     previous = _install_signal_handlers()
+    shown = _show_warnings_as_notes(name)
     try:
         return int(module.run(args) or 0)
     except AADBError as exc:
@@ -89,6 +97,22 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         _restore_signal_handlers(previous)
+        warnings.showwarning = shown
+
+
+def _show_warnings_as_notes(command: str):
+    """Show each distinct warning once, as one line (``aadb train: note: …``), without the source
+    line Python prints under a raw ``UserWarning``; returns the previous ``showwarning``."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"aadb {command}: note: {text}", file=sys.stderr)
+
+    previous, warnings.showwarning = warnings.showwarning, show
+    return previous
 
 
 class Terminated(BaseException):

@@ -8,6 +8,15 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import InputError
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb curate --release AADB_release --out curated',
+    'aadb curate --release AADB_release --out curated --key-file ~/keys/rater.key --on-bad-value exclude',
+    'aadb curate relocate --data curated --release /new/place/AADB_release   # after moving the release',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                               description="Point a curated folder at its release after the release was moved or "
                                           "copied: every image under --release must have the sha256 recorded at "
                                           "curation; then the manifest is rewritten atomically "
-                                          "(docs/curation.md, \"Moving the release\").")
+                                          "(docs/curation.md, \"Moving the release\").",
+                              epilog=examples("aadb curate relocate --data curated --release /new/place/AADB_release"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     move.add_argument("--data", required=True, type=Path, help="the curated folder")
     move.add_argument("--release", required=True, type=Path, help="the release's new place")
     move.add_argument("--no-progress", action="store_true", help="hide the progress bar")

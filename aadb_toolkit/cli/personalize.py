@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb personalize --run run --data curated --episodes episodes.csv --out personal.csv --generic-out generic.csv',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help="ridge penalty, a multiple of the mean squared fc7 norm (default %(default)s)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
-    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)
+    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device,
+                                  progress=progress(args))
     write_predictions(preds, args.out)
     print(f"wrote {len(preds)} personalized predictions ({preds[['k', 'rater_id', 'episode']].drop_duplicates().shape[0]}"
           f" episodes) to {args.out}")

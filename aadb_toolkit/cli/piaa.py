@@ -6,6 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..piaa import episodes as ep
+from ._options import examples
+
+#: Shown under ``--help``.
+EXAMPLES = examples("aadb piaa episodes --data curated --out episodes.csv",
+                    "aadb piaa episodes --data curated --out episodes.csv --k 10 100 --repeats 5")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True, help="one of: episodes")
     sub = actions.add_parser("episodes", help="write the k-shot episodes (docs/protocols.md, piaa)",
                              description="Draw the seeded per-rater k-shot episodes of the piaa protocol "
-                                         "(docs/protocols.md).")
+                                         "(docs/protocols.md).",
+                             epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub.add_argument("--data", required=True, help="curated folder, published folder or Hub repo id")
     sub.add_argument("--out", required=True, type=Path, help="episodes CSV to write")
     sub.add_argument("--k", type=int, nargs="+", default=list(ep.DEFAULT_K),

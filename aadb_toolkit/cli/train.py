@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb train --config reg_rank_within --data curated --out run',
+    'aadb train --config demo_cpu --data curated --out run --epochs 2 --set optim.batch_size=32 --no-progress',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +53,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def _is_unmarked_run(folder) -> bool:
     """A run folder written before run folders were marked: the trainer's config and a checkpoint."""
-    return (folder / "config.json").is_file() and any(folder.glob("*.pt"))
+    from ..models.runs import CONFIG_FILE
+
+    return (folder / CONFIG_FILE).is_file() and any(folder.glob("*.pt"))
 
 
 def run(args: argparse.Namespace) -> int:

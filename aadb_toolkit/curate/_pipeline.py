@@ -95,7 +95,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                             splits=report["summary"]["splits"], split_method=split_info["method"],
                             key_source=rkey.source, key_created=rkey.created, key_fingerprint=rkey.fingerprint,
                             report=report)
-    log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
+    log.debug("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)  # the CLI says it
     return result
 
 

@@ -59,13 +59,14 @@ class ExtraConfig:
 def publish(data: AADBData, out: Path, *, gated: bool = False,
             shard_size_mb: float = layout.DEFAULT_SHARD_SIZE_MB,
             consistency_summary: dict | None = None, repo_id: str | None = None,
-            extra_configs: tuple[ExtraConfig, ...] = ()) -> PublishResult:
+            extra_configs: tuple[ExtraConfig, ...] = (), progress: bool | None = None) -> PublishResult:
     """Publish loaded data (see :func:`aadb_toolkit.sources.load`) as a dataset repository at ``out``.
 
     The folder is built aside and swapped in only when complete and its card validates, so a failed
     publish leaves the previous folder untouched. The same input always gives byte-identical files.
     ``repo_id`` only names the repository in the card's loading example; ``extra_configs`` are
-    further configs (``aadb publish`` adds the ``piaa`` episodes).
+    further configs (``aadb publish`` adds the ``piaa`` episodes). ``progress``: show a bar (None: on
+    a terminal only).
     """
     _check_publish_options(shard_size_mb, repo_id)
     out = Path(out)
@@ -74,7 +75,8 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     shard_bytes = int(shard_size_mb * 1024 * 1024)
     with _atomic.atomic_dir(out, kind=PUBLISHED_KIND) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
-        split_infos = _write_splits(stage, images, ratings, data, image_schema, rating_schema, shard_bytes, notes)
+        split_infos = _write_splits(stage, images, ratings, data, image_schema, rating_schema, shard_bytes, notes,
+                                    progress)
         extra_features = _write_extra_configs(stage, extra_configs, split_infos, notes)
         facts = card_mod.CardFacts(
             image_features=image_schema, rating_features=rating_schema, splits=split_infos,
@@ -87,7 +89,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             test_list=data.provenance.test_list, extra_features=extra_features,
         )
         files = _write_card(stage, facts)
-    log.info("published %d images and %d ratings to %s", len(images), len(ratings), out)
+    log.debug("published %d images and %d ratings to %s", len(images), len(ratings), out)  # the CLI says it
     return PublishResult(
         out=out, files=files,
         n_images={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_IMAGES].items()},
@@ -105,7 +107,7 @@ def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
 
 def _write_splits(stage: Path, images: pd.DataFrame, ratings: pd.DataFrame, data: AADBData,
                   image_schema: pa.Schema, rating_schema: pa.Schema, shard_bytes: int,
-                  notes: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+                  notes: list[str], progress: bool | None = None) -> dict[str, dict[str, dict[str, int]]]:
     """Write the shards of the images and ratings configs, split by split; returns the split infos
     of each config and appends a note for each split left out."""
     split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
@@ -116,7 +118,7 @@ def _write_splits(stage: Path, images: pd.DataFrame, ratings: pd.DataFrame, data
             continue
         split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
         split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
-            stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
+            stage, split, split_images, split_ratings, data, image_schema, shard_bytes, progress)
         if split_ratings.empty:
             # `datasets` cannot load a split without rows: the split's images stay, with empty lists
             notes.append(f"split {split!r} has images but no ratings and is left out of the "
@@ -280,7 +282,7 @@ def _leaf_paths(table_schema: pa.Schema) -> list[str]:
 
 
 def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data: AADBData,
-                   table_schema: pa.Schema, desc: str) -> Iterator[pa.Table]:
+                   table_schema: pa.Schema, desc: str, progress: bool | None = None) -> Iterator[pa.Table]:
     """Row groups of the `default` config for one split: image bytes read from the source and each
     image's ratings nested, ``IMAGE_ROW_GROUP_ROWS`` images at a time."""
     ids = split_images["image_id"].to_numpy()
@@ -291,7 +293,7 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
     base_all = _to_arrow(split_images.reset_index(drop=True))
     nested_all = _to_arrow(split_ratings[list(layout.NESTED_RATING_FIELDS)].reset_index(drop=True))
     rows = layout.IMAGE_ROW_GROUP_ROWS
-    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=None, leave=False)
+    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=None if progress is None else not progress, leave=False)
     for lo in range(0, len(ids), rows):
         hi = min(lo + rows, len(ids))
         images = []
@@ -324,11 +326,12 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
 
 
 def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, split_ratings: pd.DataFrame,
-                       data: AADBData, table_schema: pa.Schema, shard_bytes: int) -> dict[str, int]:
+                       data: AADBData, table_schema: pa.Schema, shard_bytes: int,
+                       progress: bool | None = None) -> dict[str, int]:
     """Write the `default` config of one split in shards of about ``shard_bytes`` of image data."""
     parts: list[Path] = []
     writer, written, num_bytes = None, 0, 0
-    for batch in _image_batches(split_images, split_ratings, data, table_schema, f"publish {split}"):
+    for batch in _image_batches(split_images, split_ratings, data, table_schema, f"publish {split}", progress):
         if writer is not None and written >= shard_bytes:
             writer.close()
             writer = None

@@ -131,7 +131,7 @@ def score(request: ScoreRequest) -> Result:
     """Score a manifest of four prediction files (``request.data``: the AADB source;
     ``request.ava_data``: the AVA folder)."""
     if request.ava_data is None:
-        raise InputError("the cross-dataset protocol needs the AVA folder (--ava-data DIR)")
+        raise InputError("the cross-dataset protocol needs the AVA folder (--ava DIR)")
     files = read_manifest(request.submission)
     aadb = sources.load(request.data)
     ava = load_ava(request.ava_data)
