@@ -3,12 +3,14 @@
 Within each batch (AMT HIT), every pair of raters is compared by Spearman's ρ over the images
 both rated; the batch statistic is the mean pairwise ρ; its one-sided p-value comes from a
 permutation test (each rater's scores shuffled independently within the batch); and the
-Benjamini–Hochberg procedure (:mod:`._multitest`, equal to statsmodels' ``fdr_bh``) controls the false discovery rate across batches.
+Benjamini–Hochberg procedure (``_multitest``, equal to statsmodels' ``fdr_bh``) controls the false
+discovery rate across batches.
 Options: per-pair tests with BH across all pairs, and Kendall's W with a tie correction.
 
 Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
 complete batches of the same shape are processed together; permutations are uniform rows of a
-table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded chunks.
+packed table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded
+chunks, and the default statistic's shuffled sums are built by two-position table lookups.
 Batches whose raters rated different images take an exact, slower path.
 """
 
@@ -249,8 +251,6 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw) -> np.ndarray:
         flat = acc.view(np.float32)
         out[k] = np.einsum("pn,pn->p", flat, flat)
     return out
-
-
 
 
 def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:

@@ -23,9 +23,6 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 
 #: The explicit form of a Hub repo id, for an id whose ORG is also the name of a local folder.
 HUB_PREFIX = "hf://"
-#: One part (ORG or NAME) of a Hub repo id, by the Hub's own rule: 1–96 letters, digits, "-", "_"
-#: and ".", starting and ending with a letter or digit, with no "--" or "..".
-_HUB_PART = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 
 
 def load(source: str | Path) -> AADBData:
@@ -35,7 +32,7 @@ def load(source: str | Path) -> AADBData:
 
     Which strings go to the Hub (a folder that exists is always read as a folder):
     ``hf://ORG/NAME`` always; a plain ``ORG/NAME`` only when it could be a Hub repo id (exactly two
-    parts, each of the Hub's characters, see :data:`_HUB_PART`) *and* no local folder ``ORG``
+    parts, each of the Hub's characters: ``hub.layout.is_repo_id``) *and* no local folder ``ORG``
     exists, since ``pub/aabd`` beside a folder ``pub`` is a mistyped path, not a repo. Anything else
     that does not exist is "no such folder", with the closest existing path when there is one."""
     text = str(source)
@@ -48,12 +45,17 @@ def load(source: str | Path) -> AADBData:
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
     if could_be_hub_id(text):
         return _load_hub(text, text)
-    hint = _close_path(path)
-    org = text.split("/")[0]
-    why = (f" (read as a path, not a Hub repo id, because a folder {org!r} exists here; write "
-           f"{HUB_PREFIX}{text} for the Hub)" if _is_repo_id_form(text) else "")
-    raise SourceError(f"{source}: no such folder" + (f"; did you mean {hint!r}?" if hint else "") + why
-                      + ("" if why else "; a Hub repo id has the form ORG/NAME"))
+    raise SourceError(_no_such_folder(text))
+
+
+def _no_such_folder(text: str) -> str:
+    """"no such folder", the closest existing path, and why the string was not tried on the Hub."""
+    hint = _close_path(Path(text))
+    message = f"{text}: no such folder" + (f"; did you mean {hint!r}?" if hint else "")
+    if _is_repo_id_form(text):
+        return message + (f" (read as a path, not a Hub repo id, because a folder {text.split('/')[0]!r} "
+                          f"exists here; write {HUB_PREFIX}{text} for the Hub)")
+    return message + "; a Hub repo id has the form ORG/NAME"
 
 
 def could_be_hub_id(text: str) -> bool:
@@ -62,8 +64,9 @@ def could_be_hub_id(text: str) -> bool:
 
 
 def _is_repo_id_form(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(_HUB_PART.match(p) for p in parts)
+    from .hub.layout import is_repo_id
+
+    return is_repo_id(text)
 
 
 def _load_folder(path: Path) -> AADBData:
