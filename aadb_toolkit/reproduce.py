@@ -28,7 +28,7 @@ import pandas as pd
 from . import __version__, paper
 from ._atomic import write_bytes, write_json, write_text
 from ._format import format_p
-from .errors import InputError
+from .errors import InputError, quote
 from .sources import AADBData
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,23 @@ def _recipe_from_dict(raw: Mapping[str, Any], source: str) -> Recipe:
             paper_number(r.paper, source)
     shared = shared_budgets()
     budgets = {b: {**shared[b], **raw.get("budgets", {}).get(b, {}).get("set", {})} for b in BUDGETS}
-    return Recipe(name=raw.get("name", Path(source).stem), title=raw.get("title", ""),
+    return Recipe(name=_plain_name(raw.get("name", Path(source).stem), source), title=raw.get("title", ""),
                   protocol=raw.get("protocol", "aadb"), rows=tuple(rows), budgets=budgets,
                   figure=dict(raw.get("figure", {})), select_row_on_validation=bool(raw.get("select_row_on_validation")),
                   note=raw.get("note", ""), source=source, columns=_columns(raw.get("columns", []), source))
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _plain_name(name: object, source: str) -> str:
+    """A recipe's name names its output files (``<name>.md`` in ``--out``), so it must be a plain
+    name: letters, digits, ``_``, ``.``, ``-``; no folder, no ``..``, no absolute path."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise InputError(f"the recipe name {quote(name)} is not a plain name (letters, digits, '_', '.', '-'; at "
+                         "most 64 characters, no '/' or '..'): it names the files written into --out",
+                         file=source, field="name")
+    return name
 
 
 def _columns(raw: Sequence[Any], source: str) -> tuple[Mapping[str, Any], ...]:

@@ -78,9 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
     previous = _install_signal_handlers()
+    _STATE["completed"] = False
     shown = _show_warnings_as_notes(name)
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # here, so that a reader who went away (`| head`) is noticed below
+        return code
+    except BrokenPipeError:  # stdout's reader is gone: nothing more to say, and nobody to say it to
+        _discard_stdout()
+        return 0 if _STATE["completed"] else 128 + 13  # 141, as a shell reports SIGPIPE
     except AADBError as exc:
         print(f"aadb {name}: error: {exc}", file=sys.stderr)
         return 1
@@ -90,9 +96,15 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if _STATE["completed"]:
+            print(f"aadb {name}: interrupted after every output was written; they are complete", file=sys.stderr)
+            return 0
         print(f"aadb {name}: interrupted", file=sys.stderr)
         return 130
     except Terminated:
+        if _STATE["completed"]:
+            print(f"aadb {name}: terminated after every output was written; they are complete", file=sys.stderr)
+            return 0
         print(f"aadb {name}: terminated", file=sys.stderr)
         return 143
     finally:
@@ -113,6 +125,28 @@ def _show_warnings_as_notes(command: str):
 
     previous, warnings.showwarning = warnings.showwarning, show
     return previous
+
+
+#: Whether the running command has written all of its outputs (see :func:`work_completed`).
+_STATE = {"completed": False}
+
+
+def work_completed() -> None:
+    """Called by a command once every output is written: an interrupt, a SIGTERM or a closed stdout
+    after this point no longer fails it (exit 0), since its work is done and complete."""
+    _STATE["completed"] = True
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file behind stdout (a test's capture): nothing to redirect
+        pass
 
 
 class Terminated(BaseException):

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from .. import schema
-from ..errors import InputError
+from ..errors import InputError, quote
 from ._options import examples
 
 
@@ -65,7 +65,7 @@ def parse_answer_columns(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, stem = item.partition("=")
         if not sep or not name.strip() or not stem.strip():
-            raise InputError(f"--answer-column expects ATTR=STEM, got {item!r}", field="--answer-column")
+            raise InputError(f"--answer-column expects ATTR=STEM, got {quote(item)}", field="--answer-column")
         mapping[name.strip()] = stem.strip()
     return mapping
 

@@ -32,10 +32,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Draw the episodes, write them, and print how many raters qualify at each k."""
     from .. import sources
+    from .._atomic import check_output_file, starts_with_header
+    from .._paths import input_folders
+    from . import work_completed
 
+    ep.check_params(args.k, args.repeats)
+    check_output_file(args.out, "piaa episodes CSV", starts_with_header(",".join(ep.COLUMNS)),
+                      inputs=(args.data, *input_folders(args.data)))
     data = sources.load(args.data)
     table = ep.make_episodes(data, ks=args.k, repeats=args.repeats, seed=args.seed)
     ep.write_episodes(table, args.out)
+    work_completed()
     counts = ep.summarize(table).set_index("k")
     for k in sorted(args.k):
         row = counts.loc[k] if k in counts.index else None

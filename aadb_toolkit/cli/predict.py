@@ -29,16 +29,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from .._atomic import check_output_file
+    from . import work_completed
     from ..models import predict, write_predictions
     from ..models.predict import model_identity
     from .._paths import input_folders
     from ..sources import load
     from ..submissions import is_submission_file
 
-    check_output_file(args.out, "predictions CSV", is_submission_file,
-                      inputs=(args.run, args.data, *input_folders(args.data)))
+    from ..protocols.results import MODEL_SIDECAR_SUFFIX, is_model_sidecar
+
+    inputs = (args.run, args.data, *input_folders(args.data))
+    check_output_file(args.out, "predictions CSV", is_submission_file, inputs=inputs)
+    check_output_file(str(args.out) + MODEL_SIDECAR_SUFFIX, "model sidecar", is_model_sidecar, inputs=inputs)
     preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights,
                     progress=progress(args))
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
+    work_completed()
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

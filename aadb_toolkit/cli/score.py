@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._atomic import check_output_file
 from .._format import format_metric, format_p
+from .._keyguard import recorded_fingerprints, refuse_key_file
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
@@ -60,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--db needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
+    fingerprints = recorded_fingerprints(args.data)
+    for option in ("submission", "validation", "generic", "episodes", "compare"):  # never read, let alone quoted
+        refuse_key_file(getattr(args, option), field=f"--{option}", fingerprints=fingerprints)
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
-                              args.compare, args.leaderboard))
+                              args.compare, args.leaderboard, args.generic, args.episodes))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
                               progress=progress(args) is not False, generic=args.generic, episodes=args.episodes)

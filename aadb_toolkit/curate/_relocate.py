@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import _atomic, schema
+from .._keyguard import key_inside
 from .._paths import inside, plainly_relative
 from ..data import sha256_fingerprint
 from ..errors import InputError, excerpt
@@ -49,6 +50,9 @@ def relocate(curated: str | Path, release: str | Path, *, progress: bool | None 
     manifest = _read_manifest(curated, manifest_file)
     if not release.is_dir():
         raise InputError("release folder not found", file=str(release), field="--release")
+    if key_inside(release):
+        raise InputError("holds the rater key file; the toolkit reads no image from a folder holding the key — "
+                         "keep the key outside the release", file=str(release), field="--release")
     images = _hashed_images(curated)
     problems = _check_images(images, release, progress)
     if problems:
@@ -89,17 +93,17 @@ def _hashed_images(curated: Path) -> pd.DataFrame:
         images = pd.read_parquet(table)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the images table: {exc}", file=str(table)) from None
-    if "sha256" not in images.columns:
+    if schema.IMAGE_SHA256 not in images.columns:
         raise InputError("records no image hashes (curated by an older toolkit), so the moved release cannot be "
                          "checked against it; curate the release again from its new place", file=str(table),
                          field="sha256")
-    return images[["image_id", "path", "sha256"]]
+    return images[["image_id", "path", schema.IMAGE_SHA256]]
 
 
 def _check_images(images: pd.DataFrame, release: Path, progress: bool | None) -> list[tuple[str, str, str]]:
     """(image_id, path, reason) of each image that is missing under ``release`` or differs."""
     problems = []
-    rows = zip(images["image_id"].astype(str), images["path"].astype(str), images["sha256"].astype(str))
+    rows = zip(images["image_id"].astype(str), images["path"].astype(str), images[schema.IMAGE_SHA256].astype(str))
     for image_id, rel, want in tqdm(rows, total=len(images), desc="checking image hashes", unit="img",
                                     disable=None if progress is None else not progress):
         file = release / rel

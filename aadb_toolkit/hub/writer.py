@@ -5,6 +5,7 @@ source of truth for what :func:`aadb_toolkit.hub.push` uploads."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from .. import _atomic, schema
 from .._paths import input_folders
 from ..data import AADBData
-from ..errors import InputError, SourceError, excerpt
+from ..errors import InputError, SourceError, excerpt, quote
 from . import card as card_mod
 from . import layout
 
@@ -69,6 +70,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     a terminal only).
     """
     _check_publish_options(shard_size_mb, repo_id)
+    _check_image_hashes(data)
     out = Path(out)
     _check_out_folder(out, data.origin)
     images, ratings, notes = canonical_tables(data)
@@ -96,6 +98,16 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
         n_ratings={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_RATINGS].items()},
         n_raters=facts.n_raters, n_batches=facts.n_batches, gated=gated, notes=notes,
     )
+
+
+def _check_image_hashes(data: AADBData) -> None:
+    """Refuse a curated folder that records no sha256 of its images (curated by an older version):
+    without them, nothing ties the files its ``release_root`` names to what curation checked."""
+    if data.provenance.kind == "curated" and not getattr(data.read_image_bytes, "hashes_recorded", False):
+        raise InputError(f"the curated images table records no sha256 of the image files ({schema.IMAGE_SHA256!r} "
+                         "column), so publishing cannot check that each image is the file curation validated; "
+                         "curate the release again with this version (aadb curate) and publish the new folder",
+                         file=str(Path(data.origin) / schema.CURATED_IMAGES))
 
 
 def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
@@ -286,6 +298,7 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
     """Row groups of the `default` config for one split: image bytes read from the source and each
     image's ratings nested, ``IMAGE_ROW_GROUP_ROWS`` images at a time."""
     ids = split_images["image_id"].to_numpy()
+    flags = dict(zip(ids, split_images["flags"].fillna("").astype(str)))
     rating_ids = split_ratings["image_id"].to_numpy()
     starts = np.searchsorted(rating_ids, ids, side="left")
     ends = np.searchsorted(rating_ids, ids, side="right")
@@ -301,8 +314,9 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
             try:
                 payload = data.image_bytes(image_id)
             except (OSError, KeyError, SourceError) as exc:  # SourceError: e.g. the release was moved
-                raise InputError(f"cannot read the image bytes: {exc}", file=data.origin,
-                                 field=f"image {image_id}") from exc
+                raise InputError(f"image {quote(image_id)}: cannot read the image bytes: {exc}",
+                                 file=data.origin) from exc
+            check_image_bytes(image_id, payload, flags[image_id], origin=data.origin)
             images.append({"bytes": payload, "path": image_id})
         r_lo, r_hi = int(starts[lo]), int(ends[hi - 1])
         nested_rows = nested_all.slice(r_lo, r_hi - r_lo)
@@ -323,6 +337,43 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
         bar.update(hi - lo)
         yield pa.Table.from_arrays(columns, schema=table_schema)
     bar.close()
+
+
+#: What Pillow raises for bytes that are not a decodable image.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+
+
+def expected_formats(image_id: str, flags: str) -> frozenset[str] | None:
+    """The Pillow formats an image may have, by curation's rule: the one its flags name
+    (``png_bytes``: PNG bytes behind a ``.jpg`` name), else JPEG (or MPO, the JPEG variant cameras
+    write) for a ``.jpg``/``.jpeg`` name; None (any image format) for other names, which curation
+    does not check against their bytes either."""
+    named = [f[: -len("_bytes")].upper() for f in str(flags).split(";") if f.endswith("_bytes")]
+    if named:
+        return frozenset(named)
+    if Path(str(image_id)).suffix.lower() in (".jpg", ".jpeg"):
+        return frozenset({"JPEG", "MPO"})
+    return None
+
+
+def check_image_bytes(image_id: str, payload: bytes, flags: str = "", *, origin: str | None = None) -> str:
+    """Refuse (:class:`InputError`) bytes that do not fully decode as an image of the format
+    :func:`expected_formats` names: only images are ever published. Returns the format."""
+    from PIL import Image
+
+    try:  # Pillow's own limit stops a decompression bomb (as curation's image checks do)
+        with Image.open(io.BytesIO(payload)) as im:
+            fmt = im.format or ""
+            im.load()
+    except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
+        raise InputError(f"image {quote(image_id)}: its {len(payload):,} bytes do not decode as an image "
+                         f"({type(exc).__name__}); only images are published", file=origin) from None
+    wanted = expected_formats(image_id, flags)
+    if wanted is not None and fmt not in wanted:
+        raise InputError(f"image {quote(image_id)} decodes as {fmt or 'an unknown format'}, not the expected "
+                         f"format ({'/'.join(sorted(wanted))}, from its name and flags); only images of the "
+                         "expected format are published", file=origin)
+    return fmt
 
 
 def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, split_ratings: pd.DataFrame,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 
 import numpy as np
@@ -10,7 +12,6 @@ import pytest
 from curate_release_writer import ATTR_STEMS, ATTRS, build_release, image_name, score_of, vote_of
 
 from aadb_toolkit import schema, sources
-from aadb_toolkit.data import sha256_fingerprint
 from aadb_toolkit.curate import anonymize, curate, key_fingerprint
 
 URL_X = "https://farm3.staticflickr.com/2871/9412345678_0a1b2c3d4e_b.jpg"
@@ -89,7 +90,7 @@ def test_hand_written_release_gives_exact_tables(hand_release, tmp_path, key):
         "exif_orientation": np.array([1, 1], dtype=np.int64),
         "source_url": [URL_X, URL_Y], "license": ["", ""],
         "path": [f"{schema.RELEASE_IMAGE_DIR}/{NAME_X}", f"{schema.RELEASE_IMAGE_DIR}/{NAME_Y}"], "flags": ["", ""],
-        "sha256": [sha256_fingerprint((hand_release / schema.RELEASE_IMAGE_DIR / n).read_bytes())
+        "sha256": ["sha256:" + hashlib.sha256((hand_release / schema.RELEASE_IMAGE_DIR / n).read_bytes()).hexdigest()
                    for n in (NAME_X, NAME_Y)],
     })
     pd.testing.assert_frame_equal(images, expected_images, check_dtype=False)
