@@ -153,7 +153,7 @@ def load_curated(path: str | Path) -> AADBData:
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
 
 
-def _missing_image_message(path: Path, release_root: Path, image_id: str, rel: str) -> str:
+def _missing_image_message(path: Path, release_root: Path, file: Path) -> str:
     """Why an image of a curated folder cannot be read, and how to point the folder at a moved release."""
     fix = (f"if the release was moved, point the folder at its new place with `aadb curate relocate --data {path} "
            "--release NEW_PLACE`, which checks every image against the sha256 recorded at curation "
@@ -161,7 +161,7 @@ def _missing_image_message(path: Path, release_root: Path, image_id: str, rel: s
     if not release_root.is_dir():
         return (f"{path}: the release this curated folder was made from is no longer at {release_root} (moved or "
                 f"deleted); {fix}")
-    return f"{path}: image {quote(image_id)} ({quote(rel)}) is missing from the release {release_root}; {fix}"
+    return f"{path}: the image file {file} is missing from the release {release_root}; {fix}"
 
 
 def _release_root(folder: Path, value: object) -> Path:
@@ -207,7 +207,7 @@ class CuratedImageReader:
         try:
             payload = file.read_bytes()
         except FileNotFoundError:
-            raise SourceError(_missing_image_message(self.table.parent, self.release_root, image_id, rel)) from None
+            raise SourceError(_missing_image_message(self.table.parent, self.release_root, file)) from None
         except OSError as exc:
             raise SourceError(f"{self.table.parent}: image {quote(image_id)}: cannot read {quote(rel)} in the release "
                               f"{self.release_root}: {exc.strerror or exc}") from None
