@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import __version__, _atomic, paper
 from ._paths import input_folders
+from ._multitest import benjamini_hochberg
 from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
 from ._registry import lookup
 from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
@@ -593,25 +594,13 @@ def _summary(ratings: pd.DataFrame, codes: _Codes, arr: _Arranged, res: dict, m:
     return summary
 
 
-def _bh(p: np.ndarray, ok: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Benjamini–Hochberg over the tests marked ``ok``: adjusted p-values (NaN elsewhere) and rejections."""
-    from statsmodels.stats.multitest import multipletests
-
-    padj = np.full(len(p), np.nan)
-    sig = np.zeros(len(p), bool)
-    if ok.any():
-        rej, pa, _, _ = multipletests(p[ok], alpha=q, method="fdr_bh")
-        padj[ok], sig[ok] = pa, rej
-    return padj, sig
-
-
 def _per_batch_tests(batches: pd.DataFrame, pairs: pd.DataFrame, res: dict, summary: dict, *, n_perm: int,
                      q: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One test per tested batch; BH across batches."""
     tested = res["status"] == "tested"
     p = np.full(len(batches), np.nan)
     p[tested] = (1 + res["count"][tested]) / (1 + n_perm)
-    padj, sig = _bh(p, tested, q)
+    padj, sig = benjamini_hochberg(p, tested, q)
     batches["statistic"] = res["statistic"]
     batches["p_value"], batches["p_adjusted"], batches["significant"] = p, padj, sig
     summary.update({
@@ -629,7 +618,7 @@ def _per_pair_tests(batches: pd.DataFrame, pairs: pd.DataFrame, res: dict, summa
     ok = (pairs["status"] == "ok").to_numpy()
     p = np.full(len(pairs), np.nan)
     p[ok] = (1 + pairs.loc[ok, "exceedances"].to_numpy()) / (1 + n_perm)
-    padj, sig = _bh(p, ok, q)
+    padj, sig = benjamini_hochberg(p, ok, q)
     pairs["p_value"], pairs["p_adjusted"], pairs["significant"] = p, padj, sig
     per_batch = pairs.groupby("batch_id", sort=False)["significant"].sum()
     batches["n_pairs_significant"] = batches["batch_id"].map(per_batch).fillna(0).astype(int).to_numpy()

@@ -19,10 +19,11 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 
 
 
-def load(source: str | Path) -> AADBData:
+def load(source: str | Path, *, images: bool = True) -> AADBData:
     """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
     ``AVA.txt``), or a Hub repo id (``ORG/NAME``): the one place (with the CLI and demo that
-    call it) where a path or Hub id becomes data."""
+    call it) where a path or Hub id becomes data. ``images=False`` is for callers that read no
+    image (scoring): an AVA folder's photos are then not checked up front (nor needed)."""
     path = Path(source)
     if path.is_dir():
         if (path / schema.CURATED_MANIFEST).is_file():
@@ -30,7 +31,7 @@ def load(source: str | Path) -> AADBData:
         from . import ava
 
         if (path / ava.AVA_TXT).is_file():
-            return ava.load_ava_source(path)
+            return ava.load_ava_source(path, check_files=images)
         from . import hub
 
         if hub.is_published_folder(path):

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
     from ..piaa import episodes as ep
-    from ..piaa.personalize import personalize, write_predictions
+    from ..piaa.personalize import personalize
+    from ..submissions import write_predictions
 
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)

@@ -1,4 +1,5 @@
-"""``aadb predict``: write a submission CSV (``image_id,score``) from a trained run."""
+"""``aadb predict``: write a submission CSV from a trained run: its scores (``image_id,score``), or
+with ``--attributes`` its attribute branch's predictions (``image_id,attribute,score``)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
     parser.add_argument("--weights", choices=["best", "last"], default="best",
                         help="best validation checkpoint (default) or the last one")
+    parser.add_argument("--attributes", action="store_true",
+                        help="write the attribute branch's predictions (the attributes protocol's layout)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from .._atomic import check_output_file
-    from ..models import predict, write_predictions
-    from ..models.predict import model_identity
+    from ..models.predict import model_identity, predict, predict_attributes
     from .._paths import input_folders
     from ..sources import load
-    from ..submissions import is_submission_file
+    from ..submissions import is_submission_file, write_predictions
 
     check_output_file(args.out, "predictions CSV", is_submission_file,
                       inputs=(args.run, args.data, *input_folders(args.data)))
-    preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights)
+    fn = predict_attributes if args.attributes else predict
+    preds = fn(args.run, load(args.data), args.split, device=args.device, which=args.weights)
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._atomic import check_output_file
 from ..errors import InputError
-from ..protocols import PROTOCOLS, score_submission
+from ..protocols import PROTOCOLS, all_inputs, score_submission
 from ..protocols.results import is_result_file, write_result
 from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
@@ -22,12 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
-    parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
-    parser.add_argument("--ava-data", type=Path, help="AVA folder (cross-dataset protocol)")
-    parser.add_argument("--generic", type=Path, help="piaa protocol: the unpersonalized predictions of the same "
-                        "queries (piaa layout, or image_id,score for the query images), scored as a reference")
-    parser.add_argument("--episodes", type=Path, help="piaa protocol: episodes CSV (default: the protocol's "
-                        "episodes of --data, as aadb piaa episodes writes them)")
+    add_input_flags(parser)
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
@@ -38,7 +33,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "in --leaderboard: report Δρ with Steiger's Z and a paired bootstrap")
 
 
-def run(args: argparse.Namespace) -> int:
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per input the protocols declare (``--validation``, ``--ava-data``, …)."""
+    for i in all_inputs():
+        parser.add_argument(i.flag, dest=i.name, type=Path, metavar=i.metavar, help=i.help)
+
+
+def given_inputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The declared inputs given on the command line."""
+    return {i.name: getattr(args, i.name) for i in all_inputs() if getattr(args, i.name, None) is not None}
+
+
+def check_leaderboard_flags(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--leaderboard``/``--name`` before any work (no result may be left behind)."""
     if args.name is not None and args.leaderboard is None:
         raise InputError("--name is the display name on a leaderboard: it needs --leaderboard DB", field="--name")
     if args.leaderboard is not None:
@@ -48,16 +55,26 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--leaderboard needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_leaderboard_flags(args)
+    inputs = given_inputs(args)
     check_output_file(args.out, "result document", is_result_file,
-                      inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
+                      inputs=(args.submission, args.data, *input_folders(args.data), *inputs.values(),
                               args.compare, args.leaderboard))
-    result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
-                              ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
-                              progress=True, generic=args.generic, episodes=args.episodes)
+    result = score_submission(args.protocol, args.submission, args.data, n_boot=args.n_boot, seed=args.seed,
+                              max_bytes=args.max_bytes, progress=True, **inputs)
     if args.compare is not None:
         comparison = _compare(result, args)
         result = replace(result, details={**result.details, "comparison": comparison})
     write_result(args.out, result)
+    report(result, args)
+    return 0
+
+
+def report(result, args: argparse.Namespace) -> None:
+    """Print the result's summary, and record it in ``--leaderboard`` when given."""
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
     value = "undefined" if main.value is None else f"{main.value:.4f}"
@@ -67,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {m.value:.4f}")
-    if "comparison" in result.details:
+    if "comparison" in result.details and getattr(args, "compare", None) is not None:
         c = result.details["comparison"]
         print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
               f"(p = {c['steiger_p']:.3g})" + (f", paired bootstrap p = {c['bootstrap_p']:.3g}"
@@ -80,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         outcome = record(args.leaderboard, result, args.name)
         state = "recorded" if outcome.inserted else "already recorded (unchanged)"
         print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
-    return 0
 
 
 def _compare(result, args: argparse.Namespace) -> dict:

@@ -26,8 +26,9 @@ import pandas as pd
 
 from .. import __version__
 from .._atomic import write_json
-from ..data import SYNTHETIC_PREFIX
+from ..data import dataset_label
 from ..errors import InputError, excerpt
+from ..submissions import MODEL_SIDECAR_SUFFIX
 
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
@@ -183,8 +184,8 @@ def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
     if provenance is not None:
         kwargs.setdefault("synthetic", bool(provenance.synthetic))
         kwargs.setdefault("test_list", provenance.test_list)
-        if provenance.synthetic and kwargs.get("dataset") and not kwargs["dataset"].startswith(SYNTHETIC_PREFIX):
-            kwargs["dataset"] = SYNTHETIC_PREFIX + kwargs["dataset"]
+        if kwargs.get("dataset"):
+            kwargs["dataset"] = dataset_label(kwargs["dataset"], bool(provenance.synthetic))
     return Result(**kwargs)
 
 
@@ -220,10 +221,6 @@ def _git_commit() -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and len(commit) == 40 else None
-
-
-#: Suffix of the sidecar `aadb predict` writes beside a predictions CSV (``preds.csv.model.json``).
-MODEL_SIDECAR_SUFFIX: str = ".model.json"
 
 
 def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: str) -> dict[str, Any] | None:

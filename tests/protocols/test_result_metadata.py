@@ -14,7 +14,7 @@ from aadb_toolkit import sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.results import Result, environment, read_result, write_result
-from aadb_toolkit.submissions import write_submission
+from aadb_toolkit.submissions import write_predictions
 
 
 def _noisy_predictions(data, seed=0):
@@ -36,7 +36,7 @@ def test_environment_names_versions_and_the_checkout_commit():
 
 def test_result_records_environment_and_evaluation_time_and_round_trips(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
-    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    sub = write_predictions(_noisy_predictions(data), tmp_path / "s.csv")
     r = score_submission("aadb", sub, tiny_curated, n_boot=50, seed=0)
     doc = r.to_dict()
     assert doc["environment"]["numpy"] == np.__version__
@@ -48,7 +48,7 @@ def test_result_records_environment_and_evaluation_time_and_round_trips(tiny_cur
 
 def test_every_headline_metric_of_the_human_protocol_has_a_ci(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
-    r = score_submission("human", write_submission(tmp_path / "s.csv", _noisy_predictions(data)), tiny_curated,
+    r = score_submission("human", write_predictions(_noisy_predictions(data), tmp_path / "s.csv"), tiny_curated,
                          n_boot=200, seed=0)
     for name in ("share_beaten", "spearman"):
         m = r.metrics[name]
