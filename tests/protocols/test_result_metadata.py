@@ -79,16 +79,26 @@ def test_predict_sidecar_carries_the_model_identity_into_the_result(tiny_curated
     assert json.loads((tmp_path / "again.json").read_text())["model"] == doc["model"]
 
 
+def _memory_source(truth: pd.Series, kind: str):
+    """A source in memory whose test split has ``truth`` as mean scores."""
+    from aadb_toolkit.data import AADBData, Provenance
+
+    images = pd.DataFrame({"image_id": truth.index, "split": "test", "score_mean": truth.to_numpy()})
+    return AADBData(images=images, ratings=None, origin="memory", read_image_bytes=lambda i: b"",
+                    provenance=Provenance("memory", kind=kind))
+
+
 def test_the_cross_dataset_headline_metric_has_a_ci():
     from aadb_toolkit.protocols.cross_dataset_protocol import CELLS, evaluate
 
     rng = np.random.default_rng(1)
     truths = {t: pd.Series(rng.normal(size=60), index=[f"{t}{i}" for i in range(60)]) for t in ("aadb", "ava")}
     preds = {c: truths[c.split("->")[1]] + rng.normal(0, 1.0, 60) for c in CELLS}
-    r = evaluate(truths, preds, n_boot=300, seed=0, fingerprint="f", submission_sha256="s")
+    data, ava = (_memory_source(truths[t], kind) for t, kind in (("aadb", "memory"), ("ava", "ava")))
+    r = evaluate(data, preds, ava_data=ava, n_boot=300, seed=0)
     m = r.metrics["mean_transfer_rho"]
     assert m.ci_level == 0.95 and m.ci_low < m.value < m.ci_high
     cells = [r.metrics["rho[aadb->ava]"], r.metrics["rho[ava->aadb]"]]
     assert m.ci_high - m.ci_low < max(c.ci_high - c.ci_low for c in cells)  # averaging two independent cells
-    assert evaluate(truths, preds, n_boot=0, seed=0, fingerprint="f", submission_sha256="s").metrics[
+    assert evaluate(data, preds, ava_data=ava, n_boot=0, seed=0).metrics[
         "mean_transfer_rho"].ci_low is None

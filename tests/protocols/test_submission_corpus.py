@@ -32,7 +32,7 @@ from aadb_toolkit.protocols import PROTOCOLS, score_submission
 from aadb_toolkit.protocols.aadb_protocol import evaluate
 from aadb_toolkit.submissions import SubmissionError, read_submission
 
-from tiny_data import make_tiny_curated
+from tiny_data import make_tiny_curated, memory_source
 
 # --- building files ------------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ def test_ava_size_submission_of_255000_rows(tmp_path):
     sub.write_text("image_id,score\n" + "".join(f"{i},{float(p)!r}\n" for i, p in zip(ids[::-1], pred[::-1])))
     got = read_submission(sub, ids, split_name="AVA test")
     assert got.n_images == 255_000 and np.array_equal(got.scores.to_numpy(), pred)
-    result = evaluate(truth, got.scores, n_boot=100, seed=0, fingerprint="sha256:t", submission_sha256=got.sha256)
+    result = evaluate(memory_source(truth), got, n_boot=100, seed=0)
     spearman = result.metrics["spearman"]
     assert spearman.value == pytest.approx(stats.spearmanr(truth.to_numpy(), pred).statistic, abs=1e-12)
     assert spearman.ci_low < spearman.value < spearman.ci_high
@@ -588,7 +588,7 @@ def test_ava_scores_near_1e308_choose_a_finite_threshold(tmp_path, ava_root):
     ava = load_source(ava_root, images=False)
     files = {}
     for split in ("test", "validation"):
-        truth = ava.ground_truth(split)
+        truth = ava_ground_truth(ava, split)
         files[split] = _write_sub(tmp_path / f"{split}.csv", _huge(truth), 0.0, 0)  # monotone: perfect order
     out, db = tmp_path / "r.json", tmp_path / "lb.db"
     assert _ava_cli(files["test"], files["validation"], ava_root, out, db) == 0
