@@ -67,7 +67,7 @@ def test_predict_sidecar_carries_the_model_identity_into_the_result(tiny_curated
                  "--epochs", "1", "--set", "model.width=0.0625", "--no-progress"]) == 0
     assert main(["predict", "--run", str(run), "--data", str(tiny_curated), "--out", str(csv)]) == 0
     sidecar = json.loads((tmp_path / "preds.csv.model.json").read_text())
-    assert sidecar["name"] == "reg" and len(sidecar["config_sha256"]) == 64 and sidecar["run_id"]
+    assert sidecar["name"] == "reg" and sidecar["config_sha256"].startswith("sha256:") and len(sidecar["config_sha256"]) == 71 and sidecar["run_id"]
     assert sidecar["split"] == "test" and sidecar["weights"] == "best"
     assert main(["score", "--submission", str(csv), "--protocol", "aadb", "--data", str(tiny_curated),
                  "--out", str(out), "--n-boot", "20"]) == 0
