@@ -207,6 +207,8 @@ def evaluate(protocol: str, data: AADBData, predictions: Any, *, n_boot: int = 1
     started = time.monotonic()
     given = {k: v for k, v in inputs.items() if v is not None}
     result = p.implementation().evaluate(data, predictions, n_boot=n_boot, seed=seed, progress=progress, **given)
+    if model is not None:  # as `aadb predict`'s sidecar ties the identity to the predictions it wrote
+        model = {**model, "predictions_sha256": result.submission_sha256}
     return _stamped(result, model, time.monotonic() - started)
 
 

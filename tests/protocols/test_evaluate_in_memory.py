@@ -100,3 +100,31 @@ def test_inputs_a_protocol_does_not_declare_are_refused_in_memory(data):
         evaluate("aadb", data, _noisy(data), validation=_noisy(data), n_boot=0)
     with pytest.raises(InputError, match="needs the submitter's validation predictions"):
         evaluate("ava", data, _noisy(data), n_boot=0)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:no --init-weights")
+def test_aadb_evaluate_writes_the_result_aadb_score_writes(data, tiny_curated, tmp_path):
+    import json
+    from pathlib import Path
+
+    from aadb_toolkit.cli import main
+    from aadb_toolkit.models import load_config, train
+
+    baselines = Path(__file__).resolve().parents[2] / "baselines"
+    tiny = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,
+            "train.cpu_threads": 1, "train.log_every_steps": 1, "train.validate_every_steps": 2, "optim.steps": 2}
+    run = tmp_path / "run"
+    train(load_config(baselines / "reg.toml", tiny), data, run, progress=False)
+    assert main(["evaluate", "--run", str(run), "--data", str(tiny_curated), "--protocol", "aadb",
+                 "--n-boot", "100", "--out", str(tmp_path / "evaluated.json")]) == 0
+    assert main(["predict", "--run", str(run), "--data", str(tiny_curated), "--out", str(tmp_path / "p.csv")]) == 0
+    assert main(["score", "--submission", str(tmp_path / "p.csv"), "--data", str(tiny_curated), "--protocol", "aadb",
+                 "--n-boot", "100", "--out", str(tmp_path / "scored.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("evaluated.json", "scored.json"))
+    for doc in (a, b):
+        doc.pop("created_utc"), doc.pop("evaluation")
+    assert a == b  # the same metrics, hashes and model identity, to the last bit
+    assert a["model"]["name"] == "reg"
+    with pytest.raises(InputError, match="does not write by itself"):
+        protocols.evaluate_model("piaa", run, data)
