@@ -71,7 +71,7 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     predictions = _train_and_predict(stage, out, data) if train_model else None
     report_dir = out / "report"
     stage("human-consistency report", lambda: human_consistency.write_report(
-        data, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
+        data, report_dir, predictions=result.paths.get("predictions"), n_perm=n_perm, rater_n_perm=500, n_boot=200,
         show_progress=False))
     stage.say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
     result.paths["report"] = report_dir
