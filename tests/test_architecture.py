@@ -213,10 +213,10 @@ def test_one_prediction_writer_and_one_dataset_label():
 
 #: Modules that use sha256 for something other than a recorded fingerprint: keyed pseudonyms (HMAC),
 #: a seed or membership drawn from an id, an order, a cache key, a published file's known digest.
-#: ``models.trainer`` still spells its weights hash as bare hex (left to the trainer's rewrite).
+#: ``models.runs`` still spells the weights hash of run.json as bare hex (left to the trainer's rewrite).
 SHA256_OTHER_USES = {"aadb_toolkit.curate._anonymize", "aadb_toolkit.curate._splits", "aadb_toolkit.piaa.episodes",
                      "aadb_toolkit.ava", "aadb_toolkit.models.pipeline", "aadb_toolkit.models.alexnet_arch",
-                     "aadb_toolkit.models.trainer"}
+                     "aadb_toolkit.models.runs"}
 
 
 def test_one_spelling_of_sha256():

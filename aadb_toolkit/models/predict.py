@@ -17,9 +17,10 @@ from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
 from .ensemble import member_dirs
+from .devices import bf16_autocast, pick_device
 from .heads import attribute_columns
-from .trainer import _centre_crop_outputs, bf16_autocast, fc7_features, load_model, pick_device, score_images, \
-    scores_and_fc7
+from .inference import attribute_predictions, fc7_features, score_images, scores_and_fc7
+from .runs import load_model
 
 
 def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
@@ -107,9 +108,8 @@ def predict_attributes(run: str | Path, data: str | Path | AADBData, split: str 
     values = np.zeros((0, len(names)))
     if ids:
         sampler = _sampler(data, ids, cfg, device, cache_dir, progress, f"decode {split}")
-        chunks = _centre_crop_outputs(net, sampler, device, lambda m, x: m(x)["attributes"], batch_size,
-                                      bf16_autocast(cfg.train.amp, device))
-        values = np.concatenate([c.numpy() for c in chunks]).astype(np.float64)
+        values = attribute_predictions(net, sampler, device, batch_size=batch_size,
+                                       amp=bf16_autocast(cfg.train.amp, device))
     if not np.isfinite(values).all():
         raise InputError("the run's attribute predictions are not finite (NaN/inf): its weights are broken",
                          file=str(run))
@@ -149,7 +149,7 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
     members' weight hashes in order)."""
     from .config import config_from_dict
     from .ensemble import ENSEMBLE_FILE
-    from .trainer import BEST, CHECKPOINT, CONFIG_FILE
+    from .runs import BEST, CHECKPOINT, CONFIG_FILE
 
     run = Path(run)
     members = member_dirs(run)
