@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._atomic import check_output_file
 from .._paths import input_folders
-from ..protocols import PROTOCOLS
+from ..protocols import PROTOCOLS, get_protocol
 from ..protocols.results import is_result_file, write_result
 from .score import check_leaderboard_flags, report
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import sources
     from ..protocols import evaluate_model
 
+    get_protocol(args.protocol)  # an unknown name fails before any work
     check_leaderboard_flags(args)
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.run, args.data, *input_folders(args.data), args.leaderboard))

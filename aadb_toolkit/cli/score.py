@@ -16,8 +16,10 @@ from ..submissions import DEFAULT_MAX_BYTES
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    layouts = "; ".join(f"{name}: {','.join(p.header)}" for name, p in PROTOCOLS.items() if name != "cross-dataset")
     parser.add_argument("--submission", required=True, type=Path,
-                        help="predictions CSV (image_id,score; for piaa rater_id,k,episode,image_id,score); for cross-dataset a TOML/JSON manifest of four files")
+                        help=f"predictions CSV, header by protocol ({layouts}); for cross-dataset a TOML/JSON "
+                             "manifest of four image_id,score files")
     parser.add_argument("--protocol", required=True, help=f"one of: {', '.join(PROTOCOLS)}")
     parser.add_argument("--data", required=True,
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
