@@ -17,8 +17,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._keyguard import refuse_key_file
 from .data import sha256_fingerprint
-from .errors import InputError, excerpt
+from .errors import InputError, quote
 
 #: The exact header a submission starts with.
 HEADER: tuple[str, str] = ("image_id", "score")
@@ -187,7 +188,9 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     ``other_layouts`` (header → what such a file is) names a file of another protocol's layout."""
     path = Path(path)
     target = _target(expected_ids, split_name, header, unit, other_splits, other_layouts)
-    return check_submission(_read_bounded(path, max_bytes, target), str(path), target, path=path)
+    data = _read_bounded(path, max_bytes, target)
+    refuse_key_file(path, field="submission", content=data)  # never parsed, let alone quoted
+    return check_submission(data, str(path), target, path=path)
 
 
 def _target(expected_ids: Iterable[str], split_name: str, header: tuple[str, ...], unit: str,
@@ -373,7 +376,7 @@ def _header_problem(path: str, file_header: list[str], target: _Target) -> Probl
                          "not accepted)")
     else:
         hint = ""
-    problem = Problem(f"header is {excerpt(shown, 80)!r}, expected exactly {','.join(expected_header)!r}{hint}",
+    problem = Problem(f"header is {quote(shown)}, expected exactly {','.join(expected_header)!r}{hint}",
                       row=1)
     if layout:
         raise SubmissionError(path, [Problem(problem.message + "; rows not checked", row=1)])
@@ -434,22 +437,22 @@ def _key_problem(image_id: str, first_row: Mapping[str, int], target: _Target) -
     if not image_id:
         return f"{key_name} is empty"
     if image_id not in expected_set and image_id[:1] in _FORMULA_START:
-        return (f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
+        return (f"{key_name} {quote(image_id)} starts with {quote(image_id[0])}: a spreadsheet formula, "
                 "not an image id (rejected: it would run when the file is opened)")
     if image_id not in expected_set and _looks_like_path(image_id):
-        return f"{key_name} {excerpt(image_id, 60)!r} looks like a path; give the bare image id (no '/', '\\' or '..')"
+        return f"{key_name} {quote(image_id)} looks like a path; give the bare image id (no '/', '\\' or '..')"
     if image_id in first_row:
-        return f"duplicated {key_name} {excerpt(image_id, 60)!r} (first on row {first_row[image_id]})"
+        return f"duplicated {key_name} {quote(image_id)} (first on row {first_row[image_id]})"
     if image_id not in expected_set:
         if image_id.strip() in expected_set:
             hint = " (surrounding spaces?)"
         elif image_id.endswith(".0") and image_id[:-2] in expected_set:
-            hint = f" (the id {image_id[:-2]!r} written as a float?)"
+            hint = f" (the id {quote(image_id[:-2])} written as a float?)"
         elif target.other_splits and image_id in target.other_splits:
             hint = f" (an image of the {target.other_splits[image_id]} split)"
         else:
             hint = ""
-        return f"unknown {key_name} {excerpt(image_id, 60)!r}: not in the {target.split_name}{hint}"
+        return f"unknown {key_name} {quote(image_id)}: not in the {target.split_name}{hint}"
     return None
 
 
@@ -457,12 +460,12 @@ def _score_problem(raw: str, value: float, image_id: str) -> str | None:
     """What is wrong with a row's score (NaN, empty, not a number, infinite), or None."""
     if math.isnan(value):
         if raw.strip().lower() in ("nan", "+nan", "-nan"):
-            return f"score is NaN for {excerpt(image_id, 60)!r}"
+            return f"score is NaN for {quote(image_id)}"
         if not raw.strip():
-            return f"score is empty for {excerpt(image_id, 60)!r}"
-        return f"score {excerpt(raw, 40)!r} is not a number"
+            return f"score is empty for {quote(image_id)}"
+        return f"score {quote(raw)} is not a number"
     if math.isinf(value):
-        return f"score {excerpt(raw, 40)!r} is infinite"
+        return f"score {quote(raw)} is infinite"
     return None
 
 
@@ -560,6 +563,22 @@ _KEY_COLUMNS = frozenset({"image_id", "attribute", "rater_id", "k", "episode"})
 #: Suffix of the sidecar written beside a predictions CSV with the model's identity
 #: (``preds.csv.model.json``); ``aadb score`` copies it into the result.
 MODEL_SIDECAR_SUFFIX: str = ".model.json"
+#: A sidecar is a few hundred bytes; anything over this is not one (checked before it is read).
+MODEL_SIDECAR_MAX_BYTES: int = 16 * 1024
+
+
+def is_model_sidecar(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a model sidecar the toolkit wrote (small, a JSON object with a
+    ``name`` and the ``predictions_sha256``), so writing predictions may replace it."""
+    import json
+
+    try:
+        if Path(path).stat().st_size > MODEL_SIDECAR_MAX_BYTES:
+            return False
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(d, dict) and "name" in d and "predictions_sha256" in d
 
 
 def predictions_text(predictions: pd.DataFrame) -> str:
@@ -575,7 +594,7 @@ def write_predictions(predictions: pd.DataFrame | pd.Series, path: str | os.Path
     ``model`` (e.g. :func:`aadb_toolkit.models.predict.model_identity`) also the sidecar
     ``<path>.model.json`` that ``aadb score`` copies into the result, tied to these exact bytes.
     Non-finite scores are refused: a file of them could not be scored."""
-    from ._atomic import write_json, write_text
+    from ._atomic import check_output_file, write_json, write_text
 
     frame = predictions if isinstance(predictions, pd.DataFrame) else pd.DataFrame(
         {HEADER[0]: predictions.index.astype(str), HEADER[1]: predictions.to_numpy(dtype=float)})
@@ -583,7 +602,10 @@ def write_predictions(predictions: pd.DataFrame | pd.Series, path: str | os.Path
     if not np.isfinite(scores).all():
         raise ValueError(f"scores contain {int((~np.isfinite(scores)).sum())} non-finite values")
     text = predictions_text(frame)
+    sidecar = None
+    if model is not None:  # checked before the CSV is written: a refused sidecar leaves nothing half-written
+        sidecar = check_output_file(Path(str(path) + MODEL_SIDECAR_SUFFIX), "model sidecar", is_model_sidecar)
     write_text(path, text)
-    if model is not None:
-        write_json(Path(str(path) + MODEL_SIDECAR_SUFFIX), {**model, "predictions_sha256": sha256_fingerprint(text)})
+    if sidecar is not None:
+        write_json(sidecar, {**model, "predictions_sha256": sha256_fingerprint(text)})
     return Path(path)

@@ -11,7 +11,14 @@ from .._atomic import check_output_file
 from .._paths import input_folders
 from ..protocols import PROTOCOLS, get_protocol
 from ..protocols.results import is_result_file, write_result
+from ._options import add_no_progress, alias, examples, progress
 from .score import check_leaderboard_flags, report
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    "aadb evaluate --run runs/reg --data curated --protocol aadb --out result.json",
+    "aadb evaluate --run runs/reg_att --data curated --protocol attributes --out attributes.json --db lb.sqlite --name 'reg+att'",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
-    parser.add_argument("--name", help="display name on the leaderboard (required with --leaderboard)")
+    parser.add_argument("--db", dest="leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
+    alias(parser, "--leaderboard", "leaderboard", type=Path)
+    parser.add_argument("--name", help="display name on the leaderboard (required with --db)")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.run, args.data, *input_folders(args.data), args.leaderboard))
     data = sources.load(args.data)
-    result = evaluate_model(args.protocol, args.run, data, n_boot=args.n_boot, seed=args.seed, progress=True,
-                            device=args.device)
+    result = evaluate_model(args.protocol, args.run, data, n_boot=args.n_boot, seed=args.seed, progress=progress(args) is not False, device=args.device)
     write_result(args.out, result)
     report(result, args)
     return 0

@@ -163,9 +163,10 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
             weights_sha = sha256_fingerprint(model_identity(m, which=which)["weights_sha256"] for m in members)
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise InputError(f"cannot read the run's config or weights: {exc}", file=str(config_file)) from exc
+    weights_sha = weights_sha.split(":", 1)[1]  # the sidecar's fields are bare hex (results.SIDECAR_FIELDS)
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
-    ident = {"name": cfg.name, "config_sha256": sha256_fingerprint(canonical),
-             "run_id": weights_sha.partition(":")[2][:16], "weights": which, "weights_sha256": weights_sha,
+    ident = {"name": cfg.name, "config_sha256": sha256_fingerprint(canonical).split(":", 1)[1],
+             "run_id": weights_sha[:16], "weights": which, "weights_sha256": weights_sha,
              "paper_table": cfg.paper_table or None, "paper_row": cfg.paper_row or None, "split": split}
     return {**ident, "members": len(members)} if members is not None else ident
 

@@ -47,11 +47,13 @@ class Input:
     required: bool = False
     split: str | None = None
     metavar: str = "FILE"
+    option: str = ""  # the flag when it is not the name's (``--ava`` for ``ava_data``)
+    aliases: tuple[str, ...] = ()  # older spellings of the flag, accepted and hidden from help
 
     @property
     def flag(self) -> str:
-        """The ``aadb score`` flag, e.g. ``--ava-data``."""
-        return "--" + self.name.replace("_", "-")
+        """The ``aadb score`` flag, e.g. ``--validation``."""
+        return self.option or "--" + self.name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ _VALIDATION = Input("validation", "predictions", "the submitter's validation pre
                     "validation predictions CSV (ava protocol: chooses the accuracy threshold)", required=True,
                     split="validation")
 _AVA_DATA = Input("ava_data", "source", "the AVA folder", "AVA folder (cross-dataset protocol)", required=True,
-                  metavar="DIR")
+                  metavar="DIR", option="--ava", aliases=("--ava-data",))
 _GENERIC = Input("generic", "predictions", "the submitter's unpersonalized predictions (--generic)",
                  "piaa protocol: the unpersonalized predictions of the same queries (piaa layout, or image_id,score "
                  "for the query images), scored as a reference")

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from .. import ava, paper
 from .._registry import did_you_mean
 from ..data import AADBData, sha256_fingerprint
-from ..errors import InputError
+from ..errors import InputError, quote
 from ..submissions import Problem, Submission, SubmissionError, accept, read_submission
 from . import PROTOCOLS, ReportedRow
 from . import aadb_protocol, ava_protocol
@@ -62,11 +62,11 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
     for key in preds:
         if key not in CELLS:
             hint = did_you_mean(key, CELLS, n=1, quote=True)
-            problems.append(f"unknown cell {key!r}" + (f" ({hint})" if hint else ""))
+            problems.append(f"unknown cell {quote(key)}" + (f" ({hint})" if hint else ""))
         elif not isinstance(preds[key], str):
-            problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
+            problems.append(f"cell {quote(key)}: expected a file path, found {type(preds[key]).__name__}")
         elif _outside_folder(path.parent, preds[key]):
-            problems.append(f"cell {key!r}: {preds[key][:80]!r} is not inside the manifest's folder "
+            problems.append(f"cell {quote(key)}: {quote(preds[key])} is not inside the manifest's folder "
                             "(give a relative path without '..')")
     missing = [c for c in CELLS if c not in preds]
     if missing:

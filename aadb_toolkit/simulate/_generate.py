@@ -54,9 +54,11 @@ def truth_dir_for(release: str | Path) -> Path:
 
 
 def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool = False,
-             random_rater_share: float = 0.0, image_size: tuple[int, int] = (128, 96)) -> SimulationResult:
+             random_rater_share: float = 0.0, image_size: tuple[int, int] = (128, 96),
+             progress: bool | None = None) -> SimulationResult:
     """Write a synthetic AADB release in the real format to ``out`` and its planted truth to
-    ``<out>.truth``; a test instrument for every stage, never AADB itself."""
+    ``<out>.truth``; a test instrument for every stage, never AADB itself. ``progress``: show a bar
+    while drawing images (None: on a terminal only)."""
     started = time.perf_counter()
     out = Path(out)
     check_n_images(n_images)
@@ -74,7 +76,7 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
     ratings = truth_ratings(draft, frame)
     labels, label_lines = label_files(draft, ratings)
     with atomic_dir(out, kind=RELEASE_KIND) as staging:
-        n_files = write_images(draft, staging, image_size)
+        n_files = write_images(draft, staging, image_size, progress)
         (staging / schema.RELEASE_RAW_RESULTS).write_bytes(csv_bytes(frame, bom=draft.bom, crlf=draft.crlf))
         label_dir = staging / schema.RELEASE_LABEL_DIR
         label_dir.mkdir()
@@ -230,7 +232,7 @@ def _image_bytes(pixels: np.ndarray, kind: str | None, orientation: int, quality
     return buf.getvalue()
 
 
-def write_images(d: Draft, root: Path, image_size: tuple[int, int]) -> int:
+def write_images(d: Draft, root: Path, image_size: tuple[int, int], progress: bool | None = None) -> int:
     """Draw and write every image file (with its quirk, if any); returns the number written."""
     model = load_model()
     quality = int(model.images["jpeg_quality"])
@@ -245,7 +247,8 @@ def write_images(d: Draft, root: Path, image_size: tuple[int, int]) -> int:
                  for j in range(len(d.orphans))]
     written = 0
     for image_id, kind, s, key, quirk, orientation in tqdm(jobs, desc="drawing images", unit="img",
-                                                          disable=None, leave=False):
+                                                          disable=None if progress is None else not progress,
+                                                          leave=False):
         pixels = draw_photo(kind, s, hue[kind], rng(d.seed, "pixels", *key), photo_size(kind, image_size))
         data = _image_bytes(pixels, quirk, orientation, quality)
         if data is not None:
