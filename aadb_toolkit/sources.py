@@ -9,12 +9,10 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from . import schema
 from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
-from .data import AADBData, Provenance, fingerprint_images, sha256_fingerprint
+from .data import AADBData, Provenance, fingerprint_images, read_parquet, sha256_fingerprint
 from .errors import SourceError, quote
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
@@ -66,8 +64,8 @@ def load_curated(path: str | Path) -> AADBData:
     if not isinstance(manifest, dict) or manifest.get("format") != schema.CURATED_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise SourceError(f"{manifest_file}: format is {quote(found)}, expected {schema.CURATED_FORMAT!r}")
-    images = pd.read_parquet(path / schema.CURATED_IMAGES)
-    ratings = pd.read_parquet(path / schema.CURATED_RATINGS)
+    images = read_parquet(path / schema.CURATED_IMAGES)
+    ratings = read_parquet(path / schema.CURATED_RATINGS)
     release_root = _release_root(path, manifest.get("release_root"))
     paths = dict(zip(images["image_id"], images["path"]))
     climbing = [(i, p) for i, p in paths.items() if not plainly_relative(str(p))]
