@@ -104,7 +104,12 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
         rows.append(row)
     table = pd.DataFrame(rows, columns=["rater_id", "n_images", "n_used", "rho", "p_value", "status"])
     tested = (table["status"] == "tested").to_numpy()
-    table["p_adjusted"], table["significant"] = benjamini_hochberg(table["p_value"].to_numpy(), tested, q)
+    table["p_adjusted"] = np.nan
+    table["significant"] = False
+    if tested.any():
+        reject, p_adj = benjamini_hochberg(table.loc[tested, "p_value"].to_numpy(), q)
+        table.loc[tested, "p_adjusted"] = p_adj
+        table.loc[tested, "significant"] = reject
     table["chance_like"] = tested & ~table["significant"].to_numpy(dtype=bool)
     return table.sort_values(["n_images", "rater_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 

@@ -200,7 +200,9 @@ def test_stage_functions_take_loaded_data_not_paths():
 
 
 def test_one_benjamini_hochberg():
-    assert _sources_with(r"multipletests") == {"aadb_toolkit._multitest"}
+    assert _sources_with(r"^def benjamini_hochberg\(") == {"aadb_toolkit._multitest"}
+    assert _sources_with(r"^\s*(from|import) statsmodels|^\s+from statsmodels") == set()
+    assert _sources_with(r"fdr_bh[\"']") <= {"aadb_toolkit._multitest"}
 
 
 def test_one_prediction_writer_and_one_dataset_label():
