@@ -1,0 +1,341 @@
+"""Recovery suite: does each model mechanism recover an effect planted in the synthetic AADB, and
+stay silent where none is planted?
+
+Five mechanisms, each against its ablation, each on a *planted* setting of the simulator (the
+effect is strong) and on its *null* control (the mechanism has nothing to exploit):
+
+    rank_loss         Reg+Rank (within-rater pairs)      vs Reg                     planted/null_reliability
+    within_pairs      Reg+Rank, within-rater pairs       vs cross-rater pairs       planted/null_reliability
+    attribute_branch  Reg+Rank+Att (staged)              vs Reg+Rank                planted/null_attributes
+    content_branch    Reg+Rank+Cont (staged)             vs Reg+Rank                planted/null_interaction
+    personalizer      per-rater personalizers, k = 10    vs the generic Reg+Rank    planted/null_taste
+
+For every seed, each setting gets its own release (the seed moves the release and every model), and
+a mechanism and its ablation train on that same release with the same training seed: the per-seed
+difference in test ρ is paired. ρ is Spearman's against the planted truth: the latent quality of
+the test images (rows 1–4), or each rater's own noise-free utility on the query images of the piaa
+episodes (personalizer rows, the mean over episodes of the within-rater ρ). The 95% CI is a
+t-interval over the per-seed paired differences (docs/models.md, "Recovery suite", says why).
+The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
+fine-tuned with the rank loss) and an oracle given the rater's true taste.
+
+    python benchmarks/recovery.py --quick --json recovery.json          # ~15-25 min on 2 cores
+    python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
+    python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
+
+Models are tiny AlexNets trained from scratch on small photos (docs/models.md): the suite checks
+mechanisms, not the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from aadb_toolkit import schema, sources
+from aadb_toolkit._ranks import spearman_rho
+from aadb_toolkit.curate import curate
+from aadb_toolkit.data import AADBData
+from aadb_toolkit.models import config_from_dict, predict, train
+from aadb_toolkit.models.predict import predict_features
+from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.piaa.finetune import fit_rank_finetune
+from aadb_toolkit.piaa.personalize import fit_residual_ridge
+from aadb_toolkit.simulate import load_setting, simulate, truth_dir_for
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big one run of the suite is."""
+
+    images: int          # rated images per release (multiple of 10)
+    seeds: int           # seeds (independent releases and models) per row
+    steps: int           # training steps of every model
+    image_size: tuple[int, int] = (96, 72)
+    width: float = 0.25  # AlexNet width multiplier
+    shots: int = 10      # k of the personalizer episodes
+    repeats: int = 5     # episodes per rater
+
+
+QUICK = Size(images=800, seeds=4, steps=120)
+FULL = Size(images=2000, seeds=6, steps=300)
+#: Share of HITs per split in the suite's releases (test is large so that ρ is measured well).
+SPLIT_SHARES = {"train": 0.55, "validation": 0.10, "test": 0.35}
+#: Personalizer score: the generic score plus each rater's true taste, on the generic's [0, 1] scale.
+ORACLE_SCALE = 1.0 / (schema.SCORE_MAX - schema.SCORE_MIN)
+
+
+def base_config(size: Size, seed: int) -> dict[str, Any]:
+    """The tiny Reg+Rank recipe every arm starts from (from scratch; a CPU recipe, not the paper's)."""
+    return {
+        "name": "recovery_reg_rank", "description": "recovery suite: tiny Reg+Rank from scratch",
+        "model": {"head": "regression", "width": size.width, "dropout": 0.0},
+        "data": {"warp_size": 72, "crop_size": 64, "hflip": True, "decode_workers": 1},
+        "pairs": {"strategy": "within", "n_pairs": size.steps * 32, "within_share": 1.0},
+        "loss": {"rank_margin": 0.02, "weights": {"regression": 1.0, "rank": 1.0}},
+        "optim": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-5, "anneal_factor": 0.1,
+                  "anneal_at": [0.7], "batch_size": 32, "steps": size.steps},
+        "train": {"seed": seed, "checkpoint_every_steps": 10 ** 6, "log_every_steps": 10 ** 6,
+                  "validate_every_steps": max(1, size.steps // 4), "cpu_threads": 1},
+    }
+
+
+def _with(cfg: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(cfg))
+    for key, value in changes.items():
+        node = out
+        *path, last = key.split("__")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def _staged(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
+    """Reg+Rank for half the steps, then the branch switched on for the other half (§4.3–4.4)."""
+    out = _with(cfg, name=f"recovery_reg_rank_{branch}")
+    out[branch] = section
+    out["stages"] = [{"name": "reg_rank", "share": 0.5, "weights": {"regression": 1.0, "rank": 1.0}},
+                     {"name": "joint", "share": 0.5, "weights": weights, "branches": [branch]}]
+    return out
+
+
+ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
+                           loss__weights={"regression": 1.0}),
+    "reg_rank": lambda c: c,
+    "reg_rank_cross": lambda c: _with(c, name="recovery_reg_rank_cross", pairs__strategy="cross",
+                                      pairs__within_share=0.0),
+    "reg_rank_att": lambda c: _staged(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
+                                      {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
+    "reg_rank_cont": lambda c: _staged(c, "content", {"clusters": 5, "labels": "kmeans"},
+                                       {"regression": 1.0, "rank": 1.0}),
+}
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """A mechanism, its ablation, and the planted/null settings it is tested on."""
+
+    name: str
+    arm: str        # an ARMS key, or a personalizer name
+    ablation: str   # an ARMS key
+    planted: str
+    null: str
+
+
+MECHANISMS = (
+    Mechanism("rank_loss", "reg_rank", "reg", "planted_reliability", "null_reliability"),
+    Mechanism("within_pairs", "reg_rank", "reg_rank_cross", "planted_reliability", "null_reliability"),
+    Mechanism("attribute_branch", "reg_rank_att", "reg_rank", "planted_attributes", "null_attributes"),
+    Mechanism("content_branch", "reg_rank_cont", "reg_rank", "planted_interaction", "null_interaction"),
+    Mechanism("personalizer", "ridge", "reg_rank", "planted_taste", "null_taste"),
+)
+#: The personalizer rows: each against the generic model (the second one and the oracle are extra rows).
+PERSONALIZERS = {"personalizer": "ridge", "personalizer_finetune": "finetune", "personalizer_oracle": "oracle"}
+
+
+@dataclass
+class Release:
+    """One simulated, curated release with the suite's split, and its planted truth."""
+
+    data: AADBData
+    quality: pd.Series           # image_id → latent quality
+    images: pd.DataFrame         # truth images (content, planted strengths)
+    rater_truth: pd.DataFrame    # rater_id → taste, taste_attributes, scale
+    gain: float
+    runs: dict[str, Path] = field(default_factory=dict)
+
+
+def make_release(setting: str, seed: int, size: Size, work: Path) -> Release:
+    """Simulate, curate and load a release of ``setting``; re-split its HITs (SPLIT_SHARES)."""
+    rel = work / f"{setting}_s{seed}"
+    simulate(rel, n_images=size.images, seed=seed, image_size=size.image_size, model=setting)
+    cur = work / f"{setting}_s{seed}_curated"
+    curate(rel, cur, progress=False)
+    data = sources.load(cur)
+    truth = truth_dir_for(rel)
+    timg = pd.read_parquet(truth / "images.parquet").set_index("image_id")
+    images = data.images.copy()
+    hits = np.sort(timg.loc[images["image_id"], "hit_id"].unique())
+    order = np.random.default_rng([seed, 20]).permutation(len(hits))
+    cut = np.cumsum([round(SPLIT_SHARES[s] * len(hits)) for s in ("train", "validation")])
+    split_of_hit = {h: ("train" if i < cut[0] else "validation" if i < cut[1] else "test")
+                    for h, i in zip(hits[order], range(len(hits)))}
+    images["split"] = timg.loc[images["image_id"], "hit_id"].map(split_of_hit).to_numpy()
+    data = AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
+                    provenance=data.provenance)
+    workers = pd.read_parquet(truth / "workers.parquet")
+    params = json.loads((truth / "setting.json").read_text())["parameters"]
+    return Release(data, timg["latent_quality"], timg, _match_raters(data.ratings, truth, workers),
+                   float(params["raters"]["gain"]))
+
+
+def _match_raters(ratings: pd.DataFrame, truth: Path, workers: pd.DataFrame) -> pd.DataFrame:
+    """Curated (anonymous) rater ids → planted traits, matched by the set of images each rated
+    (the suite never sees a worker id in an output: this table stays in memory)."""
+    tr = pd.read_parquet(truth / "ratings.parquet")
+    tr = tr[tr["is_valid"]]
+    key_of_worker = tr.groupby("worker_id")["image_id"].agg(lambda s: "|".join(sorted(s)))
+    worker_of_key = pd.Series(key_of_worker.index, index=key_of_worker.to_numpy())
+    key_of_rater = ratings.groupby("rater_id")["image_id"].agg(lambda s: "|".join(sorted(map(str, s))))
+    matched = worker_of_key.reindex(key_of_rater.to_numpy())
+    traits = workers.set_index("worker_id")[["taste", "taste_attributes", "scale"]]
+    out = traits.reindex(matched.to_numpy())
+    out.index = key_of_rater.index
+    return out
+
+
+def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: str) -> Path:
+    """Train one arm on the release (once per release: arms shared by two mechanisms are reused)."""
+    if arm not in rel.runs:
+        cfg = config_from_dict(ARMS[arm](base_config(size, seed)), source=f"recovery:{arm}")
+        out = work / f"{name}_{arm}"
+        train(cfg, rel.data, out, progress=False, resume=False)
+        rel.runs[arm] = out
+    return rel.runs[arm]
+
+
+def test_rho(rel: Release, run: Path) -> float:
+    """Spearman's ρ of the run's test predictions against the planted latent quality."""
+    pred = predict(run, rel.data, "test", progress=False)
+    return spearman_rho(pred["score"].to_numpy(), rel.quality.loc[pred["image_id"]].to_numpy())
+
+
+def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, float]:
+    """Mean within-rater ρ against each rater's true utility over the query images of the piaa
+    episodes (k = size.shots): the generic model, both personalizers and the oracle."""
+    episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
+    ids = sorted(episodes["image_id"].astype(str).unique())
+    generic, feats = predict_features(run, rel.data, ids, progress=False)
+    index = pd.Index(ids)
+    q = ep.queries(episodes)
+    rows = index.get_indexer(q["image_id"].astype(str))
+    truth = rel.images.loc[q["image_id"]]
+    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
+    names = list(load_setting().content_names)
+    content = np.array([names.index(c) for c in truth["content_type"]])
+    taste = np.stack(rel.rater_truth.loc[q["rater_id"], "taste"].map(np.asarray).to_numpy())
+    taste_attr = np.stack(rel.rater_truth.loc[q["rater_id"], "taste_attributes"].map(np.asarray).to_numpy())
+    own_taste = taste[np.arange(len(q)), content] + (taste_attr * strengths).sum(axis=1)
+    utility = rel.gain * truth["latent_quality"].to_numpy() + own_taste
+    preds = {
+        "generic": generic[rows],
+        "ridge": fit_residual_ridge(feats, generic, episodes, index),
+        "finetune": fit_rank_finetune(feats, generic, episodes, index),
+        "oracle": generic[rows] + ORACLE_SCALE * own_taste,
+    }
+    group = (q["rater_id"].astype(str) + "\t" + q["episode"].astype(str)).to_numpy()
+    out = {}
+    for name, p in preds.items():
+        frame = pd.DataFrame({"g": group, "p": p, "u": utility})
+        rhos = [spearman_rho(part["p"].to_numpy(), part["u"].to_numpy()) for _, part in frame.groupby("g")]
+        out[name] = float(np.nanmean(rhos))
+    return out
+
+
+def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the per-seed paired differences and its t-interval (n − 1 degrees of freedom)."""
+    d = np.asarray(deltas, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return mean, mean - half, mean + half
+
+
+def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print) -> list[dict[str, Any]]:
+    """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI."""
+    mechs = [m for m in MECHANISMS if not only or m.name in only]
+    per: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for s in range(size.seeds):
+        seed = seed0 + s
+        for kind in ("planted", "null"):
+            for setting in sorted({getattr(m, kind) for m in mechs}):
+                started = time.perf_counter()
+                rel = make_release(setting, seed, size, work)
+                for m in (m for m in mechs if getattr(m, kind) == setting):
+                    name = f"{setting}_s{seed}"
+                    if m.name == "personalizer":
+                        generic = train_arm(rel, m.ablation, size, seed, work, name)
+                        rhos = personal_rhos(rel, generic, size, seed)
+                        for row, which in PERSONALIZERS.items():
+                            per.setdefault((row, kind), []).append((rhos[which], rhos["generic"]))
+                        continue
+                    a = test_rho(rel, train_arm(rel, m.arm, size, seed, work, name))
+                    b = test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name))
+                    per.setdefault((m.name, kind), []).append((a, b))
+                log(f"seed {seed} {setting}: {time.perf_counter() - started:.0f} s")
+    rows = []
+    for (mech, kind), pairs in per.items():
+        deltas = [a - b for a, b in pairs]
+        delta, lo, hi = t_interval(deltas)
+        rows.append({"mechanism": mech, "setting": kind, "delta": delta, "ci_low": lo, "ci_high": hi,
+                     "n_seeds": len(pairs), "rho_mechanism": float(np.mean([a for a, _ in pairs])),
+                     "rho_ablation": float(np.mean([b for _, b in pairs])), "deltas": deltas})
+    order = [m.name for m in MECHANISMS] + list(PERSONALIZERS)
+    rows.sort(key=lambda r: (order.index(r["mechanism"]), r["setting"] != "planted"))
+    return rows
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """``recovered`` / ``missed`` (planted: CI above 0?), ``null ok`` / ``false effect`` (null: CI covers 0?)."""
+    if row["setting"] == "planted":
+        return "recovered" if row["ci_low"] > 0 else "missed"
+    return "null ok" if row["ci_low"] <= 0 <= row["ci_high"] else "false effect"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| mechanism | setting | ρ mechanism | ρ ablation | Δρ | 95% CI | seeds | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mechanism']} | {r['setting']} | {r['rho_mechanism']:.3f} | {r['rho_ablation']:.3f} | "
+                     f"{r['delta']:+.3f} | [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['n_seeds']} | {verdict(r)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"the small version ({QUICK.seeds} seeds of "
+                    f"{QUICK.images}-image releases, {QUICK.steps} steps per model)")
+    ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 4 quick, 6 full; at least 3)")
+    ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
+    ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
+                    help="run only these mechanisms")
+    ap.add_argument("--work", type=Path, default=None, help="keep releases and runs here (default: a temp folder)")
+    args = ap.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    if args.seeds is not None:
+        if args.seeds < 3:
+            ap.error("--seeds must be at least 3 (a CI from fewer seeds says nothing)")
+        size = Size(**{**size.__dict__, "seeds": args.seeds})
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="aadb_recovery_") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = run_suite(size, args.seed, set(args.only or ()), work, log=lambda m: print(m, file=sys.stderr))
+    minutes = (time.perf_counter() - started) / 60
+    print(table(rows))
+    print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
+          f"{minutes:.1f} min")
+    if args.json:  # one row per (mechanism, setting); the run's size on every row
+        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "minutes": round(minutes, 2)}
+        args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
