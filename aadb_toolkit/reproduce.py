@@ -198,30 +198,25 @@ def _grid(row: Row) -> list[dict[str, Any]]:
 
 
 def _finished(run: Path, cfg) -> bool:
-    summary, config = run / "run.json", run / "config.json"
-    if not (summary.is_file() and config.is_file()):
+    from .models.runs import CONFIG_FILE, RUN_SUMMARY, read_run_json
+
+    summary, config = read_run_json(run, RUN_SUMMARY), read_run_json(run, CONFIG_FILE)
+    if summary is None or config is None:
         return False
-    try:
-        done = json.loads(summary.read_text(encoding="utf-8")).get("stopped") == "completed"
-        same = not _material_diff(json.loads(config.read_text(encoding="utf-8")), cfg)
-    except (OSError, json.JSONDecodeError):
-        return False
-    return done and same
+    return summary.get("stopped") == "completed" and not _material_diff(config, cfg)
 
 
 def _material_diff(other: Mapping[str, Any], cfg) -> list[str]:
     """Config keys that differ and matter for the result (not e.g. the checkpoint cadence)."""
-    from .models.trainer import RESUMABLE_CHANGES, _config_diff
+    from .models.runs import RESUMABLE_CHANGES, config_diff
 
-    return [k for k in _config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    return [k for k in config_diff(dict(other), cfg.to_dict()) if k not in RESUMABLE_CHANGES]
 
 
 def _refuse_other_config(run: Path, cfg) -> None:
-    config = run / "config.json"
-    try:
-        other = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        other = None
+    from .models.runs import CONFIG_FILE, read_run_json
+
+    other = read_run_json(run, CONFIG_FILE)
     diff = _material_diff(other, cfg) if other is not None else []
     if diff:
         raise InputError(f"this row's run folder holds a run of another config (differs in "
@@ -234,6 +229,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
               cache_dir: Path | None = None, stop_after_steps: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Train (or reuse) every candidate of a row; returns the run chosen on validation and its setting."""
     from .models import train
+    from .models.runs import RUN_SUMMARY, read_run_json
 
     chosen: tuple[float, Path, dict[str, Any]] | None = None
     for setting in _grid(row):
@@ -245,7 +241,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
             _refuse_other_config(run, cfg)
             train(cfg, data, run, device=device, init_weights=init_weights, progress=progress,
                   cache_dir=cache_dir, stop_after_steps=stop_after_steps)
-        val = json.loads((run / "run.json").read_text(encoding="utf-8")).get("best_val_rho")
+        val = (read_run_json(run, RUN_SUMMARY) or {}).get("best_val_rho")
         score = -math.inf if val is None else float(val)
         if chosen is None or score > chosen[0]:
             chosen = (score, run, setting)
@@ -282,7 +278,9 @@ def is_synthetic(data: AADBData) -> bool:
 def _row_record(recipe: Recipe, row: Row, result, run: Path, setting: Mapping[str, Any],
                 synthetic: bool) -> dict[str, Any]:
     metric = result.metrics[result.main_metric]
-    summary = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    from .models.runs import RUN_SUMMARY, read_run_json
+
+    summary = read_run_json(run, RUN_SUMMARY) or {}
     ours = metric.value
     ref = paper_number(row.paper) if row.paper else None
     return {

@@ -185,7 +185,7 @@ def test_a_real_sigkill_of_aadb_reproduce_resumes_to_the_same_weights(tiny_curat
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert ck.is_file(), "the reproduction finished before a checkpoint could be killed"
-    from aadb_toolkit.models.trainer import CHECKPOINT, load_run_file
+    from aadb_toolkit.models.runs import CHECKPOINT, load_run_file
 
     killed_at = load_run_file(ck.parent / CHECKPOINT, "aadb-checkpoint")["global_step"]
     assert killed_at < 120

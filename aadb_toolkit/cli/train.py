@@ -45,7 +45,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def _is_unmarked_run(folder) -> bool:
     """A run folder written before run folders were marked: the trainer's config and a checkpoint."""
-    return (folder / "config.json").is_file() and any(folder.glob("*.pt"))
+    from ..models.runs import CONFIG_FILE
+
+    return (folder / CONFIG_FILE).is_file() and any(folder.glob("*.pt"))
 
 
 def run(args: argparse.Namespace) -> int:

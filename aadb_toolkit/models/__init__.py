@@ -14,7 +14,9 @@ from .heads import HEADS, AestheticsHead, build_model, build_network
 from .losses import LOSS_TERMS, Batch, attribute_loss, rank_delta, rank_loss, regression_loss, total_loss
 from .predict import features, predict, write_predictions
 from .samplers import STRATEGIES, PairSet, cross_rater_pairs, sample_pairs, within_rater_pairs
-from .trainer import RunResult, TrainingInterrupted, load_model, metrics_frame, pick_device, train
+from .devices import pick_device
+from .runs import RunResult, load_model, metrics_frame
+from .trainer import TrainingInterrupted, train
 
 __all__ = [
     "AestheticsHead", "attribute_loss", "build_network", "features", "kmeans",

@@ -18,7 +18,9 @@ from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
 from .ensemble import member_dirs
-from .trainer import bf16_autocast, fc7_features, load_model, pick_device, score_images, scores_and_fc7
+from .devices import bf16_autocast, pick_device
+from .inference import fc7_features, score_images, scores_and_fc7
+from .runs import load_model
 
 
 def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
@@ -121,7 +123,7 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
     members' weight hashes in order)."""
     from .config import config_from_dict
     from .ensemble import ENSEMBLE_FILE
-    from .trainer import BEST, CHECKPOINT, CONFIG_FILE
+    from .runs import BEST, CHECKPOINT, CONFIG_FILE
 
     run = Path(run)
     members = member_dirs(run)

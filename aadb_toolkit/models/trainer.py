@@ -15,7 +15,6 @@ from a checkpoint taken mid-epoch takes exactly the same steps as one that never
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path, write_json, write_text
+from .._atomic import write_json, write_text
 from .._ranks import spearman
 from ..errors import InputError
 from ..sources import AADBData, load
@@ -39,49 +38,22 @@ from . import pipeline
 from .alexnet_arch import load_trunk_weights, read_state_dict
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content
+from .devices import bf16_autocast, pick_device
 from .ensemble import write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, build_network
+from .inference import fc7_features, score_images
 from .losses import Batch, total_loss
+from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
+                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, config_diff, config_json,
+                   load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
+                   training_fingerprint)
 from .samplers import PairSet, sample_pairs
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-METRICS = "metrics.jsonl"
-PLOT = "metrics.png"
-RUN_SUMMARY = "run.json"
-CONFIG_FILE = "config.json"
-CHECKPOINT_FORMAT = "aadb-checkpoint"
-MODEL_FORMAT = "aadb-model"
-RUN_FORMAT = "aadb-run"
-#: config keys that may change between an interrupted run and its resumption (they do not change the maths).
-RESUMABLE_CHANGES = ("train.max_minutes", "train.checkpoint_every_steps", "train.log_every_steps",
-                     "train.eval_batch_size", "data.decode_workers")
-
 
 class TrainingInterrupted(RuntimeError):
     """Raised by the ``stop_after_steps`` hook after the checkpoint of that step was written."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a training run produced: where, how far it got, and its validation ρ per epoch."""
-
-    run_dir: Path
-    config: ModelConfig
-    device: str
-    world_size: int
-    epochs_completed: int
-    global_step: int
-    total_steps: int
-    val_rho: list[float | None] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_val_rho: float | None = None
-    stopped: str = "completed"
-    weights_sha256: str = ""
-    elapsed_s: float = 0.0
-    best_step: int | None = None
 
 
 # --- distributed ---------------------------------------------------------------------------
@@ -106,33 +78,6 @@ def _init_distributed(device: str) -> _Dist:
     return _Dist(rank=rank, world=world, local_rank=local, active=True)
 
 
-def pick_device(device: str | None = None) -> str:
-    """``device`` if given (``cpu``, ``cuda`` = the local rank's GPU, ``cuda:N``), else ``cuda``
-    when available, else ``cpu``. Anything else, or CUDA on a machine without it, is an InputError."""
-    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    if device is None or device == "auto":
-        return local if torch.cuda.is_available() else "cpu"
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
-        raise InputError(f"unknown device {device!r}: expected cpu, cuda or cuda:N (a GPU is 'cuda', not 'gpu')",
-                         field="--device")
-    if kind == "cpu":
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise InputError(f"--device {device} asks for a CUDA GPU, but torch sees none on this machine (no NVIDIA "
-                         "driver or a CPU-only torch build); use --device cpu", field="--device")
-    if index and int(index) >= torch.cuda.device_count():
-        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"numbered from 0", field="--device")
-    return device if index else local
-
-
-def bf16_autocast(amp: str, device: str) -> bool:
-    """Whether forward passes run under bf16 autocast: only on CUDA, unless ``train.amp = "off"``.
-    (CPU autocast would be slower and change the CPU runs' exact, deterministic numbers.)"""
-    return amp != "off" and device.startswith("cuda")
-
-
 def _barrier(d: _Dist) -> None:
     if d.active:
         import torch.distributed as dist
@@ -144,47 +89,6 @@ def _barrier(d: _Dist) -> None:
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] % (2**63 - 1))
-
-
-def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over a state dict's names and exact tensor bytes (equal iff bit-identical weights)."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_run_file(path: Path, expected_format: str) -> dict[str, Any]:
-    """Read a checkpoint or model file of a run (``weights_only=True``) and check its format tag."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise InputError("no such file", file=str(path)) from exc
-    except Exception as exc:  # torch raises several unrelated types for corrupt files
-        raise InputError(f"cannot read as a weights-only torch file: {exc}", file=str(path)) from exc
-    if not isinstance(obj, dict) or obj.get("format") != expected_format:
-        raise InputError(f"not an {expected_format} file", file=str(path))
-    return obj
-
-
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        key = f"{prefix}{k}"
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict) and k != "weights":
-            out += _config_diff(va, vb, f"{key}.")
-        elif va != vb:
-            out.append(key)
-    return out
 
 
 def _spearman(pred: np.ndarray, truth: np.ndarray) -> float | None:
@@ -475,12 +379,8 @@ def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) ->
         epoch = _completed_epoch(stage, state.global_step)
         best.update(epoch=epoch, step=state.global_step, rho=rho)
         if run.is_main:
-            _save({"format": MODEL_FORMAT, "version": 2, "config": _cfg_json(run.cfg), "model": state.net.state_dict(),
+            save_run_file({"format": MODEL_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
                    "epoch": epoch, "global_step": state.global_step, "val_rho": rho}, run.out / BEST)
-
-
-def _cfg_json(cfg: ModelConfig) -> str:
-    return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
 def save_checkpoint(run: _Run, state: TrainState) -> None:
@@ -489,7 +389,7 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
         return
     stage = _stage_at(run.plan, state.global_step)
     epoch, in_epoch = _epoch_of(stage, state.global_step)
-    _save({"format": CHECKPOINT_FORMAT, "version": 2, "config": _cfg_json(run.cfg), "model": state.net.state_dict(),
+    save_run_file({"format": CHECKPOINT_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
            "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
            "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
            "best": state.best, "elapsed_s": state.elapsed_before + time.monotonic() - run.t_start,
@@ -503,7 +403,7 @@ def _device_kind(device: str) -> str:
 
 def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
     """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
-    diff = [k for k in _config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    diff = [k for k in config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
                          "pass resume=False (--no-resume) or another --out", file=str(path))
@@ -589,79 +489,6 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
     return state
 
 
-def _centre_crop_outputs(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, forward,
-                         batch_size: int, amp: bool) -> list[torch.Tensor]:
-    """``forward(model, x)`` on the centre crops of every cached image, in eval mode and batches,
-    as float32 CPU tensors (the model's train/eval mode is restored afterwards)."""
-    was_training = model.training
-    model.eval()
-    n = sampler.pixels.shape[0]
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            idx = np.arange(start, min(n, start + batch_size))
-            x = sampler.crops(idx, *sampler.centre(len(idx))).to(device, non_blocking=True)
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-                chunks.append(forward(model, x).float().cpu())
-    model.train(was_training)
-    return chunks
-
-
-def score_images(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
-                 amp: bool = False) -> np.ndarray:
-    """The model's ``score`` for every cached image (centre crop, eval mode), as float64."""
-    chunks = _centre_crop_outputs(model, sampler, device, lambda m, x: m(x)["score"], batch_size, amp)
-    return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.empty(0, np.float64)
-
-
-def fc7_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
-                 amp: bool = False) -> np.ndarray:
-    """fc7 activations (N, D) of every cached image (centre crop, eval mode), as float32."""
-    chunks = _centre_crop_outputs(model, sampler, device, lambda m, x: m.fc7(x), batch_size, amp)
-    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.fc7_size), np.float32)
-
-
-def scores_and_fc7(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *, batch_size: int = 256,
-                   amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`score_images` and :func:`fc7_features` from one pass: the head is applied to the fc7
-    it reads, as ``model.forward`` does. Returns ``(scores (N,) float64, features (N, D) float32)``."""
-    def both(m, x):
-        h = m.fc7(x)
-        return torch.cat([m.classifier[6](h)["score"].float()[:, None], h.float()], dim=1)
-
-    chunks = _centre_crop_outputs(model, sampler, device, both, batch_size, amp)
-    if not chunks:
-        return np.empty(0, np.float64), np.zeros((0, model.fc7_size), np.float32)
-    out = torch.cat(chunks)
-    return out[:, 0].numpy().astype(np.float64), out[:, 1:].contiguous().numpy()
-
-
-def _plot_metrics(records: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr = [r for r in records if r.get("kind") == "train"]
-    va = [r for r in records if r.get("kind") == "val" and r.get("val_rho") is not None]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr], lw=1)
-    ax[0].set(xlabel="step", ylabel="training loss", title=title)
-    ax[1].plot([r["step"] for r in va], [r["val_rho"] for r in va], "o-")
-    ax[1].set(xlabel="step", ylabel="validation Spearman ρ")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def _read_metrics(path: Path, upto_step: int | None = None) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    recs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in recs if upto_step is None or r.get("step", 0) <= upto_step]
-
-
 # --- the trainer -----------------------------------------------------------------------------
 
 def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: str | Path, *,
@@ -703,7 +530,7 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
         if run.is_main:
-            recs = _read_metrics(run.out / METRICS, upto_step=state.global_step)
+            recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
             write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
             write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
         stopped = _loop(run, state, stop_after_steps)
@@ -791,21 +618,6 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
                 t_start=t_start)
 
 
-def training_fingerprint(data: AADBData, byte_digests: Mapping[str, str]) -> str:
-    """sha256 over the train/validation rows of the images table (ids, splits, targets, attributes),
-    the ratings of those images and the image bytes' digests: equal iff the training data is."""
-    from ..data import sha256_fingerprint
-
-    rows = data.images[data.images["split"].isin(["train", "validation"])]
-    rows = rows.drop(columns=[c for c in ("path", "flags", "source_url", "license") if c in rows.columns])
-    r = data.ratings[data.ratings["image_id"].isin(rows["image_id"])]
-    return sha256_fingerprint([
-        pd.util.hash_pandas_object(rows.reset_index(drop=True), index=False).to_numpy().tobytes(),
-        pd.util.hash_pandas_object(r.reset_index(drop=True), index=False).to_numpy().tobytes(),
-        *(f"{k}={byte_digests[k]}\n" for k in sorted(byte_digests)),
-    ])
-
-
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
     """Run the steps from ``state.global_step`` to the end of the plan; returns why it stopped."""
     cfg = run.cfg
@@ -839,7 +651,7 @@ def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
                 log_record(run, {"kind": "val", "stage": stage.name, "epoch": _completed_epoch(stage, step),
                                  "step": step, "val_rho": rho, **({"partial_epoch": True} if timed_out else {})})
                 if run.is_main:
-                    _plot_metrics(_read_metrics(run.out / METRICS), run.out / PLOT, cfg.name)
+                    plot_metrics(read_metrics(run.out / METRICS), run.out / PLOT, cfg.name)
             if at_validation or timed_out or step % cfg.train.checkpoint_every_steps == 0:
                 save_checkpoint(run, state)
             if timed_out:
@@ -920,20 +732,3 @@ def _agree_flag(d: _Dist, flag: bool) -> bool:
     return bool(t.item())
 
 
-def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
-    """The trained network of a run folder (``best.pt``, or the last checkpoint with ``which="last"``)."""
-    run = Path(run)
-    path = run / (BEST if which == "best" else CHECKPOINT)
-    obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
-    cfg = config_from_dict(json.loads(obj["config"]), source=str(path))
-    net = build_network(cfg)
-    net.load_state_dict(obj["model"])
-    head = net.classifier[6]
-    if isinstance(head, AestheticsHead):  # the final stage's branches
-        head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)
-    return net.to(device).eval(), cfg
-
-
-def metrics_frame(run: str | Path) -> pd.DataFrame:
-    """The run's metrics log as a table (one row per logged record)."""
-    return pd.DataFrame(_read_metrics(Path(run) / METRICS))

@@ -13,7 +13,7 @@ import torch
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import AestheticsHead, TrainingInterrupted, attribute_loss, build_network, kmeans, load_config, train
 from aadb_toolkit.models.content import fit_content
-from aadb_toolkit.models.trainer import BEST, CHECKPOINT, load_run_file, metrics_frame
+from aadb_toolkit.models.runs import BEST, CHECKPOINT, load_run_file, metrics_frame
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 TINY = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,

@@ -11,7 +11,7 @@ import torch
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import TrainingInterrupted, load_config, pick_device, train
-from aadb_toolkit.models.trainer import CHECKPOINT, load_run_file
+from aadb_toolkit.models.runs import CHECKPOINT, load_run_file
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 TINY = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,

@@ -12,7 +12,7 @@ import torch
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import TrainingInterrupted, load_config, predict, train
-from aadb_toolkit.models.trainer import BEST, CHECKPOINT, load_run_file, state_sha256
+from aadb_toolkit.models.runs import BEST, CHECKPOINT, load_run_file, state_sha256
 from aadb_toolkit.sources import load
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"
@@ -224,7 +224,7 @@ def test_identical_runs_are_bit_identical_lr_anneals_and_best_is_by_validation_r
 
 
 def test_bf16_autocast_only_on_cuda(tiny_curated, tmp_path):
-    from aadb_toolkit.models.trainer import bf16_autocast
+    from aadb_toolkit.models.devices import bf16_autocast
 
     assert bf16_autocast("auto", "cuda:0") and bf16_autocast("bf16", "cuda:1")
     assert not bf16_autocast("auto", "cpu") and not bf16_autocast("off", "cuda:0")

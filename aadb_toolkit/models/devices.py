@@ -1,0 +1,38 @@
+"""Which device a run uses, and whether its forward passes run under bf16 autocast."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..errors import InputError
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given (``cpu``, ``cuda`` = the local rank's GPU, ``cuda:N``), else ``cuda``
+    when available, else ``cpu``. Anything else, or CUDA on a machine without it, is an InputError."""
+    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device is None or device == "auto":
+        return local if torch.cuda.is_available() else "cpu"
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
+        raise InputError(f"unknown device {device!r}: expected cpu, cuda or cuda:N (a GPU is 'cuda', not 'gpu')",
+                         field="--device")
+    if kind == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise InputError(f"--device {device} asks for a CUDA GPU, but torch sees none on this machine (no NVIDIA "
+                         "driver or a CPU-only torch build); use --device cpu", field="--device")
+    if index and int(index) >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"numbered from 0", field="--device")
+    return device if index else local
+
+
+
+def bf16_autocast(amp: str, device: str) -> bool:
+    """Whether forward passes run under bf16 autocast: only on CUDA, unless ``train.amp = "off"``.
+    (CPU autocast would be slower and change the CPU runs' exact, deterministic numbers.)"""
+    return amp != "off" and device.startswith("cuda")
+
