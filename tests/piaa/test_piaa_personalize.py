@@ -53,15 +53,46 @@ def test_personalizer_recovers_planted_taste_that_generic_misses():
 
 
 def test_support_targets_use_the_generic_runs_scale():
-    # with zero features the fit is the generic score plus the mean support residual
+    # with zero features the fit is the generic score on the raters' scale (slope b pooled over the
+    # support images) plus the mean support residual
     data, index, feats, generic = _planted()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
     out = fit_residual_ridge(np.zeros_like(feats), generic, table, index)
-    sup = table[(table["role"] == "support") & (table["rater_id"] == "Rx")]
-    shift = np.mean(schema.rescale_score(sup["score"].to_numpy()) - generic[index.get_indexer(sup["image_id"])])
+    sup = table[table["role"] == "support"]
+    g, t = generic[index.get_indexer(sup["image_id"])], schema.rescale_score(sup["score"].to_numpy())
+    gc = g - sup.assign(g=g).groupby("rater_id")["g"].transform("mean").to_numpy()
+    tc = t - sup.assign(t=t).groupby("rater_id")["t"].transform("mean").to_numpy()
+    b = float((gc * tc).sum() / (gc * gc).sum())
+    rx_sup = (sup["rater_id"] == "Rx").to_numpy()
+    shift = np.mean(t[rx_sup] - b * g[rx_sup])
     q = ep.queries(table)
     rx = (q["rater_id"] == "Rx").to_numpy()
-    np.testing.assert_allclose(out[rx], generic[index.get_indexer(q["image_id"][rx])] + shift)
+    np.testing.assert_allclose(out[rx], b * generic[index.get_indexer(q["image_id"][rx])] + shift, rtol=1e-6)
+
+
+def test_a_compressed_generic_score_keeps_its_ranking_when_there_is_no_taste():
+    # every rater ranks by the generic model's own feature; the generic run predicts a narrow range
+    # (as a model that has fitted the mean does). Its residuals then carry the quality signal; the
+    # personalizer must rescale the generic score, not refit that signal from 10 images.
+    rng = np.random.default_rng(1)
+    ids = [f"img{i:04d}" for i in range(150)]
+    feats = rng.normal(size=(150, 40)).astype(np.float32)
+    generic = 0.5 + 0.003 * feats[:, 1]
+    ratings = [(r, i, float(np.clip(np.rint(3 + 1.2 * feats[j, 1] + rng.normal(0, 0.6)), 1, 5)))
+               for r in ("Ra", "Rb", "Rc") for j, i in enumerate(ids)]
+    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
+    index = pd.Index(ids)
+    table = ep.make_episodes(data, ks=(10,), repeats=10)
+    personal = fit_residual_ridge(feats, generic, table, index)
+    q = ep.queries(table)
+    g = generic[index.get_indexer(q["image_id"])]
+    from aadb_toolkit._ranks import spearman_rho
+
+    truth = feats[index.get_indexer(q["image_id"]), 1]
+    key = (q["rater_id"] + q["episode"].astype(str)).to_numpy()
+    own = np.mean([spearman_rho(personal[key == e], truth[key == e]) for e in np.unique(key)])
+    base = np.mean([spearman_rho(g[key == e], truth[key == e]) for e in np.unique(key)])
+    assert base > 0.99 and own > base - 0.02
 
 
 def test_missing_features_and_bad_alpha_are_refused():
@@ -71,3 +102,14 @@ def test_missing_features_and_bad_alpha_are_refused():
         fit_residual_ridge(feats[:5], generic[:5], table, index[:5])
     with pytest.raises(InputError, match="alpha"):
         fit_residual_ridge(feats, generic, table, index, alpha=0)
+
+
+def test_penalty_ignores_a_constant_shift_of_the_features():
+    # fc7 after a ReLU is all positive with a large common part; the ridge penalty must scale with
+    # the features' spread (centred), not their raw norm, or it shrinks every correction to nothing
+    data, index, feats, generic = _planted()
+    table = ep.make_episodes(data, ks=(10, 100), repeats=2)
+    plain = fit_residual_ridge(feats, generic, table, index, alpha=0.5)
+    shifted = fit_residual_ridge(feats + 20.0, generic, table, index, alpha=0.5)
+    np.testing.assert_allclose(shifted, plain, atol=1e-5)  # float32 features + 20: ~1e-6 rounding
+    np.testing.assert_allclose(loop_lstsq_baseline(feats + 20.0, generic, table, index, alpha=0.5), plain, atol=1e-5)
