@@ -82,7 +82,7 @@ def base_config(size: Size, seed: int) -> dict[str, Any]:
         "name": "recovery_reg_rank", "description": "recovery suite: tiny Reg+Rank from scratch",
         "model": {"head": "regression", "width": size.width, "dropout": 0.0},
         "data": {"warp_size": 72, "crop_size": 64, "hflip": True, "decode_workers": 1},
-        "pairs": {"strategy": "within", "n_pairs": size.steps * 32, "within_share": 1.0},
+        "pairs": {"strategy": "within", "n_pairs": size.steps * 32, "within_share": 1.0, "same_hit": True},
         "loss": {"rank_margin": 0.02, "weights": {"regression": 1.0, "rank": 1.0}},
         "optim": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-5, "anneal_factor": 0.1,
                   "anneal_at": [0.7], "batch_size": 32, "steps": size.steps},
@@ -111,6 +111,9 @@ def _staged(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: 
     return out
 
 
+#: The content branch's ContClass fine-tune, kept short (set where the trainer has the option).
+CONTENT_EXTRA: dict[str, Any] = {}
+
 ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
                            loss__weights={"regression": 1.0}),
@@ -119,7 +122,7 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
                                       pairs__within_share=0.0),
     "reg_rank_att": lambda c: _staged(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
-    "reg_rank_cont": lambda c: _staged(c, "content", {"clusters": 5, "labels": "kmeans"},
+    "reg_rank_cont": lambda c: _staged(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
                                        {"regression": 1.0, "rank": 1.0}),
 }
 
