@@ -6,8 +6,8 @@ effect is strong) and on its *null* control (the mechanism has nothing to exploi
 
     rank_loss         Reg+Rank (within-rater pairs)      vs Reg                     planted/null_reliability
     within_pairs      Reg+Rank, within-rater pairs       vs cross-rater pairs       planted/null_reliability
-    attribute_branch  Reg+Rank+Att (staged)              vs Reg+Rank                planted/null_attributes
-    content_branch    Reg+Rank+Cont (staged)             vs Reg+Rank                planted/null_interaction
+    attribute_branch  Reg+Rank+Att                       vs Reg+Rank                planted/null_attributes
+    content_branch    Reg+Rank+Cont                      vs Reg+Rank                planted/null_interaction
     personalizer      per-rater personalizers, k = 10    vs the generic Reg+Rank    planted/null_taste
 
 For every seed, each setting gets its own release (the seed moves the release and every model), and
@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,10 +44,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm import tqdm
 
 from aadb_toolkit import schema, sources
 from aadb_toolkit._ranks import spearman_rho
-from aadb_toolkit.curate import curate
+from aadb_toolkit.curate import anonymize, curate
 from aadb_toolkit.data import AADBData
 from aadb_toolkit.models import config_from_dict, predict, train
 from aadb_toolkit.models.predict import predict_features
@@ -102,12 +105,11 @@ def _with(cfg: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
-def _staged(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
-    """Reg+Rank for half the steps, then the branch switched on for the other half (§4.3–4.4)."""
-    out = _with(cfg, name=f"recovery_reg_rank_{branch}")
+def _branch(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
+    """Reg+Rank with a branch on from the first step. One stage, so the arm and its Reg+Rank
+    ablation share every step's pairs and learning rate; the only difference is the branch."""
+    out = _with(cfg, name=f"recovery_reg_rank_{branch}", loss__weights=weights)
     out[branch] = section
-    out["stages"] = [{"name": "reg_rank", "share": 0.5, "weights": {"regression": 1.0, "rank": 1.0}},
-                     {"name": "joint", "share": 0.5, "weights": weights, "branches": [branch]}]
     return out
 
 
@@ -120,9 +122,9 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg_rank": lambda c: c,
     "reg_rank_cross": lambda c: _with(c, name="recovery_reg_rank_cross", pairs__strategy="cross",
                                       pairs__within_share=0.0),
-    "reg_rank_att": lambda c: _staged(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
+    "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
-    "reg_rank_cont": lambda c: _staged(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
+    "reg_rank_cont": lambda c: _branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
                                        {"regression": 1.0, "rank": 1.0}),
 }
 
@@ -166,38 +168,62 @@ def make_release(setting: str, seed: int, size: Size, work: Path) -> Release:
     rel = work / f"{setting}_s{seed}"
     simulate(rel, n_images=size.images, seed=seed, image_size=size.image_size, model=setting)
     cur = work / f"{setting}_s{seed}_curated"
-    curate(rel, cur, progress=False)
+    secret = os.urandom(32)  # a throwaway rater key, held in memory only, to link raters to their truth
+    curate(rel, cur, key=secret, progress=False)
     data = sources.load(cur)
     truth = truth_dir_for(rel)
     timg = pd.read_parquet(truth / "images.parquet").set_index("image_id")
     images = data.images.copy()
-    hits = np.sort(timg.loc[images["image_id"], "hit_id"].unique())
-    order = np.random.default_rng([seed, 20]).permutation(len(hits))
-    cut = np.cumsum([round(SPLIT_SHARES[s] * len(hits)) for s in ("train", "validation")])
-    split_of_hit = {h: ("train" if i < cut[0] else "validation" if i < cut[1] else "test")
-                    for h, i in zip(hits[order], range(len(hits)))}
-    images["split"] = timg.loc[images["image_id"], "hit_id"].map(split_of_hit).to_numpy()
+    images["split"] = _resplit(timg.loc[images["image_id"], "hit_id"].to_numpy(), seed)
     data = AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
                     provenance=data.provenance)
     workers = pd.read_parquet(truth / "workers.parquet")
     params = json.loads((truth / "setting.json").read_text())["parameters"]
-    return Release(data, timg["latent_quality"], timg, _match_raters(data.ratings, truth, workers),
-                   float(params["raters"]["gain"]))
-
-
-def _match_raters(ratings: pd.DataFrame, truth: Path, workers: pd.DataFrame) -> pd.DataFrame:
-    """Curated (anonymous) rater ids → planted traits, matched by the set of images each rated
-    (the suite never sees a worker id in an output: this table stays in memory)."""
-    tr = pd.read_parquet(truth / "ratings.parquet")
-    tr = tr[tr["is_valid"]]
-    key_of_worker = tr.groupby("worker_id")["image_id"].agg(lambda s: "|".join(sorted(s)))
-    worker_of_key = pd.Series(key_of_worker.index, index=key_of_worker.to_numpy())
-    key_of_rater = ratings.groupby("rater_id")["image_id"].agg(lambda s: "|".join(sorted(map(str, s))))
-    matched = worker_of_key.reindex(key_of_rater.to_numpy())
     traits = workers.set_index("worker_id")[["taste", "taste_attributes", "scale"]]
-    out = traits.reindex(matched.to_numpy())
-    out.index = key_of_rater.index
-    return out
+    traits.index = [anonymize(str(w), secret) for w in traits.index]  # curated rater id → planted traits
+    return Release(data, timg["latent_quality"], timg, traits, float(params["raters"]["gain"]))
+
+
+def draft_release(setting: str, seed: int, n_images: int) -> Release:
+    """A release of ``setting`` sampled without pixels, curation or files (the generator's draft
+    turned into tables in memory, raters named by their index): for the fast CI version, which
+    measures each mechanism's lever with the toolkit's own code but trains no network."""
+    from aadb_toolkit.simulate._generate import build_draft
+
+    model = load_setting(setting)
+    d = build_draft(n_images, seed, False, 0.0, (32, 24), model)
+    k = schema.IMAGES_PER_BATCH
+    hit = d.rows["hit"].to_numpy()
+    img = (hit[:, None] * k + np.arange(k)[None, :]).ravel()
+    ids = d.images["image_id"].to_numpy()
+    ratings = pd.DataFrame({"rater_id": np.repeat([f"W{w:04d}" for w in d.rows["worker"]], k),
+                            "image_id": ids[img], "batch_id": np.repeat([f"HIT{h:05d}" for h in hit], k),
+                            "score": d.scores.ravel().astype(float)})
+    votes = pd.DataFrame(d.votes.reshape(-1, len(schema.ATTRIBUTES)), columns=list(schema.ATTRIBUTES))
+    means = pd.concat([ratings[["image_id", "score"]], votes], axis=1).groupby("image_id").mean()
+    images = pd.DataFrame({"image_id": ids, "score_mean": means.loc[ids, "score"].to_numpy()})
+    images["score"] = schema.rescale_score(images["score_mean"])
+    for a in schema.ATTRIBUTES:
+        images[a] = means.loc[ids, a].to_numpy()
+    images["split"] = _resplit(d.images["hit"].to_numpy(), seed)
+    data = AADBData(images=images, ratings=ratings, origin=f"draft:{setting}", read_image_bytes=lambda i: b"")
+    truth = d.images.set_index("image_id")[["content_type", "latent_quality"]].copy()
+    for j, a in enumerate(schema.ATTRIBUTES):
+        truth[f"planted_{a}"] = d.strengths[:, j]
+    traits = d.workers[["taste", "taste_attributes", "scale"]].copy()
+    traits.index = [f"W{w:04d}" for w in range(len(traits))]
+    return Release(data, truth["latent_quality"], truth, traits, float(model.raters["gain"]))
+
+
+def _resplit(hit_of_image: np.ndarray, seed: int) -> np.ndarray:
+    """The suite's split of each image, by its HIT (SPLIT_SHARES, a seeded shuffle of the HITs)."""
+    hits = np.unique(hit_of_image)
+    order = np.random.default_rng([seed, 20]).permutation(len(hits))
+    cut = np.cumsum([round(SPLIT_SHARES[s] * len(hits)) for s in ("train", "validation")])
+    rank = np.empty(len(hits), np.int64)
+    rank[order] = np.arange(len(hits))
+    split_of_hit = np.where(rank < cut[0], "train", np.where(rank < cut[1], "validation", "test"))
+    return split_of_hit[np.searchsorted(hits, hit_of_image)]
 
 
 def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: str) -> Path:
@@ -222,17 +248,15 @@ def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, f
     episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, feats = predict_features(run, rel.data, ids, progress=False)
-    index = pd.Index(ids)
+    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats)
+
+
+def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, generic: np.ndarray,
+                       feats: np.ndarray) -> dict[str, float]:
+    """As :func:`personal_rhos`, from given generic scores and features (aligned with ``index``)."""
     q = ep.queries(episodes)
     rows = index.get_indexer(q["image_id"].astype(str))
-    truth = rel.images.loc[q["image_id"]]
-    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
-    names = list(load_setting().content_names)
-    content = np.array([names.index(c) for c in truth["content_type"]])
-    taste = np.stack(rel.rater_truth.loc[q["rater_id"], "taste"].map(np.asarray).to_numpy())
-    taste_attr = np.stack(rel.rater_truth.loc[q["rater_id"], "taste_attributes"].map(np.asarray).to_numpy())
-    own_taste = taste[np.arange(len(q)), content] + (taste_attr * strengths).sum(axis=1)
-    utility = rel.gain * truth["latent_quality"].to_numpy() + own_taste
+    own_taste, utility = true_utility(rel, q)
     preds = {
         "generic": generic[rows],
         "ridge": fit_residual_ridge(feats, generic, episodes, index),
@@ -248,6 +272,19 @@ def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, f
     return out
 
 
+def true_utility(rel: Release, q: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per (rater, image) row of ``q``: the rater's own taste term (content and attributes) and
+    the noise-free utility gain·quality + taste that the rater's scores follow."""
+    truth = rel.images.loc[q["image_id"]]
+    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
+    names = list(load_setting().content_names)
+    content = np.array([names.index(c) for c in truth["content_type"]])
+    taste = np.stack(rel.rater_truth.loc[q["rater_id"], "taste"].map(np.asarray).to_numpy())
+    taste_attr = np.stack(rel.rater_truth.loc[q["rater_id"], "taste_attributes"].map(np.asarray).to_numpy())
+    own_taste = taste[np.arange(len(q)), content] + (taste_attr * strengths).sum(axis=1)
+    return own_taste, rel.gain * truth["latent_quality"].to_numpy() + own_taste
+
+
 def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the per-seed paired differences and its t-interval (n − 1 degrees of freedom)."""
     d = np.asarray(deltas, dtype=float)
@@ -258,33 +295,43 @@ def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
-def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print) -> list[dict[str, Any]]:
-    """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI."""
-    mechs = [m for m in MECHANISMS if not only or m.name in only]
-    per: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for s in range(size.seeds):
-        seed = seed0 + s
-        for kind in ("planted", "null"):
-            for setting in sorted({getattr(m, kind) for m in mechs}):
-                started = time.perf_counter()
-                rel = make_release(setting, seed, size, work)
-                for m in (m for m in mechs if getattr(m, kind) == setting):
-                    name = f"{setting}_s{seed}"
-                    if m.name == "personalizer":
-                        generic = train_arm(rel, m.ablation, size, seed, work, name)
-                        rhos = personal_rhos(rel, generic, size, seed)
-                        for row, which in PERSONALIZERS.items():
-                            per.setdefault((row, kind), []).append((rhos[which], rhos["generic"]))
-                        continue
-                    a = test_rho(rel, train_arm(rel, m.arm, size, seed, work, name))
-                    b = test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name))
-                    per.setdefault((m.name, kind), []).append((a, b))
-                log(f"seed {seed} {setting}: {time.perf_counter() - started:.0f} s")
+def run_unit(setting: str, kind: str, seed: int, size: Size, names: tuple[str, ...], work: Path) -> dict[str, tuple[float, float]]:
+    """One (setting, seed): simulate its release, train the arms its mechanisms need, and return
+    each row's (ρ of the mechanism, ρ of its ablation)."""
+    rel = make_release(setting, seed, size, work)
+    out: dict[str, tuple[float, float]] = {}
+    for m in (m for m in MECHANISMS if m.name in names and getattr(m, kind) == setting):
+        name = f"{setting}_s{seed}"
+        if m.name == "personalizer":
+            rhos = personal_rhos(rel, train_arm(rel, m.ablation, size, seed, work, name), size, seed)
+            out.update({row: (rhos[which], rhos["generic"]) for row, which in PERSONALIZERS.items()})
+            continue
+        out[m.name] = (test_rho(rel, train_arm(rel, m.arm, size, seed, work, name)),
+                       test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name)))
+    return out
+
+
+def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print, jobs: int = 1) -> list[dict[str, Any]]:
+    """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI.
+    ``jobs`` (setting, seed) units run in parallel processes (each trains on one thread)."""
+    names = tuple(m.name for m in MECHANISMS if not only or m.name in only)
+    units = [(setting, kind, seed0 + s) for s in range(size.seeds) for kind in ("planted", "null")
+             for setting in sorted({getattr(m, kind) for m in MECHANISMS if m.name in names})]
+    per: dict[tuple[str, str, int], tuple[float, float]] = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_unit, setting, kind, seed, size, names, work): (setting, kind, seed)
+                   for setting, kind, seed in units}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
+            setting, kind, seed = futures[fut]
+            for row, pair in fut.result().items():
+                per[(row, kind, seed)] = pair
+            log(f"done: {setting} seed {seed}")
     rows = []
-    for (mech, kind), pairs in per.items():
+    for row, kind in sorted({(r, k) for r, k, _ in per}):
+        pairs = [per[(row, kind, seed)] for seed in sorted(s for r, k, s in per if (r, k) == (row, kind))]
         deltas = [a - b for a, b in pairs]
         delta, lo, hi = t_interval(deltas)
-        rows.append({"mechanism": mech, "setting": kind, "delta": delta, "ci_low": lo, "ci_high": hi,
+        rows.append({"mechanism": row, "setting": kind, "delta": delta, "ci_low": lo, "ci_high": hi,
                      "n_seeds": len(pairs), "rho_mechanism": float(np.mean([a for a, _ in pairs])),
                      "rho_ablation": float(np.mean([b for _, b in pairs])), "deltas": deltas})
     order = [m.name for m in MECHANISMS] + list(PERSONALIZERS)
@@ -318,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")
+    ap.add_argument("--jobs", type=int, default=2, help="releases simulated and trained in parallel (default 2, "
+                    "one per core of the reference 2-core machine)")
     ap.add_argument("--work", type=Path, default=None, help="keep releases and runs here (default: a temp folder)")
     args = ap.parse_args(argv)
     size = QUICK if args.quick else FULL
@@ -329,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aadb_recovery_") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        rows = run_suite(size, args.seed, set(args.only or ()), work, log=lambda m: print(m, file=sys.stderr))
+        rows = run_suite(size, args.seed, set(args.only or ()), work, log=lambda m: print(m, file=sys.stderr),
+                         jobs=args.jobs)
     minutes = (time.perf_counter() - started) / 60
     print(table(rows))
     print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
