@@ -111,7 +111,10 @@ def _merge(base: dict[str, Any], part: Mapping[str, Any], where: str, source: st
                 raise InputError(f"{source}: {here} is a table, got {value!r}", field=here)
             _merge(base[key], value, here, source)
         else:
-            if isinstance(value, (dict, list)) or isinstance(value, bool) != isinstance(base[key], bool):
+            numeric = (int, float)
+            ok = (isinstance(value, bool) == isinstance(base[key], bool)
+                  and (isinstance(value, numeric) if isinstance(base[key], numeric) else isinstance(value, type(base[key]))))
+            if not ok:
                 raise InputError(f"{source}: {here} must be a {type(base[key]).__name__}, got {value!r}", field=here)
             base[key] = float(value) if isinstance(base[key], float) and isinstance(value, int) else value
 
