@@ -311,6 +311,25 @@ def run_unit(setting: str, kind: str, seed: int, size: Size, names: tuple[str, .
     return out
 
 
+#: Per-unit results in the work folder, one JSON line per finished (setting, kind, seed).
+UNITS_FILE = "units.jsonl"
+
+
+def _size_key(size: Size, names: tuple[str, ...]) -> str:
+    return json.dumps([size.__dict__ | {"image_size": list(size.image_size)}, sorted(names)], sort_keys=True)
+
+
+def _done_units(work: Path, size: Size, names: tuple[str, ...]) -> dict[tuple[str, str, int], dict]:
+    """Units already finished in ``work`` by a run of the same size and mechanisms."""
+    path, key, out = work / UNITS_FILE, _size_key(size, names), {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            if rec["size"] == key:
+                out[tuple(rec["unit"])] = rec["result"]
+    return out
+
+
 def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print, jobs: int = 1) -> list[dict[str, Any]]:
     """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI.
     ``jobs`` (setting, seed) units run in parallel processes (each trains on one thread)."""
@@ -318,14 +337,21 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     units = [(setting, kind, seed0 + s) for s in range(size.seeds) for kind in ("planted", "null")
              for setting in sorted({getattr(m, kind) for m in MECHANISMS if m.name in names})]
     per: dict[tuple[str, str, int], tuple[float, float]] = {}
+    done = _done_units(work, size, names)  # a rerun with the same --work continues where it stopped
+    for (setting, kind, seed), result in done.items():
+        per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
+    todo = [u for u in units if u not in done]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(run_unit, setting, kind, seed, size, names, work): (setting, kind, seed)
-                   for setting, kind, seed in units}
+                   for setting, kind, seed in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
             setting, kind, seed = futures[fut]
-            for row, pair in fut.result().items():
-                per[(row, kind, seed)] = pair
-            log(f"done: {setting} seed {seed}")
+            result = fut.result()
+            per.update({(row, kind, seed): pair for row, pair in result.items()})
+            with open(work / UNITS_FILE, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"unit": [setting, kind, seed], "size": _size_key(size, names),
+                                     "result": result}) + "\n")
+            log(f"done: {setting} seed {seed}: " + ", ".join(f"{r} {a:.3f} vs {b:.3f}" for r, (a, b) in result.items()))
     rows = []
     for row, kind in sorted({(r, k) for r, k, _ in per}):
         pairs = [per[(row, kind, seed)] for seed in sorted(s for r, k, s in per if (r, k) == (row, kind))]
