@@ -54,7 +54,7 @@ from aadb_toolkit.models import config_from_dict, predict, train
 from aadb_toolkit.models.predict import predict_features
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.finetune import fit_rank_finetune
-from aadb_toolkit.piaa.personalize import fit_residual_ridge
+from aadb_toolkit.piaa.personalize import fit_residual_ridge, generic_scale
 from aadb_toolkit.simulate import load_setting, simulate, truth_dir_for
 
 
@@ -248,19 +248,23 @@ def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, f
     episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, feats = predict_features(run, rel.data, ids, progress=False)
-    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats)
+    train_pred = predict(run, rel.data, "train", progress=False)
+    targets = rel.data.split("train").set_index("image_id").loc[train_pred["image_id"], "score"]
+    scale = generic_scale(train_pred["score"].to_numpy(), targets.to_numpy())
+    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats, scale)
 
 
 def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, generic: np.ndarray,
-                       feats: np.ndarray) -> dict[str, float]:
-    """As :func:`personal_rhos`, from given generic scores and features (aligned with ``index``)."""
+                       feats: np.ndarray, scale: float) -> dict[str, float]:
+    """As :func:`personal_rhos`, from given generic scores and features (aligned with ``index``)
+    and the generic score's slope onto the raters' scale (from the train split)."""
     q = ep.queries(episodes)
     rows = index.get_indexer(q["image_id"].astype(str))
     own_taste, utility = true_utility(rel, q)
     preds = {
         "generic": generic[rows],
-        "ridge": fit_residual_ridge(feats, generic, episodes, index),
-        "finetune": fit_rank_finetune(feats, generic, episodes, index),
+        "ridge": fit_residual_ridge(feats, generic, episodes, index, scale=scale),
+        "finetune": fit_rank_finetune(feats, generic, episodes, index, scale=scale),
         "oracle": generic[rows] + ORACLE_SCALE * own_taste,
     }
     group = (q["rater_id"].astype(str) + "\t" + q["episode"].astype(str)).to_numpy()

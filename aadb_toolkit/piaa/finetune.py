@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import paper, schema
 from ..errors import InputError
-from .personalize import _episode_layout, support_slope
+from .personalize import _episode_layout, _on_rater_scale
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
@@ -33,13 +33,15 @@ DEFAULT_STEPS: int = 200
 
 def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
                       *, margin: float = DEFAULT_MARGIN, pull: float = DEFAULT_PULL,
-                      steps: int = DEFAULT_STEPS) -> np.ndarray:
+                      steps: int = DEFAULT_STEPS, scale: float = 1.0) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order), as
-    :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` but fitted with the rank loss."""
+    :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` (``scale``: the generic score's
+    slope onto the raters' scale, :func:`~aadb_toolkit.piaa.personalize.generic_scale`) but
+    fitted with the rank loss."""
     if margin < 0 or pull <= 0 or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
     ep_id, supp_rows, (q_img, q_ep) = _episode_layout(episodes, image_index)
-    generic = support_slope(generic, supp_rows) * np.asarray(generic, dtype=np.float64)  # on the raters' scale
+    generic = _on_rater_scale(generic, scale)  # on the raters' scale
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     delta = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)

@@ -42,19 +42,19 @@ _MAX_BLOCK_FLOATS: int = 16_000_000
 
 
 def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                       *, alpha: float | None = DEFAULT_ALPHA) -> np.ndarray:
+                       *, alpha: float | None = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order).
 
     ``features`` (n, d) and ``generic`` (n,) are aligned with ``image_index`` (image ids). The
     generic score is first put on the raters' scale, b·generic, with b the slope of own scores on
-    generic scores pooled over every episode's support images (:func:`support_slope`). For each
+    generic scores on the train split (``scale``, see :func:`generic_scale`). For each
     episode: residual r = own score − b·generic on the k support images; centred ridge of r on the
     centred features with penalty α·mean‖x − x̄‖²; query score = b·generic + fitted residual. α is
     ``alpha``, or (None) each episode's leave-one-out choice from :data:`ALPHA_GRID`."""
     if alpha is not None and not alpha > 0:
         raise InputError(f"alpha must be positive, got {alpha}", field="alpha")
     ep_id, supp_rows, qry = _episode_layout(episodes, image_index)
-    generic = support_slope(generic, supp_rows) * np.asarray(generic, dtype=np.float64)
+    generic = _on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     weights = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
@@ -73,19 +73,23 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
 
 
-def support_slope(generic: np.ndarray, supp_rows) -> float:
-    """Slope b of the raters' own scores on the generic scores, within episodes, pooled over every
-    support image (never a query): the generic model's scale on the raters' scale. A generic
-    model's scores may be compressed (a model that fits the mean first predicts a narrow range);
-    without b its residuals would carry the quality signal it already ranks, and a 10-image ridge
-    fit of that signal would swamp its ranking. b ≥ 0; 1 when the support says nothing."""
-    num = den = 0.0
-    for _k, (_eps, img, target) in supp_rows.items():
-        g = np.asarray(generic, dtype=np.float64)[img]
-        gc = g - g.mean(axis=1, keepdims=True)
-        num += float((gc * (target - target.mean(axis=1, keepdims=True))).sum())
-        den += float((gc * gc).sum())
-    return max(0.0, num / den) if den > 0 else 1.0
+def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
+    """Slope b of the train images' mean scores (on [0, 1]) on the generic run's scores for them:
+    the generic score on the raters' scale. A generic model can predict a compressed range (one
+    that has mostly fitted the mean); without b its residuals on a rater's scores carry the
+    quality signal it already ranks, and a 10-image fit of that signal swamps its ranking. Only the
+    train split is read (the leakage rule of the piaa protocol); b ≥ 0, and 1 if undefined."""
+    x = np.asarray(train_scores, dtype=np.float64)
+    y = np.asarray(train_targets, dtype=np.float64)
+    if x.size < 2 or not np.var(x) > 0:
+        return 1.0
+    return max(0.0, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
+
+
+def _on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
+    if not (np.isfinite(scale) and scale >= 0):
+        raise InputError(f"scale must be a finite number ≥ 0, got {scale}", field="scale")
+    return scale * np.asarray(generic, dtype=np.float64)
 
 
 def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,13 +162,16 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
     the run's generic predictions (``image_id,score`` for every episode image)."""
-    from ..models.predict import predict_features
+    from ..models.predict import predict, predict_features
 
     ep.check_episodes(episodes, data)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
     index = pd.Index(ids)
-    scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha)
+    train = data.split("train")
+    train_pred = predict(run, data, "train", device=device, cache_dir=cache_dir, progress=progress)
+    scale = generic_scale(train_pred["score"].to_numpy(), train.set_index("image_id").loc[train_pred["image_id"], "score"])
+    scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha, scale=scale)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     return q, pd.DataFrame({"image_id": ids, "score": generic})
 
@@ -178,13 +185,13 @@ def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                        *, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+                        *, alpha: float = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
     """The same ridge (one fixed ``alpha``) fitted episode by episode with ``numpy.linalg.lstsq``
     on the augmented primal system (a Python loop over episodes): the benchmark's baseline and
     the tests' reference."""
     rows = image_index.get_indexer(episodes["image_id"].astype(str))
     target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
-    generic = support_slope(generic, _episode_layout(episodes, image_index)[1]) * np.asarray(generic, np.float64)
+    generic = _on_rater_scale(generic, scale)
     out = np.empty(int((episodes["role"] == ep.ROLES[1]).sum()))
     pos = 0
     for _, part in episodes.groupby(["k", "rater_id", "episode"], sort=False):

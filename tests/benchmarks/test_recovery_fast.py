@@ -19,6 +19,7 @@ from aadb_toolkit import schema
 from aadb_toolkit._ranks import spearman_rho
 from aadb_toolkit.models.samplers import sample_pairs
 from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.piaa.personalize import generic_scale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,7 +128,9 @@ def test_personalizer_learns_taste_only_where_planted(releases):
         feats = np.column_stack([pd.get_dummies(t["content_type"]).to_numpy(float),
                                  t[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()])
         generic = 0.5 + 0.1 * t["latent_quality"].to_numpy()
-        out[setting] = R.personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats)
+        train = rel.data.split("train")
+        scale = generic_scale(0.5 + 0.1 * rel.quality.loc[train["image_id"]].to_numpy(), train["score"].to_numpy())
+        out[setting] = R.personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats, scale)
     planted, null = out["planted_taste"], out["null_taste"]
     assert planted["ridge"] > planted["generic"] + 0.15
     assert planted["oracle"] > planted["ridge"]

@@ -11,7 +11,7 @@ from piaa_data import make_data
 from aadb_toolkit import schema
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.piaa import episodes as ep
-from aadb_toolkit.piaa.personalize import fit_residual_ridge, loop_lstsq_baseline
+from aadb_toolkit.piaa.personalize import fit_residual_ridge, generic_scale, loop_lstsq_baseline
 
 
 def _planted(n_images=120, d=6, seed=0):
@@ -53,21 +53,21 @@ def test_personalizer_recovers_planted_taste_that_generic_misses():
 
 
 def test_support_targets_use_the_generic_runs_scale():
-    # with zero features the fit is the generic score on the raters' scale (slope b pooled over the
-    # support images) plus the mean support residual
+    # with zero features the fit is the generic score on the raters' scale (b, from the train
+    # split) plus the episode's mean support residual
     data, index, feats, generic = _planted()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
-    out = fit_residual_ridge(np.zeros_like(feats), generic, table, index)
-    sup = table[table["role"] == "support"]
-    g, t = generic[index.get_indexer(sup["image_id"])], schema.rescale_score(sup["score"].to_numpy())
-    gc = g - sup.assign(g=g).groupby("rater_id")["g"].transform("mean").to_numpy()
-    tc = t - sup.assign(t=t).groupby("rater_id")["t"].transform("mean").to_numpy()
-    b = float((gc * tc).sum() / (gc * gc).sum())
-    rx_sup = (sup["rater_id"] == "Rx").to_numpy()
-    shift = np.mean(t[rx_sup] - b * g[rx_sup])
+    b = 2.5
+    out = fit_residual_ridge(np.zeros_like(feats), generic, table, index, scale=b)
+    sup = table[(table["role"] == "support") & (table["rater_id"] == "Rx")]
+    g = generic[index.get_indexer(sup["image_id"])].astype(float)
+    shift = np.mean(schema.rescale_score(sup["score"].to_numpy()) - b * g)
     q = ep.queries(table)
     rx = (q["rater_id"] == "Rx").to_numpy()
     np.testing.assert_allclose(out[rx], b * generic[index.get_indexer(q["image_id"][rx])] + shift, rtol=1e-6)
+    assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.2, 0.4, 0.6])) == pytest.approx(2.0)
+    assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.4, 0.2])) == 0.0  # never flips the order
+    assert generic_scale(np.array([0.5, 0.5]), np.array([0.1, 0.9])) == 1.0  # undefined: unchanged
 
 
 def test_a_compressed_generic_score_keeps_its_ranking_when_there_is_no_taste():
@@ -83,7 +83,11 @@ def test_a_compressed_generic_score_keeps_its_ranking_when_there_is_no_taste():
     data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
     index = pd.Index(ids)
     table = ep.make_episodes(data, ks=(10,), repeats=10)
-    personal = fit_residual_ridge(feats, generic, table, index)
+    # the scale comes from training images the generic run was fitted on (here: fresh draws)
+    f_train = rng.normal(size=300)
+    train_scores = schema.rescale_score(np.clip(np.rint(3 + 1.2 * f_train + rng.normal(0, 0.6, 300)), 1, 5))
+    scale = generic_scale(0.5 + 0.003 * f_train, train_scores)
+    personal = fit_residual_ridge(feats, generic, table, index, scale=scale)
     q = ep.queries(table)
     g = generic[index.get_indexer(q["image_id"])]
     from aadb_toolkit._ranks import spearman_rho
