@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import paper, schema
+from .. import paper
 from ..errors import InputError
 from .personalize import _episode_layout, _on_rater_scale
 
@@ -79,8 +79,3 @@ def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, 
         grad = -torch.einsum("ek,ekd->ed", coef, xc) / n_pairs[:, None] + 2 * lam[:, None] * delta
         delta = delta - lr[:, None] * grad
     return delta.numpy(), mu.numpy()
-
-
-def rescaled_targets(scores: np.ndarray) -> np.ndarray:
-    """The rater's scores on the [0, 1] scale of the generic run (only their order is used)."""
-    return schema.rescale_score(np.asarray(scores, dtype=float))
