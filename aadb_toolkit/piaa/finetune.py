@@ -45,7 +45,7 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     delta = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
-    for _k, (eps, img, target) in supp_rows.items():
+    for eps, img, target in supp_rows.values():
         d, mu = _fit(features[img], generic[img], target, margin, pull, steps)
         delta[eps], centre[eps] = d, mu
     x = features[q_img].astype(np.float64)

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from aadb_toolkit import schema
-from aadb_toolkit._ranks import spearman_rho
 from aadb_toolkit.models.samplers import sample_pairs
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.personalize import generic_scale

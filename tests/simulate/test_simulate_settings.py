@@ -71,7 +71,7 @@ def test_interaction_strength_scales_the_differences_between_content_types():
     none = load_setting(None, {"images.interaction": 0.0}).weight_matrix
     strong = load_setting("planted_interaction").weight_matrix
     np.testing.assert_allclose(none, np.broadcast_to(none[0], none.shape))  # one weighting for all
-    spread = lambda w: float(np.abs(w - w.mean(axis=0)).mean())  # noqa: E731
+    spread = lambda w: float(np.abs(w - w.mean(axis=0)).mean())
     assert spread(strong) > 1.5 * spread(written) > 0
     np.testing.assert_allclose(np.linalg.norm(strong, axis=1), 1.0)
 
