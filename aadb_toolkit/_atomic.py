@@ -32,11 +32,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with _naming(path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give a write failure that names no file (a full disk, a file-size limit: "File too large")
+    the output it was writing, so the message says which."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -194,6 +207,33 @@ def check_output_file(path: str | os.PathLike[str], what: str, is_ours: Callable
     return p
 
 
+def starts_with_header(header: str) -> Callable[[Path], bool]:
+    """For :func:`check_output_file`: recognises a CSV the toolkit wrote by its exact first line
+    ``header`` (a file starting otherwise is a user's, and is never overwritten)."""
+    def is_ours(path: Path) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                first = fh.readline(len(header) + 8)
+        except OSError:
+            return False
+        return first.removeprefix(b"\xef\xbb\xbf").strip() == header.encode()
+
+    return is_ours
+
+
+def check_distinct_outputs(**paths: str | os.PathLike[str] | None) -> None:
+    """Refuse two outputs of one command that are the same file (the second would replace the first)."""
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        real = os.path.realpath(Path(path).expanduser())
+        if real in seen:
+            raise OutputError(f"is the same file as {seen[real]}; give each output its own file", file=str(path),
+                              field=option)
+        seen[real] = option
+
+
 def claim_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = (),
                         written_before_markers: Callable[[Path], bool] | None = None) -> Path:
     """For outputs that grow in place (a training run, the demo's folder): check ``path`` as
@@ -276,7 +316,8 @@ def atomic_dir(path: str | os.PathLike[str], *, kind: str = "output", overwrite:
                                     dir=path.parent))
     os.chmod(staging, 0o777 & ~_umask())
     try:
-        yield staging
+        with _naming(path):
+            yield staging
         check_output_folder(path, kind, inputs=inputs)  # again: a user may have added a file meanwhile
         write_marker(staging, kind)
         if path.exists() and exchange_paths(staging, path):

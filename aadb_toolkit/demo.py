@@ -4,13 +4,17 @@ goes through every stage of the flow — simulate → curate → consistency →
 → leaderboard.
 
 Each step calls the stage's public library function; nothing here is specific to the demo but
-the small sizes.
+the small sizes. Everything lands under the demo's folder, the rater key included (``rater.key``,
+outside the release and the curated folder, as docs/safety.md requires). A rerun over an earlier
+demo folder first removes the outputs of the trained stages, so that the folder never holds scores
+of data that is no longer there.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +27,13 @@ log = logging.getLogger(__name__)
 DEMO_BASELINE = "demo_cpu"
 DEMO_MODEL_NAME = "demo: Reg+Rank (within & cross), CPU, from scratch"
 DEMO_PIAA_NAME = "demo: ridge on fc7 of the demo model, generic offset"
+#: The demo's own rater key, in its folder (outside ``release/`` and ``curated/``; docs/safety.md).
+DEMO_KEY_FILE = "rater.key"
+#: What the trained stages (train → predict → score → piaa → leaderboard) write in the demo's folder:
+#: removed at the start of every rerun, so that a run without them (``--no-train``) or with another
+#: seed leaves no stale model, predictions, scores or boards behind.
+TRAINED_OUTPUTS = ("model", "predictions.csv", "predictions.csv.model.json", "score.json", "piaa", "leaderboard",
+                   "leaderboard.sqlite", "leaderboard.sqlite-wal", "leaderboard.sqlite-shm")
 
 
 @dataclass
@@ -54,11 +65,13 @@ class _Stages:
 
 
 def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bool = True, n_perm: int = 2000,
-             train_model: bool = True, echo: Callable[[str], None] = print) -> DemoResult:
+             train_model: bool = True, echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
     """Run the whole pipeline on a synthetic release of ``n_images`` images into ``out``.
 
     ``quirks`` injects the real-world mess of the raw release so the curation report has something
-    to say; ``train_model=False`` skips training, prediction, scoring and the leaderboard.
+    to say; ``train_model=False`` skips training, prediction, scoring and the leaderboard (and
+    removes what an earlier run of them left in ``out``). ``progress``: bars while simulating and
+    publishing (None: on a terminal only).
     """
     from .reports import human_consistency
 
@@ -67,7 +80,12 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     out = claim_output_folder(out, "demo")  # a folder of the demo's own, or a new or empty one
     result = DemoResult(out=out)
     stage = _Stages(result, echo)
-    data = _curate_and_publish(stage, out, n_images=n_images, seed=seed, quirks=quirks, n_perm=n_perm)
+    removed = remove_trained_outputs(out)
+    if removed:
+        echo(f"removed the outputs of an earlier run's trained stages from {out}: {', '.join(removed)}"
+             + (" (this run skips training)" if not train_model else " (this run writes them anew)"))
+    data = _curate_and_publish(stage, out, n_images=n_images, seed=seed, quirks=quirks, n_perm=n_perm,
+                               progress=progress)
     predictions = _train_and_predict(stage, out, data) if train_model else None
     report_dir = out / "report"
     stage("human-consistency report", lambda: human_consistency.write_report(
@@ -80,18 +98,38 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     return result
 
 
-def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, quirks: bool, n_perm: int):
+def remove_trained_outputs(out: Path) -> list[str]:
+    """Remove :data:`TRAINED_OUTPUTS` from the demo folder ``out`` (which the caller has claimed: it
+    carries the demo's marker, so these names are the demo's own); returns the names removed. A
+    link is removed as a link, never followed."""
+    removed = []
+    for name in TRAINED_OUTPUTS:
+        path = out / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed.append(name)
+        elif path.is_dir():
+            shutil.rmtree(path)
+            removed.append(name + "/")
+    return removed
+
+
+def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, quirks: bool, n_perm: int,
+                        progress: bool | None = None):
     """simulate → curate → load (once) → consistency → publish and load back; returns the data."""
     from . import consistency, curate, hub, simulate, sources
 
     release = out / "release"
-    sim = stage("simulate", lambda: simulate.simulate(release, n_images=n_images, seed=seed, quirks=quirks))
+    sim = stage("simulate", lambda: simulate.simulate(release, n_images=n_images, seed=seed, quirks=quirks,
+                                                      progress=progress))
     stage.say(f"synthetic release (a test instrument, not AADB): {sim.n_images} images, {sim.n_hits} HITs, "
               f"{sim.n_csv_rows} assignment rows, {sim.n_quirks} planted quirks -> {sim.release_dir}")
     curated = out / "curated"
-    cur = stage("curate", lambda: curate.curate(release, curated, on_bad_value="exclude", progress=False))
+    cur = stage("curate", lambda: curate.curate(release, curated, on_bad_value="exclude", progress=False,
+                                                key_file=out / DEMO_KEY_FILE))
     stage.say(cur.summary().replace("\n", "\n    "))
-    stage.result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md")
+    stage.result.paths.update(release=release, curated=curated, curation_report=curated / "curation_report.md",
+                              rater_key=out / DEMO_KEY_FILE)
 
     data = sources.load(curated)
     cons_dir = out / "consistency"
@@ -107,7 +145,7 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
     from .cli.publish import piaa_config
 
     pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary,
-                                               extra_configs=(piaa_config(data),)))
+                                               extra_configs=(piaa_config(data),), progress=progress))
     back = stage("load back", lambda: _load_back(hub_dir, data))
     stage.say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
               f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "

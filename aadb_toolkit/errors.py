@@ -19,7 +19,7 @@ class InputError(AADBError, ValueError):
         if row is not None:
             where.append(f"row {row}")
         if field is not None:
-            where.append(f"field {field!r}")
+            where.append(f"field {quote(field)}")
         super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
 
 
@@ -42,6 +42,15 @@ EXCERPT_CHARS = 32
 
 def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
     """A short printable prefix of an input text, for reports and errors: characters that are not
-    printable become ``?``, and text longer than ``limit`` characters is cut and ends in ``…``."""
+    printable (control characters, line breaks) become ``?``, and text longer than ``limit``
+    characters (never more than :data:`EXCERPT_CHARS`) is cut and ends in ``…``."""
+    limit = max(1, min(int(limit), EXCERPT_CHARS))
     cut = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
     return cut if len(cut) <= limit else cut[: limit - 1] + "…"
+
+
+def quote(text: object) -> str:
+    """The one way a message repeats file content or a user's value: :func:`excerpt` in quotes
+    (at most :data:`EXCERPT_CHARS` characters, unprintable ones as ``?``), so no message copies
+    out more than a short, harmless prefix of whatever a file turned out to hold."""
+    return repr(excerpt(text))

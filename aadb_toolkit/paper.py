@@ -16,6 +16,17 @@ CITATION: Final[str] = """@inproceedings{kong2016aesthetics,
   year      = {2016}
 }"""
 
+#: Significant digits of a reported number as tables print it in full: the paper gives at most
+#: five, and ten drop the binary noise of a scaled value (72.85 % → 0.7284999999999999 → 0.7285).
+REPORTED_DIGITS: Final[int] = 10
+
+
+def as_reported(value: float) -> str:
+    """A number of the paper (or one scaled from it, such as a percentage as a fraction) as the paper
+    gives it, e.g. ``0.7285`` and not ``0.7284999999999999``: the one rule for printing them in full."""
+    return f"{float(value):.{REPORTED_DIGITS}g}"
+
+
 # --- Training details (paper §4.5, §5.3) ----------------------------------------------------
 WARP_SIZE: Final[int] = 256
 CROP_SIZE: Final[int] = 227

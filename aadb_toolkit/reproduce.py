@@ -16,7 +16,9 @@ import json
 import logging
 import math
 import re
+import sys
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,7 +27,8 @@ import pandas as pd
 
 from . import __version__, paper
 from ._atomic import write_bytes, write_json, write_text
-from .errors import InputError
+from ._format import format_p
+from .errors import InputError, quote
 from .sources import AADBData
 
 log = logging.getLogger(__name__)
@@ -140,10 +143,23 @@ def _recipe_from_dict(raw: Mapping[str, Any], source: str) -> Recipe:
             paper_number(r.paper, source)
     shared = shared_budgets()
     budgets = {b: {**shared[b], **raw.get("budgets", {}).get(b, {}).get("set", {})} for b in BUDGETS}
-    return Recipe(name=raw.get("name", Path(source).stem), title=raw.get("title", ""),
+    return Recipe(name=_plain_name(raw.get("name", Path(source).stem), source), title=raw.get("title", ""),
                   protocol=raw.get("protocol", "aadb"), rows=tuple(rows), budgets=budgets,
                   figure=dict(raw.get("figure", {})), select_row_on_validation=bool(raw.get("select_row_on_validation")),
                   note=raw.get("note", ""), source=source, columns=_columns(raw.get("columns", []), source))
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _plain_name(name: object, source: str) -> str:
+    """A recipe's name names its output files (``<name>.md`` in ``--out``), so it must be a plain
+    name: letters, digits, ``_``, ``.``, ``-``; no folder, no ``..``, no absolute path."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise InputError(f"the recipe name {quote(name)} is not a plain name (letters, digits, '_', '.', '-'; at "
+                         "most 64 characters, no '/' or '..'): it names the files written into --out",
+                         file=source, field="name")
+    return name
 
 
 def _columns(raw: Sequence[Any], source: str) -> tuple[Mapping[str, Any], ...]:
@@ -351,9 +367,13 @@ def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: st
             label += f" — {r['selected']}"
         cells = "".join(f" {_fmt(r.get(x), 2)} | {_fmt(r.get('paper ' + x), 2)} |" for x in extra)
         lines.append(f"| {_md(label)} | {_fmt(r['ours'])} | {ci} | {_fmt(r['paper'])} |{cells} {_md(r['compared_with']) or '–'} | "
-                     f"{_fmt(r['delta_vs_compared'])} | {_fmt(r['p_bootstrap'], 3)} | {_fmt(r['p_steiger'], 3)} | "
+                     f"{_fmt(r['delta_vs_compared'])} | {_p(r['p_bootstrap'])} | {_p(r['p_steiger'])} | "
                      f"{_fmt(r['validation_rho'])} | {r['steps']} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None or not math.isfinite(p) else format_p(p)
 
 
 def _md(text: str) -> str:
@@ -433,11 +453,19 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     records, results = [], {}
     from tqdm.auto import tqdm
 
-    for row in tqdm(recipe.rows, desc=f"reproduce {recipe.name}", disable=None if progress is None else not progress):
+    lines = progress is None and not sys.stderr.isatty()  # a log file: one plain line per row instead of a bar
+    if init_weights is None:
+        log.warning("no --init-weights: every row trains AlexNet from scratch (the paper fine-tunes ImageNet weights)")
+    for i, row in enumerate(tqdm(recipe.rows, desc=f"reproduce {recipe.name}",
+                                 disable=None if progress is None else not progress), 1):
+        if lines:
+            print(f"reproduce {recipe.name}: row {i}/{len(recipe.rows)} {row.label!r}", file=sys.stderr, flush=True)
         data = sources[row.data]
-        run, setting = train_row(recipe, row, data, out / "runs" / slug(row.run or row.label), budget, init_weights=init_weights,
-                                 device=device, progress=progress, cache_dir=out / "cache",
-                                 stop_after_steps=stop_after_steps)
+        with warnings.catch_warnings():  # said once above, not once per row
+            warnings.filterwarnings("ignore", message=".*from scratch.*")
+            run, setting = train_row(recipe, row, data, out / "runs" / slug(row.run or row.label), budget,
+                                     init_weights=init_weights, device=device, progress=progress,
+                                     cache_dir=out / "cache", stop_after_steps=stop_after_steps)
         dest = out / "scores" / slug(row.label) if row.run else None
         if dest is not None:
             dest.mkdir(parents=True, exist_ok=True)
@@ -464,6 +492,8 @@ def _write_table(recipe: Recipe, records: list[dict[str, Any]], out: Path, *, bu
     md, csv = out / f"{recipe.name}.md", out / f"{recipe.name}.csv"
     write_text(md, render_markdown(recipe, records, budget=budget, synthetic=synthetic, data_origin=data_origin))
     frame = pd.DataFrame(records).drop(columns=["run"])
+    for col in [c for c in frame.columns if c == "paper" or c.startswith("paper ")]:  # as the paper gives them
+        frame[col] = [None if v is None or pd.isna(v) else paper.as_reported(v) for v in frame[col]]
     write_text(csv, frame.to_csv(index=False, lineterminator="\n", float_format="%.17g"))
     files = [md, csv]
     if recipe.figure:

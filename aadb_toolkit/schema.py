@@ -139,6 +139,13 @@ IMAGE_COLUMNS: Final[tuple[str, ...]] = (
     "flags",
 )
 
+#: A curated folder's ``images.parquet`` adds one column to the canonical ones: the sha256 of each
+#: image file's bytes (``sha256:<hex>``), taken when curation decoded them. Loading a curated folder
+#: checks every image read against it, so ``release_root`` and ``path`` cannot point elsewhere
+#: (docs/safety.md, "How published images are checked"). It is not published.
+IMAGE_SHA256: Final[str] = "sha256"
+CURATED_IMAGE_COLUMNS: Final[tuple[str, ...]] = (*IMAGE_COLUMNS, IMAGE_SHA256)
+
 #: `ratings` table (long format): one row per usable rating. Attribute columns hold the vote.
 RATING_COLUMNS: Final[tuple[str, ...]] = (
     "image_id",

@@ -5,15 +5,17 @@ Hub repo id. Each gives the same canonical tables (docs/curation.md, "Output: th
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from . import schema
+from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
-from .data import AADBData, Provenance, fingerprint_images
-from .errors import SourceError, excerpt
+from .data import AADBData, Provenance, fingerprint_images, sha256_fingerprint
+from .errors import SourceError, quote
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
 
@@ -51,42 +53,84 @@ def load(source: str | Path) -> AADBData:
 
 
 def load_curated(path: str | Path) -> AADBData:
-    """Load a folder written by :func:`aadb_toolkit.curate.curate`."""
+    """Load a folder written by :func:`aadb_toolkit.curate.curate`. Its ``release_root`` and image
+    paths say where to read, but grant nothing: every image read must match the sha256 that
+    curation recorded (see :class:`CuratedImageReader`)."""
     path = Path(path)
     manifest_file = path / schema.CURATED_MANIFEST
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(f"{manifest_file}: cannot read curated manifest: {exc}") from exc
-    if manifest.get("format") != schema.CURATED_FORMAT:
-        raise SourceError(f"{manifest_file}: format is {manifest.get('format')!r}, expected {schema.CURATED_FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != schema.CURATED_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise SourceError(f"{manifest_file}: format is {quote(found)}, expected {schema.CURATED_FORMAT!r}")
     images = pd.read_parquet(path / schema.CURATED_IMAGES)
     ratings = pd.read_parquet(path / schema.CURATED_RATINGS)
-    release_root = Path(manifest["release_root"])
-    if not release_root.is_absolute():
-        release_root = (path / release_root).resolve()
+    release_root = _release_root(path, manifest.get("release_root"))
     paths = dict(zip(images["image_id"], images["path"]))
     climbing = [(i, p) for i, p in paths.items() if not plainly_relative(str(p))]
     if climbing:
         i, p = climbing[0]
-        raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(i)!r} has path {excerpt(p)!r}, which "
+        raise SourceError(f"{path / schema.CURATED_IMAGES}: image {quote(i)} has path {quote(p)}, which "
                           f"leads outside the release folder ({len(climbing)} such row(s)); the toolkit reads "
                           "nothing outside the release")
-
-    def read(image_id: str) -> bytes:
-        try:
-            rel = paths[image_id]
-        except KeyError:
-            raise KeyError(f"unknown image_id {image_id!r} in {path}") from None
-        file = release_root / rel
-        if not inside(release_root, file):
-            raise SourceError(f"{path / schema.CURATED_IMAGES}: image {excerpt(image_id)!r}: {excerpt(rel)!r} is a "
-                              "symbolic link leading outside the release folder; the toolkit reads nothing outside it")
-        return file.read_bytes()
-
+    hashes = None
+    if schema.IMAGE_SHA256 in images.columns:
+        hashes = dict(zip(images["image_id"], images[schema.IMAGE_SHA256].astype(str)))
+        images = images.drop(columns=schema.IMAGE_SHA256)
+    read = CuratedImageReader(path / schema.CURATED_IMAGES, release_root, paths, hashes)
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
                             test_list=manifest.get("test_list"))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
+
+
+def _release_root(folder: Path, value: object) -> Path:
+    """The manifest's ``release_root`` as a folder, refused when it is not a plain folder path, is
+    the root of the file system, or holds the rater key file."""
+    manifest_file = folder / schema.CURATED_MANIFEST
+    if not isinstance(value, str) or not value.strip():
+        raise SourceError(f"{manifest_file}: release_root is {quote(value)}; expected the path of the release folder")
+    root = Path(value)
+    if not root.is_absolute():
+        root = (folder / root).resolve()
+    if os.path.realpath(root) == os.path.realpath(root.anchor or "/"):
+        raise SourceError(f"{manifest_file}: release_root is the root of the file system; a release is a folder "
+                          "of its own (curate it again)")
+    if key_inside(root):
+        raise SourceError(f"{manifest_file}: release_root {quote(value)} holds the rater key file; the toolkit "
+                          "reads no image from a folder holding the key — keep the key outside the release")
+    return root
+
+
+class CuratedImageReader:
+    """Reads the bytes of a curated folder's images from its release, each checked against the
+    sha256 recorded at curation: the hash ties the bytes to what curation decoded, so an edited
+    ``release_root`` or ``path`` cannot make the toolkit read any other file as an image."""
+
+    def __init__(self, table: Path, release_root: Path, paths: dict, hashes: dict | None) -> None:
+        self.table, self.release_root, self.paths, self.hashes = table, release_root, paths, hashes
+
+    @property
+    def hashes_recorded(self) -> bool:
+        """False for a folder curated before image hashes were recorded (publishing refuses it)."""
+        return self.hashes is not None
+
+    def __call__(self, image_id: str) -> bytes:
+        try:
+            rel = self.paths[image_id]
+        except KeyError:
+            raise KeyError(f"unknown image_id {quote(image_id)} in {self.table.parent}") from None
+        file = self.release_root / rel
+        if not inside(self.release_root, file):
+            raise SourceError(f"{self.table}: image {quote(image_id)}: {quote(rel)} is a symbolic link leading "
+                              "outside the release folder; the toolkit reads nothing outside it")
+        payload = file.read_bytes()
+        if self.hashes is not None and sha256_fingerprint(payload) != self.hashes.get(image_id):
+            raise SourceError(f"{self.table}: image {quote(image_id)}: the bytes of {quote(rel)} do not match the "
+                              "sha256 recorded at curation (the file changed, or the curated folder was edited); "
+                              "nothing is read from it — curate the release again (aadb curate)")
+        return payload
 
 
 def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:

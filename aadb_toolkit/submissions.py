@@ -17,8 +17,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._keyguard import refuse_key_file
 from .data import sha256_fingerprint
-from .errors import InputError, excerpt
+from .errors import InputError, quote
 
 #: The exact header a submission starts with.
 HEADER: tuple[str, str] = ("image_id", "score")
@@ -188,6 +189,7 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     if len(target.expected_set) != len(expected):
         raise ValueError("expected_ids contains duplicates")
     data = _read_bounded(path, max_bytes, target)
+    refuse_key_file(path, field="submission", content=data)  # never parsed, let alone quoted
     text = _decode_submission(path, data, target)
     problems: list[Problem] = []
     ids, score_text, line_of, stopped_at = _submission_rows(text, path, target, problems)
@@ -291,7 +293,7 @@ def _header_problem(path: Path, file_header: list[str], expected_header: tuple[s
                          "not accepted)")
     else:
         hint = ""
-    problem = Problem(f"header is {excerpt(shown, 80)!r}, expected exactly {','.join(expected_header)!r}{hint}",
+    problem = Problem(f"header is {quote(shown)}, expected exactly {','.join(expected_header)!r}{hint}",
                       row=1)
     if layout:
         raise SubmissionError(str(path), [Problem(problem.message + "; rows not checked", row=1)])
@@ -352,22 +354,22 @@ def _key_problem(image_id: str, first_row: Mapping[str, int], target: _Target) -
     if not image_id:
         return f"{key_name} is empty"
     if image_id not in expected_set and image_id[:1] in _FORMULA_START:
-        return (f"{key_name} {image_id[:80]!r} starts with {image_id[0]!r}: a spreadsheet formula, "
+        return (f"{key_name} {quote(image_id)} starts with {quote(image_id[0])}: a spreadsheet formula, "
                 "not an image id (rejected: it would run when the file is opened)")
     if image_id not in expected_set and _looks_like_path(image_id):
-        return f"{key_name} {excerpt(image_id, 60)!r} looks like a path; give the bare image id (no '/', '\\' or '..')"
+        return f"{key_name} {quote(image_id)} looks like a path; give the bare image id (no '/', '\\' or '..')"
     if image_id in first_row:
-        return f"duplicated {key_name} {excerpt(image_id, 60)!r} (first on row {first_row[image_id]})"
+        return f"duplicated {key_name} {quote(image_id)} (first on row {first_row[image_id]})"
     if image_id not in expected_set:
         if image_id.strip() in expected_set:
             hint = " (surrounding spaces?)"
         elif image_id.endswith(".0") and image_id[:-2] in expected_set:
-            hint = f" (the id {image_id[:-2]!r} written as a float?)"
+            hint = f" (the id {quote(image_id[:-2])} written as a float?)"
         elif target.other_splits and image_id in target.other_splits:
             hint = f" (an image of the {target.other_splits[image_id]} split)"
         else:
             hint = ""
-        return f"unknown {key_name} {excerpt(image_id, 60)!r}: not in the {target.split_name}{hint}"
+        return f"unknown {key_name} {quote(image_id)}: not in the {target.split_name}{hint}"
     return None
 
 
@@ -375,12 +377,12 @@ def _score_problem(raw: str, value: float, image_id: str) -> str | None:
     """What is wrong with a row's score (NaN, empty, not a number, infinite), or None."""
     if math.isnan(value):
         if raw.strip().lower() in ("nan", "+nan", "-nan"):
-            return f"score is NaN for {excerpt(image_id, 60)!r}"
+            return f"score is NaN for {quote(image_id)}"
         if not raw.strip():
-            return f"score is empty for {excerpt(image_id, 60)!r}"
-        return f"score {excerpt(raw, 40)!r} is not a number"
+            return f"score is empty for {quote(image_id)}"
+        return f"score {quote(raw)} is not a number"
     if math.isinf(value):
-        return f"score {excerpt(raw, 40)!r} is infinite"
+        return f"score {quote(raw)} is infinite"
     return None
 
 

@@ -11,10 +11,11 @@ from aadb_toolkit.cli import main
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_outputs_agree(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(tmp_path / "key" / "rater.key"))
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(tmp_path / "elsewhere" / "rater.key"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--images", "200", "--n-perm", "200"]) == 0
+    assert not (tmp_path / "elsewhere").exists()  # the demo's key lives in its own folder
     printed = capsys.readouterr().out
     assert "Leaderboard" in printed and "(reported)" in printed
 
@@ -43,9 +44,51 @@ def test_demo_runs_every_stage_and_outputs_agree(tmp_path, monkeypatch, capsys):
     assert piaa["metrics"]["generic_rho_k10"]["value"] is not None
     assert "Leaderboard: `piaa`" in printed and "ridge on fc7" in printed
     # the anonymization key never reaches any output
-    key_text = (tmp_path / "key" / "rater.key").read_text().strip()
+    key_text = (out / "rater.key").read_text().strip()
     secrets = [key_text.encode(), bytes.fromhex(key_text)]
     for f in out.rglob("*"):
-        if f.is_file():
+        if f.is_file() and f != out / "rater.key":
             data = f.read_bytes()
             assert not any(s in data for s in secrets), f
+
+
+def _stale_full_run(out):
+    """What an earlier full run leaves in the demo folder beside the stages every run rewrites."""
+    (out / "model").mkdir()
+    (out / "model" / "best.pt").write_bytes(b"old weights")
+    (out / "piaa").mkdir()
+    (out / "piaa" / "score.json").write_text("{}")
+    (out / "leaderboard").mkdir()
+    (out / "leaderboard" / "aadb.md").write_text("old board")
+    for name in ("predictions.csv", "score.json", "leaderboard.sqlite"):
+        (out / name).write_text("old")
+
+
+@pytest.mark.slow
+def test_a_rerun_without_training_removes_the_earlier_runs_trained_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--images", "100", "--n-perm", "50", "--no-train", "--no-progress"]
+    assert main(args) == 0
+    _stale_full_run(out)
+    assert main([*args[:-1], "--seed", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "removed the outputs of an earlier run" in printed and "model/" in printed
+    left = sorted(p.name for p in out.iterdir())
+    assert left == sorted([".aadb_output.json", "consistency", "curated", "hub", "rater.key", "release",
+                           "release.truth", "report"]), left
+    # the key is the demo's own, in its folder (private), and the curated folder was made with it
+    assert (out / "rater.key").stat().st_mode & 0o077 == 0
+    key = (out / "rater.key").read_bytes().strip()
+    for f in out.rglob("*"):
+        if f.is_file() and f.name != "rater.key":
+            assert key not in f.read_bytes(), f
+
+
+def test_a_rerun_never_removes_anything_from_a_folder_the_demo_did_not_mark(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    _stale_full_run(out)
+    assert main(["demo", "--out", str(out), "--images", "100", "--no-train"]) == 1
+    assert "not a demo folder" in capsys.readouterr().err
+    assert (out / "model" / "best.pt").read_bytes() == b"old weights" and (out / "score.json").is_file()

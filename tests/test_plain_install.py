@@ -26,6 +26,7 @@ def test_plain_install_lists_and_trains_baselines_by_name_and_runs_the_demo(tiny
                     str(src)], check=True, capture_output=True)
     shutil.rmtree(src)
     assert (site / "aadb_toolkit" / "baselines" / "reg.toml").is_file()
+    assert (site / "aadb_toolkit" / "docs" / "protocols.md").is_file()  # the docs the help texts name
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HOME": str(tmp_path / "hf")}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -37,6 +38,7 @@ def test_plain_install_lists_and_trains_baselines_by_name_and_runs_the_demo(tiny
     where = subprocess.run([sys.executable, "-c", "import aadb_toolkit; print(aadb_toolkit.__file__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(site)), where
+    assert str(site / "aadb_toolkit" / "docs") in aadb("--help").stdout
     listing = aadb("baselines")
     assert listing.returncode == 0, listing.stderr
     assert "reg_rank_within" in listing.stdout and str(site) in listing.stdout

@@ -206,3 +206,13 @@ def test_a_row_whose_config_changed_is_refused_not_mixed(tiny_curated, tmp_path)
     with pytest.raises(InputError, match="another config") as e:
         reproduce(changed, data, tmp_path / "o", n_boot=0, progress=False)
     assert "optim.lr" in str(e.value)
+
+
+def test_reproduce_off_a_terminal_prints_one_line_per_row_and_says_from_scratch_once(tiny_curated, tmp_path, capsys,
+                                                                                        caplog, recwarn):
+    fig = _tiny("fig5", rows={"K = 1"})
+    reproduce(fig, {"aadb": load(tiny_curated)}, tmp_path / "o", n_boot=0)  # progress=None, stderr is not a tty
+    err = capsys.readouterr().err
+    assert f"reproduce {fig.name}: row 1/1 'K = 1'" in err
+    assert not [w for w in recwarn if "from scratch" in str(w.message)]  # no raw warning per row
+    assert sum("from scratch" in r.getMessage() for r in caplog.records) == 1

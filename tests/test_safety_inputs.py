@@ -4,6 +4,7 @@ curated table or symlinks, and --compare refuses malformed results and other pro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,109 @@ def test_a_published_folder_never_reads_shards_outside_it(tiny_curated, tmp_path
     shard.symlink_to(outside)  # a link leading out of the folder
     with pytest.raises(SourceError, match="missing"):
         sources.load(pub)
+
+
+# --- issue 17, item 2: the key never reaches stderr; one quoting rule -------------------------
+SECRET = "0123456789abcdef" * 4  # 64 hex characters, like a generated key
+CUSTOM_SECRET = "Zq-custom-key_3f9a8c7d6e5b4a39281706f5e4d3c2b1"  # a key the user chose, not hex
+
+
+def _key_8grams(secret: str, text: str) -> list[str]:
+    return [secret[i:i + 8] for i in range(len(secret) - 7) if secret[i:i + 8] in text]
+
+
+def _key_file(tmp_path: Path, monkeypatch, secret: str = SECRET) -> Path:
+    key = tmp_path / "keys" / "rater.key"
+    key.parent.mkdir(exist_ok=True)
+    key.write_text(secret + "\n")
+    key.chmod(0o600)
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(key))
+    return key
+
+
+def _piaa_inputs(tiny_curated: Path, tmp_path: Path) -> tuple[Path, Path]:
+    ep_csv = tmp_path / "ep.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(ep_csv), "--k", "10",
+                 "--repeats", "1"]) == 0
+    episodes = pd.read_csv(ep_csv)
+    q = episodes[episodes["role"] == "query"]
+    sub = tmp_path / "piaa.csv"
+    sub.write_text("rater_id,k,episode,image_id,score\n" + "".join(
+        f"{r.rater_id},{r.k},{r.episode},{r.image_id},{i % 5}\n" for i, r in enumerate(q.itertuples())))
+    return ep_csv, sub
+
+
+@pytest.mark.parametrize("secret", [SECRET, CUSTOM_SECRET])
+@pytest.mark.parametrize("where", ["submission", "generic", "episodes", "compare", "personalize", "link"])
+def test_the_key_file_given_as_any_input_is_refused_without_quoting_it(tiny_curated, tmp_path, monkeypatch,
+                                                                       capsys, where, secret):
+    key = _key_file(tmp_path, monkeypatch, secret)
+    if where == "link":  # a hard link to the key under another name
+        os.link(key, tmp_path / "sub_link.csv")
+    out = ["--out", str(tmp_path / "r.json")]
+    if where in ("submission", "link"):
+        argv = ["score", "--submission", str(key if where == "submission" else tmp_path / "sub_link.csv"),
+                "--protocol", "aadb", "--data", str(tiny_curated), *out]
+    elif where == "compare":
+        base, _ = _score(tiny_curated, tmp_path)
+        argv = [*base, "--compare", str(key), *out]
+    elif where == "personalize":
+        argv = ["personalize", "--run", str(tmp_path / "no-run"), "--data", str(tiny_curated), "--episodes",
+                str(key), "--out", str(tmp_path / "p.csv")]
+    else:
+        ep_csv, sub = _piaa_inputs(tiny_curated, tmp_path)
+        argv = ["score", "--submission", str(sub), "--protocol", "piaa", "--data", str(tiny_curated), "--n-boot",
+                "10", "--episodes", str(key if where == "episodes" else ep_csv), *out]
+        if where == "generic":
+            argv += ["--generic", str(key)]
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "rater key" in err and not _key_8grams(secret, err) and "Traceback" not in err
+
+
+def test_a_huge_episodes_header_is_quoted_in_at_most_32_characters(tiny_curated, tmp_path, capsys):
+    bad = tmp_path / "ep.csv"
+    bad.write_text("x" * 5000 + ",y\n1,2\n")
+    assert main(["score", "--submission", str(bad), "--protocol", "piaa", "--data", str(tiny_curated),
+                 "--episodes", str(bad), "--out", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "x" * 33 not in err and "Traceback" not in err
+
+
+def test_a_submission_header_is_quoted_in_at_most_32_characters(tiny_curated, tmp_path, capsys):
+    bad = tmp_path / "sub.csv"
+    bad.write_text("h" * 200 + "\n")
+    assert main(["score", "--submission", str(bad), "--protocol", "aadb", "--data", str(tiny_curated),
+                 "--out", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "header is" in err and "h" * 33 not in err
+
+
+def test_one_quoting_rule():
+    from aadb_toolkit.errors import EXCERPT_CHARS, excerpt, quote
+
+    assert EXCERPT_CHARS == 32
+    assert excerpt("a" * 500, 80) == "a" * 31 + "…"  # no caller gets more than 32
+    assert quote("line1\nline2\x1b[31m") == repr("line1?line2?[31m")
+
+
+def test_a_key_the_commands_do_not_know_is_recognised_by_the_curated_fingerprint(tiny_curated, tmp_path, capsys):
+    """A custom key kept elsewhere (not --key-file, not $AADB_RATER_KEY_FILE): the curated manifest's
+    key fingerprint still identifies it, so it is refused unquoted."""
+    import shutil
+
+    from aadb_toolkit.curate import key_fingerprint
+
+    cur = tmp_path / "cur"
+    shutil.copytree(tiny_curated, cur)
+    manifest = json.loads((cur / "manifest.json").read_text())
+    manifest["key_fingerprint"] = key_fingerprint(CUSTOM_SECRET.encode())
+    (cur / "manifest.json").write_text(json.dumps(manifest))
+    hidden = tmp_path / "somewhere" / "my.key"
+    hidden.parent.mkdir()
+    hidden.write_text(CUSTOM_SECRET + "\n")
+    assert main(["score", "--submission", str(hidden), "--protocol", "aadb", "--data", str(cur),
+                 "--out", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "rater key" in err and not _key_8grams(CUSTOM_SECRET, err)

@@ -152,6 +152,12 @@ def test_score_never_writes_over_its_submission_or_a_foreign_file(tiny_curated, 
     assert "not a result document" in capsys.readouterr().err and notes.read_text() == '{"mine": true}'
     assert main(base + ["--out", str(tmp_path / "r.json")]) == 0
     assert main(base + ["--out", str(tmp_path / "r.json")]) == 0  # its own result: replaced
+    ep = tmp_path / "ep.json"  # issue 17, item 3: every input counts, --episodes and --generic too
+    ep.write_text(json.dumps({"format": "aadb-result"}))
+    for option in ("--episodes", "--generic"):
+        assert main(["score", "--submission", str(sub), "--protocol", "piaa", "--data", str(tiny_curated),
+                     option, str(ep), "--out", str(ep)]) == 1
+        assert "input" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore:no --init-weights")
@@ -174,6 +180,18 @@ def test_predict_never_writes_over_an_input_or_a_foreign_file(tiny_curated, tmp_
         assert why in capsys.readouterr().err and target.read_bytes() == before
     assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "p.csv")]) == 0
     assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "p.csv")]) == 0
+    # issue 17, item 3: the sidecar <out>.model.json is checked too, before the CSV is written
+    sidecar = tmp_path / "new.csv.model.json"
+    sidecar.write_text('{"mine": true}')
+    (tmp_path / "elsewhere.json").write_text("precious")
+    for make, why in ((lambda: None, "not a model sidecar"),
+                      (lambda: (sidecar.unlink(), sidecar.symlink_to(tmp_path / "elsewhere.json")), "symbolic link"),
+                      (lambda: (sidecar.unlink(), sidecar.mkdir()), "is a folder")):
+        make()
+        assert main(["predict", "--run", str(run), "--data", str(cur), "--out", str(tmp_path / "new.csv")]) == 1
+        assert why in capsys.readouterr().err
+        assert not (tmp_path / "new.csv").exists()  # nothing half-written
+    assert (tmp_path / "elsewhere.json").read_text() == "precious"
 
 
 def test_train_refuses_a_foreign_or_symlinked_run_folder(tiny_curated, tmp_path, capsys):
@@ -215,6 +233,7 @@ def test_a_file_size_limit_is_a_clear_error_not_a_crash(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert str(tmp_path / "r") in proc.stderr  # issue 17, item 8: the message names what was being written
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging folder left behind
     assert resource.getrlimit(resource.RLIMIT_FSIZE)  # (the limit was only the child's)
 
@@ -278,3 +297,100 @@ def test_no_output_goes_into_the_release_behind_a_curated_folder(tiny_curated, t
         assert main(args) == 1
         assert "input" in capsys.readouterr().err
     assert sorted(p.name for p in release.iterdir()) == before
+
+
+# --- issue 17, item 3: every file a command writes goes through the one output check ---------
+def test_piaa_episodes_writes_only_its_own_episodes_file(tiny_curated, tmp_path, capsys):
+    import shutil
+
+    cur = tmp_path / "cur"
+    shutil.copytree(tiny_curated, cur)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\n1,2\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(notes)
+    base = ["piaa", "episodes", "--data", str(cur), "--k", "10", "--repeats", "1", "--out"]
+    for target, why in ((cur / "images.parquet", "input"), (notes, "not a piaa episodes CSV"), (link, "symbolic link")):
+        before = target.read_bytes()
+        assert main(base + [str(target)]) == 1
+        assert why in capsys.readouterr().err and target.read_bytes() == before
+    assert link.is_symlink()
+    assert main(base + [str(tmp_path / "ep.csv")]) == 0
+    assert main(base + [str(tmp_path / "ep.csv")]) == 0  # its own episodes file: replaced
+
+
+def test_personalize_checks_both_outputs_before_any_work(tiny_curated, tmp_path, capsys):
+    ep_csv = tmp_path / "ep.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(ep_csv), "--k", "10",
+                 "--repeats", "1"]) == 0
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\n1,2\n")
+    base = ["personalize", "--run", str(tmp_path / "run-not-needed-yet"), "--data", str(tiny_curated),
+            "--episodes", str(ep_csv)]
+    capsys.readouterr()
+    for extra, why in ((["--out", str(ep_csv)], "input"),
+                       (["--out", str(notes)], "not a personalized predictions CSV"),
+                       (["--out", str(tmp_path / "p.csv"), "--generic-out", str(notes)], "not a predictions CSV"),
+                       (["--out", str(tmp_path / "p.csv"), "--generic-out", str(tmp_path / "p.csv")], "same file")):
+        before = {p: p.read_bytes() for p in (ep_csv, notes)}
+        assert main(base + extra) == 1
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err, err
+        assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_a_recipe_name_is_a_plain_name(tmp_path):
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.reproduce import load_recipe, tables_dir
+
+    text = (tables_dir() / "table5.toml").read_text()
+    for name in ("../../victim", "/tmp/victim", "a/b", "..", ""):
+        bad = tmp_path / "r.toml"
+        bad.write_text(f"name = {json.dumps(name)}\n" + "\n".join(
+            line for line in text.splitlines() if not line.startswith("name =")))
+        with pytest.raises(InputError, match="plain name"):
+            load_recipe(bad)
+
+
+# --- issue 17, item 8 ---------------------------------------------------------------------------
+def test_curate_out_root_says_root(tmp_path, capsys):
+    release = tmp_path / "rel"
+    release.mkdir()
+    assert main(["curate", "--release", str(release), "--out", "/"]) == 1
+    err = capsys.readouterr().err
+    assert "root of the file system" in err and "outside the release" not in err
+
+
+def test_a_closed_stdout_after_the_work_is_quiet(tmp_path):
+    """``aadb … | head``: once the reader is gone, the command stops without 'error: Broken pipe'."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "aadb_toolkit", "baselines"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) in (0, 141), err
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_an_interrupt_after_personalize_wrote_its_outputs_is_not_a_failure(tiny_curated, tmp_path, monkeypatch,
+                                                                           capsys):
+    from aadb_toolkit.piaa import personalize as pz
+    from aadb_toolkit.cli import personalize as cli_pz
+
+    ep_csv = tmp_path / "ep.csv"
+    assert main(["piaa", "episodes", "--data", str(tiny_curated), "--out", str(ep_csv), "--k", "10",
+                 "--repeats", "1"]) == 0
+    episodes = pd.read_csv(ep_csv)
+    q = episodes[episodes["role"] == "query"][["rater_id", "k", "episode", "image_id"]].assign(score=0.5)
+    ids = sorted(episodes["image_id"].unique())
+    monkeypatch.setattr(pz, "personalize", lambda *a, **k: (q, pd.DataFrame({"image_id": ids, "score": 0.5})))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_pz, "print", interrupted, raising=False)  # Ctrl-C while the summary is printed
+    out = tmp_path / "p.csv"
+    assert main(["personalize", "--run", str(tmp_path / "run"), "--data", str(tiny_curated), "--episodes",
+                 str(ep_csv), "--out", str(out)]) == 0
+    assert out.is_file()

@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from aadb_toolkit import schema
+from aadb_toolkit.data import sha256_fingerprint
 
 
 def make_tiny_curated(root: Path, *, n_batches: int = 20, seed: int = 0, image_size: int = 48,
@@ -48,6 +49,7 @@ def make_tiny_curated(root: Path, *, n_batches: int = 20, seed: int = 0, image_s
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="JPEG", quality=90)
             (img_dir / image_id).write_bytes(buf.getvalue())
+            digest = sha256_fingerprint(buf.getvalue())
             scores, votes = [], []
             for r in raters:
                 if random_rater[r]:
@@ -71,11 +73,11 @@ def make_tiny_curated(root: Path, *, n_batches: int = 20, seed: int = 0, image_s
                 "width": image_size, "height": image_size, "exif_orientation": 1,
                 "source_url": f"https://farm1.staticflickr.com/{1000 + b}/{image_id[:-6]}_b.jpg",
                 "license": "", "path": f"{schema.RELEASE_IMAGE_DIR}/{image_id}", "flags": "",
-                "latent_quality": q,
+                "latent_quality": q, schema.IMAGE_SHA256: digest,
             })
     images = pd.DataFrame(image_rows)
     truth = images[["image_id", "latent_quality"]]
-    images = images.drop(columns="latent_quality")[list(schema.IMAGE_COLUMNS)]
+    images = images.drop(columns="latent_quality")[list(schema.CURATED_IMAGE_COLUMNS)]
     images["n_ratings"] = images["n_ratings"].astype("int64")
     ratings = pd.DataFrame(rating_rows)[list(schema.RATING_COLUMNS)]
     for a in schema.ATTRIBUTES:

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from .. import __version__
 from .._registry import did_you_mean
@@ -37,10 +38,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    from ._options import docs_folder, examples
+
     parser = argparse.ArgumentParser(
         prog="aadb",
         description="aadb_toolkit: curate, publish, analyse and benchmark AADB.",
-        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items()),
+        epilog="commands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in COMMANDS.items())
+        + "\n\n" + examples("aadb demo --out demo_out", "aadb score --help")
+        + f"\n\ndocumentation (the docs/*.md the help texts name): {docs_folder()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aadb_toolkit {__version__}")
@@ -67,12 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if top_args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1])
+    parser = argparse.ArgumentParser(prog=f"aadb {name}", description=COMMANDS[name][1],
+                                     epilog=getattr(module, "EXAMPLES", None),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
     previous = _install_signal_handlers()
+    _STATE["completed"] = False
+    shown = _show_warnings_as_notes(name)
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # here, so that a reader who went away (`| head`) is noticed below
+        return code
+    except BrokenPipeError:  # stdout's reader is gone: nothing more to say, and nobody to say it to
+        _discard_stdout()
+        return 0 if _STATE["completed"] else 128 + 13  # 141, as a shell reports SIGPIPE
     except AADBError as exc:
         print(f"aadb {name}: error: {exc}", file=sys.stderr)
         return 1
@@ -82,13 +96,57 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if _STATE["completed"]:
+            print(f"aadb {name}: interrupted after every output was written; they are complete", file=sys.stderr)
+            return 0
         print(f"aadb {name}: interrupted", file=sys.stderr)
         return 130
     except Terminated:
+        if _STATE["completed"]:
+            print(f"aadb {name}: terminated after every output was written; they are complete", file=sys.stderr)
+            return 0
         print(f"aadb {name}: terminated", file=sys.stderr)
         return 143
     finally:
         _restore_signal_handlers(previous)
+        warnings.showwarning = shown
+
+
+def _show_warnings_as_notes(command: str):
+    """Show each distinct warning once, as one line (``aadb train: note: …``), without the source
+    line Python prints under a raw ``UserWarning``; returns the previous ``showwarning``."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"aadb {command}: note: {text}", file=sys.stderr)
+
+    previous, warnings.showwarning = warnings.showwarning, show
+    return previous
+
+
+#: Whether the running command has written all of its outputs (see :func:`work_completed`).
+_STATE = {"completed": False}
+
+
+def work_completed() -> None:
+    """Called by a command once every output is written: an interrupt, a SIGTERM or a closed stdout
+    after this point no longer fails it (exit 0), since its work is done and complete."""
+    _STATE["completed"] = True
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file behind stdout (a test's capture): nothing to redirect
+        pass
 
 
 class Terminated(BaseException):

@@ -4,6 +4,14 @@ each config's ``paper_table``/``paper_row``, so a new config file appears here b
 from __future__ import annotations
 
 import argparse
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb baselines',
+    'aadb baselines --paths',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

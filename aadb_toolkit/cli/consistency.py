@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb consistency --data curated --out consistency',
+    'aadb consistency --data curated --out cons --n-perm 2000 --method mean',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=list(consistency.METHODS), default=consistency.DEFAULT_METHOD,
                         help="what is tested (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutations (default %(default)s)")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import consistency, sources
 
     result = consistency.run_consistency(sources.load(args.data), args.out, n_perm=args.n_perm, q=args.q,
-                                         method=args.method, seed=args.seed)
+                                         method=args.method, seed=args.seed,
+                                         show_progress=progress(args))
     s = result.summary
     unit = "pairs" if s["unit"] == "pair" else "batches"
     pct = "n/a" if s["percent_significant"] is None else f"{s['percent_significant']:.2f}%"

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from .. import schema
-from ..errors import InputError
+from ..errors import InputError, quote
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb curate --release AADB_release --out curated',
+    'aadb curate --release AADB_release --out curated --key-file ~/keys/rater.key --on-bad-value exclude',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +48,7 @@ def parse_answer_columns(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, stem = item.partition("=")
         if not sep or not name.strip() or not stem.strip():
-            raise InputError(f"--answer-column expects ATTR=STEM, got {item!r}", field="--answer-column")
+            raise InputError(f"--answer-column expects ATTR=STEM, got {quote(item)}", field="--answer-column")
         mapping[name.strip()] = stem.strip()
     return mapping
 

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb demo --out demo_out',
+    'aadb demo --out demo_out --images 300 --no-train --seed 5',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -12,7 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic release (default %(default)s)")
     parser.add_argument("--no-quirks", action="store_true", help="a clean release, without the raw release's mess")
     parser.add_argument("--n-perm", type=int, default=2000, help="permutations per consistency test (default %(default)s)")
-    parser.add_argument("--no-train", action="store_true", help="skip training, prediction, scoring and leaderboard")
+    parser.add_argument("--no-train", action="store_true", help="skip training, prediction, scoring and leaderboard "
+                        "(their outputs from an earlier run in --out are removed)")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     result = run_demo(args.out, n_images=args.images, seed=args.seed, quirks=not args.no_quirks,
-                      n_perm=args.n_perm, train_model=not args.no_train)
+                      n_perm=args.n_perm, train_model=not args.no_train, progress=progress(args))
     total = sum(result.seconds.values())
     print(f"\ndemo finished in {total:.0f} s; outputs in {result.out}")
     for name, path in result.paths.items():

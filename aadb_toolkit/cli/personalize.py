@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb personalize --run run --data curated --episodes episodes.csv --out personal.csv --generic-out generic.csv',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,21 +29,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="ridge penalty, a multiple of the support images' mean squared centred fc7 norm "
                         "(default %(default)s)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
+    add_no_progress(parser)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Both outputs through the one output check, before any work: never an input (the run, the
+    data, the episodes), never a file the toolkit did not write, never a link, never the same file."""
+    from .._atomic import check_distinct_outputs, check_output_file, starts_with_header
+    from .._paths import input_folders
+    from ..piaa import episodes as ep
+    from ..submissions import HEADER
+
+    inputs = (args.run, args.data, *input_folders(args.data), args.episodes)
+    check_distinct_outputs(**{"--out": args.out, "--generic-out": args.generic_out})
+    check_output_file(args.out, "personalized predictions CSV",
+                      starts_with_header(",".join((*ep.KEY_COLUMNS, "score"))), inputs=inputs)
+    if args.generic_out is not None:
+        check_output_file(args.generic_out, "predictions CSV", starts_with_header(",".join(HEADER)), inputs=inputs)
 
 
 def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
+    from .._keyguard import recorded_fingerprints, refuse_key_file
+    from . import work_completed
     from ..piaa import episodes as ep
     from ..piaa.personalize import personalize, write_predictions
 
+    # the key is never read as episodes, let alone quoted
+    refuse_key_file(args.episodes, field="--episodes", fingerprints=recorded_fingerprints(args.data))
+    _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
-    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device)
+    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device,
+                                  progress=progress(args))
     write_predictions(preds, args.out)
-    print(f"wrote {len(preds)} personalized predictions ({preds[['k', 'rater_id', 'episode']].drop_duplicates().shape[0]}"
-          f" episodes) to {args.out}")
     if args.generic_out is not None:
         write_predictions(generic, args.generic_out)
+    work_completed()  # every output is written: an interrupt from here on does not fail the command
+    n_episodes = preds[["k", "rater_id", "episode"]].drop_duplicates().shape[0]
+    print(f"wrote {len(preds)} personalized predictions ({n_episodes} episodes) to {args.out}")
+    if args.generic_out is not None:
         print(f"wrote the generic predictions of {len(generic)} episode images to {args.generic_out}")
     return 0

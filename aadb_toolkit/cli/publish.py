@@ -9,6 +9,14 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._options import add_no_progress, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb publish --data curated --out hub/aadb',
+    'aadb publish --data curated --out hub/aadb --repo-id ORG/AADB --gated --dry-run',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push", action="store_true", help="upload the folder to --repo-id after writing it")
     parser.add_argument("--dry-run", action="store_true", help="list what --push would upload; no network")
     parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    add_no_progress(parser)
 
 
 def piaa_config(data):
@@ -56,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
     data = sources.load(args.data if args.data is not None else args.curated)
     result = hub.publish(data, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
-                         consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),))
+                         consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),),
+                         progress=progress(args))
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "
           f"({result.n_raters:,} raters, {result.n_batches:,} batches) to {result.out}: "

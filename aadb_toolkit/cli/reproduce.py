@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from ._options import add_no_progress, examples, progress
 
 #: data role of a recipe row → (command-line option, "module:loader", help). A new source is a new
 #: row here (its option is declared from it); recipes name the role in ``rows.data``.
@@ -12,6 +13,13 @@ SOURCE_OPTIONS: dict[str, tuple[str, str, str]] = {
     "aadb": ("--data", "aadb_toolkit.sources:load", "AADB: curated folder, published folder, or Hub repo id"),
     "ava": ("--ava", "aadb_toolkit.sources:load", "AVA folder (AVA.txt, lists, images/; docs/ava.md) for tables 3 and 7"),
 }
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb reproduce --table table2 --data curated --out repro_table2',
+    'aadb reproduce --table table3 --ava ava_folder --out repro_table3 --no-progress',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-weights", help="local standard-keyed AlexNet state dict (ImageNet) for every row")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available, else cpu)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs and paired tests")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_no_progress(parser)
 
 
 def _load(role: str, value: str):
@@ -48,11 +56,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"table {recipe.name!r} needs {option}", field=option)
         sources[role] = _load(role, value)
     res = reproduce(recipe, sources, args.out, budget=args.budget, init_weights=args.init_weights,
-                    device=args.device, n_boot=args.n_boot, progress=False if args.no_progress else None)
+                    device=args.device, n_boot=args.n_boot, progress=progress(args))
     mark = " (SYNTHETIC data, not AADB)" if res.synthetic else ""
+    from .. import paper
+    from .._format import format_metric
+
     for r in res.records:
-        ours = "n/a" if r["ours"] is None else f"{r['ours']:.4f}"
-        ref = "–" if r["paper"] is None else f"{r['paper']:.4f}"
+        ours = format_metric(r["metric"], r["ours"])
+        ref = "–" if r["paper"] is None else paper.as_reported(r["paper"])
         print(f"{r['label']}: ours {ours}, paper {ref}")
     print(f"wrote {', '.join(str(f) for f in res.files)}{mark}")
     return 0

@@ -8,11 +8,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._atomic import check_output_file
+from .._format import format_metric, format_p
+from .._keyguard import recorded_fingerprints, refuse_key_file
 from ..errors import InputError
 from ..protocols import PROTOCOLS, score_submission
 from ..protocols.results import is_result_file, write_result
 from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
+from ._options import add_no_progress, alias, examples, progress
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb score --submission predictions.csv --protocol aadb --data curated --out result.json',
+    "aadb score --submission predictions.csv --protocol aadb --data curated --out result.json --db leaderboard.sqlite --name 'my model'",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
     parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
-    parser.add_argument("--ava-data", type=Path, help="AVA folder (cross-dataset protocol)")
+    parser.add_argument("--ava", dest="ava_data", type=Path, help="AVA folder (cross-dataset protocol)")
+    alias(parser, "--ava-data", "ava_data", type=Path)
     parser.add_argument("--generic", type=Path, help="piaa protocol: the unpersonalized predictions of the same "
                         "queries (piaa layout, or image_id,score for the query images), scored as a reference")
     parser.add_argument("--episodes", type=Path, help="piaa protocol: episodes CSV (default: the protocol's "
@@ -31,29 +42,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
-    parser.add_argument("--leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
-    parser.add_argument("--name", help="display name on the leaderboard (required with --leaderboard)")
+    parser.add_argument("--db", dest="leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
+    alias(parser, "--leaderboard", "leaderboard", type=Path)
+    parser.add_argument("--name", help="display name on the leaderboard (required with --db)")
     parser.add_argument("--compare", type=Path,
                         help="another submission CSV for the same split, or the result JSON of a submission recorded "
-                             "in --leaderboard: report Δρ with Steiger's Z and a paired bootstrap")
+                             "in --db: report Δρ with Steiger's Z and a paired bootstrap")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.name is not None and args.leaderboard is None:
-        raise InputError("--name is the display name on a leaderboard: it needs --leaderboard DB", field="--name")
+        raise InputError("--name is the display name on a leaderboard: it needs --db DB", field="--name")
     if args.leaderboard is not None:
         from ..leaderboard import check_database, check_name
 
         if not args.name:
-            raise InputError("--leaderboard needs --name (the display name of this submission)")
+            raise InputError("--db needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
+    fingerprints = recorded_fingerprints(args.data)
+    for option in ("submission", "validation", "generic", "episodes", "compare"):  # never read, let alone quoted
+        refuse_key_file(getattr(args, option), field=f"--{option}", fingerprints=fingerprints)
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
-                              args.compare, args.leaderboard))
+                              args.compare, args.leaderboard, args.generic, args.episodes))
     result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
                               ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
-                              progress=True, generic=args.generic, episodes=args.episodes)
+                              progress=progress(args) is not False, generic=args.generic, episodes=args.episodes)
     if args.compare is not None:
         comparison = _compare(result, args)
         result = replace(result, details={**result.details, "comparison": comparison})
@@ -61,16 +77,17 @@ def run(args: argparse.Namespace) -> int:
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
     value = "undefined" if main.value is None else f"{main.value:.4f}"
+    synthetic = " — SYNTHETIC data (a test instrument, not AADB)" if result.synthetic else ""
     print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
-          f"on {result.n_images} images")
+          f"on {result.n_images} images{synthetic}")
     print(f"  {result.main_metric}, full precision: {main.value!r}")
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
-            print(f"  {k} = {m.value:.4f}")
+            print(f"  {k} = {format_metric(k, m.value)}")
     if "comparison" in result.details:
         c = result.details["comparison"]
         print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
-              f"(p = {c['steiger_p']:.3g})" + (f", paired bootstrap p = {c['bootstrap_p']:.3g}"
+              f"(p {_p(c['steiger_p'])})" + (f", paired bootstrap p {_p(c['bootstrap_p'])}"
                                               if c.get("bootstrap_p") is not None else ""))
     print(f"  data fingerprint {result.data_fingerprint[:23]}…, submission {result.submission_sha256[:23]}…")
     print(f"wrote {args.out}")
@@ -81,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         state = "recorded" if outcome.inserted else "already recorded (unchanged)"
         print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
     return 0
+
+
+def _p(p: float) -> str:
+    """``= 0.0123`` or ``< 0.001``."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _compare(result, args: argparse.Namespace) -> dict:
@@ -98,7 +121,7 @@ def _compare(result, args: argparse.Namespace) -> dict:
                          f"{other.protocol_version}, data fingerprint {other.data_fingerprint[:23]}…; this result: "
                          f"{result.protocol!r} version {result.protocol_version}, {result.data_fingerprint[:23]}…)")
     if args.leaderboard is None:
-        raise InputError("--compare RESULT.json needs --leaderboard DB (where that result's predictions are stored)")
+        raise InputError("--compare RESULT.json needs --db DB (where that result's predictions are stored)")
     other_pred = recorded_predictions(args.leaderboard, other)
     if other_pred is None:
         raise InputError(f"{args.compare}: no predictions of that submission in {args.leaderboard}")

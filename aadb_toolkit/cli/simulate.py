@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from ._options import add_no_progress, examples, progress
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -12,6 +13,13 @@ def _size(text: str) -> tuple[int, int]:
     if not m:
         raise argparse.ArgumentTypeError(f"expected WxH such as 128x96, got {text!r}")
     return int(m.group(1)), int(m.group(2))
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb simulate --out synthetic_release --images 1000 --quirks',
+    'aadb simulate --out synth --images 200 --seed 3',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(docs/synthetic.md, Quirks; each quirk recorded in OUT.truth/quirks.json)")
     parser.add_argument("--random-raters", type=float, default=0.0, metavar="FRACTION",
                         help="share of workers who answer uniformly at random (default 0)")
+    add_no_progress(parser)
     parser.add_argument("--image-size", type=_size, default=(128, 96), metavar="WxH",
                         help="landscape photo size in pixels (portraits are HxW; default 128x96)")
     parser.add_argument("--model", default=None, metavar="NAME|FILE.toml",
@@ -42,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_setting_override(text) for text in args.overrides)
     res = simulate(args.out, n_images=args.images, seed=args.seed, quirks=args.quirks,
                    random_rater_share=args.random_raters, image_size=args.image_size,
-                   model=args.model, overrides=overrides)
+                   progress=progress(args), model=args.model, overrides=overrides)
     print(f"synthetic AADB release (a test instrument, not AADB): {res.release_dir}")
     print(f"  {res.n_images} images in {res.n_hits} HITs, {res.n_csv_rows} assignment rows, "
           f"{res.n_valid_ratings} valid ratings by {res.n_workers} workers; {res.n_image_files} image files")

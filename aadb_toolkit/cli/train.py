@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from ._options import examples
+
+
+#: Shown under ``--help``.
+EXAMPLES = examples(
+    'aadb train --config reg_rank_within --data curated --out run',
+    'aadb train --config demo_cpu --data curated --out run --epochs 2 --set optim.batch_size=32 --no-progress',
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -17,23 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._keyguard import (DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT, FINGERPRINT_SCRYPT,
+                         KEY_FILE_ENV, key_file_path, key_fingerprint)
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming the key file when neither ``key`` nor ``key_file`` is given.
-KEY_FILE_ENV = "AADB_RATER_KEY_FILE"
-#: Default key file, created with a fresh random key on first use.
-DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
+__all__ = ["DEFAULT_KEY_FILE", "KEY_FILE_ENV", "RaterKey", "anonymize", "key_fingerprint", "rater_ids",
+           "resolve_key", "FINGERPRINT_HEX_DIGITS", "FINGERPRINT_SALT", "FINGERPRINT_SCRYPT"]
+# the key file's location, its fingerprint and its recognition are defined once, in aadb_toolkit._keyguard
 #: Rater IDs are "R" followed by this many hex digits of the HMAC (64 bits).
 RATER_ID_HEX_DIGITS = 16
 _MIN_KEY_BYTES = 16
-#: The key fingerprint is scrypt(key, salt, N, r, p) — memory-hard and slow on purpose, so that even
-#: someone who learnt part of a key cannot test guesses of the rest against a published fingerprint
-#: quickly. 12 hex digits (48 bits) are shown; the parameters are part of what the fingerprint means.
-FINGERPRINT_SALT = b"aadb_toolkit rater-key fingerprint v2"
-FINGERPRINT_SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1}
-FINGERPRINT_HEX_DIGITS = 12
 _INSECURE_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
 
 
@@ -54,13 +49,6 @@ class RaterKey:
         return key_fingerprint(self.secret)
 
 
-def key_fingerprint(secret: bytes) -> str:
-    """12 hex digits of scrypt(key, :data:`FINGERPRINT_SALT`, N=2^15, r=8, p=1): the same key always
-    gives the same value, and each guess of a key costs an attacker a 32 MiB, ~0.1 s computation."""
-    digest = hashlib.scrypt(secret, salt=FINGERPRINT_SALT, maxmem=64 * 2 ** 20, dklen=32, **FINGERPRINT_SCRYPT)
-    return digest.hex()[:FINGERPRINT_HEX_DIGITS]
-
-
 def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
                 forbidden: tuple[Path | str, ...] = (), allow_insecure: bool = False) -> RaterKey:
     """The key to use: ``key``, else ``key_file``, else ``$AADB_RATER_KEY_FILE``, else the default
@@ -72,10 +60,7 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
         if not isinstance(key, (bytes, bytearray)) or len(key) < _MIN_KEY_BYTES:
             raise InputError(f"the rater key must be at least {_MIN_KEY_BYTES} bytes")
         return RaterKey(bytes(key), "argument")
-    if key_file is None:
-        env = os.environ.get(KEY_FILE_ENV)
-        key_file = Path(env) if env else DEFAULT_KEY_FILE
-    path = Path(key_file).expanduser()
+    path = key_file_path(key_file)
     _check_key_location(path, forbidden)
     if not path.exists():
         return _create_key_file(path)

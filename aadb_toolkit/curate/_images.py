@@ -5,6 +5,7 @@ EXIF orientation are recorded (width and height are those of the upright image).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
 import os
 import signal
 import struct
@@ -19,10 +20,12 @@ from tqdm.auto import tqdm
 
 from .. import schema
 from .._paths import inside
+from ..data import sha256_fingerprint
 
 #: Folders of the release that hold images (the 1,000-image new test folder may be separate).
 IMAGE_DIRS = (schema.RELEASE_IMAGE_DIR, "AADB_newtest_originalSize")
-CHECK_COLUMNS = ("image_id", "ok", "error", "format", "mode", "width", "height", "exif_orientation", "flags")
+CHECK_COLUMNS = ("image_id", "ok", "error", "format", "mode", "width", "height", "exif_orientation", "flags",
+                 schema.IMAGE_SHA256)
 _EXIF_ORIENTATION = 0x0112
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -141,20 +144,25 @@ def _check_chunk(items: list[tuple[str, str]]) -> list[dict]:
 
 
 def check_image(name: str, path: str) -> dict:
-    """Decode one image fully; report its format, mode, upright size, EXIF orientation and flags."""
+    """Decode one image fully; report its format, mode, upright size, EXIF orientation, flags and
+    the sha256 of the very bytes decoded (publishing checks every image against it)."""
     row = {"image_id": name, "ok": False, "error": "", "format": "", "mode": "", "width": 0, "height": 0,
-           "exif_orientation": 0, "flags": ""}
+           "exif_orientation": 0, "flags": "", schema.IMAGE_SHA256: ""}
     flags = []
+    fp = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with Image.open(path) as im:
+            payload = Path(path).read_bytes()
+            row[schema.IMAGE_SHA256] = sha256_fingerprint(payload)
+            fp = io.BytesIO(payload)
+            with Image.open(fp) as im:
                 im.load()
                 fmt, mode, (w, h) = (im.format or ""), im.mode, im.size
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
                 has_transparency = "transparency" in im.info
-    except _DECODE_ERRORS as exc:
-        row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+    except _DECODE_ERRORS as exc:  # Pillow names the object it read: name the file instead
+        row["error"] = f"{type(exc).__name__}: {str(exc).replace(repr(fp), repr(path))}"[:200]
         return row
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         flags.append("exif_orientation_invalid")

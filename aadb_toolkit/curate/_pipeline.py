@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,9 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
+from .._keyguard import refuse_key_text, refuse_links_to_key
 from .._paths import inside
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
 from ._ledger import Ledger
@@ -70,6 +72,11 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     release = Path(release).expanduser().resolve()
     out = Path(out).expanduser().absolute()
     _check_arguments(release, out, on_bad_value)
+    for name, stem in (answer_columns or {}).items():  # neither side of ATTR=STEM may be the key
+        refuse_key_text(str(name), field="--answer-column", key_file=key_file)
+        refuse_key_text(str(stem), field=f"--answer-column {name}", key_file=key_file)
+    if key is None:  # a hard link to the key among the inputs is the key under another name
+        refuse_links_to_key(_release_inputs(release), key_file)
     cols = _raw.AnswerColumns.from_mapping(answer_columns)
     ledger = Ledger()
     csv_rel = schema.RELEASE_RAW_RESULTS
@@ -95,8 +102,17 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
                             splits=report["summary"]["splits"], split_method=split_info["method"],
                             key_source=rkey.source, key_created=rkey.created, key_fingerprint=rkey.fingerprint,
                             report=report)
-    log.info("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)
+    log.debug("curated %d images and %d ratings into %s", result.n_images, result.n_ratings, out)  # the CLI says it
     return result
+
+
+def _release_inputs(release: Path) -> list[Path]:
+    """Every file curation may read: the raw results CSV, the label files and the image files."""
+    files = [release / schema.RELEASE_RAW_RESULTS]
+    for folder in (schema.RELEASE_LABEL_DIR, *_images.IMAGE_DIRS):
+        if (release / folder).is_dir() and inside(release, release / folder):
+            files += [Path(e.path) for e in os.scandir(release / folder)]
+    return files
 
 
 def _check_arguments(release: Path, out: Path, on_bad_value: str) -> None:
@@ -183,6 +199,8 @@ def _test_list_note(report: dict) -> str:
 
 def _check_out(release: Path, out: Path) -> None:
     resolved = out.resolve()
+    if resolved.parent == resolved:
+        raise OutputError("is the root of the file system; choose a new folder", file=str(out))
     if resolved == release or release.is_relative_to(resolved) or resolved.is_relative_to(release):
         raise InputError("the output folder must be outside the release folder (and must not contain it)",
                          file=str(out))
@@ -245,6 +263,7 @@ def _images_table(ratings: pd.DataFrame, answers: pd.DataFrame, checks: pd.DataF
     for col in ("width", "height", "exif_orientation"):
         images[col] = images["image_id"].map(c[col]).astype(np.int64)
     images["flags"] = images["image_id"].map(c["flags"]).astype("str")
+    images[schema.IMAGE_SHA256] = images["image_id"].map(c[schema.IMAGE_SHA256]).astype("str")
     images["license"] = ""
     images["path"] = images["image_id"].map(files).astype("str")
     images["split"] = ""
@@ -315,7 +334,7 @@ def _assign_splits(release: Path, images: pd.DataFrame, answers: pd.DataFrame, f
             disagree = _labels.cross_check(labels, images, strict=strict, ledger=ledger)
             _add_flag(images, images["image_id"].isin(disagree).to_numpy(), "label_mismatch")
     images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
-    return images[list(schema.IMAGE_COLUMNS)], info
+    return images[list(schema.CURATED_IMAGE_COLUMNS)], info
 
 
 def _report_split_disagreements(labels: _labels.Labels, official: pd.Series, ledger: Ledger) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import schema
 from .._registry import close_matches, did_you_mean
-from ..errors import InputError
+from ..errors import InputError, quote
 from ._ledger import Ledger
 
 #: The AMT columns curation needs (others, e.g. AcceptTime or WorkTimeInSeconds, are ignored).
@@ -65,10 +65,10 @@ class AnswerColumns:
             if name not in stems:
                 hint = did_you_mean(name, stems)
                 hint = f"; {hint}" if hint else ""
-                raise InputError(f"unknown answer column name {name!r}: expected 'score' or one of "
+                raise InputError(f"unknown answer column name {quote(name)}: expected 'score' or one of "
                                  f"{', '.join(schema.ATTRIBUTES)}{hint}", field=name)
             if not stem or not str(stem).strip():
-                raise InputError(f"empty answer column stem for {name!r}", field=name)
+                raise InputError(f"empty answer column stem for {quote(name)}", field=name)
             stems[name] = str(stem).strip()
         full = {k: v if "." in v else f"Answer.{v}" for k, v in stems.items()}
         return cls(full["score"], {a: full[a] for a in schema.ATTRIBUTES})

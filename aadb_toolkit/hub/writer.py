@@ -5,6 +5,7 @@ source of truth for what :func:`aadb_toolkit.hub.push` uploads."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from .. import _atomic, schema
 from .._paths import input_folders
 from ..data import AADBData
-from ..errors import InputError, excerpt
+from ..errors import InputError, excerpt, quote
 from . import card as card_mod
 from . import layout
 
@@ -59,22 +60,25 @@ class ExtraConfig:
 def publish(data: AADBData, out: Path, *, gated: bool = False,
             shard_size_mb: float = layout.DEFAULT_SHARD_SIZE_MB,
             consistency_summary: dict | None = None, repo_id: str | None = None,
-            extra_configs: tuple[ExtraConfig, ...] = ()) -> PublishResult:
+            extra_configs: tuple[ExtraConfig, ...] = (), progress: bool | None = None) -> PublishResult:
     """Publish loaded data (see :func:`aadb_toolkit.sources.load`) as a dataset repository at ``out``.
 
     The folder is built aside and swapped in only when complete and its card validates, so a failed
     publish leaves the previous folder untouched. The same input always gives byte-identical files.
     ``repo_id`` only names the repository in the card's loading example; ``extra_configs`` are
-    further configs (``aadb publish`` adds the ``piaa`` episodes).
+    further configs (``aadb publish`` adds the ``piaa`` episodes). ``progress``: show a bar (None: on
+    a terminal only).
     """
     _check_publish_options(shard_size_mb, repo_id)
+    _check_image_hashes(data)
     out = Path(out)
     _check_out_folder(out, data.origin)
     images, ratings, notes = canonical_tables(data)
     shard_bytes = int(shard_size_mb * 1024 * 1024)
     with _atomic.atomic_dir(out, kind=PUBLISHED_KIND) as stage:
         image_schema, rating_schema = _config_schemas(images, ratings)
-        split_infos = _write_splits(stage, images, ratings, data, image_schema, rating_schema, shard_bytes, notes)
+        split_infos = _write_splits(stage, images, ratings, data, image_schema, rating_schema, shard_bytes, notes,
+                                    progress)
         extra_features = _write_extra_configs(stage, extra_configs, split_infos, notes)
         facts = card_mod.CardFacts(
             image_features=image_schema, rating_features=rating_schema, splits=split_infos,
@@ -87,13 +91,23 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
             test_list=data.provenance.test_list, extra_features=extra_features,
         )
         files = _write_card(stage, facts)
-    log.info("published %d images and %d ratings to %s", len(images), len(ratings), out)
+    log.debug("published %d images and %d ratings to %s", len(images), len(ratings), out)  # the CLI says it
     return PublishResult(
         out=out, files=files,
         n_images={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_IMAGES].items()},
         n_ratings={s: v["num_examples"] for s, v in split_infos[layout.CONFIG_RATINGS].items()},
         n_raters=facts.n_raters, n_batches=facts.n_batches, gated=gated, notes=notes,
     )
+
+
+def _check_image_hashes(data: AADBData) -> None:
+    """Refuse a curated folder that records no sha256 of its images (curated by an older version):
+    without them, nothing ties the files its ``release_root`` names to what curation checked."""
+    if data.provenance.kind == "curated" and not getattr(data.read_image_bytes, "hashes_recorded", False):
+        raise InputError(f"the curated images table records no sha256 of the image files ({schema.IMAGE_SHA256!r} "
+                         "column), so publishing cannot check that each image is the file curation validated; "
+                         "curate the release again with this version (aadb curate) and publish the new folder",
+                         file=str(Path(data.origin) / schema.CURATED_IMAGES))
 
 
 def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
@@ -105,7 +119,7 @@ def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
 
 def _write_splits(stage: Path, images: pd.DataFrame, ratings: pd.DataFrame, data: AADBData,
                   image_schema: pa.Schema, rating_schema: pa.Schema, shard_bytes: int,
-                  notes: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+                  notes: list[str], progress: bool | None = None) -> dict[str, dict[str, dict[str, int]]]:
     """Write the shards of the images and ratings configs, split by split; returns the split infos
     of each config and appends a note for each split left out."""
     split_infos: dict[str, dict[str, dict[str, int]]] = {layout.CONFIG_IMAGES: {}, layout.CONFIG_RATINGS: {}}
@@ -116,7 +130,7 @@ def _write_splits(stage: Path, images: pd.DataFrame, ratings: pd.DataFrame, data
             continue
         split_ratings = ratings[ratings["image_id"].isin(split_images["image_id"])]
         split_infos[layout.CONFIG_IMAGES][split] = _write_image_split(
-            stage, split, split_images, split_ratings, data, image_schema, shard_bytes)
+            stage, split, split_images, split_ratings, data, image_schema, shard_bytes, progress)
         if split_ratings.empty:
             # `datasets` cannot load a split without rows: the split's images stay, with empty lists
             notes.append(f"split {split!r} has images but no ratings and is left out of the "
@@ -280,10 +294,11 @@ def _leaf_paths(table_schema: pa.Schema) -> list[str]:
 
 
 def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data: AADBData,
-                   table_schema: pa.Schema, desc: str) -> Iterator[pa.Table]:
+                   table_schema: pa.Schema, desc: str, progress: bool | None = None) -> Iterator[pa.Table]:
     """Row groups of the `default` config for one split: image bytes read from the source and each
     image's ratings nested, ``IMAGE_ROW_GROUP_ROWS`` images at a time."""
     ids = split_images["image_id"].to_numpy()
+    flags = dict(zip(ids, split_images["flags"].fillna("").astype(str)))
     rating_ids = split_ratings["image_id"].to_numpy()
     starts = np.searchsorted(rating_ids, ids, side="left")
     ends = np.searchsorted(rating_ids, ids, side="right")
@@ -291,7 +306,7 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
     base_all = _to_arrow(split_images.reset_index(drop=True))
     nested_all = _to_arrow(split_ratings[list(layout.NESTED_RATING_FIELDS)].reset_index(drop=True))
     rows = layout.IMAGE_ROW_GROUP_ROWS
-    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=None, leave=False)
+    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=None if progress is None else not progress, leave=False)
     for lo in range(0, len(ids), rows):
         hi = min(lo + rows, len(ids))
         images = []
@@ -299,8 +314,9 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
             try:
                 payload = data.image_bytes(image_id)
             except (OSError, KeyError) as exc:
-                raise InputError(f"cannot read the image bytes: {exc}", file=data.origin,
-                                 field=f"image {image_id}") from exc
+                raise InputError(f"image {quote(image_id)}: cannot read the image bytes: {exc}",
+                                 file=data.origin) from exc
+            check_image_bytes(image_id, payload, flags[image_id], origin=data.origin)
             images.append({"bytes": payload, "path": image_id})
         r_lo, r_hi = int(starts[lo]), int(ends[hi - 1])
         nested_rows = nested_all.slice(r_lo, r_hi - r_lo)
@@ -323,12 +339,50 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
     bar.close()
 
 
+#: What Pillow raises for bytes that are not a decodable image.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+
+
+def expected_formats(image_id: str, flags: str) -> frozenset[str] | None:
+    """The Pillow formats an image may have, by curation's rule: the one its flags name
+    (``png_bytes``: PNG bytes behind a ``.jpg`` name), else JPEG (or MPO, the JPEG variant cameras
+    write) for a ``.jpg``/``.jpeg`` name; None (any image format) for other names, which curation
+    does not check against their bytes either."""
+    named = [f[: -len("_bytes")].upper() for f in str(flags).split(";") if f.endswith("_bytes")]
+    if named:
+        return frozenset(named)
+    if Path(str(image_id)).suffix.lower() in (".jpg", ".jpeg"):
+        return frozenset({"JPEG", "MPO"})
+    return None
+
+
+def check_image_bytes(image_id: str, payload: bytes, flags: str = "", *, origin: str | None = None) -> str:
+    """Refuse (:class:`InputError`) bytes that do not fully decode as an image of the format
+    :func:`expected_formats` names: only images are ever published. Returns the format."""
+    from PIL import Image
+
+    try:  # Pillow's own limit stops a decompression bomb (as curation's image checks do)
+        with Image.open(io.BytesIO(payload)) as im:
+            fmt = im.format or ""
+            im.load()
+    except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
+        raise InputError(f"image {quote(image_id)}: its {len(payload):,} bytes do not decode as an image "
+                         f"({type(exc).__name__}); only images are published", file=origin) from None
+    wanted = expected_formats(image_id, flags)
+    if wanted is not None and fmt not in wanted:
+        raise InputError(f"image {quote(image_id)} decodes as {fmt or 'an unknown format'}, not the expected "
+                         f"format ({'/'.join(sorted(wanted))}, from its name and flags); only images of the "
+                         "expected format are published", file=origin)
+    return fmt
+
+
 def _write_image_split(stage: Path, split: str, split_images: pd.DataFrame, split_ratings: pd.DataFrame,
-                       data: AADBData, table_schema: pa.Schema, shard_bytes: int) -> dict[str, int]:
+                       data: AADBData, table_schema: pa.Schema, shard_bytes: int,
+                       progress: bool | None = None) -> dict[str, int]:
     """Write the `default` config of one split in shards of about ``shard_bytes`` of image data."""
     parts: list[Path] = []
     writer, written, num_bytes = None, 0, 0
-    for batch in _image_batches(split_images, split_ratings, data, table_schema, f"publish {split}"):
+    for batch in _image_batches(split_images, split_ratings, data, table_schema, f"publish {split}", progress):
         if writer is not None and written >= shard_bytes:
             writer.close()
             writer = None

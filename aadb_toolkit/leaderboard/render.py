@@ -9,10 +9,14 @@ import csv
 import io
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from .. import paper
 from .._atomic import write_text
+from .._format import format_metric, format_p, is_count
+from .._markdown import printable
 from .._registry import lookup
 from ..protocols import PROTOCOLS, Protocol, ReportedRow
 from ..reports._document import Document, Table, Verbatim, render_html, render_markdown
@@ -20,8 +24,6 @@ from .ranking import RankingGroup, ranking_groups
 
 #: Significance level for the marks in rendered tables.
 ALPHA = 0.05
-#: Metrics whose name starts with this are counts and print as integers.
-COUNT_PREFIX = "n_"
 #: Hex digits of a hash shown in tables (the CSV keeps the full hash).
 SHORT_HASH_DIGITS = 12
 _FIXED = ("p vs above", "p vs leader", "n_images", "data", "submission", "recorded_utc", "source")
@@ -39,20 +41,16 @@ def _fmt(x: Any, metric: str = "", digits: int = 4) -> str:
     if x is None:
         return ""
     try:
-        v = float(x)
+        float(x)
     except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return ""
-    if metric.startswith(COUNT_PREFIX) and v.is_integer():
-        return str(int(v))
-    return f"{v:.{digits}f}" if digits else repr(v)
+        return printable(x)
+    return "" if math.isnan(float(x)) else format_metric(metric, float(x), digits or None)
 
 
 def _sig(p: float) -> str:
     if p is None or math.isnan(p):
         return ""
-    return f"{p:.3g} {'*' if p < ALPHA else 'n.s.'}"
+    return f"{format_p(p)} {'*' if p < ALPHA else 'n.s.'}"
 
 
 def _metric_columns(decl: Protocol | None, groups: list[RankingGroup], reported: tuple[ReportedRow, ...],
@@ -72,17 +70,18 @@ def _metric_columns(decl: Protocol | None, groups: list[RankingGroup], reported:
 def _submitted_rows(g: RankingGroup, metric_cols: list[str], main: str, digits: int) -> list[dict[str, str]]:
     rows = []
     for _, r in g.table.iterrows():
-        row = {"kind": "submitted", "fingerprint": g.label, "rank": str(int(r["rank"])), "name": r["name"]}
+        row = {"kind": "submitted", "fingerprint": printable(g.label), "rank": str(int(r["rank"])),
+               "name": printable(r["name"])}
         for c in metric_cols:
             row[c] = _fmt(r["metrics"].get(c, {}).get("value"), c, digits)
         lo, hi = r["ci_low"], r["ci_high"]
         row[f"{main} 95% CI"] = "" if math.isnan(lo) else f"[{_fmt(lo, digits=digits)}, {_fmt(hi, digits=digits)}]"
         row["p vs above"], row["p vs leader"] = _sig(r["p_vs_above"]), _sig(r["p_vs_leader"])
         row["n_images"] = str(int(r["n_images"]))
-        row["data"] = r["dataset"] or ("synthetic" if r["synthetic"] else "")
-        row["submission"] = str(r["submission_sha256"])
-        row["recorded_utc"] = str(r["recorded_utc"])
-        row["source"] = f"aadb_toolkit {r['toolkit_version']}, protocol v{r['protocol_version']}"
+        row["data"] = printable(r["dataset"] or ("synthetic" if r["synthetic"] else ""))
+        row["submission"] = printable(r["submission_sha256"])
+        row["recorded_utc"] = printable(r["recorded_utc"])
+        row["source"] = printable(f"aadb_toolkit {r['toolkit_version']}, protocol v{r['protocol_version']}")
         rows.append(row)
     return rows
 
@@ -99,18 +98,57 @@ def board_rows(protocol: str, groups: list[RankingGroup], *, digits: int = 4) ->
     for rep in reported:
         row = {c: "" for c in columns}
         row.update(kind="reported", fingerprint="(paper's data)", name=rep.name, source=rep.source)
-        row.update({c: _fmt(rep.metrics.get(c), c, digits) for c in metric_cols})
+        row.update({c: _reported(rep.metrics.get(c), c, digits) for c in metric_cols})
         rows.append(row)
     return columns, rows
 
 
-#: Board columns filled by the toolkit itself (numbers and marks): shown verbatim in Markdown.
+def _reported(value: float | None, metric: str, digits: int) -> str:
+    """A paper number: rounded like the rest of the board, or in full as the paper gives it."""
+    if value is None or digits or is_count(metric):
+        return _fmt(value, metric, digits)
+    return paper.as_reported(value)
+
+
+#: Board columns filled by the toolkit itself (numbers and marks): shown verbatim in Markdown when
+#: they read as numbers (anything else taken from the database is escaped like every other cell).
 _TOOLKIT_CELLS = frozenset({"rank", "p vs above", "p vs leader", "n_images"})
+_NUMERIC = re.compile(r"(?:[-+0-9.,eE\[\] *]|n\.s\.|n/a|inf|nan)*")  # "< 0.001" is escaped: "\< 0.001"
+#: Board columns holding text: left-aligned; the name gets room.
+_TEXT_COLUMNS = frozenset({"data", "submission", "source"})
+_K_SUFFIX = re.compile(r"(.+)_k(\d+)")
 
 
-def _table(columns: list[str], rows: list[dict[str, str]], trusted: frozenset[str], **kw) -> Table:
-    cells = [[Verbatim(r[c]) if c in trusted else r[c] for c in columns] for r in rows]
-    return Table(columns, cells, **kw)
+def _table(columns: list[str], rows: list[dict[str, str]], trusted: frozenset[str], declared: frozenset[str],
+           css_class: str = "board") -> Table:
+    """A board table: numbers never wrap, the name column has room, ``_k<k>`` columns are grouped."""
+    cells = [[Verbatim(r[c]) if c in trusted and _NUMERIC.fullmatch(r[c]) else r[c] for c in columns] for r in rows]
+    return Table([Verbatim(c) if c in declared else c for c in columns], cells, wide=frozenset({"name"}),
+                 text=_TEXT_COLUMNS, css_class=css_class, **_k_groups(columns))
+
+
+def _k_groups(columns: list[str]) -> dict[str, Any]:
+    """Columns named ``<metric>_k<k>`` grouped under a "k = <k>" header (HTML), each shown as ``<metric>``."""
+    keys = [_K_SUFFIX.fullmatch(c) for c in columns]
+    if not any(keys):
+        return {}
+    groups: list[tuple[str, int]] = []
+    for m in keys:
+        label = f"k = {m.group(2)}" if m else ""
+        if groups and groups[-1][0] == label:
+            groups[-1] = (label, groups[-1][1] + 1)
+        else:
+            groups.append((label, 1))
+    return {"groups": groups, "labels": [m.group(1) if m else c for m, c in zip(keys, columns)]}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _nonempty(columns: list[str], rows: list[dict[str, str]], keep: tuple[str, ...]) -> list[str]:
+    """The columns that hold a value in some row (and those in ``keep``): no always-empty column."""
+    return [c for c in columns if c in keep or any(r.get(c) for r in rows)]
 
 
 def board_document(protocol: str, groups: list[RankingGroup]) -> Document:
@@ -119,28 +157,33 @@ def board_document(protocol: str, groups: list[RankingGroup]) -> Document:
     columns, rows = board_rows(protocol, groups)
     main = decl.main_metric if decl else columns[4]
     metric_cols = columns[4:columns.index(f"{main} 95% CI") + 1]
+    declared = frozenset({*columns, *(r for rep in (decl.reported_rows() if decl else ()) for r in rep.metrics)}
+                         - ({*metric_cols} - {main, f"{main} 95% CI", *(decl.board_columns if decl else ())}))
+    submitted = [r for r in rows if r["kind"] == "submitted"]
+    ordered = [main, f"{main} 95% CI", *[c for c in metric_cols if c not in (main, f"{main} 95% CI")]]
+    shown = _nonempty(["rank", "name", *ordered, "p vs above", "p vs leader", "n_images", "data", "submission"],
+                      submitted, keep=("rank", "name", main))
     doc = Document(f"Leaderboard: `{protocol}`")
     if decl:
-        doc.para(f"{decl.description}. Protocol version {decl.version}; ranked by `{decl.main_metric}`.")
-    doc.para(f"Marks: `*` = the difference in ρ to the row above / to the leader is significant at {ALPHA} "
-             "(Steiger's Z on the stored predictions, two-sided); `n.s.` = not significant. Results are ranked "
-             "only against results with the same data fingerprint, protocol version and provenance. "
-             "Hashes are shortened here; the CSV has them in full.")
+        doc.para(f"{_sentence(decl.description)}. Protocol version {decl.version}; ranked by `{decl.main_metric}`.")
+    marks = "p vs above" in shown or "p vs leader" in shown
+    doc.para((f"Marks: `*` = the difference in ρ to the row above / to the leader is significant at {ALPHA} "
+              "(Steiger's Z on the stored predictions, two-sided); `n.s.` = not significant. " if marks else "")
+             + "Results are ranked only against results with the same data fingerprint, protocol version and "
+             "provenance. Hashes are shortened here; the CSV has them in full.")
     if any(g.synthetic for g in groups):
         doc.note("Groups marked SYNTHETIC hold results on synthetic data drawn by `aadb simulate` (a test "
                  "instrument, not AADB). They are never ranked against results on real data, and their numbers "
                  "say nothing about real photos or raters.")
-    shown = ["rank", "name", *metric_cols, "p vs above", "p vs leader", "n_images", "data", "submission"]
     trusted = _TOOLKIT_CELLS | set(metric_cols)
     for g in groups:
-        sub = [{**r, "submission": short_hash(r["submission"])} for r in rows
-               if r["kind"] == "submitted" and r["fingerprint"] == g.label]
+        sub = [{**r, "submission": short_hash(r["submission"])} for r in submitted if r["fingerprint"] == printable(g.label)]
         what = " — SYNTHETIC data (not AADB)" if g.synthetic else ""
         if decl is not None and g.protocol_version != decl.version:
-            what += f" — protocol v{g.protocol_version}"
-        doc.heading(f"Data fingerprint `{short_hash(g.fingerprint)}`{what} ({len(sub)} result(s), "
+            what += f" — protocol v{printable(g.protocol_version)}"
+        doc.heading(f"Data fingerprint `{printable(short_hash(g.fingerprint))}`{what} ({len(sub)} result(s), "
                     f"{sub[0]['n_images']} images)")
-        doc.add(_table(shown, sub, trusted))
+        doc.add(_table(shown, sub, trusted, declared))
     if not groups:
         doc.para("No results recorded yet.")
     reported = [r for r in rows if r["kind"] == "reported"]
@@ -150,7 +193,7 @@ def board_document(protocol: str, groups: list[RankingGroup]) -> Document:
         doc.para("Numbers the paper reports on the real AADB/AVA. They are not ranked against the rows above: "
                  "those were computed on data with their own fingerprint, which is not the paper's data.")
         doc.add(_table(rep_cols, [{**r, "name": f"{r['name']} (reported)"} for r in reported],
-                       frozenset(rep_cols), css_class="reported"))
+                       frozenset(rep_cols), frozenset(rep_cols), css_class="board reported"))
     return doc
 
 
@@ -169,6 +212,8 @@ def board_csv(protocol: str, groups: list[RankingGroup]) -> str:
 def _csv_cell(value: Any) -> Any:
     """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or tab/CR)
     that is not a number gets a leading ``'`` so spreadsheet programs show it as text."""
+    if isinstance(value, str):
+        value = printable(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         try:
             float(value)
@@ -178,16 +223,22 @@ def _csv_cell(value: Any) -> Any:
 
 
 def known_protocols(db: str | os.PathLike[str]) -> dict[str, list[RankingGroup]]:
-    """Every declared protocol and every protocol with recorded results → its ranking groups."""
+    """Every registered protocol → its ranking groups. Results recorded under a name that is not a
+    registered protocol get no board (see :func:`unregistered_protocols`)."""
     groups = ranking_groups(db)
-    return {p: groups.get(p, []) for p in dict.fromkeys([*PROTOCOLS, *groups])}
+    return {p: groups.get(p, []) for p in PROTOCOLS}
+
+
+def unregistered_protocols(db: str | os.PathLike[str]) -> dict[str, int]:
+    """Protocol names in the database that are not registered → their number of results."""
+    return {p: sum(len(g.table) for g in gs) for p, gs in ranking_groups(db).items() if p not in PROTOCOLS}
 
 
 def format_markdown(db: str | os.PathLike[str], protocol: str = "aadb") -> str:
     """The Markdown board of one protocol (what :func:`render` writes to ``<protocol>.md``); an
     unknown protocol name is an error with close-match suggestions."""
     boards = known_protocols(db)
-    return render_markdown(board_document(protocol, lookup(boards, protocol, what="protocol")))
+    return render_markdown(board_document(protocol, lookup(boards, printable(protocol), what="protocol")))
 
 
 def render(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -198,7 +249,7 @@ def render(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[
     index = Document("Leaderboards")
     links = []
     for protocol, groups in known_protocols(db).items():
-        safe = protocol.replace("/", "_")
+        safe = protocol  # a registered name: a plain file stem
         doc = board_document(protocol, groups)
         for ext, text in (("md", render_markdown(doc)), ("html", render_html(doc)), ("csv", board_csv(protocol, groups))):
             written[f"{safe}.{ext}"] = _write(out / f"{safe}.{ext}", text)
@@ -209,6 +260,11 @@ def render(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[
     index.para("One board per benchmark protocol. Each ranks results only within a group of the same data "
                "fingerprint, protocol version and provenance, beside the numbers the paper reports.")
     index.links(links)
+    foreign = unregistered_protocols(db)
+    if foreign:  # named as inert text: a link or a file is only ever made from a registered name
+        index.note("The database also holds results under names that are not a registered protocol of this "
+                   "toolkit version; they have no board: "
+                   + "; ".join(f"{printable(p)!r} ({n} result(s))" for p, n in sorted(foreign.items())) + ".")
     for ext, text in (("md", render_markdown(index)), ("html", render_html(index))):
         written[f"index.{ext}"] = _write(out / f"index.{ext}", text)
     return written

@@ -133,7 +133,7 @@ def _kind(con: sqlite3.Connection, db: Path) -> str:
         return "unmarked"
     shown = ", ".join(repr(t[:40]) for t in tables[:5]) + (", …" if len(tables) > 5 else "")
     raise InputError(f"is an SQLite database but not an aadb leaderboard (no leaderboard schema marker; "
-                     f"tables: {shown or 'none'}); it was left unchanged. Give --leaderboard a new file",
+                     f"tables: {shown or 'none'}); it was left unchanged. Give --db a new file",
                      file=str(db))
 
 

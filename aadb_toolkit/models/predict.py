@@ -92,12 +92,15 @@ def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dic
     path = Path(path)
     frame = predictions[["image_id", "score"]]
     text = frame.to_csv(index=False, lineterminator="\n")  # shortest round-trip floats
-    write_text(path, text)
-    if model is not None:
-        from ..protocols.results import MODEL_SIDECAR_SUFFIX
+    sidecar_path = None
+    if model is not None:  # checked before the CSV is written: a refused sidecar leaves nothing half-written
+        from .._atomic import check_output_file
+        from ..protocols.results import MODEL_SIDECAR_SUFFIX, is_model_sidecar
 
-        sidecar = {**model, "predictions_sha256": sha256_fingerprint(text)}
-        write_json(Path(str(path) + MODEL_SIDECAR_SUFFIX), sidecar)
+        sidecar_path = check_output_file(Path(str(path) + MODEL_SIDECAR_SUFFIX), "model sidecar", is_model_sidecar)
+    write_text(path, text)
+    if sidecar_path is not None:
+        write_json(sidecar_path, {**model, "predictions_sha256": sha256_fingerprint(text)})
     return path
 
 

@@ -24,12 +24,17 @@ import pandas as pd
 from .. import schema
 from .._atomic import write_text
 from ..data import check_ratings, sha256_fingerprint
-from ..errors import InputError
+from .._keyguard import refuse_key_file
+from ..errors import InputError, quote
 
 #: Shot counts of the protocol (support images per episode).
 DEFAULT_K: tuple[int, ...] = (10, 100)
 #: Seeded episodes per rater and k.
 DEFAULT_REPEATS: int = 10
+#: At most this many episodes per rater and k (100 × the protocol's): each repeat adds one row per
+#: non-train rating of every qualifying rater (for AADB some 10,000 rows per repeat and k), so the
+#: cap keeps the table to a few GB; 1e8 repeats would need terabytes and be killed for memory.
+MAX_REPEATS: int = 1000
 DEFAULT_SEED: int = 0
 #: A rater needs at least this many non-train images beyond the k support images.
 MIN_QUERIES: int = 10
@@ -62,12 +67,16 @@ def _rater_seed(rater_id: str) -> int:
     return int.from_bytes(hashlib.sha256(rater_id.encode("utf-8")).digest()[:8], "little")
 
 
-def _check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
+def check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
+    """The shot counts, sorted; refuses k that are not distinct positive integers and a number of
+    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings)."""
     ks = tuple(int(k) for k in ks)
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
-        raise InputError(f"k must be distinct positive integers, got {list(ks)}", field="k")
-    if int(repeats) < 1:
-        raise InputError(f"repeats must be a positive integer, got {repeats}", field="repeats")
+        raise InputError(f"k must be distinct positive integers, got {list(ks)[:10]}", field="k")
+    if not 1 <= int(repeats) <= MAX_REPEATS:
+        raise InputError(f"repeats must be an integer from 1 to {MAX_REPEATS:,} (the protocol uses "
+                         f"{DEFAULT_REPEATS}; each repeat adds a row per rating of every qualifying rater), "
+                         f"got {repeats}", field="repeats")
     return tuple(sorted(ks))
 
 
@@ -76,7 +85,7 @@ def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT
     """The episodes table (:data:`COLUMNS`) of an :class:`~aadb_toolkit.sources.AADBData`: for
     each k, each qualifying rater and each of ``repeats`` episodes, the k support rows then the
     query rows, each in image-id order."""
-    ks = _check_params(ks, repeats)
+    ks = check_params(ks, repeats)
     rated = non_train_ratings(data)
     raters = [(str(r), own["image_id"].to_numpy(dtype=object), own["score"].to_numpy(dtype=float))
               for r, own in rated.groupby("rater_id", sort=True)]
@@ -154,13 +163,15 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
     """Read an episodes CSV written by :func:`write_episodes`; with ``data``, check every row
     against it (non-train images the rater rated, the rater's own support scores)."""
     path = Path(path)
+    refuse_key_file(path, field="episodes")  # never read, let alone quoted
     try:
         df = pd.read_csv(path, dtype={"rater_id": str, "image_id": str, "role": str}, keep_default_na=False,
                          na_values={"score": [""]})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read the episodes file: {exc}", file=str(path)) from exc
     if tuple(df.columns) != COLUMNS:
-        raise InputError(f"columns are {list(df.columns)}, expected {list(COLUMNS)}", file=str(path), row=1)
+        raise InputError(f"header is {quote(','.join(map(str, df.columns)))}, expected {','.join(COLUMNS)!r}",
+                         file=str(path), row=1)
     for col in ("k", "episode"):
         values = pd.to_numeric(df[col], errors="coerce")
         if values.isna().any() or (values % 1 != 0).any():
@@ -169,7 +180,7 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
         df[col] = values.astype("int64")
     bad_role = ~df["role"].isin(ROLES).to_numpy()
     if bad_role.any():
-        raise InputError(f"role {df['role'].iloc[int(np.argmax(bad_role))]!r} is not one of {list(ROLES)}",
+        raise InputError(f"role {quote(df['role'].iloc[int(np.argmax(bad_role))])} is not one of {list(ROLES)}",
                          file=str(path), row=int(np.argmax(bad_role)) + 2, field="role")
     df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float)
     if data is not None:
@@ -185,8 +196,8 @@ def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> 
     known = keys.isin(rated.index)
     if not known.all():
         row = int(np.argmax(~known))
-        raise InputError(f"rater {episodes['rater_id'].iloc[row]!r} has no rating of a validation/test image "
-                         f"{episodes['image_id'].iloc[row]!r}", file=file, row=row + 2, field="image_id")
+        raise InputError(f"rater {quote(episodes['rater_id'].iloc[row])} has no rating of a validation/test image "
+                         f"{quote(episodes['image_id'].iloc[row])}", file=file, row=row + 2, field="image_id")
     own = rated.reindex(keys).to_numpy(dtype=float)
     support = (episodes["role"] == ROLES[0]).to_numpy()
     wrong = support & ~np.isclose(episodes["score"].to_numpy(dtype=float), own)

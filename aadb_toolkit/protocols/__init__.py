@@ -134,9 +134,9 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
     if p.needs_validation and validation is None:
         raise InputError(f"the {p.name} protocol needs the submitter's validation predictions (--validation FILE)")
     if p.needs_ava_data and ava_data is None:
-        raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava-data DIR)")
+        raise InputError(f"the {p.name} protocol needs the AVA folder too (--ava DIR)")
     if ava_data is not None and not p.needs_ava_data:
-        raise InputError(f"the {p.name} protocol takes no --ava-data")
+        raise InputError(f"the {p.name} protocol takes no --ava")
     if (generic is not None or episodes is not None) and not p.personalized:
         raise InputError(f"the {p.name} protocol takes no --generic or --episodes (only personalized protocols do)")
     if n_boot < 0:

@@ -26,7 +26,7 @@ from .. import paper, sources
 from ..ava import load_ava
 from .._registry import did_you_mean
 from ..data import Provenance, sha256_fingerprint
-from ..errors import InputError
+from ..errors import InputError, quote
 from ..submissions import Problem, SubmissionError, read_submission
 from . import PROTOCOLS, ReportedRow, ScoreRequest
 from ._ranking import bootstrap_spearman, spearman_ci
@@ -60,11 +60,11 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
     for key in preds:
         if key not in CELLS:
             hint = did_you_mean(key, CELLS, n=1, quote=True)
-            problems.append(f"unknown cell {key!r}" + (f" ({hint})" if hint else ""))
+            problems.append(f"unknown cell {quote(key)}" + (f" ({hint})" if hint else ""))
         elif not isinstance(preds[key], str):
-            problems.append(f"cell {key!r}: expected a file path, found {type(preds[key]).__name__}")
+            problems.append(f"cell {quote(key)}: expected a file path, found {type(preds[key]).__name__}")
         elif _outside_folder(path.parent, preds[key]):
-            problems.append(f"cell {key!r}: {preds[key][:80]!r} is not inside the manifest's folder "
+            problems.append(f"cell {quote(key)}: {quote(preds[key])} is not inside the manifest's folder "
                             "(give a relative path without '..')")
     missing = [c for c in CELLS if c not in preds]
     if missing:
@@ -131,7 +131,7 @@ def score(request: ScoreRequest) -> Result:
     """Score a manifest of four prediction files (``request.data``: the AADB source;
     ``request.ava_data``: the AVA folder)."""
     if request.ava_data is None:
-        raise InputError("the cross-dataset protocol needs the AVA folder (--ava-data DIR)")
+        raise InputError("the cross-dataset protocol needs the AVA folder (--ava DIR)")
     files = read_manifest(request.submission)
     aadb = sources.load(request.data)
     ava = load_ava(request.ava_data)

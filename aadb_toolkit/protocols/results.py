@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import pandas as pd
 from .. import __version__
 from .._atomic import write_json
 from ..data import SYNTHETIC_PREFIX
-from ..errors import InputError, excerpt
+from ..errors import InputError, excerpt, quote
 
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
@@ -137,10 +138,10 @@ class Result:
     def from_dict(cls, d: dict[str, Any], *, file: str | None = None) -> "Result":
         """Parse a result document, checking its format and schema version."""
         if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
-            raise InputError(f"not an aadb result document (format is {d.get('format') if isinstance(d, dict) else None!r})",
+            raise InputError(f"not an aadb result document (format is {quote(d.get('format') if isinstance(d, dict) else None)})",
                              file=file)
         if d.get("schema_version") != RESULT_SCHEMA_VERSION:
-            raise InputError(f"result schema_version {d.get('schema_version')!r} is not supported "
+            raise InputError(f"result schema_version {quote(d.get('schema_version'))} is not supported "
                              f"(this toolkit reads {RESULT_SCHEMA_VERSION})", file=file)
         try:
             p, data, s = d["protocol"], d["data"], d["settings"]
@@ -226,22 +227,78 @@ def _git_commit() -> str | None:
 MODEL_SIDECAR_SUFFIX: str = ".model.json"
 
 
+#: A sidecar is a few hundred bytes; anything over this is not one (checked before it is read).
+MODEL_SIDECAR_MAX_BYTES: int = 16 * 1024
+_HEX16, _HEX64 = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{64}")
+_NAME_MAX_CHARS = 128
+
+
+def _paper_rows(table: object) -> list[str] | None:
+    from .. import paper
+
+    rows = getattr(paper, table, None) if isinstance(table, str) and table.startswith("TABLE") else None
+    return [str(k) for k in rows] if isinstance(rows, dict) else None
+
+
+#: The fields of a model sidecar (what :func:`aadb_toolkit.models.predict.model_identity` writes,
+#: plus the predictions' hash), each with its check; only these are recorded in a result.
+SIDECAR_FIELDS: dict[str, Any] = {
+    "name": lambda v, d: isinstance(v, str) and 0 < len(v) <= _NAME_MAX_CHARS and v.isprintable(),
+    "config_sha256": lambda v, d: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+    "weights_sha256": lambda v, d: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+    "run_id": lambda v, d: isinstance(v, str) and bool(_HEX16.fullmatch(v)) and v == str(d.get("weights_sha256"))[:16],
+    "weights": lambda v, d: v in ("best", "last"),
+    "split": lambda v, d: v in ("train", "validation", "test"),
+    "paper_table": lambda v, d: v is None or _paper_rows(v) is not None,
+    "paper_row": lambda v, d: (v is None and d.get("paper_table") is None) or v in (_paper_rows(d.get("paper_table")) or ()),
+    "members": lambda v, d: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
+    "predictions_sha256": lambda v, d: isinstance(v, str) and v.startswith("sha256:") and bool(_HEX64.fullmatch(v[7:])),
+}
+_OPTIONAL_SIDECAR_FIELDS = frozenset({"members"})
+
+
+def is_model_sidecar(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a model sidecar the toolkit wrote (small, a JSON object with a
+    ``name`` and the ``predictions_sha256``), so `aadb predict` may replace it."""
+    try:
+        if Path(path).stat().st_size > MODEL_SIDECAR_MAX_BYTES:
+            return False
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(d, dict) and "name" in d and "predictions_sha256" in d
+
+
 def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: str) -> dict[str, Any] | None:
-    """The model identity written beside a predictions CSV, or None when there is none. A sidecar
-    that belongs to other bytes (the CSV was edited or replaced) is ignored, with a warning."""
+    """The model identity written beside a predictions CSV, or None when there is none. Its size
+    and every field (:data:`SIDECAR_FIELDS`) are checked, and only those fields are returned; a
+    sidecar that belongs to other bytes (the CSV was edited or replaced) is ignored, with a warning."""
     path = Path(str(submission) + MODEL_SIDECAR_SUFFIX)
     if not path.is_file():
         return None
     try:
+        size = path.stat().st_size
+        if size > MODEL_SIDECAR_MAX_BYTES:
+            raise InputError(f"not a model sidecar: {size:,} bytes, over the limit of {MODEL_SIDECAR_MAX_BYTES:,} "
+                             "bytes", file=str(path))
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read the model sidecar: {exc}", file=str(path)) from exc
-    if not isinstance(d, dict) or not isinstance(d.get("name"), str):
-        raise InputError("not a model sidecar (expected a JSON object with a 'name')", file=str(path))
-    if d.get("predictions_sha256") != submission_sha256:
+        raise InputError(f"cannot read the model sidecar: {excerpt(exc)}", file=str(path)) from exc
+    if not isinstance(d, dict):
+        raise InputError("not a model sidecar (expected a JSON object)", file=str(path))
+    bad = [k for k, ok in SIDECAR_FIELDS.items()
+           if (k in d or k not in _OPTIONAL_SIDECAR_FIELDS) and not ok(d.get(k), d)]
+    if bad:
+        raise InputError(f"not a model sidecar the toolkit wrote: field(s) {', '.join(bad)} missing or malformed "
+                         "(aadb predict writes it; delete it or predict again)", file=str(path))
+    if d["predictions_sha256"] != submission_sha256:
         log.warning("%s: written for other predictions than %s; the model is not recorded", path, submission)
         return None
-    return d
+    extra = sorted(set(d) - set(SIDECAR_FIELDS))
+    if extra:
+        log.warning("%s: field(s) %s are not part of a model sidecar and are not recorded", path,
+                    ", ".join(quote(k) for k in extra[:5]))
+    return {k: d[k] for k in SIDECAR_FIELDS if k in d}
 
 
 def write_result(path: str | os.PathLike[str], result: Result) -> Path:

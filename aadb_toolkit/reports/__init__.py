@@ -36,6 +36,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
     nargs: str | None = None
     action: str | None = None
+    aliases: tuple[str, ...] = ()  # older spellings, accepted but hidden from --help
 
 
 #: report kind → declaration. The registry is data; add a kind by adding a row.

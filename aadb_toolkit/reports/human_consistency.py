@@ -22,7 +22,8 @@ from ._document import Document, Figure, Table, render_html, render_markdown
 
 #: Command-line options of ``aadb report human-consistency`` (passed to :func:`write_report`).
 OPTIONS: tuple[Option, ...] = (
-    Option("--predictions", "predictions", "submission CSV (image_id,score; docs/protocols.md) of a model on the scope split"),
+    Option("--submission", "predictions", "submission CSV (image_id,score; docs/protocols.md) of a model on the scope split",
+           aliases=("--predictions",)),
     Option("--n-perm", "n_perm", "permutations per batch test", int, consistency.DEFAULT_N_PERM),
     Option("--q", "q", "Benjamini–Hochberg false discovery rate", float, paper.CONSISTENCY_FDR_Q),
     Option("--method", "method", "batch-test method", str, consistency.DEFAULT_METHOD, tuple(consistency.METHODS)),
@@ -250,7 +251,7 @@ def _fig6_section(doc: Document, pngs: dict[str, bytes], has_model: bool) -> Non
     doc.add(Figure(FIGURE_FILES["fig6_rho"], pngs["fig6_rho"], "Per-worker Spearman rho",
                    "Each worker's ρ against the mean score, in the same order"
                    + ("; red line: the model's ρ on all scope images." if has_model else
-                      "; run with --predictions to draw a model's ρ as a red line.")))
+                      "; run with --submission to draw a model's ρ as a red line.")))
 
 
 def _reliability_section(doc: Document, rdoc: dict[str, Any], raters: pd.DataFrame) -> None:

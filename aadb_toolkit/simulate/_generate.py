@@ -58,12 +58,14 @@ def truth_dir_for(release: str | Path) -> Path:
 
 def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool = False,
              random_rater_share: float = 0.0, image_size: tuple[int, int] = (128, 96),
-             model: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SimulationResult:
+             progress: bool | None = None, model: str | Path | None = None,
+             overrides: Mapping[str, Any] | None = None) -> SimulationResult:
     """Write a synthetic AADB release in the real format to ``out`` and its planted truth to
-    ``<out>.truth``; a test instrument for every stage, never AADB itself. ``model`` names a
-    setting of the generator (docs/synthetic.md, "Settings"; default: ``model.toml``) and
-    ``overrides`` sets dotted parameters on top (``{"raters.taste_sd": 0.5}``); both are recorded
-    in the truth's ``setting.json``."""
+    ``<out>.truth``; a test instrument for every stage, never AADB itself. ``progress``: show a bar
+    while drawing images (None: on a terminal only). ``model`` names a setting of the generator
+    (docs/synthetic.md, "Settings"; default: ``model.toml``) and ``overrides`` sets dotted
+    parameters on top (``{"raters.taste_sd": 0.5}``); both are recorded in the truth's
+    ``setting.json``."""
     started = time.perf_counter()
     setting = load_setting(model, overrides)
     out = Path(out)
@@ -82,7 +84,7 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
     ratings = truth_ratings(draft, frame)
     labels, label_lines = label_files(draft, ratings)
     with atomic_dir(out, kind=RELEASE_KIND) as staging:
-        n_files = write_images(draft, staging, image_size, setting)
+        n_files = write_images(draft, staging, image_size, progress, setting)
         (staging / schema.RELEASE_RAW_RESULTS).write_bytes(csv_bytes(frame, bom=draft.bom, crlf=draft.crlf))
         label_dir = staging / schema.RELEASE_LABEL_DIR
         label_dir.mkdir()
@@ -239,7 +241,8 @@ def _image_bytes(pixels: np.ndarray, kind: str | None, orientation: int, quality
     return buf.getvalue()
 
 
-def write_images(d: Draft, root: Path, image_size: tuple[int, int], model: Model | None = None) -> int:
+def write_images(d: Draft, root: Path, image_size: tuple[int, int], progress: bool | None = None,
+                 model: Model | None = None) -> int:
     """Draw and write every image file (with its quirk, if any); returns the number written."""
     model = model or load_setting()
     quality = int(model.images["jpeg_quality"])
@@ -254,7 +257,8 @@ def write_images(d: Draft, root: Path, image_size: tuple[int, int], model: Model
                  for j in range(len(d.orphans))]
     written = 0
     for image_id, kind, s, key, quirk, orientation in tqdm(jobs, desc="drawing images", unit="img",
-                                                          disable=None, leave=False):
+                                                          disable=None if progress is None else not progress,
+                                                          leave=False):
         pixels = draw_photo(kind, s, hue[kind], rng(d.seed, "pixels", *key), photo_size(kind, image_size))
         data = _image_bytes(pixels, quirk, orientation, quality)
         if data is not None:

@@ -195,3 +195,45 @@ def test_script_in_csv_cells_is_escaped_in_the_markdown_report(tmp_path):
     curate(root, tmp_path / "out", workers=1, progress=False, on_bad_value="exclude")
     md = (tmp_path / "out" / "curation_report.md").read_text()
     assert "\\<script>" in md and "<script" not in md.replace("\\<script", "")
+
+
+@pytest.mark.parametrize("which", ["label", "image", "csv"])
+def test_an_input_hard_linked_to_the_key_is_refused_without_quoting_it(tmp_path, capsys, which):
+    """Issue 17, item 1: a hard link to the key inside the release is the key under another name."""
+    key_file, secret = _secret_key(tmp_path)
+    root = build_release(3).write(tmp_path / "r")
+    if which == "label":
+        victim = root / LABEL_DIR / LIGHT
+    elif which == "image":
+        victim = sorted((root / IMAGE_DIR).iterdir())[0]
+    else:
+        victim = root / "AADB_AllinAll.csv"
+    victim.unlink()
+    os.link(key_file, victim)
+    args = ["curate", "--release", str(root), "--out", str(tmp_path / "c"), "--key-file", str(key_file),
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "hard link to the rater key" in err and _longest_shared_run(secret.decode(), err) < 8
+    assert not (tmp_path / "c").exists()
+
+
+def test_curation_records_the_sha256_of_every_image_it_decoded(tmp_path):
+    import hashlib
+
+    root = build_release(2).write(tmp_path / "r")
+    curate(root, tmp_path / "c", key=b"k" * 32, workers=1, progress=False)
+    images = pd.read_parquet(tmp_path / "c" / "images.parquet")
+    for rel, digest in zip(images["path"], images["sha256"]):
+        assert digest == "sha256:" + hashlib.sha256((root / rel).read_bytes()).hexdigest()
+
+
+def test_an_answer_column_equal_to_the_key_is_refused_without_quoting_it(tmp_path, capsys):
+    key_file, secret = _secret_key(tmp_path)
+    root = build_release(2).write(tmp_path / "r")
+    args = ["curate", "--release", str(root), "--out", str(tmp_path / "c"), "--key-file", str(key_file),
+            "--workers", "1", "--no-progress", "--answer-column"]
+    for value in (f"score={secret.decode()}", f"{secret.decode()}=DoF"):
+        assert main(args + [value]) == 1
+        err = capsys.readouterr().err
+        assert "rater key" in err and _longest_shared_run(secret.decode(), err) < 8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 
 import numpy as np
@@ -59,7 +61,7 @@ def test_hand_written_release_gives_exact_tables(hand_release, tmp_path, key):
     result = curate(hand_release, tmp_path / "out", key=key, workers=1, progress=False)
     images = pd.read_parquet(tmp_path / "out" / schema.CURATED_IMAGES)
     ratings = pd.read_parquet(tmp_path / "out" / schema.CURATED_RATINGS)
-    assert list(images.columns) == list(schema.IMAGE_COLUMNS)
+    assert list(images.columns) == list(schema.CURATED_IMAGE_COLUMNS)
     assert list(ratings.columns) == list(schema.RATING_COLUMNS)
 
     ra, rb = anonymize("A1WORKERAAAAA", key), anonymize("A2WORKERBBBBB", key)
@@ -88,6 +90,8 @@ def test_hand_written_release_gives_exact_tables(hand_release, tmp_path, key):
         "exif_orientation": np.array([1, 1], dtype=np.int64),
         "source_url": [URL_X, URL_Y], "license": ["", ""],
         "path": [f"{schema.RELEASE_IMAGE_DIR}/{NAME_X}", f"{schema.RELEASE_IMAGE_DIR}/{NAME_Y}"], "flags": ["", ""],
+        "sha256": ["sha256:" + hashlib.sha256((hand_release / schema.RELEASE_IMAGE_DIR / n).read_bytes()).hexdigest()
+                   for n in (NAME_X, NAME_Y)],
     })
     pd.testing.assert_frame_equal(images, expected_images, check_dtype=False)
     assert images["score_mean"].dtype == np.float64 and images["n_ratings"].dtype == np.int64

@@ -137,7 +137,7 @@ def test_render_writes_all_formats_with_reported_rows(tmp_path):
     assert sub[0]["rank"] == "1" and sub[0]["name"] == "<b>my model</b>" and sub[0]["fingerprint"] == "sha256:fp-A"
     html_text = (out / "aadb.html").read_text()
     assert "&lt;b&gt;my model&lt;/b&gt;" in html_text and "<b>my model</b>" not in html_text
-    assert 'class="reported"' in html_text
+    assert 'class="board reported"' in html_text
     md = (out / "aadb.md").read_text()
     assert "Reg+Rank+Att+Cont (reported)" in md and "not ranked against the rows above" in md
     ava_rows = list(csv.DictReader(io.StringIO((out / "ava.csv").read_text())))

@@ -136,5 +136,5 @@ def test_name_without_leaderboard_is_an_error(tmp_path, capsys):
     rc = main(["score", "--submission", str(tmp_path / "s.csv"), "--protocol", "aadb", "--data", str(tmp_path),
                "--out", str(tmp_path / "r.json"), "--name", "my model"])
     err = capsys.readouterr().err
-    assert rc == 1 and "--name" in err and "needs --leaderboard" in err
+    assert rc == 1 and "--name" in err and "needs --db" in err
     assert not (tmp_path / "r.json").exists()

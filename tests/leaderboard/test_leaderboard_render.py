@@ -107,3 +107,50 @@ def test_a_declared_protocol_gets_its_board_by_declaration(tmp_path, monkeypatch
 def test_every_declared_protocol_declares_its_reported_rows(protocol):
     decl = protocols.PROTOCOLS[protocol]
     assert all(isinstance(r, ReportedRow) and r.source for r in decl.reported_rows())
+
+
+def test_the_board_csv_gives_the_papers_numbers_as_the_paper_does(tmp_path):
+    db = tmp_path / "lb.db"
+    leaderboard.record(db, _result(0.3), "m")
+    leaderboard.render(db, tmp_path / "o")
+    text = (tmp_path / "o" / "ava.csv").read_text()
+    assert "0.7284999999999999" not in text and "999999" not in text and "000000000" not in text
+
+
+def test_wide_boards_scroll_in_their_own_box_with_a_readable_name_column_and_k_groups(tmp_path):
+    db = tmp_path / "lb.db"
+    metrics = {"mean_rho": Metric(0.5), "rho_k10": Metric(0.4), "n_raters_k10": Metric(7.0),
+               "rho_k100": Metric(0.6), "n_raters_k100": Metric(3.0)}
+    leaderboard.record(db, dataclasses.replace(_result(0.3), protocol="piaa", main_metric="mean_rho",
+                                               metrics=metrics), "demo: ridge on fc7 of the demo model")
+    leaderboard.render(db, tmp_path / "o")
+    html = (tmp_path / "o" / "piaa.html").read_text()
+    assert '<div class="table-wrap"><table class="board">' in html and "overflow-x: auto" in html
+    assert '<td class="wide">demo: ridge on fc7 of the demo model</td>' in html
+    assert '<th colspan="2" class="group">k = 10</th>' in html and '<th colspan="2" class="group">k = 100</th>' in html
+    assert "<h1>Leaderboard: <code>piaa</code></h1>\n<p>Personalized" in html  # a description starts with a capital
+
+
+def test_always_empty_columns_are_left_out_with_their_explanation(tmp_path):
+    db = tmp_path / "lb.db"
+    r = dataclasses.replace(_result(0.3), protocol="human", main_metric="share_beaten", paired=None, metrics={
+        "share_beaten": Metric(0.75), "n_beaten": Metric(3.0), "n_workers_compared": Metric(4.0)})
+    leaderboard.record(db, r, "m")
+    md = leaderboard.format_markdown(db, "human")
+    assert "p vs above" not in md and "p vs leader" not in md and "Marks:" not in md
+    assert "workers_gt100_mean_rho" not in md.split("Reported in the paper")[0]
+    db2 = tmp_path / "lb2.db"
+    leaderboard.record(db2, _result(0.3, seed=1), "a")
+    leaderboard.record(db2, _result(0.5, seed=2), "b")
+    md2 = leaderboard.format_markdown(db2, "aadb")
+    assert "p vs above" in md2 and "Marks:" in md2
+
+
+def test_headers_never_break_inside_an_arrow(tmp_path):
+    db = tmp_path / "lb.db"
+    metrics = {"mean_transfer_rho": Metric(0.4), "rho[aadb->ava]": Metric(0.3), "rho[ava->aadb]": Metric(0.5)}
+    leaderboard.record(db, dataclasses.replace(_result(0.3), protocol="cross-dataset",
+                                               main_metric="mean_transfer_rho", metrics=metrics), "m")
+    leaderboard.render(db, tmp_path / "o")
+    html = (tmp_path / "o" / "cross-dataset.html").read_text()
+    assert "<th>rho[aadb\u2011&gt;ava]</th>" in html and "aadb-&gt;" not in html

@@ -97,7 +97,7 @@ def test_malformed_episode_files_name_row_and_field(tmp_path, data):
     ep.write_episodes(table, path)
     lines = path.read_text().splitlines()
     (tmp_path / "cols.csv").write_text("rater,k\n")
-    with pytest.raises(InputError, match="cols.csv, row 1: columns are"):
+    with pytest.raises(InputError, match="cols.csv, row 1: header is"):
         ep.read_episodes(tmp_path / "cols.csv")
     bad = list(lines)
     bad[3] = bad[3].replace(",10,", ",ten,", 1)
@@ -114,3 +114,13 @@ def test_malformed_episode_files_name_row_and_field(tmp_path, data):
     (tmp_path / "img.csv").write_text("\n".join(bad) + "\n")
     with pytest.raises(InputError, match="row 6, field 'image_id'"):
         ep.read_episodes(tmp_path / "img.csv", data)
+
+
+def test_repeats_have_an_upper_bound(capsys):
+    """Issue 17, item 8: --repeats 1e8 was killed for memory; now a clear error before any work."""
+    from aadb_toolkit.cli import main
+
+    assert main(["piaa", "episodes", "--data", "no-such-folder", "--out", "ep.csv", "--repeats",
+                 str(ep.MAX_REPEATS + 1)]) == 1
+    err = capsys.readouterr().err
+    assert "repeats must be an integer from 1 to" in err

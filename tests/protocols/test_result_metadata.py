@@ -92,3 +92,44 @@ def test_the_cross_dataset_headline_metric_has_a_ci():
     assert m.ci_high - m.ci_low < max(c.ci_high - c.ci_low for c in cells)  # averaging two independent cells
     assert evaluate(truths, preds, n_boot=0, seed=0, fingerprint="f", submission_sha256="s").metrics[
         "mean_transfer_rho"].ci_low is None
+
+
+def _sidecar(sub, **changes):
+    from aadb_toolkit.data import sha256_fingerprint
+
+    doc = {"name": "reg", "config_sha256": "a" * 64, "run_id": "b" * 16, "weights": "best",
+           "weights_sha256": "b" * 64, "paper_table": "TABLE2_AADB_RHO", "paper_row": "Reg", "split": "test",
+           "predictions_sha256": sha256_fingerprint(sub.read_bytes())}
+    doc.update(changes)
+    return {k: v for k, v in doc.items() if v is not ...}
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"blob": "x" * 5_000_000}, "bytes"),
+    ({"run_id": "forged-run"}, "run_id"),
+    ({"paper_row": "Best model ever"}, "paper_row"),
+    ({"name": "forged\n" * 100}, "name"),
+    ({"config_sha256": 7}, "config_sha256"),
+    ({"split": ...}, "split"),
+])
+def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys, changes, why):
+    """Issue 17, item 6: the sidecar's schema and size are checked; only the defined fields are kept."""
+    data = sources.load(tiny_curated)
+    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    (tmp_path / "s.csv.model.json").write_text(json.dumps(_sidecar(sub, **changes)))
+    argv = ["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated),
+            "--out", str(tmp_path / "r.json"), "--n-boot", "10", "--leaderboard", str(tmp_path / "lb.sqlite"),
+            "--name", "x"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "model sidecar" in err and why in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_only_the_defined_sidecar_fields_are_recorded(tiny_curated, tmp_path):
+    data = sources.load(tiny_curated)
+    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    (tmp_path / "s.csv.model.json").write_text(json.dumps(_sidecar(sub, extra="smuggled", weights_sha256="b" * 64)))
+    r = score_submission("aadb", sub, tiny_curated, n_boot=0)
+    assert r.model["name"] == "reg" and r.model["paper_row"] == "Reg"
+    assert "extra" not in r.model
