@@ -51,6 +51,7 @@ from aadb_toolkit._ranks import spearman_rho
 from aadb_toolkit.curate import anonymize, curate
 from aadb_toolkit.data import AADBData
 from aadb_toolkit.models import config_from_dict, predict, train
+from aadb_toolkit.models.config import ContentSection
 from aadb_toolkit.models.predict import predict_features
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.finetune import fit_rank_finetune
@@ -113,8 +114,9 @@ def _branch(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: 
     return out
 
 
-#: The content branch's ContClass fine-tune, kept short (set where the trainer has the option).
-CONTENT_EXTRA: dict[str, Any] = {}
+#: The content branch's ContClass fine-tune, kept short (2 epochs; set where the trainer has the option).
+CONTENT_EXTRA: dict[str, Any] = ({"finetune_epochs": 2} if "finetune_epochs" in ContentSection.__dataclass_fields__
+                                 else {})
 
 ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
@@ -364,7 +366,7 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
         rows.append({"mechanism": row, "setting": kind, "delta": delta, "ci_low": lo, "ci_high": hi,
                      "n_seeds": len(pairs), "rho_mechanism": float(np.mean([a for a, _ in pairs])),
                      "rho_ablation": float(np.mean([b for _, b in pairs])), "deltas": deltas})
-    order = [m.name for m in MECHANISMS] + list(PERSONALIZERS)
+    order = [m.name for m in MECHANISMS if m.name not in PERSONALIZERS] + list(PERSONALIZERS)
     rows.sort(key=lambda r: (order.index(r["mechanism"]), r["setting"] != "planted"))
     return rows
 
