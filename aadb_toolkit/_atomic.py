@@ -258,13 +258,22 @@ def claimed_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tu
                           written_before_markers: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """:func:`claim_output_folder` for the duration of a block: if the block fails before writing
     anything into a folder it created, the folder is removed again."""
-    created = not Path(path).expanduser().absolute().exists()
+    given = Path(path).expanduser().absolute()
+    created = not given.exists()
+    before = None if created or read_marker(given) is not None else set(os.listdir(given))
     p = claim_output_folder(path, kind, inputs=inputs, written_before_markers=written_before_markers)
     try:
         yield p
     except BaseException:
+        if before is not None and set(os.listdir(p)) == before | {MARKER_FILE}:
+            (p / MARKER_FILE).unlink(missing_ok=True)  # a refused run leaves an unmarked folder as it was
         if created and os.listdir(p) == [MARKER_FILE]:
-            shutil.rmtree(p, ignore_errors=True)
+            from ._lock import try_lock
+
+            fd = try_lock(p)  # not while another process (which claimed it too) is working there
+            if fd is not None:
+                shutil.rmtree(p, ignore_errors=True)
+                os.close(fd)
         raise
 
 

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._numbers import is_count
 from .data import sha256_fingerprint
-from .errors import InputError, SourceError
+from .errors import InputError, SourceError, excerpt
 
 if TYPE_CHECKING:
     from .data import AADBData
@@ -104,8 +105,8 @@ def _read_ava_fast(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if not all(pd.api.types.is_integer_dtype(raw[c]) for c in cols) or (raw[cols] < 0).any().any():
         return None
-    if not raw[1].str.fullmatch(r"\d+").all():
-        return None
+    if not all(raw[c].dtype == np.int64 for c in cols) or not raw[1].map(is_count).all():
+        return None  # ids and counts follow the one number rule (ASCII digits, int64); see _numbers
     return raw[1].to_numpy(dtype=str), raw[cols].to_numpy().astype(np.int64)
 
 
@@ -124,8 +125,9 @@ def _read_ava_checked(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(parts) != 15:
             bad.append(f"line {i}: expected 15 fields (index, image id, 10 vote counts, 2 tags, challenge), "
                        f"found {len(parts)}")
-        elif not all(p.isdigit() for p in parts):
-            bad.append(f"line {i}: fields must be non-negative integers: {line.strip()[:80]!r}")
+        elif not all(is_count(p) for p in parts):
+            bad.append(f"line {i}: fields must be non-negative integers in ASCII digits that fit 64 bits: "
+                       f"{excerpt(line.strip())!r}")
         else:
             rows.append(parts)
     if bad:
@@ -149,8 +151,8 @@ def read_id_names(path: str | os.PathLike[str]) -> dict[int, str]:
         if not line.strip():
             continue
         head, _, name = line.strip().partition(" ")
-        if not head.isdigit() or not name.strip():
-            raise InputError(f"expected '<id> <name>', found {line.strip()[:80]!r}", file=str(path), row=i)
+        if not is_count(head) or not name.strip():
+            raise InputError(f"expected '<id> <name>', found {excerpt(line.strip())!r}", file=str(path), row=i)
         if int(head) in out:
             raise InputError(f"id {head} appears twice", file=str(path), row=i)
         out[int(head)] = name.strip()
@@ -169,8 +171,8 @@ def read_id_list(path: str | os.PathLike[str]) -> list[str]:
         s = line.strip()
         if not s:
             continue
-        if not s.isdigit():
-            raise InputError(f"expected an integer image id, found {s[:80]!r}", file=str(path), row=i)
+        if not is_count(s):
+            raise InputError(f"expected an integer image id, found {excerpt(s)!r}", file=str(path), row=i)
         ids.append(s)
     if len(set(ids)) != len(ids):
         raise InputError(f"{len(ids) - len(set(ids))} duplicated id(s)", file=str(path))
@@ -222,8 +224,8 @@ def _read_int_rows(path: Path, width: int) -> np.ndarray:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != width or not all(p.lstrip("-").isdigit() for p in parts):
-            raise InputError(f"expected {width} integer(s), found {line.strip()[:80]!r}", file=str(path), row=i)
+        if len(parts) != width or not all(is_count(p.removeprefix("-")) for p in parts):
+            raise InputError(f"expected {width} integer(s), found {excerpt(line.strip())!r}", file=str(path), row=i)
         rows.append([int(p) for p in parts])
     return np.array(rows, dtype=np.int64).reshape(-1, width)
 

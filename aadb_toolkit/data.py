@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .errors import InputError
+from .errors import InputError, SourceError, excerpt
 
 #: The columns every ratings table the analyses read must have.
 RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
@@ -224,3 +224,26 @@ def leave_one_out_mean(image_ids: pd.Series, scores: np.ndarray) -> np.ndarray:
     total, count = g.transform("sum").to_numpy(), g.transform("count").to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 1, (total - scores) / np.maximum(count - 1, 1), np.nan)
+
+
+def table_to_pandas(table, file: str) -> pd.DataFrame:
+    """A pyarrow table as pandas; pandas metadata in the file that is not JSON (or does not fit the
+    columns) is a :class:`~aadb_toolkit.errors.SourceError` naming ``file``, not a traceback."""
+    try:
+        return table.to_pandas()
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise SourceError(f"{file}: its pandas metadata is not valid ({type(exc).__name__}); rewrite the file "
+                          "with the toolkit") from exc
+
+
+def read_parquet(file, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet file as pandas; a file that is not parquet, or cannot be read, is a
+    :class:`~aadb_toolkit.errors.SourceError` naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(file, columns=columns)
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        raise SourceError(f"{file}: not a readable parquet table ({type(exc).__name__}: {excerpt(exc)})") from exc
+    return table_to_pandas(table, str(file))

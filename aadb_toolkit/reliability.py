@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
+from ._multitest import benjamini_hochberg
 from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
 from .data import check_ratings, leave_one_out_mean
 from .errors import InputError
@@ -78,8 +79,6 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
     """One row per rater: Spearman ρ with the leave-one-out mean of the other raters over the rater's
     images, permutation p-value, BH-adjusted p-value, and ``chance_like`` (tested and not
     significant at FDR ``q``: agreement indistinguishable from chance)."""
-    from statsmodels.stats.multitest import multipletests
-
     if n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
     df = _ratings(ratings)
@@ -112,7 +111,7 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
     table["p_adjusted"] = np.nan
     table["significant"] = False
     if tested.any():
-        reject, p_adj, _, _ = multipletests(table.loc[tested, "p_value"].to_numpy(), alpha=q, method="fdr_bh")
+        reject, p_adj = benjamini_hochberg(table.loc[tested, "p_value"].to_numpy(), q)
         table.loc[tested, "p_adjusted"] = p_adj
         table.loc[tested, "significant"] = reject
     table["chance_like"] = tested & ~table["significant"].to_numpy(dtype=bool)

@@ -28,6 +28,7 @@ import pandas as pd
 from . import __version__, paper
 from ._atomic import write_bytes, write_json, write_text
 from ._format import format_p
+from ._lock import folder_lock
 from .errors import InputError, quote
 from .sources import AADBData
 
@@ -213,13 +214,25 @@ def _grid(row: Row) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(row.select[k] for k in keys))]
 
 
-def _finished(run: Path, cfg) -> bool:
-    from .models.runs import CONFIG_FILE, RUN_SUMMARY, read_run_json
+def _finished(run: Path, cfg, data: AADBData) -> bool:
+    """Whether ``run`` holds a finished run of ``cfg`` to reuse. One trained on other data (its
+    recorded data fingerprint differs, or it recorded none) is refused, not reused: the table would
+    score models trained on one data set while naming another."""
+    from .models.runs import CONFIG_FILE, RUN_SUMMARY, data_fingerprint, read_run_json
 
     summary, config = read_run_json(run, RUN_SUMMARY), read_run_json(run, CONFIG_FILE)
     if summary is None or config is None:
         return False
-    return summary.get("stopped") == "completed" and not _material_diff(config, cfg)
+    if summary.get("stopped") != "completed" or _material_diff(config, cfg):
+        return False
+    theirs, ours = summary.get("data_fingerprint"), data_fingerprint(data)
+    if theirs != ours:
+        shown = theirs if isinstance(theirs, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", theirs) else quote(theirs)
+        raise InputError(f"this row's finished run was trained on other data (its data fingerprint "
+                         f"{shown}, this --data {ours}); reusing it would score a model of one "
+                         "data set as another — use another --out for this data, or remove the run "
+                         "folder to retrain it", file=str(run))
+    return True
 
 
 def _material_diff(other: Mapping[str, Any], cfg) -> list[str]:
@@ -251,7 +264,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
     for setting in _grid(row):
         cfg = row_config(recipe, row, budget, setting)
         run = run_root / (slug("_".join(f"{k}={v}" for k, v in setting.items())) if setting else "run")
-        if _finished(run, cfg):
+        if _finished(run, cfg, data):
             log.info("reusing finished run %s", run)
         else:  # a new run, or the interrupted one resumed from its checkpoint
             _refuse_other_config(run, cfg)
@@ -445,6 +458,18 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
         raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")
     out = Path(out)
     _claim_out(out, recipe, budget)
+    with folder_lock(out, "reproduction folder"):  # one writer: rows are reused and grown in place
+        return _reproduce_rows(recipe, sources, out, roles, budget=budget, init_weights=init_weights, device=device,
+                               n_boot=n_boot, progress=progress, stop_after_steps=stop_after_steps)
+
+
+def _reproduce_rows(recipe: Recipe, sources: Mapping[str, AADBData], out: Path, roles: set[str], *, budget: str,
+                    init_weights, device: str, n_boot: int, progress: bool | None,
+                    stop_after_steps: int | None) -> TableResult:
+    """The body of :func:`reproduce`, with ``out`` claimed and locked."""
+    import time
+
+    t_start = time.time()
     synthetic = any(is_synthetic(sources[r]) for r in roles)
     doc = {"format": SUMMARY_FORMAT, "table": recipe.name, "budget": budget, "synthetic": synthetic,
            "toolkit_version": __version__, "status": "running",
@@ -484,6 +509,9 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
                          data_origin=", ".join(d.origin for d in sources.values()))
     write_json(out / SUMMARY_FILE, {**doc, "status": "complete", "files": [f.name for f in files],
                                     "rows": records})
+    from .models.pipeline import prune_cache
+
+    prune_cache(out / "cache", used_since=t_start)  # keep only the pixels this table used
     return TableResult(records=records, files=files, synthetic=synthetic)
 
 

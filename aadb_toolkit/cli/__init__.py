@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 
 from .. import __version__
 from .._registry import did_you_mean
-from ..errors import AADBError
+from ..errors import AADBError, excerpt
 
 #: command name → (module, one-line help). The registry is data; add a command by adding a row.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(parser)
     args = parser.parse_args(argv[split + 1 :])
+    undecodable = next((a for a in argv if not _is_utf8(a)), None)
+    if undecodable is not None:
+        print(f"aadb {name}: error: the argument {excerpt(undecodable)!r} is not valid UTF-8 (a file name in "
+              "another encoding?); the toolkit records paths in UTF-8 files — rename it", file=sys.stderr)
+        return 1
     previous = _install_signal_handlers()
     _STATE["completed"] = False
     shown = _show_warnings_as_notes(name)
@@ -107,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"aadb {name}: terminated", file=sys.stderr)
         return 143
+    except MemoryError:
+        print(f"aadb {name}: error: out of memory; use smaller sizes (see docs/models.md)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, or an input no check foresaw: one line, and how to see more
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"aadb {name}: internal error: {type(exc).__name__}: {excerpt(exc)} — this is a bug in "
+              f"aadb_toolkit or an input it does not check yet; run again with {TRACEBACK_ENV}=1 for the "
+              "traceback and report it", file=sys.stderr)
+        return INTERNAL_ERROR
     finally:
         _restore_signal_handlers(previous)
         warnings.showwarning = shown
@@ -147,6 +163,21 @@ def _discard_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):  # no real file behind stdout (a test's capture): nothing to redirect
         pass
+
+
+#: Set (to anything) to let an unexpected exception end the command with its full traceback.
+TRACEBACK_ENV = "AADB_TRACEBACK"
+#: Exit code of a command ended by an unexpected exception (EX_SOFTWARE), apart from bad input (1).
+INTERNAL_ERROR = 70
+
+
+def _is_utf8(arg: str) -> bool:
+    """Whether a command-line argument is valid UTF-8 (undecodable bytes arrive as surrogates)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Terminated(BaseException):

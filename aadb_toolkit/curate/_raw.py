@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .._numbers import ANSWER_NUMBER
 from .._registry import close_matches, did_you_mean
 from ..errors import InputError, quote
 from ._ledger import Ledger
@@ -440,10 +441,8 @@ def exclude_repeated_images(answers: pd.DataFrame, file: str, ledger: Ledger, *,
                          "answer", "excluded", file=file, reason="duplicate_image_in_assignment")
 
 
-#: The one rule for answer numbers: ASCII digits with an optional sign and an optional decimal part
-#: ("5", "+1", "5.0"; "3.5" is a number, out of range); anything else ("1e0", "٣", "0x5", "inf", "5_0")
-#: is not a number. Accepted integers written other than plainly are reported ("number_spelling").
-ANSWER_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+#: Answer numbers follow the one number rule (:data:`aadb_toolkit._numbers.ANSWER_NUMBER`); accepted
+#: integers written other than plainly ("5.0", "+1") are reported ("number_spelling").
 
 
 def _to_float(text: str) -> float:

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 from .. import schema
 from .._paths import inside
 from ..data import AADBData, Provenance
-from ..errors import InputError, SourceError
+from ..data import table_to_pandas
+from ..errors import InputError, SourceError, excerpt
 from . import card as card_mod
 from . import layout
 
@@ -34,8 +35,43 @@ def is_published_folder(path: Path) -> bool:
         meta = card_mod.read_metadata(readme)
     except InputError:
         return False
-    names = {c.get("config_name") for c in meta.get("configs") or [] if isinstance(c, dict)}
+    configs = meta.get("configs")
+    names = {c.get("config_name") for c in configs if isinstance(c, dict) and isinstance(c.get("config_name"), str)} \
+        if isinstance(configs, list) else set()
     return {layout.CONFIG_IMAGES, layout.CONFIG_RATINGS} <= names
+
+
+def _check_card_shapes(meta: dict, readme: Path) -> None:
+    """The parts of the card's YAML that loading reads have the shapes the Hub defines: ``configs``
+    a list of tables whose ``data_files`` list ``split`` and ``path`` (a pattern or a list of them),
+    ``dataset_info`` a table or a list of tables whose ``splits`` list tables, ``tags`` a list and
+    the test list a name. Anything else is a :class:`SourceError` naming the key."""
+    def bad(key: str, expected: str) -> SourceError:
+        return SourceError(f"{readme}: the card's {key!r} is not {expected}")
+
+    for i, entry in enumerate(meta.get("configs") or []):
+        if not isinstance(entry, dict):
+            raise bad(f"configs[{i}]", "a table")
+        files = entry.get("data_files") or []
+        if not isinstance(files, list):
+            raise bad(f"configs[{i}].data_files", "a list")
+        for j, item in enumerate(files):
+            path = item.get("path") if isinstance(item, dict) else None
+            paths = path if isinstance(path, list) else [path]
+            if not isinstance(item, dict) or not isinstance(item.get("split"), str) or not paths \
+                    or not all(isinstance(x, str) for x in paths):
+                raise bad(f"configs[{i}].data_files[{j}]", "a table with a split name and a path (or list of paths)")
+    infos = meta.get("dataset_info") or []
+    for i, info in enumerate(infos if isinstance(infos, list) else [infos]):
+        if not isinstance(info, dict):
+            raise bad(f"dataset_info[{i}]", "a table")
+        splits = info.get("splits") or []
+        if not isinstance(splits, list) or not all(isinstance(x, dict) for x in splits):
+            raise bad(f"dataset_info[{i}].splits", "a list of tables")
+    if not isinstance(meta.get("tags") or [], list):
+        raise bad("tags", "a list")
+    if not isinstance(meta.get(card_mod.TEST_LIST_KEY) or "", str):
+        raise bad(card_mod.TEST_LIST_KEY, "a name")
 
 
 def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]:
@@ -72,7 +108,8 @@ def _check_complete(folder: Path, meta: dict, config: str, files: dict[str, list
     """Every split the card declares for ``config`` has shards holding exactly the declared number
     of rows, so a missing or truncated download is an error, never a silently smaller dataset."""
     declared = {}
-    for info in meta.get("dataset_info") or []:
+    infos = meta.get("dataset_info") or []
+    for info in infos if isinstance(infos, list) else [infos]:
         if isinstance(info, dict) and info.get("config_name", layout.CONFIG_IMAGES) == config:
             declared = {s.get("name"): s.get("num_examples") for s in info.get("splits") or []}
     readme = folder / layout.README
@@ -114,14 +151,22 @@ class ParquetImageReader:
         with self._lock:
             images = self._cache.get(key)
             if images is None:
-                table = pq.ParquetFile(shard).read_row_group(group, columns=[layout.IMAGE_FEATURE])
-                images = table.column(layout.IMAGE_FEATURE).to_pylist()
+                try:
+                    table = pq.ParquetFile(shard).read_row_group(group, columns=[layout.IMAGE_FEATURE])
+                    images = table.column(layout.IMAGE_FEATURE).to_pylist()
+                except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+                    raise InputError(f"cannot read the image bytes: {excerpt(exc, 120)}", file=shard,
+                                     field=layout.IMAGE_FEATURE) from exc
                 self._cache[key] = images
                 while len(self._cache) > _CACHED_ROW_GROUPS:
                     self._cache.popitem(last=False)
             else:
                 self._cache.move_to_end(key)
-        return images[row]["bytes"]
+        cell = images[row]
+        data = cell.get("bytes") if isinstance(cell, dict) else None
+        if not isinstance(data, bytes) or not data:
+            raise InputError(f"image {excerpt(image_id)!r} has no image bytes", file=shard, field=layout.IMAGE_FEATURE)
+        return data
 
 
 def load_published(path: Path, *, kind: str = "published", origin: str | None = None) -> AADBData:
@@ -133,6 +178,7 @@ def load_published(path: Path, *, kind: str = "published", origin: str | None = 
         raise SourceError(f"{folder}: not a published AADB dataset folder (no README.md declaring the "
                           f"{layout.CONFIG_IMAGES!r} and {layout.CONFIG_RATINGS!r} configs)")
     meta = card_mod.read_metadata(folder / layout.README)
+    _check_card_shapes(meta, folder / layout.README)
     image_files = _split_files(folder, meta, layout.CONFIG_IMAGES)
     rating_files = _split_files(folder, meta, layout.CONFIG_RATINGS)
     _check_complete(folder, meta, layout.CONFIG_IMAGES, image_files)
@@ -169,10 +215,17 @@ def _read(file: Path, columns: list[str]) -> pd.DataFrame:
         table = pq.read_table(file, columns=columns)
     except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
         raise SourceError(f"{file}: cannot read columns {columns}: {exc}") from exc
-    df = table.to_pandas()
+    df = table_to_pandas(table, str(file))
     recorded = (table.schema.metadata or {}).get(layout.DTYPES_METADATA_KEY)
     if recorded:
-        dtypes = {c: d for c, d in json.loads(recorded).items() if c in df.columns}
+        try:
+            recorded = json.loads(recorded)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{file}: its {layout.DTYPES_METADATA_KEY.decode()} metadata is not JSON") from exc
+        if not isinstance(recorded, dict) or not all(isinstance(d, str) for d in recorded.values()):
+            raise SourceError(f"{file}: its {layout.DTYPES_METADATA_KEY.decode()} metadata is not a table of dtype "
+                              "names")
+        dtypes = {c: d for c, d in recorded.items() if c in df.columns}
         try:
             df = df.astype(dtypes)
         except (TypeError, ValueError) as exc:

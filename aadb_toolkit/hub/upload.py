@@ -102,8 +102,25 @@ def push(folder: Path, repo_id: str, *, private: bool = False, dry_run: bool = F
     except HfHubHTTPError as exc:
         # The message of an HTTP error names the URL and status, never the Authorization header.
         raise AADBError(f"push to {repo_id} failed: {exc}") from exc
+    except _network_errors() as exc:  # no network, DNS, refused or dropped connection, timeout
+        raise AADBError(f"push to {repo_id} failed: cannot reach {api.endpoint} ({type(exc).__name__}; no "
+                        "network?); nothing was committed — run the push again when the Hub can be reached") from exc
     return PushResult(plan=plan, dry_run=False, commit_url=getattr(info, "commit_url", None),
                       commit_oid=getattr(info, "oid", None), deleted=stale)
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of the Hub client's HTTP stack for a connection that fails (httpx in recent
+    huggingface_hub releases, requests before; both are caught, as either may be installed)."""
+    import importlib
+
+    errors: list[type[BaseException]] = [OSError]  # requests' ConnectionError and timeouts are OSErrors
+    for name in ("httpx", "httpx2"):  # the client's HTTP library, under either of its distribution names
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
 
 
 def _chunks(additions: list, sizes: dict[str, int]) -> list[list]:

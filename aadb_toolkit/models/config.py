@@ -8,6 +8,8 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import json
+import math
+import os
 import tomllib
 import types
 import typing
@@ -311,6 +313,79 @@ def _check(cfg: ModelConfig, source: str) -> None:
     if cfg.pairs.ties not in _TIES:
         raise err(f"unknown ties {cfg.pairs.ties!r}{_suggest(cfg.pairs.ties, _TIES)}", "pairs.ties")
     _check_branches(cfg, err)
+    _check_ranges(cfg, err)
+
+
+#: Seeds are 32-bit: numpy and torch take 0 … 2**32 - 1 (an ensemble's members use seed + k).
+MAX_SEED = 2**32 - 1
+#: The largest warp: 16× the paper's 256. Larger warps only upsample the photos (AADB's are about
+#: 500–1000 pixels on a side), and one warped image alone would take warp² × 3 bytes.
+MAX_WARP_SIZE = 4096
+#: Bytes per parameter while training: weights, gradients, SGD momentum and the kept best copy (fp32).
+TRAINING_BYTES_PER_PARAMETER = 16
+#: Bytes per sampled pair while pairs are drawn (index, partner, kind, rater; chunks are drawn double).
+BYTES_PER_PAIR = 64
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (the limit that bounds sizes in a config)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 64 * 2**30
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _check_ranges(cfg: ModelConfig, err) -> None:
+    """Numbers that would fail only later, deep inside training, with a NaN, an overflow or an
+    out-of-memory error: finite and sane values, and sizes whose memory the machine can hold."""
+    o, lo, d, t = cfg.optim, cfg.loss, cfg.data, cfg.train
+    for key, value, low, high in (("optim.lr", o.lr, 0, 10), ("optim.momentum", o.momentum, 0, 1),
+                                  ("optim.weight_decay", o.weight_decay, 0, 1),
+                                  ("loss.rank_margin", lo.rank_margin, 0, 10)):
+        if not (math.isfinite(value) and low <= value <= high) or (key == "optim.momentum" and value == 1):
+            raise err(f"{value!r} is out of range: {key.split('.')[1]} must be a finite number in "
+                      f"[{low}, {high}{')' if key == 'optim.momentum' else ']'}", key)
+    for key, values in (("data.mean", d.mean), ("data.std", d.std)):
+        if not all(math.isfinite(v) for v in values):
+            raise err(f"{list(values)} has a value that is not finite", key)
+    if not all(-1 <= v <= 2 for v in d.mean) or not all(1e-3 <= v <= 10 for v in d.std):
+        raise err("mean must lie in [-1, 2] and std in [0.001, 10] (fractions of the 0–255 pixel range)",
+                  "data.mean" if not all(-1 <= v <= 2 for v in d.mean) else "data.std")
+    if not math.isfinite(d.binary_threshold):
+        raise err("binary_threshold must be finite", "data.binary_threshold")
+    if not 0 <= t.seed <= MAX_SEED - (cfg.ensemble.members - 1):
+        raise err(f"seed {t.seed} is out of range: it must be an integer in 0 … {MAX_SEED} (with an "
+                  "ensemble, seed + members - 1 too)", "train.seed")
+    if d.warp_size > MAX_WARP_SIZE:
+        raise err(f"warp_size {d.warp_size} is larger than {MAX_WARP_SIZE}: one warped image alone would "
+                  f"take {_gib(3 * d.warp_size ** 2)}, the cache of every image far more", "data.warp_size")
+    memory = machine_memory()
+    pair_bytes = BYTES_PER_PAIR * cfg.pairs.n_pairs
+    if pair_bytes > memory // 2:
+        raise err(f"n_pairs {cfg.pairs.n_pairs:,} would take about {_gib(pair_bytes)} to draw, more than half "
+                  f"of this machine's memory ({_gib(memory)})", "pairs.n_pairs")
+    _check_network_size(cfg, memory, err)
+
+
+def _check_network_size(cfg: ModelConfig, memory: int, err) -> None:
+    """Refuse a network (``model.width``, ``fc7_factor``, ``feature_size``) too large to train here:
+    it is built on the ``meta`` device (no memory) to count its parameters exactly."""
+    import torch
+
+    from .heads import build_network
+
+    with torch.device("meta"):
+        n = sum(p.numel() for p in build_network(cfg).parameters())
+    need = n * TRAINING_BYTES_PER_PARAMETER
+    if need > memory:
+        m = cfg.model
+        raise err(f"the network has {n:,} parameters (model.width {m.width:g}, model.fc7_factor "
+                  f"{m.fc7_factor:g}, model.feature_size {m.feature_size}): training it needs about {_gib(need)}, "
+                  f"more than this machine's memory ({_gib(memory)})", "model")
 
 
 def _check_paper_row(cfg: ModelConfig, err) -> None:

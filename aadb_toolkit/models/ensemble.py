@@ -23,10 +23,13 @@ def member_dirs(run: str | Path) -> list[Path] | None:
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read ensemble file: {exc}", file=str(path)) from exc
-    if doc.get("format") != ENSEMBLE_FORMAT or not isinstance(doc.get("members"), list):
+    if not isinstance(doc, dict) or doc.get("format") != ENSEMBLE_FORMAT or not isinstance(doc.get("members"), list):
         raise InputError(f"not an {ENSEMBLE_FORMAT} file", file=str(path))
+    if not doc["members"] or not all(isinstance(m, str) and m for m in doc["members"]):
+        raise InputError("an ensemble needs at least one member, each a folder name", file=str(path),
+                         field="members")
     root = Path(run).resolve()
     dirs = [(root / str(m)).resolve() for m in doc["members"]]
     if any(root not in d.parents for d in dirs):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -19,8 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..sources import AADBData
+from .config import machine_memory
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ def decode_warp(data: AADBData, image_id: str, warp_size: int) -> np.ndarray:
         with Image.open(io.BytesIO(data.image_bytes(image_id))) as im:
             im.draft("RGB", (warp_size, warp_size))
             up = ImageOps.exif_transpose(im).convert("RGB")
+    except Image.DecompressionBombError as exc:  # Pillow's pixel cap, checked before decoding
+        raise InputError(f"refusing to decode image: {excerpt(exc, 120)} (a decompression bomb?)",
+                         file=str(image_id)) from exc
     except (OSError, ValueError, UnidentifiedImageError, KeyError) as exc:
         raise InputError(f"cannot decode image: {exc}", file=str(image_id)) from exc
     return np.asarray(up.resize((warp_size, warp_size), Image.BILINEAR), dtype=np.uint8)
@@ -70,6 +76,12 @@ def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int, content:
 def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, workers: int = 4,
                progress: bool | None = None, desc: str = "decode") -> np.ndarray:
     """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array."""
+    need = len(image_ids) * warp_size * warp_size * 3
+    memory = machine_memory()
+    if need > memory // 2:
+        raise InputError(f"the pixel cache of {len(image_ids):,} images at warp_size {warp_size} needs "
+                         f"{need / 2**30:,.1f} GiB, more than half of this machine's memory "
+                         f"({memory / 2**30:,.1f} GiB); lower data.warp_size", field="data.warp_size")
     out = np.empty((len(image_ids), warp_size, warp_size, 3), np.uint8)
 
     def one(k: int) -> None:
@@ -92,6 +104,7 @@ def load_or_build_cache(data: AADBData, image_ids: Sequence[str], warp_size: int
         if file.is_file():
             arr = np.load(file, allow_pickle=False)
             if arr.shape == (len(image_ids), warp_size, warp_size, 3) and arr.dtype == np.uint8:
+                _mark_used(file)
                 return arr
             log.warning("ignoring cache %s with unexpected shape %s", file, arr.shape)
     arr = decode_all(data, image_ids, warp_size, workers=workers, progress=progress, desc=desc)
@@ -99,7 +112,38 @@ def load_or_build_cache(data: AADBData, image_ids: Sequence[str], warp_size: int
         with atomic_path(file) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
+        _mark_used(file)
     return arr
+
+
+def _mark_used(file: Path) -> None:
+    """Set the cache file's times to now on the clock of ``time.time()`` (file systems stamp with a
+    coarser clock, which may lag behind it), so :func:`prune_cache` sees it as used."""
+    now = time.time_ns()
+    os.utime(file, ns=(now, now))
+
+
+#: The names of the pixel caches :func:`load_or_build_cache` writes (and :func:`prune_cache` removes).
+CACHE_GLOB = "images-*.npy"
+
+
+def prune_cache(cache_dir: Path, *, used_since: float) -> list[Path]:
+    """Remove the pixel caches in ``cache_dir`` not used (read or written) since ``used_since`` (a
+    ``time.time()``): called once a run or a reproduction has loaded everything it needs, so a
+    cache holds only the entries of the current data and sizes instead of growing with every
+    change of the images or of ``warp_size``. Returns the removed files."""
+    removed = []
+    for f in sorted(Path(cache_dir).glob(CACHE_GLOB)):
+        try:
+            if f.is_symlink() or not f.is_file() or f.stat().st_mtime >= used_since:
+                continue
+            f.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(f)
+    if removed:
+        log.info("removed %d unused cache file(s) from %s", len(removed), cache_dir)
+    return removed
 
 
 class CropSampler:

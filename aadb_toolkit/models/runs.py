@@ -12,7 +12,9 @@ Every ``.pt`` file is read with ``weights_only=True`` and carries a format tag t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,10 +23,12 @@ import pandas as pd
 import torch
 
 from .._atomic import atomic_path
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..sources import AADBData
 from .config import ModelConfig, config_from_dict
 from .heads import AestheticsHead, build_network
+
+log = logging.getLogger(__name__)
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -84,8 +88,24 @@ def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
 
 
 def save_run_file(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Write a checkpoint or model file atomically. It is serialised in memory first and written
+    with Python's own file I/O, so a full disk or a file-size limit is an :class:`OSError` naming the
+    file (torch's writer reports it as an opaque RuntimeError), and nothing half-written is left."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    try:
+        with atomic_path(path) as tmp:
+            _write(tmp, buf.getbuffer())
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # a write error names no file by itself
+
+
+
+def _write(tmp: Path, data: memoryview) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 
@@ -142,10 +162,36 @@ def plot_metrics(records: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def read_metrics(path: Path, upto_step: int | None = None) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (up to ``upto_step``). A last line cut short (a
+    kill or a full disk during an append) is dropped with a warning — resuming rewrites the log from
+    the checkpoint's step anyway; any other unreadable line is an :class:`InputError` naming it."""
     if not path.is_file():
         return []
-    recs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in recs if upto_step is None or r.get("step", 0) <= upto_step]
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    recs = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict):
+            recs.append(rec)
+        elif i == len(lines):  # no newline after it: an append that did not finish
+            log.warning("%s: dropping its last line, which was cut short", path)
+        else:
+            raise InputError(f"not a JSON object: {excerpt(line)!r}", file=str(path), row=i)
+    return [r for r in recs if upto_step is None or _step(r) <= upto_step]
+
+
+
+def _step(rec: dict[str, Any]) -> float:
+    step = rec.get("step", 0)
+    return step if isinstance(step, (int, float)) else 0
 
 
 
@@ -165,18 +211,64 @@ def training_fingerprint(data: AADBData, byte_digests: Mapping[str, str]) -> str
 
 
 
+def data_fingerprint(data: AADBData) -> str:
+    """The ``data_fingerprint`` a run trained on ``data`` records (in its checkpoints and ``run.json``):
+    :func:`training_fingerprint` over the bytes of its train and validation images. A finished run is
+    reused (by ``aadb reproduce``) or resumed only when this matches."""
+    return training_fingerprint(data, training_digests(data))
+
+
+
+def training_digests(data: AADBData) -> dict[str, str]:
+    """The image bytes' digests that :func:`training_fingerprint` covers: the train split's and,
+    when there is one, the validation split's (keyed as the trainer's decode passes are named)."""
+    from .pipeline import bytes_fingerprint
+
+    digests = {"decode train": bytes_fingerprint(data, list(data.split("train")["image_id"]))}
+    val = data.split("validation")
+    if not val.empty:
+        digests["decode validation"] = bytes_fingerprint(data, list(val["image_id"]))
+    return digests
+
+
+
 def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> tuple[torch.nn.Module, ModelConfig]:
     """The trained network of a run folder (``best.pt``, or the last checkpoint with ``which="last"``)."""
     run = Path(run)
     path = run / (BEST if which == "best" else CHECKPOINT)
     obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
-    cfg = config_from_dict(json.loads(obj["config"]), source=str(path))
+    try:
+        raw = json.loads(obj["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("its config is missing or not JSON", file=str(path), field="config") from exc
+    if not isinstance(raw, dict):
+        raise InputError("its config is not a JSON object", file=str(path), field="config")
+    cfg = config_from_dict(raw, source=str(path))  # validated: sizes bounded, as for a config file
     net = build_network(cfg)
+    check_state_dict(obj.get("model"), net, str(path))
     net.load_state_dict(obj["model"])
     head = net.classifier[6]
     if isinstance(head, AestheticsHead):  # the final stage's branches
         head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)
     return net.to(device).eval(), cfg
+
+
+
+def check_state_dict(state: Any, net: torch.nn.Module, source: str) -> None:
+    """Refuse weights that do not fit ``net``: not a table of tensors, names missing or unexpected,
+    or tensors of another shape. The message names only the network's own parameter names."""
+    if not isinstance(state, Mapping):
+        raise InputError("holds no table of weights", file=source, field="model")
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = sum(k not in expected for k in state)
+    bad = [k for k in expected if k in state and (not isinstance(state[k], torch.Tensor)
+                                                  or state[k].shape != expected[k].shape)]
+    if missing or extra or bad:
+        first = (missing + bad)[:1]
+        raise InputError(f"its weights do not fit the network of its config: {len(missing)} missing, {extra} "
+                         f"unexpected, {len(bad)} of another shape{f' (first: {first[0]})' if first else ''}",
+                         file=source, field="model")
 
 
 

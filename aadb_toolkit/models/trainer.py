@@ -31,8 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import write_json, write_text
+from .._lock import folder_lock
 from .._ranks import spearman
-from ..errors import InputError
+from ..errors import InputError, excerpt
 from ..sources import AADBData, load
 from . import pipeline
 from .alexnet_arch import load_trunk_weights, read_state_dict
@@ -44,9 +45,9 @@ from .heads import AestheticsHead, attribute_columns, build_network
 from .inference import fc7_features, score_images
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
-                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, config_diff, config_json,
+                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, check_state_dict, config_diff, config_json,
                    load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
-                   training_fingerprint)
+                   training_digests, training_fingerprint)
 from .samplers import PairSet, sample_pairs
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,8 @@ class _Run:
     fingerprint: str
     bar_disabled: bool | None
     t_start: float
+    #: the checkpoint to resume from, read and checked by :func:`_setup` before anything was written
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def is_main(self) -> bool:
@@ -401,35 +404,46 @@ def _device_kind(device: str) -> str:
     return torch.device(device).type
 
 
-def _check_resumable(ck: dict[str, Any], run: _Run, path: Path) -> None:
+def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, world: int, device: str,
+                     path: Path) -> None:
     """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
-    diff = [k for k in config_diff(json.loads(ck["config"]), run.cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    try:
+        old_config = json.loads(ck["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out",
+                         file=str(path)) from exc
+    diff = [k for k in config_diff(old_config, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
                          "pass resume=False (--no-resume) or another --out", file=str(path))
-    if ck.get("data_fingerprint") != run.fingerprint:
+    if ck.get("data_fingerprint") != fingerprint:
         raise InputError(f"run folder holds a checkpoint trained on other data (checkpoint data fingerprint "
-                         f"{ck.get('data_fingerprint')}, this --data {run.fingerprint}); resume with the same "
+                         f"{ck.get('data_fingerprint')}, this --data {fingerprint}); resume with the same "
                          "--data, or pass --no-resume / another --out", file=str(path))
-    if int(ck.get("world_size", 1)) != run.d.world:
+    if ck.get("world_size", 1) != world:
         raise InputError(f"the checkpoint was written by {ck.get('world_size')} process(es) and this run has "
-                         f"{run.d.world}: the global batch order would differ; resume with the same number of "
+                         f"{world}: the global batch order would differ; resume with the same number of "
                          "processes (torchrun --nproc_per_node) or pass --no-resume", file=str(path))
     kind = ck.get("device_kind", "cpu")
-    if kind != _device_kind(run.device):
-        raise InputError(f"the checkpoint was trained on {kind} and this run is on {_device_kind(run.device)}: "
+    if kind != _device_kind(device):
+        raise InputError(f"the checkpoint was trained on {kind} and this run is on {_device_kind(device)}: "
                          f"numerics (bf16 autocast, kernels) differ; resume with --device {kind} or pass --no-resume",
                          file=str(path))
 
 
-def _restore(ck: dict[str, Any], state: TrainState) -> None:
-    state.net.load_state_dict(ck["model"])
-    state.opt.load_state_dict(ck["optimizer"])
-    state.global_step = int(ck["global_step"])
-    state.val_rho = list(ck["val_rho"])
-    state.best = dict(ck["best"])
-    state.elapsed_before = float(ck["elapsed_s"])
-    torch.set_rng_state(ck["rng"]["torch"])
+def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
+    check_state_dict(ck.get("model"), state.net, str(path))
+    try:
+        state.net.load_state_dict(ck["model"])
+        state.opt.load_state_dict(ck["optimizer"])
+        state.global_step = int(ck["global_step"])
+        state.val_rho = list(ck["val_rho"])
+        state.best = dict(ck["best"])
+        state.elapsed_before = float(ck["elapsed_s"])
+        torch.set_rng_state(ck["rng"]["torch"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict raises RuntimeError
+        raise InputError(f"the checkpoint is damaged ({type(exc).__name__}: {excerpt(exc)}); "
+                         "pass --no-resume or another --out", file=str(path)) from exc
 
 
 def log_record(run: _Run, rec: dict[str, Any]) -> None:
@@ -463,11 +477,8 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
     opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay)
     state = TrainState(net=net, opt=opt, model=net)
-    ckpt_path = run.out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        ck = load_run_file(ckpt_path, CHECKPOINT_FORMAT)
-        _check_resumable(ck, run, ckpt_path)
-        _restore(ck, state)
+    if resume and run.checkpoint is not None:
+        _restore(run.checkpoint, state, run.out / CHECKPOINT)
         if run.is_main:
             log.info("resuming %s at step %d", run.out, state.global_step)
     elif init_weights is not None:
@@ -516,10 +527,30 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
         raise InputError(f"bf16 autocast runs on CUDA only, and the device is {device!r}; set train.amp to "
                          "'auto' or 'off'", field="train.amp")
     data = data if isinstance(data, AADBData) else load(data)
-    if cfg.ensemble.members > 1:
-        return _train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,
-                               init_sha256=init_sha256, resume=resume, progress=progress, cache_dir=cache_dir,
-                               stop_after_steps=stop_after_steps)
+    with _exclusive(Path(out)):
+        if cfg.ensemble.members > 1:
+            return _train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,
+                                   init_sha256=init_sha256, resume=resume, progress=progress, cache_dir=cache_dir,
+                                   stop_after_steps=stop_after_steps)
+        return _train_single(cfg, data, Path(out), device, init_weights, init_sha256, resume, progress, cache_dir,
+                             stop_after_steps)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold the run folder's lock (rank 0; see :mod:`aadb_toolkit._lock`): a second trainer writing to
+    the same folder is refused instead of mixing its checkpoints, config and metrics into this run's."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    out.absolute().mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "run folder"):
+        yield
+
+
+def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init_weights, init_sha256,
+                  resume: bool, progress: bool | None, cache_dir, stop_after_steps: int | None) -> RunResult:
+    """One network (the body of :func:`train`, with the run folder locked)."""
     dist_info = _init_distributed(device)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
@@ -574,25 +605,34 @@ def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str,
 
 def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, resume: bool,
            progress: bool | None, cache_dir: str | Path | None) -> _Run:
-    """Prepare the run folder, the training units, the pixel caches and the stage plan."""
+    """Prepare the training units, check an existing checkpoint (before anything is written, so a
+    refused run leaves the folder as it was), then the run folder, the pixel caches and the plan."""
     t_start = time.monotonic()
     out = out.absolute()
+    td = _prepare_train(cfg, data, device)
+    val_df = data.split("validation")
+    B = cfg.optim.batch_size
+    if B < d.world:
+        raise InputError(f"batch_size {B} is smaller than the number of processes {d.world}", field="optim.batch_size")
+    digests = training_digests(data)
+    fingerprint = training_fingerprint(data, digests)
+    checkpoint = None
+    if resume and (out / CHECKPOINT).is_file():
+        checkpoint = load_run_file(out / CHECKPOINT, CHECKPOINT_FORMAT)
+        _check_resumable(checkpoint, cfg, fingerprint, d.world, device, out / CHECKPOINT)
     if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY):
                 (out / name).unlink(missing_ok=True)
     _barrier(d)
-    td = _prepare_train(cfg, data, device)
-    val_df = data.split("validation")
+    own_cache = cache_dir is None
     cache_root = Path(cache_dir) if cache_dir is not None else out / "cache"
     cache_dev = device if cfg.data.cache_on_device else "cpu"
     # tqdm: None = auto (hidden when not a TTY); only rank 0 shows progress
     bar_disabled = True if (d.rank != 0 or progress is False) else (None if progress is None else False)
-    digests = {}
 
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
-        digests[desc] = pipeline.bytes_fingerprint(data, ids)
         kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digests[desc])
         if d.rank == 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
@@ -602,20 +642,19 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, progress=False, write=False, **kw)
         return torch.from_numpy(arr).to(cache_dev)
 
+    t_cache = time.time()
     train_sampler = pipeline.CropSampler(pixels(td.ids, "decode train"), cfg.data.crop_size, cfg.data.mean,
                                          cfg.data.std)
     val_sampler = None
     if not val_df.empty:
         val_sampler = pipeline.CropSampler(pixels(list(val_df["image_id"]), "decode validation"),
                                            cfg.data.crop_size, cfg.data.mean, cfg.data.std)
-    B = cfg.optim.batch_size
-    if B < d.world:
-        raise InputError(f"batch_size {B} is smaller than the number of processes {d.world}", field="optim.batch_size")
-    fingerprint = training_fingerprint(data, digests)
+    if own_cache and d.rank == 0:  # the run's own cache holds only what this run uses (see prune_cache)
+        pipeline.prune_cache(cache_root, used_since=t_cache)
     return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
                 plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
                 val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
-                t_start=t_start)
+                t_start=t_start, checkpoint=checkpoint)
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
@@ -670,7 +709,8 @@ def _log_window(run: _Run, state: TrainState, stage: _Stage, window: list[torch.
                 parts: Mapping[str, torch.Tensor], n_img: int, dt: float, bar: Any) -> None:
     vals = torch.stack(window).float().mean(0).cpu().tolist()  # the only host sync of the step path
     if not math.isfinite(vals[0]):
-        raise FloatingPointError(f"training loss is {vals[0]} at step {state.global_step}; lower optim.lr")
+        raise InputError(f"training diverged: the loss is {vals[0]} at step {state.global_step}; lower optim.lr",
+                         field="optim.lr")
     log_record(run, {"kind": "train", "stage": stage.name, "epoch": _epoch_of(stage, state.global_step - 1)[0],
                      "step": state.global_step, "lr": _lr_at(run.cfg, stage, state.global_step - 1), "loss": vals[0],
                      **{f"loss_{k}": v for k, v in zip(parts, vals[1:])},

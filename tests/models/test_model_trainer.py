@@ -155,22 +155,23 @@ def test_a_kill_during_a_checkpoint_write_never_leaves_a_partial_checkpoint(targ
                                                                            monkeypatch):
     cfg = _tiny("reg_rank_within_cross", **{"optim.epochs": 2, "pairs.n_pairs": 128, "train.checkpoint_every_steps": 3})
     full = train(cfg, tiny_curated, tmp_path / "full", progress=False, cache_dir=tmp_path / "c")
-    real_save, calls = torch.save, []
+    from aadb_toolkit.models import runs
 
-    def dying_save(obj, f, *a, **k):
-        name = Path(f).name
+    real_write, calls = runs._write, []
+
+    def dying_write(tmp, data):
+        name = Path(tmp).name
         if name.startswith(f".{target}."):
             calls.append(name)
             if len(calls) == nth:
-                real_save(obj, f, *a, **k)
-                Path(f).write_bytes(Path(f).read_bytes()[:1000])  # half-written, then the process dies
+                real_write(tmp, data[:1000])  # half-written, then the process dies
                 raise _Killed
-        return real_save(obj, f, *a, **k)
+        return real_write(tmp, data)
 
-    monkeypatch.setattr(torch, "save", dying_save)
+    monkeypatch.setattr(runs, "_write", dying_write)
     with pytest.raises(_Killed):
         train(cfg, tiny_curated, tmp_path / "cut", progress=False, cache_dir=tmp_path / "c")
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.setattr(runs, "_write", real_write)
     run = tmp_path / "cut"
     # the checkpoint on disk is the last complete one (the 4th write would have been at step 9)
     ck = load_run_file(run / CHECKPOINT, "aadb-checkpoint")

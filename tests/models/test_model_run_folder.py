@@ -1,0 +1,68 @@
+"""Issue 17 items 4 and 8: a run folder has one writer at a time (a second `aadb train --out R`
+is refused, not mixed in); a refused train writes nothing into an unmarked run folder; the run's
+pixel cache keeps only the entries of its current data and sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from aadb_toolkit.cli import main
+from aadb_toolkit.models import TrainingInterrupted, load_config, train
+from lock_fixtures import hold_lock
+
+
+BASELINES = Path(__file__).resolve().parents[2] / "baselines"
+TINY = {"model.width": 0.0625, "data.warp_size": 72, "data.crop_size": 64, "optim.batch_size": 16,
+        "optim.steps": 4, "train.log_every_steps": 2, "train.cpu_threads": 1, "train.checkpoint_every_steps": 2}
+SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+pytestmark = pytest.mark.filterwarnings("ignore:no --init-weights")
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_two_trainers_on_one_run_folder_the_second_is_refused(tiny_curated, tmp_path, capsys):
+    run = tmp_path / "R"
+    run.mkdir()
+    first = hold_lock(run)  # the first `aadb train --out R`, still running
+    try:
+        code = main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--no-progress",
+                     *SETS])
+        err = capsys.readouterr().err
+        assert code == 1 and "another aadb process is writing to this run folder" in err
+        assert "Traceback" not in err and os.listdir(run) == []  # nothing of the second run in R
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--no-progress",
+                 *SETS]) == 0
+    assert json.loads((run / "run.json").read_text())["stopped"] == "completed"
+
+
+def test_a_refused_train_into_an_unmarked_run_folder_writes_nothing_there(tiny_curated, tmp_path, capsys):
+    run = tmp_path / "old_run"  # a run folder written before run folders were marked
+    with pytest.raises(TrainingInterrupted):
+        train(load_config(BASELINES / "reg.toml", TINY), tiny_curated, run, progress=False, stop_after_steps=2)
+    before = _tree(run)
+    code = main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--no-progress",
+                 *SETS, "--set", "data.warp_size=76"])  # another config: its checkpoint cannot be resumed
+    assert code == 1 and "different config" in capsys.readouterr().err
+    assert _tree(run) == before  # no cache for the new size, no marker, nothing touched
+
+
+def test_the_run_cache_keeps_only_the_current_entries(tiny_curated, tmp_path):
+    run = tmp_path / "R"
+    train(load_config(BASELINES / "reg.toml", TINY), tiny_curated, run, progress=False)
+    assert len(list((run / "cache").glob("images-72-*.npy"))) == 2  # train and validation
+    train(load_config(BASELINES / "reg.toml", {**TINY, "data.warp_size": 76}), tiny_curated, run, progress=False,
+          resume=False)
+    names = sorted(p.name for p in (run / "cache").iterdir())
+    assert len(names) == 2 and all(n.startswith("images-76-") for n in names), names
