@@ -43,7 +43,9 @@ def centered_ranks(values: np.ndarray) -> np.ndarray:
 def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> tuple[float, str]:
     """Spearman's ρ (average ranks for ties, as ``scipy.stats.spearmanr``) of two equal-length
     vectors with a status: ``ok``, ``too_few`` (fewer than ``min_n`` items), ``constant_x`` or
-    ``constant_y`` (ρ undefined; returned as NaN). The toolkit's one Spearman implementation."""
+    ``constant_y`` (ρ undefined; returned as NaN). The toolkit's one Spearman implementation, and
+    its one convention for "undefined": NaN, with the status saying why (the protocols pass
+    ``min_n=2``: two images have a ranking)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -65,11 +67,6 @@ def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) ->
     if ny == 0:
         return math.nan, "constant_y"
     return float(int(cx @ cy) / math.sqrt(nx * ny)), "ok"
-
-
-def spearman_rho(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> float:
-    """Spearman's ρ alone, NaN when :func:`spearman` says it is undefined."""
-    return spearman(x, y, min_n=min_n)[0]
 
 
 #: Bits per item in a packed permutation (4: items 0–15, so up to 16 items fit one uint64).

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import paper
 from ._multitest import benjamini_hochberg
-from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from ._ranks import centered_ranks, draw_permutations, spearman
 from .data import check_ratings, leave_one_out_mean
 from .errors import InputError
 
@@ -74,6 +74,10 @@ def krippendorff_alpha(ratings: pd.DataFrame, *, level: str = "ordinal", n_boot:
     return out
 
 
+#: A rater's status from the status of their Spearman ρ (:func:`aadb_toolkit._ranks.spearman`).
+_STATUS = {"ok": "tested", "too_few": "too_few_images", "constant_x": "constant_rater", "constant_y": "constant_others"}
+
+
 def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                       seed: int = 0) -> pd.DataFrame:
     """One row per rater: Spearman ρ with the leave-one-out mean of the other raters over the rater's
@@ -90,21 +94,13 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
         used = part[part["others"].notna()]
         row: dict[str, Any] = {"rater_id": rater, "n_images": len(part), "n_used": len(used), "rho": math.nan,
                                "p_value": math.nan}
-        if len(used) < MIN_ITEMS_FOR_RHO:
-            row["status"] = "too_few_images"
-        else:
+        rho, status = spearman(used["score"].to_numpy(), used["others"].to_numpy())
+        row["status"] = _STATUS[status]
+        if status == "ok":
             cr = centered_ranks(used["score"].to_numpy())
             cm = centered_ranks(used["others"].to_numpy())
-            nr, nm = int(cr @ cr), int(cm @ cm)
-            if nr == 0:
-                row["status"] = "constant_rater"
-            elif nm == 0:
-                row["status"] = "constant_others"
-            else:
-                d_obs = int(cr @ cm)
-                row["rho"] = d_obs / math.sqrt(nr * nm)
-                row["p_value"] = (1 + _exceedances(cr, cm, d_obs, n_perm, rng)) / (1 + n_perm)
-                row["status"] = "tested"
+            row["rho"] = rho
+            row["p_value"] = (1 + _exceedances(cr, cm, int(cr @ cm), n_perm, rng)) / (1 + n_perm)
         rows.append(row)
     table = pd.DataFrame(rows, columns=["rater_id", "n_images", "n_used", "rho", "p_value", "status"])
     tested = (table["status"] == "tested").to_numpy()

@@ -24,7 +24,7 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 HUB_PREFIX = "hf://"
 
 
-def load(source: str | Path) -> AADBData:
+def load(source: str | Path, *, images: bool = True) -> AADBData:
     """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
     ``AVA.txt``), or a Hub repo id: the one place (with the CLI and demo that call it) where a path
     or Hub id becomes data.
@@ -33,13 +33,15 @@ def load(source: str | Path) -> AADBData:
     ``hf://ORG/NAME`` always; a plain ``ORG/NAME`` only when it could be a Hub repo id (exactly two
     parts, each of the Hub's characters: ``hub.layout.is_repo_id``) *and* no local folder ``ORG``
     exists, since ``pub/aabd`` beside a folder ``pub`` is a mistyped path, not a repo. Anything else
-    that does not exist is "no such folder", with the closest existing path when there is one."""
+    that does not exist is "no such folder", with the closest existing path when there is one.
+    ``images=False`` is for callers that read no image (scoring): an AVA folder's photos are then
+    not checked up front (nor needed)."""
     text = str(source)
     if text.startswith(HUB_PREFIX):
         return _load_hub(text[len(HUB_PREFIX):], text)
     path = Path(source)
     if path.is_dir():
-        return _load_folder(path)
+        return _load_folder(path, images)
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
     if could_be_hub_id(text):
@@ -68,13 +70,13 @@ def _is_repo_id_form(text: str) -> bool:
     return is_repo_id(text)
 
 
-def _load_folder(path: Path) -> AADBData:
+def _load_folder(path: Path, images: bool = True) -> AADBData:
     if (path / schema.CURATED_MANIFEST).is_file():
         return load_curated(path)
     from . import ava
 
     if (path / ava.AVA_TXT).is_file():
-        return ava.load_ava_source(path)
+        return ava.load_ava_source(path, check_files=images)
     from . import hub
 
     if hub.is_published_folder(path):
