@@ -47,7 +47,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from aadb_toolkit import schema, sources
-from aadb_toolkit._ranks import spearman_rho
+from aadb_toolkit._ranks import spearman
 from aadb_toolkit.curate import anonymize, curate
 from aadb_toolkit.data import AADBData
 from aadb_toolkit.models import config_from_dict, predict, train
@@ -57,6 +57,11 @@ from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.finetune import fit_rank_finetune
 from aadb_toolkit.piaa.personalize import fit_residual_ridge, generic_scale
 from aadb_toolkit.simulate import load_setting, simulate, truth_dir_for
+
+
+def _rho(x, y) -> float:
+    """Spearman's ρ (NaN where undefined), the toolkit's one implementation."""
+    return spearman(x, y)[0]
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,7 @@ def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: s
 def test_rho(rel: Release, run: Path) -> float:
     """Spearman's ρ of the run's test predictions against the planted latent quality."""
     pred = predict(run, rel.data, "test", progress=False)
-    return spearman_rho(pred["score"].to_numpy(), rel.quality.loc[pred["image_id"]].to_numpy())
+    return _rho(pred["score"].to_numpy(), rel.quality.loc[pred["image_id"]].to_numpy())
 
 
 def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, float]:
@@ -273,7 +278,7 @@ def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, ge
     out = {}
     for name, p in preds.items():
         frame = pd.DataFrame({"g": group, "p": p, "u": utility})
-        rhos = [spearman_rho(part["p"].to_numpy(), part["u"].to_numpy()) for _, part in frame.groupby("g")]
+        rhos = [_rho(part["p"].to_numpy(), part["u"].to_numpy()) for _, part in frame.groupby("g")]
         out[name] = float(np.nanmean(rhos))
     return out
 

@@ -8,10 +8,15 @@ import pandas as pd
 import pytest
 from piaa_data import make_data
 
-from aadb_toolkit._ranks import spearman_rho
+from aadb_toolkit._ranks import spearman
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.finetune import fit_rank_finetune
+
+
+def _rho(x, y) -> float:
+    """Spearman's ρ (NaN where undefined), the toolkit's one implementation."""
+    return spearman(x, y)[0]
 
 
 def _planted(n_images=120, d=6, seed=0):
@@ -33,7 +38,7 @@ def _mean_rho(table, index, pred, truth_of_rater):
     key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
     rows = index.get_indexer(q["image_id"])
     truth = np.array([truth_of_rater[r][i] for r, i in zip(q["rater_id"], rows)])
-    return np.mean([spearman_rho(pred[key == k], truth[key == k]) for k in np.unique(key)])
+    return np.mean([_rho(pred[key == k], truth[key == k]) for k in np.unique(key)])
 
 
 def test_finetune_learns_each_raters_planted_taste():
