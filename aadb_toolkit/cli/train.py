@@ -12,6 +12,7 @@ from ._options import examples
 EXAMPLES = examples(
     'aadb train --config reg_rank_within --data curated --out run',
     'aadb train --config demo_cpu --data curated --out run --epochs 2 --set optim.batch_size=32 --no-progress',
+    'aadb train --config dinov2_small_frozen_reg_rank --data curated --out run --init-weights weights/dinov2-small',
 )
 
 
@@ -21,8 +22,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="baseline name, e.g. reg_rank_within (`aadb baselines` lists them), or a TOML config file")
     parser.add_argument("--data", required=True, help="curated folder, published folder, or Hub repo id")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics, best weights)")
-    parser.add_argument("--init-weights", help="local standard-keyed AlexNet state dict (ImageNet); never downloaded")
-    parser.add_argument("--init-sha256", help="expected sha256 of --init-weights")
+    parser.add_argument("--init-weights",
+                        help="pretrained backbone weights: for AlexNet a local standard-keyed state dict (ImageNet); "
+                             "for dinov2/clip_vision/vit/resnet a save_pretrained folder (its config.json gives the "
+                             "architecture; a Hub id is fetched only when online). See `aadb baselines`")
+    parser.add_argument("--init-sha256", help="expected sha256 of the --init-weights file (a folder: of its weights file)")
     parser.add_argument("--epochs", type=int, help="override optim.epochs")
     parser.add_argument("--steps", type=int, help="override optim.steps (a fixed number of training steps)")
     parser.add_argument("--image-size", type=int,

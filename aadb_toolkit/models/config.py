@@ -20,14 +20,11 @@ from typing import Any, Mapping
 from .. import paper
 from .._registry import did_you_mean
 from ..errors import InputError
-from .alexnet_arch import MIN_INPUT_SIZE
+from .archs import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from .heads import HEADS, head_outputs
 from .losses import LOSS_TERMS
 from .samplers import STRATEGIES, WITHIN_WEIGHTINGS
 
-#: torchvision's ImageNet normalisation, matching the standard AlexNet checkpoints.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: AADB high/low threshold on the 1–5 mean score for AlexNet FT Conf: ``score_mean > 3`` (the
 #: scale's midpoint, the analogue of AVA's > 5 on 1–10, ``paper.AVA_BINARY_THRESHOLD``).
 AADB_BINARY_THRESHOLD: float = 3.0
@@ -35,9 +32,16 @@ AADB_BINARY_THRESHOLD: float = 3.0
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``[model]``: network and head."""
+    """``[model]``: backbone, training mode and head. ``arch`` names a backbone family
+    (:data:`~.archs.BACKBONES`); ``mode`` "finetune" trains the backbone (all blocks, or the last
+    ``train_blocks``) with the head, "frozen" trains the head on features computed once per image;
+    ``weights`` is the id of the pretrained weights the recipe expects (documentation and results;
+    the weights themselves come from ``--init-weights``). ``width``/``fc7_factor`` shape AlexNet only."""
 
     arch: str = "alexnet"
+    mode: str = "finetune"
+    train_blocks: int | None = None
+    weights: str = ""
     head: str = "regression"
     width: float = 1.0
     dropout: float = 0.5
@@ -45,6 +49,9 @@ class ModelSection:
     fc7_factor: float = 1.0
     #: size of the base score features of the attribute/content heads (Fig. 3b/c), scaled by width
     feature_size: int = 128
+    #: where the score layer's bias starts: "target_mean" (the training targets' mean; the paper
+    #: does not say how the new layer starts) or "default" (torch's fresh-layer init, as before)
+    score_bias: str = "target_mean"
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,9 @@ class PairsSection:
 class AttributesSection:
     """``[attributes]``: the attribute branch (§4.3, Fig. 3b). ``columns`` = ``["aadb"]`` (the 11
     attributes of AADB) or images-table column names; ``loss`` "euclidean" (targets in [-1, 1]) or
-    "binary" (BCE on {0, 1}); ``freeze`` fixes the attribute layer. NaN targets are masked out."""
+    "binary" (BCE on {0, 1}). NaN targets are masked out. ``freeze`` is kept for old configs and
+    must be false: §4.3 freezes a *trained* attribute layer, so freezing is a stage's ``freeze``
+    after a stage that trains the layer (see ``baselines/reg_rank_att_frozen.toml``)."""
 
     columns: tuple[str, ...] = ("aadb",)
     loss: str = "euclidean"
@@ -100,17 +109,25 @@ class ContentSection:
     gating: str = "classifier"
     temperature: float = 0.1
     kmeans_restarts: int = 4
+    #: ContClass fine-tuning (its copy of the top layers + softmax classifier) on the content labels
+    finetune_epochs: int = 8
+    finetune_lr: float = 1e-3
 
 
 @dataclass(frozen=True)
 class StageSection:
     """One ``[[stages]]`` entry of a staged recipe: its ``share`` of ``optim.steps``, its loss
-    ``weights`` (default: ``[loss.weights]``) and the ``branches`` it uses ("attributes", "content")."""
+    ``weights`` (default: ``[loss.weights]``), the ``branches`` it uses ("attributes", "content"),
+    the branches whose own layers it ``freeze``s ("attributes": §4.3's frozen, trained attribute
+    layer) and the training ``images`` it samples ("all", or "attribute_labelled": only images
+    with at least one attribute label, to train the attribute layer where labels are scarce)."""
 
     name: str
     share: float
     weights: Mapping[str, float] | None = None
     branches: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+    images: str = "all"
 
 
 @dataclass(frozen=True)
@@ -126,14 +143,25 @@ class LossSection:
 
     weights: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({"regression": 1.0}))
     rank_margin: float = paper.RANK_MARGIN["aadb"]
+    #: train on standardised targets (y − mean) / std of the training targets, with α and ω_r
+    #: divided by std and ω_a by std², so the objective is Eq. 3's up to a factor 1/std²
+    #: (a short-budget option; predictions stay on the [0, 1] scale)
+    standardise_targets: bool = False
 
 
 @dataclass(frozen=True)
 class OptimSection:
-    """``[optim]``: SGD (paper §4.5). The lr is multiplied by ``anneal_factor`` at each fraction of
-    the total steps listed in ``anneal_at``. An epoch is one pass over the training images (Reg,
+    """``[optim]``: ``optimizer`` "sgd" (paper §4.5, with ``momentum``) or "adamw"; ``schedule``
+    "step" (the lr is multiplied by ``anneal_factor`` at each fraction of a stage's steps listed in
+    ``anneal_at``) or "cosine" (to 0 at the stage's end); either after a linear warm-up over
+    ``warmup_steps``. ``layer_decay`` < 1 scales each backbone block's lr by ``layer_decay`` per
+    block below the head (layer-wise lr decay). An epoch is one pass over the training images (Reg,
     FT Conf) or over the sampled pairs (Reg+Rank: each step sees ``batch_size`` pairs)."""
 
+    optimizer: str = "sgd"
+    schedule: str = "step"
+    warmup_steps: int = 0
+    layer_decay: float = 1.0
     lr: float = paper.LEARNING_RATE
     momentum: float = paper.MOMENTUM
     weight_decay: float = paper.WEIGHT_DECAY
@@ -143,6 +171,8 @@ class OptimSection:
     epochs: int = 1
     #: fixed number of training steps (overrides ``epochs``; Table 5 and staged recipes use it)
     steps: int | None = None
+    #: lr multiplier of the new head (Caffe's ``lr_mult``); 1 = the paper's "0.0001 for all layers"
+    head_lr_mult: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -220,7 +250,12 @@ _BRANCHES = ("attributes", "content")
 _TIES = ("skip", "keep")
 _ATTRIBUTE_LOSSES = ("euclidean", "binary")
 _GATINGS = ("classifier", "centroid")
+_SCORE_BIAS = ("target_mean", "default")
+_STAGE_IMAGES = ("all", "attribute_labelled")
 _AMP = ("auto", "bf16", "off")
+_MODES = ("finetune", "frozen")
+_OPTIMIZERS = ("sgd", "adamw")
+_SCHEDULES = ("step", "cosine")
 
 
 def _suggest(name: str, options) -> str:
@@ -310,6 +345,13 @@ def _check(cfg: ModelConfig, source: str) -> None:
     _check_optim_and_train(cfg.optim, cfg.train, err)
     if not cfg.model.fc7_factor > 0 or cfg.model.feature_size < 1:
         raise err("fc7_factor must be > 0 and feature_size ≥ 1", "model")
+    if cfg.model.score_bias not in _SCORE_BIAS:
+        raise err(f"unknown score_bias {cfg.model.score_bias!r}{_suggest(cfg.model.score_bias, _SCORE_BIAS)}",
+                  "model.score_bias")
+    if not cfg.optim.head_lr_mult > 0:
+        raise err("head_lr_mult must be > 0", "optim.head_lr_mult")
+    if cfg.loss.standardise_targets and cfg.model.head != "regression":
+        raise err("standardised targets need a regression score head", "loss.standardise_targets")
     if cfg.pairs.ties not in _TIES:
         raise err(f"unknown ties {cfg.pairs.ties!r}{_suggest(cfg.pairs.ties, _TIES)}", "pairs.ties")
     _check_branches(cfg, err)
@@ -376,8 +418,10 @@ def _check_network_size(cfg: ModelConfig, memory: int, err) -> None:
     it is built on the ``meta`` device (no memory) to count its parameters exactly."""
     import torch
 
-    from .heads import build_network
+    from .network import build_network
 
+    if cfg.model.arch != "alexnet":  # a transformers backbone's size is its weights folder's, not the config's
+        return
     with torch.device("meta"):
         n = sum(p.numel() for p in build_network(cfg).parameters())
     need = n * TRAINING_BYTES_PER_PARAMETER
@@ -399,16 +443,21 @@ def _check_paper_row(cfg: ModelConfig, err) -> None:
 
 
 def _check_model_and_data(m: ModelSection, d: DataSection, err) -> None:
-    if m.arch != "alexnet":
-        raise err(f"unknown arch {m.arch!r}{_suggest(m.arch, ['alexnet'])}", "model.arch")
+    if m.arch not in BACKBONES:
+        raise err(f"unknown backbone family {m.arch!r}{_suggest(m.arch, BACKBONES)}", "model.arch")
+    if m.mode not in _MODES:
+        raise err(f"unknown mode {m.mode!r}{_suggest(m.mode, _MODES)}", "model.mode")
+    if m.train_blocks is not None and (m.train_blocks < 0 or m.mode == "frozen"):
+        raise err("train_blocks must be ≥ 0, and only applies to mode 'finetune'", "model.train_blocks")
     if m.head not in HEADS:
         raise err(f"unknown head {m.head!r}{_suggest(m.head, HEADS)}", "model.head")
     if not m.width > 0:
         raise err("width must be > 0", "model.width")
     if not 0 <= m.dropout < 1:
         raise err("dropout must be in [0, 1)", "model.dropout")
-    if d.crop_size < MIN_INPUT_SIZE:
-        raise err(f"crop_size must be ≥ {MIN_INPUT_SIZE} (AlexNet's smallest input)", "data.crop_size")
+    smallest = BACKBONES[m.arch].input.min_size
+    if d.crop_size < smallest:
+        raise err(f"crop_size must be ≥ {smallest} ({m.arch}'s smallest input)", "data.crop_size")
     if d.warp_size < d.crop_size:
         raise err(f"warp_size {d.warp_size} is smaller than crop_size {d.crop_size}", "data.warp_size")
     if len(d.mean) != 3 or len(d.std) != 3 or min(d.std) <= 0:
@@ -432,6 +481,12 @@ def _check_pairs_and_loss(p: PairsSection, lo: LossSection, err) -> None:
 
 
 def _check_optim_and_train(o: OptimSection, t: TrainSection, err) -> None:
+    if o.optimizer not in _OPTIMIZERS:
+        raise err(f"unknown optimizer {o.optimizer!r}{_suggest(o.optimizer, _OPTIMIZERS)}", "optim.optimizer")
+    if o.schedule not in _SCHEDULES:
+        raise err(f"unknown schedule {o.schedule!r}{_suggest(o.schedule, _SCHEDULES)}", "optim.schedule")
+    if o.warmup_steps < 0 or not 0 < o.layer_decay <= 1:
+        raise err("need warmup_steps ≥ 0 and 0 < layer_decay ≤ 1", "optim")
     if not (o.lr > 0 and o.momentum >= 0 and o.weight_decay >= 0 and 0 < o.anneal_factor <= 1):
         raise err("need lr > 0, momentum ≥ 0, weight_decay ≥ 0, 0 < anneal_factor ≤ 1", "optim")
     if any(not 0 < a < 1 for a in o.anneal_at) or list(o.anneal_at) != sorted(o.anneal_at):
@@ -459,9 +514,15 @@ def _check_branches(cfg: ModelConfig, err) -> None:
             raise err(f"unknown attribute loss {a.loss!r}{_suggest(a.loss, _ATTRIBUTE_LOSSES)}", "attributes.loss")
         if not a.columns or ("aadb" in a.columns and len(a.columns) > 1):
             raise err('columns is "aadb" or a list of images-table columns', "attributes.columns")
+        if a.freeze:
+            raise err("§4.3 freezes a trained attribute layer: train it in one stage, then list "
+                      "\"attributes\" in a later stage's freeze (see baselines/reg_rank_att_frozen.toml)",
+                      "attributes.freeze")
     if c is not None:
         if c.clusters < 1 or c.kmeans_restarts < 1 or not c.temperature > 0:
             raise err("clusters and kmeans_restarts must be ≥ 1, temperature > 0", "content")
+        if c.finetune_epochs < 1 or not c.finetune_lr > 0:
+            raise err("finetune_epochs must be ≥ 1 and finetune_lr > 0", "content")
         if c.gating not in _GATINGS:
             raise err(f"unknown gating {c.gating!r}{_suggest(c.gating, _GATINGS)}", "content.gating")
         if c.labels != "kmeans" and not (c.labels.startswith("column:") and len(c.labels) > 7):
@@ -482,8 +543,32 @@ def _check_branches(cfg: ModelConfig, err) -> None:
             if b not in cfg.branches:
                 raise err(f"branch {b!r} is not configured (add an [{b}] section)", f"stages[{i}].branches")
         _check_weights(cfg, st.weights or cfg.loss.weights, set(st.branches), f"stages[{i}].weights", err)
+        _check_stage_freeze_and_images(cfg, i, err)
     if not cfg.stages:
         _check_weights(cfg, cfg.loss.weights, set(cfg.branches), "loss.weights", err)
+
+
+def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
+    """A stage freezes only an active branch that an earlier stage trained; a stage on the
+    attribute-labelled images needs the attribute branch and image (not pair) batches."""
+    st = cfg.stages[i]
+    for b in st.freeze:
+        if b != "attributes":
+            raise err(f"only the attribute layer can be frozen, not {b!r}", f"stages[{i}].freeze")
+        if b not in st.branches:
+            raise err(f"stage freezes {b!r} but does not use it (add it to branches)", f"stages[{i}].freeze")
+        trained = any(b in prev.branches and b not in prev.freeze and (prev.weights or cfg.loss.weights).get("attribute", 0) > 0
+                      for prev in cfg.stages[:i])
+        if not trained:
+            raise err("no earlier stage trains the attribute layer: §4.3 freezes a trained layer", f"stages[{i}].freeze")
+    if st.images not in _STAGE_IMAGES:
+        raise err(f"unknown images {st.images!r}{_suggest(st.images, _STAGE_IMAGES)}", f"stages[{i}].images")
+    if st.images == "attribute_labelled":
+        if cfg.attributes is None:
+            raise err("attribute_labelled images need an [attributes] section", f"stages[{i}].images")
+        if (st.weights or cfg.loss.weights).get("rank", 0) > 0:
+            raise err("a stage on the attribute-labelled images trains on images, not pairs (no rank term)",
+                      f"stages[{i}].images")
 
 
 def _check_weights(cfg: ModelConfig, weights: Mapping[str, float], branches: set[str], where: str, err) -> None:
@@ -544,15 +629,43 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     path = Path(path)
     if _is_baseline_name(path):
         return baseline_config(str(path), overrides)
+    raw = _read_toml(path, ())
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw, source=str(path))
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A TOML config with its ``extends`` resolved: ``extends = ["recipes/frozen", ...]`` names
+    files (relative to this one, ``.toml`` implied) whose tables are merged in order, this file's
+    own values last (a shared recipe, e.g. a family's input spec or a training mode, lives once)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read config: {exc}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", file=str(path)) from exc
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
-    return config_from_dict(raw, source=str(path))
+    parents = raw.pop("extends", [])
+    parents = [parents] if isinstance(parents, str) else parents
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise InputError("expected a file name or a list of them", file=str(path), field="extends")
+    merged: dict[str, Any] = {}
+    for name in parents:
+        parent = (path.parent / name).with_suffix(".toml")
+        if parent.resolve() in chain or len(chain) > 8:
+            raise InputError(f"extends {name!r} forms a cycle", file=str(path), field="extends")
+        _merge(merged, _read_toml(parent, (*chain, path.resolve())))
+    _merge(merged, raw)
+    return merged
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Deep-merge tables of ``new`` into ``into`` (``new`` wins; arrays and values are replaced)."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict) and k != "weights":
+            _merge(into[k], v)
+        else:
+            into[k] = v
 
 
 def _is_baseline_name(path: Path) -> bool:

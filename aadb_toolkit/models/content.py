@@ -1,6 +1,7 @@
-"""Content groups for the content-adaptive model (paper §4.4, §5.1): seeded k-means on unit-length
-fc7 features of the training images, a softmax content classifier fitted to the group labels, and
-the fitting of both into an :class:`~.heads.AestheticsHead` before it is frozen for joint training.
+"""The content branch of the content-adaptive model (paper §4.4, §5.1): seeded k-means on
+unit-length fc7 features of the training images (AADB, which has no content tags), and the
+fine-tuning of ContClass — its own copy of the top layers plus a softmax classifier — on the
+content labels, after which it is frozen for the joint stage.
 """
 
 from __future__ import annotations
@@ -62,27 +63,6 @@ def _plus_plus(x: torch.Tensor, k: int, rng: np.random.Generator) -> torch.Tenso
     return torch.stack(c).clone()
 
 
-def fit_classifier(features: torch.Tensor, labels: torch.Tensor, k: int, *, iters: int = 200) -> nn.Linear:
-    """A softmax classifier (linear on fc7) fitted to content labels (−1 = unlabelled, skipped)
-    by full-batch L-BFGS with a small L2 penalty; deterministic."""
-    keep = labels >= 0
-    x, y = features[keep].float(), labels[keep]
-    layer = nn.Linear(features.shape[1], k)
-    with torch.no_grad():
-        layer.weight.zero_()
-        layer.bias.zero_()
-    opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(layer(x), y) + 1e-4 * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return layer
-
-
 def column_labels(values: np.ndarray, k: int, column: str) -> torch.Tensor:
     """Integer content categories of an images-table column (NaN → −1, unlabelled), checked to lie in [0, k)."""
     v = np.asarray(values, dtype=float)
@@ -97,24 +77,53 @@ def column_labels(values: np.ndarray, k: int, column: str) -> torch.Tensor:
     return torch.as_tensor(np.where(ok, v, -1), dtype=torch.long)
 
 
-def fit_content(head: nn.Module, fc7: torch.Tensor, labels: torch.Tensor | None, *, seed: int,
-                restarts: int = 4) -> torch.Tensor:
-    """Fit a head's content groups from the training images' fc7 (N, D): k-means on unit rows when
-    ``labels`` is None, else the given categories; then the classifier on those labels. Sets the
-    head's centroids, classifier weights and ``content_fitted``; returns the labels used."""
+def fit_content_branch(head: nn.Module, trunk: torch.Tensor, fc7: torch.Tensor, labels: torch.Tensor | None, *,
+                       seed: int, restarts: int = 4, epochs: int = 8, lr: float = 1e-3,
+                       batch_size: int = 128) -> tuple[torch.Tensor, float]:
+    """Fit ContClass of an :class:`~.heads.AestheticsHead` and freeze it (§4.4, §5.1).
+
+    ``trunk`` (N, T) and ``fc7`` (N, D) are the training images' centre-crop trunk outputs and fc7
+    features from the trained network. The labels are ``labels`` (content categories, −1 =
+    unlabelled, skipped) or, when None, k-means clusters of the unit-normalised fc7 (§5.1).
+    ContClass's copy of the top layers and its classifier are fine-tuned with the softmax loss
+    (Adam, ``epochs`` passes, seeded), then frozen; the centroids for ``gating = "centroid"`` are
+    the clusters' means of ContClass's unit-normalised features. Returns the labels used and the
+    training accuracy of the content classifier.
+    """
     k = head.n_content
-    unit = unit_rows(fc7)
     if labels is None:
-        centroids, labels = kmeans(unit, k, seed=seed, restarts=restarts)
-    else:
-        centroids = torch.stack([unit[labels == j].mean(0) if (labels == j).any() else torch.zeros(unit.shape[1],
-                                                                                                   dtype=unit.dtype)
-                                 for j in range(k)])
-    clf = fit_classifier(fc7, labels, k)
+        _, labels = kmeans(unit_rows(fc7.detach().cpu()), k, seed=seed, restarts=restarts)
+    labels = labels.to(trunk.device)
+    keep = (labels >= 0).nonzero().squeeze(1)
+    params = head.content_parameters()
+    devices = [trunk.device] if trunk.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            nn.init.normal_(head.content_classifier.weight, std=0.01)
+            head.content_classifier.bias.zero_()
+        for p in params:
+            p.requires_grad_(True)
+        head.content_top.train()
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(epochs):
+            for chunk in keep[torch.randperm(len(keep), device=keep.device)].split(batch_size):
+                logits = head.content_classifier(head.content_top(trunk[chunk]))
+                loss = nn.functional.cross_entropy(logits, labels[chunk])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    for p in params:
+        p.requires_grad_(False)
+        p.grad = None
+    head.content_fitted.fill_(True)
+    head.train(head.training)  # puts the frozen copy in eval mode
     with torch.no_grad():
-        dev = head.centroids.device
-        head.centroids.copy_(centroids.float().to(dev))
-        head.content_classifier.weight.copy_(clf.weight.to(dev))
-        head.content_classifier.bias.copy_(clf.bias.to(dev))
-        head.content_fitted.fill_(True)
-    return labels
+        feats = torch.cat([head.content_features(t) for t in trunk.split(1024)])
+        pred = head.content_classifier(feats).argmax(1)
+        accuracy = float((pred[keep] == labels[keep]).float().mean()) if len(keep) else float("nan")
+        unit = nn.functional.normalize(feats, dim=1)
+        for j in range(k):
+            members = labels == j
+            head.centroids[j] = unit[members].mean(0) if bool(members.any()) else 0.0
+    return labels, accuracy

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -74,15 +75,21 @@ def cache_key(data: AADBData, image_ids: Sequence[str], warp_size: int, content:
 
 
 def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, workers: int = 4,
-               progress: bool | None = None, desc: str = "decode") -> np.ndarray:
-    """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array."""
-    need = len(image_ids) * warp_size * warp_size * 3
-    memory = machine_memory()
-    if need > memory // 2:
-        raise InputError(f"the pixel cache of {len(image_ids):,} images at warp_size {warp_size} needs "
-                         f"{need / 2**30:,.1f} GiB, more than half of this machine's memory "
-                         f"({memory / 2**30:,.1f} GiB); lower data.warp_size", field="data.warp_size")
-    out = np.empty((len(image_ids), warp_size, warp_size, 3), np.uint8)
+               progress: bool | None = None, desc: str = "decode", out: np.ndarray | None = None) -> np.ndarray:
+    """Decode and warp every image (threads; PIL releases the GIL) into one uint8 (N, W, W, 3) array:
+    ``out`` when given (e.g. a memory-mapped file, so an AVA-scale cache never sits in RAM), else a
+    new one, refused when it would take more than half of this machine's memory."""
+    shape = (len(image_ids), warp_size, warp_size, 3)
+    if out is None:
+        need = len(image_ids) * warp_size * warp_size * 3
+        memory = machine_memory()
+        if need > memory // 2:
+            raise InputError(f"the pixel cache of {len(image_ids):,} images at warp_size {warp_size} needs "
+                             f"{need / 2**30:,.1f} GiB, more than half of this machine's memory "
+                             f"({memory / 2**30:,.1f} GiB); lower data.warp_size", field="data.warp_size")
+        out = np.empty(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8:
+        raise ValueError(f"out must be a uint8 array of shape {shape}")
 
     def one(k: int) -> None:
         out[k] = decode_warp(data, image_ids[k], warp_size)
@@ -93,27 +100,65 @@ def decode_all(data: AADBData, image_ids: Sequence[str], warp_size: int, *, work
     return out
 
 
+def cache_file(cache_dir: Path, data: AADBData, image_ids: Sequence[str], warp_size: int,
+               content: str | None = None) -> Path:
+    """Where the cache of these images at this size lives in ``cache_dir`` (named by :func:`cache_key`)."""
+    return Path(cache_dir) / f"images-{warp_size}-{cache_key(data, image_ids, warp_size, content)}.npy"
+
+
 def load_or_build_cache(data: AADBData, image_ids: Sequence[str], warp_size: int, *,
                         cache_dir: Path | None = None, workers: int = 4, progress: bool | None = None,
                         write: bool = True, desc: str = "decode", content: str | None = None) -> np.ndarray:
     """The warped uint8 images, read from ``cache_dir`` when cached there, else decoded (and saved
-    when ``write``). The cache file is named by :func:`cache_key`, so changed image bytes miss it."""
+    when ``write``). The cache file is named by :func:`cache_key`, so changed image bytes miss it.
+
+    A cache file is returned memory-mapped (read-only): pages are read from disk as they are used
+    and shared between processes, so an AVA-scale cache (~45 GB at 256²) needs neither that much
+    RAM nor a copy per data-parallel rank. A new cache is decoded straight into the (temporary,
+    then renamed) file for the same reason."""
     file = None
+    shape = (len(image_ids), warp_size, warp_size, 3)
     if cache_dir is not None:
-        file = Path(cache_dir) / f"images-{warp_size}-{cache_key(data, image_ids, warp_size, content)}.npy"
+        file = cache_file(cache_dir, data, image_ids, warp_size, content)
         if file.is_file():
-            arr = np.load(file, allow_pickle=False)
-            if arr.shape == (len(image_ids), warp_size, warp_size, 3) and arr.dtype == np.uint8:
+            arr = np.load(file, allow_pickle=False, mmap_mode="r")
+            if arr.shape == shape and arr.dtype == np.uint8:
                 _mark_used(file)
                 return arr
             log.warning("ignoring cache %s with unexpected shape %s", file, arr.shape)
-    arr = decode_all(data, image_ids, warp_size, workers=workers, progress=progress, desc=desc)
-    if file is not None and write:
-        with atomic_path(file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-        _mark_used(file)
-    return arr
+    if file is None or not write:
+        return decode_all(data, image_ids, warp_size, workers=workers, progress=progress, desc=desc)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(file) as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        decode_all(data, image_ids, warp_size, workers=workers, progress=progress, desc=desc, out=mm)
+        mm.flush()
+        del mm
+    _mark_used(file)
+    return np.load(file, allow_pickle=False, mmap_mode="r")
+
+
+def pixels_to(arr: np.ndarray, device: str | torch.device, *, chunk_bytes: int = 1 << 28) -> torch.Tensor:
+    """A uint8 image cache as a tensor on ``device``: on the CPU the (memory-mapped) array itself,
+    without a copy; elsewhere uploaded in chunks, so the host never holds a second full copy."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        host = torch.from_numpy(arr) if arr.flags.writeable else torch.from_numpy(np.asarray(arr))
+    if torch.device(device).type == "cpu":
+        return host
+    out = torch.empty(tuple(arr.shape), dtype=torch.uint8, device=device)
+    per = max(1, chunk_bytes // max(1, int(np.prod(arr.shape[1:]))))
+    for start in range(0, arr.shape[0], per):
+        out[start:start + per].copy_(host[start:start + per])
+    return out
+
+
+def _as_index(a, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An index/offset/flip argument as a tensor on ``device``: a tensor is moved (never through
+    numpy, so a device tensor is not copied to the host when the cache lives on its device)."""
+    if isinstance(a, torch.Tensor):
+        return a.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
 
 def _mark_used(file: Path) -> None:
@@ -147,10 +192,12 @@ def prune_cache(cache_dir: Path, *, used_since: float) -> list[Path]:
 
 
 class CropSampler:
-    """Turns cached uint8 images into normalised float crops on the cache's device.
+    """Turns cached uint8 images into normalised float crops.
 
     ``crops(idx, oy, ox, flip)`` gathers the (crop × crop) windows at the given offsets in one
-    indexing op (flip mirrors horizontally); ``random_offsets`` / ``centre`` give the offsets.
+    indexing op on the cache's device (flip mirrors horizontally) and normalises them on ``device``
+    (default: the cache's). Arguments may be tensors on any device or arrays; the training loop
+    passes device tensors from :meth:`random_offsets_t`, so a step never converts through numpy.
     """
 
     def __init__(self, pixels: torch.Tensor, crop_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -159,10 +206,21 @@ class CropSampler:
         self.pixels = pixels
         self.warp = int(pixels.shape[1])
         self.crop = int(crop_size)
-        dev = pixels.device
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=dev).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, dtype=torch.float32, device=dev).view(1, 3, 1, 1) * 255
-        self.arange = torch.arange(self.crop, device=dev)
+        self._mean_std = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+        self._norm: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.arange = torch.arange(self.crop, device=pixels.device)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the cached pixels live on."""
+        return self.pixels.device
+
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._norm:
+            mean, std = self._mean_std
+            self._norm[device] = (torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255,
+                                  torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255)
+        return self._norm[device]
 
     def random_offsets(self, rng: np.random.Generator, n: int, hflip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Uniform crop offsets (and flips when ``hflip``) for ``n`` images from a seeded generator."""
@@ -172,20 +230,40 @@ class CropSampler:
         flip = rng.random(n) < 0.5 if hflip else np.zeros(n, bool)
         return oy, ox, flip
 
+    def random_offsets_t(self, n: int, hflip: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`random_offsets` drawn in torch on the cache's device from torch's (seeded) default
+        generator: no host round trip in the training step."""
+        span = self.warp - self.crop + 1
+        dev = self.device
+        oy = torch.randint(0, span, (n,), device=dev)
+        ox = torch.randint(0, span, (n,), device=dev)
+        flip = torch.rand(n, device=dev) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool, device=dev)
+        return oy, ox, flip
+
     def centre(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centre-crop offsets for ``n`` images (test time)."""
         o = (self.warp - self.crop) // 2
         return np.full(n, o), np.full(n, o), np.zeros(n, bool)
 
-    def crops(self, idx: np.ndarray, oy: np.ndarray, ox: np.ndarray, flip: np.ndarray) -> torch.Tensor:
-        """Normalised float32 crops (B, 3, crop, crop) of images ``idx`` at the given offsets."""
-        dev = self.pixels.device
-        idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=dev)
-        oy_t = torch.as_tensor(np.asarray(oy), dtype=torch.long, device=dev)
-        ox_t = torch.as_tensor(np.asarray(ox), dtype=torch.long, device=dev)
-        fl = torch.as_tensor(np.asarray(flip), dtype=torch.bool, device=dev)
+    def crops_uint8(self, idx, oy, ox, flip) -> torch.Tensor:
+        """The raw uint8 crops (B, crop, crop, 3) of images ``idx``, on the cache's device."""
+        dev = self.device
+        idx_t, oy_t, ox_t = (_as_index(a, torch.long, dev) for a in (idx, oy, ox))
+        fl = _as_index(flip, torch.bool, dev)
         rows = oy_t[:, None] + self.arange
         cols = torch.where(fl[:, None], ox_t[:, None] + self.crop - 1 - self.arange, ox_t[:, None] + self.arange)
-        x = self.pixels[idx_t[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, C, C, 3)
+        return self.pixels[idx_t[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+    def crops(self, idx, oy, ox, flip, *, device: str | torch.device | None = None) -> torch.Tensor:
+        """Normalised float32 crops (B, 3, crop, crop) of images ``idx`` at the given offsets, on
+        ``device`` (default: the cache's). A host cache sends the uint8 crops (4× smaller than
+        float), pinned and asynchronously, and normalises on the target device."""
+        x = self.crops_uint8(idx, oy, ox, flip)
+        dev = torch.device(device) if device is not None else self.device
+        if x.device != dev:
+            if x.device.type == "cpu" and dev.type == "cuda":
+                x = x.pin_memory()
+            x = x.to(dev, non_blocking=True)
+        mean, std = self._stats(dev)
         x = x.permute(0, 3, 1, 2).float()
-        return ((x - self.mean) / self.std).contiguous()
+        return ((x - mean) / std).contiguous()

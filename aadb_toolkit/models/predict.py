@@ -1,6 +1,7 @@
 """Predictions of a trained run: one score per image of a split (centre crop), the attribute
-predictions of a model with an attribute branch, and fc7 features for other models to build on
-(e.g. a personalizer). Prediction files are written by :func:`aadb_toolkit.submissions.write_predictions`."""
+predictions of a model with an attribute branch, and backbone features for other models to build
+on (e.g. a personalizer). Prediction files are written by
+:func:`aadb_toolkit.submissions.write_predictions`."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ from . import pipeline
 from .ensemble import member_dirs
 from .devices import bf16_autocast, pick_device
 from .heads import attribute_columns
-from .inference import attribute_predictions, fc7_features, score_images, scores_and_fc7
+from .inference import attribute_predictions, feature_rows, score_images, scores_and_features
 from .runs import load_model
 
 
 def _sampler(data: AADBData, ids: list[str], cfg, device: str, cache_dir, progress, desc: str) -> pipeline.CropSampler:
     arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, cache_dir=Path(cache_dir) if cache_dir else None,
                                        workers=cfg.data.decode_workers, progress=progress, desc=desc)
-    return pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
+    return pipeline.CropSampler(pipeline.pixels_to(arr, device), cfg.data.crop_size, cfg.data.mean, cfg.data.std)
 
 
 def predict(run: str | Path, data: str | Path | AADBData, split: str = "test", *, device: str | None = None,
@@ -62,24 +63,24 @@ def features(run: str | Path, data: str | Path | AADBData, split: str | None = "
              image_ids: Sequence[str] | None = None, device: str | None = None, which: str = "best",
              batch_size: int = 256, cache_dir: str | Path | None = None,
              progress: bool | None = None) -> tuple[list[str], np.ndarray]:
-    """fc7 features (centre crop, eval mode) of a single trained run for the images of ``split``
+    """Backbone features (AlexNet: fc7; centre crop, eval mode) of a single trained run for the images of ``split``
     (or exactly ``image_ids``): returns ``(ids, array (N, D) float32)`` in that order. This is the
     documented way for other models (the personalized protocol's reference) to build on a run."""
     data = data if isinstance(data, AADBData) else load(data)
     ids = list(image_ids) if image_ids is not None else list(data.split(split)["image_id"])
     net, sampler, device, amp = _single_run(run, data, ids, device, which, cache_dir, progress, "decode features")
     if not ids:
-        return [], np.zeros((0, net.fc7_size), np.float32)
-    return ids, fc7_features(net, sampler, device, batch_size=batch_size, amp=amp)
+        return [], np.zeros((0, net.feature_size), np.float32)
+    return ids, feature_rows(net, sampler, device, batch_size=batch_size, amp=amp)
 
 
 def _single_run(run, data: AADBData, ids: list[str], device: str | None, which: str, cache_dir, progress,
                 desc: str) -> tuple[torch.nn.Module, pipeline.CropSampler | None, str, bool]:
     """A single run's network, the centre-crop sampler of ``ids`` (None when empty), the device and
-    whether bf16 autocast applies; an ensemble folder is refused (it has no single fc7)."""
+    whether bf16 autocast applies; an ensemble folder is refused (it has no single feature extractor)."""
     device = pick_device(device)
     if member_dirs(run) is not None:
-        raise InputError("an ensemble has no single fc7; pass one of its members (members/K)", file=str(run))
+        raise InputError("an ensemble has no single feature extractor; pass one of its members (members/K)", file=str(run))
     net, cfg = load_model(run, which=which, device=device)
     sampler = _sampler(data, ids, cfg, device, cache_dir, progress, desc) if ids else None
     return net, sampler, device, bf16_autocast(cfg.train.amp, device)
@@ -130,26 +131,27 @@ def predictor(run: str | Path, *, what: str = "scores", device: str | None = Non
 def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: list[str], *,
                      device: str | None = None, which: str = "best", batch_size: int = 256,
                      cache_dir: str | Path | None = None, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's score and its frozen fc7 features for each of ``image_ids`` (centre crop), from
+    """The run's score and its frozen backbone features for each of ``image_ids`` (centre crop), from
     one decode: ``(scores (n,), features (n, d))`` as float64/float32 (a personalizer's inputs)."""
     data = data if isinstance(data, AADBData) else load(data)
     ids = list(image_ids)
     net, sampler, device, amp = _single_run(run, data, ids, device, which, cache_dir, progress, "decode episodes")
     if sampler is None:
-        return np.zeros(0), np.zeros((0, net.fc7_size), np.float32)
-    scores, features = scores_and_fc7(net, sampler, device, batch_size=batch_size, amp=amp)
+        return np.zeros(0), np.zeros((0, net.feature_size), np.float32)
+    scores, features = scores_and_features(net, sampler, device, batch_size=batch_size, amp=amp)
     if not (np.isfinite(scores).all() and np.isfinite(features).all()):
-        raise InputError("the run's predictions or fc7 features are not finite (NaN/inf): the run's "
+        raise InputError("the run's predictions or features are not finite (NaN/inf): the run's "
                          "weights are broken (diverged training?)", file=str(run))
     return scores, features
 
 def model_identity(run: str | Path, *, which: str = "best", split: str = "test") -> dict:
-    """Who made a set of predictions: the config's name and sha256 (of its canonical JSON), and a
-    run id (the first 16 hex digits of the sha256 of the weights used; for an ensemble, of its
-    members' weight hashes in order)."""
+    """Who made a set of predictions: the config's name and sha256 (of its canonical JSON), a run
+    id (the first 16 hex digits of the sha256 of the weights used; for an ensemble, of its members'
+    weight hashes in order), the backbone (family, pretrained weights id and sha256, pretraining
+    data where known) and ``trained_on`` (``dataset:split`` entries, for contamination checks)."""
     from .config import config_from_dict
     from .ensemble import ENSEMBLE_FILE
-    from .runs import BEST, CHECKPOINT, CONFIG_FILE
+    from .runs import BEST, CHECKPOINT, CONFIG_FILE, RUN_SUMMARY, read_run_json
 
     run = Path(run)
     members = member_dirs(run)
@@ -164,11 +166,22 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise InputError(f"cannot read the run's config or weights: {exc}", file=str(config_file)) from exc
     weights_sha = weights_sha.split(":", 1)[1]  # the sidecar's fields are bare hex (results.SIDECAR_FIELDS)
+    summary = read_run_json(members[0] if members else run, RUN_SUMMARY) or {}
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
     ident = {"name": cfg.name, "config_sha256": sha256_fingerprint(canonical).split(":", 1)[1],
              "run_id": weights_sha[:16], "weights": which, "weights_sha256": weights_sha,
-             "paper_table": cfg.paper_table or None, "paper_row": cfg.paper_row or None, "split": split}
+             "paper_table": cfg.paper_table or None, "paper_row": cfg.paper_row or None, "split": split,
+             "backbone": _backbone_identity(summary.get("backbone"), cfg.model.arch),
+             "trained_on": summary.get("trained_on", [])}
     return {**ident, "members": len(members)} if members is not None else ident
+
+
+def _backbone_identity(info: dict | None, arch: str) -> dict:
+    """The backbone part of a model identity: family, weights id and sha256, pretraining data
+    (from run.json; the architecture itself is left out of results)."""
+    info = info or {}
+    return {"family": info.get("family") or arch, "weights_id": info.get("weights_id"),
+            "weights_sha256": info.get("weights_sha256"), "pretraining_data": info.get("pretraining_data")}
 
 
 def _file_chunks(path: Path):

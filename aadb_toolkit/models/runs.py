@@ -26,7 +26,8 @@ from .._atomic import atomic_path
 from ..errors import InputError, excerpt
 from ..sources import AADBData
 from .config import ModelConfig, config_from_dict
-from .heads import AestheticsHead, build_network
+from .heads import AestheticsHead
+from .network import build_network, upgrade_state
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
     """sha256 over a state dict's names and exact tensor bytes (equal iff bit-identical weights)."""
     h = hashlib.sha256()
     for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
+        t = state[k].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers too
         h.update(k.encode())
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -244,14 +245,32 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     if not isinstance(raw, dict):
         raise InputError("its config is not a JSON object", file=str(path), field="config")
     cfg = config_from_dict(raw, source=str(path))  # validated: sizes bounded, as for a config file
-    net = build_network(cfg)
-    check_state_dict(obj.get("model"), net, str(path))
-    net.load_state_dict(obj["model"])
-    head = net.classifier[6]
+    net = build_network(cfg, backbone_architecture(obj, str(path)))
+    state = upgrade_state(obj["model"]) if isinstance(obj.get("model"), Mapping) else obj.get("model")
+    if isinstance(state, dict):
+        for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # runs written before them
+            if k in net.state_dict() and k not in state:
+                state[k] = torch.tensor(default)
+    check_state_dict(state, net, str(path))
+    net.load_state_dict(state)
+    head = net.head
     if isinstance(head, AestheticsHead):  # the final stage's branches
         head.active = frozenset(cfg.stages[-1].branches) if cfg.stages else frozenset(cfg.branches)
     return net.to(device).eval(), cfg
 
+
+
+def backbone_architecture(obj: Mapping[str, Any], source: str = "<run file>") -> dict[str, Any] | None:
+    """The backbone architecture a run file records (a transformers config; None for AlexNet)."""
+    info = obj.get("backbone")
+    try:
+        info = json.loads(info) if isinstance(info, str) else info
+    except ValueError as exc:
+        raise InputError("its backbone record is not JSON", file=source, field="backbone") from exc
+    arch = (info or {}).get("architecture") if isinstance(info, dict) or info is None else None
+    if info is not None and not isinstance(info, dict) or (arch is not None and not isinstance(arch, dict)):
+        raise InputError("its backbone record is not a JSON object", file=source, field="backbone")
+    return arch
 
 
 def check_state_dict(state: Any, net: torch.nn.Module, source: str) -> None:

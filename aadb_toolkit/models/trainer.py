@@ -1,6 +1,7 @@
 """Training of the reference models (paper §4.5): SGD with momentum and weight decay, the lr
-annealed ×0.1 at fixed fractions of each stage, validation ρ every N steps (or each epoch) with
-the best weights of the final stage kept, bf16 autocast on CUDA, and exact resumption from
+annealed ×0.1 at fixed fractions of each stage (or AdamW with a cosine schedule, :mod:`.optim`;
+frozen-features mode trains the head on cached backbone features, :mod:`.frozen`), validation ρ every N steps (or each epoch) with
+the best weights of any stage kept, bf16 autocast on CUDA, and exact resumption from
 checkpoints written atomically every N steps and at each validation. Data parallel over
 processes started by ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); only
 rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointed
@@ -10,11 +11,16 @@ rank 0 writes. The loop is small pieces — a fixed :class:`_Run`, a checkpointe
 Determinism: every random stream is derived from ``(seed, purpose, epoch or step[, rank])`` —
 the epoch's order, each step's crop offsets and each step's dropout masks — so a run resumed
 from a checkpoint taken mid-epoch takes exactly the same steps as one that never stopped.
+
+The step never touches the host: the epoch's permutation is made once per (stage, epoch) and
+kept on the pixel cache's device, crop offsets and flips are drawn there by torch, and the loss
+is read back only at log boundaries (where the time limit is also checked).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -35,17 +41,19 @@ from .._lock import folder_lock
 from .._ranks import spearman
 from ..errors import InputError, excerpt
 from ..sources import AADBData, load
-from . import pipeline
-from .alexnet_arch import load_trunk_weights, read_state_dict
+from . import frozen, pipeline
+from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
-from .content import column_labels, fit_content
+from .content import column_labels, fit_content_branch
 from .devices import bf16_autocast, pick_device
 from .ensemble import write_ensemble_file
-from .heads import AestheticsHead, attribute_columns, build_network
-from .inference import fc7_features, score_images
+from .heads import AestheticsHead, attribute_columns, copy_top
+from .inference import score_images, trunk_and_features
+from .network import HeadOnFeatures, build_network, upgrade_state
+from .optim import build_optimizer, lr_at, set_lr
 from .losses import Batch, total_loss
 from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
-                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, check_state_dict, config_diff, config_json,
+                   RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, backbone_architecture, check_state_dict, config_diff, config_json,
                    load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
                    training_digests, training_fingerprint)
 from .samplers import PairSet, sample_pairs
@@ -77,6 +85,17 @@ def _init_distributed(device: str) -> _Dist:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     return _Dist(rank=rank, world=world, local_rank=local, active=True)
+
+
+def _broadcast_object(d: _Dist, obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (itself when not data-parallel)."""
+    if not d.active:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _barrier(d: _Dist) -> None:
@@ -135,16 +154,31 @@ def _threads(n: int | None, device: str) -> Iterator[None]:
 
 @dataclass
 class _TrainData:
+    """The training split as tensors on the training device (targets, labels, attributes, the
+    pairs' image indices), plus host-side facts computed once (target mean and spread, which
+    images have attribute labels)."""
+
     ids: list[str]
     targets: torch.Tensor
     labels: torch.Tensor
     pairs: PairSet | None
     attributes: torch.Tensor | None
     content_labels: torch.Tensor | None
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    high_share: float = 0.5
+    #: rows (image indices) with at least one attribute label
+    attribute_rows: np.ndarray | None = None
+    pair_first: torch.Tensor | None = None
+    pair_second: torch.Tensor | None = None
 
-    def n_units(self, pairs: bool) -> int:
-        """Training units of a stage: sampled pairs (rank loss) or images."""
-        return len(self.pairs) if pairs and self.pairs is not None else len(self.ids)
+    def n_units(self, pairs: bool, images: str = "all") -> int:
+        """Training units of a stage: sampled pairs (rank loss) or images (all, or those with attribute labels)."""
+        if pairs and self.pairs is not None:
+            return len(self.pairs)
+        if images == "attribute_labelled" and self.attribute_rows is not None:
+            return len(self.attribute_rows)
+        return len(self.ids)
 
 
 def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
@@ -160,10 +194,11 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
         pairs = sample_pairs(train_df, data.ratings, strategy=p.strategy, n_pairs=p.n_pairs, seed=cfg.train.seed,
                              within_share=p.within_share, min_diff=p.cross_min_diff, bias=p.cross_bias,
                              weighting=p.within_weighting, same_hit=p.same_hit, ties=p.ties)
-    targets = torch.tensor(train_df["score"].to_numpy(np.float32), device=device)
-    labels = torch.tensor((train_df["score_mean"].to_numpy(float) > cfg.data.binary_threshold).astype(np.int64),
-                          device=device)
-    attributes = None
+    score = train_df["score"].to_numpy(np.float32)
+    targets = torch.tensor(score, device=device)
+    high = (train_df["score_mean"].to_numpy(float) > cfg.data.binary_threshold).astype(np.int64)
+    labels = torch.tensor(high, device=device)
+    attributes, attribute_rows = None, None
     if cfg.attributes is not None:
         cols = attribute_columns(cfg.attributes.columns)
         missing = [c for c in cols if c not in train_df.columns]
@@ -172,6 +207,9 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
                              field="attributes.columns")
         values = train_df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
         attributes = torch.tensor(values, device=device)
+        attribute_rows = np.flatnonzero(~np.isnan(values).all(axis=1))
+        if any(st.images == "attribute_labelled" for st in cfg.stages) and not len(attribute_rows):
+            raise InputError("no training image has an attribute label", file=data.origin, field="attributes.columns")
     content_labels = None
     if cfg.content is not None and cfg.content.labels.startswith("column:"):
         col = cfg.content.labels.removeprefix("column:")
@@ -179,7 +217,16 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
             raise InputError(f"the images table has no column {col!r}", file=data.origin, field="content.labels")
         content_labels = column_labels(pd.to_numeric(train_df[col], errors="coerce").to_numpy(float),
                                        cfg.content.clusters, col)
-    return _TrainData(list(train_df["image_id"]), targets, labels, pairs, attributes, content_labels)
+    sd = float(score.std())
+    pair_first = pair_second = None
+    if pairs is not None:  # the pairs' image indices live where the pixels do (see _sample_device)
+        dev = device if cfg.data.cache_on_device else "cpu"
+        pair_first = torch.as_tensor(np.asarray(pairs.first, np.int64)).to(dev)
+        pair_second = torch.as_tensor(np.asarray(pairs.second, np.int64)).to(dev)
+    return _TrainData(list(train_df["image_id"]), targets, labels, pairs, attributes, content_labels,
+                      target_mean=float(score.mean()), target_std=sd if sd > 0 else 1.0,
+                      high_share=float(high.mean()), attribute_rows=attribute_rows,
+                      pair_first=pair_first, pair_second=pair_second)
 
 
 # --- the stage plan -------------------------------------------------------------------------
@@ -197,6 +244,8 @@ class _Stage:
     uses_pairs: bool
     steps_per_epoch: int
     last: bool
+    freeze: frozenset[str] = frozenset()
+    images: str = "all"
 
     @property
     def end(self) -> int:
@@ -211,14 +260,15 @@ def stage_plan(cfg: ModelConfig, td: _TrainData) -> list[_Stage]:
     for i, st in enumerate(specs):
         weights = dict(st.weights if st.weights is not None else cfg.loss.weights)
         pairs = td.pairs is not None and "rank" in weights  # ω_r = 0 still trains on the pair batches
-        spe = max(1, td.n_units(pairs) // B)
+        spe = max(1, td.n_units(pairs, st.images) // B)
         if cfg.optim.steps is None:
             steps = spe * cfg.optim.epochs
         elif i < len(specs) - 1:
             steps = max(1, int(round(st.share * cfg.optim.steps)))
         else:
             steps = max(1, cfg.optim.steps - start)
-        plan.append(_Stage(i, st.name, start, steps, weights, frozenset(st.branches), pairs, spe, i == len(specs) - 1))
+        plan.append(_Stage(i, st.name, start, steps, weights, frozenset(st.branches), pairs, spe, i == len(specs) - 1,
+                           frozenset(st.freeze), st.images))
         start += steps
     return plan
 
@@ -228,19 +278,32 @@ def _stage_at(plan: list[_Stage], step: int) -> _Stage:
 
 
 def _lr_at(cfg: ModelConfig, stage: _Stage, step: int) -> float:
-    """×``anneal_factor`` at each ``anneal_at`` fraction of the stage's steps."""
-    milestones = [stage.start + int(round(f * stage.steps)) for f in cfg.optim.anneal_at]
-    return cfg.optim.lr * cfg.optim.anneal_factor ** sum(step >= m for m in milestones)
+    """The stage's schedule (:func:`.optim.lr_at`): warm-up, then step annealing or cosine."""
+    return lr_at(cfg.optim, stage.start, stage.steps, step)
 
 
-def _units(cfg: ModelConfig, stage: _Stage, td: _TrainData, step: int) -> np.ndarray:
-    """The training units (image or pair indices) of global ``step``: a seeded permutation per epoch."""
-    B, n = cfg.optim.batch_size, td.n_units(stage.uses_pairs)
-    local = step - stage.start
-    epoch, pos = divmod(local, stage.steps_per_epoch)
+def _epoch_permutation(cfg: ModelConfig, stage: _Stage, td: _TrainData, epoch: int) -> np.ndarray:
+    """The seeded order of a stage's training units in one epoch (pair indices, or image indices;
+    on the attribute-labelled images only where the stage says so)."""
+    n = td.n_units(stage.uses_pairs, stage.images)
     key = [cfg.train.seed, 1, epoch] if stage.index == 0 else [cfg.train.seed, 1, stage.index, epoch]
     order = np.random.default_rng(key).permutation(n)
-    return order[pos * B:(pos + 1) * B] if n >= B else order
+    if not stage.uses_pairs and stage.images == "attribute_labelled" and td.attribute_rows is not None:
+        order = td.attribute_rows[order]
+    return order
+
+
+def _units(run: "_Run", stage: _Stage, step: int) -> torch.Tensor:
+    """The training units (image or pair indices) of global ``step``, a slice of the epoch's
+    permutation. The permutation is made once per epoch and stage and kept on the sampling device,
+    so a step slices a device tensor and never goes through the host."""
+    B = run.cfg.optim.batch_size
+    epoch, pos = divmod(step - stage.start, stage.steps_per_epoch)
+    if run.order_key != (stage.index, epoch):
+        run.order = torch.as_tensor(_epoch_permutation(run.cfg, stage, run.td, epoch)).to(run.train_sampler.device)
+        run.order_key = (stage.index, epoch)
+    order = run.order
+    return order[pos * B:(pos + 1) * B] if order.shape[0] >= B else order
 
 
 def _is_validation_step(cfg: ModelConfig, stage: _Stage, step: int) -> bool:
@@ -272,6 +335,12 @@ class _Run:
     fingerprint: str
     bar_disabled: bool | None
     t_start: float
+    order: torch.Tensor | None = None
+    order_key: tuple[int, int] | None = None
+    score_init: dict[str, Any] = field(default_factory=dict)
+    #: decode-cache keys of the train/validation pixels (the frozen mode's feature cache extends them)
+    pixel_keys: dict[str, str] = field(default_factory=dict)
+    cache_root: Path | None = None
     #: the checkpoint to resume from, read and checked by :func:`_setup` before anything was written
     checkpoint: dict[str, Any] | None = None
 
@@ -293,8 +362,14 @@ class TrainState:
     model: torch.nn.Module
     global_step: int = 0
     val_rho: list[float | None] = field(default_factory=list)
-    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "step": None, "rho": None})
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "step": None, "rho": None, "stage": None})
     elapsed_before: float = 0.0
+    #: global step of the latest validation (-1: none yet), so a stage entry is validated once
+    last_val_step: int = -1
+    #: what the samplers' outputs go through: the network, or in frozen mode its head on cached features
+    on_inputs: torch.nn.Module | None = None
+    #: the pretrained weights the backbone started from (run.json, results)
+    backbone: WeightsInfo | None = None
 
 
 def _epoch_of(stage: _Stage, step: int) -> tuple[int, int]:
@@ -306,84 +381,90 @@ def _completed_epoch(stage: _Stage, step: int) -> int:
     return max(0, step - stage.start - 1) // stage.steps_per_epoch
 
 
-def _to_device(arrays: list[np.ndarray], device: str) -> list[torch.Tensor]:
-    """Several int64 arrays as device tensors with one (pinned, non-blocking) host→device copy."""
-    flat = torch.from_numpy(np.concatenate([np.asarray(a, np.int64).ravel() for a in arrays]))
-    if device.startswith("cuda"):
-        flat = flat.pin_memory().to(device, non_blocking=True)
-    parts, k = [], 0
-    for a in arrays:
-        parts.append(flat[k:k + np.asarray(a).size])
-        k += np.asarray(a).size
-    return parts
-
-
 def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-    """One SGD step at ``state.global_step``; returns the (device) loss, its parts and the images seen."""
+    """One SGD step at ``state.global_step``; returns the (device) loss, its parts and the images seen.
+
+    Everything here runs on the devices (the units, offsets, gather, crop and flip on the pixel
+    cache's device, the rest on the training device): no ``.item()``, numpy or host copy, so a
+    GPU step never waits for the host (``tests/models/test_model_device_path.py`` runs it on
+    ``meta`` tensors, where any host conversion raises).
+    """
     cfg, td, step = run.cfg, run.td, state.global_step
-    units = _units(cfg, stage, td, step)
+    units = _units(run, stage, step)
     per_unit = 2 if stage.uses_pairs else 1
-    rng = np.random.default_rng([cfg.train.seed, 2, step])
-    oy, ox, fl = (a.reshape(len(units), per_unit) for a in
-                  run.train_sampler.random_offsets(rng, len(units) * per_unit, cfg.data.hflip))
+    m = units.shape[0]
+    torch.manual_seed(_seed(cfg.train.seed, 2, step))  # the global batch's crops: the same for any world size
+    oy, ox, fl = (a.view(m, per_unit) for a in run.train_sampler.random_offsets_t(m * per_unit, cfg.data.hflip))
     mine = slice(run.d.rank, None, run.d.world)
     units, oy, ox, fl = units[mine], oy[mine], ox[mine], fl[mine]
     if stage.uses_pairs:
-        n = len(units)
-        idx = np.concatenate([td.pairs.first[units], td.pairs.second[units]])
-        oy, ox, fl = (np.concatenate([a[:, 0], a[:, 1]]) for a in (oy, ox, fl))
+        n = units.shape[0]
+        idx = torch.cat([td.pair_first[units], td.pair_second[units]])
+        oy, ox, fl = (torch.cat([a[:, 0], a[:, 1]]) for a in (oy, ox, fl))
     else:
         idx, oy, ox, fl = units, oy[:, 0], ox[:, 0], fl[:, 0]
-    idx_t, oy_t, ox_t, fl_t = _to_device([idx, oy, ox, fl], run.device)
+    x = run.train_sampler.crops(idx, oy, ox, fl, device=run.device)
+    idx = idx.to(run.device, non_blocking=True)  # a no-op when the cache is on the training device
     extra: dict[str, Any] = {}
     if stage.uses_pairs:
         ar = torch.arange(n, device=run.device)
         extra = {"pair_first": ar, "pair_second": ar + n, "pair_delta": torch.ones(n, device=run.device)}
     if td.attributes is not None:
-        extra.update(attributes=td.attributes[idx_t], attribute_kind=cfg.attributes.loss)
-    batch = Batch(targets=td.targets[idx_t], labels=td.labels[idx_t], **extra)
-    cache_idx = idx_t.to(run.train_sampler.pixels.device)
-    x = run.train_sampler.crops(cache_idx, oy_t.to(cache_idx.device), ox_t.to(cache_idx.device),
-                                fl_t.to(cache_idx.device).bool()).to(run.device, non_blocking=True)
-    if cfg.train.fast and run.device.startswith("cuda"):
+        extra.update(attributes=td.attributes[idx], attribute_kind=cfg.attributes.loss)
+    batch = Batch(targets=td.targets[idx], labels=td.labels[idx], **extra)
+    if cfg.train.fast and run.device.startswith("cuda") and x.ndim == 4:  # images (frozen mode: feature rows)
         x = x.contiguous(memory_format=torch.channels_last)
-    lr = _lr_at(cfg, stage, step)
-    for g in state.opt.param_groups:
-        g["lr"] = lr
+    set_lr(state.opt, _lr_at(cfg, stage, step))
     torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
     with torch.autocast("cuda" if run.device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=run.amp):
         outputs = state.model(x)
-    loss, parts = total_loss(outputs, batch, stage.weights, cfg.loss.rank_margin)
+    loss, parts = total_loss(*_objective(run, stage, outputs, batch))
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
     state.opt.step()
     state.global_step += 1
-    return loss.detach(), parts, len(idx) * run.d.world
+    return loss.detach(), parts, int(idx.shape[0]) * run.d.world
+
+
+def _objective(run: _Run, stage: _Stage, outputs: dict[str, torch.Tensor], batch: Batch):
+    """The arguments of :func:`total_loss` for a stage: Eq. 3 as configured, or with
+    ``loss.standardise_targets`` the same objective on standardised scores and targets (α and ω_r
+    divided by the targets' std, ω_a by std², which leaves Eq. 3 unchanged up to a factor 1/std²)."""
+    cfg = run.cfg
+    weights, margin = dict(stage.weights), cfg.loss.rank_margin
+    if not cfg.loss.standardise_targets:
+        return outputs, batch, weights, margin
+    mu, sd = run.td.target_mean, run.td.target_std
+    outputs = {**outputs, "score": (outputs["score"] - mu) / sd}
+    batch = dataclasses.replace(batch, targets=(batch.targets - mu) / sd)
+    scale = {"rank": 1 / sd, "attribute": 1 / sd ** 2}
+    return outputs, batch, {k: w * scale.get(k, 1.0) for k, w in weights.items()}, margin / sd
 
 
 def validate(run: _Run, state: TrainState) -> float | None:
     """Spearman ρ of the network's scores on the validation split (None without one)."""
     if run.val_sampler is None:
         return None
-    pred = score_images(state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    pred = score_images(state.on_inputs or state.net, run.val_sampler, run.device, batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
     return _spearman(pred, run.val_truth)
 
 
 def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) -> None:
-    """Keep ``best.pt``: the highest validation ρ among the final stage's validations (the same
-    rule for every variant); a run without validation keeps its last weights."""
-    if not stage.last:
-        return
+    """Keep ``best.pt``: the highest validation ρ among all validations of all stages, stage
+    entries included (the same rule for every variant), recording the stage it came from; a run
+    without validation keeps its last weights. An earlier stage's model is a valid model of the
+    variant: its branches are still zero corrections (:class:`~.heads.AestheticsHead`)."""
     best = state.best
     better = best["rho"] is None or (rho is not None and rho > best["rho"])
     if run.val_sampler is not None and rho is None and best["step"] is not None:
         better = False
     if better:
         epoch = _completed_epoch(stage, state.global_step)
-        best.update(epoch=epoch, step=state.global_step, rho=rho)
+        best.update(epoch=epoch, step=state.global_step, rho=rho, stage=stage.name)
         if run.is_main:
-            save_run_file({"format": MODEL_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
-                   "epoch": epoch, "global_step": state.global_step, "val_rho": rho}, run.out / BEST)
+            save_run_file({"format": MODEL_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+                   "backbone": _backbone_json(state), "epoch": epoch, "global_step": state.global_step, "val_rho": rho,
+                   "stage": stage.name}, run.out / BEST)
 
 
 def save_checkpoint(run: _Run, state: TrainState) -> None:
@@ -392,12 +473,41 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
         return
     stage = _stage_at(run.plan, state.global_step)
     epoch, in_epoch = _epoch_of(stage, state.global_step)
-    save_run_file({"format": CHECKPOINT_FORMAT, "version": 2, "config": config_json(run.cfg), "model": state.net.state_dict(),
+    save_run_file({"format": CHECKPOINT_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+           "backbone": _backbone_json(state),
            "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
            "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
-           "best": state.best, "elapsed_s": state.elapsed_before + time.monotonic() - run.t_start,
+           "best": state.best, "last_val_step": state.last_val_step,
+           "elapsed_s": state.elapsed_before + time.monotonic() - run.t_start,
            "world_size": run.d.world, "device_kind": _device_kind(run.device), "data_fingerprint": run.fingerprint},
           run.out / CHECKPOINT)
+
+
+def _backbone_json(state: TrainState) -> str:
+    """The backbone's identity and architecture as JSON (run files keep it; load_model rebuilds from it)."""
+    info = state.backbone or WeightsInfo(state.net.arch, None, None, None, None, state.net.backbone.architecture())
+    return json.dumps(info.to_dict(), sort_keys=True)
+
+
+def _info_args(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {"family": info.get("family"), "weights_id": info.get("weights_id"), "source": info.get("source"),
+            "sha256": info.get("weights_sha256"), "pretraining_data": info.get("pretraining_data"),
+            "architecture": info.get("architecture")}
+
+
+def _use_cached_features(run: _Run, state: TrainState, progress: bool | None) -> None:
+    """Frozen mode: replace the pixel samplers by the backbone's cached features (computed once
+    per image; rank 0 writes the cache, the other ranks read or compute their own copy)."""
+    digest = frozen.digest_weights(state.net.backbone)
+    show = None if run.bar_disabled is None else not run.bar_disabled
+    for name in ("train", "val"):
+        sampler = getattr(run, f"{name}_sampler")
+        if sampler is None:
+            continue
+        key = frozen.feature_key(run.pixel_keys[name], digest, sampler)
+        setattr(run, f"{name}_sampler", frozen.cached_features(
+            state.net, sampler, run.device, key=key, cache_dir=run.cache_root, batch_size=run.cfg.train.eval_batch_size,
+            amp=run.amp, write=run.is_main, progress=show, desc=f"features {name}"))
 
 
 def _device_kind(device: str) -> str:
@@ -412,6 +522,8 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out",
                          file=str(path)) from exc
+    if isinstance(old_config, dict):  # fields added since the checkpoint was written: their defaults
+        old_config = config_from_dict(old_config, source=str(path)).to_dict()
     diff = [k for k in config_diff(old_config, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if diff:
         raise InputError(f"run folder holds a checkpoint of a different config (differs in {diff}); "
@@ -432,13 +544,19 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 
 
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
-    check_state_dict(ck.get("model"), state.net, str(path))
+    model = upgrade_state(ck["model"]) if isinstance(ck.get("model"), Mapping) else ck.get("model")
+    if isinstance(model, dict):
+        for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # written before them
+            if k in state.net.state_dict() and k not in model:
+                model[k] = torch.tensor(default)
+    check_state_dict(model, state.net, str(path))
     try:
-        state.net.load_state_dict(ck["model"])
+        state.net.load_state_dict(model)
         state.opt.load_state_dict(ck["optimizer"])
         state.global_step = int(ck["global_step"])
         state.val_rho = list(ck["val_rho"])
-        state.best = dict(ck["best"])
+        state.best = {"stage": None, **dict(ck["best"])}
+        state.last_val_step = int(ck.get("last_val_step", state.global_step))
         state.elapsed_before = float(ck["elapsed_s"])
         torch.set_rng_state(ck["rng"]["torch"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # load_state_dict raises RuntimeError
@@ -454,50 +572,127 @@ def log_record(run: _Run, rec: dict[str, Any]) -> None:
 
 
 def _enter_stage(run: _Run, state: TrainState, stage: _Stage) -> None:
-    """Switch the head to the stage's branches; fit the content groups the first time they are used."""
-    head = state.net.classifier[6]
-    if not isinstance(head, AestheticsHead):
-        return
-    head.active = stage.branches
-    if "content" in stage.branches and not bool(head.content_fitted):
-        fc7 = fc7_features(state.net, run.train_sampler, run.device, batch_size=run.cfg.train.eval_batch_size,
-                           amp=run.amp)
-        labels = fit_content(head, torch.from_numpy(fc7), run.td.content_labels, seed=run.cfg.train.seed,
-                             restarts=run.cfg.content.kmeans_restarts)
-        sizes = torch.bincount(labels[labels >= 0], minlength=head.n_content).tolist()
-        log_record(run, {"kind": "content", "stage": stage.name, "step": state.global_step, "group_sizes": sizes})
+    """Switch the head to the stage's branches (fitting ContClass the first time the content
+    branch is used), set which parameters the stage trains, and wrap the network for data
+    parallelism (again: the set of trained parameters may have changed). Predictions do not
+    change here: every branch is a correction that starts at zero."""
+    head = state.net.head
+    if isinstance(head, AestheticsHead):
+        head.active = stage.branches
+        _fit_content_if_needed(run, state, stage)
+        _set_trainable(head, stage)
+    state.model = _wrap(run, state.on_inputs or state.net)
 
 
-def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | None, resume: bool) -> TrainState:
-    cfg = run.cfg
-    torch.manual_seed(cfg.train.seed)
-    net = build_network(cfg).to(run.device)
-    if cfg.train.fast and run.device.startswith("cuda"):
-        net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
-    state = TrainState(net=net, opt=opt, model=net)
-    if resume and run.checkpoint is not None:
-        _restore(run.checkpoint, state, run.out / CHECKPOINT)
-        if run.is_main:
-            log.info("resuming %s at step %d", run.out, state.global_step)
-    elif init_weights is not None:
-        loaded = load_trunk_weights(net, read_state_dict(init_weights, sha256=init_sha256), source=str(init_weights))
-        if run.is_main:
-            log.info("initialised %d front-end tensors from %s", len(loaded), init_weights)
-    elif run.is_main:
-        warnings.warn("no --init-weights: training AlexNet from scratch (the paper fine-tunes ImageNet weights)",
-                      stacklevel=4)
-    model: torch.nn.Module = net
+def _set_trainable(head: AestheticsHead, stage: _Stage) -> None:
+    """The stage trains Reg's score layer always, the branches' own layers when it uses a branch,
+    the attribute layer when it uses and does not freeze it, and ContClass never (fitted, frozen).
+    So every trained parameter is used by the stage's forward pass."""
+    for p in head.branch_parameters():
+        p.requires_grad_(bool(stage.branches))
+    if head.attribute is not None:
+        head.attribute.requires_grad_("attributes" in stage.branches and "attributes" not in stage.freeze)
+    for p in head.content_parameters():
+        p.requires_grad_(False)
+
+
+def _wrap(run: _Run, net: torch.nn.Module) -> torch.nn.Module:
+    """The module a step calls: ``net``, under DDP when data-parallel (``find_unused_parameters``
+    stays off: :func:`_set_trainable` leaves no trained parameter unused), compiled in fast mode."""
+    model = net
     if run.d.active:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(net, device_ids=[torch.device(run.device).index] if run.device.startswith("cuda") else None,
-                    find_unused_parameters=bool(cfg.branches))  # branch layers idle in early stages
-    if cfg.train.fast and run.device.startswith("cuda"):
+                    find_unused_parameters=False)
+    if run.cfg.train.fast and run.device.startswith("cuda"):
         model = torch.compile(model)  # cudnn.benchmark is set for the run by _fast_mode
-    state.model = model
-    return state
+    return model
+
+
+def _fit_content_if_needed(run: _Run, state: TrainState, stage: _Stage) -> None:
+    """Fit and freeze ContClass (§4.4, §5.1) when the stage first uses the content branch: its copy
+    of the top layers starts from the trained network's, and it is fine-tuned on the content labels
+    (k-means clusters of the unit-normalised features when the config names no label column). A
+    backbone without a copyable top (or a frozen one) gives ContClass an MLP on its features."""
+    head = state.net.head
+    if "content" not in stage.branches or bool(head.content_fitted):
+        return
+    c = run.cfg.content
+    on_inputs = state.on_inputs or state.net
+    trunk, fc7 = trunk_and_features(on_inputs, run.train_sampler, run.device,
+                                    batch_size=run.cfg.train.eval_batch_size, amp=run.amp)
+    copy_top(on_inputs, head)
+    labels, accuracy = fit_content_branch(head, trunk, fc7, run.td.content_labels, seed=run.cfg.train.seed,
+                                          restarts=c.kmeans_restarts, epochs=c.finetune_epochs, lr=c.finetune_lr)
+    del trunk, fc7
+    if run.d.world > 1:  # every rank fits the same way; rank 0's result is broadcast so they agree exactly
+        import torch.distributed as dist
+
+        for t in [*head.content_parameters(), head.centroids]:
+            dist.broadcast(t.data, src=0)
+    sizes = torch.bincount(labels[labels >= 0].cpu(), minlength=head.n_content).tolist()
+    log_record(run, {"kind": "content", "stage": stage.name, "step": state.global_step, "group_sizes": sizes,
+                     "content_train_accuracy": accuracy})
+
+
+def _init_score(net: torch.nn.Module, cfg: ModelConfig, td: _TrainData) -> dict[str, Any]:
+    """Start the score where the practitioner options say (``model.score_bias``,
+    ``loss.standardise_targets``); returns what was set, for run.json."""
+    head = net.head
+    layer = getattr(head, "score_layer", None)
+    done: dict[str, Any] = {"score_bias": cfg.model.score_bias, "standardise_targets": cfg.loss.standardise_targets,
+                            "target_mean": td.target_mean, "target_std": td.target_std}
+    with torch.no_grad():
+        if cfg.loss.standardise_targets and hasattr(head, "score_shift"):
+            head.score_shift.fill_(td.target_mean)
+            head.score_scale.fill_(td.target_std)
+        if cfg.model.score_bias != "target_mean":
+            return done
+        if layer is not None:  # the score starts at the training targets' mean
+            layer.bias.fill_(0.0 if cfg.loss.standardise_targets else td.target_mean)
+        elif cfg.model.head == "binary_confidence":  # P(high) starts at the share of high images
+            p = min(max(td.high_share, 1e-3), 1 - 1e-3)
+            head.bias.copy_(torch.tensor([0.0, math.log(p / (1 - p))], device=head.bias.device))
+    return done
+
+
+def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | None, resume: bool) -> TrainState:
+    """The network (its backbone's architecture from the checkpoint being resumed, or from the
+    weights' location), its weights (checkpoint, pretrained, or fresh), the optimiser, and the
+    module the trainer steps (DDP- or compile-wrapped where configured)."""
+    cfg = run.cfg
+    fam = family(cfg.model.arch)
+    ckpt_path = run.out / CHECKPOINT
+    ck = run.checkpoint if resume else None  # read and checked by _setup
+    if ck is not None:
+        architecture = backbone_architecture(ck, str(ckpt_path))
+        info = json.loads(ck["backbone"]) if isinstance(ck.get("backbone"), str) else None
+    else:
+        architecture = fam.read_architecture(str(init_weights)) if init_weights is not None else None
+    torch.manual_seed(cfg.train.seed)
+    net = build_network(cfg, architecture).to(run.device)
+    if cfg.train.fast and run.device.startswith("cuda"):
+        net = net.to(memory_format=torch.channels_last)
+    run.score_init = _init_score(net, cfg, run.td)
+    state = TrainState(net=net, opt=build_optimizer(net, cfg.optim), model=net)
+    if ck is not None:
+        _restore(ck, state, ckpt_path)
+        state.backbone = WeightsInfo(**_info_args(info)) if info else None
+        if run.is_main:
+            log.info("resuming %s at step %d", run.out, state.global_step)
+    elif init_weights is not None:
+        digest = fam.load_weights(net.backbone, str(init_weights), init_sha256)
+        weights_id = cfg.model.weights or Path(str(init_weights)).name
+        state.backbone = WeightsInfo(fam.name, weights_id, str(init_weights), digest, fam.pretraining_data(weights_id),
+                                     net.backbone.architecture())
+        if run.is_main:
+            log.info("initialised the %s backbone from %s (sha256 %s)", fam.name, init_weights, digest)
+    elif run.is_main:
+        warnings.warn(f"no --init-weights: training the {fam.name} backbone from scratch (the paper fine-tunes "
+                      "ImageNet weights)", stacklevel=4)
+    state.on_inputs = HeadOnFeatures(net) if cfg.model.mode == "frozen" else net
+    return state  # the step's module (DDP, compiled) is made at each stage entry (_enter_stage)
 
 
 # --- the trainer -----------------------------------------------------------------------------
@@ -510,8 +705,10 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
     """Train one model variant on the train split, validating as configured, into the run folder ``out``.
 
     ``config`` is a :class:`ModelConfig` or a TOML path (``overrides`` are dotted keys applied on
-    top); ``init_weights`` is a local standard-keyed AlexNet state dict (else training starts from
-    scratch, with a warning). With ``resume`` an existing checkpoint in ``out`` is continued
+    top); ``init_weights`` are the backbone's pretrained weights — a local standard-keyed AlexNet
+    state dict, or a ``save_pretrained`` folder for the transformers families, checked against
+    ``init_sha256`` when given (without them an AlexNet trains from scratch, with a warning).
+    ``model.mode = "frozen"`` trains the head on cached backbone features. With ``resume`` an existing checkpoint in ``out`` is continued
     exactly (refused if it was written for another config, data, world size or device kind). A
     config with ``[ensemble] members > 1`` trains its members under ``out/members/``.
     ``stop_after_steps`` is a test hook: raise :class:`TrainingInterrupted` once that many global
@@ -560,6 +757,8 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
             torch.random.fork_rng(devices=cuda_devices):
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
+        if cfg.model.mode == "frozen":
+            _use_cached_features(run, state, progress)
         if run.is_main:
             recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
             write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
@@ -585,7 +784,7 @@ def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str,
     if not val.empty:
         arr = pipeline.load_or_build_cache(data, list(val["image_id"]), cfg.data.warp_size, progress=False,
                                            cache_dir=train_kwargs.get("cache_dir"))
-        sampler = pipeline.CropSampler(torch.from_numpy(arr).to(device), cfg.data.crop_size, cfg.data.mean,
+        sampler = pipeline.CropSampler(pipeline.pixels_to(arr, device), cfg.data.crop_size, cfg.data.mean,
                                        cfg.data.std)
         amp = bf16_autocast(cfg.train.amp, device)
         preds = np.mean([score_images(load_model(r.run_dir, device=device)[0], sampler, device, amp=amp)
@@ -614,7 +813,8 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     B = cfg.optim.batch_size
     if B < d.world:
         raise InputError(f"batch_size {B} is smaller than the number of processes {d.world}", field="optim.batch_size")
-    digests = training_digests(data)
+    # rank 0 hashes the image bytes; the others take its digests (no rank but one reads every image)
+    digests = _broadcast_object(d, training_digests(data) if d.rank == 0 else None)
     fingerprint = training_fingerprint(data, digests)
     checkpoint = None
     if resume and (out / CHECKPOINT).is_file():
@@ -632,15 +832,19 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     # tqdm: None = auto (hidden when not a TTY); only rank 0 shows progress
     bar_disabled = True if (d.rank != 0 or progress is False) else (None if progress is None else False)
 
+    keys = {}
+
     def pixels(ids: list[str], desc: str) -> torch.Tensor:
         kw = dict(cache_dir=cache_root, workers=cfg.data.decode_workers, content=digests[desc])
+        keys["val" if "validation" in desc else "train"] = pipeline.cache_key(data, ids, cfg.data.warp_size,
+                                                                             digests[desc])
         if d.rank == 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, desc=desc,
                                                progress=None if bar_disabled is None else not bar_disabled, **kw)
         _barrier(d)
         if d.rank != 0:
             arr = pipeline.load_or_build_cache(data, ids, cfg.data.warp_size, progress=False, write=False, **kw)
-        return torch.from_numpy(arr).to(cache_dev)
+        return pipeline.pixels_to(arr, cache_dev)
 
     t_cache = time.time()
     train_sampler = pipeline.CropSampler(pixels(td.ids, "decode train"), cfg.data.crop_size, cfg.data.mean,
@@ -654,7 +858,7 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     return _Run(cfg=cfg, out=out, device=device, d=d, amp=bf16_autocast(cfg.train.amp, device), td=td,
                 plan=stage_plan(cfg, td), train_sampler=train_sampler, val_sampler=val_sampler,
                 val_truth=val_df["score"].to_numpy(float), fingerprint=fingerprint, bar_disabled=bar_disabled,
-                t_start=t_start, checkpoint=checkpoint)
+                t_start=t_start, checkpoint=checkpoint, pixel_keys=keys, cache_root=cache_root)
 
 
 def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
@@ -673,24 +877,25 @@ def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
                 _enter_stage(run, state, stage)
                 state.model.train()
                 current = stage
+                if stage.index > 0 and state.global_step == stage.start and state.last_val_step != stage.start:
+                    # the model a stage starts from competes for best.pt; normally the previous stage's
+                    # final validation already scored it (same step, same predictions: see heads.py)
+                    _validate_and_keep(run, state, stage, entry=True)
             loss, parts, n = train_step(run, state, stage)
             n_img += n
             bar.update(1)
             window.append(torch.stack([loss, *parts.values()]))
             step = state.global_step
             at_validation = _is_validation_step(cfg, stage, step)
-            if step % cfg.train.log_every_steps == 0 or at_validation:
+            at_log = step % cfg.train.log_every_steps == 0 or at_validation
+            if at_log:
                 _log_window(run, state, stage, window, parts, n_img, time.monotonic() - t_window, bar)
                 window, t_window, n_img = [], time.monotonic(), 0
-            timed_out = time_limit is not None and _agree_flag(run.d, time.monotonic() - run.t_start > time_limit)
+            # the time limit is checked (and agreed between ranks) at log boundaries only, not every step
+            timed_out = time_limit is not None and at_log and _agree_flag(
+                run.d, time.monotonic() - run.t_start > time_limit)
             if at_validation or timed_out:
-                rho = validate(run, state)
-                state.val_rho.append(rho)
-                keep_best(run, state, stage, rho)
-                log_record(run, {"kind": "val", "stage": stage.name, "epoch": _completed_epoch(stage, step),
-                                 "step": step, "val_rho": rho, **({"partial_epoch": True} if timed_out else {})})
-                if run.is_main:
-                    plot_metrics(read_metrics(run.out / METRICS), run.out / PLOT, cfg.name)
+                _validate_and_keep(run, state, stage, partial=timed_out)
             if at_validation or timed_out or step % cfg.train.checkpoint_every_steps == 0:
                 save_checkpoint(run, state)
             if timed_out:
@@ -703,6 +908,21 @@ def _loop(run: _Run, state: TrainState, stop_after_steps: int | None) -> str:
     finally:
         bar.close()
     return "completed"
+
+
+def _validate_and_keep(run: _Run, state: TrainState, stage: _Stage, *, entry: bool = False,
+                       partial: bool = False) -> None:
+    """Validate, offer the weights to :func:`keep_best`, log the record and redraw the plot."""
+    step = state.global_step
+    rho = validate(run, state)
+    state.val_rho.append(rho)
+    state.last_val_step = step
+    keep_best(run, state, stage, rho)
+    extra = {"stage_entry": True} if entry else ({"partial_epoch": True} if partial else {})
+    log_record(run, {"kind": "val", "stage": stage.name, "epoch": _completed_epoch(stage, step), "step": step,
+                     "val_rho": rho, **extra})
+    if run.is_main:
+        plot_metrics(read_metrics(run.out / METRICS), run.out / PLOT, run.cfg.name)
 
 
 def _log_window(run: _Run, state: TrainState, stage: _Stage, window: list[torch.Tensor],
@@ -748,16 +968,28 @@ def _finish(run: _Run, state: TrainState, stopped: str, data: AADBData,
             "stages": [{"name": s.name, "start": s.start, "steps": s.steps, "branches": sorted(s.branches),
                         "pairs": s.uses_pairs} for s in run.plan],
             "val_rho": state.val_rho, "best_epoch": b["epoch"], "best_step": b.get("step"), "best_val_rho": b["rho"],
-            "checkpoint_rule": "highest validation rho among the final stage's validations",
+            "best_stage": b.get("stage"),
+            "checkpoint_rule": "highest validation rho among all validations of all stages (stage entries included)",
+            "practitioner_options": {**run.score_init, "head_lr_mult": run.cfg.optim.head_lr_mult},
             "validate_every_steps": run.cfg.train.validate_every_steps, "stopped": stopped,
             "weights_sha256": sha, "elapsed_s": round(elapsed, 3), "n_train_images": len(run.td.ids),
             "n_pairs": len(run.td.pairs) if run.td.pairs is not None else 0,
             "n_validation_images": len(run.val_truth), "data_origin": data.origin,
             "data_fingerprint": run.fingerprint,
             "init_weights": str(init_weights) if init_weights is not None else None,
+            "backbone": json.loads(_backbone_json(state)), "mode": run.cfg.model.mode,
+            "trained_on": trained_on(data),
         })
     _barrier(run.d)
     return result
+
+
+def trained_on(data: AADBData) -> list[str]:
+    """What a run was trained on, as ``dataset:split`` (``aadb:train``, ``ava:train``; the
+    validation split chooses the kept weights, so it is listed too): results compare it with the
+    data they score to flag contamination (:func:`~aadb_toolkit.protocols.results.contamination`)."""
+    name = "ava" if data.provenance.kind == "ava" else "aadb"
+    return [f"{name}:train", f"{name}:validation"]
 
 
 def _agree_flag(d: _Dist, flag: bool) -> bool:

@@ -248,8 +248,26 @@ SIDECAR_FIELDS: dict[str, Any] = {
     "paper_row": lambda v, d: (v is None and d.get("paper_table") is None) or v in (_paper_rows(d.get("paper_table")) or ()),
     "members": lambda v, d: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
     "predictions_sha256": lambda v, d: isinstance(v, str) and v.startswith("sha256:") and bool(_HEX64.fullmatch(v[7:])),
+    "backbone": lambda v, d: _is_backbone(v),
+    "trained_on": lambda v, d: isinstance(v, list) and len(v) <= 32 and all(
+        isinstance(e, str) and bool(_TRAINED_ON.fullmatch(e)) for e in v),
 }
-_OPTIONAL_SIDECAR_FIELDS = frozenset({"members"})
+_OPTIONAL_SIDECAR_FIELDS = frozenset({"members", "backbone", "trained_on"})
+#: a ``trained_on`` entry: ``dataset`` or ``dataset:split``
+_TRAINED_ON = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}(:[a-z0-9_.-]{1,32})?")
+
+
+def _short_text(v: object, n: int = 256) -> bool:
+    return v is None or (isinstance(v, str) and len(v) <= n and v.isprintable())
+
+
+def _is_backbone(v: object) -> bool:
+    """A sidecar's backbone identity: family, weights id, weights sha256, pretraining data."""
+    keys = {"family", "weights_id", "weights_sha256", "pretraining_data"}
+    return (isinstance(v, dict) and set(v) <= keys and isinstance(v.get("family"), str) and _short_text(v["family"], 64)
+            and _short_text(v.get("weights_id")) and _short_text(v.get("pretraining_data"))
+            and (v.get("weights_sha256") is None or (isinstance(v["weights_sha256"], str)
+                                                     and bool(_HEX64.fullmatch(v["weights_sha256"])))))
 
 
 def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: str) -> dict[str, Any] | None:
@@ -282,6 +300,23 @@ def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: st
         log.warning("%s: field(s) %s are not part of a model sidecar and are not recorded", path,
                     ", ".join(quote(k) for k in extra[:5]))
     return {k: d[k] for k in SIDECAR_FIELDS if k in d}
+
+
+def contamination(model: dict[str, Any] | None, dataset: str, split: str) -> list[str]:
+    """The entries of a model identity that overlap the scored data: a ``trained_on`` entry naming
+    the scored data set with no split, ``all`` or the scored split (e.g. a predictor trained on all
+    of AVA, scored on AVA's test set), or backbone pretraining data that names it."""
+    if not model:
+        return []
+    scored = set(dataset.lower().split("+"))
+    hits = []
+    for entry in model.get("trained_on") or []:
+        name, _, part = str(entry).lower().partition(":")
+        if name in scored and part in ("", "all", split.lower()):
+            hits.append(str(entry))
+    pretraining = str((model.get("backbone") or {}).get("pretraining_data") or "")
+    hits += [f"pretraining:{pretraining}" for d in sorted(scored) if d and d in pretraining.lower().replace("-", " ").split()]
+    return hits
 
 
 def write_result(path: str | os.PathLike[str], result: Result) -> Path:

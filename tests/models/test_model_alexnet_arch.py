@@ -40,20 +40,21 @@ def test_state_dict_layout_matches_imagenet_alexnet():
 def test_rating_model_replaces_only_the_last_layer():
     net = build_model("regression")
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    assert shapes == {**STANDARD, "classifier.6.weight": (1, 4096), "classifier.6.bias": (1,)}
-    assert build_model("binary_confidence").state_dict()["classifier.6.weight"].shape == (2, 4096)
+    trunk = {f"backbone.{k}": v for k, v in STANDARD.items() if not k.startswith("classifier.6.")}
+    assert shapes == {**trunk, "head.weight": (1, 4096), "head.bias": (1,), "head.score_shift": (), "head.score_scale": ()}
+    assert build_model("binary_confidence").state_dict()["head.weight"].shape == (2, 4096)
 
 
 def test_standard_file_loads_into_the_front_end(standard_file):
     path, state = standard_file
     net = build_model("regression")
-    head_before = net.classifier[6].weight.clone()
+    head_before = net.head.weight.clone()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     loaded = load_trunk_weights(net, read_state_dict(path, sha256=digest))
     assert len(loaded) == 14 and "classifier.6.weight" not in loaded
     for k in loaded:
-        assert torch.equal(net.state_dict()[k], state[k])
-    assert torch.equal(net.classifier[6].weight, head_before)
+        assert torch.equal(net.backbone.state_dict()[k], state[k])
+    assert torch.equal(net.head.weight, head_before)
     out = net(torch.zeros(2, 3, 227, 227))
     assert out["score"].shape == (2,)
 
@@ -64,7 +65,7 @@ def test_wrapped_and_prefixed_state_dicts_load(standard_file, tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
     net = build_model("regression")
     load_trunk_weights(net, read_state_dict(wrapped))
-    assert torch.equal(net.features[0].weight, state["features.0.weight"])
+    assert torch.equal(net.backbone.features[0].weight, state["features.0.weight"])
 
 
 def test_bad_weights_files_are_clear_errors(standard_file, tmp_path):
@@ -125,8 +126,8 @@ def test_caffe_layout_weights_are_refused_with_an_explanation(tmp_path):
     path = tmp_path / "bvlc_alexnet.pth"
     torch.save(caffe, path)
     net = build_model("regression")
-    before = net.features[0].weight.clone()
+    before = net.backbone.features[0].weight.clone()
     with pytest.raises(InputError, match="Caffe AlexNet layout") as e:
         load_trunk_weights(net, read_state_dict(path), source=str(path))
     assert e.value.field == "features.0.weight" and str(path) in str(e.value)
-    assert torch.equal(net.features[0].weight, before)  # nothing half-loaded
+    assert torch.equal(net.backbone.features[0].weight, before)  # nothing half-loaded

@@ -12,7 +12,7 @@ import torch
 
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.models import AestheticsHead, TrainingInterrupted, attribute_loss, build_network, kmeans, load_config, train
-from aadb_toolkit.models.content import fit_content
+from aadb_toolkit.models.content import fit_content_branch
 from aadb_toolkit.models.runs import BEST, CHECKPOINT, load_run_file, metrics_frame
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"
@@ -29,7 +29,8 @@ def _head(n_att=4, k=3, gating="classifier"):
 
 def test_head_shapes_and_gate_rows_sum_to_one():
     head = _head()
-    out = head(torch.randn(5, 16))
+    x = torch.randn(5, 16)
+    out = head(x, trunk=x)
     assert out["score"].shape == (5,) and out["attributes"].shape == (5, 4) and out["gate"].shape == (5, 3)
     torch.testing.assert_close(out["gate"].sum(1), torch.ones(5))
     head.active = frozenset()  # the first stages: Reg's own score layer
@@ -39,13 +40,14 @@ def test_head_shapes_and_gate_rows_sum_to_one():
 
 def test_centroid_gating_favours_the_nearest_centroid():
     head = _head(gating="centroid")
+    head.content_top = torch.nn.Identity()  # gate directly on the given features
     with torch.no_grad():
         head.centroids.copy_(torch.eye(3, 16))
     x = torch.zeros(6, 16)
     for i in range(6):
         x[i, i % 3] = 3.0 + i
         x[i, 5] = 0.2
-    g = head.gate(x)
+    g = head.gate(x, 6, x.device)
     torch.testing.assert_close(g.sum(1), torch.ones(6))
     assert g.argmax(1).tolist() == [0, 1, 2, 0, 1, 2]
     assert (g.max(1).values > 0.9).all()
@@ -53,17 +55,18 @@ def test_centroid_gating_favours_the_nearest_centroid():
 
 def test_gradients_reach_the_branches_and_freezing_stops_them():
     head = _head()
+    with torch.no_grad():
+        head.branch_weight.normal_()  # as after some training (the branches start at zero)
     fc7 = torch.randn(8, 16, requires_grad=True)
-    out = head(fc7)
+    out = head(fc7, trunk=fc7)
     (out["score"].sum() + out["attributes"].sum()).backward()
     assert head.attribute.weight.grad.abs().sum() > 0 and head.base.weight.grad.abs().sum() > 0
-    assert head.branch.weight.grad.abs().sum() > 0 and fc7.grad.abs().sum() > 0
+    assert head.branch_weight.grad.abs().sum() > 0 and fc7.grad.abs().sum() > 0
+    assert head.regression.weight.grad.abs().sum() > 0  # Reg's trained score layer keeps learning
     assert head.content_classifier.weight.grad is None  # frozen: trained on cluster labels only
-    cfg = load_config(BASELINES / "reg_rank_att_cont.toml", {**TINY, "attributes.freeze": True})
-    net = build_network(cfg)
-    h = net.classifier[6]
-    assert not any(p.requires_grad for p in h.attribute.parameters())
-    assert all(p.requires_grad for p in h.base.parameters())
+    assert all(p.grad is None for p in head.content_top.parameters())
+    with pytest.raises(InputError, match="trained attribute layer"):
+        load_config(BASELINES / "reg_rank_att_cont.toml", {**TINY, "attributes.freeze": True})
 
 
 def test_attribute_loss_is_masked_where_labels_are_absent():
@@ -104,12 +107,13 @@ def test_fit_content_classifier_learns_the_groups():
     truth = np.repeat(np.arange(3), 40)
     fc7 = torch.tensor(np.eye(3, 16)[truth] * 2 + rng.normal(0, 0.1, (120, 16)), dtype=torch.float32).relu()
     head = _head(k=3)
-    labels = fit_content(head, fc7, None, seed=0)
-    assert bool(head.content_fitted)
-    agree = (head.gate(fc7).argmax(1) == labels).float().mean()
+    labels, acc = fit_content_branch(head, fc7, fc7, None, seed=0, epochs=30, lr=1e-2, batch_size=32)
+    assert bool(head.content_fitted) and acc > 0.95
+    assert not any(p.requires_grad for p in head.content_parameters())  # frozen after fitting
+    agree = (head.gate(fc7, 120, fc7.device).argmax(1) == labels).float().mean()
     assert agree > 0.95
     head.gating = "centroid"
-    assert (head.gate(fc7).argmax(1) == labels).float().mean() > 0.95
+    assert (head.gate(fc7, 120, fc7.device).argmax(1) == labels).float().mean() > 0.95
 
 
 def test_staged_full_model_resumes_across_stages_bit_identically(tiny_curated, tmp_path):
@@ -130,9 +134,10 @@ def test_staged_full_model_resumes_across_stages_bit_identically(tiny_curated, t
     assert set(m.loc[m["kind"] == "train", "stage"]) == {"reg", "reg_rank", "joint"}
     joint = m[(m["kind"] == "train") & (m["stage"] == "joint")]
     assert joint["loss_attribute"].notna().all() and joint["loss_rank"].notna().all()
-    # the kept checkpoint is the best validation of the final stage
+    # the kept checkpoint is the best of all validations, and run.json names its stage
     best = load_run_file(tmp_path / "full" / BEST, "aadb-model")
-    assert best["global_step"] > plan[2][1]
+    summary = __import__("json").loads((tmp_path / "full" / "run.json").read_text())
+    assert best["stage"] == summary["best_stage"] and best["global_step"] == summary["best_step"]
 
 
 def test_content_classifier_stays_frozen_in_joint_training(tiny_curated, tmp_path):
@@ -142,9 +147,11 @@ def test_content_classifier_stays_frozen_in_joint_training(tiny_curated, tmp_pat
     at9 = load_run_file(tmp_path / "run" / CHECKPOINT, "aadb-checkpoint")["model"]
     train(cfg, tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
     at10 = load_run_file(tmp_path / "run" / CHECKPOINT, "aadb-checkpoint")["model"]
-    key = "classifier.6.content_classifier.weight"
+    key = "head.content_classifier.weight"
     assert torch.equal(at9[key], at10[key]) and at9[key].abs().sum() > 0
-    assert not torch.equal(at9["classifier.6.branch.weight"], at10["classifier.6.branch.weight"])
+    top = "head.content_top.1.weight"  # ContClass's own copy of fc6: frozen too
+    assert torch.equal(at9[top], at10[top]) and not torch.equal(at9[top], at10["backbone.classifier.1.weight"])
+    assert not torch.equal(at9["head.branch_weight"], at10["head.branch_weight"])
 
 
 def test_content_labels_from_a_column_and_binary_attributes(tiny_curated, tmp_path):

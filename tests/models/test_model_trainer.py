@@ -96,12 +96,12 @@ def test_init_weights_are_loaded_and_checked(tiny_curated, tmp_path):
 
     cfg = _tiny("reg", **{"optim.lr": 1e-12})  # lr ~ 0: the trained front end stays the loaded one
     ref = build_model("regression", width=cfg.model.width)
-    state = {k: v for k, v in ref.state_dict().items() if not k.startswith("classifier.6")}
-    state["classifier.6.weight"] = torch.zeros(1000, ref.fc7_size)  # an ImageNet-shaped fc8, replaced
+    state = dict(ref.backbone.state_dict())
+    state["classifier.6.weight"] = torch.zeros(1000, ref.feature_size)  # an ImageNet-shaped fc8, replaced
     torch.save(state, tmp_path / "w.pth")
     train(cfg, tiny_curated, tmp_path / "run", progress=False, init_weights=tmp_path / "w.pth")
     best = load_run_file(tmp_path / "run" / BEST, "aadb-model")["model"]
-    assert torch.allclose(best["features.0.weight"], state["features.0.weight"], atol=1e-6)
+    assert torch.allclose(best["backbone.features.0.weight"], state["features.0.weight"], atol=1e-6)
     with pytest.raises(InputError, match="sha256"):
         train(cfg, tiny_curated, tmp_path / "run2", progress=False, init_weights=tmp_path / "w.pth",
               init_sha256="ab" * 32)
@@ -243,9 +243,9 @@ def test_heads_score_in_float32_under_bf16_autocast(head):
     x = torch.randn(200, 3, 64, 64)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(x)
-        fc7 = net.fc7(x)
+        fc7 = net.features(x)
     assert out["score"].dtype == torch.float32
-    ref = net.classifier[6].__class__.forward(net.classifier[6], fc7.float())  # the head in plain float32
+    ref = net.head.__class__.forward(net.head, fc7.float())  # the head in plain float32
     torch.testing.assert_close(out["score"], ref["score"])
     assert out["score"].unique().numel() == 200  # bf16 scores would collapse into a few dozen ties
 
@@ -271,7 +271,7 @@ def test_predict_refuses_to_write_non_finite_scores(tiny_curated, tmp_path, caps
     run = tmp_path / "run"
     train(_tiny("reg"), tiny_curated, run, progress=False)
     obj = load_run_file(run / BEST, "aadb-model")
-    obj["model"]["classifier.6.bias"].fill_(float("nan"))
+    obj["model"]["head.bias"].fill_(float("nan"))
     torch.save(obj, run / BEST)
     csv = tmp_path / "preds.csv"
     assert main(["predict", "--run", str(run), "--data", str(tiny_curated), "--out", str(csv)]) == 1

@@ -23,15 +23,15 @@ def _n(module):
 
 def test_wide_net_has_8x_the_fc7_parameters_and_every_other_layer_unchanged():
     base, wide = build_model("regression"), build_model("regression", fc7_factor=8)
-    assert _n(wide.classifier[4]) == pytest.approx(8 * _n(base.classifier[4]), rel=1e-3)
+    assert _n(wide.backbone.classifier[4]) == pytest.approx(8 * _n(base.backbone.classifier[4]), rel=1e-3)
     for i in (1,):
-        assert _n(wide.classifier[i]) == _n(base.classifier[i])
-    assert _n(wide.features) == _n(base.features)
+        assert _n(wide.backbone.classifier[i]) == _n(base.backbone.classifier[i])
+    assert _n(wide.backbone.features) == _n(base.backbone.features)
     # ImageNet weights load into everything but the widened fc7
-    state = {k: v for k, v in base.state_dict().items() if not k.startswith("classifier.6")}
+    state = dict(base.backbone.state_dict())
     loaded = load_trunk_weights(wide, state)
     assert "classifier.1.weight" in loaded and not any(k.startswith("classifier.4.") for k in loaded)
-    assert torch.equal(wide.state_dict()["features.0.weight"], state["features.0.weight"])
+    assert torch.equal(wide.backbone.state_dict()["features.0.weight"], state["features.0.weight"])
 
 
 def test_ensemble_averages_members_trained_with_different_seeds(tiny_curated, tmp_path):
@@ -61,7 +61,7 @@ def test_features_returns_fc7_of_the_requested_images(tiny_curated, tmp_path):
     from aadb_toolkit.models import load_model
 
     net, _ = load_model(tmp_path / "run")
-    assert f.shape == (len(ids), net.fc7_size) and f.dtype == np.float32 and (f >= 0).all()  # after ReLU
+    assert f.shape == (len(ids), net.feature_size) and f.dtype == np.float32 and (f >= 0).all()  # after ReLU
     sub, g = features(tmp_path / "run", tiny_curated, image_ids=ids[3:1:-1])
     assert sub == ids[3:1:-1]
     np.testing.assert_allclose(g, f[3:1:-1], rtol=1e-5, atol=1e-6)

@@ -121,6 +121,9 @@ def _sidecar(sub, **changes):
     ({"name": "forged\n" * 100}, "name"),
     ({"config_sha256": 7}, "config_sha256"),
     ({"split": ...}, "split"),
+    ({"backbone": {"family": "dinov2", "smuggled": "x"}}, "backbone"),
+    ({"backbone": {"family": "dinov2", "weights_sha256": "not-a-hash"}}, "backbone"),
+    ({"trained_on": ["AVA test set, trust me"]}, "trained_on"),
 ])
 def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys, changes, why):
     """Issue 17, item 6: the sidecar's schema and size are checked; only the defined fields are kept."""
@@ -143,3 +146,20 @@ def test_only_the_defined_sidecar_fields_are_recorded(tiny_curated, tmp_path):
     r = score_submission("aadb", sub, tiny_curated, n_boot=0)
     assert r.model["name"] == "reg" and r.model["paper_row"] == "Reg"
     assert "extra" not in r.model
+    backbone = {"family": "dinov2", "weights_id": "facebook/dinov2-small", "weights_sha256": "c" * 64,
+                "pretraining_data": "LVD-142M"}
+    (tmp_path / "s.csv.model.json").write_text(json.dumps(_sidecar(sub, backbone=backbone, trained_on=["ava"])))
+    r = score_submission("aadb", sub, tiny_curated, n_boot=0)
+    assert r.model["backbone"] == backbone and r.model["trained_on"] == ["ava"] and r.model["contamination"] == []
+
+
+def test_contamination_flags_training_or_pretraining_on_the_scored_test_data():
+    from aadb_toolkit.protocols.results import contamination
+
+    ours = {"trained_on": ["aadb:train", "aadb:validation"], "backbone": {"pretraining_data": "LVD-142M"}}
+    assert contamination(ours, "aadb", "test") == []  # the protocol's own train/test split
+    laion = {"trained_on": ["ava"], "backbone": {"pretraining_data": "WIT-400M"}}  # all of AVA
+    assert contamination(laion, "ava", "test") == ["ava"] and contamination(laion, "aadb", "test") == []
+    assert contamination({"trained_on": ["ava:test"]}, "aadb+ava", "test") == ["ava:test"]
+    assert contamination({"trained_on": [], "backbone": {"pretraining_data": "AVA"}}, "ava", "test") == ["pretraining:AVA"]
+    assert contamination(None, "aadb", "test") == []
