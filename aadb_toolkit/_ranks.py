@@ -11,9 +11,9 @@ import functools
 import math
 
 import numpy as np
-from scipy import stats
 
-#: Above this length, ranks come from scipy's rankdata instead of the O(n²) comparison.
+#: Above this length, ranks come from scipy's rankdata (imported only then: ``scipy.stats`` takes
+#: most of a second to import) instead of the O(n²) comparison.
 _DIRECT_RANK_MAX = 48
 #: Up to this many items the rank dot products are exact int64 sums (Σ c² ≈ n³/3 < 2⁶³).
 _EXACT_DOT_MAX_N = 2_000_000
@@ -34,6 +34,8 @@ def centered_ranks(values: np.ndarray) -> np.ndarray:
         less = (b < a).sum(-1)
         equal = (b == a).sum(-1)
         return (2 * less + equal - n).astype(np.int64)
+    from scipy import stats
+
     ranks = stats.rankdata(x, method="average", axis=-1)
     return np.rint(2 * ranks - (n + 1)).astype(np.int64)
 
@@ -41,7 +43,9 @@ def centered_ranks(values: np.ndarray) -> np.ndarray:
 def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> tuple[float, str]:
     """Spearman's ρ (average ranks for ties, as ``scipy.stats.spearmanr``) of two equal-length
     vectors with a status: ``ok``, ``too_few`` (fewer than ``min_n`` items), ``constant_x`` or
-    ``constant_y`` (ρ undefined; returned as NaN). The toolkit's one Spearman implementation."""
+    ``constant_y`` (ρ undefined; returned as NaN). The toolkit's one Spearman implementation, and
+    its one convention for "undefined": NaN, with the status saying why (the protocols pass
+    ``min_n=2``: two images have a ranking)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -65,31 +69,49 @@ def spearman(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) ->
     return float(int(cx @ cy) / math.sqrt(nx * ny)), "ok"
 
 
-def spearman_rho(x: np.ndarray, y: np.ndarray, *, min_n: int = MIN_ITEMS_FOR_RHO) -> float:
-    """Spearman's ρ alone, NaN when :func:`spearman` says it is undefined."""
-    return spearman(x, y, min_n=min_n)[0]
+#: Bits per item in a packed permutation (4: items 0–15, so up to 16 items fit one uint64).
+_NIBBLE = 4
 
 
 @functools.lru_cache(maxsize=None)
-def permutation_table(n: int) -> np.ndarray:
-    """All n! permutations of ``range(n)`` as a (n!, 16) uint8 table (rows padded to 16 bytes,
-    which numpy copies fastest); drawing a uniform row gives an exactly uniform permutation."""
+def packed_permutation_table(n: int) -> np.ndarray:
+    """All n! permutations of ``range(n)``, one per uint64: the item at position t in bits 4t…4t+3
+    (10! rows are 29 MB, half the bytes of one byte per item, so more of the table stays in the
+    processor's cache when rows are drawn at random). Row order: the permutations of k items are
+    those of k−1 items with item k−1 inserted at position 0, then 1, …, then k−1."""
     if not 1 <= n <= PERM_TABLE_MAX_N:
         raise ValueError(f"permutation tables are built for 1 <= n <= {PERM_TABLE_MAX_N}, not {n}")
-    table = np.zeros((1, 0), np.uint8)
+    table = np.zeros(1, np.uint64)
     for k in range(1, n + 1):
         m = table.shape[0]
-        grown = np.empty((m * k, k), np.uint8)
-        for pos in range(k):  # insert item k-1 at every position of every permutation of k-1 items
-            block = grown[pos * m:(pos + 1) * m]
-            block[:, :pos] = table[:, :pos]
-            block[:, pos] = k - 1
-            block[:, pos + 1:] = table[:, pos:]
+        grown = np.empty(m * k, np.uint64)
+        for pos in range(k):  # insert item k-1 at position pos of every permutation of k-1 items
+            shift = np.uint64(_NIBBLE * pos)
+            low = table & np.uint64((1 << (_NIBBLE * pos)) - 1)
+            high = (table >> shift) << np.uint64(_NIBBLE * (pos + 1))
+            grown[pos * m:(pos + 1) * m] = low | high | (np.uint64(k - 1) << shift)
         table = grown
-    padded = np.zeros((table.shape[0], 16), np.uint8)
-    padded[:, :n] = table
-    padded.setflags(write=False)
-    return padded
+    table.setflags(write=False)
+    return table
+
+
+def unpack_permutations(packed: np.ndarray, n: int) -> np.ndarray:
+    """Packed permutations (uint64, see :func:`packed_permutation_table`) as uint8 arrays of ``n``
+    items, shape ``packed.shape + (n,)``."""
+    octets = np.ascontiguousarray(packed, dtype="<u8").view(np.uint8).reshape(packed.shape + (8,))
+    out = np.empty(packed.shape + (16,), np.uint8)
+    np.bitwise_and(octets, 15, out=out[..., 0::2])
+    np.right_shift(octets, _NIBBLE, out=out[..., 1::2])
+    return out[..., :n]
+
+
+def draw_packed_permutations(rng: np.random.Generator, size: tuple[int, ...], n: int) -> np.ndarray:
+    """Uniform rows of :func:`packed_permutation_table` (``n`` ≤ 10), shape ``size`` (uint64): one
+    bounded integer per permutation, then one 8-byte read. :func:`draw_permutations` is the same
+    stream, unpacked."""
+    table = packed_permutation_table(n)
+    idx = rng.integers(0, table.shape[0], size=size, dtype=np.int64 if table.shape[0] > 2**31 else np.int32)
+    return table.take(idx)
 
 
 def draw_permutations(rng: np.random.Generator, size: tuple[int, ...], n: int) -> np.ndarray:
@@ -99,8 +121,6 @@ def draw_permutations(rng: np.random.Generator, size: tuple[int, ...], n: int) -
     the argsort of independent uniform keys (ties among float64 keys have probability ~0).
     """
     if n <= PERM_TABLE_MAX_N:
-        table = permutation_table(n)
-        idx = rng.integers(0, table.shape[0], size=size, dtype=np.int64 if table.shape[0] > 2**31 else np.int32)
-        return table.take(idx, axis=0)[..., :n]
+        return unpack_permutations(draw_packed_permutations(rng, size, n), n)
     keys = rng.random(size + (n,))
     return np.argsort(keys, axis=-1).astype(np.int32 if n > 32767 else np.int16)

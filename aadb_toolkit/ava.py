@@ -237,8 +237,10 @@ def is_validation_id(image_id: str) -> bool:
 
 
 @dataclass
-class AVAData:
-    """An AVA root folder read: the ``AVA.txt`` table and the standard splits."""
+class AVAFiles:
+    """The files of an AVA root folder as parsed (the ``AVA.txt`` table, the test list, tags and
+    challenges): the raw material of :func:`load_ava_source`, which makes the one data model
+    (:class:`~aadb_toolkit.data.AADBData`, with provenance) every stage takes."""
 
     root: Path
     table: pd.DataFrame
@@ -246,50 +248,17 @@ class AVAData:
     tags: dict[int, str] = field(default_factory=dict)
     challenges: dict[int, str] = field(default_factory=dict)
 
-    @property
-    def train_ids(self) -> list[str]:
-        """Every image of ``AVA.txt`` that is not on the standard test list (validation included)."""
-        test = set(self.test_ids)
-        return [i for i in self.table["image_id"] if i not in test]
 
-    @property
-    def validation_ids(self) -> list[str]:
-        """The toolkit's validation ids: the training ids selected by :func:`is_validation_id`."""
-        return [i for i in self.train_ids if is_validation_id(i)]
-
-    def split_ids(self, split: str) -> list[str]:
-        """Image ids of ``train`` (without validation), ``validation`` or ``test``."""
-        if split == "test":
-            return list(self.test_ids)
-        if split == "validation":
-            return self.validation_ids
-        if split == "train":
-            return [i for i in self.train_ids if not is_validation_id(i)]
-        raise ValueError(f"unknown AVA split {split!r}; expected train, validation or test")
-
-    def ground_truth(self, split: str) -> pd.Series:
-        """Mean vote (1..10) of each image of a split, indexed by image_id."""
-        ids = self.split_ids(split)
-        s = self.table.set_index("image_id")["mean_score"].reindex(ids)
-        if s.isna().any():
-            bad = list(s.index[s.isna()][:5])
-            raise InputError(f"{int(s.isna().sum())} image(s) of the {split} split have no votes, e.g. {bad}",
-                             file=str(self.root / AVA_TXT))
-        return s.rename("mean_score")
-
-    def style_lists(self) -> StyleLists:
-        """Read the style lists of this root."""
-        return read_style_lists(self.root / STYLE_DIR)
-
-    def fingerprint(self, split: str = "test") -> str:
-        """sha256 over the split's sorted (image_id, mean vote) pairs, like the AADB fingerprint."""
-        gt = self.ground_truth(split)
-        rows = sorted(zip(gt.index.astype(str), gt.to_numpy(dtype=float)))
-        return sha256_fingerprint([f"ava:{split}\n", *(f"{image_id}\t{score:.9f}\n" for image_id, score in rows)])
+def fingerprint(data: "AADBData", split: str = "test") -> str:
+    """sha256 over an AVA source's split, sorted (image_id, mean vote) pairs, like the AADB
+    fingerprint but with the split named (what the ``ava`` and ``cross-dataset`` protocols record)."""
+    rows = data.split(split)
+    pairs = sorted(zip(rows["image_id"].astype(str), rows["score_mean"].to_numpy(dtype=float)))
+    return sha256_fingerprint([f"ava:{split}\n", *(f"{image_id}\t{score:.9f}\n" for image_id, score in pairs)])
 
 
-def load_ava(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAData:
-    """Read an AVA root folder; ``test_list`` overrides the standard test list file."""
+def read_ava_folder(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAFiles:
+    """Parse an AVA root folder's files; ``test_list`` overrides the standard test list file."""
     root = Path(root)
     if not (root / AVA_TXT).is_file():
         raise SourceError(f"{root}: not an AVA folder (no {AVA_TXT})")
@@ -303,7 +272,7 @@ def load_ava(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] 
         raise InputError(f"{len(unknown)} test id(s) are not in {AVA_TXT}, e.g. {unknown[:5]}", file=str(test_path))
     tags = read_id_names(root / TAGS_TXT) if (root / TAGS_TXT).is_file() else {}
     challenges = read_id_names(root / CHALLENGES_TXT) if (root / CHALLENGES_TXT).is_file() else {}
-    return AVAData(root=root, table=table, test_ids=test_ids, tags=tags, challenges=challenges)
+    return AVAFiles(root=root, table=table, test_ids=test_ids, tags=tags, challenges=challenges)
 
 
 # --- AVA as a training and prediction source ------------------------------------------------
@@ -368,7 +337,7 @@ def _style_columns(styles: dict[int, str]) -> dict[int, int]:
     return {sid: k for k, sid in enumerate(sorted(styles))}
 
 
-def images_table(data: AVAData) -> pd.DataFrame:
+def images_table(data: AVAFiles) -> pd.DataFrame:
     """The canonical images table of an AVA folder: image_id, split (the standard test list is
     ``test``; the toolkit's validation ids, :func:`is_validation_id`, are ``validation``; the rest
     ``train``), score (mean vote rescaled to [0, 1]), score_mean (1–10), n_ratings (votes), the
@@ -432,7 +401,7 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
     photos from ``images/<id>.jpg``. Missing or empty image files are an error naming their ids."""
     from .data import AADBData, Provenance
 
-    data = load_ava(root, test_list=test_list)
+    data = read_ava_folder(root, test_list=test_list)
     images = images_table(data)
     no_votes = images.loc[images["n_ratings"] == 0, "image_id"].tolist()
     if no_votes:

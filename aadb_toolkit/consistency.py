@@ -3,12 +3,14 @@
 Within each batch (AMT HIT), every pair of raters is compared by Spearman's ρ over the images
 both rated; the batch statistic is the mean pairwise ρ; its one-sided p-value comes from a
 permutation test (each rater's scores shuffled independently within the batch); and the
-Benjamini–Hochberg procedure (statsmodels) controls the false discovery rate across batches.
+Benjamini–Hochberg procedure (``_multitest``, equal to statsmodels' ``fdr_bh``) controls the false
+discovery rate across batches.
 Options: per-pair tests with BH across all pairs, and Kendall's W with a tie correction.
 
 Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
 complete batches of the same shape are processed together; permutations are uniform rows of a
-table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded chunks.
+packed table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded
+chunks, and the default statistic's shuffled sums are built by two-position table lookups.
 Batches whose raters rated different images take an exact, slower path.
 """
 
@@ -25,7 +27,9 @@ import pandas as pd
 
 from . import __version__, _atomic, paper
 from ._paths import input_folders
-from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from ._multitest import benjamini_hochberg
+from ._ranks import (MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_ranks, draw_packed_permutations,
+                     draw_permutations, unpack_permutations)
 from ._registry import lookup
 from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
 from .errors import InputError
@@ -168,12 +172,24 @@ def _kendall_w_statistic(rk: _Ranked) -> np.ndarray:
 
 @dataclass
 class _Draw:
-    """One chunk of permutations: batches ``sel`` of a group, ``perm`` (b, R−1, p, N) of raters 1…R−1
-    (rater 0 stays fixed: ρ is invariant), and ``flat`` indices into a (b, R, N) array."""
+    """One chunk of permutations of raters 1…R−1 (rater 0 stays fixed: ρ is invariant) for the
+    batches ``sel`` of a group of N-image batches: ``packed`` (b, R−1, p) rows of the packed
+    permutation table when N ≤ 10, otherwise ``index`` (b, R−1, p, N) permutations."""
 
     sel: np.ndarray
-    perm: np.ndarray
-    flat: np.ndarray
+    n: int
+    packed: np.ndarray | None = None
+    index: np.ndarray | None = None
+
+    def perm(self) -> np.ndarray:
+        """All permutations of the chunk, (b, R−1, p, N)."""
+        return self.index if self.packed is None else unpack_permutations(self.packed, self.n)
+
+    def perm_at(self, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The permutations of raters 1…R−1 for the (batch, permutation) pairs ``(b[k], p[k])``, (k, R−1, N)."""
+        if self.packed is None:
+            return self.index[b, :, p, :]
+        return unpack_permutations(self.packed[b, :, p], self.n)
 
 
 def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
@@ -188,19 +204,58 @@ def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
             "window": np.float32(1e-4 * max(1.0, R * R * N / 50.0))}
 
 
+def _permuted_vectors(x: np.ndarray, d: _Draw) -> np.ndarray:
+    """The permuted vectors of raters 1…R−1 of every batch, (batches, R−1, perms, N), gathered by
+    flat indices into ``x`` (batches, R, N)."""
+    perm = d.perm()
+    b, R, N = x.shape
+    base = ((np.arange(b)[:, None] * R + np.arange(1, R)[None, :]) * N).astype(np.int32)
+    return x.reshape(-1).take(np.add(perm, base[:, :, None, None], dtype=np.int32))
+
+
 def _permuted_sum(x: np.ndarray, d: _Draw) -> np.ndarray:
     """Σ over raters of the permuted rank vectors (rater 0 unpermuted), shape (batches, perms, N)."""
-    g = x.reshape(-1).take(d.flat)
+    g = _permuted_vectors(x, d)
     acc = g[:, 0] + x[:, 0, None, :]
     for j in range(1, x.shape[1] - 1):
         acc += g[:, j]
     return acc
 
 
+def _permuted_square_norms(z: np.ndarray, d: _Draw) -> np.ndarray:
+    """‖Σ_j z*_j‖² for every permutation of the chunk, (batches, perms), in float32.
+
+    For packed draws (N ≤ 10) each byte of a packed row holds the items of two positions, so one
+    lookup in a 256-entry table of complex numbers (the rater's values at both positions, real and
+    imaginary) moves two values at once, indexed by the row's own bytes, batch by batch (the
+    lookups, sums and squares stay in the processor's cache). Other draws sum the gathered vectors."""
+    if d.packed is None:
+        acc = _permuted_sum(z, d)
+        return np.einsum("bpn,bpn->bp", acc, acc)
+    b, R, N = z.shape
+    half = (N + 1) // 2
+    zp = np.zeros((b, R, 16), np.float32)
+    zp[..., :N] = z
+    octet = np.arange(256)
+    lut = (zp[:, 1:, octet & 15] + 1j * zp[:, 1:, octet >> 4]).astype(np.complex64)  # (b, R−1, 256)
+    fixed = (zp[:, 0, 0::2] + 1j * zp[:, 0, 1::2]).astype(np.complex64)[:, :half]  # rater 0, unpermuted
+    octets = d.packed.astype("<u8", copy=False).view(np.uint8).reshape(d.packed.shape + (8,))[..., :half]
+    out = np.empty(d.packed.shape[::2], np.float32)
+    acc = np.empty((d.packed.shape[2], half), np.complex64)
+    for k in range(b):
+        acc[...] = fixed[k]
+        for j in range(R - 1):
+            acc += lut[k, j].take(octets[k, j])
+        if N % 2:  # the last byte's upper half is padding (item 0's value): not an image
+            acc[:, -1].imag = 0
+        flat = acc.view(np.float32)
+        out[k] = np.einsum("pn,pn->p", flat, flat)
+    return out
+
+
 def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
     """Mean pairwise ρ* ≥ ρ, in float32 within a window; near-ties decided exactly in integers."""
-    acc = _permuted_sum(prep["z32"][d.sel], d)
-    ss = np.einsum("bpn,bpn->bp", acc, acc)
+    ss = _permuted_square_norms(prep["z32"][d.sel], d)
     diff = ss - prep["obs32"][d.sel, None]
     counts[d.sel] += (diff > prep["window"]).sum(1)
     cand_b, cand_p = np.nonzero(np.abs(diff) <= prep["window"])
@@ -208,7 +263,7 @@ def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair
         cc = rk.c[d.sel][cand_b]
         permuted = np.empty_like(cc)
         permuted[:, 0] = cc[:, 0]
-        permuted[:, 1:] = np.take_along_axis(cc[:, 1:], d.perm[cand_b, :, cand_p, :].astype(np.intp), -1)
+        permuted[:, 1:] = np.take_along_axis(cc[:, 1:], d.perm_at(cand_b, cand_p).astype(np.intp), -1)
         Dp = np.einsum("kin,kjn->kij", permuted, permuted)[:, rk.iu, rk.ju]
         st = (prep["W"][d.sel][cand_b] * Dp).sum(1)
         ref = prep["stat_exact"][d.sel][cand_b]
@@ -233,7 +288,7 @@ def _exceed_pairwise(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair
     """Every pair's ρ* ≥ ρ from the same permuted vectors (exact integer compare)."""
     R = rk.c.shape[1]
     cc = prep["c32"][d.sel]
-    g = cc.reshape(-1).take(d.flat)
+    g = _permuted_vectors(cc, d)
     vecs = [np.broadcast_to(cc[:, 0, None, :], g[:, 0].shape)] + [g[:, j] for j in range(R - 1)]
     for p, (a, bb) in enumerate(zip(rk.iu, rk.ju)):
         dots = np.einsum("bpn,bpn->bp", vecs[a].astype(np.int64), vecs[bb].astype(np.int64))
@@ -256,10 +311,11 @@ def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.r
         for s, p0 in [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]:
             sel = testable[s:s + bc]
             n_b, n_p = len(sel), min(pb, n_perm - p0)
-            perm = draw_permutations(rng, (n_b, R - 1, n_p), N)
-            base = ((np.arange(n_b)[:, None] * R + np.arange(1, R)[None, :]) * N).astype(np.int32)
-            flat = np.add(perm, base[:, :, None, None], dtype=np.int32)  # one pass, no copy of perm
-            method.exceedances(rk, prep, _Draw(sel, perm, flat), counts, pair_counts)
+            if N <= PERM_TABLE_MAX_N:  # the same stream of permutations either way (_ranks)
+                d = _Draw(sel, N, packed=draw_packed_permutations(rng, (n_b, R - 1, n_p), N))
+            else:
+                d = _Draw(sel, N, index=draw_permutations(rng, (n_b, R - 1, n_p), N))
+            method.exceedances(rk, prep, d, counts, pair_counts)
             if progress is not None:
                 progress.update(n_b * n_p)
     return {"rho": rk.rho, "pair_ok": rk.pair_ok, "mean_rho": rk.mean_rho, "statistic": method.statistic(rk),
@@ -595,12 +651,10 @@ def _summary(ratings: pd.DataFrame, codes: _Codes, arr: _Arranged, res: dict, m:
 
 def _bh(p: np.ndarray, ok: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
     """Benjamini–Hochberg over the tests marked ``ok``: adjusted p-values (NaN elsewhere) and rejections."""
-    from statsmodels.stats.multitest import multipletests
-
     padj = np.full(len(p), np.nan)
     sig = np.zeros(len(p), bool)
     if ok.any():
-        rej, pa, _, _ = multipletests(p[ok], alpha=q, method="fdr_bh")
+        rej, pa = benjamini_hochberg(p[ok], q)
         padj[ok], sig[ok] = pa, rej
     return padj, sig
 

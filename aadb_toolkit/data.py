@@ -38,6 +38,12 @@ def sha256_fingerprint(payload: bytes | str | Iterable[bytes | str]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def dataset_label(base: str, synthetic: bool) -> str:
+    """How results and boards name a data set: ``base`` (``"aadb"``, ``"ava"``, ``"aadb+ava"``),
+    prefixed ``"synthetic-"`` for simulated data: the one spelling of the label."""
+    return f"{SYNTHETIC_PREFIX}{base}" if synthetic and not base.startswith(SYNTHETIC_PREFIX) else base
+
+
 def fingerprint_images(images: pd.DataFrame) -> str:
     """sha256 over the sorted (image_id, score_mean) pairs, scores printed to 1e-9."""
     rows = sorted(zip(images["image_id"].astype(str), np.asarray(images["score_mean"], dtype=float)))
@@ -59,8 +65,7 @@ class Provenance:
     def dataset_label(self) -> str:
         """How results name this data: ``"aadb"``, or ``"ava"`` for an AVA folder; prefixed
         ``"synthetic-"`` for simulated data."""
-        base = "ava" if self.kind == "ava" else "aadb"
-        return f"{SYNTHETIC_PREFIX}{base}" if self.synthetic else base
+        return dataset_label("ava" if self.kind == "ava" else "aadb", self.synthetic)
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as result documents record it."""

@@ -89,7 +89,7 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     predictions = _train_and_predict(stage, out, data) if train_model else None
     report_dir = out / "report"
     stage("human-consistency report", lambda: human_consistency.write_report(
-        data, report_dir, predictions=predictions, n_perm=n_perm, rater_n_perm=500, n_boot=200,
+        data, report_dir, predictions=result.paths.get("predictions"), n_perm=n_perm, rater_n_perm=500, n_boot=200,
         show_progress=False))
     stage.say(f"human-consistency report -> {report_dir / 'report.html'} (and report.md)")
     result.paths["report"] = report_dir
@@ -142,10 +142,11 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
 
     hub_dir = out / "hub" / "aadb"
     summary = json.loads((cons_dir / "consistency.json").read_text(encoding="utf-8"))
-    from .cli.publish import piaa_config
+    from .piaa import episodes as ep
 
     pub = stage("publish", lambda: hub.publish(data, hub_dir, consistency_summary=summary,
-                                               extra_configs=(piaa_config(data),), progress=progress))
+                                               extra_configs=(hub.piaa_config(*ep.published_table(data)),),
+                                               progress=progress))
     back = stage("load back", lambda: _load_back(hub_dir, data))
     stage.say(f"Hugging Face dataset folder -> {pub.out} ({len(pub.files)} files); loaded back with "
               f"datasets.load_dataset: {back['images']} images, {back['ratings']} ratings, "
@@ -154,10 +155,12 @@ def _curate_and_publish(stage: _Stages, out: Path, *, n_images: int, seed: int, 
     return data
 
 
-def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
-    """train the demo baseline and write its test-split predictions; returns the predictions file."""
-    from .models import baseline_config, predict, train, write_predictions
+def _train_and_predict(stage: _Stages, out: Path, data):
+    """train the demo baseline and predict its test split (kept as a submission file too); returns
+    the predictions and the model's identity."""
+    from .models import baseline_config, predict, train
     from .models.predict import model_identity
+    from .submissions import write_predictions
 
     run_dir = out / "model"
     with warnings.catch_warnings():
@@ -165,22 +168,23 @@ def _train_and_predict(stage: _Stages, out: Path, data) -> Path:
         run = stage("train", lambda: train(baseline_config(DEMO_BASELINE), data, run_dir, progress=False))
     stage.say(f"trained {DEMO_BASELINE} on {run.device} for {run.epochs_completed} epochs: best validation "
               f"rho {run.best_val_rho:.3f} -> {run_dir}")
-    predictions = out / "predictions.csv"
-    stage("predict", lambda: write_predictions(predict(run_dir, data, "test", progress=False), predictions,
-                                               model=model_identity(run_dir)))
-    stage.say(f"test-split predictions (submission format) -> {predictions}")
-    stage.result.paths.update(model=run_dir, predictions=predictions)
-    return predictions
+    path = out / "predictions.csv"
+    identity = model_identity(run_dir)
+    predictions = stage("predict", lambda: predict(run_dir, data, "test", progress=False))
+    write_predictions(predictions, path, model=identity)
+    stage.say(f"test-split predictions (submission format) -> {path}")
+    stage.result.paths.update(model=run_dir, predictions=path)
+    return predictions, identity
 
 
-def _score_and_rank(stage: _Stages, out: Path, predictions: Path, data, *, seed: int) -> None:
-    """score the predictions under the aadb protocol, personalize the model on the piaa episodes
-    and score that, and put both on a leaderboard."""
+def _score_and_rank(stage: _Stages, out: Path, predicted, data, *, seed: int) -> None:
+    """score the predictions in memory under the aadb protocol, personalize the model on the piaa
+    episodes and score that, and put both on a leaderboard."""
     from . import leaderboard
-    from .protocols import score_submission, write_result
+    from .protocols import evaluate, write_result
 
-    curated = stage.result.paths["curated"]
-    scored = stage("score", lambda: score_submission("aadb", predictions, curated, n_boot=1000, seed=seed))
+    predictions, identity = predicted
+    scored = stage("score", lambda: evaluate("aadb", data, predictions, n_boot=1000, seed=seed, model=identity))
     write_result(out / "score.json", scored)
     rho = scored.metrics["spearman"]
     stage.say(f"aadb protocol: Spearman rho {rho.value:.4f} (95% CI {rho.ci_low:.3f}-{rho.ci_high:.3f}) "
@@ -207,8 +211,9 @@ def _score_and_rank(stage: _Stages, out: Path, predictions: Path, data, *, seed:
 def _piaa_step(out: Path, run_dir: Path, data, seed: int):
     """Episodes → personalized and generic predictions → the piaa score (None when no rater qualifies)."""
     from .piaa import episodes as ep
-    from .piaa.personalize import personalize, write_predictions
-    from .protocols import score_submission, write_result
+    from .piaa.personalize import personalize
+    from .protocols import evaluate, write_result
+    from .submissions import write_predictions
 
     table = ep.make_episodes(data)
     if table.empty:
@@ -218,8 +223,7 @@ def _piaa_step(out: Path, run_dir: Path, data, seed: int):
     preds, generic = personalize(run_dir, data, table, progress=False)
     write_predictions(preds, folder / "predictions.csv")
     write_predictions(generic, folder / "generic.csv")
-    scored = score_submission("piaa", folder / "predictions.csv", data.origin, generic=folder / "generic.csv",
-                              episodes=folder / "episodes.csv", n_boot=1000, seed=seed)
+    scored = evaluate("piaa", data, preds, generic=generic, episodes=table, n_boot=1000, seed=seed)
     write_result(folder / "score.json", scored)
     return scored
 

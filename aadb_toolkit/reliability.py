@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from ._ranks import MIN_ITEMS_FOR_RHO, centered_ranks, draw_permutations
+from ._multitest import benjamini_hochberg
+from ._ranks import centered_ranks, draw_permutations, spearman
 from .data import check_ratings, leave_one_out_mean
 from .errors import InputError
 
@@ -73,13 +74,15 @@ def krippendorff_alpha(ratings: pd.DataFrame, *, level: str = "ordinal", n_boot:
     return out
 
 
+#: A rater's status from the status of their Spearman ρ (:func:`aadb_toolkit._ranks.spearman`).
+_STATUS = {"ok": "tested", "too_few": "too_few_images", "constant_x": "constant_rater", "constant_y": "constant_others"}
+
+
 def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                       seed: int = 0) -> pd.DataFrame:
     """One row per rater: Spearman ρ with the leave-one-out mean of the other raters over the rater's
     images, permutation p-value, BH-adjusted p-value, and ``chance_like`` (tested and not
     significant at FDR ``q``: agreement indistinguishable from chance)."""
-    from statsmodels.stats.multitest import multipletests
-
     if n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
     df = _ratings(ratings)
@@ -91,28 +94,20 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
         used = part[part["others"].notna()]
         row: dict[str, Any] = {"rater_id": rater, "n_images": len(part), "n_used": len(used), "rho": math.nan,
                                "p_value": math.nan}
-        if len(used) < MIN_ITEMS_FOR_RHO:
-            row["status"] = "too_few_images"
-        else:
+        rho, status = spearman(used["score"].to_numpy(), used["others"].to_numpy())
+        row["status"] = _STATUS[status]
+        if status == "ok":
             cr = centered_ranks(used["score"].to_numpy())
             cm = centered_ranks(used["others"].to_numpy())
-            nr, nm = int(cr @ cr), int(cm @ cm)
-            if nr == 0:
-                row["status"] = "constant_rater"
-            elif nm == 0:
-                row["status"] = "constant_others"
-            else:
-                d_obs = int(cr @ cm)
-                row["rho"] = d_obs / math.sqrt(nr * nm)
-                row["p_value"] = (1 + _exceedances(cr, cm, d_obs, n_perm, rng)) / (1 + n_perm)
-                row["status"] = "tested"
+            row["rho"] = rho
+            row["p_value"] = (1 + _exceedances(cr, cm, int(cr @ cm), n_perm, rng)) / (1 + n_perm)
         rows.append(row)
     table = pd.DataFrame(rows, columns=["rater_id", "n_images", "n_used", "rho", "p_value", "status"])
     tested = (table["status"] == "tested").to_numpy()
     table["p_adjusted"] = np.nan
     table["significant"] = False
     if tested.any():
-        reject, p_adj, _, _ = multipletests(table.loc[tested, "p_value"].to_numpy(), alpha=q, method="fdr_bh")
+        reject, p_adj = benjamini_hochberg(table.loc[tested, "p_value"].to_numpy(), q)
         table.loc[tested, "p_adjusted"] = p_adj
         table.loc[tested, "significant"] = reject
     table["chance_like"] = tested & ~table["significant"].to_numpy(dtype=bool)

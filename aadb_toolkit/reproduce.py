@@ -280,19 +280,23 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
 
 def score_row(protocol_name: str, run: Path, data: AADBData, *, n_boot: int, device: str | None = None,
               cache_dir: Path | None = None, dest: Path | None = None):
-    """Predict the run's test (and, if the protocol needs it, validation) split and score it
-    through the protocol registry; returns the :class:`~aadb_toolkit.protocols.Result`."""
-    from .models import predict, write_predictions
-    from .protocols import get_protocol, score_submission, write_result
+    """Predict the run's test split (and each split the protocol's inputs need, e.g. the ava
+    protocol's validation) and score the predictions in memory through the protocol registry; the
+    predictions are kept beside the score (``<split>.csv``) for the record. Returns the
+    :class:`~aadb_toolkit.protocols.Result`."""
+    from .models.predict import model_identity, predict
+    from .protocols import evaluate, get_protocol, write_result
+    from .submissions import write_predictions
 
     p = get_protocol(protocol_name)
     dest = dest or run  # where the prediction files and the score go (a shared run's rows each have their own)
-    test_csv = write_predictions(predict(run, data, "test", device=device, cache_dir=cache_dir), dest / "test.csv")
-    val_csv = None
-    if p.needs_validation:
-        val_csv = write_predictions(predict(run, data, "validation", device=device, cache_dir=cache_dir),
-                                    dest / "validation.csv")
-    result = score_submission(p.name, test_csv, data.origin, validation=val_csv, n_boot=n_boot)
+    splits = {"predictions": "test", **{i.name: i.split for i in p.inputs if i.kind == "predictions" and i.split}}
+    predicted = {}
+    for name, split in splits.items():
+        predicted[name] = predict(run, data, split, device=device, cache_dir=cache_dir)
+        write_predictions(predicted[name], dest / f"{split}.csv")
+    predictions = predicted.pop("predictions")
+    result = evaluate(p.name, data, predictions, n_boot=n_boot, model=model_identity(run), **predicted)
     write_result(dest / "score.json", result)
     return result
 

@@ -69,11 +69,6 @@ def rescale_score(score_mean):
     return (score_mean - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
 
 
-def unscale_score(score01):
-    """Inverse of :func:`rescale_score`."""
-    return score01 * (SCORE_MAX - SCORE_MIN) + SCORE_MIN
-
-
 #: Canonical split names, and the spellings in the release's label file names.
 SPLITS: Final[tuple[str, ...]] = ("train", "validation", "test")
 LABEL_FILE_SPLIT_NAMES: Final[dict[str, str]] = {

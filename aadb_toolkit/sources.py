@@ -12,6 +12,7 @@ from pathlib import Path
 from . import schema
 from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
+from ._registry import close_matches
 from .data import AADBData, Provenance, fingerprint_images, read_parquet, sha256_fingerprint
 from .errors import SourceError, quote
 
@@ -19,35 +20,104 @@ __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load"
 
 
 
-def load(source: str | Path) -> AADBData:
+#: The explicit form of a Hub repo id, for an id whose ORG is also the name of a local folder.
+HUB_PREFIX = "hf://"
+
+
+def load(source: str | Path, *, images: bool = True) -> AADBData:
     """Load a curated folder, a published dataset folder, an AVA folder (recognised by its
-    ``AVA.txt``), or a Hub repo id (``ORG/NAME``): the one place (with the CLI and demo that
-    call it) where a path or Hub id becomes data."""
+    ``AVA.txt``), or a Hub repo id: the one place (with the CLI and demo that call it) where a path
+    or Hub id becomes data.
+
+    Which strings go to the Hub (a folder that exists is always read as a folder):
+    ``hf://ORG/NAME`` always; a plain ``ORG/NAME`` only when it could be a Hub repo id (exactly two
+    parts, each of the Hub's characters: ``hub.layout.is_repo_id``) *and* no local folder ``ORG``
+    exists, since ``pub/aabd`` beside a folder ``pub`` is a mistyped path, not a repo. Anything else
+    that does not exist is "no such folder", with the closest existing path when there is one.
+    ``images=False`` is for callers that read no image (scoring): an AVA folder's photos are then
+    not checked up front (nor needed)."""
+    text = str(source)
+    if text.startswith(HUB_PREFIX):
+        return _load_hub(text[len(HUB_PREFIX):], text)
     path = Path(source)
     if path.is_dir():
-        if (path / schema.CURATED_MANIFEST).is_file():
-            return load_curated(path)
-        from . import ava
-
-        if (path / ava.AVA_TXT).is_file():
-            return ava.load_ava_source(path)
-        from . import hub
-
-        if hub.is_published_folder(path):
-            return hub.load_published(path)
-        raise SourceError(
-            f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}), a published dataset "
-            "folder (no README.md with dataset configs) nor an AVA folder (no AVA.txt)"
-        )
+        return _load_folder(path, images)
     if path.exists():
         raise SourceError(f"{path}: is a file; expected a curated folder, a published folder or a Hub repo id")
+    if could_be_hub_id(text):
+        return _load_hub(text, text)
+    raise SourceError(_no_such_folder(text))
+
+
+def _no_such_folder(text: str) -> str:
+    """"no such folder", the closest existing path, and why the string was not tried on the Hub."""
+    hint = _close_path(Path(text))
+    message = f"{text}: no such folder" + (f"; did you mean {hint!r}?" if hint else "")
+    if _is_repo_id_form(text):
+        return message + (f" (read as a path, not a Hub repo id, because a folder {text.split('/')[0]!r} "
+                          f"exists here; write {HUB_PREFIX}{text} for the Hub)")
+    return message + "; a Hub repo id has the form ORG/NAME"
+
+
+def could_be_hub_id(text: str) -> bool:
+    """True for ``ORG/NAME`` in the Hub's characters where no local folder ``ORG`` exists."""
+    return _is_repo_id_form(text) and not Path(text.split("/")[0]).is_dir()
+
+
+def _is_repo_id_form(text: str) -> bool:
     from .hub.layout import is_repo_id
 
-    if is_repo_id(str(source)):
-        from . import hub
+    return is_repo_id(text)
 
-        return hub.load_from_hub(str(source))
-    raise SourceError(f"{source}: no such folder, and not a Hub repo id of the form ORG/NAME")
+
+def _load_folder(path: Path, images: bool = True) -> AADBData:
+    if (path / schema.CURATED_MANIFEST).is_file():
+        return load_curated(path)
+    from . import ava
+
+    if (path / ava.AVA_TXT).is_file():
+        return ava.load_ava_source(path, check_files=images)
+    from . import hub
+
+    if hub.is_published_folder(path):
+        return hub.load_published(path)
+    raise SourceError(
+        f"{path}: not a curated folder (no {schema.CURATED_MANIFEST}), a published dataset "
+        "folder (no README.md with dataset configs) nor an AVA folder (no AVA.txt)"
+    )
+
+
+def _load_hub(repo_id: str, source: str) -> AADBData:
+    """Load ``repo_id`` from the Hub; when that fails and a local path close to ``source`` exists,
+    the error says so (a mistyped folder name often looks like ``ORG/NAME``)."""
+    from . import hub
+
+    if not _is_repo_id_form(repo_id):
+        raise SourceError(f"{source}: not a Hub repo id of the form ORG/NAME")
+    try:
+        return hub.load_from_hub(repo_id)
+    except SourceError as exc:
+        hint = None if source.startswith(HUB_PREFIX) else _close_path(Path(source))
+        if hint is None:
+            raise
+        raise SourceError(f"{exc}; nor is there a local folder {source!r}: did you mean {hint!r}?") from exc
+
+
+def _close_path(path: Path) -> str | None:
+    """``path`` with its first missing part replaced by the closest name in the folder above it,
+    when that path exists (``pub/aabd`` → ``pub/aadb``); None when nothing is close."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        head = Path(*parts[:i]) if i else Path(".")
+        if (head / part).exists():
+            continue
+        try:
+            names = sorted(e.name for e in os.scandir(head) if not e.name.startswith("."))
+        except OSError:
+            return None
+        close = [c for c in close_matches(part, names, n=3) if head.joinpath(c, *parts[i + 1:]).exists()]
+        return str(head.joinpath(close[0], *parts[i + 1:])) if close else None
+    return None
 
 
 def load_curated(path: str | Path) -> AADBData:
@@ -81,6 +151,17 @@ def load_curated(path: str | Path) -> AADBData:
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
                             test_list=manifest.get("test_list"))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
+
+
+def _missing_image_message(path: Path, release_root: Path, file: Path) -> str:
+    """Why an image of a curated folder cannot be read, and how to point the folder at a moved release."""
+    fix = (f"if the release was moved, point the folder at its new place with `aadb curate relocate --data {path} "
+           "--release NEW_PLACE`, which checks every image against the sha256 recorded at curation "
+           "(docs/curation.md, \"Moving the release\")")
+    if not release_root.is_dir():
+        return (f"{path}: the release this curated folder was made from is no longer at {release_root} (moved or "
+                f"deleted); {fix}")
+    return f"{path}: the image file {file} is missing from the release {release_root}; {fix}"
 
 
 def _release_root(folder: Path, value: object) -> Path:
@@ -123,7 +204,13 @@ class CuratedImageReader:
         if not inside(self.release_root, file):
             raise SourceError(f"{self.table}: image {quote(image_id)}: {quote(rel)} is a symbolic link leading "
                               "outside the release folder; the toolkit reads nothing outside it")
-        payload = file.read_bytes()
+        try:
+            payload = file.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(_missing_image_message(self.table.parent, self.release_root, file)) from None
+        except OSError as exc:
+            raise SourceError(f"{self.table.parent}: image {quote(image_id)}: cannot read {quote(rel)} in the release "
+                              f"{self.release_root}: {exc.strerror or exc}") from None
         if self.hashes is not None and sha256_fingerprint(payload) != self.hashes.get(image_id):
             raise SourceError(f"{self.table}: image {quote(image_id)}: the bytes of {quote(rel)} do not match the "
                               "sha256 recorded at curation (the file changed, or the curated folder was edited); "

@@ -66,7 +66,7 @@ class SubmissionError(InputError):
 class Submission:
     """A validated submission: scores indexed by image_id in the split's order, and the file's hash."""
 
-    path: Path
+    path: Path | None  # None for predictions checked in memory
     scores: pd.Series
     sha256: str
 
@@ -164,6 +164,7 @@ class _Target:
     split_name: str
     unit: str
     other_splits: Mapping[str, str] | None
+    other_layouts: Mapping[tuple[str, ...], str] | None = None
 
     @property
     def key_name(self) -> str:
@@ -174,7 +175,8 @@ class _Target:
 def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *,
                     max_bytes: int = DEFAULT_MAX_BYTES, split_name: str = "split",
                     header: tuple[str, ...] = HEADER, unit: str = "image",
-                    other_splits: Mapping[str, str] | None = None) -> Submission:
+                    other_splits: Mapping[str, str] | None = None,
+                    other_layouts: Mapping[tuple[str, ...], str] | None = None) -> Submission:
     """Read a submission CSV and check it against the split's image ids; raise one
     :class:`SubmissionError` listing every problem (with row numbers) when anything is wrong.
 
@@ -182,17 +184,31 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
     row's key, matched against ``expected_ids`` joined with commas; the last is the score) and
     ``unit`` says what one row stands for in messages (e.g. the piaa protocol's query rows).
     ``other_splits`` (image_id → split name, for the data set's other images) lets an unknown id
-    be named as another split's image, so predictions of the wrong split are told as such."""
+    be named as another split's image, so predictions of the wrong split are told as such;
+    ``other_layouts`` (header → what such a file is) names a file of another protocol's layout."""
     path = Path(path)
-    expected = [str(i) for i in expected_ids]
-    target = _Target(expected, set(expected), header, split_name, unit, other_splits)
-    if len(target.expected_set) != len(expected):
-        raise ValueError("expected_ids contains duplicates")
+    target = _target(expected_ids, split_name, header, unit, other_splits, other_layouts)
     data = _read_bounded(path, max_bytes, target)
     refuse_key_file(path, field="submission", content=data)  # never parsed, let alone quoted
-    text = _decode_submission(path, data, target)
+    return check_submission(data, str(path), target, path=path)
+
+
+def _target(expected_ids: Iterable[str], split_name: str, header: tuple[str, ...], unit: str,
+            other_splits: Mapping[str, str] | None,
+            other_layouts: Mapping[tuple[str, ...], str] | None) -> "_Target":
+    expected = [str(i) for i in expected_ids]
+    target = _Target(expected, set(expected), tuple(header), split_name, unit, other_splits, other_layouts)
+    if len(target.expected_set) != len(expected):
+        raise ValueError("expected_ids contains duplicates")
+    return target
+
+
+def check_submission(data: bytes, name: str, target: "_Target", *, path: Path | None = None) -> Submission:
+    """Check a submission's bytes against ``target`` (the one checker of files and of predictions
+    in memory, so both get the same rules and the same messages); ``name`` names it in errors."""
+    text = _decode_submission(name, data, target)
     problems: list[Problem] = []
-    ids, score_text, line_of, stopped_at = _submission_rows(text, path, target, problems)
+    ids, score_text, line_of, stopped_at = _submission_rows(text, name, target, problems)
     values = pd.to_numeric(pd.Series(score_text, dtype=object), errors="coerce").to_numpy(dtype=float)
     first_row, stopped_at = _check_rows(ids, score_text, line_of, values, target, problems, stopped_at)
     problems += _coverage_problems(first_row, ids, stopped_at, target)
@@ -200,9 +216,69 @@ def read_submission(path: str | os.PathLike[str], expected_ids: Iterable[str], *
         problems += _equal_scores_problems(values)
     if problems:
         problems.sort(key=lambda p: (p.row is None, p.row or 0))
-        raise SubmissionError(str(path), problems)
-    scores = pd.Series(values, index=pd.Index(ids, name=target.key_name), name=header[-1]).reindex(expected)
+        raise SubmissionError(name, problems)
+    header = target.header
+    scores = pd.Series(values, index=pd.Index(ids, name=target.key_name), name=header[-1]).reindex(target.expected)
     return Submission(path=path, scores=scores, sha256=sha256_fingerprint(data))
+
+
+#: How in-memory predictions are named in messages (where a file's path would be).
+IN_MEMORY_NAME: str = "<predictions in memory>"
+
+
+def from_memory(predictions: "pd.DataFrame | pd.Series | np.ndarray | Sequence[float]", expected_ids: Iterable[str],
+                *, split_name: str = "split", header: tuple[str, ...] = HEADER, unit: str = "image",
+                other_splits: Mapping[str, str] | None = None,
+                other_layouts: Mapping[tuple[str, ...], str] | None = None,
+                name: str = IN_MEMORY_NAME) -> Submission:
+    """Predictions in memory, checked exactly as a file: a DataFrame with the ``header`` columns
+    (the key columns may be its index), a Series indexed by the key, or an array of scores in the
+    order of ``expected_ids``. They are written out as :func:`write_predictions` would write them
+    and that text goes through the file checker, so the rules, the messages, the parsed floats and
+    the sha256 are those of the same predictions written to a file."""
+    target = _target(expected_ids, split_name, header, unit, other_splits, other_layouts)
+    frame = _as_frame(predictions, target, name)
+    return check_submission(predictions_text(frame).encode("utf-8"), name, target)
+
+
+def accept(predictions: "Submission | pd.DataFrame | pd.Series | np.ndarray", expected_ids: Iterable[str],
+           **checks) -> Submission:
+    """A :class:`Submission` as is (already checked; its keys must be ``expected_ids``), anything
+    else through :func:`from_memory`. A path is refused: files are read by the one file adapter
+    (:func:`aadb_toolkit.protocols.score_submission`)."""
+    if isinstance(predictions, Submission):
+        expected = [str(i) for i in expected_ids]
+        if list(predictions.scores.index) != expected:
+            raise InputError(f"the checked predictions cover other {checks.get('unit', 'image')}s than the "
+                             f"{checks.get('split_name', 'split')}")
+        return predictions
+    if isinstance(predictions, (str, os.PathLike)):
+        raise InputError(f"predictions must be in memory (a DataFrame, a Series or an array), got the path "
+                         f"{str(predictions)!r}; score a file with score_submission or `aadb score`")
+    return from_memory(predictions, expected_ids, **checks)
+
+
+def _as_frame(predictions, target: "_Target", name: str) -> pd.DataFrame:
+    """The predictions as a frame with the header's columns (or whatever columns they have, for the
+    checker to name): an array is aligned with the expected keys, a Series' index is its key."""
+    header = target.header
+    if isinstance(predictions, pd.DataFrame):
+        keys = [k for k in header[:-1] if k not in predictions.columns]
+        if keys and list(predictions.index.names) == keys:
+            return predictions.reset_index()
+        return predictions
+    if isinstance(predictions, pd.Series):
+        if len(header) != 2:
+            raise InputError(f"give these predictions as a DataFrame with columns {','.join(header)}", file=name)
+        return pd.DataFrame({header[0]: predictions.index.astype(str), header[1]: predictions.to_numpy()})
+    values = np.asarray(predictions)
+    if values.ndim != 1 or values.shape[0] != len(target.expected):
+        raise InputError(f"an array of predictions needs one score per {target.unit} of the {target.split_name}, "
+                         f"in its order ({len(target.expected):,}), got shape {values.shape}", file=name)
+    keys = [k.split(",") for k in target.expected] if len(header) > 2 else [[k] for k in target.expected]
+    frame = pd.DataFrame(keys, columns=list(header[:-1]))
+    frame[header[-1]] = values
+    return frame
 
 
 def _read_bounded(path: Path, max_bytes: int, target: _Target) -> bytes:
@@ -227,7 +303,7 @@ def _read_bounded(path: Path, max_bytes: int, target: _Target) -> bytes:
     return data
 
 
-def _decode_submission(path: Path, data: bytes, target: _Target) -> str:
+def _decode_submission(path: str, data: bytes, target: _Target) -> str:
     """The file as text; refused when it does not decode or has far more lines than the split has rows."""
     text, problem = _decode(data, target.header)
     if text is None:
@@ -241,7 +317,7 @@ def _decode_submission(path: Path, data: bytes, target: _Target) -> str:
     return text
 
 
-def _submission_rows(text: str, path: Path, target: _Target, problems: list[Problem]
+def _submission_rows(text: str, path: str, target: _Target, problems: list[Problem]
                      ) -> tuple[list[str], list[str], Sequence[int], int | None]:
     """(keys, score texts, line of each row, line where checking stopped or None) of the data rows;
     header and row-layout problems are appended to ``problems``. A missing header (the first line
@@ -256,7 +332,7 @@ def _submission_rows(text: str, path: Path, target: _Target, problems: list[Prob
         rows, line_numbers = _csv_records(text, str(path))
         file_header = rows[0] if rows else []
     if tuple(file_header) != header:
-        problems.append(_header_problem(path, file_header, header))
+        problems.append(_header_problem(path, file_header, target))
         if _is_number_row(file_header, n_fields) and sorted(file_header) != sorted(header):
             # header missing: the first line is data; check it as such
             if simple is not None:
@@ -279,10 +355,17 @@ def _csv_records(text: str, file: str) -> tuple[list[list[str]], list[int]]:
     return rows, line_numbers
 
 
-def _header_problem(path: Path, file_header: list[str], expected_header: tuple[str, ...]) -> Problem:
-    """The problem with a header that is not ``expected_header``, with a hint at the likely cause; raised at
+def _header_problem(path: str, file_header: list[str], target: _Target) -> Problem:
+    """The problem with a header that is not the expected one, with a hint at the likely cause; raised at
     once when the header shows every row has the wrong layout (the rows would only repeat it)."""
+    expected_header = target.header
     shown = ",".join(file_header)
+    if len(file_header) == len(expected_header) + 1 and file_header[0].strip() in ("", "Unnamed: 0") \
+            and tuple(file_header[1:]) == expected_header:
+        raise SubmissionError(path, [Problem("the leading unnamed column looks like a pandas index: write the file "
+                                             "with df.to_csv(path, index=False)", row=1)])
+    if target.other_layouts and tuple(file_header) in target.other_layouts:
+        raise SubmissionError(path, [Problem(f"header is {shown!r}: {target.other_layouts[tuple(file_header)]}", row=1)])
     layout = ""
     if len(file_header) == 1 and any(sep in file_header[0] for sep in (";", "\t", "|")):
         hint = layout = " (fields must be separated by commas)"
@@ -296,7 +379,7 @@ def _header_problem(path: Path, file_header: list[str], expected_header: tuple[s
     problem = Problem(f"header is {quote(shown)}, expected exactly {','.join(expected_header)!r}{hint}",
                       row=1)
     if layout:
-        raise SubmissionError(str(path), [Problem(problem.message + "; rows not checked", row=1)])
+        raise SubmissionError(path, [Problem(problem.message + "; rows not checked", row=1)])
     return problem
 
 
@@ -461,26 +544,68 @@ def _parse_csv(text: str, file: str) -> tuple[list[list[str]], list[int]]:
 
 
 def is_submission_file(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` starts like a submission CSV the toolkit writes (header ``image_id,score``),
-    so writing predictions over it replaces predictions, never another file."""
+    """True when ``path`` starts like a prediction file the toolkit writes (a header of key columns
+    ending in ``score``: ``image_id,score`` or another protocol's layout), so writing predictions
+    over it replaces predictions, never another file."""
     try:
         with open(path, "rb") as fh:
             first = fh.readline(256)
     except OSError:
         return False
-    return first.removeprefix(b"\xef\xbb\xbf").strip() == ",".join(HEADER).encode()
+    fields = first.removeprefix(b"\xef\xbb\xbf").strip().decode("utf-8", "replace").split(",")
+    return len(fields) >= 2 and fields[-1] == HEADER[-1] and set(fields[:-1]) <= _KEY_COLUMNS
 
 
-def write_submission(path: str | os.PathLike[str], scores: pd.Series) -> Path:
-    """Write ``scores`` (indexed by image_id) as a submission CSV, atomically; returns the path."""
-    from ._atomic import write_text
+#: Columns that key a row of a prediction file, in any protocol's layout.
+_KEY_COLUMNS = frozenset({"image_id", "attribute", "rater_id", "k", "episode"})
 
-    if scores.isna().any() or not np.isfinite(scores.to_numpy(dtype=float)).all():
-        raise ValueError(f"scores contain {int((~np.isfinite(scores.to_numpy(dtype=float))).sum())} non-finite values")
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(HEADER)
-    for image_id, s in zip(scores.index.astype(str), scores.to_numpy(dtype=float)):
-        w.writerow((image_id, repr(float(s))))
-    write_text(path, buf.getvalue())
+
+#: Suffix of the sidecar written beside a predictions CSV with the model's identity
+#: (``preds.csv.model.json``); ``aadb score`` copies it into the result.
+MODEL_SIDECAR_SUFFIX: str = ".model.json"
+#: A sidecar is a few hundred bytes; anything over this is not one (checked before it is read).
+MODEL_SIDECAR_MAX_BYTES: int = 16 * 1024
+
+
+def is_model_sidecar(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a model sidecar the toolkit wrote (small, a JSON object with a
+    ``name`` and the ``predictions_sha256``), so writing predictions may replace it."""
+    import json
+
+    try:
+        if Path(path).stat().st_size > MODEL_SIDECAR_MAX_BYTES:
+            return False
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(d, dict) and "name" in d and "predictions_sha256" in d
+
+
+def predictions_text(predictions: pd.DataFrame) -> str:
+    """The one text form of predictions: CSV, header first, ``\\n`` line ends, no index, every
+    float in its shortest round-trip form (read back, it is the same float64), NaN as ``nan``."""
+    return predictions.to_csv(index=False, lineterminator="\n", na_rep="nan")
+
+
+def write_predictions(predictions: pd.DataFrame | pd.Series, path: str | os.PathLike[str], *,
+                      model: Mapping[str, object] | None = None) -> Path:
+    """The toolkit's one writer of prediction files (any protocol's layout), atomically: a frame's
+    columns as they are, or a Series of scores indexed by image_id as ``image_id,score``. With
+    ``model`` (e.g. :func:`aadb_toolkit.models.predict.model_identity`) also the sidecar
+    ``<path>.model.json`` that ``aadb score`` copies into the result, tied to these exact bytes.
+    Non-finite scores are refused: a file of them could not be scored."""
+    from ._atomic import check_output_file, write_json, write_text
+
+    frame = predictions if isinstance(predictions, pd.DataFrame) else pd.DataFrame(
+        {HEADER[0]: predictions.index.astype(str), HEADER[1]: predictions.to_numpy(dtype=float)})
+    scores = frame[frame.columns[-1]].to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"scores contain {int((~np.isfinite(scores)).sum())} non-finite values")
+    text = predictions_text(frame)
+    sidecar = None
+    if model is not None:  # checked before the CSV is written: a refused sidecar leaves nothing half-written
+        sidecar = check_output_file(Path(str(path) + MODEL_SIDECAR_SUFFIX), "model sidecar", is_model_sidecar)
+    write_text(path, text)
+    if sidecar is not None:
+        write_json(sidecar, {**model, "predictions_sha256": sha256_fingerprint(text)})
     return Path(path)

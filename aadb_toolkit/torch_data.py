@@ -81,6 +81,8 @@ class AADBTorchDataset(torch.utils.data.Dataset):
         self.transform = transform
         self._attributes = self.images[list(schema.ATTRIBUTES)].to_numpy(dtype=np.float32)
         self._ratings = _ratings_by_image(self.data.ratings, self.images["image_id"]) if ratings else None
+        if len(self.images):  # fail here, with the loader's clear error (a moved release, say), not in a worker
+            self.data.image_bytes(self.images["image_id"].iloc[0])
 
     def __len__(self) -> int:
         return len(self.images)

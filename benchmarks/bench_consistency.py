@@ -1,7 +1,13 @@
 """Benchmark of the batch consistency analysis (issue: consistency).
 
-Measures, in one run, :func:`aadb_toolkit.consistency.analyze_batches` (default method) against a
-naive baseline: a per-batch Python loop that, for every permutation, shuffles each rater's scores
+Measures, in one run, :func:`aadb_toolkit.consistency.analyze_batches` (default method) against
+two baselines. The **bound**: a tight single-core numba kernel that, for every batch and
+permutation, Fisher–Yates-shuffles each rater's unit-norm rank vector (an inline xorshift64*
+generator and a multiply-shift bounded draw, no table, no memory traffic) and counts
+‖Σ_j z_j‖² ≥ observed: the least work any permutation test of this statistic can do on one core.
+The analysis should take at most 1.5× the bound (docs/performance.md). numba is needed only here
+(``pip install numba``), never by the toolkit; without it the bound is skipped with a message.
+The **naive** baseline: a per-batch Python loop that, for every permutation, shuffles each rater's scores
 and calls ``scipy.stats.spearmanr`` on the batch's score matrix (one call gives all pairs). The
 naive loop is run on a few batches and extrapolated linearly to the full size (it is linear in
 batches × permutations); the report says so. ``--memory-run`` instead runs the 100× size
@@ -61,6 +67,68 @@ def naive_p_values(ratings: pd.DataFrame, batch_ids: list[str], n_perm: int, see
     return out
 
 
+def numba_bound(ratings: pd.DataFrame, n_batches: int, n_raters: int, n_images: int, n_perm: int):
+    """The tight numba Fisher–Yates kernel on the same batches, compiled, as a no-argument callable
+    returning the counts; or the reason it is skipped (a string)."""
+    try:
+        import numba
+    except ImportError:
+        return ("numba is not installed (pip install numba; a benchmark-only tool, never a toolkit "
+                "dependency): no bound, no ratio")
+    from aadb_toolkit._ranks import centered_ranks
+
+    kernel = numba.njit(_fisher_yates_counts)
+    scores = ratings["score"].to_numpy(float).reshape(n_batches, n_raters, n_images)
+    c = centered_ranks(scores).astype(np.float64)
+    norm = np.sqrt((c * c).sum(-1, keepdims=True))
+    z = np.where(norm > 0, c / np.where(norm > 0, norm, 1), 0).astype(np.float32)
+    obs = (z.sum(1) ** 2).sum(-1).astype(np.float32)
+    kernel(z[:2], obs[:2], 10, 1)  # compile now, not in the timed runs
+    return lambda: kernel(z, obs, n_perm, 1)
+
+
+def _fisher_yates_counts(z, obs, n_perm, seed):  # compiled by numba.njit in numba_bound
+    n_batches, n_raters, n = z.shape
+    counts = np.zeros(n_batches, np.int64)
+    idx = np.empty(n, np.int64)
+    acc = np.empty(n, np.float32)
+    s = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
+    for g in range(n_batches):
+        hits = 0
+        for _ in range(n_perm):
+            for t in range(n):
+                acc[t] = z[g, 0, t]
+            for j in range(1, n_raters):
+                for t in range(n):
+                    idx[t] = t
+                for t in range(n - 1, 0, -1):
+                    s ^= s >> np.uint64(12)
+                    s ^= s << np.uint64(25)
+                    s ^= s >> np.uint64(27)
+                    r = (s * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(32)
+                    u = np.int64((r * np.uint64(t + 1)) >> np.uint64(32))
+                    idx[t], idx[u] = idx[u], idx[t]
+                for t in range(n):
+                    acc[t] += z[g, j, idx[t]]
+            ss = np.float32(0)
+            for t in range(n):
+                ss += acc[t] * acc[t]
+            if ss >= obs[g]:
+                hits += 1
+        counts[g] = hits
+    return counts
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (the machine is shared: figures say how busy it was)."""
+    try:
+        import os
+
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -76,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-run", action="store_true", help="run the 100x size: 100,000 batches, 1,000 perms")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the fast analysis (best is kept)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--no-bound", action="store_true", help="skip the numba bound")
     args = parser.parse_args(argv)
     from aadb_toolkit import consistency
 
@@ -85,18 +154,32 @@ def main(argv: list[str] | None = None) -> int:
     ratings = synthetic_ratings(args.batches, args.raters, args.images)
     t_data = time.perf_counter() - t0
     rss_data = peak_rss_mib()
-    times = []
-    for _ in range(1 if args.memory_run else args.repeats):
+    load_before = load_average()
+    bound = None if args.memory_run or args.no_bound else numba_bound(ratings, args.batches, args.raters,
+                                                                       args.images, args.n_perm)
+    times, bound_times = [], []
+    for _ in range(1 if args.memory_run else args.repeats):  # analysis and bound alternate: same load
         t0 = time.perf_counter()
         res = consistency.analyze_batches(ratings, n_perm=args.n_perm, seed=0, show_progress=False)
         times.append(time.perf_counter() - t0)
+        if callable(bound):
+            t0 = time.perf_counter()
+            bound()
+            bound_times.append(time.perf_counter() - t0)
     fig = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {platform.python_version()}",
         "batches": args.batches, "raters": args.raters, "images": args.images, "n_perm": args.n_perm,
         "fast_seconds_best": min(times), "fast_seconds_all": times, "data_build_seconds": t_data,
         "percent_significant": res.summary["percent_significant"],
-        "peak_rss_mib_after_data": rss_data, "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib_after_data": rss_data, "peak_rss_mib": peak_rss_mib(), "load_average_before": load_before,
     }
+    if bound_times:
+        fig.update({"bound_seconds_best": min(bound_times), "bound_seconds_all": bound_times,
+                    "ratio_to_bound": min(times) / min(bound_times),
+                    "ratio_to_bound_per_repeat": [a / b for a, b in zip(times, bound_times)]})
+    elif isinstance(bound, str):
+        fig["bound_skipped"] = bound
+        print(bound, file=sys.stderr)
     if not args.memory_run and args.naive_batches > 0:
         ids = list(res.batches["batch_id"][: args.naive_batches])
         t0 = time.perf_counter()
@@ -108,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "naive_seconds_extrapolated": naive_full, "speedup": naive_full / min(times),
             "p_fast_vs_naive": list(zip(res.batches["p_value"][: len(ids)].tolist(), p_naive)),
         })
+    fig["load_average_after"] = load_average()
     print(json.dumps(fig, indent=2))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

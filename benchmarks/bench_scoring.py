@@ -19,7 +19,7 @@ from scipy import stats
 
 from aadb_toolkit.protocols._ranking import spearman_ci
 from aadb_toolkit.protocols.aadb_protocol import rank_metrics
-from aadb_toolkit.submissions import read_submission, write_submission
+from aadb_toolkit.submissions import read_submission, write_predictions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reads, scores, boots = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_submission(Path(tmp) / "submission.csv", pred)
+        path = write_predictions(pred, Path(tmp) / "submission.csv")
         size_mb = path.stat().st_size / 2**20
         for _ in range(args.repeat):
             t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aadb_toolkit import ava
+from aadb_toolkit import ava, sources
 from aadb_toolkit.errors import InputError, SourceError
 from aadb_toolkit.simulate import write_synthetic_ava
 
@@ -53,18 +53,20 @@ def test_id_name_files_and_lists(tmp_path):
 
 
 def test_synthetic_folder_reads_back_consistently(root):
-    data = ava.load_ava(root)
-    assert len(data.table) == 600 and data.tags[1] == "Animals" and data.tags[9] == "synthetic_tag_09" and len(data.challenges) > 0
-    test, train, val = set(data.test_ids), set(data.train_ids), set(data.validation_ids)
-    assert test and val and not (test & train) and val <= train
-    assert set(data.split_ids("train")) == train - val
-    assert all(ava.is_validation_id(i) for i in val)
-    gt = data.ground_truth("test")
-    assert gt.between(1, 10).all() and list(gt.index) == data.test_ids
-    styles = data.style_lists()
+    files = ava.read_ava_folder(root)
+    assert len(files.table) == 600 and files.tags[1] == "Animals" and files.tags[9] == "synthetic_tag_09"
+    assert len(files.challenges) > 0
+    data = sources.load(root, images=False)  # the one data model, with provenance
+    assert data.provenance.kind == "ava" and data.provenance.synthetic
+    test, val, train = (set(data.split(s)["image_id"]) for s in ("test", "validation", "train"))
+    assert test == set(files.test_ids) and val and not (test & (train | val))
+    assert all(ava.is_validation_id(i) for i in val) and not any(ava.is_validation_id(i) for i in train)
+    assert data.split("test")["score_mean"].between(1, 10).all()
+    styles = ava.read_style_lists(root / ava.STYLE_DIR)
     assert len(styles.styles) == 14 and styles.test_labels.shape == (len(styles.test_ids), 14)
     assert len(styles.train_labels) == len(styles.train_ids)
-    assert data.fingerprint("test") == ava.load_ava(root).fingerprint("test") != data.fingerprint("validation")
+    again = sources.load(root, images=False)
+    assert ava.fingerprint(data, "test") == ava.fingerprint(again, "test") != ava.fingerprint(data, "validation")
 
 
 def test_generator_is_deterministic(tmp_path):
@@ -83,11 +85,11 @@ def test_validation_membership_depends_on_the_id_only():
 
 def test_missing_files_and_unknown_test_ids(tmp_path, root):
     with pytest.raises(SourceError, match="not an AVA folder"):
-        ava.load_ava(tmp_path)
+        ava.read_ava_folder(tmp_path)
     lst = tmp_path / "test.jpgl"
     lst.write_text("999999999\n")
     with pytest.raises(InputError, match="not in AVA.txt"):
-        ava.load_ava(root, test_list=lst)
+        ava.read_ava_folder(root, test_list=lst)
     bad_style = tmp_path / "style"
     bad_style.mkdir()
     (bad_style / "styles.txt").write_text("1 HDR\n")

@@ -23,12 +23,13 @@ def ava_root(tmp_path_factory):
 
 def test_round_trip_into_the_data_model(ava_root):
     data = sources.load(ava_root)  # recognised by its AVA.txt
-    raw = ava.load_ava(ava_root)
+    raw = ava.read_ava_folder(ava_root)
     img = data.images
     assert list(img["image_id"]) == list(raw.table["image_id"])
     assert set(data.split("test")["image_id"]) == set(raw.test_ids)
-    assert set(data.split("validation")["image_id"]) == set(raw.validation_ids)
-    assert set(data.split("train")["image_id"]) == set(raw.split_ids("train"))
+    validation = {i for i in raw.table["image_id"] if i not in set(raw.test_ids) and ava.is_validation_id(i)}
+    assert set(data.split("validation")["image_id"]) == validation
+    assert set(data.split("train")["image_id"]) == set(raw.table["image_id"]) - set(raw.test_ids) - validation
     assert np.allclose(img["score_mean"], raw.table["mean_score"])
     assert np.allclose(img["score"], (raw.table["mean_score"] - 1) / 9) and img["score"].between(0, 1).all()
     assert (img["n_ratings"] == raw.table["n_votes"]).all()
@@ -40,9 +41,11 @@ def test_round_trip_into_the_data_model(ava_root):
     prov = data.provenance
     assert (prov.kind, prov.synthetic, prov.test_list, prov.dataset_label) == ("ava", True, "generic_test",
                                                                                 "synthetic-ava")
-    # a test split's ground truth is the protocol's
-    gt = raw.ground_truth("test")
-    assert np.allclose(data.split("test").set_index("image_id").loc[gt.index, "score_mean"], gt)
+    # the ava protocol's ground truth is the mean vote of AVA.txt
+    from aadb_toolkit.protocols.ava_protocol import ground_truth
+
+    gt = ground_truth(data, "test")
+    assert np.allclose(raw.table.set_index("image_id").loc[gt.index, "mean_score"], gt)
     im = data.open_image(img["image_id"].iloc[0])
     assert im.mode == "RGB" and im.size in {(72, 54), (54, 72)}
     assert data.image_bytes(img["image_id"].iloc[0])[:2] == b"\xff\xd8"
@@ -75,7 +78,7 @@ def _copy(ava_root, tmp_path):
 
 def test_missing_and_empty_images_are_reported_with_their_ids(ava_root, tmp_path):
     root = _copy(ava_root, tmp_path)
-    ids = ava.load_ava(root).table["image_id"].tolist()
+    ids = ava.read_ava_folder(root).table["image_id"].tolist()
     (root / ava.IMAGE_DIR / f"{ids[3]}.jpg").unlink()
     (root / ava.IMAGE_DIR / f"{ids[5]}.jpg").write_bytes(b"")
     with pytest.raises(InputError) as exc:

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from ava_fixtures import make_small_ava
 
-from aadb_toolkit import ava, ava_predictions, paper, sources
+from aadb_toolkit import ava, paper, protocols, sources
 from aadb_toolkit.models import config as config_module
 from aadb_toolkit.models import predict, train
 from aadb_toolkit.models.config import load_config
 from aadb_toolkit.protocols import score_submission
+from aadb_toolkit.submissions import write_predictions
 from aadb_toolkit.protocols.ava_protocol import binary_labels, choose_threshold
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
@@ -98,8 +99,8 @@ def test_a_second_epoch_decodes_nothing(ava_data, tmp_path, monkeypatch):
 
 def test_tau_comes_from_the_validation_predictions(ava_root, ava_data, tmp_path):
     train(_tiny("ava_reg"), ava_data, tmp_path / "run", progress=False)
-    test_csv, val_csv = ava_predictions.write_ava_submission(tmp_path / "run", ava_data, tmp_path / "sub")
-    result = score_submission("ava", test_csv, ava_root, validation=val_csv, n_boot=0)
+    result = protocols.evaluate_model("ava", tmp_path / "run", ava_data, n_boot=0)  # test and validation, in memory
+    assert result.synthetic and result.dataset == "synthetic-ava"
     val = ava_data.split("validation")
     val_pred = predict(tmp_path / "run", ava_data, "validation")
     assert list(val_pred["image_id"]) == list(val["image_id"])
@@ -110,6 +111,11 @@ def test_tau_comes_from_the_validation_predictions(ava_root, ava_data, tmp_path)
     test_pred = predict(tmp_path / "run", ava_data, "test")
     acc = np.mean((test_pred["score"].to_numpy() > tau) == (test["score_mean"].to_numpy() > 5))
     assert result.metrics["accuracy"].value == pytest.approx(acc)
+    # the same predictions as files, through the one file adapter: the same numbers
+    write_predictions(test_pred, tmp_path / "test.csv")
+    write_predictions(val_pred, tmp_path / "val.csv")
+    from_files = score_submission("ava", tmp_path / "test.csv", ava_root, validation=tmp_path / "val.csv", n_boot=0)
+    assert from_files.metrics == result.metrics
 
 
 def test_table7_cells_runs_trained_on_either_set_predict_both(ava_root, ava_data, tiny_curated, tmp_path):
@@ -117,14 +123,12 @@ def test_table7_cells_runs_trained_on_either_set_predict_both(ava_root, ava_data
     runs = {"aadb": tmp_path / "on_aadb", "ava": tmp_path / "on_ava"}
     train(load_config(BASELINES / "reg.toml", {**TINY, "optim.batch_size": 256}), aadb, runs["aadb"], progress=False)
     train(_tiny("ava_reg"), ava_data, runs["ava"], progress=False)
-    manifest = ava_predictions.write_cross_dataset_predictions(runs, {"aadb": aadb, "ava": ava_data}, tmp_path / "cells")
-    result = score_submission("cross-dataset", manifest, tiny_curated, ava_data=ava_root, n_boot=0)
+    test_sets = {"aadb": aadb, "ava": ava_data}
+    cells = {f"{a}->{b}": predict(runs[a], test_sets[b], "test") for a in runs for b in test_sets}
+    result = protocols.evaluate("cross-dataset", aadb, cells, ava_data=ava_data, n_boot=0)
     for cell in ("aadb->aadb", "aadb->ava", "ava->aadb", "ava->ava"):
         assert np.isfinite(result.metrics[f"rho[{cell}]"].value)
-        train_on, test_on = cell.split("->")
-        preds = predict(runs[train_on], aadb if test_on == "aadb" else ava_data, "test")
-        cell_file = tmp_path / "cells" / f"trained_on_{train_on}__{test_on}_test.csv"
-        assert np.allclose(pd.read_csv(cell_file, dtype={"image_id": str})["score"], preds["score"])
+    assert result.synthetic  # the AVA is synthetic
 
 
 def test_cli_predicts_an_ava_folder(ava_root, ava_data, tmp_path, capsys):
@@ -135,4 +139,4 @@ def test_cli_predicts_an_ava_folder(ava_root, ava_data, tmp_path, capsys):
     assert main(["predict", "--run", str(tmp_path / "run"), "--data", str(ava_root), "--split", "validation",
                  "--out", str(out)]) == 0
     got = pd.read_csv(out, dtype={"image_id": str})
-    assert list(got["image_id"]) == ava.load_ava(ava_root).validation_ids
+    assert list(got["image_id"]) == list(ava_data.split("validation")["image_id"])

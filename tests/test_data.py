@@ -106,13 +106,11 @@ def test_one_spearman_agrees_with_scipy_on_ties_and_beyond_the_exact_range(monke
     from scipy import stats
 
     from aadb_toolkit import _ranks
-    from aadb_toolkit.protocols._ranking import spearman as protocol_spearman
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 5, 300).astype(float), rng.normal(size=300)
     ref = stats.spearmanr(x, y).statistic
     assert _ranks.spearman(x, y) == (pytest.approx(ref, abs=1e-14), "ok")
-    assert protocol_spearman(x, y) == pytest.approx(ref, abs=1e-14)
     monkeypatch.setattr(_ranks, "_EXACT_DOT_MAX_N", 10)  # the float path that very long vectors take
     assert _ranks.spearman(x, y)[0] == pytest.approx(ref, abs=1e-12)
     assert _ranks.spearman(np.ones(20), y[:20]) == (pytest.approx(np.nan, nan_ok=True), "constant_x")

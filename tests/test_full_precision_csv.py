@@ -31,7 +31,7 @@ def test_human_workers_csv_round_trips_exactly(tiny_curated, tmp_path):
 
 
 def test_predictions_csv_round_trips_exactly(tmp_path):
-    from aadb_toolkit.models import write_predictions
+    from aadb_toolkit.submissions import write_predictions
 
     scores = np.random.default_rng(0).random(50) / 3
     frame = pd.DataFrame({"image_id": [f"im{i}.jpg" for i in range(50)], "score": scores})

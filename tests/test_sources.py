@@ -75,3 +75,51 @@ def test_provenance_of_curated_and_published_sources(tiny_curated, tmp_path):
     assert "machine-generated" in card and "procedural pictures" in card
     real_card = (tmp_path / "real" / "README.md").read_text(encoding="utf-8")
     assert "crowdsourced" in real_card and "Photos come from Flickr" in real_card
+
+
+# --- a typo in a folder path is "no such folder", not a Hub download (issue 21, item 4) -------
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Record Hub attempts instead of making them (no network in tests); each attempt fails as an
+    unreachable Hub does."""
+    from aadb_toolkit import hub
+
+    tried = []
+
+    def fake(repo_id, **kwargs):
+        tried.append(repo_id)
+        raise SourceError(f"{repo_id}: not in the local cache and the Hub cannot be reached (offline)")
+
+    monkeypatch.setattr(hub, "load_from_hub", fake)
+    return tried
+
+
+def test_typo_under_an_existing_folder_is_no_such_folder_with_a_suggestion(tmp_path, monkeypatch, no_hub):
+    (tmp_path / "pub" / "aadb").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as err:
+        sources.load("pub/aabd")
+    message = str(err.value)
+    assert "pub/aabd: no such folder" in message and "did you mean 'pub/aadb'?" in message
+    assert "Hub cannot be reached" not in message and no_hub == []
+
+
+def test_strings_that_cannot_be_repo_ids_never_reach_the_hub(tmp_path, monkeypatch, no_hub):
+    monkeypatch.chdir(tmp_path)
+    for text in ["./org/name", "org/name/", "org/name/deeper", str(tmp_path / "org" / "name"), "org--x/name",
+                 "org/na..me", "-org/name", "org/name.", "org\\name", "nosuchfolder"]:
+        with pytest.raises(SourceError, match="no such folder"):
+            sources.load(text)
+    assert no_hub == []
+
+
+def test_a_repo_id_is_tried_on_the_hub_and_a_close_local_folder_is_suggested(tmp_path, monkeypatch, no_hub):
+    (tmp_path / "pub" / "aadb").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as err:
+        sources.load("pbu/aadb")  # no local folder "pbu": it may be a Hub id
+    assert no_hub == ["pbu/aadb"]
+    assert "Hub cannot be reached" in str(err.value) and "did you mean 'pub/aadb'?" in str(err.value)
+    with pytest.raises(SourceError, match="Hub cannot be reached"):
+        sources.load("hf://pub/aadb2")  # the explicit Hub form, even where a folder "pub" exists
+    assert no_hub == ["pbu/aadb", "pub/aadb2"]

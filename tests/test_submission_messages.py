@@ -7,13 +7,13 @@ import pytest
 from aadb_toolkit import sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.protocols import score_submission
-from aadb_toolkit.submissions import SubmissionError, read_submission, write_submission
+from aadb_toolkit.submissions import SubmissionError, read_submission, write_predictions
 
 
 def test_validation_predictions_scored_as_test_say_they_are_the_validation_splits(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
     val = data.split("validation")
-    sub = write_submission(tmp_path / "val.csv", pd.Series(val["score_mean"].to_numpy(), index=val["image_id"]))
+    sub = write_predictions(pd.Series(val["score_mean"].to_numpy(), index=val["image_id"]), tmp_path / "val.csv")
     with pytest.raises(SubmissionError) as err:
         score_submission("aadb", sub, tiny_curated, n_boot=0)
     text = str(err.value)
@@ -35,7 +35,7 @@ def test_scorer_prints_rho_to_4_decimals_and_a_full_precision_line(tiny_curated,
     data = sources.load(tiny_curated)
     test = data.split("test")
     preds = pd.Series(test["score_mean"].to_numpy() + test["light"].to_numpy(), index=test["image_id"])
-    sub = write_submission(tmp_path / "s.csv", preds)
+    sub = write_predictions(preds, tmp_path / "s.csv")
     assert main(["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated),
                  "--out", str(tmp_path / "r.json"), "--n-boot", "20"]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ import pytest
 
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
-from aadb_toolkit.submissions import SubmissionError, read_submission, sha256_file, write_submission
+from aadb_toolkit.submissions import SubmissionError, read_submission, sha256_file, write_predictions
 
 IDS = ["img_a.jpg", "img_b.jpg", "img_c.jpg", "img_d.jpg"]
 
@@ -138,13 +138,13 @@ def test_error_message_is_capped_but_keeps_all_problems(tmp_path):
     assert str(err).endswith("4 image(s) of the split have no row: 'img_a.jpg', 'img_b.jpg', 'img_c.jpg', 'img_d.jpg'")
 
 
-def test_write_submission_round_trips(tmp_path):
+def test_write_predictions_round_trips(tmp_path):
     s = pd.Series([0.25, -1.0, 3.0, 1 / 3], index=IDS)
-    p = write_submission(tmp_path / "w.csv", s)
+    p = write_predictions(s, tmp_path / "w.csv")
     back = read_submission(p, IDS).scores
     assert np.array_equal(back.to_numpy(), s.to_numpy())
     with pytest.raises(ValueError, match="non-finite"):
-        write_submission(tmp_path / "bad.csv", pd.Series([math.nan, 1.0], index=IDS[:2]))
+        write_predictions(pd.Series([math.nan, 1.0], index=IDS[:2]), tmp_path / "bad.csv")
 
 
 def test_cli_stores_nothing_on_invalid_submission(tmp_path, tiny_curated, capsys):

@@ -95,3 +95,13 @@ def make_tiny_curated(root: Path, *, n_batches: int = 20, seed: int = 0, image_s
     pd.DataFrame({"rater_id": [f"r{r:04d}" for r in range(n_raters)], "random": random_rater,
                   "bias": bias}).to_parquet(root / "truth_raters.parquet", index=False)
     return curated
+
+
+def memory_source(truth: pd.Series, kind: str = "memory", split: str = "test", synthetic: bool = False):
+    """A data source in memory whose ``split`` has ``truth`` (indexed by image_id) as mean scores:
+    enough for the protocols' in-memory ``evaluate`` (``kind="ava"`` for an AVA source)."""
+    from aadb_toolkit.data import AADBData, Provenance
+
+    images = pd.DataFrame({"image_id": truth.index.astype(str), "split": split, "score_mean": truth.to_numpy()})
+    return AADBData(images=images, ratings=None, origin="memory", read_image_bytes=lambda i: b"",
+                    provenance=Provenance("memory", kind=kind, synthetic=synthetic))

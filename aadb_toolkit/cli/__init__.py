@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "piaa": ("aadb_toolkit.cli.piaa", "write the personalized (per-rater k-shot) episodes"),
     "personalize": ("aadb_toolkit.cli.personalize", "personalize a trained run per rater on piaa episodes"),
     "score": ("aadb_toolkit.cli.score", "score a submission against a benchmark protocol"),
+    "evaluate": ("aadb_toolkit.cli.evaluate", "predict with a trained run and score it under a protocol, in memory"),
     "leaderboard": ("aadb_toolkit.cli.leaderboard", "render the leaderboard (Markdown, HTML, CSV)"),
     "demo": ("aadb_toolkit.cli.demo", "run the whole pipeline on a small synthetic AADB"),
 }

@@ -1,4 +1,5 @@
-"""``aadb curate``: curate a raw AADB release into the canonical curated folder."""
+"""``aadb curate``: curate a raw AADB release into the canonical curated folder; ``aadb curate
+relocate``: point a curated folder at its moved release, with every image's sha256 checked."""
 
 from __future__ import annotations
 
@@ -14,14 +15,30 @@ from ._options import examples
 EXAMPLES = examples(
     'aadb curate --release AADB_release --out curated',
     'aadb curate --release AADB_release --out curated --key-file ~/keys/rater.key --on-bad-value exclude',
+    'aadb curate relocate --data curated --release /new/place/AADB_release   # after moving the release',
 )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of ``aadb curate``."""
-    parser.add_argument("--release", required=True, type=Path,
-                        help="release folder (AADB_AllinAll.csv, datasetImages_originalSize/, imgListFiles_label/)")
-    parser.add_argument("--out", required=True, type=Path, help="curated folder to write (replaced atomically)")
+    """Declare the options of ``aadb curate`` and its ``relocate`` action."""
+    parser.set_defaults(parser=parser, action=None)
+    actions = parser.add_subparsers(dest="action", metavar="[relocate]",
+                                    help="relocate: point a curated folder at its moved release "
+                                         "(aadb curate relocate --help)")
+    move = actions.add_parser("relocate", help="point a curated folder at its moved release (hashes checked)",
+                              description="Point a curated folder at its release after the release was moved or "
+                                          "copied: every image under --release must have the sha256 recorded at "
+                                          "curation; then the manifest is rewritten atomically "
+                                          "(docs/curation.md, \"Moving the release\").",
+                              epilog=examples("aadb curate relocate --data curated --release /new/place/AADB_release"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    move.add_argument("--data", required=True, type=Path, help="the curated folder")
+    move.add_argument("--release", required=True, type=Path, help="the release's new place")
+    move.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--release", type=Path,
+                        help="release folder (AADB_AllinAll.csv, datasetImages_originalSize/, imgListFiles_label/); "
+                             "required")
+    parser.add_argument("--out", type=Path, help="curated folder to write (replaced atomically); required")
     parser.add_argument("--key-file", type=Path, default=None,
                         help="secret rater-anonymization key (created with a random key if missing); default "
                              "$AADB_RATER_KEY_FILE, else ~/.config/aadb_toolkit/rater.key")
@@ -54,7 +71,15 @@ def parse_answer_columns(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Curate and print a short summary (the key's path is printed, never its content)."""
+    """Curate and print a short summary (the key's path is printed, never its content), or relocate."""
+    if args.action == "relocate":
+        from ..curate import relocate
+
+        print(relocate(args.data, args.release, progress=False if args.no_progress else None).summary())
+        return 0
+    missing = [flag for flag, value in (("--release", args.release), ("--out", args.out)) if value is None]
+    if missing:
+        args.parser.error(f"the following arguments are required: {', '.join(missing)}")
     from ..curate import curate
 
     result = curate(args.release, args.out, key_file=args.key_file,

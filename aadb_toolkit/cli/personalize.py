@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from .._keyguard import recorded_fingerprints, refuse_key_file
     from . import work_completed
     from ..piaa import episodes as ep
-    from ..piaa.personalize import personalize, write_predictions
+    from ..piaa.personalize import personalize
+    from ..submissions import write_predictions
 
     # the key is never read as episodes, let alone quoted
     refuse_key_file(args.episodes, field="--episodes", fingerprints=recorded_fingerprints(args.data))

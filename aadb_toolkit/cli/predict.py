@@ -1,4 +1,5 @@
-"""``aadb predict``: write a submission CSV (``image_id,score``) from a trained run."""
+"""``aadb predict``: write a submission CSV from a trained run: its scores (``image_id,score``), or
+with ``--attributes`` its attribute branch's predictions (``image_id,attribute,score``)."""
 
 from __future__ import annotations
 
@@ -24,25 +25,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
     parser.add_argument("--weights", choices=["best", "last"], default="best",
                         help="best validation checkpoint (default) or the last one")
+    parser.add_argument("--attributes", action="store_true",
+                        help="write the attribute branch's predictions (the attributes protocol's layout)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict and write the CSV atomically."""
     from .._atomic import check_output_file
     from . import work_completed
-    from ..models import predict, write_predictions
-    from ..models.predict import model_identity
+    from ..models.predict import model_identity, predict, predict_attributes
     from .._paths import input_folders
     from ..sources import load
-    from ..submissions import is_submission_file
+    from ..submissions import is_submission_file, write_predictions
 
-    from ..protocols.results import MODEL_SIDECAR_SUFFIX, is_model_sidecar
+    from ..protocols.results import is_model_sidecar
+    from ..submissions import MODEL_SIDECAR_SUFFIX
 
     inputs = (args.run, args.data, *input_folders(args.data))
     check_output_file(args.out, "predictions CSV", is_submission_file, inputs=inputs)
     check_output_file(str(args.out) + MODEL_SIDECAR_SUFFIX, "model sidecar", is_model_sidecar, inputs=inputs)
-    preds = predict(args.run, load(args.data), args.split, device=args.device, which=args.weights,
-                    progress=progress(args))
+    fn = predict_attributes if args.attributes else predict
+    preds = fn(args.run, load(args.data), args.split, device=args.device, which=args.weights, progress=progress(args))
     path = write_predictions(preds, args.out, model=model_identity(args.run, which=args.weights, split=args.split))
     work_completed()
     print(f"wrote {len(preds)} predictions for split {args.split!r} to {path}")

@@ -38,18 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
 
 
-def piaa_config(data):
-    """The ``piaa`` config every publish adds: the protocol's episodes drawn with its defaults."""
-    from ..hub import ExtraConfig, layout
-    from ..piaa import episodes as ep
-
-    table = ep.make_episodes(data)
-    return ExtraConfig(name=layout.CONFIG_PIAA, split=layout.PIAA_SPLIT, table=table[list(ep.COLUMNS)],
-                       note=ep.published_note(table))
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import hub, sources
+    from ..piaa import episodes as ep
 
     if (args.push or args.dry_run) and not args.repo_id:
         raise InputError("--push and --dry-run need --repo-id ORG/NAME", field="--repo-id")
@@ -65,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
     data = sources.load(args.data if args.data is not None else args.curated)
     result = hub.publish(data, args.out, gated=args.gated, shard_size_mb=args.shard_size_mb,
-                         consistency_summary=summary, repo_id=args.repo_id, extra_configs=(piaa_config(data),),
-                         progress=progress(args))
+                         consistency_summary=summary, repo_id=args.repo_id,
+                         extra_configs=(hub.piaa_config(*ep.published_table(data)),), progress=progress(args))
     total = sum(result.files.values())
     print(f"published {sum(result.n_images.values()):,} images and {sum(result.n_ratings.values()):,} ratings "
           f"({result.n_raters:,} raters, {result.n_batches:,} batches) to {result.out}: "

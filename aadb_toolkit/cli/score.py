@@ -11,7 +11,7 @@ from .._atomic import check_output_file
 from .._format import format_metric, format_p
 from .._keyguard import recorded_fingerprints, refuse_key_file
 from ..errors import InputError
-from ..protocols import PROTOCOLS, score_submission
+from ..protocols import PROTOCOLS, all_inputs, score_submission
 from ..protocols.results import is_result_file, write_result
 from .._paths import input_folders
 from ..submissions import DEFAULT_MAX_BYTES
@@ -26,19 +26,15 @@ EXAMPLES = examples(
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    layouts = "; ".join(f"{name}: {','.join(p.header)}" for name, p in PROTOCOLS.items() if name != "cross-dataset")
     parser.add_argument("--submission", required=True, type=Path,
-                        help="predictions CSV (image_id,score; for piaa rater_id,k,episode,image_id,score); for cross-dataset a TOML/JSON manifest of four files")
+                        help=f"predictions CSV, header by protocol ({layouts}); for cross-dataset a TOML/JSON "
+                             "manifest of four image_id,score files")
     parser.add_argument("--protocol", required=True, help=f"one of: {', '.join(PROTOCOLS)}")
     parser.add_argument("--data", required=True,
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
-    parser.add_argument("--validation", type=Path, help="validation predictions CSV (ava protocol: chooses τ)")
-    parser.add_argument("--ava", dest="ava_data", type=Path, help="AVA folder (cross-dataset protocol)")
-    alias(parser, "--ava-data", "ava_data", type=Path)
-    parser.add_argument("--generic", type=Path, help="piaa protocol: the unpersonalized predictions of the same "
-                        "queries (piaa layout, or image_id,score for the query images), scored as a reference")
-    parser.add_argument("--episodes", type=Path, help="piaa protocol: episodes CSV (default: the protocol's "
-                        "episodes of --data, as aadb piaa episodes writes them)")
+    add_input_flags(parser)
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
@@ -51,7 +47,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per input the protocols declare (``--validation``, ``--ava``, …; older spellings
+    as hidden aliases)."""
+    for i in all_inputs():
+        parser.add_argument(i.flag, dest=i.name, type=Path, metavar=i.metavar, help=i.help)
+        for old in i.aliases:
+            alias(parser, old, i.name, type=Path)
+
+
+def given_inputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The declared inputs given on the command line."""
+    return {i.name: getattr(args, i.name) for i in all_inputs() if getattr(args, i.name, None) is not None}
+
+
+def check_leaderboard_flags(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--db``/``--name`` before any work (no result may be left behind)."""
     if args.name is not None and args.leaderboard is None:
         raise InputError("--name is the display name on a leaderboard: it needs --db DB", field="--name")
     if args.leaderboard is not None:
@@ -61,19 +72,31 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--db needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
         check_database(args.leaderboard)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_leaderboard_flags(args)
+    inputs = given_inputs(args)
     fingerprints = recorded_fingerprints(args.data)
-    for option in ("submission", "validation", "generic", "episodes", "compare"):  # never read, let alone quoted
-        refuse_key_file(getattr(args, option), field=f"--{option}", fingerprints=fingerprints)
+    files = {"submission": args.submission, **{i.name: inputs.get(i.name) for i in all_inputs() if i.kind != "source"},
+             "compare": args.compare}
+    for option, value in files.items():  # never read, let alone quoted
+        refuse_key_file(value, field=f"--{option}", fingerprints=fingerprints)
     check_output_file(args.out, "result document", is_result_file,
-                      inputs=(args.submission, args.data, *input_folders(args.data), args.validation, args.ava_data,
-                              args.compare, args.leaderboard, args.generic, args.episodes))
-    result = score_submission(args.protocol, args.submission, args.data, validation=args.validation,
-                              ava_data=args.ava_data, n_boot=args.n_boot, seed=args.seed, max_bytes=args.max_bytes,
-                              progress=progress(args) is not False, generic=args.generic, episodes=args.episodes)
+                      inputs=(args.submission, args.data, *input_folders(args.data), *inputs.values(),
+                              args.compare, args.leaderboard))
+    result = score_submission(args.protocol, args.submission, args.data, n_boot=args.n_boot, seed=args.seed,
+                              max_bytes=args.max_bytes, progress=progress(args) is not False, **inputs)
     if args.compare is not None:
         comparison = _compare(result, args)
         result = replace(result, details={**result.details, "comparison": comparison})
     write_result(args.out, result)
+    report(result, args)
+    return 0
+
+
+def report(result, args: argparse.Namespace) -> None:
+    """Print the result's summary, and record it in ``--db`` when given."""
     main = result.metrics[result.main_metric]
     ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if main.ci_low is not None else ""
     value = "undefined" if main.value is None else f"{main.value:.4f}"
@@ -84,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     for k, m in result.metrics.items():
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {format_metric(k, m.value)}")
-    if "comparison" in result.details:
+    if "comparison" in result.details and getattr(args, "compare", None) is not None:
         c = result.details["comparison"]
         print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
               f"(p {_p(c['steiger_p'])})" + (f", paired bootstrap p {_p(c['bootstrap_p'])}"
@@ -97,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
         outcome = record(args.leaderboard, result, args.name)
         state = "recorded" if outcome.inserted else "already recorded (unchanged)"
         print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
-    return 0
 
 
 def _p(p: float) -> str:

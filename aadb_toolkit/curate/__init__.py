@@ -5,9 +5,10 @@ a manifest, and a report that accounts for every input row and image (docs/curat
 from ._anonymize import DEFAULT_KEY_FILE, KEY_FILE_ENV, RaterKey, anonymize, key_fingerprint, resolve_key
 from ._pipeline import CurationResult, curate
 from ._raw import AnswerColumns, BAD_VALUE_POLICIES, ROW_CONVENTION
+from ._relocate import RelocationResult, relocate
 from ._report import REPORT_JSON, REPORT_MD
 
 __all__ = [
-    "curate", "CurationResult", "AnswerColumns", "BAD_VALUE_POLICIES", "ROW_CONVENTION", "REPORT_JSON", "REPORT_MD",
+    "curate", "CurationResult", "relocate", "RelocationResult", "AnswerColumns", "BAD_VALUE_POLICIES", "ROW_CONVENTION", "REPORT_JSON", "REPORT_MD",
     "RaterKey", "resolve_key", "anonymize", "key_fingerprint", "KEY_FILE_ENV", "DEFAULT_KEY_FILE",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
 from .._keyguard import refuse_key_text, refuse_links_to_key
 from .._paths import inside
+from ..data import sha256_fingerprint
 from ..errors import InputError, OutputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
@@ -417,7 +417,7 @@ def _manifest(release: Path, csv_path: Path, rkey: RaterKey, cols: _raw.AnswerCo
     return {
         "format": schema.CURATED_FORMAT, "format_version": schema.CURATED_FORMAT_VERSION,
         "release_root": str(release), "toolkit": "aadb_toolkit", "toolkit_version": __version__,
-        "raw_results_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
+        "raw_results_sha256": sha256_fingerprint(csv_path.read_bytes()),
         "counts": {"images": len(images), "ratings": len(ratings), "batches": int(ratings["batch_id"].nunique()),
                    "raters": int(ratings["rater_id"].nunique()),
                    "splits": {s: int((images["split"] == s).sum()) for s in schema.SPLITS}},

@@ -10,8 +10,17 @@ from .reader import ParquetImageReader, is_published_folder, load_from_hub, load
 from .upload import PushPlan, PushResult, plan_push, push
 from .writer import ExtraConfig, PublishResult, canonical_tables, publish
 
+
+def piaa_config(table, note: str) -> ExtraConfig:
+    """The ``piaa`` config every publish adds: the personalized protocol's episodes ``table`` (see
+    :func:`aadb_toolkit.piaa.episodes.published_table`) with the card's ``note``."""
+    from . import layout
+
+    return ExtraConfig(name=layout.CONFIG_PIAA, split=layout.PIAA_SPLIT, table=table, note=note)
+
 __all__ = [
     "ExtraConfig",
+    "piaa_config",
     "ParquetImageReader",
     "PublishResult",
     "PushPlan",

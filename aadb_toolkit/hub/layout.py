@@ -20,13 +20,15 @@ PIAA_SPLIT: Final[str] = "episodes"
 #: Folder of each config's parquet shards inside the repository.
 CONFIG_DIRS: Final[dict[str, str]] = {CONFIG_IMAGES: "data", CONFIG_RATINGS: "ratings", CONFIG_PIAA: "piaa"}
 
-#: A Hub dataset repository id: ``ORG/NAME`` (letters, digits, ``_ . -``).
-REPO_ID: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: A Hub dataset repository id is ``ORG/NAME``. One part (ORG or NAME) of a Hub repo id, by the Hub's own rule: 1–96 letters, digits, "-", "_"
+#: and ".", starting and ending with a letter or digit, with no "--" or "..".
+REPO_ID_PART: Final[re.Pattern[str]] = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 
 
 def is_repo_id(text: str) -> bool:
-    """True for a Hub repository id of the form ``ORG/NAME``."""
-    return bool(REPO_ID.match(str(text)))
+    """True for a Hub repository id of the form ``ORG/NAME`` (see :data:`REPO_ID_PART`)."""
+    parts = str(text).split("/")
+    return len(parts) == 2 and all(REPO_ID_PART.match(p) for p in parts)
 
 
 README: Final[str] = "README.md"

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .. import _atomic, schema
 from .._paths import input_folders
 from ..data import AADBData
-from ..errors import InputError, excerpt, quote
+from ..errors import InputError, SourceError, excerpt, quote
 from . import card as card_mod
 from . import layout
 
@@ -313,7 +313,7 @@ def _image_batches(split_images: pd.DataFrame, split_ratings: pd.DataFrame, data
         for image_id in ids[lo:hi]:
             try:
                 payload = data.image_bytes(image_id)
-            except (OSError, KeyError) as exc:
+            except (OSError, KeyError, SourceError) as exc:  # SourceError: e.g. the release was moved
                 raise InputError(f"image {quote(image_id)}: cannot read the image bytes: {exc}",
                                  file=data.origin) from exc
             check_image_bytes(image_id, payload, flags[image_id], origin=data.origin)

@@ -14,7 +14,7 @@ from .content import kmeans
 from .heads import HEADS, AestheticsHead
 from .network import Network, build_model, build_network
 from .losses import LOSS_TERMS, Batch, attribute_loss, rank_delta, rank_loss, regression_loss, total_loss
-from .predict import features, predict, write_predictions
+from .predict import features, predict, predict_attributes
 from .samplers import STRATEGIES, PairSet, cross_rater_pairs, sample_pairs, within_rater_pairs
 from .devices import pick_device
 from .runs import RunResult, load_model, metrics_frame
@@ -26,5 +26,5 @@ __all__ = [
     "TrainingInterrupted", "baseline_config", "baseline_names", "baselines_dir", "build_model", "config_from_dict", "cross_rater_pairs", "load_config", "load_model",
     "load_trunk_weights", "metrics_frame", "paper_warp_for_crop", "parse_override", "pick_device", "predict", "rank_delta", "rank_loss",
     "read_state_dict", "regression_loss", "sample_pairs", "total_loss", "train", "within_rater_pairs",
-    "write_predictions",
+    "predict_attributes",
 ]

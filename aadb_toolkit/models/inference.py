@@ -46,6 +46,13 @@ def feature_rows(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
                                   progress, desc)
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.feature_size), np.float32)
 
+def attribute_predictions(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *,
+                          batch_size: int = 256, amp: bool = False) -> np.ndarray:
+    """The attribute branch's predictions (N, A) for every cached image (centre crop, eval mode),
+    as float64: the head's ``attributes`` output (models with an ``[attributes]`` config)."""
+    chunks = _centre_crop_outputs(model, sampler, device, lambda m, x: m(x)["attributes"], batch_size, amp)
+    return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.zeros((0, 0), np.float64)
+
 
 def trunk_and_features(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *,
                        batch_size: int = 256, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
-"""Predictions of a trained run: one score per image of a split (centre crop), backbone features for
-other models to build on (e.g. a personalizer), and the submission file of docs/protocols.md
-(``image_id,score``, one row per image of the split), written atomically."""
+"""Predictions of a trained run: one score per image of a split (centre crop), the attribute
+predictions of a model with an attribute branch, and backbone features (AlexNet: fc7) for other
+models to build on (e.g. a personalizer). Prediction files are written by
+:func:`aadb_toolkit.submissions.write_predictions`."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._atomic import write_json, write_text
 from ..data import sha256_fingerprint
 from ..errors import InputError
 from ..sources import AADBData, load
 from . import pipeline
 from .ensemble import member_dirs
 from .devices import bf16_autocast, pick_device
-from .inference import feature_rows, score_images, scores_and_features
+from .heads import attribute_columns
+from .inference import attribute_predictions, feature_rows, score_images, scores_and_features
 from .runs import load_model
 
 
@@ -85,23 +86,46 @@ def _single_run(run, data: AADBData, ids: list[str], device: str | None, which: 
     return net, sampler, device, bf16_autocast(cfg.train.amp, device)
 
 
-def write_predictions(predictions: pd.DataFrame, path: str | Path, *, model: dict | None = None) -> Path:
-    """Write ``image_id,score`` rows as a submission CSV (docs/protocols.md), atomically; with
-    ``model`` (see :func:`model_identity`) also the sidecar ``<path>.model.json`` that `aadb score`
-    copies into the result, tied to these exact bytes."""
-    path = Path(path)
-    frame = predictions[["image_id", "score"]]
-    text = frame.to_csv(index=False, lineterminator="\n")  # shortest round-trip floats
-    sidecar_path = None
-    if model is not None:  # checked before the CSV is written: a refused sidecar leaves nothing half-written
-        from .._atomic import check_output_file
-        from ..protocols.results import MODEL_SIDECAR_SUFFIX, is_model_sidecar
+def predict_attributes(run: str | Path, data: str | Path | AADBData, split: str = "test", *,
+                       device: str | None = None, which: str = "best", batch_size: int = 256,
+                       cache_dir: str | Path | None = None, progress: bool | None = None) -> pd.DataFrame:
+    """The attribute branch's predictions (Fig. 3b, §4.3) for every image of ``split``: one row per
+    (image, attribute), columns ``image_id,attribute,score`` (the ``attributes`` protocol's layout),
+    image by image in the split's order and attributes in the config's order. A run without an
+    attribute branch is refused; an ensemble averages its members."""
+    data = data if isinstance(data, AADBData) else load(data)
+    members = member_dirs(run)
+    if members is not None:
+        frames = [predict_attributes(m, data, split, device=device, which=which, batch_size=batch_size,
+                                     cache_dir=cache_dir, progress=progress) for m in members]
+        return frames[0].assign(score=np.mean([f["score"].to_numpy() for f in frames], axis=0))
+    device = pick_device(device)
+    net, cfg = load_model(run, which=which, device=device)
+    if cfg.attributes is None:
+        raise InputError("the run has no attribute branch (its config has no [attributes]); it predicts no "
+                         "attributes", file=str(run))
+    names = list(attribute_columns(cfg.attributes.columns))
+    ids = list(data.split(split)["image_id"])
+    values = np.zeros((0, len(names)))
+    if ids:
+        sampler = _sampler(data, ids, cfg, device, cache_dir, progress, f"decode {split}")
+        values = attribute_predictions(net, sampler, device, batch_size=batch_size,
+                                       amp=bf16_autocast(cfg.train.amp, device))
+    if not np.isfinite(values).all():
+        raise InputError("the run's attribute predictions are not finite (NaN/inf): its weights are broken",
+                         file=str(run))
+    return pd.DataFrame({"image_id": np.repeat(np.asarray(ids, dtype=object), len(names)),
+                         "attribute": np.tile(np.asarray(names, dtype=object), len(ids)),
+                         "score": values.reshape(-1)})
 
-        sidecar_path = check_output_file(Path(str(path) + MODEL_SIDECAR_SUFFIX), "model sidecar", is_model_sidecar)
-    write_text(path, text)
-    if sidecar_path is not None:
-        write_json(sidecar_path, {**model, "predictions_sha256": sha256_fingerprint(text)})
-    return path
+
+def predictor(run: str | Path, *, what: str = "scores", device: str | None = None, progress: bool | None = None):
+    """A function ``(data, split) -> DataFrame`` predicting with ``run``: its ``scores``
+    (:func:`predict`) or its ``attributes`` (:func:`predict_attributes`), for in-memory scoring."""
+    fn = {"scores": predict, "attributes": predict_attributes}.get(what)
+    if fn is None:
+        raise ValueError(f"unknown prediction kind {what!r}; expected scores or attributes")
+    return lambda data, split: fn(run, data, split, device=device, progress=progress)
 
 
 def predict_features(run: str | Path, data: str | Path | AADBData, image_ids: list[str], *,
@@ -141,7 +165,7 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
             weights_sha = sha256_fingerprint(model_identity(m, which=which)["weights_sha256"] for m in members)
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise InputError(f"cannot read the run's config or weights: {exc}", file=str(config_file)) from exc
-    weights_sha = weights_sha.split(":", 1)[1]
+    weights_sha = weights_sha.split(":", 1)[1]  # the sidecar's fields are bare hex (results.SIDECAR_FIELDS)
     summary = read_run_json(members[0] if members else run, RUN_SUMMARY) or {}
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
     ident = {"name": cfg.name, "config_sha256": sha256_fingerprint(canonical).split(":", 1)[1],

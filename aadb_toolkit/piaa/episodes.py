@@ -211,6 +211,13 @@ def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> 
 
 
 
+def published_table(data) -> tuple[pd.DataFrame, str]:
+    """The episodes every publish adds as the ``piaa`` config (drawn with the protocol's defaults),
+    in the published columns, and the card's note about them."""
+    table = make_episodes(data)
+    return table[list(COLUMNS)], published_note(table)
+
+
 def published_note(episodes: pd.DataFrame) -> str:
     """What the dataset card says about the published ``piaa`` config of these episodes."""
     counts = ", ".join(f"{r.n_raters} raters at k = {r.k}" for r in summarize(episodes).itertuples())

@@ -12,14 +12,12 @@ kinds of content, to the extent that fc7 separates them.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import schema
-from .._atomic import write_text
 from ..errors import InputError
 from . import episodes as ep
 
@@ -117,14 +115,6 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float =
     scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     return q, pd.DataFrame({"image_id": ids, "score": generic})
-
-
-def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write predictions (piaa layout, or ``image_id,score``) as CSV at full precision, atomically."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.17g")
-    write_text(path, buf.getvalue())
-    return Path(path)
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,

@@ -19,13 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .._ranks import spearman_rho
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ with average ranks for ties (equal to ``scipy.stats.spearmanr``), defined from
-    two items on; NaN when a variable is constant. One implementation: :func:`aadb_toolkit._ranks.spearman`."""
-    return spearman_rho(x, y, min_n=2)
+from .._ranks import spearman
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -310,7 +304,7 @@ def spearman_ci(y: np.ndarray, x: np.ndarray, *, n_boot: int, seed: int, level: 
     """Spearman ρ(x, y) with a percentile bootstrap CI over ``n_boot`` seeded resamples of the items;
     returns (ρ, ci_low, ci_high, n_degenerate). Degenerate resamples (ρ undefined: a variable
     constant within the resample) are counted and left out of the percentiles."""
-    rho = spearman(x, y)
+    rho = spearman(x, y, min_n=2)[0]
     if n_boot == 0:
         return rho, None, None, 0
     boot = bootstrap_spearman(y, x, n_boot, seed, progress=progress, threads=threads)[:, 0]

@@ -4,13 +4,16 @@ plus Pearson r and Kendall τ-b."""
 
 from __future__ import annotations
 
-import pandas as pd
-from scipy import stats
+from pathlib import Path
+from typing import Any
 
-from .. import paper, sources
-from ..data import Provenance
-from ..submissions import read_submission
-from . import PROTOCOLS, ReportedRow, ScoreRequest
+import pandas as pd
+
+from .. import paper
+from ..data import AADBData
+from ..errors import SourceError
+from ..submissions import accept, read_submission
+from . import PROTOCOLS, ReportedRow, layout_hints
 from ._ranking import pearson, spearman_ci
 from .results import Metric, PairedData, Result, make_result
 
@@ -25,6 +28,8 @@ def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = 
     """Spearman ρ (+ bootstrap CI), Pearson r and Kendall τ-b of predictions against truth (two
     Series over the same image ids, or one :class:`PairedData`); also the count of degenerate
     bootstrap resamples."""
+    from scipy import stats
+
     paired = truth if isinstance(truth, PairedData) else PairedData.from_series(truth, predictions)
     y, x = paired.truth, paired.predictions
     rho, lo, hi, n_deg = spearman_ci(y, x, n_boot=n_boot, seed=seed, level=CI_LEVEL, progress=progress)
@@ -37,46 +42,48 @@ def rank_metrics(truth: pd.Series | PairedData, predictions: pd.Series | None = 
     return metrics, {"n_degenerate_resamples": n_deg}
 
 
-def evaluate(truth: pd.Series, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
-             fingerprint: str, submission_sha256: str, progress: bool = False,
-             provenance: Provenance | None = None) -> Result:
-    """Score aligned predictions against AADB test ground truth (the library entry point); the data's
-    ``provenance`` marks the result synthetic where the data was."""
+def checks(data: AADBData, protocol: str = "aadb") -> dict[str, Any]:
+    """What an AADB-test submission is checked against (a file or predictions in memory alike)."""
+    return dict(expected_ids=ground_truth(data).index, split_name=test_split_name(data),
+                other_splits=other_split_ids(data), other_layouts=layout_hints(protocol))
+
+
+def read_files(data: AADBData, submission: Path, *, max_bytes: int) -> dict[str, Any]:
+    """The submission file, read and checked (for :func:`aadb_toolkit.protocols.score_submission`)."""
+    return {"predictions": read_submission(submission, max_bytes=max_bytes, **checks(data))}
+
+
+def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int = 0,
+             progress: bool = False) -> Result:
+    """Score predictions of AADB test (``image_id,score`` as a DataFrame, a Series indexed by
+    image_id, an array in the split's order, or a checked submission); the data's provenance
+    marks the result synthetic where the data was."""
     p = PROTOCOLS["aadb"]
-    paired = PairedData.from_series(truth, predictions)
+    truth = ground_truth(data)
+    sub = accept(predictions, **checks(data))
+    paired = PairedData.from_series(truth, sub.scores)
     metrics, details = rank_metrics(paired, n_boot=n_boot, seed=seed, progress=progress)
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
-                       data_fingerprint=fingerprint, submission_sha256=submission_sha256,
+                       data_fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256,
                        n_images=int(truth.size), seed=seed, n_boot=n_boot, dataset="aadb", split="test",
                        details={**details, "ground_truth": "score_mean"},
-                       paired=paired, provenance=provenance)
+                       paired=paired, provenance=data.provenance)
 
 
-def ground_truth(data: sources.AADBData) -> pd.Series:
+def ground_truth(data: AADBData) -> pd.Series:
     """Ground truth of AADB test: the mean rating (1–5) per image, indexed by image_id."""
     test = data.split("test")
     if test.empty:
-        raise sources.SourceError(f"{data.origin}: the test split is empty")
+        raise SourceError(f"{data.origin}: the test split is empty")
     return pd.Series(test["score_mean"].to_numpy(dtype=float), index=test["image_id"].astype(str), name="score_mean")
 
 
-def other_split_ids(data: sources.AADBData, split: str = "test") -> dict[str, str]:
+def other_split_ids(data: AADBData, split: str = "test") -> dict[str, str]:
     """image_id → split of the images outside ``split`` (to name wrong-split submissions as such)."""
     other = data.images[data.images["split"] != split]
     return dict(zip(other["image_id"].astype(str), other["split"].astype(str)))
 
 
-def score(request: ScoreRequest) -> Result:
-    """Score a submission file on AADB test (``request.data`` is any source ``sources.load`` reads)."""
-    data = sources.load(request.data)
-    truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes,
-                          split_name=test_split_name(data), other_splits=other_split_ids(data))
-    return evaluate(truth, sub.scores, n_boot=request.n_boot, seed=request.seed,
-                    fingerprint=data.fingerprint("test"), submission_sha256=sub.sha256, progress=request.progress,
-                    provenance=data.provenance)
-
-
-def test_split_name(data: sources.AADBData) -> str:
+def test_split_name(data: AADBData) -> str:
     """How scorer messages name the test split: "AADB test split", or "synthetic AADB test split"."""
     return ("synthetic " if data.provenance.synthetic else "") + "AADB test split"

@@ -1,22 +1,25 @@
 """The ``ava`` protocol (paper Table 3): Spearman ρ on the AVA standard test list (ground truth: the
 mean vote from ``AVA.txt``) and binary accuracy, labels ``mean vote > 5``, of ``score > τ`` where τ
 maximises accuracy on the submitter's predictions for the toolkit's AVA validation set
-(:attr:`aadb_toolkit.ava.AVAData.validation_ids`). τ is never chosen on test.
+(the ``validation`` split of an AVA source, :func:`aadb_toolkit.ava.is_validation_id`). τ is never
+chosen on test. The data is an AVA folder loaded by ``sources.load``, with its provenance: a
+synthetic AVA scores as ``synthetic-ava``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import paper
-from ..ava import AVAData, load_ava
-from ..data import sha256_fingerprint
-from ..errors import InputError
-from ..submissions import read_submission
-from . import PROTOCOLS, ReportedRow, ScoreRequest
-from .aadb_protocol import rank_metrics
+from .. import ava, paper
+from ..data import AADBData, sha256_fingerprint
+from ..errors import InputError, SourceError
+from ..submissions import Submission, accept, read_submission
+from . import PROTOCOLS, ReportedRow, layout_hints
+from .aadb_protocol import other_split_ids, rank_metrics
 from .results import Metric, PairedData, Result, make_result
 
 #: The paper's Table 3 on the real AVA, for the leaderboard (accuracy as a fraction).
@@ -66,46 +69,62 @@ def accuracy_at(predictions: np.ndarray, labels: np.ndarray, tau: float) -> floa
     return float(np.mean((x > tau) == np.asarray(labels, dtype=bool)))
 
 
-def evaluate(test_truth: pd.Series, test_predictions: pd.Series, validation_truth: pd.Series,
-             validation_predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0, fingerprint: str,
-             submission_sha256: str, progress: bool = False, details: dict | None = None) -> Result:
-    """Score aligned AVA test and validation predictions (the library entry point)."""
+#: How messages name the two splits the protocol reads.
+SPLIT_NAMES: dict[str, str] = {"test": "AVA standard test list", "validation": "toolkit's AVA validation set"}
+
+
+def ground_truth(data: AADBData, split: str) -> pd.Series:
+    """The mean vote (1..10) of each image of an AVA source's split, indexed by image_id."""
+    if data.provenance.kind != "ava":
+        raise InputError(f"{data.origin}: the ava protocol scores an AVA folder (with AVA.txt); this is a "
+                         f"{data.provenance.kind} AADB source", field="--data")
+    rows = data.split(split)
+    if rows.empty:
+        raise SourceError(f"{data.origin}: the AVA {split} split is empty")
+    return pd.Series(rows["score_mean"].to_numpy(dtype=float), index=rows["image_id"].astype(str), name="mean_score")
+
+
+def checks(data: AADBData, split: str, protocol: str = "ava") -> dict[str, Any]:
+    """What predictions of an AVA split are checked against (a file or predictions in memory alike)."""
+    name = SPLIT_NAMES[split] + (" (synthetic AVA)" if data.provenance.synthetic else "")
+    return dict(expected_ids=ground_truth(data, split).index, split_name=name, other_layouts=layout_hints(protocol),
+                other_splits=other_split_ids(data, split))
+
+
+def read_files(data: AADBData, submission: Path, *, validation: Path, max_bytes: int) -> dict[str, Any]:
+    """The test submission and the validation predictions, read and checked."""
+    return {"predictions": read_submission(submission, max_bytes=max_bytes, **checks(data, "test")),
+            "validation": read_submission(validation, max_bytes=max_bytes, **checks(data, "validation"))}
+
+
+def evaluate(data: AADBData, predictions: Any, *, validation: Any, n_boot: int = 1000, seed: int = 0,
+             progress: bool = False) -> Result:
+    """Score predictions of the AVA standard test list, with the submitter's predictions of the
+    validation set (τ is chosen there), each as the aadb protocol takes them."""
     p = PROTOCOLS["ava"]
-    val = PairedData.from_series(validation_truth, validation_predictions)
+    test_truth, val_truth = ground_truth(data, "test"), ground_truth(data, "validation")
+    sub: Submission = accept(predictions, **checks(data, "test"))
+    vsub: Submission = accept(validation, **checks(data, "validation"))
+    val = PairedData.from_series(val_truth, vsub.scores)
     val_labels = binary_labels(val.truth)
     if val_labels.all() or not val_labels.any():
         raise InputError("the validation set holds only one class (mean vote > 5 or not); cannot choose τ")
     tau, val_acc = choose_threshold(val.predictions, val_labels)
-    test = PairedData.from_series(test_truth, test_predictions)
+    test = PairedData.from_series(test_truth, sub.scores)
     metrics, extra = rank_metrics(test, n_boot=n_boot, seed=seed, progress=progress)
     metrics["accuracy"] = Metric(accuracy_at(test.predictions, binary_labels(test.truth), tau))
     metrics["validation_accuracy"] = Metric(val_acc)
     info = {**extra, "threshold": tau, "threshold_chosen_on": "validation",
             "label_rule": f"mean vote > {paper.AVA_BINARY_THRESHOLD}", "n_validation": int(val.truth.size),
-            "test_positive_share": float(binary_labels(test.truth).mean()), **(details or {})}
+            "test_positive_share": float(binary_labels(test.truth).mean()),
+            "test_submission_sha256": sub.sha256, "validation_submission_sha256": vsub.sha256}
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
-                       data_fingerprint=fingerprint, submission_sha256=submission_sha256,
+                       data_fingerprint=fingerprint(data), submission_sha256=sha256_fingerprint(
+                           f"{sub.sha256}\n{vsub.sha256}\n"),
                        n_images=int(test.truth.size), seed=seed, n_boot=n_boot, dataset="ava", split="test",
-                       details=info, paired=test)
+                       details=info, paired=test, provenance=data.provenance)
 
 
-def fingerprint(ava: AVAData) -> str:
+def fingerprint(data: AADBData) -> str:
     """Fingerprint of what the protocol reads: the test ground truth and the validation ground truth."""
-    return sha256_fingerprint(f"{ava.fingerprint('test')}\n{ava.fingerprint('validation')}\n")
-
-
-def score(request: ScoreRequest) -> Result:
-    """Score a test submission and its validation predictions (``request.data``: the AVA folder)."""
-    if request.validation is None:
-        raise InputError("the ava protocol needs the submitter's validation predictions (--validation FILE)")
-    ava = load_ava(request.data)
-    test_truth = ava.ground_truth("test")
-    val_truth = ava.ground_truth("validation")
-    sub = read_submission(request.submission, test_truth.index, max_bytes=request.max_bytes,
-                          split_name="AVA standard test list")
-    val = read_submission(request.validation, val_truth.index, max_bytes=request.max_bytes,
-                          split_name="toolkit's AVA validation set")
-    combined = sha256_fingerprint(f"{sub.sha256}\n{val.sha256}\n")
-    return evaluate(test_truth, sub.scores, val_truth, val.scores, n_boot=request.n_boot, seed=request.seed,
-                    fingerprint=fingerprint(ava), submission_sha256=combined, progress=request.progress,
-                    details={"test_submission_sha256": sub.sha256, "validation_submission_sha256": val.sha256})
+    return sha256_fingerprint(f"{ava.fingerprint(data, 'test')}\n{ava.fingerprint(data, 'validation')}\n")

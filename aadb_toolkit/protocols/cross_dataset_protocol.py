@@ -22,15 +22,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paper, sources
-from ..ava import load_ava
+from typing import Any, Mapping
+
+from .. import ava, paper
 from .._registry import did_you_mean
-from ..data import Provenance, sha256_fingerprint
+from ..data import AADBData, sha256_fingerprint
 from ..errors import InputError, quote
-from ..submissions import Problem, SubmissionError, read_submission
-from . import PROTOCOLS, ReportedRow, ScoreRequest
+from ..submissions import Problem, Submission, SubmissionError, accept, read_submission
+from . import PROTOCOLS, ReportedRow
+from . import aadb_protocol, ava_protocol
 from ._ranking import bootstrap_spearman, spearman_ci
-from .aadb_protocol import CI_LEVEL, ground_truth, test_split_name
+from .aadb_protocol import CI_LEVEL
 from .results import Metric, PairedData, Result, make_result
 
 DATASETS: tuple[str, ...] = ("aadb", "ava")
@@ -82,30 +84,55 @@ def _outside_folder(folder: Path, name: str) -> bool:
     return not (folder / name).resolve().is_relative_to(folder.resolve())
 
 
-def evaluate(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], *, n_boot: int = 1000, seed: int = 0,
-             fingerprint: str, submission_sha256: str, details: dict | None = None,
-             provenance: Provenance | None = None) -> Result:
-    """Score four aligned prediction sets; ``truths`` maps test set → ground truth, ``predictions``
-    maps cell ``"train->test"`` → predictions over that test set (the library entry point)."""
+def _checks(data: AADBData, ava_data: AADBData) -> dict[str, dict[str, Any]]:
+    """Per test set, what its predictions are checked against (a file or predictions in memory)."""
+    return {"aadb": aadb_protocol.checks(data, "cross-dataset"), "ava": ava_protocol.checks(ava_data, "test",
+                                                                                           "cross-dataset")}
+
+
+def evaluate(data: AADBData, predictions: Mapping[str, Any], *, ava_data: AADBData, n_boot: int = 1000,
+             seed: int = 0, progress: bool = False) -> Result:
+    """Score the four cells: ``predictions`` maps cell ``"train->test"`` to predictions over that
+    test set (as the aadb protocol takes them); ``data`` is AADB and ``ava_data`` the AVA source."""
     p = PROTOCOLS["cross-dataset"]
+    if not isinstance(predictions, Mapping) or set(predictions) != set(CELLS):
+        got = sorted(predictions) if isinstance(predictions, Mapping) else type(predictions).__name__
+        raise InputError(f"cross-dataset predictions map each of {', '.join(CELLS)} to predictions; got {got}")
+    checks = _checks(data, ava_data)
+    subs: dict[str, Submission] = {c: accept(predictions[c], **checks[c.split("->")[1]]) for c in CELLS}
+    truths = {"aadb": aadb_protocol.ground_truth(data), "ava": ava_protocol.ground_truth(ava_data, "test")}
+    preds = {c: sub.scores for c, sub in subs.items()}
     metrics: dict[str, Metric] = {}
     cells = {}
     for i, cell in enumerate(CELLS):
         test = cell.split("->")[1]
-        paired = PairedData.from_series(truths[test], predictions[cell])
+        paired = PairedData.from_series(truths[test], preds[cell])
         rho, lo, hi, n_deg = spearman_ci(paired.truth, paired.predictions, n_boot=n_boot, seed=seed + i,
                                          level=CI_LEVEL)
         metrics[f"rho[{cell}]"] = Metric(rho, lo, hi, CI_LEVEL if n_boot else None)
         cells[cell] = {"n_images": int(paired.truth.size), "n_degenerate_resamples": n_deg}
     transfer = [metrics["rho[aadb->ava]"].value, metrics["rho[ava->aadb]"].value]
-    transfer_ci = _mean_transfer_ci(truths, predictions, n_boot, seed)
+    transfer_ci = _mean_transfer_ci(truths, preds, n_boot, seed)
     metrics["mean_transfer_rho"] = Metric(float(sum(transfer)) / 2.0, *transfer_ci, CI_LEVEL if n_boot else None)
     metrics["mean_in_domain_rho"] = Metric((metrics["rho[aadb->aadb]"].value + metrics["rho[ava->ava]"].value) / 2.0)
     n_images = sum(int(t.size) for t in truths.values())
+    hashes = {c: subs[c].sha256 for c in CELLS}
+    fp = sha256_fingerprint(f"{data.fingerprint('test')}\n{ava.fingerprint(ava_data, 'test')}\n")
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
-                       data_fingerprint=fingerprint, submission_sha256=submission_sha256, n_images=n_images,
-                       seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test", provenance=provenance,
-                       details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index", **(details or {})})
+                       data_fingerprint=fp, submission_sha256=sha256_fingerprint(f"{c}\t{hashes[c]}\n" for c in CELLS),
+                       n_images=n_images, seed=seed, n_boot=n_boot, dataset="aadb+ava", split="test",
+                       provenance=_joint_provenance(data, ava_data),
+                       details={"cells": cells, "bootstrap_seed_per_cell": "seed + cell index",
+                                "submission_sha256_per_cell": hashes})
+
+
+def _joint_provenance(data: AADBData, ava_data: AADBData):
+    """The AADB source's provenance, synthetic when either source is (a result on any synthetic data
+    is a synthetic result)."""
+    import dataclasses
+
+    synthetic = bool(data.provenance.synthetic or ava_data.provenance.synthetic)
+    return dataclasses.replace(data.provenance, synthetic=synthetic)
 
 
 def _mean_transfer_ci(truths: dict[str, pd.Series], predictions: dict[str, pd.Series], n_boot: int,
@@ -127,34 +154,20 @@ def _mean_transfer_ci(truths: dict[str, pd.Series], predictions: dict[str, pd.Se
     return float(lo), float(hi)
 
 
-def score(request: ScoreRequest) -> Result:
-    """Score a manifest of four prediction files (``request.data``: the AADB source;
-    ``request.ava_data``: the AVA folder)."""
-    if request.ava_data is None:
-        raise InputError("the cross-dataset protocol needs the AVA folder (--ava DIR)")
-    files = read_manifest(request.submission)
-    aadb = sources.load(request.data)
-    ava = load_ava(request.ava_data)
-    truths = {"aadb": ground_truth(aadb), "ava": ava.ground_truth("test")}
-    names = {"aadb": test_split_name(aadb), "ava": "AVA standard test list"}
-    preds: dict[str, pd.Series] = {}
-    hashes: dict[str, str] = {}
+def read_files(data: AADBData, submission: Path, *, ava_data: AADBData, max_bytes: int) -> dict[str, Any]:
+    """The manifest and its four files, read and checked; every problem of every file is reported
+    at once (nothing is scored if any is found)."""
+    files = read_manifest(submission)
+    checks = _checks(data, ava_data)
+    preds: dict[str, Submission] = {}
     problems: list[Problem] = []
     for cell, f in files.items():
-        test = cell.split("->")[1]
         try:
-            sub = read_submission(f, truths[test].index, max_bytes=request.max_bytes, split_name=names[test])
+            preds[cell] = read_submission(f, max_bytes=max_bytes, **checks[cell.split("->")[1]])
         except SubmissionError as exc:
             problems.extend(Problem(f"[{cell}] {f.name}: {p}") for p in exc.problems)
-            continue
         except InputError as exc:
             problems.append(Problem(f"[{cell}] {exc}"))
-            continue
-        preds[cell], hashes[cell] = sub.scores, sub.sha256
     if problems:
-        raise SubmissionError(str(request.submission), problems)
-    combined = sha256_fingerprint(f"{c}\t{hashes[c]}\n" for c in CELLS)
-    fp = sha256_fingerprint(f"{aadb.fingerprint('test')}\n{ava.fingerprint('test')}\n")
-    return evaluate(truths, preds, n_boot=request.n_boot, seed=request.seed, fingerprint=fp,
-                    submission_sha256=combined, details={"submission_sha256_per_cell": hashes},
-                    provenance=aadb.provenance)
+        raise SubmissionError(str(submission), problems)
+    return {"predictions": preds, "ava_data": ava_data}

@@ -16,12 +16,15 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .. import paper, sources
-from ..data import sha256_fingerprint
-from ..submissions import read_submission
-from . import PROTOCOLS, ReportedRow, ScoreRequest
+from pathlib import Path
+from typing import Any
+
+from .. import paper
+from ..data import AADBData, sha256_fingerprint
+from ..submissions import accept, read_submission
+from . import PROTOCOLS, ReportedRow
 from ._ranking import spearman_ci
-from .aadb_protocol import CI_LEVEL, ground_truth, other_split_ids, test_split_name
+from .aadb_protocol import CI_LEVEL, checks, ground_truth
 from .results import Metric, PairedData, Result, make_result
 
 #: Workload groups of paper Table 6: workers who rated more than this many images.
@@ -35,13 +38,20 @@ REPORTED: tuple[ReportedRow, ...] = (
 )
 
 
-def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 1000, seed: int = 0,
-             submission_sha256: str, thresholds: tuple[int, ...] = THRESHOLDS) -> Result:
-    """Score aligned AADB-test predictions against individual raters (the library entry point)."""
+def read_files(data: AADBData, submission: Path, *, max_bytes: int) -> dict[str, Any]:
+    """The submission file, read and checked as the aadb protocol's (AADB test, ``image_id,score``)."""
+    return {"predictions": read_submission(submission, max_bytes=max_bytes, **checks(data, "human"))}
+
+
+def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int = 0, progress: bool = False,
+             thresholds: tuple[int, ...] = THRESHOLDS) -> Result:
+    """Score AADB-test predictions (as the aadb protocol takes them) against individual raters."""
     from .. import human
 
     p = PROTOCOLS["human"]
     truth = ground_truth(data)
+    sub = accept(predictions, **checks(data, "human"))
+    predictions, submission_sha256 = sub.scores, sub.sha256
     table = human.worker_table(data.ratings, data.images, scope="test", count_scope="all",
                                predictions=predictions)
     both = table[np.isfinite(table["rho"].to_numpy(dtype=float)) & np.isfinite(table["model_rho"].to_numpy(dtype=float))]
@@ -88,22 +98,13 @@ def evaluate(data: sources.AADBData, predictions: pd.Series, *, n_boot: int = 10
                        paired=PairedData.from_series(truth, predictions))
 
 
-def fingerprint(data: sources.AADBData) -> str:
+def fingerprint(data: AADBData) -> str:
     """Fingerprint of what the protocol reads: the AADB test ground truth and every rating (the
     workload groups count ratings over the whole data set)."""
     r = data.ratings[["image_id", "rater_id", "score"]].astype({"image_id": str, "rater_id": str})
     r = r.sort_values(["image_id", "rater_id", "score"], kind="stable")
     rows = (f"{image_id}\t{rater_id}\t{int(s)}\n" for image_id, rater_id, s in r.itertuples(index=False, name=None))
     return sha256_fingerprint(itertools.chain([f"human\n{data.fingerprint('test')}\n"], rows))
-
-
-def score(request: ScoreRequest) -> Result:
-    """Score an AADB-test submission against individual raters (``request.data``: an AADB source)."""
-    data = sources.load(request.data)
-    truth = ground_truth(data)
-    sub = read_submission(request.submission, truth.index, max_bytes=request.max_bytes, split_name=test_split_name(data),
-                          other_splits=other_split_ids(data))
-    return evaluate(data, sub.scores, n_boot=request.n_boot, seed=request.seed, submission_sha256=sub.sha256)
 
 
 def _share_ci(beaten: np.ndarray, n_boot: int, seed: int) -> tuple[float | None, float | None]:

@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import sources
 from .._ranks import spearman
-from ..data import leave_one_out_mean, sha256_fingerprint
+from ..data import AADBData, leave_one_out_mean, sha256_fingerprint
 from ..errors import InputError
 from ..piaa import episodes as ep
 from ..submissions import HEADER as IMAGE_HEADER
-from ..submissions import read_submission
-from . import PROTOCOLS, ScoreRequest
+from ..submissions import Submission, accept, read_submission
+from . import PROTOCOLS, layout_hints
 from .results import Metric, Result, make_result
 
 #: The columns of a piaa submission (and of a generic file in the same layout).
-HEADER: tuple[str, ...] = (*ep.KEY_COLUMNS, "score")
+HEADER: tuple[str, ...] = PROTOCOLS["piaa"].header
+assert HEADER == (*ep.KEY_COLUMNS, "score"), "the piaa declaration's header is the episodes' key and a score"
 #: The references computed on the same queries as the submission (name → what it is).
 REFERENCES: dict[str, str] = {
     "generic": "the submitter's unpersonalized prediction (--generic)",
@@ -39,7 +39,7 @@ REFERENCES: dict[str, str] = {
 }
 
 
-def query_truth(data: sources.AADBData, episodes: pd.DataFrame) -> pd.DataFrame:
+def query_truth(data: AADBData, episodes: pd.DataFrame) -> pd.DataFrame:
     """The query rows with the rater's own score (``own``), the leave-one-out mean of the other
     raters (``loo``) and the mean of all raters (``mean``) of each image."""
     rated = ep.non_train_ratings(data)
@@ -111,16 +111,21 @@ def _mean_ci(per_k: list[np.ndarray], n_boot: int, seed: int) -> Metric:
     return Metric(value, float(lo), float(hi), 0.95)
 
 
-def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.ndarray, *,
-             generic: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
-             submission_sha256: str) -> Result:
-    """Score predictions aligned with the query rows of ``episodes`` (the library entry point)."""
+def evaluate(data: AADBData, predictions: Any, *, episodes: pd.DataFrame | None = None, generic: Any = None,
+             n_boot: int = 1000, seed: int = 0, progress: bool = False) -> Result:
+    """Score predictions of every query row of ``episodes`` (default: the protocol's episodes of
+    ``data``): a DataFrame ``rater_id,k,episode,image_id,score``, an array aligned with the query
+    rows, or a checked submission. ``generic`` (optional) is the same, or ``image_id,score`` for
+    the query images."""
     p = PROTOCOLS["piaa"]
+    episodes = default_episodes(data) if episodes is None else episodes
+    sub = accept(predictions, **_checks(episodes))
+    gen = None if generic is None else _generic(generic, episodes)
     q = query_truth(data, episodes)
-    values = {"rho": np.asarray(predictions, dtype=float), "loo_rho": q["loo"].to_numpy(dtype=float),
+    values = {"rho": sub.scores.to_numpy(dtype=float), "loo_rho": q["loo"].to_numpy(dtype=float),
               "consistency_rho": q["mean"].to_numpy(dtype=float)}
-    if generic is not None:
-        values["generic_rho"] = np.asarray(generic, dtype=float)
+    if gen is not None:
+        values["generic_rho"] = gen
     methods = list(values)
     table = rater_table(episode_rhos(q, values), methods)
     metrics: dict[str, Metric] = {}
@@ -131,7 +136,7 @@ def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.nda
         own.append(t["rho"].to_numpy(dtype=float))
         for m in methods:
             metrics[f"{m}_k{k}"] = _mean_ci([t[m].to_numpy(dtype=float)], n_boot, seed)
-        if generic is not None:
+        if gen is not None:
             both = t[["rho", "generic_rho"]].dropna()
             metrics[f"share_beats_generic_k{k}"] = Metric(float((both["rho"] > both["generic_rho"]).mean())
                                                           if len(both) else None)
@@ -140,17 +145,48 @@ def evaluate(data: sources.AADBData, episodes: pd.DataFrame, predictions: np.nda
     raters = [{key: (v.item() if hasattr(v, "item") else v) for key, v in rec.items()}
               for rec in table.to_dict("records")]
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
-                       data_fingerprint=fingerprint(data, episodes), submission_sha256=submission_sha256,
+                       data_fingerprint=fingerprint(data, episodes), submission_sha256=sub.sha256,
                        n_images=int(q["image_id"].nunique()), seed=seed, n_boot=n_boot, dataset="aadb",
                        split="validation+test", provenance=data.provenance,
                        details={"ks": ks, "n_query_rows": int(len(q)), "episodes": ep.fingerprint(episodes),
                                 "references": {k: v for k, v in REFERENCES.items()
-                                               if k != "generic" or generic is not None},
+                                               if k != "generic" or gen is not None},
                                 "main_metric_rule": "mean over k of the per-k mean over raters of rho",
                                 "raters": raters})
 
 
-def fingerprint(data: sources.AADBData, episodes: pd.DataFrame) -> str:
+def default_episodes(data: AADBData) -> pd.DataFrame:
+    """The protocol's episodes of ``data`` (its defaults); an error when no rater qualifies."""
+    episodes = ep.make_episodes(data)
+    if ep.queries(episodes).empty:
+        raise InputError("no rater qualifies for any episode: the piaa protocol has nothing to score", field="episodes")
+    return episodes
+
+
+def _checks(episodes: pd.DataFrame, generic: bool = False) -> dict[str, Any]:
+    """What predictions of the episodes' query rows are checked against (a file or in memory)."""
+    return dict(expected_ids=ep.query_keys(episodes), split_name="piaa episodes' queries", header=HEADER,
+                unit="query row", other_layouts={} if generic else layout_hints("piaa"))
+
+
+def _image_checks(episodes: pd.DataFrame) -> dict[str, Any]:
+    """What a generic prediction in the ``image_id,score`` layout is checked against: the query images."""
+    ids = sorted(ep.queries(episodes)["image_id"].astype(str).unique())
+    return dict(expected_ids=ids, split_name="episodes' query images")
+
+
+def _generic(generic: Any, episodes: pd.DataFrame) -> np.ndarray:
+    """Generic predictions aligned with the query rows, from the piaa layout or ``image_id,score``."""
+    image_layout = (isinstance(generic, Submission) and generic.scores.index.name == IMAGE_HEADER[0]) or (
+        isinstance(generic, (pd.DataFrame, pd.Series)) and not set(HEADER[:-1]) <= {
+            *getattr(generic, "columns", ()), *generic.index.names})
+    if not image_layout:
+        return accept(generic, **_checks(episodes, generic=True)).scores.to_numpy(dtype=float)
+    sub = accept(generic, **_image_checks(episodes))
+    return sub.scores.reindex(ep.queries(episodes)["image_id"].astype(str)).to_numpy(dtype=float)
+
+
+def fingerprint(data: AADBData, episodes: pd.DataFrame) -> str:
     """Fingerprint of what the protocol reads: the episodes and every rating of a validation or
     test image (the own scores and the references' means)."""
     rows = ep.non_train_ratings(data).itertuples(index=False, name=None)
@@ -158,18 +194,19 @@ def fingerprint(data: sources.AADBData, episodes: pd.DataFrame) -> str:
                                *(f"{image_id}\t{rater_id}\t{s:.9f}\n" for rater_id, image_id, s in rows)])
 
 
-def read_predictions(path: str | Path, episodes: pd.DataFrame, *, max_bytes: int, what: str = "submission"):
-    """A piaa-layout file aligned with the query rows; for a generic file also the plain
-    ``image_id,score`` layout (one row per query image), spread over the episodes."""
-    keys = ep.query_keys(episodes)
-    if what == "generic" and _first_line(path) == ",".join(IMAGE_HEADER):
-        q = ep.queries(episodes)
-        ids = sorted(q["image_id"].astype(str).unique())
-        sub = read_submission(path, ids, max_bytes=max_bytes, split_name="episodes' query images")
-        return sub.scores.reindex(q["image_id"].astype(str)).to_numpy(dtype=float), sub.sha256
-    sub = read_submission(path, keys, max_bytes=max_bytes, split_name="piaa episodes' queries", header=HEADER,
-                          unit="query row")
-    return sub.scores.to_numpy(dtype=float), sub.sha256
+def read_files(data: AADBData, submission: Path, *, episodes: Path | None = None, generic: Path | None = None,
+               max_bytes: int) -> dict[str, Any]:
+    """The episodes file (default: the protocol's episodes of the data), the submission and the
+    generic predictions (piaa layout, or ``image_id,score`` for the query images), read and checked."""
+    table = ep.read_episodes(episodes, data) if episodes is not None else default_episodes(data)
+    if ep.queries(table).empty:
+        raise InputError("no rater qualifies for any episode: the piaa protocol has nothing to score", field="episodes")
+    out: dict[str, Any] = {"episodes": table,
+                           "predictions": read_submission(submission, max_bytes=max_bytes, **_checks(table))}
+    if generic is not None:
+        checks = _image_checks(table) if _first_line(generic) == ",".join(IMAGE_HEADER) else _checks(table, True)
+        out["generic"] = read_submission(generic, max_bytes=max_bytes, **checks)
+    return out
 
 
 def _first_line(path: str | Path) -> str:
@@ -178,21 +215,3 @@ def _first_line(path: str | Path) -> str:
             return f.readline(256).decode("utf-8", "replace").lstrip("\ufeff").strip()
     except OSError:
         return ""
-
-
-def score(request: ScoreRequest) -> Result:
-    """Score a piaa submission (``request.data``: an AADB source; episodes from ``request.episodes``
-    or the protocol's default episodes of that data)."""
-    data = sources.load(request.data)
-    if request.episodes is not None:
-        episodes = ep.read_episodes(request.episodes, data)
-    else:
-        episodes = ep.make_episodes(data)
-    if ep.queries(episodes).empty:
-        raise InputError("no rater qualifies for any episode: the piaa protocol has nothing to score", field="episodes")
-    predictions, sha = read_predictions(request.submission, episodes, max_bytes=request.max_bytes)
-    generic = None
-    if request.generic is not None:
-        generic, _ = read_predictions(request.generic, episodes, max_bytes=request.max_bytes, what="generic")
-    return evaluate(data, episodes, predictions, generic=generic, n_boot=request.n_boot, seed=request.seed,
-                    submission_sha256=sha)

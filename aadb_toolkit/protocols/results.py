@@ -27,8 +27,9 @@ import pandas as pd
 
 from .. import __version__
 from .._atomic import write_json
-from ..data import SYNTHETIC_PREFIX
+from ..data import dataset_label
 from ..errors import InputError, excerpt, quote
+from ..submissions import MODEL_SIDECAR_MAX_BYTES, MODEL_SIDECAR_SUFFIX, is_model_sidecar  # noqa: F401 (re-exported)
 
 #: Version of the result document layout; bump when a field changes meaning.
 RESULT_SCHEMA_VERSION: int = 1
@@ -184,8 +185,8 @@ def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
     if provenance is not None:
         kwargs.setdefault("synthetic", bool(provenance.synthetic))
         kwargs.setdefault("test_list", provenance.test_list)
-        if provenance.synthetic and kwargs.get("dataset") and not kwargs["dataset"].startswith(SYNTHETIC_PREFIX):
-            kwargs["dataset"] = SYNTHETIC_PREFIX + kwargs["dataset"]
+        if kwargs.get("dataset"):
+            kwargs["dataset"] = dataset_label(kwargs["dataset"], bool(provenance.synthetic))
     return Result(**kwargs)
 
 
@@ -223,12 +224,6 @@ def _git_commit() -> str | None:
     return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
-#: Suffix of the sidecar `aadb predict` writes beside a predictions CSV (``preds.csv.model.json``).
-MODEL_SIDECAR_SUFFIX: str = ".model.json"
-
-
-#: A sidecar is a few hundred bytes; anything over this is not one (checked before it is read).
-MODEL_SIDECAR_MAX_BYTES: int = 16 * 1024
 _HEX16, _HEX64 = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{64}")
 _NAME_MAX_CHARS = 128
 
@@ -273,18 +268,6 @@ def _is_backbone(v: object) -> bool:
             and _short_text(v.get("weights_id")) and _short_text(v.get("pretraining_data"))
             and (v.get("weights_sha256") is None or (isinstance(v["weights_sha256"], str)
                                                      and bool(_HEX64.fullmatch(v["weights_sha256"])))))
-
-
-def is_model_sidecar(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` holds a model sidecar the toolkit wrote (small, a JSON object with a
-    ``name`` and the ``predictions_sha256``), so `aadb predict` may replace it."""
-    try:
-        if Path(path).stat().st_size > MODEL_SIDECAR_MAX_BYTES:
-            return False
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(d, dict) and "name" in d and "predictions_sha256" in d
 
 
 def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: str) -> dict[str, Any] | None:

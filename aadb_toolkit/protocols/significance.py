@@ -24,7 +24,8 @@ from scipy import stats
 
 from ..errors import InputError
 from ..submissions import DEFAULT_MAX_BYTES, read_submission
-from ._ranking import BootstrapSpearman, spearman
+from .._ranks import spearman
+from ._ranking import BootstrapSpearman
 
 if TYPE_CHECKING:
     from .results import Result
@@ -111,7 +112,7 @@ def compare(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int = 0, see
     y, a, b = (np.asarray(v, dtype=float) for v in (y, a, b))
     if not (y.shape == a.shape == b.shape) or y.ndim != 1:
         raise ValueError("compare needs three aligned 1-d arrays")
-    r_a, r_b, r_ab = spearman(a, y), spearman(b, y), spearman(a, b)
+    r_a, r_b, r_ab = (spearman(u, v, min_n=2)[0] for u, v in ((a, y), (b, y), (a, b)))
     z, p = steiger_z(r_a, r_b, r_ab, y.size, variance_factor=SPEARMAN_VARIANCE_FACTOR)
     lo = hi = bp = None
     n_deg = 0

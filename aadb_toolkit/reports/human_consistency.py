@@ -291,7 +291,7 @@ def _methods_section(doc: Document, s: dict[str, Any]) -> None:
         f"independently for every worker, {s['n_perm']:,} times, and count how often the shuffled batch agrees "
         "at least as well as the real one: p = (1 + count) / (1 + shuffles). Shuffles are drawn from a seeded "
         "generator, so the numbers are reproducible.",
-        f"Many batches are tested at once, so we use the Benjamini–Hochberg procedure (statsmodels) to keep the "
+        f"Many batches are tested at once, so we use the Benjamini–Hochberg procedure to keep the "
         f"expected share of false discoveries at {s['q']}. A batch that cannot be tested (fewer than 2 workers, "
         "no pair with 3 common images, or only constant workers) is reported as not tested and counts as not "
         "significant in the headline percentage; the percentage of tested batches is given too.",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from aadb_toolkit import hub, sources
-from aadb_toolkit.cli.publish import piaa_config
+
 from aadb_toolkit.hub import layout
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.protocols import piaa_protocol
@@ -20,7 +20,7 @@ from aadb_toolkit.protocols import piaa_protocol
 def published(tiny_curated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pub_piaa") / "aadb"
     data = sources.load(tiny_curated)
-    hub.publish(data, out, extra_configs=(piaa_config(data),))
+    hub.publish(data, out, extra_configs=(hub.piaa_config(*ep.published_table(data)),))
     return out
 
 

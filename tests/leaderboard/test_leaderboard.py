@@ -15,7 +15,11 @@ import pytest
 from aadb_toolkit import leaderboard, paper
 from aadb_toolkit.cli import main
 from aadb_toolkit.errors import InputError
-from aadb_toolkit.protocols._ranking import spearman
+from aadb_toolkit import _ranks
+
+
+def spearman(x, y):
+    return _ranks.spearman(x, y, min_n=2)[0]
 from aadb_toolkit.protocols.results import Metric, PairedData, make_result
 from aadb_toolkit.protocols.significance import compare
 
@@ -190,16 +194,15 @@ def test_concurrent_aadb_score_processes(tmp_path, tiny_curated):
 
     """Four ``aadb score --leaderboard`` processes at once (the 8-writer test above uses multiprocessing)."""
     from aadb_toolkit import sources
-    from aadb_toolkit.submissions import write_submission
+    from aadb_toolkit.submissions import write_predictions
 
     test = sources.load(tiny_curated).split("test")
     rng = np.random.default_rng(0)
     db = tmp_path / "lb.db"
     procs = []
     for k in range(4):
-        sub = write_submission(tmp_path / f"s{k}.csv",
-                               pd.Series(test["score_mean"].to_numpy() + rng.normal(0, 0.5, len(test)),
-                                         index=test["image_id"]))
+        sub = write_predictions(pd.Series(test["score_mean"].to_numpy() + rng.normal(0, 0.5, len(test)),
+                                         index=test["image_id"]), tmp_path / f"s{k}.csv")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "aadb_toolkit", "score", "--submission", str(sub), "--protocol", "aadb",
              "--data", str(tiny_curated), "--out", str(tmp_path / f"r{k}.json"), "--n-boot", "50",

@@ -88,7 +88,7 @@ def test_index_page_is_styled_like_the_reports(tmp_path):
 
 
 def test_a_declared_protocol_gets_its_board_by_declaration(tmp_path, monkeypatch):
-    decl = Protocol("toy", "2", "mean_rho", "aadb", ("test",), "aadb_toolkit.protocols.aadb_protocol:score",
+    decl = Protocol("toy", "2", "mean_rho", "aadb", ("test",), "aadb_toolkit.protocols.aadb_protocol",
                     "a toy protocol", reported=f"{__name__}:TOY_REPORTED", board_columns=("n_raters",))
     monkeypatch.setitem(protocols.PROTOCOLS, "toy", decl)
     db = tmp_path / "lb.db"

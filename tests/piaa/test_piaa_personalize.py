@@ -47,7 +47,7 @@ def test_personalizer_recovers_planted_taste_that_generic_misses():
     personal = fit_residual_ridge(feats, generic, table, index, alpha=0.1)
     q = ep.queries(table)
     g = generic[index.get_indexer(q["image_id"])]
-    res = piaa_protocol.evaluate(data, table, personal, generic=g, n_boot=0, submission_sha256="x")
+    res = piaa_protocol.evaluate(data, personal, episodes=table, generic=g, n_boot=0)
     assert res.metrics["rho_k100"].value > res.metrics["generic_rho_k100"].value + 0.3
     assert res.metrics["share_beats_generic_k100"].value == 1.0
 

@@ -13,7 +13,7 @@ from aadb_toolkit import sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.results import read_result
-from aadb_toolkit.submissions import sha256_file, write_submission
+from aadb_toolkit.submissions import sha256_file, write_predictions
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_split(tiny_curated):
 
 
 def _sub(tmp_path, ids, values, name="s.csv"):
-    return write_submission(tmp_path / name, pd.Series(values, index=ids))
+    return write_predictions(pd.Series(values, index=ids), tmp_path / name)
 
 
 def test_perfect_and_reversed_predictions(tmp_path, tiny_curated, test_split):

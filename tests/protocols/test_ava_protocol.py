@@ -7,12 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from aadb_toolkit.ava import load_ava
+from aadb_toolkit.protocols.ava_protocol import ground_truth as ava_ground_truth
+from aadb_toolkit.sources import load as load_source
+from aadb_toolkit import protocols
+from aadb_toolkit.data import AADBData, Provenance
 from aadb_toolkit.simulate import write_synthetic_ava
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.ava_protocol import accuracy_at, choose_threshold, evaluate
-from aadb_toolkit.submissions import SubmissionError, write_submission
+from aadb_toolkit.submissions import SubmissionError, write_predictions
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +27,21 @@ def _series(values, prefix="i"):
     return pd.Series(np.asarray(values, dtype=float), index=[f"{prefix}{k}" for k in range(len(values))])
 
 
+def _ava_data(test_truth, val_truth):
+    """An AVA source in memory: the two splits' mean votes."""
+    images = pd.DataFrame({"image_id": [*test_truth.index, *val_truth.index],
+                           "split": ["test"] * test_truth.size + ["validation"] * val_truth.size,
+                           "score_mean": [*test_truth, *val_truth]})
+    return AADBData(images=images, ratings=None, origin="memory", read_image_bytes=lambda i: b"",
+                    provenance=Provenance("memory", kind="ava"))
+
+
 def test_threshold_is_chosen_on_validation_not_on_test():
     val_truth = _series([4.0, 4.5, 6.0, 7.0], "v")
     val_pred = _series([0.1, 0.2, 0.3, 0.4], "v")  # best τ on validation: 0.25 (4/4 correct)
     test_truth = _series([4.0, 4.0, 4.0, 4.0, 6.0, 7.0], "t")
     test_pred = _series([0.1, 0.2, 0.3, 0.35, 0.4, 0.5], "t")  # best τ on test would be 0.375 (6/6)
-    r = evaluate(test_truth, test_pred, val_truth, val_pred, n_boot=0, fingerprint="sha256:f",
-                 submission_sha256="sha256:s")
+    r = evaluate(_ava_data(test_truth, val_truth), test_pred, validation=val_pred, n_boot=0)
     assert r.details["threshold"] == pytest.approx(0.25)
     assert r.metrics["validation_accuracy"].value == 1.0
     assert r.metrics["accuracy"].value == pytest.approx(4 / 6)  # not the test oracle's 6/6
@@ -54,32 +65,36 @@ def test_choose_threshold_matches_brute_force():
 
 
 def test_score_on_synthetic_ava(tmp_path, ava_root):
-    ava = load_ava(ava_root)
-    test, val = ava.ground_truth("test"), ava.ground_truth("validation")
+    ava = load_source(ava_root, images=False)
+    test, val = ava_ground_truth(ava, "test"), ava_ground_truth(ava, "validation")
     rng = np.random.default_rng(3)
     tp = test + rng.normal(0, 0.5, test.size)
     vp = val + rng.normal(0, 0.5, val.size)
-    sub = write_submission(tmp_path / "test.csv", tp)
-    vsub = write_submission(tmp_path / "val.csv", vp)
+    sub = write_predictions(tp, tmp_path / "test.csv")
+    vsub = write_predictions(vp, tmp_path / "val.csv")
     r = score_submission("ava", sub, ava_root, validation=vsub, n_boot=100, seed=0)
     assert abs(r.metrics["spearman"].value - stats.spearmanr(tp, test).statistic) < 1e-12
     tau, _ = choose_threshold(vp.to_numpy(), val.to_numpy() > 5)
     assert r.details["threshold"] == tau
     assert r.metrics["accuracy"].value == pytest.approx(np.mean((tp.to_numpy() > tau) == (test.to_numpy() > 5)))
-    assert r.n_images == len(ava.test_ids) and r.dataset == "ava"
-    assert r.details["n_validation"] == len(ava.validation_ids)
+    assert r.n_images == len(ava.split("test")) and r.details["n_validation"] == len(ava.split("validation"))
+    # the AVA folder is synthetic (written by the generator): so is the result
+    assert ava.provenance.synthetic and r.synthetic and r.dataset == "synthetic-ava"
+    # in memory, the same predictions score the same, to the last bit
+    mem = protocols.evaluate("ava", ava, tp, validation=vp, n_boot=100, seed=0)
+    assert mem.metrics == r.metrics and mem.submission_sha256 == r.submission_sha256 and mem.details == r.details
 
 
 def test_validation_file_must_cover_the_validation_set(tmp_path, ava_root):
-    ava = load_ava(ava_root)
-    test = ava.ground_truth("test")
-    sub = write_submission(tmp_path / "test.csv", test)
-    wrong = write_submission(tmp_path / "val.csv", test)  # test ids given as validation
+    ava = load_source(ava_root, images=False)
+    test = ava_ground_truth(ava, "test")
+    sub = write_predictions(test, tmp_path / "test.csv")
+    wrong = write_predictions(test, tmp_path / "val.csv")  # test ids given as validation
     with pytest.raises(SubmissionError, match="not in the toolkit's AVA validation set"):
         score_submission("ava", sub, ava_root, validation=wrong, n_boot=0)
 
 
 def test_single_class_validation_is_refused():
     with pytest.raises(InputError, match="only one class"):
-        evaluate(_series([6.0, 7.0], "t"), _series([1.0, 2.0], "t"), _series([6.0, 7.0], "v"),
-                 _series([1.0, 2.0], "v"), n_boot=0, fingerprint="f", submission_sha256="s")
+        evaluate(_ava_data(_series([6.0, 7.0], "t"), _series([6.0, 7.0], "v")), _series([1.0, 2.0], "t"),
+                 validation=_series([1.0, 2.0], "v"), n_boot=0)

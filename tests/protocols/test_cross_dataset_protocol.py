@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from aadb_toolkit import sources
-from aadb_toolkit.ava import load_ava
+from aadb_toolkit.protocols.ava_protocol import ground_truth as ava_ground_truth
 from aadb_toolkit.simulate import write_synthetic_ava
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.aadb_protocol import ground_truth
 from aadb_toolkit.protocols.cross_dataset_protocol import read_manifest
-from aadb_toolkit.submissions import SubmissionError, write_submission
+from aadb_toolkit.submissions import SubmissionError, write_predictions
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def ava_root(tmp_path_factory):
 
 def _files(tmp_path, tiny_curated, ava_root):
     aadb_truth = ground_truth(sources.load(tiny_curated))
-    ava_truth = load_ava(ava_root).ground_truth("test")
+    ava_truth = ava_ground_truth(sources.load(ava_root, images=False), "test")
     rng = np.random.default_rng(0)
     preds = {
         "aadb->aadb": aadb_truth,  # ρ = 1
@@ -35,7 +35,7 @@ def _files(tmp_path, tiny_curated, ava_root):
     names = {}
     for cell, s in preds.items():
         name = cell.replace("->", "_on_") + ".csv"
-        write_submission(tmp_path / name, s)
+        write_predictions(s, tmp_path / name)
         names[cell] = name
     return preds, names, aadb_truth
 

@@ -10,7 +10,7 @@ from scipy import stats
 from aadb_toolkit import sources
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.results import read_result, write_result
-from aadb_toolkit.submissions import write_submission
+from aadb_toolkit.submissions import write_predictions
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_worker_and_model_rho_on_the_same_images(tmp_path, tiny_curated, data):
     test = data.split("test")
     rng = np.random.default_rng(0)
     preds = pd.Series(test["score_mean"].to_numpy() + rng.normal(0, 0.4, len(test)), index=test["image_id"])
-    r = score_submission("human", write_submission(tmp_path / "s.csv", preds), tiny_curated, n_boot=200, seed=0)
+    r = score_submission("human", write_predictions(preds, tmp_path / "s.csv"), tiny_curated, n_boot=200, seed=0)
     workers = pd.DataFrame(r.details["workers"])
     ok = workers[np.isfinite(workers["rho"].astype(float)) & np.isfinite(workers["model_rho"].astype(float))]
     assert len(ok) >= 3
@@ -47,7 +47,7 @@ def test_worker_and_model_rho_on_the_same_images(tmp_path, tiny_curated, data):
 def test_workload_groups_count_ratings_over_the_whole_data_set(tmp_path, tiny_curated, data):
     test = data.split("test")
     preds = pd.Series(test["score_mean"].to_numpy(), index=test["image_id"])  # perfect model
-    r = score_submission("human", write_submission(tmp_path / "p.csv", preds), tiny_curated, n_boot=100, seed=1)
+    r = score_submission("human", write_predictions(preds, tmp_path / "p.csv"), tiny_curated, n_boot=100, seed=1)
     counts = data.ratings.groupby("rater_id")["image_id"].nunique()
     workers = pd.DataFrame(r.details["workers"]).set_index("rater_id")
     assert (workers["n_images"] == counts.reindex(workers.index)).all()

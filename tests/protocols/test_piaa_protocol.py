@@ -14,6 +14,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "piaa"))
 from piaa_data import make_data, workload_data  # noqa: E402
 
+from aadb_toolkit import sources  # noqa: E402
 from aadb_toolkit.piaa import episodes as ep  # noqa: E402
 from aadb_toolkit.protocols import piaa_protocol, score_submission  # noqa: E402
 from aadb_toolkit.submissions import SubmissionError  # noqa: E402
@@ -43,7 +44,7 @@ def test_scorer_returns_hand_computed_values():
     # R2 ep0: truth 5,4,3,2, pred 1,2,3,4 -> -1; the generic predicts 1,2,3,4 / 1,2,3,4 / 4,3,2,1
     pred = np.array([1, 2, 4, 3, 4, 3, 2, 1, 1, 2, 3, 4], float)
     generic = np.array([1, 2, 3, 4, 1, 2, 3, 4, 4, 3, 2, 1], float)
-    res = piaa_protocol.evaluate(data, episodes, pred, generic=generic, n_boot=0, submission_sha256="x")
+    res = piaa_protocol.evaluate(data, pred, episodes=episodes, generic=generic, n_boot=0)
     m = {k: v.value for k, v in res.metrics.items()}
     assert m["rho_k1"] == pytest.approx(((0.8 - 1.0) / 2 + -1.0) / 2)
     assert m["generic_rho_k1"] == pytest.approx(1.0)
@@ -68,7 +69,7 @@ def test_scorer_returns_hand_computed_values():
 def test_constant_prediction_counts_zero_and_constant_truth_is_left_out():
     data, episodes, _, _ = _hand_made()
     pred = np.array([2, 2, 2, 2, 1, 2, 3, 4, 4, 3, 2, 1], float)
-    res = piaa_protocol.evaluate(data, episodes, pred, n_boot=0, submission_sha256="x")
+    res = piaa_protocol.evaluate(data, pred, episodes=episodes, n_boot=0)
     raters = {d["rater_id"]: d for d in res.details["raters"]}
     assert raters["R1"]["rho"] == pytest.approx(0.5)  # (0 + 1) / 2
     assert raters["R2"]["rho"] == pytest.approx(1.0)
@@ -95,7 +96,7 @@ def _oracle_rows(data, episodes):
 
 def test_oracle_submission_scores_rho_one(tmp_path, qualified, monkeypatch):
     data, episodes = qualified
-    monkeypatch.setattr(piaa_protocol.sources, "load", lambda _: data)
+    monkeypatch.setattr(sources, "load", lambda *a, **k: data)
     sub = _write(tmp_path / "oracle.csv", _oracle_rows(data, episodes))
     res = score_submission("piaa", sub, "hand-made", n_boot=200)
     assert res.metrics["rho_k10"].value == pytest.approx(1.0)
@@ -108,7 +109,7 @@ def test_oracle_submission_scores_rho_one(tmp_path, qualified, monkeypatch):
 
 def test_generic_file_in_image_layout_is_spread_over_episodes(tmp_path, qualified, monkeypatch):
     data, episodes = qualified
-    monkeypatch.setattr(piaa_protocol.sources, "load", lambda _: data)
+    monkeypatch.setattr(sources, "load", lambda *a, **k: data)
     rows = _oracle_rows(data, episodes)
     sub = _write(tmp_path / "oracle.csv", rows)
     ids = sorted(ep.queries(episodes)["image_id"].unique())
@@ -122,7 +123,7 @@ def test_malformed_submission_lists_every_problem_with_rows_and_stores_nothing(t
     from aadb_toolkit.cli import main
 
     data, episodes = qualified
-    monkeypatch.setattr(piaa_protocol.sources, "load", lambda _: data)
+    monkeypatch.setattr(sources, "load", lambda *a, **k: data)
     rows = _oracle_rows(data, episodes)
     bad = list(rows)
     r, k, e, i, s = bad[3]
@@ -146,11 +147,22 @@ def test_malformed_submission_lists_every_problem_with_rows_and_stores_nothing(t
 
 def test_wrong_header_is_named(tmp_path, qualified, monkeypatch):
     data, episodes = qualified
-    monkeypatch.setattr(piaa_protocol.sources, "load", lambda _: data)
-    sub = _write(tmp_path / "h.csv", [(i, 1) for i in range(3)], "image_id,score")
-    with pytest.raises(SubmissionError, match="row 1: header is 'image_id,score', expected exactly "
+    monkeypatch.setattr(sources, "load", lambda *a, **k: data)
+    sub = _write(tmp_path / "h.csv", [(i, 1) for i in range(3)], "image_id,score,extra")
+    with pytest.raises(SubmissionError, match="row 1: header is 'image_id,score,extra', expected exactly "
                                               "'rater_id,k,episode,image_id,score'"):
         score_submission("piaa", sub, "hand-made", n_boot=0)
+
+
+def test_an_aadb_format_file_is_told_so_in_one_line(tmp_path, qualified, monkeypatch):
+    data, episodes = qualified
+    monkeypatch.setattr(sources, "load", lambda *a, **k: data)
+    sub = tmp_path / "aadb.csv"
+    sub.write_text("image_id,score\n" + "".join(f"img{i},{i}\n" for i in range(50)))
+    with pytest.raises(SubmissionError) as err:
+        score_submission("piaa", sub, "hand-made", n_boot=0)
+    assert len(err.value.problems) == 1
+    assert "this is an aadb-format file" in str(err.value) and "rater_id,k,episode,image_id,score" in str(err.value)
 
 
 def test_other_protocols_refuse_generic(tmp_path, tiny_curated):
@@ -163,7 +175,7 @@ def test_other_protocols_refuse_generic(tmp_path, tiny_curated):
 def test_the_headline_mean_rho_carries_a_bootstrap_ci():
     data, episodes, own, imgs = _hand_made()
     pred = np.array([1, 2, 4, 3, 4, 3, 2, 1, 1, 2, 3, 4], float)
-    res = piaa_protocol.evaluate(data, episodes, pred, n_boot=200, seed=3, submission_sha256="x")
+    res = piaa_protocol.evaluate(data, pred, episodes=episodes, n_boot=200, seed=3)
     main, per_k = res.metrics["mean_rho"], res.metrics["rho_k1"]
     assert main.ci_low is not None and main.ci_low <= main.value <= main.ci_high
     # one k: the mean over k is that k's mean, resampled the same way

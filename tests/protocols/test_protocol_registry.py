@@ -9,10 +9,11 @@ from aadb_toolkit.protocols import PROTOCOLS, UnknownProtocolError, get_protocol
 
 
 def test_every_protocol_is_declared_and_loads():
-    assert set(PROTOCOLS) == {"aadb", "ava", "human", "cross-dataset", "piaa"}
+    assert set(PROTOCOLS) == {"aadb", "ava", "human", "cross-dataset", "piaa", "attributes"}
     for name, p in PROTOCOLS.items():
         assert p.name == name and p.version and p.main_metric and p.splits
-        assert callable(p.function())
+        module = p.implementation()
+        assert callable(module.evaluate) and callable(module.read_files)
 
 
 def test_unknown_protocol_suggests_close_names():
@@ -25,7 +26,7 @@ def test_unknown_protocol_suggests_close_names():
 
 
 def test_arguments_a_protocol_does_not_take_are_refused(tmp_path):
-    with pytest.raises(InputError, match="takes no validation"):
+    with pytest.raises(InputError, match="takes no --validation"):
         score_submission("aadb", tmp_path / "s.csv", tmp_path, validation=tmp_path / "v.csv")
     with pytest.raises(InputError, match="needs the submitter's validation"):
         score_submission("ava", tmp_path / "s.csv", tmp_path)

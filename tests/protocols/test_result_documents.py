@@ -41,7 +41,7 @@ def test_unsupported_schema_and_garbage_are_clear_errors(tmp_path):
     doc = _result().to_dict()
     doc["schema_version"] = 99
     (tmp_path / "r.json").write_text(json.dumps(doc))
-    with pytest.raises(InputError, match="schema_version 99 is not supported"):
+    with pytest.raises(InputError, match="schema_version '99' is not supported"):
         read_result(tmp_path / "r.json")
     (tmp_path / "g.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot read result document"):

@@ -14,7 +14,7 @@ from aadb_toolkit import sources
 from aadb_toolkit.cli import main
 from aadb_toolkit.protocols import score_submission
 from aadb_toolkit.protocols.results import Result, environment, read_result, write_result
-from aadb_toolkit.submissions import write_submission
+from aadb_toolkit.submissions import write_predictions
 
 
 def _noisy_predictions(data, seed=0):
@@ -36,7 +36,7 @@ def test_environment_names_versions_and_the_checkout_commit():
 
 def test_result_records_environment_and_evaluation_time_and_round_trips(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
-    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    sub = write_predictions(_noisy_predictions(data), tmp_path / "s.csv")
     r = score_submission("aadb", sub, tiny_curated, n_boot=50, seed=0)
     doc = r.to_dict()
     assert doc["environment"]["numpy"] == np.__version__
@@ -48,7 +48,7 @@ def test_result_records_environment_and_evaluation_time_and_round_trips(tiny_cur
 
 def test_every_headline_metric_of_the_human_protocol_has_a_ci(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
-    r = score_submission("human", write_submission(tmp_path / "s.csv", _noisy_predictions(data)), tiny_curated,
+    r = score_submission("human", write_predictions(_noisy_predictions(data), tmp_path / "s.csv"), tiny_curated,
                          n_boot=200, seed=0)
     for name in ("share_beaten", "spearman"):
         m = r.metrics[name]
@@ -79,18 +79,28 @@ def test_predict_sidecar_carries_the_model_identity_into_the_result(tiny_curated
     assert json.loads((tmp_path / "again.json").read_text())["model"] == doc["model"]
 
 
+def _memory_source(truth: pd.Series, kind: str):
+    """A source in memory whose test split has ``truth`` as mean scores."""
+    from aadb_toolkit.data import AADBData, Provenance
+
+    images = pd.DataFrame({"image_id": truth.index, "split": "test", "score_mean": truth.to_numpy()})
+    return AADBData(images=images, ratings=None, origin="memory", read_image_bytes=lambda i: b"",
+                    provenance=Provenance("memory", kind=kind))
+
+
 def test_the_cross_dataset_headline_metric_has_a_ci():
     from aadb_toolkit.protocols.cross_dataset_protocol import CELLS, evaluate
 
     rng = np.random.default_rng(1)
     truths = {t: pd.Series(rng.normal(size=60), index=[f"{t}{i}" for i in range(60)]) for t in ("aadb", "ava")}
     preds = {c: truths[c.split("->")[1]] + rng.normal(0, 1.0, 60) for c in CELLS}
-    r = evaluate(truths, preds, n_boot=300, seed=0, fingerprint="f", submission_sha256="s")
+    data, ava = (_memory_source(truths[t], kind) for t, kind in (("aadb", "memory"), ("ava", "ava")))
+    r = evaluate(data, preds, ava_data=ava, n_boot=300, seed=0)
     m = r.metrics["mean_transfer_rho"]
     assert m.ci_level == 0.95 and m.ci_low < m.value < m.ci_high
     cells = [r.metrics["rho[aadb->ava]"], r.metrics["rho[ava->aadb]"]]
     assert m.ci_high - m.ci_low < max(c.ci_high - c.ci_low for c in cells)  # averaging two independent cells
-    assert evaluate(truths, preds, n_boot=0, seed=0, fingerprint="f", submission_sha256="s").metrics[
+    assert evaluate(data, preds, ava_data=ava, n_boot=0, seed=0).metrics[
         "mean_transfer_rho"].ci_low is None
 
 
@@ -118,7 +128,7 @@ def _sidecar(sub, **changes):
 def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys, changes, why):
     """Issue 17, item 6: the sidecar's schema and size are checked; only the defined fields are kept."""
     data = sources.load(tiny_curated)
-    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    sub = write_predictions(_noisy_predictions(data), tmp_path / "s.csv")
     (tmp_path / "s.csv.model.json").write_text(json.dumps(_sidecar(sub, **changes)))
     argv = ["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated),
             "--out", str(tmp_path / "r.json"), "--n-boot", "10", "--leaderboard", str(tmp_path / "lb.sqlite"),
@@ -131,7 +141,7 @@ def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys
 
 def test_only_the_defined_sidecar_fields_are_recorded(tiny_curated, tmp_path):
     data = sources.load(tiny_curated)
-    sub = write_submission(tmp_path / "s.csv", _noisy_predictions(data))
+    sub = write_predictions(_noisy_predictions(data), tmp_path / "s.csv")
     (tmp_path / "s.csv.model.json").write_text(json.dumps(_sidecar(sub, extra="smuggled", weights_sha256="b" * 64)))
     r = score_submission("aadb", sub, tiny_curated, n_boot=0)
     assert r.model["name"] == "reg" and r.model["paper_row"] == "Reg"

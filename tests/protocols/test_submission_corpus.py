@@ -32,7 +32,7 @@ from aadb_toolkit.protocols import PROTOCOLS, score_submission
 from aadb_toolkit.protocols.aadb_protocol import evaluate
 from aadb_toolkit.submissions import SubmissionError, read_submission
 
-from tiny_data import make_tiny_curated
+from tiny_data import make_tiny_curated, memory_source
 
 # --- building files ------------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ def test_ava_size_submission_of_255000_rows(tmp_path):
     sub.write_text("image_id,score\n" + "".join(f"{i},{float(p)!r}\n" for i, p in zip(ids[::-1], pred[::-1])))
     got = read_submission(sub, ids, split_name="AVA test")
     assert got.n_images == 255_000 and np.array_equal(got.scores.to_numpy(), pred)
-    result = evaluate(truth, got.scores, n_boot=100, seed=0, fingerprint="sha256:t", submission_sha256=got.sha256)
+    result = evaluate(memory_source(truth), got, n_boot=100, seed=0)
     spearman = result.metrics["spearman"]
     assert spearman.value == pytest.approx(stats.spearmanr(truth.to_numpy(), pred).statistic, abs=1e-12)
     assert spearman.ci_low < spearman.value < spearman.ci_high
@@ -581,20 +581,21 @@ def _huge(mean_votes: pd.Series) -> pd.Series:
 def test_ava_scores_near_1e308_choose_a_finite_threshold(tmp_path, ava_root):
     """Found by this corpus: the midpoint of two scores near 1e308 overflowed, so τ became inf and the
     reported accuracy was that of "everything is low"."""
-    from aadb_toolkit.ava import load_ava
     from aadb_toolkit.protocols.ava_protocol import binary_labels
+    from aadb_toolkit.protocols.ava_protocol import ground_truth as ava_ground_truth
+    from aadb_toolkit.sources import load as load_source
 
-    ava = load_ava(ava_root)
+    ava = load_source(ava_root, images=False)
     files = {}
     for split in ("test", "validation"):
-        truth = ava.ground_truth(split)
+        truth = ava_ground_truth(ava, split)
         files[split] = _write_sub(tmp_path / f"{split}.csv", _huge(truth), 0.0, 0)  # monotone: perfect order
     out, db = tmp_path / "r.json", tmp_path / "lb.db"
     assert _ava_cli(files["test"], files["validation"], ava_root, out, db) == 0
     doc = json.loads(out.read_text())
     tau = doc["details"]["threshold"]
     assert tau is not None and math.isfinite(tau)
-    test_truth = ava.ground_truth("test")
+    test_truth = ava_ground_truth(ava, "test")
     expected = float(np.mean((_huge(test_truth).to_numpy() > tau) == binary_labels(test_truth.to_numpy())))
     assert doc["metrics"]["accuracy"]["value"] == pytest.approx(expected) and expected > 0.95
     assert doc["metrics"]["validation_accuracy"]["value"] == 1.0
@@ -603,11 +604,12 @@ def test_ava_scores_near_1e308_choose_a_finite_threshold(tmp_path, ava_root):
 @pytest.mark.parametrize("which, needle", [("validation", "score is NaN"), ("test", "unknown image_id"),
                                            ("both", "looks like a path"), ("float_ids", "written as a float?")])
 def test_ava_malformed_file_is_named_and_nothing_is_stored(which, needle, tmp_path, ava_root, capsys):
-    from aadb_toolkit.ava import load_ava
+    from aadb_toolkit.protocols.ava_protocol import ground_truth as ava_ground_truth
+    from aadb_toolkit.sources import load as load_source
 
-    ava = load_ava(ava_root)
-    test = _write_sub(tmp_path / "test.csv", ava.ground_truth("test"), 0.5, 1)
-    val = _write_sub(tmp_path / "val.csv", ava.ground_truth("validation"), 0.5, 2)
+    ava = load_source(ava_root, images=False)
+    test = _write_sub(tmp_path / "test.csv", ava_ground_truth(ava, "test"), 0.5, 1)
+    val = _write_sub(tmp_path / "val.csv", ava_ground_truth(ava, "validation"), 0.5, 2)
 
     def edit_row_2(f: Path, edit: Callable[[str, str], str]) -> None:
         lines = f.read_text().splitlines()

@@ -32,7 +32,7 @@ def test_layout_of_the_real_distribution(synth):
                 f"{ava.STYLE_DIR}/train.jpgl", f"{ava.STYLE_DIR}/train.lab", f"{ava.STYLE_DIR}/test.jpgl",
                 f"{ava.STYLE_DIR}/test.multilab", ava.SYNTHETIC_MARKER):
         assert (synth / rel).is_file(), rel
-    data = ava.load_ava(synth)
+    data = ava.read_ava_folder(synth)
     files = sorted(p.stem for p in (synth / ava.IMAGE_DIR).glob("*.jpg"))
     assert files == sorted(data.table["image_id"])
     with Image.open(synth / ava.IMAGE_DIR / f"{files[0]}.jpg") as im:
@@ -71,7 +71,7 @@ def test_planted_categories_and_styles_are_in_the_labels(synth, truth):
 
 
 def test_planted_quality_drives_the_mean_vote(synth, truth):
-    table = ava.load_ava(synth).table.set_index("image_id").loc[truth["image_id"]]
+    table = ava.read_ava_folder(synth).table.set_index("image_id").loc[truth["image_id"]]
     rho = pd.Series(truth["latent_quality"].to_numpy()).corr(pd.Series(table["mean_score"].to_numpy()),
                                                             method="spearman")
     assert 0.6 < rho < 0.95  # driven by the planted quality, with a share no pixel shows
@@ -107,7 +107,7 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
     assert (mine / "precious.txt").read_text() == "keep"
     out = write_synthetic_ava(tmp_path / "ours", 20, seed=0, images=False)
     write_synthetic_ava(out, 25, seed=1, images=False)  # its own output is replaced whole
-    assert len(ava.load_ava(out).table) == 25 and not (out / ava.IMAGE_DIR).exists()
+    assert len(ava.read_ava_folder(out).table) == 25 and not (out / ava.IMAGE_DIR).exists()
 
 
 def test_cli(tmp_path, capsys):
