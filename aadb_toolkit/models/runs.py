@@ -247,6 +247,10 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     cfg = config_from_dict(raw, source=str(path))  # validated: sizes bounded, as for a config file
     net = build_network(cfg, backbone_architecture(obj, str(path)))
     state = upgrade_state(obj["model"]) if isinstance(obj.get("model"), Mapping) else obj.get("model")
+    if isinstance(state, dict):
+        for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # runs written before them
+            if k in net.state_dict() and k not in state:
+                state[k] = torch.tensor(default)
     check_state_dict(state, net, str(path))
     net.load_state_dict(state)
     head = net.head

@@ -545,6 +545,10 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
     model = upgrade_state(ck["model"]) if isinstance(ck.get("model"), Mapping) else ck.get("model")
+    if isinstance(model, dict):
+        for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # written before them
+            if k in state.net.state_dict() and k not in model:
+                model[k] = torch.tensor(default)
     check_state_dict(model, state.net, str(path))
     try:
         state.net.load_state_dict(model)
@@ -809,7 +813,8 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     B = cfg.optim.batch_size
     if B < d.world:
         raise InputError(f"batch_size {B} is smaller than the number of processes {d.world}", field="optim.batch_size")
-    digests = training_digests(data)
+    # rank 0 hashes the image bytes; the others take its digests (no rank but one reads every image)
+    digests = _broadcast_object(d, training_digests(data) if d.rank == 0 else None)
     fingerprint = training_fingerprint(data, digests)
     checkpoint = None
     if resume and (out / CHECKPOINT).is_file():
