@@ -26,7 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generic-out", type=Path, help="also write the run's generic predictions of the episode "
                         "images (image_id,score), for aadb score --generic")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help="ridge penalty, a multiple of the mean squared fc7 norm (default %(default)s)")
+                        help="ridge penalty, a multiple of the support images' mean squared centred fc7 norm "
+                        "(default %(default)s)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
     add_no_progress(parser)
 

@@ -36,18 +36,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
     parser.add_argument("--image-size", type=_size, default=(128, 96), metavar="WxH",
                         help="landscape photo size in pixels (portraits are HxW; default 128x96)")
+    parser.add_argument("--model", default=None, metavar="NAME|FILE.toml",
+                        help="setting of the generator: 'default' (model.toml, calibrated to the paper's Table 6), "
+                        "a named setting such as planted_taste or null_taste, or a partial model file "
+                        "(docs/synthetic.md, Settings); recorded in OUT.truth/setting.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter of the setting, e.g. raters.taste_sd=0.5 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Simulate the release and print a short summary."""
-    from ..simulate import simulate
+    from ..simulate import parse_setting_override, simulate
 
+    overrides = dict(parse_setting_override(text) for text in args.overrides)
     res = simulate(args.out, n_images=args.images, seed=args.seed, quirks=args.quirks,
                    random_rater_share=args.random_raters, image_size=args.image_size,
-                   progress=progress(args))
+                   progress=progress(args), model=args.model, overrides=overrides)
     print(f"synthetic AADB release (a test instrument, not AADB): {res.release_dir}")
     print(f"  {res.n_images} images in {res.n_hits} HITs, {res.n_csv_rows} assignment rows, "
           f"{res.n_valid_ratings} valid ratings by {res.n_workers} workers; {res.n_image_files} image files")
     print(f"  {res.n_quirks} quirks injected" if args.quirks else "  no quirks")
+    print(f"  setting: {args.model or 'default'}" + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
     print(f"  planted truth: {res.truth_dir}  ({res.seconds:.1f} s)")
     return 0

@@ -4,6 +4,14 @@ learns the rater's *residual* from the k support images (as Ren et al., ICCV 201
 per-user residual). Fitting is vectorised over episodes: episodes of the same k are solved as one
 batch of k × k systems (the dual form of ridge, as the features are wider than k).
 
+The penalty is a multiple α of the support features' mean squared *centred* norm, so it is
+scale-free and blind to the large common part of ReLU features (an earlier version used the raw
+norm: on fc7 that is ~300× the spread, and every correction shrank to nothing — the personalizer
+then equalled the generic model). By default each episode picks α from :data:`ALPHA_GRID` by
+leave-one-out error on its own k support images (closed form), where α = ∞ means "no
+correction": with nothing to learn (no taste), the support images say so and the personalizer
+stays at the generic model instead of fitting noise.
+
 The targets are the rater's own scores on the [0, 1] scale of the generic run
 (:func:`aadb_toolkit.schema.rescale_score`). Because the protocol scores ranks within a rater, a
 rater's bias and scale never change ρ; what the residual can pick up is the rater's taste for
@@ -21,23 +29,30 @@ from .. import schema
 from ..errors import InputError
 from . import episodes as ep
 
-#: Ridge penalty as a multiple of the mean squared feature norm of the support images (scale-free;
-#: chosen a priori, never on the queries).
+#: Ridge penalty as a multiple of the mean squared centred feature norm of the support images
+#: (scale-free), when one fixed value is asked for.
 DEFAULT_ALPHA: float = 1.0
+#: Penalties each episode chooses from by leave-one-out on its support images (never the queries);
+#: ``inf`` is the generic model plus the rater's mean residual.
+ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, float("inf"))
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
 
 
 def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                       *, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+                       *, alpha: float | None = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order).
 
-    ``features`` (n, d) and ``generic`` (n,) are aligned with ``image_index`` (image ids). For each
-    episode: residual r = own score − generic on the k support images; centred ridge of r on the
-    centred features with penalty ``alpha``·mean‖x‖²; query score = generic + fitted residual."""
-    if alpha <= 0:
+    ``features`` (n, d) and ``generic`` (n,) are aligned with ``image_index`` (image ids). The
+    generic score is first put on the raters' scale, b·generic, with b the slope of own scores on
+    generic scores on the train split (``scale``, see :func:`generic_scale`). For each
+    episode: residual r = own score − b·generic on the k support images; centred ridge of r on the
+    centred features with penalty α·mean‖x − x̄‖²; query score = b·generic + fitted residual. α is
+    ``alpha``, or (None) each episode's leave-one-out choice from :data:`ALPHA_GRID`."""
+    if alpha is not None and not alpha > 0:
         raise InputError(f"alpha must be positive, got {alpha}", field="alpha")
     ep_id, supp_rows, qry = _episode_layout(episodes, image_index)
+    generic = _on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     weights = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
@@ -56,10 +71,29 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
 
 
-def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
+    """Slope b of the train images' mean scores (on [0, 1]) on the generic run's scores for them:
+    the generic score on the raters' scale. A generic model can predict a compressed range (one
+    that has mostly fitted the mean); without b its residuals on a rater's scores carry the
+    quality signal it already ranks, and a 10-image fit of that signal swamps its ranking. Only the
+    train split is read (the leakage rule of the piaa protocol); b ≥ 0, and 1 if undefined."""
+    x = np.asarray(train_scores, dtype=np.float64)
+    y = np.asarray(train_targets, dtype=np.float64)
+    if x.size < 2 or not np.var(x) > 0:
+        return 1.0
+    return max(0.0, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
+
+
+def _on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
+    if not (np.isfinite(scale) and scale >= 0):
+        raise InputError(f"scale must be a finite number ≥ 0, got {scale}", field="scale")
+    return scale * np.asarray(generic, dtype=np.float64)
+
+
+def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge for a batch of episodes: x (E, k, d) support features, r (E, k) residuals →
     weights (E, d), feature centres (E, d), residual means (E,). Solved in torch (float64): its
-    batched solve stays fast on a busy machine, where numpy's threaded LAPACK can stall."""
+    batched eigendecomposition stays fast on a busy machine, where numpy's threaded LAPACK can stall."""
     import torch
 
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
@@ -67,12 +101,32 @@ def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray
     mu = xt.mean(dim=1)
     xc = xt - mu[:, None, :]
     r0 = rt.mean(dim=1)
+    rc = rt - r0[:, None]
     k = xt.shape[1]
     gram = xc @ xc.transpose(1, 2)  # (E, k, k): the dual form, as d > k
-    lam = alpha * torch.clamp((xt * xt).sum(dim=(1, 2)) / k, min=1e-12)  # × mean squared feature norm
-    system = gram + lam[:, None, None] * torch.eye(k, dtype=torch.float64)
-    a = torch.linalg.solve(system, (rt - r0[:, None])[..., None])[..., 0]
-    w = (xc * a[..., None]).sum(dim=1)
+    spread = torch.clamp(gram.diagonal(dim1=1, dim2=2).sum(dim=1) / k, min=1e-12)  # mean squared centred norm
+    evals, evecs = torch.linalg.eigh(gram)
+    evals = torch.clamp(evals, min=0.0)
+    proj = (evecs.transpose(1, 2) @ rc[..., None])[..., 0]  # rc in the eigenbasis
+    grid = ALPHA_GRID if alpha is None else (alpha,)
+    best_err = torch.full((xt.shape[0],), float("inf"), dtype=torch.float64)
+    best_a = torch.zeros_like(rc)
+    for a_mult in grid:  # leave-one-out error of each penalty, in closed form
+        if np.isinf(a_mult):
+            coef = torch.zeros_like(rc)
+            hat_diag = torch.full_like(rc, 1.0 / k)
+        else:
+            lam = a_mult * spread
+            inv = 1.0 / (evals + lam[:, None])
+            coef = (evecs @ (inv * proj)[..., None])[..., 0]  # (G + λI)⁻¹ rc
+            hat_diag = 1.0 / k + (evecs ** 2 * (evals * inv)[:, None, :]).sum(dim=2)
+        fitted = (gram @ coef[..., None])[..., 0]
+        loo = ((rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2
+        err = loo.mean(dim=1)
+        better = err < best_err - 1e-15  # ties keep the earlier (smaller) penalty; inf only when strictly better
+        best_err = torch.where(better, err, best_err)
+        best_a = torch.where(better[:, None], coef, best_a)
+    w = (xc * best_a[..., None]).sum(dim=1)
     return w.numpy(), mu.numpy(), r0.numpy()
 
 
@@ -101,28 +155,33 @@ def _episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
     return ep_id, supp, (rows[~support], ep_id[~support])
 
 
-def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA,
+def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
     the run's generic predictions (``image_id,score`` for every episode image)."""
-    from ..models.predict import predict_features
+    from ..models.predict import predict, predict_features
 
     ep.check_episodes(episodes, data)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
     index = pd.Index(ids)
-    scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha)
+    train = data.split("train")
+    train_pred = predict(run, data, "train", device=device, cache_dir=cache_dir, progress=progress)
+    scale = generic_scale(train_pred["score"].to_numpy(), train.set_index("image_id").loc[train_pred["image_id"], "score"])
+    scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha, scale=scale)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     return q, pd.DataFrame({"image_id": ids, "score": generic})
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                        *, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """The same ridge fitted episode by episode with ``numpy.linalg.lstsq`` on the augmented
-    primal system (a Python loop over episodes): the benchmark's baseline and the tests' reference."""
+                        *, alpha: float = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
+    """The same ridge (one fixed ``alpha``) fitted episode by episode with ``numpy.linalg.lstsq``
+    on the augmented primal system (a Python loop over episodes): the benchmark's baseline and
+    the tests' reference."""
     rows = image_index.get_indexer(episodes["image_id"].astype(str))
     target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
+    generic = _on_rater_scale(generic, scale)
     out = np.empty(int((episodes["role"] == ep.ROLES[1]).sum()))
     pos = 0
     for _, part in episodes.groupby(["k", "rater_id", "episode"], sort=False):
@@ -132,7 +191,7 @@ def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.
         x = features[rows[s]].astype(np.float64)
         mu = x.mean(axis=0)
         r = target[s] - generic[rows[s]]
-        lam = alpha * max(float((x * x).sum(axis=1).mean()), 1e-12)
+        lam = alpha * max(float(((x - mu) ** 2).sum(axis=1).mean()), 1e-12)
         a = np.vstack([x - mu, np.sqrt(lam) * np.eye(x.shape[1])])
         b = np.concatenate([r - r.mean(), np.zeros(x.shape[1])])
         w = np.linalg.lstsq(a, b, rcond=None)[0]

@@ -7,8 +7,10 @@ consistency analysis and the models can be checked against what was planted.
 """
 
 from ._ava import SyntheticAVA, write_synthetic_ava, write_synthetic_ava_report
-from ._generate import SimulationResult, simulate, truth_dir_for
+from ._generate import SETTING_FILE, SimulationResult, simulate, truth_dir_for
+from ._model import DEFAULT_SETTING, load_setting, parse_setting_override, setting_names
 from ._raters import AssignmentPlan, sample_assignment_plan
 
-__all__ = ["AssignmentPlan", "SimulationResult", "SyntheticAVA", "sample_assignment_plan", "simulate", "truth_dir_for",
+__all__ = ["DEFAULT_SETTING", "SETTING_FILE", "AssignmentPlan", "SimulationResult", "load_setting",
+           "parse_setting_override", "setting_names", "SyntheticAVA", "sample_assignment_plan", "simulate", "truth_dir_for",
            "write_synthetic_ava", "write_synthetic_ava_report"]

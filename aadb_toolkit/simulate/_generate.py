@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,13 +18,15 @@ from .. import schema
 from .._atomic import atomic_dir, check_output_folder, write_json
 from ..errors import InputError
 from . import _quirks
-from ._images import draw_photo, encode_jpeg, photo_size, sample_image_latents
-from ._model import load_model, rng
+from ._images import draw_photo, encode_jpeg, photo_size, sample_decoy_strengths, sample_image_latents
+from ._model import Model, load_setting, rng
 from ._raters import check_n_images, rate, sample_assignment_plan, sample_worker_traits
 from ._release import (Draft, assignment_rows, batch_splits, csv_bytes, csv_frame,
                        flickr_names, hit_table, label_value_text)
 
 TRUTH_SUFFIX = schema.SIMULATED_TRUTH_SUFFIX
+#: The truth's record of the generator's setting (name, overrides, every parameter, sha256).
+SETTING_FILE = "setting.json"
 _CORRUPT = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1>"
             b"<p>The requested photo is no longer available.</p></body></html>\n")
 
@@ -55,11 +58,16 @@ def truth_dir_for(release: str | Path) -> Path:
 
 def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool = False,
              random_rater_share: float = 0.0, image_size: tuple[int, int] = (128, 96),
-             progress: bool | None = None) -> SimulationResult:
+             progress: bool | None = None, model: str | Path | None = None,
+             overrides: Mapping[str, Any] | None = None) -> SimulationResult:
     """Write a synthetic AADB release in the real format to ``out`` and its planted truth to
     ``<out>.truth``; a test instrument for every stage, never AADB itself. ``progress``: show a bar
-    while drawing images (None: on a terminal only)."""
+    while drawing images (None: on a terminal only). ``model`` names a setting of the generator
+    (docs/synthetic.md, "Settings"; default: ``model.toml``) and ``overrides`` sets dotted
+    parameters on top (``{"raters.taste_sd": 0.5}``); both are recorded in the truth's
+    ``setting.json``."""
     started = time.perf_counter()
+    setting = load_setting(model, overrides)
     out = Path(out)
     check_n_images(n_images)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -71,12 +79,12 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
     out = check_output_folder(out, RELEASE_KIND)  # before the work: a real release is never replaced
     truth = truth_dir_for(out)
     check_output_folder(truth, TRUTH_KIND)
-    draft = build_draft(n_images, seed, quirks, random_rater_share, image_size)
+    draft = build_draft(n_images, seed, quirks, random_rater_share, image_size, setting)
     frame = csv_frame(draft)
     ratings = truth_ratings(draft, frame)
     labels, label_lines = label_files(draft, ratings)
     with atomic_dir(out, kind=RELEASE_KIND) as staging:
-        n_files = write_images(draft, staging, image_size, progress)
+        n_files = write_images(draft, staging, image_size, progress, setting)
         (staging / schema.RELEASE_RAW_RESULTS).write_bytes(csv_bytes(frame, bom=draft.bom, crlf=draft.crlf))
         label_dir = staging / schema.RELEASE_LABEL_DIR
         label_dir.mkdir()
@@ -85,7 +93,7 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
         _locate_quirks(draft, frame, label_lines)
         # the truth is swapped in just before the release, so a failure leaves neither half-done
         with atomic_dir(truth, kind=TRUTH_KIND) as truth_staging:
-            write_truth(draft, ratings, truth_staging, image_size)
+            write_truth(draft, ratings, truth_staging, image_size, setting)
     return SimulationResult(
         release_dir=out, truth_dir=truth, n_images=n_images, n_image_files=n_files,
         n_hits=len(draft.hits), n_csv_rows=len(frame), n_valid_ratings=int(ratings["is_valid"].sum()),
@@ -94,10 +102,10 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
 
 
 def build_draft(n_images: int, seed: int, quirks: bool, random_rater_share: float,
-                image_size: tuple[int, int]) -> Draft:
+                image_size: tuple[int, int], model: Model | None = None) -> Draft:
     """Sample everything (plan, workers, images, answers, quirks) without drawing pixels."""
-    model = load_model()
-    plan = sample_assignment_plan(n_images, seed)
+    model = model or load_setting()
+    plan = sample_assignment_plan(n_images, seed, model)
     workers = sample_worker_traits(plan, seed, random_rater_share, model.content_names, model)
     workers["role"] = "pool"
     latents, strengths = sample_image_latents(n_images, seed, model)
@@ -116,7 +124,8 @@ def build_draft(n_images: int, seed: int, quirks: bool, random_rater_share: floa
     rows = assignment_rows(plan.hit_workers, hits, list(workers["worker_id"]), seed,
                            model.raters["submitted_share"])
     scores, votes = rate(images, strengths, rows["hit"].to_numpy(), rows["worker"].to_numpy(), workers,
-                         latents["content_index"].to_numpy(), seed, model)
+                         latents["content_index"].to_numpy(), seed, model,
+                         decoy=sample_decoy_strengths(n_images, seed, model))
     draft = Draft(seed=seed, images=images, strengths=strengths, hits=hits, workers=workers, rows=rows,
                   scores=scores, votes=votes)
     if quirks:
@@ -232,9 +241,10 @@ def _image_bytes(pixels: np.ndarray, kind: str | None, orientation: int, quality
     return buf.getvalue()
 
 
-def write_images(d: Draft, root: Path, image_size: tuple[int, int], progress: bool | None = None) -> int:
+def write_images(d: Draft, root: Path, image_size: tuple[int, int], progress: bool | None = None,
+                 model: Model | None = None) -> int:
     """Draw and write every image file (with its quirk, if any); returns the number written."""
-    model = load_model()
+    model = model or load_setting()
     quality = int(model.images["jpeg_quality"])
     hue = {c.name: c.hue for c in model.content_types}
     folder = root / schema.RELEASE_IMAGE_DIR
@@ -277,8 +287,11 @@ def _locate_quirks(d: Draft, frame: pd.DataFrame, label_lines: dict[tuple[str, s
                             for f in (schema.SCORE_LABEL_FIELD, *schema.ATTRIBUTES)]
 
 
-def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[int, int]) -> None:
-    """images.parquet, workers.parquet, ratings.parquet and quirks.json of the planted truth."""
+def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[int, int],
+                model: Model | None = None) -> None:
+    """images.parquet, workers.parquet, ratings.parquet, quirks.json and setting.json (the
+    generator's setting and every parameter) of the planted truth."""
+    model = model or load_setting()
     imgs = d.images
     kept_ratings = ratings[ratings["is_valid"]].groupby("image_id").size()
     quirk_of = {imgs["image_id"].iloc[i]: k for i, k in d.image_quirk.items()}
@@ -300,7 +313,7 @@ def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[i
     table["n_valid_ratings"] = table["image_id"].map(kept_ratings).fillna(0).astype("int64")
     table["exif_orientation"] = [d.exif_orientation.get(i, 1) for i in range(len(imgs))]
     if d.orphans is not None and len(d.orphans):
-        lat, strength = sample_image_latents(len(d.orphans), d.seed, part=1)
+        lat, strength = sample_image_latents(len(d.orphans), d.seed, model, part=1)
         extra = pd.DataFrame({"image_id": d.orphans["image_id"], "hit_id": None, "slot": 0, "split": "",
                               "content_type": lat["content_type"], "latent_quality": lat["latent_quality"]})
         for j, a in enumerate(schema.ATTRIBUTES):
@@ -313,14 +326,16 @@ def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[i
         table = pd.concat([table, extra], ignore_index=True)
     table.to_parquet(root / "images.parquet", index=False)
     workers = d.workers.copy()
-    workers["taste"] = [list(map(float, t)) for t in workers["taste"]]
+    for col in ("taste", "taste_attributes"):
+        workers[col] = [list(map(float, t)) for t in workers[col]]
     valid = ratings[ratings["is_valid"]].groupby("worker_id").size()
     workers["n_valid_ratings"] = workers["worker_id"].map(valid).fillna(0).astype("int64")
-    cols = ["worker_id", "role", "bias", "scale", "noise", "session_sd", "taste", "is_random", "is_careless",
+    cols = ["worker_id", "role", "bias", "scale", "noise", "session_sd", "taste", "taste_attributes",
+            "is_random", "is_careless",
             "n_hits", "n_images", "n_valid_ratings"]
     workers[cols].to_parquet(root / "workers.parquet", index=False)
     ratings.to_parquet(root / "ratings.parquet", index=False)
-    model = load_model()
+    write_json(root / SETTING_FILE, {"format": "aadb-synthetic-setting", "format_version": 1, **model.record()})
     write_json(root / "quirks.json", {
         "format": "aadb-synthetic-truth", "format_version": 1, "seed": d.seed,
         "content_types": list(model.content_names),

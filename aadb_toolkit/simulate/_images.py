@@ -47,6 +47,17 @@ def sample_image_latents(n_images: int, seed: int, model: Model | None = None,
     return frame, strengths
 
 
+def sample_decoy_strengths(n_images: int, seed: int, model: Model) -> np.ndarray:
+    """Attribute strengths (n, 11) drawn like the planted ones but never drawn into pixels: what
+    raters vote on instead, in part, when ``raters.attribute_informativeness`` < 1. Its own
+    stream, so the planted draws do not move."""
+    gen = rng(seed, "images", 2)
+    p = model.images
+    skill = gen.standard_normal((n_images, 1))
+    z = gen.normal(0.0, p["spread"], (n_images, len(schema.ATTRIBUTES)))
+    return np.tanh(p["skill_share"] * skill + (1 - p["skill_share"]) * z)
+
+
 def photo_size(content_type: str, image_size: tuple[int, int]) -> tuple[int, int]:
     """(width, height) of a photo: portraits are shot in portrait orientation."""
     w, h = image_size

@@ -115,6 +115,7 @@ def _rejected(d: Draft, hits: np.ndarray, gen: np.random.Generator) -> None:
     d.workers = pd.concat([d.workers, pd.DataFrame({
         "worker_id": spam_ids, "n_hits": 0, "n_images": 0, "bias": 0.0, "scale": 0.0, "noise": 0.0,
         "session_sd": 0.0, "taste": [np.zeros(len(d.workers["taste"].iloc[0])) for _ in spam_ids],
+        "taste_attributes": [np.zeros(len(schema.ATTRIBUTES)) for _ in spam_ids],
         "is_random": True, "is_careless": False, "role": "rejected_spammer"})], ignore_index=True)
     ids = amt_ids(rng(d.seed, "ids", 6), len(hits), 29, prefix="3")
     k = schema.IMAGES_PER_BATCH

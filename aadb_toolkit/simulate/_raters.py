@@ -130,11 +130,11 @@ def assign_workers(counts: np.ndarray, n_hits: int, gen: np.random.Generator) ->
     return out
 
 
-def sample_assignment_plan(n_images: int, seed: int = 0) -> AssignmentPlan:
+def sample_assignment_plan(n_images: int, seed: int = 0, model: Model | None = None) -> AssignmentPlan:
     """The workload and HIT membership of a release of ``n_images`` images, without drawing any
     image: the same plan :func:`simulate` uses for that size and seed."""
     check_n_images(n_images)
-    model = load_model()
+    model = model or load_model()
     n_hits = n_images // schema.IMAGES_PER_BATCH
     gen = rng(seed, "workload")
     n_workers = n_workers_for(n_images, model)
@@ -156,8 +156,9 @@ def check_n_images(n_images: int) -> None:
 
 def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: float,
                          content_names: tuple[str, ...], model: Model | None = None) -> pd.DataFrame:
-    """Each worker's bias, scale, noise, session-offset sd, content taste, whether they are
-    careless (light workers only) and whether they answer at random."""
+    """Each worker's bias, scale, noise, session-offset sd, taste (for content types, and for
+    attributes: its own stream, zero at the default), whether they are careless (light workers
+    only) and whether they answer at random."""
     model = model or load_model()
     r = model.raters
     gen = rng(seed, "workers")
@@ -166,8 +167,8 @@ def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: fl
     scale = np.exp(gen.normal(0.0, r["scale_log_sd"], n))
     taste = gen.normal(0.0, r["taste_sd"], (n, len(content_names)))
     t = np.clip(np.log(plan.workers["n_hits"].to_numpy()) / np.log(r["heavy_at_hits"]), 0, 1)
-    level = np.exp((1 - t) * np.log(r["noise_light"]) + t * np.log(r["noise_heavy"]))
-    session_sd = np.exp((1 - t) * np.log(r["session_light"]) + t * np.log(r["session_heavy"]))
+    level = _log_linear(r["noise_light"], r["noise_heavy"], t)
+    session_sd = _log_linear(r["session_light"], r["session_heavy"], t)
     noise = level * np.exp(gen.normal(0.0, r["noise_log_sd"], n))
     # careless workers (light workers only): they barely look, so their scores follow quality weakly
     light = np.flatnonzero(plan.workers["n_hits"].to_numpy() <= r["careless_max_hits"])
@@ -180,9 +181,19 @@ def sample_worker_traits(plan: AssignmentPlan, seed: int, random_rater_share: fl
     out = plan.workers.copy()
     out["bias"], out["scale"], out["noise"], out["session_sd"] = bias, scale, noise, session_sd
     out["taste"] = [row for row in taste]
+    taste_attr = rng(seed, "workers", 2).normal(0.0, r.get("taste_attribute_sd", 0.0), (n, len(schema.ATTRIBUTES)))
+    out["taste_attributes"] = [row for row in taste_attr]
     out["is_random"] = is_random
     out["is_careless"] = careless
     return out
+
+
+def _log_linear(light: float, heavy: float, t: np.ndarray) -> np.ndarray:
+    """From ``light`` (t = 0) to ``heavy`` (t = 1), log-linearly; linearly where one is 0 (a
+    setting that switches the term off)."""
+    if light > 0 and heavy > 0:
+        return np.exp((1 - t) * np.log(light) + t * np.log(heavy))
+    return (1 - t) * light + t * heavy
 
 
 def within_hit_contrast(q: np.ndarray, beta: float, ref_sd: float) -> np.ndarray:
@@ -199,9 +210,10 @@ def within_hit_contrast(q: np.ndarray, beta: float, ref_sd: float) -> np.ndarray
 
 def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndarray,
          worker_of_assignment: np.ndarray, workers: pd.DataFrame, content_index: np.ndarray,
-         seed: int, model: Model | None = None) -> tuple[np.ndarray, np.ndarray]:
+         seed: int, model: Model | None = None, decoy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every assignment's answers: scores (n_assign, 10) in 1..5 and attribute votes
-    (n_assign, 10, 11) in -1/0/+1. Images are ordered by HIT then slot."""
+    (n_assign, 10, 11) in -1/0/+1. Images are ordered by HIT then slot. ``decoy`` (n_images, 11):
+    the invisible strengths votes mix in when ``raters.attribute_informativeness`` < 1."""
     model = model or load_model()
     r = model.raters
     gen = rng(seed, "ratings")
@@ -218,9 +230,16 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
     # comparisons across HITs do not; its own stream, so the other draws do not move
     session_sd = workers["session_sd"].to_numpy()[w][:, None]
     session = session_sd * rng(seed, "ratings", 1).standard_normal(len(w))[:, None]
+    s = strengths[img]
+    if r.get("taste_attribute_sd", 0.0) > 0:  # a rater's taste for attributes (zero at the default)
+        taste = taste + np.einsum("anj,aj->an", s, np.stack(workers["taste_attributes"].to_numpy())[w])
     raw = 3 + bias + session + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
     scores = np.clip(np.rint(raw), schema.SCORE_MIN, schema.SCORE_MAX).astype(np.int64)
-    s = strengths[img]
+    a = float(r.get("attribute_informativeness", 1.0))
+    if a != 1.0:  # votes describe the image only in part (1 at the default)
+        if decoy is None:
+            raise ValueError("attribute_informativeness < 1 needs the decoy strengths")
+        s = a * s + np.sqrt(max(0.0, 1.0 - a * a)) * decoy[img]
     vote_sd = r["vote_noise"] * (noise / r["noise_light"]) ** r["vote_noise_power"]
     e = gen.standard_normal(s.shape) * vote_sd[:, :, None]
     th = r["vote_threshold"]

@@ -9,9 +9,19 @@ import pytest
 from piaa_data import make_data
 
 from aadb_toolkit import schema
+from aadb_toolkit._ranks import spearman
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.piaa import episodes as ep
-from aadb_toolkit.piaa.personalize import fit_residual_ridge, loop_lstsq_baseline
+from aadb_toolkit.piaa.personalize import (
+    fit_residual_ridge,
+    generic_scale,
+    loop_lstsq_baseline,
+)
+
+
+def _rho(x, y) -> float:
+    """Spearman's ρ (NaN where undefined), the toolkit's one implementation."""
+    return spearman(x, y)[0]
 
 
 def _planted(n_images=120, d=6, seed=0):
@@ -53,15 +63,49 @@ def test_personalizer_recovers_planted_taste_that_generic_misses():
 
 
 def test_support_targets_use_the_generic_runs_scale():
-    # with zero features the fit is the generic score plus the mean support residual
+    # with zero features the fit is the generic score on the raters' scale (b, from the train
+    # split) plus the episode's mean support residual
     data, index, feats, generic = _planted()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
-    out = fit_residual_ridge(np.zeros_like(feats), generic, table, index)
+    b = 2.5
+    out = fit_residual_ridge(np.zeros_like(feats), generic, table, index, scale=b)
     sup = table[(table["role"] == "support") & (table["rater_id"] == "Rx")]
-    shift = np.mean(schema.rescale_score(sup["score"].to_numpy()) - generic[index.get_indexer(sup["image_id"])])
+    g = generic[index.get_indexer(sup["image_id"])].astype(float)
+    shift = np.mean(schema.rescale_score(sup["score"].to_numpy()) - b * g)
     q = ep.queries(table)
     rx = (q["rater_id"] == "Rx").to_numpy()
-    np.testing.assert_allclose(out[rx], generic[index.get_indexer(q["image_id"][rx])] + shift)
+    np.testing.assert_allclose(out[rx], b * generic[index.get_indexer(q["image_id"][rx])] + shift, rtol=1e-6)
+    assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.2, 0.4, 0.6])) == pytest.approx(2.0)
+    assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.4, 0.2])) == 0.0  # never flips the order
+    assert generic_scale(np.array([0.5, 0.5]), np.array([0.1, 0.9])) == 1.0  # undefined: unchanged
+
+
+def test_a_compressed_generic_score_keeps_its_ranking_when_there_is_no_taste():
+    # every rater ranks by the generic model's own feature; the generic run predicts a narrow range
+    # (as a model that has fitted the mean does). Its residuals then carry the quality signal; the
+    # personalizer must rescale the generic score, not refit that signal from 10 images.
+    rng = np.random.default_rng(1)
+    ids = [f"img{i:04d}" for i in range(150)]
+    feats = rng.normal(size=(150, 40)).astype(np.float32)
+    generic = 0.5 + 0.003 * feats[:, 1]
+    ratings = [(r, i, float(np.clip(np.rint(3 + 1.2 * feats[j, 1] + rng.normal(0, 0.6)), 1, 5)))
+               for r in ("Ra", "Rb", "Rc") for j, i in enumerate(ids)]
+    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
+    index = pd.Index(ids)
+    table = ep.make_episodes(data, ks=(10,), repeats=10)
+    # the scale comes from training images the generic run was fitted on (here: fresh draws)
+    f_train = rng.normal(size=300)
+    train_scores = schema.rescale_score(np.clip(np.rint(3 + 1.2 * f_train + rng.normal(0, 0.6, 300)), 1, 5))
+    scale = generic_scale(0.5 + 0.003 * f_train, train_scores)
+    personal = fit_residual_ridge(feats, generic, table, index, scale=scale)
+    q = ep.queries(table)
+    g = generic[index.get_indexer(q["image_id"])]
+
+    truth = feats[index.get_indexer(q["image_id"]), 1]
+    key = (q["rater_id"] + q["episode"].astype(str)).to_numpy()
+    own = np.mean([_rho(personal[key == e], truth[key == e]) for e in np.unique(key)])
+    base = np.mean([_rho(g[key == e], truth[key == e]) for e in np.unique(key)])
+    assert base > 0.99 and own > base - 0.02
 
 
 def test_missing_features_and_bad_alpha_are_refused():
@@ -71,3 +115,14 @@ def test_missing_features_and_bad_alpha_are_refused():
         fit_residual_ridge(feats[:5], generic[:5], table, index[:5])
     with pytest.raises(InputError, match="alpha"):
         fit_residual_ridge(feats, generic, table, index, alpha=0)
+
+
+def test_penalty_ignores_a_constant_shift_of_the_features():
+    # fc7 after a ReLU is all positive with a large common part; the ridge penalty must scale with
+    # the features' spread (centred), not their raw norm, or it shrinks every correction to nothing
+    data, index, feats, generic = _planted()
+    table = ep.make_episodes(data, ks=(10, 100), repeats=2)
+    plain = fit_residual_ridge(feats, generic, table, index, alpha=0.5)
+    shifted = fit_residual_ridge(feats + 20.0, generic, table, index, alpha=0.5)
+    np.testing.assert_allclose(shifted, plain, atol=1e-5)  # float32 features + 20: ~1e-6 rounding
+    np.testing.assert_allclose(loop_lstsq_baseline(feats + 20.0, generic, table, index, alpha=0.5), plain, atol=1e-5)

@@ -94,8 +94,10 @@ def test_truth_tables_have_the_documented_columns(clean_release):
     assert images[[f"planted_{a}" for a in schema.ATTRIBUTES]].abs().max().max() < 1
     workers = pd.read_parquet(clean_release.truth_dir / "workers.parquet")
     assert list(workers.columns) == ["worker_id", "role", "bias", "scale", "noise", "session_sd", "taste",
-                                     "is_random", "is_careless", "n_hits", "n_images", "n_valid_ratings"]
+                                     "taste_attributes", "is_random", "is_careless", "n_hits", "n_images",
+                                     "n_valid_ratings"]
     assert all(len(t) == len(load_model().content_names) for t in workers["taste"])
+    assert all(len(t) == len(schema.ATTRIBUTES) and not np.any(t) for t in workers["taste_attributes"])  # 0 by default
     ratings = pd.read_parquet(clean_release.truth_dir / "ratings.parquet")
     assert {"hit_id", "assignment_id", "worker_id", "image_id", "score", *schema.ATTRIBUTES, "is_valid",
             "invalid_reason", "submit_time"} <= set(ratings.columns)

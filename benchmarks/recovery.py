@@ -1,0 +1,431 @@
+"""Recovery suite: does each model mechanism recover an effect planted in the synthetic AADB, and
+stay silent where none is planted?
+
+Five mechanisms, each against its ablation, each on a *planted* setting of the simulator (the
+effect is strong) and on its *null* control (the mechanism has nothing to exploit):
+
+    rank_loss         Reg+Rank (within-rater pairs)      vs Reg                     planted/null_reliability
+    within_pairs      Reg+Rank, within-rater pairs       vs cross-rater pairs       planted/null_reliability
+    attribute_branch  Reg+Rank+Att                       vs Reg+Rank                planted/null_attributes
+    content_branch    Reg+Rank+Cont                      vs Reg+Rank                planted/null_interaction
+    personalizer      per-rater personalizers, k = 10    vs the generic Reg+Rank    planted/null_taste
+
+For every seed, each setting gets its own release (the seed moves the release and every model), and
+a mechanism and its ablation train on that same release with the same training seed: the per-seed
+difference in test ρ is paired. ρ is Spearman's against the planted truth: the latent quality of
+the test images (rows 1–4), or each rater's own noise-free utility on the query images of the piaa
+episodes (personalizer rows, the mean over episodes of the within-rater ρ). The 95% CI is a
+t-interval over the per-seed paired differences (docs/models.md, "Recovery suite", says why).
+The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
+fine-tuned with the rank loss) and an oracle given the rater's true taste.
+
+    python benchmarks/recovery.py --quick --json recovery.json          # ~15-25 min on 2 cores
+    python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
+    python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
+
+Models are tiny AlexNets trained from scratch on small photos (docs/models.md): the suite checks
+mechanisms, not the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm import tqdm
+
+from aadb_toolkit import schema, sources
+from aadb_toolkit._ranks import spearman
+from aadb_toolkit.curate import anonymize, curate
+from aadb_toolkit.data import AADBData
+from aadb_toolkit.models import config_from_dict, predict, train
+from aadb_toolkit.models.config import ContentSection
+from aadb_toolkit.models.predict import predict_features
+from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.piaa.finetune import fit_rank_finetune
+from aadb_toolkit.piaa.personalize import fit_residual_ridge, generic_scale
+from aadb_toolkit.simulate import load_setting, simulate, truth_dir_for
+
+
+def _rho(x, y) -> float:
+    """Spearman's ρ (NaN where undefined), the toolkit's one implementation."""
+    return spearman(x, y)[0]
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big one run of the suite is."""
+
+    images: int          # rated images per release (multiple of 10)
+    seeds: int           # seeds (independent releases and models) per row
+    steps: int           # training steps of every model
+    image_size: tuple[int, int] = (96, 72)
+    width: float = 0.25  # AlexNet width multiplier
+    shots: int = 10      # k of the personalizer episodes
+    repeats: int = 5     # episodes per rater
+
+
+QUICK = Size(images=800, seeds=4, steps=120)
+FULL = Size(images=2000, seeds=6, steps=300)
+#: Share of HITs per split in the suite's releases (test is large so that ρ is measured well).
+SPLIT_SHARES = {"train": 0.55, "validation": 0.10, "test": 0.35}
+#: Personalizer score: the generic score plus each rater's true taste, on the generic's [0, 1] scale.
+ORACLE_SCALE = 1.0 / (schema.SCORE_MAX - schema.SCORE_MIN)
+
+
+def base_config(size: Size, seed: int) -> dict[str, Any]:
+    """The tiny Reg+Rank recipe every arm starts from (from scratch; a CPU recipe, not the paper's)."""
+    return {
+        "name": "recovery_reg_rank", "description": "recovery suite: tiny Reg+Rank from scratch",
+        "model": {"head": "regression", "width": size.width, "dropout": 0.0},
+        "data": {"warp_size": 72, "crop_size": 64, "hflip": True, "decode_workers": 1},
+        "pairs": {"strategy": "within", "n_pairs": size.steps * 32, "within_share": 1.0, "same_hit": True},
+        "loss": {"rank_margin": 0.02, "weights": {"regression": 1.0, "rank": 1.0}},
+        "optim": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-5, "anneal_factor": 0.1,
+                  "anneal_at": [0.7], "batch_size": 32, "steps": size.steps},
+        "train": {"seed": seed, "checkpoint_every_steps": 10 ** 6, "log_every_steps": 10 ** 6,
+                  "validate_every_steps": max(1, size.steps // 4), "cpu_threads": 1},
+    }
+
+
+def _with(cfg: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(cfg))
+    for key, value in changes.items():
+        node = out
+        *path, last = key.split("__")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def _branch(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
+    """Reg+Rank with a branch on from the first step. One stage, so the arm and its Reg+Rank
+    ablation share every step's pairs and learning rate; the only difference is the branch."""
+    out = _with(cfg, name=f"recovery_reg_rank_{branch}", loss__weights=weights)
+    out[branch] = section
+    return out
+
+
+#: The content branch's ContClass fine-tune, kept short (2 epochs; set where the trainer has the option).
+CONTENT_EXTRA: dict[str, Any] = ({"finetune_epochs": 2} if "finetune_epochs" in ContentSection.__dataclass_fields__
+                                 else {})
+
+ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
+                           loss__weights={"regression": 1.0}),
+    "reg_rank": lambda c: c,
+    "reg_rank_cross": lambda c: _with(c, name="recovery_reg_rank_cross", pairs__strategy="cross",
+                                      pairs__within_share=0.0),
+    "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
+                                      {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
+    "reg_rank_cont": lambda c: _branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
+                                       {"regression": 1.0, "rank": 1.0}),
+}
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """A mechanism, its ablation, and the planted/null settings it is tested on."""
+
+    name: str
+    arm: str        # an ARMS key, or a personalizer name
+    ablation: str   # an ARMS key
+    planted: str
+    null: str
+
+
+MECHANISMS = (
+    Mechanism("rank_loss", "reg_rank", "reg", "planted_reliability", "null_reliability"),
+    Mechanism("within_pairs", "reg_rank", "reg_rank_cross", "planted_reliability", "null_reliability"),
+    Mechanism("attribute_branch", "reg_rank_att", "reg_rank", "planted_attributes", "null_attributes"),
+    Mechanism("content_branch", "reg_rank_cont", "reg_rank", "planted_interaction", "null_interaction"),
+    Mechanism("personalizer", "ridge", "reg_rank", "planted_taste", "null_taste"),
+)
+#: The personalizer rows: each against the generic model (the second one and the oracle are extra rows).
+PERSONALIZERS = {"personalizer": "ridge", "personalizer_finetune": "finetune", "personalizer_oracle": "oracle"}
+
+
+@dataclass
+class Release:
+    """One simulated, curated release with the suite's split, and its planted truth."""
+
+    data: AADBData
+    quality: pd.Series           # image_id → latent quality
+    images: pd.DataFrame         # truth images (content, planted strengths)
+    rater_truth: pd.DataFrame    # rater_id → taste, taste_attributes, scale
+    gain: float
+    runs: dict[str, Path] = field(default_factory=dict)
+
+
+def make_release(setting: str, seed: int, size: Size, work: Path) -> Release:
+    """Simulate, curate and load a release of ``setting``; re-split its HITs (SPLIT_SHARES)."""
+    rel = work / f"{setting}_s{seed}"
+    simulate(rel, n_images=size.images, seed=seed, image_size=size.image_size, model=setting)
+    cur = work / f"{setting}_s{seed}_curated"
+    secret = os.urandom(32)  # a throwaway rater key, held in memory only, to link raters to their truth
+    curate(rel, cur, key=secret, progress=False)
+    data = sources.load(cur)
+    truth = truth_dir_for(rel)
+    timg = pd.read_parquet(truth / "images.parquet").set_index("image_id")
+    images = data.images.copy()
+    images["split"] = _resplit(timg.loc[images["image_id"], "hit_id"].to_numpy(), seed)
+    data = AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
+                    provenance=data.provenance)
+    workers = pd.read_parquet(truth / "workers.parquet")
+    params = json.loads((truth / "setting.json").read_text())["parameters"]
+    traits = workers.set_index("worker_id")[["taste", "taste_attributes", "scale"]]
+    traits.index = [anonymize(str(w), secret) for w in traits.index]  # curated rater id → planted traits
+    return Release(data, timg["latent_quality"], timg, traits, float(params["raters"]["gain"]))
+
+
+def draft_release(setting: str, seed: int, n_images: int) -> Release:
+    """A release of ``setting`` sampled without pixels, curation or files (the generator's draft
+    turned into tables in memory, raters named by their index): for the fast CI version, which
+    measures each mechanism's lever with the toolkit's own code but trains no network."""
+    from aadb_toolkit.simulate._generate import build_draft
+
+    model = load_setting(setting)
+    d = build_draft(n_images, seed, False, 0.0, (32, 24), model)
+    k = schema.IMAGES_PER_BATCH
+    hit = d.rows["hit"].to_numpy()
+    img = (hit[:, None] * k + np.arange(k)[None, :]).ravel()
+    ids = d.images["image_id"].to_numpy()
+    ratings = pd.DataFrame({"rater_id": np.repeat([f"W{w:04d}" for w in d.rows["worker"]], k),
+                            "image_id": ids[img], "batch_id": np.repeat([f"HIT{h:05d}" for h in hit], k),
+                            "score": d.scores.ravel().astype(float)})
+    votes = pd.DataFrame(d.votes.reshape(-1, len(schema.ATTRIBUTES)), columns=list(schema.ATTRIBUTES))
+    means = pd.concat([ratings[["image_id", "score"]], votes], axis=1).groupby("image_id").mean()
+    images = pd.DataFrame({"image_id": ids, "score_mean": means.loc[ids, "score"].to_numpy()})
+    images["score"] = schema.rescale_score(images["score_mean"])
+    for a in schema.ATTRIBUTES:
+        images[a] = means.loc[ids, a].to_numpy()
+    images["split"] = _resplit(d.images["hit"].to_numpy(), seed)
+    data = AADBData(images=images, ratings=ratings, origin=f"draft:{setting}", read_image_bytes=lambda i: b"")
+    truth = d.images.set_index("image_id")[["content_type", "latent_quality"]].copy()
+    for j, a in enumerate(schema.ATTRIBUTES):
+        truth[f"planted_{a}"] = d.strengths[:, j]
+    traits = d.workers[["taste", "taste_attributes", "scale"]].copy()
+    traits.index = [f"W{w:04d}" for w in range(len(traits))]
+    return Release(data, truth["latent_quality"], truth, traits, float(model.raters["gain"]))
+
+
+def _resplit(hit_of_image: np.ndarray, seed: int) -> np.ndarray:
+    """The suite's split of each image, by its HIT (SPLIT_SHARES, a seeded shuffle of the HITs)."""
+    hits = np.unique(hit_of_image)
+    order = np.random.default_rng([seed, 20]).permutation(len(hits))
+    cut = np.cumsum([round(SPLIT_SHARES[s] * len(hits)) for s in ("train", "validation")])
+    rank = np.empty(len(hits), np.int64)
+    rank[order] = np.arange(len(hits))
+    split_of_hit = np.where(rank < cut[0], "train", np.where(rank < cut[1], "validation", "test"))
+    return split_of_hit[np.searchsorted(hits, hit_of_image)]
+
+
+def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: str) -> Path:
+    """Train one arm on the release (once per release: arms shared by two mechanisms are reused)."""
+    if arm not in rel.runs:
+        cfg = config_from_dict(ARMS[arm](base_config(size, seed)), source=f"recovery:{arm}")
+        out = work / f"{name}_{arm}"
+        train(cfg, rel.data, out, progress=False, resume=False)
+        rel.runs[arm] = out
+    return rel.runs[arm]
+
+
+def test_rho(rel: Release, run: Path) -> float:
+    """Spearman's ρ of the run's test predictions against the planted latent quality."""
+    pred = predict(run, rel.data, "test", progress=False)
+    return _rho(pred["score"].to_numpy(), rel.quality.loc[pred["image_id"]].to_numpy())
+
+
+def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, float]:
+    """Mean within-rater ρ against each rater's true utility over the query images of the piaa
+    episodes (k = size.shots): the generic model, both personalizers and the oracle."""
+    episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
+    ids = sorted(episodes["image_id"].astype(str).unique())
+    generic, feats = predict_features(run, rel.data, ids, progress=False)
+    train_pred = predict(run, rel.data, "train", progress=False)
+    targets = rel.data.split("train").set_index("image_id").loc[train_pred["image_id"], "score"]
+    scale = generic_scale(train_pred["score"].to_numpy(), targets.to_numpy())
+    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats, scale)
+
+
+def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, generic: np.ndarray,
+                       feats: np.ndarray, scale: float) -> dict[str, float]:
+    """As :func:`personal_rhos`, from given generic scores and features (aligned with ``index``)
+    and the generic score's slope onto the raters' scale (from the train split)."""
+    q = ep.queries(episodes)
+    rows = index.get_indexer(q["image_id"].astype(str))
+    own_taste, utility = true_utility(rel, q)
+    preds = {
+        "generic": generic[rows],
+        "ridge": fit_residual_ridge(feats, generic, episodes, index, scale=scale),
+        "finetune": fit_rank_finetune(feats, generic, episodes, index, scale=scale),
+        "oracle": generic[rows] + ORACLE_SCALE * own_taste,
+    }
+    group = (q["rater_id"].astype(str) + "\t" + q["episode"].astype(str)).to_numpy()
+    out = {}
+    for name, p in preds.items():
+        frame = pd.DataFrame({"g": group, "p": p, "u": utility})
+        rhos = [_rho(part["p"].to_numpy(), part["u"].to_numpy()) for _, part in frame.groupby("g")]
+        out[name] = float(np.nanmean(rhos))
+    return out
+
+
+def true_utility(rel: Release, q: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per (rater, image) row of ``q``: the rater's own taste term (content and attributes) and
+    the noise-free utility gain·quality + taste that the rater's scores follow."""
+    truth = rel.images.loc[q["image_id"]]
+    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
+    names = list(load_setting().content_names)
+    content = np.array([names.index(c) for c in truth["content_type"]])
+    taste = np.stack(rel.rater_truth.loc[q["rater_id"], "taste"].map(np.asarray).to_numpy())
+    taste_attr = np.stack(rel.rater_truth.loc[q["rater_id"], "taste_attributes"].map(np.asarray).to_numpy())
+    own_taste = taste[np.arange(len(q)), content] + (taste_attr * strengths).sum(axis=1)
+    return own_taste, rel.gain * truth["latent_quality"].to_numpy() + own_taste
+
+
+def t_interval(deltas: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the per-seed paired differences and its t-interval (n − 1 degrees of freedom)."""
+    d = np.asarray(deltas, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return mean, mean - half, mean + half
+
+
+def run_unit(setting: str, kind: str, seed: int, size: Size, names: tuple[str, ...], work: Path) -> dict[str, tuple[float, float]]:
+    """One (setting, seed): simulate its release, train the arms its mechanisms need, and return
+    each row's (ρ of the mechanism, ρ of its ablation)."""
+    rel = make_release(setting, seed, size, work)
+    out: dict[str, tuple[float, float]] = {}
+    for m in (m for m in MECHANISMS if m.name in names and getattr(m, kind) == setting):
+        name = f"{setting}_s{seed}"
+        if m.name == "personalizer":
+            rhos = personal_rhos(rel, train_arm(rel, m.ablation, size, seed, work, name), size, seed)
+            out.update({row: (rhos[which], rhos["generic"]) for row, which in PERSONALIZERS.items()})
+            continue
+        out[m.name] = (test_rho(rel, train_arm(rel, m.arm, size, seed, work, name)),
+                       test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name)))
+    return out
+
+
+#: Per-unit results in the work folder, one JSON line per finished (setting, kind, seed).
+UNITS_FILE = "units.jsonl"
+
+
+def _size_key(size: Size, names: tuple[str, ...]) -> str:
+    return json.dumps([size.__dict__ | {"image_size": list(size.image_size)}, sorted(names)], sort_keys=True)
+
+
+def _done_units(work: Path, size: Size, names: tuple[str, ...]) -> dict[tuple[str, str, int], dict]:
+    """Units already finished in ``work`` by a run of the same size and mechanisms."""
+    path, key, out = work / UNITS_FILE, _size_key(size, names), {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            if rec["size"] == key:
+                out[tuple(rec["unit"])] = rec["result"]
+    return out
+
+
+def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print, jobs: int = 1) -> list[dict[str, Any]]:
+    """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI.
+    ``jobs`` (setting, seed) units run in parallel processes (each trains on one thread)."""
+    names = tuple(m.name for m in MECHANISMS if not only or m.name in only)
+    units = [(setting, kind, seed0 + s) for s in range(size.seeds) for kind in ("planted", "null")
+             for setting in sorted({getattr(m, kind) for m in MECHANISMS if m.name in names})]
+    per: dict[tuple[str, str, int], tuple[float, float]] = {}
+    done = _done_units(work, size, names)  # a rerun with the same --work continues where it stopped
+    for (setting, kind, seed), result in done.items():
+        per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
+    todo = [u for u in units if u not in done]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_unit, setting, kind, seed, size, names, work): (setting, kind, seed)
+                   for setting, kind, seed in todo}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
+            setting, kind, seed = futures[fut]
+            result = fut.result()
+            per.update({(row, kind, seed): pair for row, pair in result.items()})
+            with open(work / UNITS_FILE, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"unit": [setting, kind, seed], "size": _size_key(size, names),
+                                     "result": result}) + "\n")
+            log(f"done: {setting} seed {seed}: " + ", ".join(f"{r} {a:.3f} vs {b:.3f}" for r, (a, b) in result.items()))
+    rows = []
+    for row, kind in sorted({(r, k) for r, k, _ in per}):
+        pairs = [per[(row, kind, seed)] for seed in sorted(s for r, k, s in per if (r, k) == (row, kind))]
+        deltas = [a - b for a, b in pairs]
+        delta, lo, hi = t_interval(deltas)
+        rows.append({"mechanism": row, "setting": kind, "delta": delta, "ci_low": lo, "ci_high": hi,
+                     "n_seeds": len(pairs), "rho_mechanism": float(np.mean([a for a, _ in pairs])),
+                     "rho_ablation": float(np.mean([b for _, b in pairs])), "deltas": deltas})
+    order = [m.name for m in MECHANISMS if m.name not in PERSONALIZERS] + list(PERSONALIZERS)
+    rows.sort(key=lambda r: (order.index(r["mechanism"]), r["setting"] != "planted"))
+    return rows
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """``recovered`` / ``missed`` (planted: CI above 0?), ``null ok`` / ``false effect`` (null: CI covers 0?)."""
+    if row["setting"] == "planted":
+        return "recovered" if row["ci_low"] > 0 else "missed"
+    return "null ok" if row["ci_low"] <= 0 <= row["ci_high"] else "false effect"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| mechanism | setting | ρ mechanism | ρ ablation | Δρ | 95% CI | seeds | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mechanism']} | {r['setting']} | {r['rho_mechanism']:.3f} | {r['rho_ablation']:.3f} | "
+                     f"{r['delta']:+.3f} | [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['n_seeds']} | {verdict(r)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"the small version ({QUICK.seeds} seeds of "
+                    f"{QUICK.images}-image releases, {QUICK.steps} steps per model)")
+    ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 4 quick, 6 full; at least 3)")
+    ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
+    ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
+                    help="run only these mechanisms")
+    ap.add_argument("--jobs", type=int, default=2, help="releases simulated and trained in parallel (default 2, "
+                    "one per core of the reference 2-core machine)")
+    ap.add_argument("--work", type=Path, default=None, help="keep releases and runs here (default: a temp folder)")
+    args = ap.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    if args.seeds is not None:
+        if args.seeds < 3:
+            ap.error("--seeds must be at least 3 (a CI from fewer seeds says nothing)")
+        size = Size(**{**size.__dict__, "seeds": args.seeds})
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="aadb_recovery_") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = run_suite(size, args.seed, set(args.only or ()), work, log=lambda m: print(m, file=sys.stderr),
+                         jobs=args.jobs)
+    minutes = (time.perf_counter() - started) / 60
+    print(table(rows))
+    print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
+          f"{minutes:.1f} min")
+    if args.json:  # one row per (mechanism, setting); the run's size on every row
+        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "minutes": round(minutes, 2)}
+        args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

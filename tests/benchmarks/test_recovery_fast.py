@@ -1,0 +1,137 @@
+"""The fast version of the recovery suite (benchmarks/recovery.py) for CI: small releases of every
+planted setting and its null control, and for each mechanism the lever it exploits, measured with
+the toolkit's own code against the planted truth. Planted: the mechanism's side wins by a wide
+margin; null: the two sides agree. Fixed seeds and margins several times the spread seen across
+seeds, so the test is deterministic and not flaky; the trained-model version is the benchmark
+(docs/models.md, "Recovery suite")."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aadb_toolkit import schema
+from aadb_toolkit.models.samplers import sample_pairs
+from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.piaa.personalize import generic_scale
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recovery():
+    spec = importlib.util.spec_from_file_location("recovery", ROOT / "benchmarks" / "recovery.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["recovery"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+R = _recovery()
+
+
+@pytest.fixture(scope="module")
+def releases():
+    """Every setting the suite uses, one 1,000-image release each (seed 11, drawn without pixels)."""
+    cache: dict[str, object] = {}
+
+    def get(setting: str):
+        if setting not in cache:
+            cache[setting] = R.draft_release(setting, 11, 1000)
+        return cache[setting]
+    return get
+
+
+def _pair_accuracy(rel, strategy: str) -> float:
+    """Share of the pairs a strategy samples from the train split that the planted quality orders the same way."""
+    train = rel.data.split("train")
+    pairs = sample_pairs(train, rel.data.ratings, strategy=strategy, n_pairs=4000, seed=0, same_hit=True)
+    q = rel.quality.loc[train["image_id"]].to_numpy()
+    return float(np.mean(q[pairs.first] > q[pairs.second]))
+
+
+def _mean_score_accuracy(rel) -> float:
+    """Share of random train-image pairs whose mean scores order them as the planted quality does
+    (what the regression loss fits)."""
+    train = rel.data.split("train")
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(train), (2, 4000))
+    s, q = train["score"].to_numpy(), rel.quality.loc[train["image_id"]].to_numpy()
+    keep = (s[a] != s[b]) & (a != b)
+    return float(np.mean((s[a] > s[b])[keep] == (q[a] > q[b])[keep]))
+
+
+def test_within_rater_pairs_carry_order_that_cross_rater_pairs_lack(releases):
+    planted = _pair_accuracy(releases("planted_reliability"), "within") \
+        - _pair_accuracy(releases("planted_reliability"), "cross")
+    null = _pair_accuracy(releases("null_reliability"), "within") - _pair_accuracy(releases("null_reliability"), "cross")
+    assert planted > 0.05  # seeds 11-13: 0.085-0.10
+    assert abs(null) < 0.02  # seeds 11-13: within 0.005
+
+
+def test_rank_pairs_carry_order_that_mean_scores_lack(releases):
+    planted = _pair_accuracy(releases("planted_reliability"), "within") - _mean_score_accuracy(releases("planted_reliability"))
+    null = _pair_accuracy(releases("null_reliability"), "within") - _mean_score_accuracy(releases("null_reliability"))
+    assert planted > 0.1  # seeds 11-13: 0.16-0.19
+    assert abs(null) < 0.02  # seeds 11-13: within 0.005
+
+
+def _attribute_agreement(rel) -> float:
+    """Correlation of the curated attribute labels with the planted (visible) strengths."""
+    images = rel.data.images.set_index("image_id")
+    labels = images[list(schema.ATTRIBUTES)].to_numpy(float).ravel()
+    planted = rel.images.loc[images.index, [f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy().ravel()
+    ok = np.isfinite(labels)
+    return float(np.corrcoef(labels[ok], planted[ok])[0, 1])
+
+
+def test_attribute_labels_describe_the_image_only_where_planted(releases):
+    assert _attribute_agreement(releases("planted_attributes")) > 0.7
+    assert abs(_attribute_agreement(releases("null_attributes"))) < 0.1
+
+
+def _content_r2_gain(rel) -> float:
+    """R² of quality from the strengths per content type, minus R² of one pooled linear fit."""
+    t = rel.images
+    x = np.column_stack([t[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy(), np.ones(len(t))])
+    y = t["latent_quality"].to_numpy()
+    offsets = t.groupby("content_type")["latent_quality"].transform("mean").to_numpy()
+
+    def r2(pred):
+        return 1 - np.mean((y - pred) ** 2) / np.var(y)
+    pooled = x @ np.linalg.lstsq(x, y - offsets, rcond=None)[0] + offsets
+    per = np.empty_like(y)
+    for _, idx in t.groupby("content_type").indices.items():
+        per[idx] = x[idx] @ np.linalg.lstsq(x[idx], y[idx], rcond=None)[0]
+    return r2(per) - r2(pooled)
+
+
+def test_content_interaction_exists_only_where_planted(releases):
+    assert _content_r2_gain(releases("planted_interaction")) > 0.3
+    assert _content_r2_gain(releases("null_interaction")) < 0.01
+
+
+def test_personalizer_learns_taste_only_where_planted(releases):
+    # features a perfect fc7 would hold (content one-hot and the planted strengths), generic =
+    # the planted quality: the personalizers must add the rater's taste, and add nothing without one
+    out = {}
+    for setting in ("planted_taste", "null_taste"):
+        rel = releases(setting)
+        episodes = ep.make_episodes(rel.data, ks=(10,), repeats=5, seed=0)
+        ids = sorted(episodes["image_id"].astype(str).unique())
+        t = rel.images.loc[ids]
+        feats = np.column_stack([pd.get_dummies(t["content_type"]).to_numpy(float),
+                                 t[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()])
+        generic = 0.5 + 0.1 * t["latent_quality"].to_numpy()
+        train = rel.data.split("train")
+        scale = generic_scale(0.5 + 0.1 * rel.quality.loc[train["image_id"]].to_numpy(), train["score"].to_numpy())
+        out[setting] = R.personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats, scale)
+    planted, null = out["planted_taste"], out["null_taste"]
+    assert planted["ridge"] > planted["generic"] + 0.15
+    assert planted["oracle"] > planted["ridge"]
+    assert abs(null["ridge"] - null["generic"]) < 0.05
+    assert null["oracle"] == null["generic"]
