@@ -217,9 +217,10 @@ def test_one_prediction_writer_and_one_dataset_label():
 #: a seed or membership drawn from an id, an order, a cache key, a published file's known digest.
 #: ``models.runs`` still spells the weights hash of run.json as bare hex (left to the trainer's rewrite).
 SHA256_OTHER_USES = {"aadb_toolkit.curate._anonymize", "aadb_toolkit.curate._splits", "aadb_toolkit.piaa.episodes",
-                     "aadb_toolkit.ava", "aadb_toolkit.models.pipeline", "aadb_toolkit.models.archs.alexnet_arch",
-                     "aadb_toolkit.models.archs._hf", "aadb_toolkit.models.frozen",  # weights files, feature cache key
-                     "aadb_toolkit.models.runs"}
+                     "aadb_toolkit.ava", "aadb_toolkit.models.pipeline", "aadb_toolkit.models.runs",
+                     # weights files' digests, compared with a user's --init-sha256 (bare hex, as sha256sum prints)
+                     "aadb_toolkit.models.archs.alexnet_arch", "aadb_toolkit.models.archs._hf",
+                     "aadb_toolkit.models.frozen"}  # the feature cache's key, as pipeline's decode-cache key
 
 
 def test_one_spelling_of_sha256():

@@ -46,7 +46,6 @@ def feature_rows(model: torch.nn.Module, sampler: pipeline.CropSampler, device: 
                                   progress, desc)
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.feature_size), np.float32)
 
-
 def attribute_predictions(model: torch.nn.Module, sampler: pipeline.CropSampler, device: str, *,
                           batch_size: int = 256, amp: bool = False) -> np.ndarray:
     """The attribute branch's predictions (N, A) for every cached image (centre crop, eval mode),

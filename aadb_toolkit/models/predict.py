@@ -1,6 +1,6 @@
 """Predictions of a trained run: one score per image of a split (centre crop), the attribute
-predictions of a model with an attribute branch, and backbone features for other models to build
-on (e.g. a personalizer). Prediction files are written by
+predictions of a model with an attribute branch, and backbone features (AlexNet: fc7) for other
+models to build on (e.g. a personalizer). Prediction files are written by
 :func:`aadb_toolkit.submissions.write_predictions`."""
 
 from __future__ import annotations

@@ -267,16 +267,14 @@ def evaluate_model(protocol: str, model: Any, data: AADBData, *, n_boot: int = 1
 
 
 def _stamped(result: Result, model: dict | None, seconds: float) -> Result:
-    """The result with the model identity (and, where it says what the model was trained on, the
-    contamination of this evaluation) and the evaluation time."""
+    """The result with the model identity and the evaluation time."""
     import datetime as dt
 
     from .results import contamination
 
-    if model is not None and "trained_on" in model:  # the model's identity says what it saw
-        model = {**model, "contamination": contamination(model, result.dataset, result.split)}
-
     evaluation = {"finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(seconds, 3)}
+    if model is not None and "trained_on" in model:  # the model's identity says what it saw
+        model = {**model, "contamination": contamination(model, result.dataset, result.split)}
     return dataclasses.replace(result, model=model if model is not None else result.model,
                                evaluation={**evaluation, **result.evaluation})
