@@ -221,6 +221,18 @@ def starts_with_header(header: str) -> Callable[[Path], bool]:
     return is_ours
 
 
+def small_json_object(path: str | os.PathLike[str], max_bytes: int) -> dict | None:
+    """For the ``is_ours`` tests of :func:`check_output_file`: the file as a JSON object when it
+    is at most ``max_bytes`` and parses as one, else None (unreadable, too big, not JSON)."""
+    try:
+        if Path(path).stat().st_size > max_bytes:
+            return None
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
 def check_distinct_outputs(**paths: str | os.PathLike[str] | None) -> None:
     """Refuse two outputs of one command that are the same file (the second would replace the first)."""
     seen: dict[str, str] = {}

@@ -570,15 +570,10 @@ MODEL_SIDECAR_MAX_BYTES: int = 16 * 1024
 def is_model_sidecar(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` holds a model sidecar the toolkit wrote (small, a JSON object with a
     ``name`` and the ``predictions_sha256``), so writing predictions may replace it."""
-    import json
+    from ._atomic import small_json_object
 
-    try:
-        if Path(path).stat().st_size > MODEL_SIDECAR_MAX_BYTES:
-            return False
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(d, dict) and "name" in d and "predictions_sha256" in d
+    d = small_json_object(path, MODEL_SIDECAR_MAX_BYTES)
+    return d is not None and "name" in d and "predictions_sha256" in d
 
 
 def predictions_text(predictions: pd.DataFrame) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._atomic import write_json
+from .._atomic import small_json_object, write_json
 from ..data import dataset_label
 from ..errors import InputError, excerpt, quote
 from ..submissions import MODEL_SIDECAR_MAX_BYTES, MODEL_SIDECAR_SUFFIX, is_model_sidecar  # noqa: F401 (re-exported)
@@ -338,13 +338,8 @@ def read_result(path: str | os.PathLike[str]) -> Result:
 def is_result_file(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` holds a result document (the toolkit's ``format``), so writing a result
     over it replaces a result, never another file."""
-    try:
-        if Path(path).stat().st_size > _MAX_RESULT_BYTES:
-            return False
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(d, dict) and d.get("format") == RESULT_FORMAT
+    d = small_json_object(path, _MAX_RESULT_BYTES)
+    return d is not None and d.get("format") == RESULT_FORMAT
 
 
 _MAX_RESULT_BYTES = 256 * 2 ** 20
