@@ -3,6 +3,7 @@ test, so eligibility and ρ values can be computed by hand."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from aadb_toolkit.sources import AADBData
@@ -32,3 +33,20 @@ def workload_data(counts: dict[str, tuple[int, int]]) -> AADBData:
             splits[image] = "train" if i < n_train else ("validation" if i % 2 else "test")
             ratings.append((rater, image, float(1 + (i * 7 + len(rater)) % 5)))
     return make_data(ratings, splits)
+
+
+def planted_taste(n_images: int = 120, d: int = 6, seed: int = 0):
+    """Images with features; rater Rx likes feature 0, rater Ry dislikes it; the generic score is
+    feature 1 only. Own scores on 1..5 follow generic ± taste. Returns ``(data, index, features,
+    generic)``, shared by the tests of both reference personalizers."""
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:04d}" for i in range(n_images)]
+    feats = rng.normal(size=(n_images, d)).astype(np.float32)
+    generic = 0.5 + 0.1 * feats[:, 1]
+    ratings = []
+    for rater, taste in (("Rx", 1.0), ("Ry", -1.0)):
+        latent = feats[:, 1] + 2.0 * taste * feats[:, 0]
+        own = np.clip(np.rint(3 + latent * 0.8), 1, 5)
+        ratings += [(rater, i, float(s)) for i, s in zip(ids, own)]
+    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
+    return data, pd.Index(ids), feats, generic

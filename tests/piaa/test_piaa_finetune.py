@@ -4,9 +4,8 @@ on the k support images (all episodes at once)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from piaa_data import make_data
+from piaa_data import planted_taste
 
 from aadb_toolkit._ranks import spearman
 from aadb_toolkit.errors import InputError
@@ -19,20 +18,6 @@ def _rho(x, y) -> float:
     return spearman(x, y)[0]
 
 
-def _planted(n_images=120, d=6, seed=0):
-    """Rater Rx likes feature 0, rater Ry dislikes it; the generic score is feature 1 only."""
-    rng = np.random.default_rng(seed)
-    ids = [f"img{i:04d}" for i in range(n_images)]
-    feats = rng.normal(size=(n_images, d)).astype(np.float32)
-    generic = 0.5 + 0.1 * feats[:, 1]
-    ratings = []
-    for rater, taste in (("Rx", 1.0), ("Ry", -1.0)):
-        own = np.clip(np.rint(3 + 0.8 * (feats[:, 1] + 2.0 * taste * feats[:, 0])), 1, 5)
-        ratings += [(rater, i, float(s)) for i, s in zip(ids, own)]
-    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
-    return data, pd.Index(ids), feats, generic
-
-
 def _mean_rho(table, index, pred, truth_of_rater):
     q = ep.queries(table)
     key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
@@ -42,7 +27,7 @@ def _mean_rho(table, index, pred, truth_of_rater):
 
 
 def test_finetune_learns_each_raters_planted_taste():
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     truth = {"Rx": feats[:, 1] + 2 * feats[:, 0], "Ry": feats[:, 1] - 2 * feats[:, 0]}
     table = ep.make_episodes(data, ks=(10,), repeats=5)
     personal = fit_rank_finetune(feats, generic, table, index)
@@ -52,7 +37,7 @@ def test_finetune_learns_each_raters_planted_taste():
 
 
 def test_finetune_ignores_a_constant_shift_of_the_features_and_keeps_generic_without_features():
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10,), repeats=2)
     plain = fit_rank_finetune(feats, generic, table, index)
     np.testing.assert_allclose(fit_rank_finetune(feats + 20.0, generic, table, index), plain, atol=1e-5)
@@ -62,7 +47,7 @@ def test_finetune_ignores_a_constant_shift_of_the_features_and_keeps_generic_wit
 
 
 def test_bad_finetune_parameters_are_refused():
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
     with pytest.raises(InputError, match="pull"):
         fit_rank_finetune(feats, generic, table, index, pull=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from piaa_data import make_data
+from piaa_data import make_data, planted_taste
 
 from aadb_toolkit import schema
 from aadb_toolkit._ranks import spearman
@@ -24,24 +24,8 @@ def _rho(x, y) -> float:
     return spearman(x, y)[0]
 
 
-def _planted(n_images=120, d=6, seed=0):
-    """Images with features; rater Rx likes feature 0, rater Ry dislikes it; the generic score is
-    feature 1 only. Own scores on 1..5 follow generic ± taste."""
-    rng = np.random.default_rng(seed)
-    ids = [f"img{i:04d}" for i in range(n_images)]
-    feats = rng.normal(size=(n_images, d)).astype(np.float32)
-    generic = 0.5 + 0.1 * feats[:, 1]
-    ratings = []
-    for rater, taste in (("Rx", 1.0), ("Ry", -1.0)):
-        latent = feats[:, 1] + 2.0 * taste * feats[:, 0]
-        own = np.clip(np.rint(3 + latent * 0.8), 1, 5)
-        ratings += [(rater, i, float(s)) for i, s in zip(ids, own)]
-    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
-    return data, pd.Index(ids), feats, generic
-
-
 def test_vectorised_fit_equals_per_episode_lstsq():
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10, 100), repeats=4)
     fast = fit_residual_ridge(feats, generic, table, index, alpha=0.5)
     slow = loop_lstsq_baseline(feats, generic, table, index, alpha=0.5)
@@ -52,7 +36,7 @@ def test_vectorised_fit_equals_per_episode_lstsq():
 def test_personalizer_recovers_planted_taste_that_generic_misses():
     from aadb_toolkit.protocols import piaa_protocol
 
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(100,), repeats=3)
     personal = fit_residual_ridge(feats, generic, table, index, alpha=0.1)
     q = ep.queries(table)
@@ -65,7 +49,7 @@ def test_personalizer_recovers_planted_taste_that_generic_misses():
 def test_support_targets_use_the_generic_runs_scale():
     # with zero features the fit is the generic score on the raters' scale (b, from the train
     # split) plus the episode's mean support residual
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
     b = 2.5
     out = fit_residual_ridge(np.zeros_like(feats), generic, table, index, scale=b)
@@ -109,7 +93,7 @@ def test_a_compressed_generic_score_keeps_its_ranking_when_there_is_no_taste():
 
 
 def test_missing_features_and_bad_alpha_are_refused():
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10,), repeats=1)
     with pytest.raises(InputError, match="no features"):
         fit_residual_ridge(feats[:5], generic[:5], table, index[:5])
@@ -120,7 +104,7 @@ def test_missing_features_and_bad_alpha_are_refused():
 def test_penalty_ignores_a_constant_shift_of_the_features():
     # fc7 after a ReLU is all positive with a large common part; the ridge penalty must scale with
     # the features' spread (centred), not their raw norm, or it shrinks every correction to nothing
-    data, index, feats, generic = _planted()
+    data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10, 100), repeats=2)
     plain = fit_residual_ridge(feats, generic, table, index, alpha=0.5)
     shifted = fit_residual_ridge(feats + 20.0, generic, table, index, alpha=0.5)
