@@ -31,25 +31,15 @@ from .network import build_network, upgrade_state
 
 log = logging.getLogger(__name__)
 
-
 CHECKPOINT = "checkpoint.pt"
-
 BEST = "best.pt"
-
 METRICS = "metrics.jsonl"
-
 PLOT = "metrics.png"
-
 RUN_SUMMARY = "run.json"
-
 CONFIG_FILE = "config.json"
-
 CHECKPOINT_FORMAT = "aadb-checkpoint"
-
 MODEL_FORMAT = "aadb-model"
-
 RUN_FORMAT = "aadb-run"
-
 #: config keys that may change between an interrupted run and its resumption (they do not change the maths).
 RESUMABLE_CHANGES = ("train.max_minutes", "train.checkpoint_every_steps", "train.log_every_steps",
                      "train.eval_batch_size", "data.decode_workers")
