@@ -29,15 +29,22 @@ DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
 DEFAULT_PULL: float = 0.05
 #: Gradient steps of the batched fine-tune (plain gradient descent with a fixed step, see _fit).
 DEFAULT_STEPS: int = 200
+#: An episode's fine-tune is kept only where its support images, each held out in turn, are
+#: ranked better than by the generic model by more than this many standard errors (see
+#: :func:`_held_out_gain_ok`); elsewhere the episode keeps the generic ranking.
+KEEP_SE: float = 2.0
 
 
 def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
                       *, margin: float = DEFAULT_MARGIN, pull: float = DEFAULT_PULL,
-                      steps: int = DEFAULT_STEPS, scale: float = 1.0) -> np.ndarray:
+                      steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = True) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order), as
     :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` (``scale``: the generic score's
     slope onto the raters' scale, :func:`~aadb_toolkit.piaa.personalize.generic_scale`) but
-    fitted with the rank loss."""
+    fitted with the rank loss. With ``guard`` (the default) an episode keeps its fine-tune only
+    where held-out support images say it ranks better than the generic model (:data:`KEEP_SE`);
+    ten images give about 40 ordered pairs, which a hinge fits whether or not the rater has a
+    taste (without the guard the fine-tune ranked 0.12 below the generic model on null taste)."""
     if margin < 0 or pull <= 0 or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
     ep_id, supp_rows, (q_img, q_ep) = _episode_layout(episodes, image_index)
@@ -47,6 +54,8 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
     for eps, img, target in supp_rows.values():
         d, mu = _fit(features[img], generic[img], target, margin, pull, steps)
+        if guard:
+            d[~_held_out_gain_ok(features[img], generic[img], target, margin, pull, steps)] = 0.0
         delta[eps], centre[eps] = d, mu
     x = features[q_img].astype(np.float64)
     return generic[q_img] + np.einsum("nd,nd->n", x - centre[q_ep], delta[q_ep])
@@ -79,3 +88,35 @@ def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, 
         grad = -torch.einsum("ek,ekd->ed", coef, xc) / n_pairs[:, None] + 2 * lam[:, None] * delta
         delta = delta - lr[:, None] * grad
     return delta.numpy(), mu.numpy()
+
+
+def _held_out_gain_ok(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, pull: float,
+                      steps: int) -> np.ndarray:
+    """Per episode (E,): whether the fine-tune ranks held-out support images better than the
+    generic model. Each support image i in turn is left out, the fine-tune refitted on the other
+    k − 1, and i's order against every other support image the rater scored differently is
+    checked, for the refitted and for the generic scores (ties of a model's scores count half).
+    The gain of image i is the difference of the two concordance rates; the fine-tune is kept
+    where the mean gain over the held-out images exceeds KEEP_SE standard errors."""
+    E, k, _ = x.shape
+    gains = np.full((E, k), np.nan)
+    for i in range(k):
+        rest = np.r_[0:i, i + 1:k]
+        d, mu = _fit(x[:, rest], generic[:, rest], target[:, rest], margin, pull, steps)
+        scores = generic + np.einsum("ekd,ed->ek", x - mu[:, None, :], d)
+        gains[:, i] = _concordance(scores, target, i) - _concordance(generic, target, i)
+    n = np.isfinite(gains).sum(axis=1)
+    mean = np.nanmean(np.where(n[:, None] > 0, gains, 0.0), axis=1)
+    se = np.nanstd(np.where(n[:, None] > 1, gains, 0.0), axis=1, ddof=1) / np.sqrt(np.maximum(n, 1))
+    return (n > 1) & (mean > KEEP_SE * se) & (mean > 0)
+
+
+def _concordance(scores: np.ndarray, target: np.ndarray, i: int) -> np.ndarray:
+    """Per episode, the share of support images j the rater scored differently from image i whose
+    order against i the scores get right (ties of the scores count half); NaN where none differ."""
+    dt = np.sign(target[:, [i]] - target)
+    ds = np.sign(scores[:, [i]] - scores)
+    valid = dt != 0
+    agree = np.where(ds == dt, 1.0, np.where(ds == 0, 0.5, 0.0))
+    with np.errstate(invalid="ignore"):
+        return np.where(valid.any(axis=1), (agree * valid).sum(axis=1) / valid.sum(axis=1), np.nan)

@@ -53,3 +53,18 @@ def test_bad_finetune_parameters_are_refused():
         fit_rank_finetune(feats, generic, table, index, pull=0)
     with pytest.raises(InputError, match="scale"):
         fit_rank_finetune(feats, generic, table, index, scale=float("nan"))
+
+
+def test_finetune_keeps_the_generic_ranking_when_raters_have_no_taste():
+    # without the held-out guard the hinge fitted each rater's rating noise on the 10 support
+    # images and ranked well below the generic model
+    from test_piaa_personalize import _mean_episode_rho, _no_taste_data
+
+    data, index, feats, generic = _no_taste_data()
+    table = ep.make_episodes(data, ks=(10,), repeats=10, seed=0)
+    g = generic[index.get_indexer(ep.queries(table)["image_id"])]
+    base = _mean_episode_rho(table, index, g, feats[:, 1])
+    guarded = _mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index), feats[:, 1])
+    free = _mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index, guard=False), feats[:, 1])
+    assert guarded > base - 0.01
+    assert free < guarded - 0.01
