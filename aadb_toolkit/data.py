@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -53,13 +54,16 @@ def fingerprint_images(images: pd.DataFrame) -> str:
 @dataclass(frozen=True)
 class Provenance:
     """Where data came from: ``origin`` (folder or Hub id), ``kind`` (one of :data:`SOURCE_KINDS`),
-    ``synthetic`` (drawn by ``aadb simulate``, not AADB) and ``test_list`` (the label list that
-    defined the ``test`` split, e.g. ``"TestNew"``; None when unknown)."""
+    ``synthetic`` (drawn by ``aadb simulate``, not AADB), ``test_list`` (the label list that
+    defined the ``test`` split, e.g. ``"TestNew"``; None when unknown) and, for simulated data,
+    ``setting``: the generator's setting that drew it (``{"setting", "overrides", "sha256"}``,
+    docs/synthetic.md "Settings"; None for real data or a release older than settings)."""
 
     origin: str
     kind: str = "memory"
     synthetic: bool = False
     test_list: str | None = None
+    setting: Mapping[str, Any] | None = None
 
     @property
     def dataset_label(self) -> str:
@@ -69,7 +73,43 @@ class Provenance:
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as result documents record it."""
-        return {"origin": self.origin, "kind": self.kind, "synthetic": self.synthetic, "test_list": self.test_list}
+        out: dict[str, object] = {"origin": self.origin, "kind": self.kind, "synthetic": self.synthetic,
+                                  "test_list": self.test_list}
+        if self.setting is not None:
+            out["setting"] = dict(self.setting)
+        return out
+
+
+_MAX_SETTING_TEXT = 200
+_MAX_OVERRIDES = 64
+_SHA256_TEXT = re.compile(r"(sha256:)?[0-9a-f]{64}")
+
+
+def setting_record(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator's setting as provenance records it: ``{"setting", "overrides", "sha256"}``
+    from a setting file or a manifest (both inputs: every field is checked). A bad field raises
+    ``ValueError(message, field)``; callers turn it into their own error naming the file."""
+    name, overrides, digest = raw.get("setting"), raw.get("overrides", {}), raw.get("sha256")
+    if not isinstance(name, str) or not 0 < len(name) <= _MAX_SETTING_TEXT or not name.isprintable():
+        raise ValueError(f"'setting' must be a setting's name of 1 to {_MAX_SETTING_TEXT} printable characters",
+                         "setting")
+    if not isinstance(digest, str) or not _SHA256_TEXT.fullmatch(digest):
+        raise ValueError("'sha256' must be the sha256 of the setting's parameters", "sha256")
+    if not (isinstance(overrides, dict) and len(overrides) <= _MAX_OVERRIDES and all(
+            _plain_text(k) and _plain_value(v) for k, v in overrides.items())):
+        raise ValueError(f"'overrides' must map at most {_MAX_OVERRIDES} dotted keys to numbers, booleans, short "
+                         "strings or short lists of numbers", "overrides")
+    return {"setting": name, "overrides": dict(overrides), "sha256": digest}
+
+
+def _plain_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _MAX_SETTING_TEXT and value.isprintable()
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, list):
+        return len(value) <= _MAX_OVERRIDES and all(isinstance(x, (int, float)) for x in value)
+    return isinstance(value, (int, float, bool)) or _plain_text(value)
 
 
 @dataclass

@@ -161,6 +161,9 @@ CURATED_FORMAT_VERSION: Final[int] = 1
 #: A simulated release's planted truth lies beside it in ``<release><SIMULATED_TRUTH_SUFFIX>``: the
 #: mark by which loaders know data drawn by ``aadb simulate`` (synthetic, not AADB).
 SIMULATED_TRUTH_SUFFIX: Final[str] = ".truth"
+#: The file of a simulated release's truth that names the generator's setting (name, overrides,
+#: every parameter and their sha256): curation copies its name, overrides and digest into the manifest.
+SIMULATED_SETTING_FILE: Final[str] = "setting.json"
 
 
 def simulated_truth_dir(release: str | Path) -> Path:

@@ -13,7 +13,7 @@ from . import schema
 from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
 from ._registry import close_matches
-from .data import AADBData, Provenance, fingerprint_images, read_parquet, sha256_fingerprint
+from .data import AADBData, Provenance, fingerprint_images, read_parquet, setting_record, sha256_fingerprint
 from .errors import SourceError, quote
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
@@ -149,7 +149,7 @@ def load_curated(path: str | Path) -> AADBData:
         images = images.drop(columns=schema.IMAGE_SHA256)
     read = CuratedImageReader(path / schema.CURATED_IMAGES, release_root, paths, hashes)
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
-                            test_list=manifest.get("test_list"))
+                            test_list=manifest.get("test_list"), setting=_manifest_setting(manifest, path))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
 
 
@@ -216,6 +216,18 @@ class CuratedImageReader:
                               "sha256 recorded at curation (the file changed, or the curated folder was edited); "
                               "nothing is read from it — curate the release again (aadb curate)")
         return payload
+
+
+def _manifest_setting(manifest: dict, path: Path) -> dict | None:
+    """The generator's setting a simulated release's manifest records (None for real data)."""
+    raw = manifest.get("synthetic_setting")
+    if raw is None:
+        return None
+    try:
+        return setting_record(raw if isinstance(raw, dict) else {})
+    except ValueError as exc:
+        raise SourceError(f"{path / 'manifest.json'}: synthetic_setting: {exc.args[0]}; curate the release "
+                          "again (aadb curate)") from None
 
 
 def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:

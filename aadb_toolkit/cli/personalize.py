@@ -25,11 +25,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(rater_id,k,episode,image_id,score: the piaa submission)")
     parser.add_argument("--generic-out", type=Path, help="also write the run's generic predictions of the episode "
                         "images (image_id,score), for aadb score --generic")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help="ridge penalty, a multiple of the support images' mean squared centred fc7 norm "
-                        "(default %(default)s)")
+    parser.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA, metavar="auto|NUMBER",
+                        help="ridge penalty, a multiple of the support images' mean squared centred feature norm; "
+                        "'auto' (the default): each episode chooses by leave-one-out on its support images and "
+                        "keeps the generic ranking unless a correction is clearly better (docs/models.md)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
     add_no_progress(parser)
+
+
+def _alpha(text: str) -> float | None:
+    """``--alpha``: ``auto`` (None, each episode's own choice) or a positive number."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

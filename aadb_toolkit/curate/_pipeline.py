@@ -21,6 +21,7 @@ from ..errors import InputError, OutputError
 from . import _images, _labels, _raw, _report, _splits
 from ._anonymize import RaterKey, rater_ids, resolve_key
 from ._ledger import Ledger
+from ._synthetic import synthetic_setting
 
 log = logging.getLogger(__name__)
 #: Output-marker kind of a curated folder (see :mod:`aadb_toolkit._atomic`).
@@ -83,6 +84,7 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     csv_path = release / csv_rel
     rows, answers, slots = _read_answers(release, csv_path, csv_rel, cols, on_bad_value, ledger)
     # after the CSV checks: a run that fails on bad input creates no key
+    setting = synthetic_setting(release)
     rkey = resolve_key(key, key_file, forbidden=(release, out), allow_insecure=allow_insecure_key)
     files, missing, checks, corrupt = _check_image_files(release, answers, csv_rel, ledger, workers, progress)
 
@@ -96,6 +98,8 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     report = _build_report(release, csv_rel, rkey, cols, on_bad_value, strict_labels, rows, answers, slots,
                            files, missing, corrupt, images, ratings, split_info, ledger)
     manifest = _manifest(release, csv_path, rkey, cols, images, ratings, split_info)
+    if setting is not None:  # a simulated release: say so, and which setting of the generator drew it
+        manifest.update(synthetic=True, synthetic_setting=setting)
     _write_curated(out, release, images, ratings, manifest, report)
     result = CurationResult(out=out, n_images=len(images), n_ratings=len(ratings),
                             n_batches=int(ratings["batch_id"].nunique()), n_raters=int(ratings["rater_id"].nunique()),

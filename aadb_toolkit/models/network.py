@@ -49,8 +49,11 @@ class Network(nn.Module):
         return self.backbone.top_copy() if hasattr(self.backbone, "top_copy") else None
 
     def head_outputs(self, f: torch.Tensor, trunk: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The head on features ``f`` (a head that gates on ContClass also gets the trunk output)."""
-        return self.head(f, trunk=trunk) if getattr(self.head, "uses_trunk", False) else self.head(f)
+        """The head on features ``f`` (a head that gates on ContClass also gets the trunk output;
+        in frozen mode ContClass is an MLP on the features, as in training, :class:`HeadOnFeatures`)."""
+        if not getattr(self.head, "uses_trunk", False):
+            return self.head(f)
+        return self.head(f, trunk=f if self.mode == "frozen" else trunk)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D401
         """The head's outputs on the backbone's features."""

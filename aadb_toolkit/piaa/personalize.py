@@ -29,14 +29,19 @@ from .. import schema
 from ..errors import InputError
 from . import episodes as ep
 
-#: Ridge penalty as a multiple of the mean squared centred feature norm of the support images
-#: (scale-free), when one fixed value is asked for.
-DEFAULT_ALPHA: float = 1.0
-#: Penalties each episode chooses from by leave-one-out on its support images (never the queries);
-#: ``inf`` is the generic model plus the rater's mean residual.
+#: The default ridge penalty: None, each episode's own choice from :data:`ALPHA_GRID` (a number
+#: is a fixed multiple of the support images' mean squared centred feature norm, scale-free).
+DEFAULT_ALPHA: float | None = None
+#: Penalties each episode chooses from by leave-one-out on its support images (never the queries),
+#: against ``inf``, the generic model plus the rater's mean residual (the one-standard-error rule
+#: of :func:`_one_se_choice`).
 ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, float("inf"))
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
+#: A correction is kept where its leave-one-out errors beat the generic model's by more than this
+#: many standard errors (2: about a one-sided 2.5% test per episode; the best of five penalties is
+#: chosen first, so one standard error still let rating noise through, tests/piaa).
+_SE_MULT: float = 2.0
 
 
 def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
@@ -108,25 +113,43 @@ def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.
     evals, evecs = torch.linalg.eigh(gram)
     evals = torch.clamp(evals, min=0.0)
     proj = (evecs.transpose(1, 2) @ rc[..., None])[..., 0]  # rc in the eigenbasis
-    grid = ALPHA_GRID if alpha is None else (alpha,)
-    best_err = torch.full((xt.shape[0],), float("inf"), dtype=torch.float64)
-    best_a = torch.zeros_like(rc)
-    for a_mult in grid:  # leave-one-out error of each penalty, in closed form
-        if np.isinf(a_mult):
-            coef = torch.zeros_like(rc)
-            hat_diag = torch.full_like(rc, 1.0 / k)
-        else:
-            lam = a_mult * spread
-            inv = 1.0 / (evals + lam[:, None])
-            coef = (evecs @ (inv * proj)[..., None])[..., 0]  # (G + λI)⁻¹ rc
-            hat_diag = 1.0 / k + (evecs ** 2 * (evals * inv)[:, None, :]).sum(dim=2)
+    grid = [a for a in ALPHA_GRID if np.isfinite(a)] if alpha is None else [alpha]
+    fits = []
+    for a_mult in grid:  # leave-one-out errors of each penalty, in closed form
+        inv = 1.0 / (evals + (a_mult * spread)[:, None])
+        coef = (evecs @ (inv * proj)[..., None])[..., 0]  # (G + λI)⁻¹ rc
+        hat_diag = 1.0 / k + (evecs ** 2 * (evals * inv)[:, None, :]).sum(dim=2)
         fitted = (gram @ coef[..., None])[..., 0]
-        loo = ((rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2
-        err = loo.mean(dim=1)
-        better = err < best_err - 1e-15  # ties keep the earlier (smaller) penalty; inf only when strictly better
-        best_err = torch.where(better, err, best_err)
-        best_a = torch.where(better[:, None], coef, best_a)
-    w = (xc * best_a[..., None]).sum(dim=1)
+        fits.append((coef, ((rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2))
+    if alpha is not None:
+        return _weights(xc, fits[0][0], mu, r0)
+    return _weights(xc, _one_se_choice(rc, k, fits), mu, r0)
+
+
+def _one_se_choice(rc, k: int, fits: list) -> "torch.Tensor":
+    """Per episode, the dual coefficients of the penalty with the least leave-one-out error, kept
+    only where its errors beat the generic model's (α = ∞: no correction, only the mean residual)
+    by more than :data:`_SE_MULT` standard errors of the paired difference over the k support
+    images (the standard-error rule, leaning to the simplest model): ten images rarely show a
+    taste that is not there, and the personalizer then stays at the generic ranking instead of
+    fitting noise."""
+    import torch
+
+    err = torch.stack([e.mean(dim=1) for _, e in fits])  # (n_alpha, E)
+    best = err.argmin(dim=0)
+    ar = torch.arange(err.shape[1])
+    coef = torch.stack([c for c, _ in fits])[best, ar]
+    loo_best = torch.stack([e for _, e in fits])[best, ar]
+    loo_generic = (rc / (1.0 - 1.0 / k)) ** 2  # the leave-one-out error of the mean residual alone
+    gain = loo_generic - loo_best
+    se = gain.std(dim=1, unbiased=True) / np.sqrt(k)
+    keep = gain.mean(dim=1) > _SE_MULT * se
+    return torch.where(keep[:, None], coef, torch.zeros_like(coef))
+
+
+def _weights(xc, coef, mu, r0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Primal ridge weights (E, d) from the dual coefficients, with the centres and mean residuals."""
+    w = (xc * coef[..., None]).sum(dim=1)
     return w.numpy(), mu.numpy(), r0.numpy()
 
 

@@ -26,7 +26,7 @@ from ._release import (Draft, assignment_rows, batch_splits, csv_bytes, csv_fram
 
 TRUTH_SUFFIX = schema.SIMULATED_TRUTH_SUFFIX
 #: The truth's record of the generator's setting (name, overrides, every parameter, sha256).
-SETTING_FILE = "setting.json"
+SETTING_FILE = schema.SIMULATED_SETTING_FILE
 _CORRUPT = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1>"
             b"<p>The requested photo is no longer available.</p></body></html>\n")
 

@@ -175,3 +175,23 @@ def test_content_labels_from_a_column_and_binary_attributes(tiny_curated, tmp_pa
     bad = load_config(BASELINES / "reg_rank_att_cont.toml", {**o, "content.clusters": 2})
     with pytest.raises(InputError, match="integer categories"):
         train(bad, cur, tmp_path / "run2", progress=False)
+
+
+def test_frozen_alexnet_with_a_content_branch_predicts_from_images(tiny_curated, tmp_path):
+    """Frozen mode fits ContClass (an MLP on the cached features) and trains the head on features;
+    prediction runs the whole network on images, whose gate must read the same features (it was
+    handed AlexNet's pool5 instead, and the first prediction crashed on the shapes)."""
+    from aadb_toolkit.models import predict
+    from aadb_toolkit.models.network import HeadOnFeatures
+    from aadb_toolkit.models.runs import load_model
+
+    cfg = load_config(BASELINES / "reg_rank_cont.toml", {**TINY, "optim.steps": 6, "model.mode": "frozen"})
+    train(cfg, tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
+    pred = predict(tmp_path / "run", tiny_curated, "test", progress=False)
+    assert len(pred) and pred["score"].notna().all()
+    net = load_model(tmp_path / "run")[0].eval()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        whole, on_features = net(x), HeadOnFeatures(net)(net.features(x))
+    torch.testing.assert_close(whole["score"], on_features["score"])
+    torch.testing.assert_close(whole["gate"], on_features["gate"])

@@ -1,0 +1,36 @@
+"""The generator's setting of a simulated release, as curation records it in the manifest.
+
+``aadb simulate`` writes ``setting.json`` into the planted truth beside the release
+(:func:`aadb_toolkit.schema.simulated_truth_dir`). Curation copies its name, its overrides and
+the sha256 of its parameters into ``manifest.json``, so that data loaded from the curated folder
+(:class:`aadb_toolkit.data.Provenance`) and every result made from it say which planted setting
+they came from. The file is checked like any input: small, the expected fields, plain values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import schema
+from .._atomic import small_json_object
+from ..data import setting_record
+from ..errors import InputError
+
+#: The setting file holds every parameter of the generator: a few KiB; anything far larger is not one.
+_MAX_BYTES = 1 << 20
+
+
+def synthetic_setting(release: Path) -> dict[str, Any] | None:
+    """``{"setting", "overrides", "sha256"}`` of a simulated release's setting, or None when the
+    release has no planted truth (real data) or its truth predates settings (no setting file)."""
+    file = schema.simulated_truth_dir(release) / schema.SIMULATED_SETTING_FILE
+    if not file.is_file():
+        return None
+    record = small_json_object(file, _MAX_BYTES)
+    if record is None:
+        raise InputError("is not a JSON object of at most 1 MiB; simulate the release again (aadb simulate)",
+                         file=str(file))
+    try:
+        return setting_record(record)
+    except ValueError as exc:
+        raise InputError(str(exc), file=str(file), field=exc.args[1] if len(exc.args) > 1 else None) from None

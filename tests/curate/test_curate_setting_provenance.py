@@ -1,0 +1,60 @@
+"""A curated synthetic release records the generator's setting (name, overrides, digest) in its
+manifest, and data loaded from it carries the setting in its provenance, so that every result
+says which planted setting its data came from (docs/synthetic.md, "Settings")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aadb_toolkit import sources
+from aadb_toolkit.curate import curate
+from aadb_toolkit.errors import InputError
+from aadb_toolkit.simulate import SETTING_FILE, simulate
+
+KEY = b"setting-provenance-test-key"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("setting")
+    res = simulate(tmp / "r", n_images=60, seed=5, image_size=(32, 24), model="planted_taste",
+                   overrides={"raters.taste_sd": 0.5})
+    curate(res.release_dir, tmp / "c", key=KEY, progress=False)
+    return tmp, res
+
+
+def test_manifest_records_the_setting(planted):
+    tmp, res = planted
+    manifest = json.loads((tmp / "c" / "manifest.json").read_text())
+    truth = json.loads((res.truth_dir / SETTING_FILE).read_text())
+    assert manifest["synthetic"] is True
+    assert manifest["synthetic_setting"] == {"setting": "planted_taste", "overrides": {"raters.taste_sd": 0.5},
+                                             "sha256": truth["sha256"]}
+
+
+def test_loaded_data_carries_the_setting_in_its_provenance(planted):
+    tmp, res = planted
+    prov = sources.load(tmp / "c").provenance
+    assert prov.synthetic and prov.setting["setting"] == "planted_taste"
+    assert prov.to_dict()["setting"] == prov.setting
+
+
+def test_default_setting_is_recorded_too(tmp_path):
+    res = simulate(tmp_path / "r", n_images=20, seed=1, image_size=(32, 24))
+    curate(res.release_dir, tmp_path / "c", key=KEY, progress=False)
+    assert sources.load(tmp_path / "c").provenance.setting["setting"] == "default"
+
+
+def test_real_data_has_no_setting(tiny_curated):
+    prov = sources.load(tiny_curated).provenance
+    assert prov.setting is None and "setting" not in prov.to_dict()
+
+
+def test_a_damaged_setting_file_is_a_clear_error(tmp_path):
+    res = simulate(tmp_path / "r", n_images=20, seed=1, image_size=(32, 24))
+    (res.truth_dir / SETTING_FILE).write_text('{"setting": 7}')
+    with pytest.raises(InputError, match=SETTING_FILE):
+        curate(res.release_dir, tmp_path / "c", key=KEY, progress=False)
+    assert not (tmp_path / "c").exists()
