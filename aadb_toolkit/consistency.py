@@ -46,6 +46,7 @@ EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images
 
 _CHUNK_ELEMENTS = 1 << 22  # permuted values held at once (float32/int32: ~16 MB per array)
 _CHUNK_PERMS = 1 << 16  # table-drawn permutations per chunk (1 MB of 16-byte code rows)
+_LOOKUP_BLOCK = 4096  # permutations per block of the lookup loop (its three buffers: 256 KB each)
 _CHUNK_MAX_BATCHES = 32  # batches per chunk (each has an 80 KB lookup table per pair of raters)
 _EXACT_TOL = 1e-12  # relative tolerance for "stat* ≥ stat" in float64 (absorbs rounding only)
 
@@ -253,22 +254,27 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     fixed = np.zeros((b, 2 * CODE_LANES), np.float32)
     fixed[:, :N] = z[:, 0]  # lane k holds positions 2k (real) and 2k+1 (imaginary), as floats 2k, 2k+1
     out = np.empty((b, n_p), np.float32)
-    index = scratch(work, "index", (n_p, CODE_LANES), np.intp)
-    acc = scratch(work, "acc", (n_p, CODE_LANES), np.complex64)
-    vals = scratch(work, "vals", (n_p, CODE_LANES), np.complex64)
-    flat = acc.view(np.float32)
+    step = min(n_p, _LOOKUP_BLOCK)
+    index = scratch(work, "index", (step, CODE_LANES), np.intp)
+    acc = scratch(work, "acc", (step, CODE_LANES), np.complex64)
+    vals = scratch(work, "vals", (step, CODE_LANES), np.complex64)
     ones = np.ones(2 * CODE_LANES, np.float32)
     for k in range(b):
-        for g in range(groups):
-            np.copyto(index, words[k, g].view(np.uint16), casting="unsafe")
-            luts[k, g].take(index, mode="clip", out=acc if g == 0 else vals)
-            if g:
-                acc += vals
-        cross = flat @ (2 * fixed[k])
-        np.multiply(flat, flat, out=flat)
-        np.matmul(flat, ones, out=out[k])
-        out[k] += cross
-        out[k] += fixed[k] @ fixed[k]
+        f2, ff = 2 * fixed[k], fixed[k] @ fixed[k]
+        for p0 in range(0, n_p, step):  # blocks small enough for the buffers to stay in the L2 cache
+            m = min(step, n_p - p0)
+            a, v, ix = acc[:m], vals[:m], index[:m]
+            for g in range(groups):
+                np.copyto(ix, words[k, g, p0:p0 + m].view(np.uint16), casting="unsafe")
+                luts[k, g].take(ix, mode="clip", out=a if g == 0 else v)
+                if g:
+                    a += v
+            flat = a.view(np.float32)
+            res = out[k, p0:p0 + m]
+            np.matmul(flat, f2, out=res)
+            np.multiply(flat, flat, out=flat)
+            res += flat @ ones
+            res += ff
     return out
 
 
