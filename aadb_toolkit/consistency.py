@@ -8,9 +8,10 @@ discovery rate across batches.
 Options: per-pair tests with BH across all pairs, and Kendall's W with a tie correction.
 
 Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
-complete batches of the same shape are processed together; permutations are uniform rows of a
-packed table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded
-chunks, and the default statistic's shuffled sums are built by two-position table lookups.
+complete batches of the same shape are processed together; a permutation of n ≤ 10 images is one
+row of each of two small half tables (``_ranks.permutation_halves``), drawn exactly uniformly from
+one seeded generator in memory-bounded chunks, and the default statistic's shuffled sums are built
+by lookups of lane codes (two positions of two raters at once) in per-batch tables.
 Batches whose raters rated different images take an exact, slower path.
 """
 
