@@ -247,11 +247,6 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     work = {} if work is None else work
     words = _pair_code_words(d, R - 1, work)
     groups = words.shape[1]
-    key = (d.sel[0], len(d.sel))  # a batch's permutations may come in several chunks: one table
-    if work.get("luts_of") != key:
-        work["luts_of"] = key
-        work["luts_now"] = _pair_luts(z, groups, work)
-    luts = work["luts_now"]
     fixed = np.zeros((b, 2 * CODE_LANES), np.float32)
     fixed[:, :N] = z[:, 0]  # lane k holds positions 2k (real) and 2k+1 (imaginary), as floats 2k, 2k+1
     out = np.empty((b, n_p), np.float32)
@@ -261,13 +256,19 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     vals = scratch(work, "vals", (step, CODE_LANES), np.complex64)
     ones = np.ones(2 * CODE_LANES, np.float32)
     for k in range(b):
+        # built just before use, so it is still in the cache; a batch whose permutations span
+        # several chunks keeps its table
+        if work.get("luts_of") != d.sel[k]:
+            work["luts_of"] = d.sel[k]
+            work["luts_now"] = _pair_luts(z[k:k + 1], groups, work)[0]
+        luts = work["luts_now"]
         f2, ff = 2 * fixed[k], fixed[k] @ fixed[k]
         for p0 in range(0, n_p, step):  # blocks small enough for the buffers to stay in the L2 cache
             m = min(step, n_p - p0)
             a, v, ix = acc[:m], vals[:m], index[:m]
             for g in range(groups):
                 np.copyto(ix, words[k, g, p0:p0 + m].view(np.uint16), casting="unsafe")
-                luts[k, g].take(ix, mode="clip", out=a if g == 0 else v)
+                luts[g].take(ix, mode="clip", out=a if g == 0 else v)
                 if g:
                     a += v
             flat = a.view(np.float32)
