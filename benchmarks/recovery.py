@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -418,7 +419,9 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
         per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
     todo = [u for u in units if u not in done]
     backbone = pretrain_backbone(seed0, size, work, threads=jobs) if todo else None
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # spawned, not forked, workers: a child forked after torch has started its thread pool (the
+    # backbone's pretraining, in this process) can hang on that pool's locks
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_unit, setting, kind, seed, size, names, work, backbone): (setting, kind, seed)
                    for setting, kind, seed in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .. import __version__
 from .._atomic import small_json_object, write_json
-from ..data import dataset_label
+from ..data import dataset_label, setting_record
 from ..errors import InputError, excerpt, quote
 from ..submissions import MODEL_SIDECAR_MAX_BYTES, MODEL_SIDECAR_SUFFIX, is_model_sidecar  # noqa: F401 (re-exported)
 
@@ -102,6 +102,8 @@ class Result:
     split: str = "test"
     synthetic: bool = False
     test_list: str | None = None
+    #: For simulated data, the generator's setting that drew it (``{"setting", "overrides", "sha256"}``).
+    synthetic_setting: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     paired: PairedData | None = field(default=None, compare=False, repr=False)
     #: The model's identity from `aadb predict`'s sidecar (name, config_sha256, run_id, …), or None.
@@ -124,7 +126,8 @@ class Result:
             "protocol": {"name": self.protocol, "version": self.protocol_version, "main_metric": self.main_metric},
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "data": {"dataset": self.dataset, "split": self.split, "fingerprint": self.data_fingerprint,
-                     "n_images": self.n_images, "synthetic": self.synthetic, "test_list": self.test_list},
+                     "n_images": self.n_images, "synthetic": self.synthetic, "test_list": self.test_list,
+                     **({"synthetic_setting": self.synthetic_setting} if self.synthetic_setting else {})},
             "submission": {"sha256": self.submission_sha256},
             "settings": {"seed": self.seed, "n_boot": self.n_boot},
             "toolkit_version": self.toolkit_version,
@@ -155,7 +158,7 @@ class Result:
                 toolkit_version=d["toolkit_version"], created_utc=d.get("created_utc", ""),
                 dataset=data.get("dataset", ""), split=data.get("split", "test"), details=d.get("details", {}),
                 synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
-                model=d.get("model"), environment=d.get("environment") or {}, evaluation=d.get("evaluation") or {},
+                synthetic_setting=_setting(data.get("synthetic_setting")), model=d.get("model"), environment=d.get("environment") or {}, evaluation=d.get("evaluation") or {},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"malformed result document: {excerpt(repr(exc), 120)}", file=file) from exc
@@ -185,9 +188,23 @@ def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
     if provenance is not None:
         kwargs.setdefault("synthetic", bool(provenance.synthetic))
         kwargs.setdefault("test_list", provenance.test_list)
+        if getattr(provenance, "setting", None) is not None:
+            kwargs.setdefault("synthetic_setting", dict(provenance.setting))
         if kwargs.get("dataset"):
             kwargs["dataset"] = dataset_label(kwargs["dataset"], bool(provenance.synthetic))
     return Result(**kwargs)
+
+
+def _setting(value: Any) -> dict[str, Any] | None:
+    """``data.synthetic_setting``: absent, or a setting record (checked like every input)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("data.synthetic_setting must be an object")
+    try:
+        return setting_record(value)
+    except ValueError as exc:
+        raise ValueError(f"data.synthetic_setting: {exc.args[0]}") from None
 
 
 def _flag(value: Any) -> bool:

@@ -58,3 +58,19 @@ def test_a_damaged_setting_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=SETTING_FILE):
         curate(res.release_dir, tmp_path / "c", key=KEY, progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_score_records_the_setting_and_reads_it_back(planted):
+    from aadb_toolkit.protocols import aadb_protocol
+    from aadb_toolkit.protocols.results import Result
+
+    tmp, _ = planted
+    data = sources.load(tmp / "c")
+    test = data.split("test")
+    result = aadb_protocol.evaluate(data, test[["image_id", "score"]], n_boot=0)
+    doc = result.to_dict()
+    assert doc["data"]["synthetic_setting"]["setting"] == "planted_taste"
+    assert Result.from_dict(doc).synthetic_setting == doc["data"]["synthetic_setting"]
+    doc["data"]["synthetic_setting"] = {"setting": "x", "sha256": "nope"}
+    with pytest.raises(InputError, match="malformed result document: .*synthetic_sett"):
+        Result.from_dict(doc)
