@@ -17,7 +17,10 @@ def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
 
 def plainly_relative(rel: str) -> bool:
     """True for a relative path that does not climb out with ``..`` (checked without the disk)."""
-    p = PurePosixPath(str(rel).replace("\\", "/"))
+    text = str(rel)
+    if text and ".." not in text and ":" not in text and not text.startswith(("/", "\\")):
+        return True  # the common case, decided without building a path (a curated folder has thousands)
+    p = PurePosixPath(text.replace("\\", "/"))
     return bool(str(rel)) and not p.is_absolute() and ".." not in p.parts and not os.path.isabs(str(rel))
 
 

@@ -8,9 +8,10 @@ discovery rate across batches.
 Options: per-pair tests with BH across all pairs, and Kendall's W with a tie correction.
 
 Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
-complete batches of the same shape are processed together; permutations are uniform rows of a
-packed table of all n! permutations (n ≤ 10), drawn from one seeded generator, in memory-bounded
-chunks, and the default statistic's shuffled sums are built by two-position table lookups.
+complete batches of the same shape are processed together; a permutation of n ≤ 10 images is one
+row of each of two small half tables (``_ranks.permutation_halves``), drawn exactly uniformly from
+one seeded generator in memory-bounded chunks, and the default statistic's shuffled sums are built
+by lookups of lane codes (two positions of two raters at once) in per-batch tables.
 Batches whose raters rated different images take an exact, slower path.
 """
 
@@ -28,8 +29,9 @@ import pandas as pd
 from . import __version__, _atomic, paper
 from ._paths import input_folders
 from ._multitest import benjamini_hochberg
-from ._ranks import (MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_ranks, draw_packed_permutations,
-                     draw_permutations, unpack_permutations)
+from ._ranks import (CODE_LANES, MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_ranks, code_base,
+                     draw_half_indices, draw_permutations, lane_code_tables, packed_permutations,
+                     scratch, unpack_permutations)
 from ._registry import lookup
 from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
 from .errors import InputError
@@ -44,6 +46,9 @@ DEGENERATE_KINDS: tuple[str, ...] = ("too_few_raters", "too_few_common_images", 
 EXCLUDED_PAIR_KINDS: tuple[str, ...] = ("constant_rater", "too_few_common_images")
 
 _CHUNK_ELEMENTS = 1 << 22  # permuted values held at once (float32/int32: ~16 MB per array)
+_CHUNK_PERMS = 1 << 16  # table-drawn permutations per chunk (1 MB of 16-byte code rows)
+_LOOKUP_BLOCK = 4096  # permutations per block of the lookup loop (its three buffers: 256 KB each)
+_CHUNK_MAX_BATCHES = 32  # batches per chunk (each has an 80 KB lookup table per pair of raters)
 _EXACT_TOL = 1e-12  # relative tolerance for "stat* ≥ stat" in float64 (absorbs rounding only)
 
 
@@ -173,23 +178,27 @@ def _kendall_w_statistic(rk: _Ranked) -> np.ndarray:
 @dataclass
 class _Draw:
     """One chunk of permutations of raters 1…R−1 (rater 0 stays fixed: ρ is invariant) for the
-    batches ``sel`` of a group of N-image batches: ``packed`` (b, R−1, p) rows of the packed
-    permutation table when N ≤ 10, otherwise ``index`` (b, R−1, p, N) permutations."""
+    batches ``sel`` of a group of N-image batches: ``halves`` (two (b, R−1, p) arrays of half-table
+    rows, :func:`~aadb_toolkit._ranks.permutation_halves`) when N ≤ 10, otherwise ``index``
+    (b, R−1, p, N) permutations."""
 
     sel: np.ndarray
     n: int
-    packed: np.ndarray | None = None
+    halves: tuple[np.ndarray, np.ndarray] | None = None
     index: np.ndarray | None = None
 
     def perm(self) -> np.ndarray:
         """All permutations of the chunk, (b, R−1, p, N)."""
-        return self.index if self.packed is None else unpack_permutations(self.packed, self.n)
+        if self.halves is None:
+            return self.index
+        return unpack_permutations(packed_permutations(*self.halves, self.n), self.n)
 
     def perm_at(self, b: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The permutations of raters 1…R−1 for the (batch, permutation) pairs ``(b[k], p[k])``, (k, R−1, N)."""
-        if self.packed is None:
+        if self.halves is None:
             return self.index[b, :, p, :]
-        return unpack_permutations(self.packed[b, :, p], self.n)
+        i_a, i_b = self.halves
+        return unpack_permutations(packed_permutations(i_a[b, :, p], i_b[b, :, p], self.n), self.n)
 
 
 def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
@@ -222,40 +231,105 @@ def _permuted_sum(x: np.ndarray, d: _Draw) -> np.ndarray:
     return acc
 
 
-def _permuted_square_norms(z: np.ndarray, d: _Draw) -> np.ndarray:
+def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) -> np.ndarray:
     """‖Σ_j z*_j‖² for every permutation of the chunk, (batches, perms), in float32.
 
-    For packed draws (N ≤ 10) each byte of a packed row holds the items of two positions, so one
-    lookup in a 256-entry table of complex numbers (the rater's values at both positions, real and
-    imaginary) moves two values at once, indexed by the row's own bytes, batch by batch (the
-    lookups, sums and squares stay in the processor's cache). Other draws sum the gathered vectors."""
-    if d.packed is None:
+    Half-table draws (N ≤ 10) go through lane codes (:func:`~aadb_toolkit._ranks.lane_code_tables`):
+    two 16-byte row gathers give a permutation's codes, one per pair of positions; two raters'
+    codes combine as ``c₁ + B²·c₂``, so one lookup in a per-batch table of complex numbers (both
+    raters' values at both positions, real and imaginary) moves four values at once. Rater 0 is
+    added through ‖a + f‖² = ‖a‖² + 2a·f + ‖f‖². Other draws sum the gathered vectors."""
+    if d.halves is None:
         acc = _permuted_sum(z, d)
         return np.einsum("bpn,bpn->bp", acc, acc)
     b, R, N = z.shape
-    half = (N + 1) // 2
-    zp = np.zeros((b, R, 16), np.float32)
-    zp[..., :N] = z
-    octet = np.arange(256)
-    lut = (zp[:, 1:, octet & 15] + 1j * zp[:, 1:, octet >> 4]).astype(np.complex64)  # (b, R−1, 256)
-    fixed = (zp[:, 0, 0::2] + 1j * zp[:, 0, 1::2]).astype(np.complex64)[:, :half]  # rater 0, unpermuted
-    octets = d.packed.astype("<u8", copy=False).view(np.uint8).reshape(d.packed.shape + (8,))[..., :half]
-    out = np.empty(d.packed.shape[::2], np.float32)
-    acc = np.empty((d.packed.shape[2], half), np.complex64)
+    n_p = d.halves[0].shape[2]
+    work = {} if work is None else work
+    words = _pair_code_words(d, R - 1, work)
+    groups = words.shape[1]
+    fixed = np.zeros((b, 2 * CODE_LANES), np.float32)
+    fixed[:, :N] = z[:, 0]  # lane k holds positions 2k (real) and 2k+1 (imaginary), as floats 2k, 2k+1
+    out = np.empty((b, n_p), np.float32)
+    step = min(n_p, _LOOKUP_BLOCK)
+    index = scratch(work, "index", (step, CODE_LANES), np.intp)
+    acc = scratch(work, "acc", (step, CODE_LANES), np.complex64)
+    vals = scratch(work, "vals", (step, CODE_LANES), np.complex64)
+    ones = np.ones(2 * CODE_LANES, np.float32)
     for k in range(b):
-        acc[...] = fixed[k]
-        for j in range(R - 1):
-            acc += lut[k, j].take(octets[k, j])
-        if N % 2:  # the last byte's upper half is padding (item 0's value): not an image
-            acc[:, -1].imag = 0
-        flat = acc.view(np.float32)
-        out[k] = np.einsum("pn,pn->p", flat, flat)
+        # built just before use, so it is still in the cache; a batch whose permutations span
+        # several chunks keeps its table
+        if work.get("luts_of") != d.sel[k]:
+            work["luts_of"] = d.sel[k]
+            work["luts_now"] = _pair_luts(z[k:k + 1], groups, work)[0]
+        luts = work["luts_now"]
+        f2, ff = 2 * fixed[k], fixed[k] @ fixed[k]
+        for p0 in range(0, n_p, step):  # blocks small enough for the buffers to stay in the L2 cache
+            m = min(step, n_p - p0)
+            a, v, ix = acc[:m], vals[:m], index[:m]
+            for g in range(groups):
+                np.copyto(ix, words[k, g, p0:p0 + m].view(np.uint16), casting="unsafe")
+                luts[g].take(ix, mode="clip", out=a if g == 0 else v)
+                if g:
+                    a += v
+            flat = a.view(np.float32)
+            res = out[k, p0:p0 + m]
+            np.matmul(flat, f2, out=res)
+            np.multiply(flat, flat, out=flat)
+            res += flat @ ones
+            res += ff
     return out
+
+
+def _pair_code_words(d: _Draw, n_raters: int, work: dict) -> np.ndarray:
+    """Lane codes of the chunk's permutations, raters taken two at a time (``c₁ + B²·c₂``), as
+    (batches, groups, perms, 2) uint64 words (8 uint16 lanes each)."""
+    code_a, code_b = lane_code_tables(d.n)
+    i_a, i_b = d.halves
+    rows = scratch(work, "rows", (i_a.size,), np.complex128)  # 16-byte rows
+    other = scratch(work, "other", (i_a.size,), np.complex128)
+    code_a.take(i_a.reshape(-1), mode="clip", out=rows)
+    code_b.take(i_b.reshape(-1), mode="clip", out=other)
+    rows = rows.view(np.uint64)
+    rows += other.view(np.uint64)
+    rows = rows.reshape(i_a.shape + (2,))
+    first = rows[:, 0::2]
+    second = rows[:, 1::2]
+    B = code_base(d.n)
+    second *= np.uint64(B * B)  # no lane overflows: codes < B², so c₁ + B²·c₂ < B⁴ + B² ≤ 10,100
+    first[:, :second.shape[1]] += second
+    if n_raters % 2:  # the last rater has no partner: its non-position lanes move past the pair codes too
+        phantom = np.zeros(CODE_LANES, np.uint16)
+        phantom[(d.n + 1) // 2:] = B**4
+        first[:, -1] += phantom.view(np.uint64)
+    return first
+
+
+def _pair_luts(z: np.ndarray, groups: int, work: dict) -> np.ndarray:
+    """Per batch and group of two raters (1–2, 3–4, …), the complex lookup table of a combined lane
+    code: entry ``c₁ + B²·c₂`` = z₁ at (c₁ mod B, c₁ div B) + z₂ at (c₂ mod B, c₂ div B), the first
+    position real and the second imaginary; zeros past the codes (the non-position lanes). A group
+    with a single rater is the same table with z₂ = 0. The tables live in ``work`` (reused: a fresh
+    array of this size would cost page faults on every chunk)."""
+    b, R, N = z.shape
+    B = code_base(N)
+    zp = np.zeros((b, 2 * groups, B), np.float32)
+    zp[:, :R - 1, :N] = z[:, 1:]
+    code = np.arange(B * B)
+    single = np.empty((b, 2 * groups, B * B), np.complex64)  # a rater's values at each code's two positions
+    single.real = zp[..., code % B]
+    single.imag = zp[..., code // B]
+    size = B**4 + B * B + 1
+    if work.get("luts") is None or work["luts"].shape[0] < b:
+        work["luts"] = np.zeros((b, groups, size), np.complex64)  # the tail past B⁴ stays zero
+    luts = work["luts"][:b]
+    pair = luts[:, :, :B**4].reshape(b, groups, B * B, B * B)  # [c₂, c₁]
+    np.add(single[:, 0::2, None, :], single[:, 1::2, :, None], out=pair)
+    return luts
 
 
 def _exceed_mean_rho(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair_counts: np.ndarray) -> None:
     """Mean pairwise ρ* ≥ ρ, in float32 within a window; near-ties decided exactly in integers."""
-    ss = _permuted_square_norms(prep["z32"][d.sel], d)
+    ss = _permuted_square_norms(prep["z32"][d.sel], d, prep.setdefault("work", {}))
     diff = ss - prep["obs32"][d.sel, None]
     counts[d.sel] += (diff > prep["window"]).sum(1)
     cand_b, cand_p = np.nonzero(np.abs(diff) <= prep["window"])
@@ -295,6 +369,17 @@ def _exceed_pairwise(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair
         pair_counts[d.sel, p] += (dots >= rk.D[d.sel, p, None]).sum(1)
 
 
+def _chunk_shape(n_batches: int, n_permuted: int, N: int, n_perm: int) -> tuple[int, int]:
+    """Batches and permutations per chunk: about ``_CHUNK_PERMS`` permutations (drawn at once, then
+    worked through batch by batch in the processor's cache) for table draws, ``_CHUNK_ELEMENTS``
+    permuted values otherwise; the permutations of a batch are split into equal blocks."""
+    per_perm = n_permuted * (1 if N <= PERM_TABLE_MAX_N else N)
+    budget = _CHUNK_PERMS if N <= PERM_TABLE_MAX_N else _CHUNK_ELEMENTS
+    blocks = max(1, -(-n_perm * per_perm // budget))
+    pb = -(-n_perm // blocks)
+    return max(1, min(_CHUNK_MAX_BATCHES, budget // (per_perm * pb))), pb
+
+
 def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.random.Generator,
                     progress: Any) -> dict[str, np.ndarray]:
     """Statistics and permutation exceedance counts for G complete batches of shape (R raters, N images)."""
@@ -306,13 +391,13 @@ def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.r
     pair_counts = np.zeros((G, len(rk.iu)), np.int64)
     if len(testable) and n_perm > 0:
         prep = method.prepare(rk)
-        pb = min(n_perm, max(1, _CHUNK_ELEMENTS // ((R - 1) * N)))
-        bc = max(1, _CHUNK_ELEMENTS // ((R - 1) * pb * N))
+        bc, pb = _chunk_shape(len(testable), R - 1, N, n_perm)
+        work: dict = {}  # the draws' buffers, reused chunk after chunk
         for s, p0 in [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]:
             sel = testable[s:s + bc]
             n_b, n_p = len(sel), min(pb, n_perm - p0)
             if N <= PERM_TABLE_MAX_N:  # the same stream of permutations either way (_ranks)
-                d = _Draw(sel, N, packed=draw_packed_permutations(rng, (n_b, R - 1, n_p), N))
+                d = _Draw(sel, N, halves=draw_half_indices(rng, (n_b, R - 1, n_p), N, work))
             else:
                 d = _Draw(sel, N, index=draw_permutations(rng, (n_b, R - 1, n_p), N))
             method.exceedances(rk, prep, d, counts, pair_counts)

@@ -2,9 +2,10 @@
 
 Measures, in one run, :func:`aadb_toolkit.consistency.analyze_batches` (default method) against
 two baselines. The **bound**: a tight single-core numba kernel that, for every batch and
-permutation, Fisher–Yates-shuffles each rater's unit-norm rank vector (an inline xorshift64*
-generator and a multiply-shift bounded draw, no table, no memory traffic) and counts
-‖Σ_j z_j‖² ≥ observed: the least work any permutation test of this statistic can do on one core.
+permutation, Fisher–Yates-shuffles each rater's unit-norm rank vector (inside-out, one inline
+xorshift64* number per shuffle, multiply-shift positions, the batch shape compiled in as constants,
+no table, no memory traffic) and counts ‖Σ_j z_j‖² ≥ observed: the least work any permutation test
+of this statistic can do on one core.
 The analysis should take at most 1.5× the bound (docs/performance.md). numba is needed only here
 (``pip install numba``), never by the toolkit; without it the bound is skipped with a message.
 The **naive** baseline: a per-batch Python loop that, for every permutation, shuffles each rater's scores
@@ -77,7 +78,7 @@ def numba_bound(ratings: pd.DataFrame, n_batches: int, n_raters: int, n_images: 
                 "dependency): no bound, no ratio")
     from aadb_toolkit._ranks import centered_ranks
 
-    kernel = numba.njit(_fisher_yates_counts)
+    kernel = numba.njit(fisher_yates_kernel(n_images, n_raters))
     scores = ratings["score"].to_numpy(float).reshape(n_batches, n_raters, n_images)
     c = centered_ranks(scores).astype(np.float64)
     norm = np.sqrt((c * c).sum(-1, keepdims=True))
@@ -87,36 +88,62 @@ def numba_bound(ratings: pd.DataFrame, n_batches: int, n_raters: int, n_images: 
     return lambda: kernel(z, obs, n_perm, 1)
 
 
-def _fisher_yates_counts(z, obs, n_perm, seed):  # compiled by numba.njit in numba_bound
-    n_batches, n_raters, n = z.shape
-    counts = np.zeros(n_batches, np.int64)
-    idx = np.empty(n, np.int64)
-    acc = np.empty(n, np.float32)
-    s = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
-    for g in range(n_batches):
-        hits = 0
-        for _ in range(n_perm):
-            for t in range(n):
-                acc[t] = z[g, 0, t]
-            for j in range(1, n_raters):
+def fisher_yates_kernel(n: int, n_raters: int):
+    """The bound's kernel for batches of ``n_raters`` × ``n`` (both compile-time constants, so the
+    compiler unrolls the loops over images), to be compiled by ``numba.njit``.
+
+    For every batch and permutation, each rater 1…R−1 gets one 64-bit xorshift64* number whose two
+    32-bit halves drive an inside-out Fisher–Yates shuffle of the rater's unit-norm rank vector
+    (position t takes a value from a uniform position k ≤ t by multiply-shift: no division, no
+    table, no memory traffic beyond the batch's 200 bytes); the shuffled vectors are summed onto
+    rater 0's and ‖Σ_j z_j‖² ≥ observed is counted. The draws are slightly biased (a 32-bit word
+    spread over several multiplies), which is immaterial for a speed bound."""
+    half = n // 2
+    mask = np.uint64(0xFFFFFFFF)
+
+    def kernel(z, obs, n_perm, seed):
+        n_batches = z.shape[0]
+        counts = np.zeros(n_batches, np.int64)
+        w = np.empty(n, np.float32)
+        acc = np.empty(n, np.float32)
+        s = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
+        for g in range(n_batches):
+            zg = z[g]
+            og = obs[g]
+            hits = 0
+            for _ in range(n_perm):
                 for t in range(n):
-                    idx[t] = t
-                for t in range(n - 1, 0, -1):
+                    acc[t] = zg[0, t]
+                for j in range(1, n_raters):
                     s ^= s >> np.uint64(12)
                     s ^= s << np.uint64(25)
                     s ^= s >> np.uint64(27)
-                    r = (s * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(32)
-                    u = np.int64((r * np.uint64(t + 1)) >> np.uint64(32))
-                    idx[t], idx[u] = idx[u], idx[t]
+                    r = s * np.uint64(0x2545F4914F6CDD1D)
+                    hi = r >> np.uint64(32)
+                    lo = r & mask
+                    w[0] = zg[j, 0]
+                    for t in range(1, n):
+                        if t < half:
+                            lo *= np.uint64(t + 1)
+                            k = np.int64(lo >> np.uint64(32))
+                            lo &= mask
+                        else:
+                            hi *= np.uint64(t + 1)
+                            k = np.int64(hi >> np.uint64(32))
+                            hi &= mask
+                        w[t] = w[k]
+                        w[k] = zg[j, t]
+                    for t in range(n):
+                        acc[t] += w[t]
+                ss = np.float32(0)
                 for t in range(n):
-                    acc[t] += z[g, j, idx[t]]
-            ss = np.float32(0)
-            for t in range(n):
-                ss += acc[t] * acc[t]
-            if ss >= obs[g]:
-                hits += 1
-        counts[g] = hits
-    return counts
+                    ss += acc[t] * acc[t]
+                if ss >= og:
+                    hits += 1
+            counts[g] = hits
+        return counts
+
+    return kernel
 
 
 def load_average() -> list[float]:

@@ -1,9 +1,11 @@
-"""The packed permutation table and the consistency kernel that reads it: every permutation once,
-in the documented order, and the two-position lookups equal a plain gather-and-sum."""
+"""The half tables of permutations, their lane codes, the draws that read them and the consistency
+kernel built on them: every permutation exactly once, uniform draws, and lookups that equal a plain
+gather-and-sum."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -11,37 +13,79 @@ import pytest
 from aadb_toolkit import _ranks, consistency
 
 
-def _insertion_order(n: int) -> list[tuple[int, ...]]:
-    """Permutations of range(n) in the table's order, written out independently: those of k items
-    are those of k-1 items with item k-1 inserted at position 0, 1, ..., k-1, block by block."""
-    rows = [()]
-    for k in range(1, n + 1):
-        rows = [r[:pos] + (k - 1,) + r[pos:] for pos in range(k) for r in rows]
-    return rows
+def _all_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The half-table rows (iA, iB) of every index x in [0, n!), written out independently of the
+    draw: x = (s·h! + a)·(n−h)! + b."""
+    halves = _ranks.permutation_halves(n)
+    s, rest = np.divmod(np.arange(math.factorial(n)), halves.n_a * halves.n_b)
+    a, b = np.divmod(rest, halves.n_b)
+    return s * halves.n_a + a, s * halves.n_b + b
 
 
-@pytest.mark.parametrize("n", range(1, 8))
-def test_packed_table_holds_every_permutation_once_in_insertion_order(n):
-    table = _ranks.unpack_permutations(_ranks.packed_permutation_table(n), n)
-    assert [tuple(r) for r in table.tolist()] == _insertion_order(n)
-    assert {tuple(r) for r in table.tolist()} == set(itertools.permutations(range(n)))
+@pytest.mark.parametrize("n", range(1, 11))
+def test_half_tables_hold_every_permutation_exactly_once(n):
+    i_a, i_b = _all_rows(n)
+    packed = _ranks.packed_permutations(i_a, i_b, n)
+    ordered = np.sort(packed)
+    assert len(ordered) == math.factorial(n) and (ordered[1:] != ordered[:-1]).all()
+    perms = _ranks.unpack_permutations(packed[:5000], n)
+    assert (np.sort(perms, -1) == np.arange(n)).all()
+    if n <= 7:
+        assert {tuple(r) for r in _ranks.unpack_permutations(packed, n).tolist()} == set(itertools.permutations(range(n)))
 
 
-def test_draws_are_uniform_rows_of_the_table():
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 9, 10])
+def test_lane_codes_are_the_items_at_each_pair_of_positions(n):
+    i_a, i_b = _all_rows(n)
+    take = slice(None) if n <= 8 else slice(None, None, 97)  # a spread-out sample of the 9! / 10! rows
+    i_a, i_b = i_a[take], i_b[take]
+    code_a, code_b = _ranks.lane_code_tables(n)
+    lanes = (code_a.take(i_a).view(np.uint16).reshape(-1, 8).astype(int)
+             + code_b.take(i_b).view(np.uint16).reshape(-1, 8))
+    perms = _ranks.unpack_permutations(_ranks.packed_permutations(i_a, i_b, n), n).astype(int)
+    if n % 2:
+        perms = np.concatenate([perms, np.full((len(perms), 1), n)], 1)  # the padding item
+    B, half = _ranks.code_base(n), (n + 1) // 2
+    assert (lanes[:, :half] == perms[:, 0::2] + B * perms[:, 1::2]).all()
+    assert (lanes[:, half:] == B * B).all()
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_draws_are_uniform_over_all_permutations(n):
+    """Every one of the n! permutations appears, with frequencies a chi-square test accepts (fixed
+    seed; the bound is the 0.9999 quantile, so the test cannot flake and still catches any real bias)."""
     rng = np.random.default_rng(4)
-    draws = _ranks.draw_permutations(rng, (3000,), 3)
-    assert draws.shape == (3000, 3) and draws.dtype == np.uint8
-    counts = np.unique(draws, axis=0, return_counts=True)[1]
-    assert len(counts) == 6 and counts.min() > 400  # 500 expected each
+    k = math.factorial(n)
+    draws = _ranks.draw_permutations(rng, (400 * k,), n)
+    assert draws.shape == (400 * k, n) and draws.dtype == np.uint8
+    rows, counts = np.unique(draws, axis=0, return_counts=True)
+    assert {tuple(r) for r in rows.tolist()} == set(itertools.permutations(range(n)))
+    chi2 = ((counts - 400) ** 2 / 400).sum()
+    dof = k - 1
+    assert chi2 < dof + 3.72 * math.sqrt(2 * dof) + 10  # normal approximation of the 0.9999 quantile, generous
 
 
-@pytest.mark.parametrize("n_raters,n_images", [(2, 3), (3, 7), (5, 10), (6, 9), (4, 4)])
-def test_two_position_lookups_equal_a_plain_gather(n_raters, n_images):
+def test_draws_are_independent_across_the_two_of_a_pair():
+    """The two permutations taken from one 64-bit draw (quotient and remainder) are independent:
+    their joint frequencies are uniform over all (3!)² pairs."""
+    rng = np.random.default_rng(11)
+    i_a, i_b = _ranks.draw_half_indices(rng, (2, 36 * 500), 3)  # first half quotients, second remainders
+    code = _ranks.packed_permutations(i_a, i_b, 3)
+    _, ids = np.unique(code, return_inverse=True)
+    ids = ids.reshape(code.shape)
+    joint = np.bincount(ids[0] * 6 + ids[1], minlength=36)
+    assert len(joint) == 36 and ((joint - 500) ** 2 / 500).sum() < 35 + 3.72 * math.sqrt(70) + 10
+
+
+@pytest.mark.parametrize("n_raters,n_images", [(2, 3), (3, 7), (5, 10), (6, 9), (4, 4), (5, 5)])
+def test_lane_code_lookups_equal_a_plain_gather(n_raters, n_images):
     rng = np.random.default_rng(n_raters * 10 + n_images)
     z = rng.normal(size=(6, n_raters, n_images)).astype(np.float32)
-    packed = _ranks.draw_packed_permutations(rng, (6, n_raters - 1, 50), n_images)
-    draw = consistency._Draw(np.arange(6), n_images, packed=packed)
-    perm = _ranks.unpack_permutations(packed, n_images).astype(np.intp)
+    halves = _ranks.draw_half_indices(rng, (6, n_raters - 1, 50), n_images)
+    draw = consistency._Draw(np.arange(6), n_images, halves=halves)
+    perm = draw.perm().astype(np.intp)
     plain = z[:, 0, None, :] + np.take_along_axis(z[:, 1:, None, :], perm, -1).sum(1)
     want = (plain.astype(np.float64) ** 2).sum(-1)
     assert np.allclose(consistency._permuted_square_norms(z, draw), want, rtol=1e-5, atol=1e-5)
+    b, p = np.array([0, 3, 5]), np.array([1, 49, 7])
+    assert (draw.perm_at(b, p) == perm[b, :, p]).all()
