@@ -240,7 +240,10 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
         if decoy is None:
             raise ValueError("attribute_informativeness < 1 needs the decoy strengths")
         s = a * s + np.sqrt(max(0.0, 1.0 - a * a)) * decoy[img]
-    vote_sd = r["vote_noise"] * (noise / r["noise_light"]) ** r["vote_noise_power"]
+    # votes are as noisy as the rater relative to a one-batch worker (noise_light); raters without
+    # rating noise at all (noise_light = 0, a setting's choice) vote with vote_noise itself
+    ratio = noise / r["noise_light"] if r["noise_light"] > 0 else np.ones_like(noise)
+    vote_sd = r["vote_noise"] * ratio ** r["vote_noise_power"]
     e = gen.standard_normal(s.shape) * vote_sd[:, :, None]
     th = r["vote_threshold"]
     votes = ((s + e) > th).astype(np.int64) - ((s + e) < -th).astype(np.int64)

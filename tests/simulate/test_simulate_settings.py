@@ -85,3 +85,14 @@ def test_cli_takes_a_setting_and_overrides(tmp_path, capsys):
     assert "setting: null_interaction with raters.taste_sd=0.1" in capsys.readouterr().out
     record = json.loads((tmp_path / "r.truth" / SETTING_FILE).read_text())
     assert record["setting"] == "null_interaction" and record["parameters"]["images"]["interaction"] == 0.0
+
+
+def test_raters_without_rating_noise_still_vote_on_the_attributes(tmp_path):
+    # vote noise scales with a rater's noise relative to noise_light; at noise_light = 0 that
+    # ratio was 0/0, every vote NaN-compared to 0, and the votes said nothing about the image
+    res = simulate(tmp_path / "r", n_images=40, seed=2, image_size=(32, 24),
+                   overrides={"raters.noise_light": 0.0, "raters.noise_heavy": 0.0, "raters.noise_log_sd": 0.0})
+    from aadb_toolkit import schema
+
+    votes = pd.read_parquet(res.truth_dir / "ratings.parquet")[list(schema.ATTRIBUTES)].to_numpy(float)
+    assert (votes != 0).mean() > 0.3
