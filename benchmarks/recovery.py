@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -223,12 +223,10 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     path = work / f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}.pt"
     if path.exists():
         return path
-    rel = work / f"pretrain_s{seed}"
-    simulate(rel, n_images=size.pretrain_images, seed=PRETRAIN_SEED + seed, image_size=size.image_size)
-    curate(rel, work / f"pretrain_s{seed}_curated", key=os.urandom(32), progress=False)
-    data = sources.load(work / f"pretrain_s{seed}_curated")
+    rel = make_release("default", PRETRAIN_SEED + seed, replace(size, images=size.pretrain_images), work)
+    data = rel.data
     ids = list(data.images["image_id"])
-    truth = pd.read_parquet(truth_dir_for(rel) / "images.parquet").set_index("image_id").loc[ids]
+    truth = rel.images.loc[ids]
     strengths = torch.tensor(truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy(), dtype=torch.float32)
     content = torch.tensor(pd.Categorical(truth["content_type"]).codes, dtype=torch.long)
     n_att, n_content = strengths.shape[1], int(content.max()) + 1

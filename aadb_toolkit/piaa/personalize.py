@@ -33,9 +33,9 @@ from . import episodes as ep
 #: is a fixed multiple of the support images' mean squared centred feature norm, scale-free).
 DEFAULT_ALPHA: float | None = None
 #: Penalties each episode chooses from by leave-one-out on its support images (never the queries),
-#: against ``inf``, the generic model plus the rater's mean residual (the one-standard-error rule
-#: of :func:`_one_se_choice`).
-ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, float("inf"))
+#: against "no correction", the generic model plus the rater's mean residual (the standard-error
+#: rule of :func:`_standard_error_choice`).
+ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
 #: A correction is kept where its leave-one-out errors beat the generic model's by more than this
@@ -113,7 +113,7 @@ def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.
     evals, evecs = torch.linalg.eigh(gram)
     evals = torch.clamp(evals, min=0.0)
     proj = (evecs.transpose(1, 2) @ rc[..., None])[..., 0]  # rc in the eigenbasis
-    grid = [a for a in ALPHA_GRID if np.isfinite(a)] if alpha is None else [alpha]
+    grid = ALPHA_GRID if alpha is None else (alpha,)
     fits = []
     for a_mult in grid:  # leave-one-out errors of each penalty, in closed form
         inv = 1.0 / (evals + (a_mult * spread)[:, None])
@@ -123,10 +123,10 @@ def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.
         fits.append((coef, ((rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2))
     if alpha is not None:
         return _weights(xc, fits[0][0], mu, r0)
-    return _weights(xc, _one_se_choice(rc, k, fits), mu, r0)
+    return _weights(xc, _standard_error_choice(rc, k, fits), mu, r0)
 
 
-def _one_se_choice(rc, k: int, fits: list) -> "torch.Tensor":
+def _standard_error_choice(rc, k: int, fits: list):
     """Per episode, the dual coefficients of the penalty with the least leave-one-out error, kept
     only where its errors beat the generic model's (α = ∞: no correction, only the mean residual)
     by more than :data:`_SE_MULT` standard errors of the paired difference over the k support

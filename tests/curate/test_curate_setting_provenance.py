@@ -35,7 +35,7 @@ def test_manifest_records_the_setting(planted):
 
 
 def test_loaded_data_carries_the_setting_in_its_provenance(planted):
-    tmp, res = planted
+    tmp, _ = planted
     prov = sources.load(tmp / "c").provenance
     assert prov.synthetic and prov.setting["setting"] == "planted_taste"
     assert prov.to_dict()["setting"] == prov.setting

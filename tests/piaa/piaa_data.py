@@ -50,3 +50,34 @@ def planted_taste(n_images: int = 120, d: int = 6, seed: int = 0):
         ratings += [(rater, i, float(s)) for i, s in zip(ids, own)]
     data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
     return data, pd.Index(ids), feats, generic
+
+
+def no_taste_data(seed: int = 2):
+    """150 images with 40 features; three raters score the generic model's own feature 1 with
+    rating noise and no taste of their own: the generic ranking is every rater's best guess.
+    Returns ``(data, index, features, generic)``."""
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:04d}" for i in range(150)]
+    feats = rng.normal(size=(150, 40)).astype(np.float32)
+    generic = 0.5 + 0.2 * feats[:, 1]  # on the raters' [0, 1] scale: (3 + 0.8 f − 1) / 4
+    ratings = [(r, i, float(np.clip(np.rint(3 + 0.8 * feats[j, 1] + rng.normal(0, 0.7)), 1, 5)))
+               for r in ("Ra", "Rb", "Rc") for j, i in enumerate(ids)]
+    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
+    return data, pd.Index(ids), feats, generic
+
+
+def mean_episode_rho(table: pd.DataFrame, index: pd.Index, scores: np.ndarray, truth) -> float:
+    """Mean over the episodes of ``table`` of Spearman's ρ between ``scores`` (one per query row)
+    and the truth of the query images: ``truth`` is one value per image (aligned with ``index``)
+    or a mapping rater_id → such values (each rater's own truth)."""
+    from aadb_toolkit._ranks import spearman
+    from aadb_toolkit.piaa import episodes as ep
+
+    q = ep.queries(table)
+    key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
+    rows = index.get_indexer(q["image_id"])
+    if isinstance(truth, dict):
+        values = np.array([truth[r][i] for r, i in zip(q["rater_id"], rows)])
+    else:
+        values = np.asarray(truth)[rows]
+    return float(np.mean([spearman(scores[key == e], values[key == e])[0] for e in np.unique(key)]))

@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from piaa_data import planted_taste
+from piaa_data import mean_episode_rho, no_taste_data, planted_taste
 
-from aadb_toolkit._ranks import spearman
 from aadb_toolkit.errors import InputError
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.finetune import fit_rank_finetune
-
-
-def _rho(x, y) -> float:
-    """Spearman's ρ (NaN where undefined), the toolkit's one implementation."""
-    return spearman(x, y)[0]
-
-
-def _mean_rho(table, index, pred, truth_of_rater):
-    q = ep.queries(table)
-    key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
-    rows = index.get_indexer(q["image_id"])
-    truth = np.array([truth_of_rater[r][i] for r, i in zip(q["rater_id"], rows)])
-    return np.mean([_rho(pred[key == k], truth[key == k]) for k in np.unique(key)])
 
 
 def test_finetune_learns_each_raters_planted_taste():
@@ -33,7 +19,7 @@ def test_finetune_learns_each_raters_planted_taste():
     personal = fit_rank_finetune(feats, generic, table, index)
     q = ep.queries(table)
     g = generic[index.get_indexer(q["image_id"])]
-    assert _mean_rho(table, index, personal, truth) > _mean_rho(table, index, g, truth) + 0.3
+    assert mean_episode_rho(table, index, personal, truth) > mean_episode_rho(table, index, g, truth) + 0.3
 
 
 def test_finetune_ignores_a_constant_shift_of_the_features_and_keeps_generic_without_features():
@@ -58,13 +44,11 @@ def test_bad_finetune_parameters_are_refused():
 def test_finetune_keeps_the_generic_ranking_when_raters_have_no_taste():
     # without the held-out guard the hinge fitted each rater's rating noise on the 10 support
     # images and ranked well below the generic model
-    from test_piaa_personalize import _mean_episode_rho, _no_taste_data
-
-    data, index, feats, generic = _no_taste_data()
+    data, index, feats, generic = no_taste_data()
     table = ep.make_episodes(data, ks=(10,), repeats=10, seed=0)
     g = generic[index.get_indexer(ep.queries(table)["image_id"])]
-    base = _mean_episode_rho(table, index, g, feats[:, 1])
-    guarded = _mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index), feats[:, 1])
-    free = _mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index, guard=False), feats[:, 1])
+    base = mean_episode_rho(table, index, g, feats[:, 1])
+    guarded = mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index), feats[:, 1])
+    free = mean_episode_rho(table, index, fit_rank_finetune(feats, generic, table, index, guard=False), feats[:, 1])
     assert guarded > base - 0.01
     assert free < guarded - 0.01

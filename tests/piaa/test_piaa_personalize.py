@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from piaa_data import make_data, planted_taste
+from piaa_data import make_data, mean_episode_rho, no_taste_data, planted_taste
 
 from aadb_toolkit import schema
 from aadb_toolkit._ranks import spearman
@@ -112,35 +112,15 @@ def test_penalty_ignores_a_constant_shift_of_the_features():
     np.testing.assert_allclose(loop_lstsq_baseline(feats + 20.0, generic, table, index, alpha=0.5), plain, atol=1e-5)
 
 
-def _no_taste_data(seed: int = 2):
-    """150 images with 40 features; three raters score the generic model's own feature 1 with
-    rating noise and no taste of their own: the generic ranking is every rater's best guess."""
-    rng = np.random.default_rng(seed)
-    ids = [f"img{i:04d}" for i in range(150)]
-    feats = rng.normal(size=(150, 40)).astype(np.float32)
-    generic = 0.5 + 0.2 * feats[:, 1]  # on the raters' [0, 1] scale: (3 + 0.8 f − 1) / 4
-    ratings = [(r, i, float(np.clip(np.rint(3 + 0.8 * feats[j, 1] + rng.normal(0, 0.7)), 1, 5)))
-               for r in ("Ra", "Rb", "Rc") for j, i in enumerate(ids)]
-    data = make_data(ratings, {i: ("validation" if j % 3 == 0 else "test") for j, i in enumerate(ids)})
-    return data, pd.Index(ids), feats, generic
-
-
-def _mean_episode_rho(table, index, scores, truth_feature):
-    q = ep.queries(table)
-    key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
-    rows = index.get_indexer(q["image_id"])
-    return float(np.mean([_rho(scores[key == e], truth_feature[rows][key == e]) for e in np.unique(key)]))
-
-
 def test_default_keeps_the_generic_ranking_when_raters_have_no_taste():
     # the old default (a fixed α = 1) fitted each rater's rating noise on 10 images and ranked
     # well below the generic model; the default now corrects only where the support images show it
-    data, index, feats, generic = _no_taste_data()
+    data, index, feats, generic = no_taste_data()
     table = ep.make_episodes(data, ks=(10,), repeats=10, seed=0)
     g = generic[index.get_indexer(ep.queries(table)["image_id"])]
-    base = _mean_episode_rho(table, index, g, feats[:, 1])
-    auto = _mean_episode_rho(table, index, fit_residual_ridge(feats, generic, table, index), feats[:, 1])
-    fixed = _mean_episode_rho(table, index, fit_residual_ridge(feats, generic, table, index, alpha=1.0), feats[:, 1])
+    base = mean_episode_rho(table, index, g, feats[:, 1])
+    auto = mean_episode_rho(table, index, fit_residual_ridge(feats, generic, table, index), feats[:, 1])
+    fixed = mean_episode_rho(table, index, fit_residual_ridge(feats, generic, table, index, alpha=1.0), feats[:, 1])
     assert auto > base - 0.01
     assert fixed < auto - 0.01  # what the standard-error rule protects against
 
@@ -148,15 +128,10 @@ def test_default_keeps_the_generic_ranking_when_raters_have_no_taste():
 def test_default_learns_a_planted_taste_from_ten_images():
     data, index, feats, generic = planted_taste()
     table = ep.make_episodes(data, ks=(10,), repeats=10, seed=0)
-    q = ep.queries(table)
-    own = np.where(q["rater_id"] == "Rx", 1.0, -1.0) * feats[index.get_indexer(q["image_id"]), 0]
-    utility = feats[index.get_indexer(q["image_id"]), 1] + 2.0 * own
-    personal = fit_residual_ridge(feats, generic, table, index)
-    g = generic[index.get_indexer(q["image_id"])]
-    key = (q["rater_id"] + "\t" + q["episode"].astype(str)).to_numpy()
-    mine = np.mean([_rho(personal[key == e], utility[key == e]) for e in np.unique(key)])
-    base = np.mean([_rho(g[key == e], utility[key == e]) for e in np.unique(key)])
-    assert mine > base + 0.3
+    utility = {"Rx": feats[:, 1] + 2.0 * feats[:, 0], "Ry": feats[:, 1] - 2.0 * feats[:, 0]}
+    g = generic[index.get_indexer(ep.queries(table)["image_id"])]
+    mine = mean_episode_rho(table, index, fit_residual_ridge(feats, generic, table, index), utility)
+    assert mine > mean_episode_rho(table, index, g, utility) + 0.3
 
 
 def test_cli_alpha_is_auto_or_a_positive_number():
