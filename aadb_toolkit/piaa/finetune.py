@@ -18,33 +18,40 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import paper
+from .. import paper, schema
 from ..errors import InputError
 from .personalize import _episode_layout, _on_rater_scale
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
 #: L2 pull towards the generic model, as a multiple of the support features' mean squared
-#: (centred) norm: scale-free, chosen a priori, never on the queries.
-DEFAULT_PULL: float = 0.05
+#: (centred) norm: scale-free. The hinge's gradient is bounded, so the correction is too: it moves
+#: a score by at most about 1 / pull on the [0, 1] scale (see :func:`_fit`). 4 bounds it by one
+#: rating step (1 of the 1-5 scale's 4): a rater's taste may reorder images a step apart, and ten
+#: images cannot support more. (The first default, 0.05, let it move scores 20 times the whole
+#: scale: it fitted each rater's noise and, on raters without a taste, ranked 0.10 below the
+#: generic model; docs/models.md, "Recovery suite".)
+DEFAULT_PULL: float = float(schema.SCORE_MAX - schema.SCORE_MIN)
 #: Gradient steps of the batched fine-tune (plain gradient descent with a fixed step, see _fit).
 DEFAULT_STEPS: int = 200
-#: An episode's fine-tune is kept only where its support images, each held out in turn, are
-#: ranked better than by the generic model by more than this many standard errors (see
+#: With ``guard``, an episode's fine-tune is kept only where held-out pairs of its support images
+#: are ranked better than by the generic model by more than this many standard errors (see
 #: :func:`_held_out_gain_ok`); elsewhere the episode keeps the generic ranking.
 KEEP_SE: float = 2.0
 
 
 def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
                       *, margin: float = DEFAULT_MARGIN, pull: float = DEFAULT_PULL,
-                      steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = True) -> np.ndarray:
+                      steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = False) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order), as
     :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` (``scale``: the generic score's
     slope onto the raters' scale, :func:`~aadb_toolkit.piaa.personalize.generic_scale`) but
-    fitted with the rank loss. With ``guard`` (the default) an episode keeps its fine-tune only
-    where held-out support images say it ranks better than the generic model (:data:`KEEP_SE`);
-    ten images give about 40 ordered pairs, which a hinge fits whether or not the rater has a
-    taste (without the guard the fine-tune ranked 0.12 below the generic model on null taste)."""
+    fitted with the rank loss. The pull (:data:`DEFAULT_PULL`) keeps the correction within about
+    one rating step, so that fitting a rater's noise costs little. ``guard`` also tests each
+    episode's fine-tune on held-out pairs of its support images (:data:`KEEP_SE`) and keeps it
+    only where it ranks them better than the generic model; it is off by default because with
+    k = 10 such a test, done right, can almost never tell a taste from noise (it kept 1% of the
+    episodes on null taste and 4% on planted taste), and it refits the fine-tune k(k − 1)/2 times."""
     if margin < 0 or pull <= 0 or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
     ep_id, supp_rows, (q_img, q_ep) = _episode_layout(episodes, image_index)
@@ -93,30 +100,49 @@ def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, 
 def _held_out_gain_ok(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, pull: float,
                       steps: int) -> np.ndarray:
     """Per episode (E,): whether the fine-tune ranks held-out support images better than the
-    generic model. Each support image i in turn is left out, the fine-tune refitted on the other
-    k − 1, and i's order against every other support image the rater scored differently is
-    checked, for the refitted and for the generic scores (ties of a model's scores count half).
-    The gain of image i is the difference of the two concordance rates; the fine-tune is kept
-    where the mean gain over the held-out images exceeds KEEP_SE standard errors."""
+    generic model. Leave-pair-out: for every pair (i, j) of support images, the fine-tune is
+    refitted on the other k − 2 and the pair's order checked for the refit and for the generic
+    scores, where the rater scored i and j differently (ties of a model's scores count half); the
+    pair's gain is the difference. Both images of a pair are held out: a refit that has seen j
+    has fitted the noise of j's score, which decides the pair's order as much as i's does, and
+    credits the fine-tune for that (leave-one-out passed 20% of the episodes of raters without a
+    taste, a 2-standard-error test should pass ~2%). Pairs that share an image are not
+    independent, so the standard error of the mean gain is the jackknife's over support images,
+    not the spread of the pairs. The fine-tune is kept where the mean gain exceeds KEEP_SE of them."""
     E, k, _ = x.shape
-    gains = np.full((E, k), np.nan)
+    gains = np.full((E, k, k), np.nan)
     for i in range(k):
-        rest = np.r_[0:i, i + 1:k]
-        d, mu = _fit(x[:, rest], generic[:, rest], target[:, rest], margin, pull, steps)
-        scores = generic + np.einsum("ekd,ed->ek", x - mu[:, None, :], d)
-        gains[:, i] = _concordance(scores, target, i) - _concordance(generic, target, i)
-    n = np.isfinite(gains).sum(axis=1)
-    mean = np.nanmean(np.where(n[:, None] > 0, gains, 0.0), axis=1)
-    se = np.nanstd(np.where(n[:, None] > 1, gains, 0.0), axis=1, ddof=1) / np.sqrt(np.maximum(n, 1))
-    return (n > 1) & (mean > KEEP_SE * se) & (mean > 0)
+        for j in range(i + 1, k):
+            rest = np.r_[0:i, i + 1:j, j + 1:k]
+            d, mu = _fit(x[:, rest], generic[:, rest], target[:, rest], margin, pull, steps)
+            pair = [i, j]
+            scores = generic[:, pair] + np.einsum("ekd,ed->ek", x[:, pair] - mu[:, None, :], d)
+            gains[:, i, j] = gains[:, j, i] = _pair_concordance(scores, target[:, pair]) \
+                - _pair_concordance(generic[:, pair], target[:, pair])
+    mean, se = _pair_mean_and_jackknife_se(gains)
+    return np.isfinite(se) & (mean > KEEP_SE * se) & (mean > 0)
 
 
-def _concordance(scores: np.ndarray, target: np.ndarray, i: int) -> np.ndarray:
-    """Per episode, the share of support images j the rater scored differently from image i whose
-    order against i the scores get right (ties of the scores count half); NaN where none differ."""
-    dt = np.sign(target[:, [i]] - target)
-    ds = np.sign(scores[:, [i]] - scores)
-    valid = dt != 0
-    agree = np.where(ds == dt, 1.0, np.where(ds == 0, 0.5, 0.0))
-    with np.errstate(invalid="ignore"):
-        return np.where(valid.any(axis=1), (agree * valid).sum(axis=1) / valid.sum(axis=1), np.nan)
+def _pair_concordance(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per episode, for one pair (columns 0 and 1): 1 where the scores order it as the rater did,
+    0 where they reverse it, ½ where the scores tie; NaN where the rater scored both alike."""
+    dt, ds = np.sign(target[:, 0] - target[:, 1]), np.sign(scores[:, 0] - scores[:, 1])
+    return np.where(dt == 0, np.nan, np.where(ds == dt, 1.0, np.where(ds == 0, 0.5, 0.0)))
+
+
+def _pair_mean_and_jackknife_se(gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per episode, from the symmetric (E, k, k) pair gains (NaN: no pair): the mean gain over the
+    pairs, and its delete-one-image jackknife standard error (NaN where fewer than two images
+    leave a pair when deleted)."""
+    valid = np.isfinite(gains)
+    g = np.where(valid, gains, 0.0)
+    total, count = g.sum(axis=(1, 2)) / 2, valid.sum(axis=(1, 2)) / 2
+    rest_total, rest_count = total[:, None] - g.sum(axis=2), count[:, None] - valid.sum(axis=2)
+    ok = rest_count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        loo = np.where(ok, rest_total / np.maximum(rest_count, 1), np.nan)  # the mean without image m
+        n = ok.sum(axis=1)
+        centred = np.where(ok, loo - np.nanmean(np.where(ok, loo, np.nan), axis=1, keepdims=True), 0.0)
+        se = np.where(n > 1, np.sqrt((n - 1) / np.maximum(n, 1) * (centred ** 2).sum(axis=1)), np.nan)
+    return mean, se
