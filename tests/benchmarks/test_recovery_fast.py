@@ -140,6 +140,9 @@ def test_personalizer_learns_taste_only_where_planted(releases):
     assert planted["oracle"] > planted["ridge"]
     assert abs(null["ridge"] - null["generic"]) < 0.05
     assert null["oracle"] == null["generic"]
+    # the rank fine-tune (seeds 11-13): planted +0.04..+0.05, null within 0.002
+    assert planted["finetune"] > planted["generic"] + 0.02
+    assert abs(null["finetune"] - null["generic"]) < 0.01
 
 
 def _ideal_features(rel) -> pd.DataFrame:
