@@ -10,8 +10,10 @@ Options: per-pair tests with BH across all pairs, and Kendall's W with a tie cor
 Speed: average ranks are computed once (the ranks of permuted scores are the permuted ranks);
 complete batches of the same shape are processed together; a permutation of n ≤ 10 images is one
 row of each of two small half tables (``_ranks.permutation_halves``), drawn exactly uniformly from
-one seeded generator in memory-bounded chunks, and the default statistic's shuffled sums are built
-by lookups of lane codes (two positions of two raters at once) in per-batch tables.
+one seeded generator in memory-bounded chunks whose batches share the draw, each batch relabelling
+its raters' images by its own uniform permutation (see :class:`_Draw`); the default statistic's
+shuffled sums are built by lookups of lane codes (two positions of two raters at once) in per-batch
+tables.
 Batches whose raters rated different images take an exact, slower path.
 """
 
@@ -178,27 +180,43 @@ def _kendall_w_statistic(rk: _Ranked) -> np.ndarray:
 @dataclass
 class _Draw:
     """One chunk of permutations of raters 1…R−1 (rater 0 stays fixed: ρ is invariant) for the
-    batches ``sel`` of a group of N-image batches: ``halves`` (two (b, R−1, p) arrays of half-table
-    rows, :func:`~aadb_toolkit._ranks.permutation_halves`) when N ≤ 10, otherwise ``index``
-    (b, R−1, p, N) permutations."""
+    batches ``sel`` of a group of N-image batches.
+
+    N ≤ 10: ``halves``, two arrays of half-table rows (:func:`~aadb_toolkit._ranks.permutation_halves`),
+    either (b, R−1, p), one draw per batch, or (1, R−1, p), one draw **shared** by the chunk's
+    batches, with ``relabel`` (b, R−1, N): batch b's rater j is shuffled by ``relabel[b, j] ∘ τ``
+    (position t takes item ``relabel[b, j, τ(t)]``) for each shared shuffle τ. For every batch
+    these are still independent, uniform shuffles of each rater, so every test is exact; only the
+    Monte-Carlo errors of the chunk's batches are no longer independent (docs/consistency.md).
+    Otherwise ``index``, (b, R−1, p, N) permutations."""
 
     sel: np.ndarray
     n: int
     halves: tuple[np.ndarray, np.ndarray] | None = None
     index: np.ndarray | None = None
+    relabel: np.ndarray | None = None
 
     def perm(self) -> np.ndarray:
         """All permutations of the chunk, (b, R−1, p, N)."""
         if self.halves is None:
             return self.index
-        return unpack_permutations(packed_permutations(*self.halves, self.n), self.n)
+        return self._relabelled(unpack_permutations(packed_permutations(*self.halves, self.n), self.n))
 
     def perm_at(self, b: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The permutations of raters 1…R−1 for the (batch, permutation) pairs ``(b[k], p[k])``, (k, R−1, N)."""
         if self.halves is None:
             return self.index[b, :, p, :]
         i_a, i_b = self.halves
-        return unpack_permutations(packed_permutations(i_a[b, :, p], i_b[b, :, p], self.n), self.n)
+        rows = np.zeros_like(b) if self.relabel is not None else b
+        shared = unpack_permutations(packed_permutations(i_a[rows, :, p], i_b[rows, :, p], self.n), self.n)
+        if self.relabel is None:
+            return shared
+        return np.take_along_axis(self.relabel[b], shared.astype(np.intp), -1)
+
+    def _relabelled(self, shuffles: np.ndarray) -> np.ndarray:
+        if self.relabel is None:
+            return shuffles
+        return np.take_along_axis(self.relabel[:, :, None, :], shuffles.astype(np.intp), -1)
 
 
 def _prepare_mean_rho(rk: _Ranked) -> dict[str, np.ndarray]:
@@ -237,8 +255,8 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     Half-table draws (N ≤ 10) go through lane codes (:func:`~aadb_toolkit._ranks.lane_code_tables`):
     two 16-byte row gathers give a permutation's codes, one per pair of positions; two raters'
     codes combine as ``c₁ + B²·c₂``, so one lookup in a per-batch table of complex numbers (both
-    raters' values at both positions, real and imaginary) moves four values at once. Rater 0 is
-    added through ‖a + f‖² = ‖a‖² + 2a·f + ‖f‖². Other draws sum the gathered vectors."""
+    raters' values at both positions, real and imaginary) moves four values at once. Rater 0's
+    fixed values are added before squaring. Other draws sum the gathered vectors."""
     if d.halves is None:
         acc = _permuted_sum(z, d)
         return np.einsum("bpn,bpn->bp", acc, acc)
@@ -247,8 +265,11 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     work = {} if work is None else work
     words = _pair_code_words(d, R - 1, work)
     groups = words.shape[1]
+    if d.relabel is not None:  # a shared draw: batch k's tables hold its raters' values relabelled
+        z = np.concatenate([z[:, :1], np.take_along_axis(z[:, 1:], d.relabel.astype(np.intp), -1)], axis=1)
     fixed = np.zeros((b, 2 * CODE_LANES), np.float32)
     fixed[:, :N] = z[:, 0]  # lane k holds positions 2k (real) and 2k+1 (imaginary), as floats 2k, 2k+1
+    fixed = fixed.view(np.complex64)
     out = np.empty((b, n_p), np.float32)
     step = min(n_p, _LOOKUP_BLOCK)
     index = scratch(work, "index", (step, CODE_LANES), np.intp)
@@ -256,27 +277,20 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     vals = scratch(work, "vals", (step, CODE_LANES), np.complex64)
     ones = np.ones(2 * CODE_LANES, np.float32)
     for k in range(b):
-        # built just before use, so it is still in the cache; a batch whose permutations span
-        # several chunks keeps its table
-        if work.get("luts_of") != d.sel[k]:
-            work["luts_of"] = d.sel[k]
-            work["luts_now"] = _pair_luts(z[k:k + 1], groups, work)[0]
-        luts = work["luts_now"]
-        f2, ff = 2 * fixed[k], fixed[k] @ fixed[k]
+        luts = _pair_luts(z[k:k + 1], groups, work)[0]  # built just before use, so it is still in the cache
+        codes = words[k if words.shape[0] > 1 else 0]
         for p0 in range(0, n_p, step):  # blocks small enough for the buffers to stay in the L2 cache
             m = min(step, n_p - p0)
             a, v, ix = acc[:m], vals[:m], index[:m]
             for g in range(groups):
-                np.copyto(ix, words[k, g, p0:p0 + m].view(np.uint16), casting="unsafe")
+                np.copyto(ix, codes[g, p0:p0 + m].view(np.uint16), casting="unsafe")
                 luts[g].take(ix, mode="clip", out=a if g == 0 else v)
                 if g:
                     a += v
+            a += fixed[k]
             flat = a.view(np.float32)
-            res = out[k, p0:p0 + m]
-            np.matmul(flat, f2, out=res)
             np.multiply(flat, flat, out=flat)
-            res += flat @ ones
-            res += ff
+            np.matmul(flat, ones, out=out[k, p0:p0 + m])
     return out
 
 
@@ -369,14 +383,18 @@ def _exceed_pairwise(rk: _Ranked, prep: dict, d: _Draw, counts: np.ndarray, pair
         pair_counts[d.sel, p] += (dots >= rk.D[d.sel, p, None]).sum(1)
 
 
-def _chunk_shape(n_batches: int, n_permuted: int, N: int, n_perm: int) -> tuple[int, int]:
+def _chunk_shape(n_batches: int, n_permuted: int, N: int, n_perm: int, vectors: bool = True) -> tuple[int, int]:
     """Batches and permutations per chunk: about ``_CHUNK_PERMS`` permutations (drawn at once, then
     worked through batch by batch in the processor's cache) for table draws, ``_CHUNK_ELEMENTS``
-    permuted values otherwise; the permutations of a batch are split into equal blocks."""
+    permuted values otherwise; the permutations of a batch are split into equal blocks. A table
+    draw shared by the chunk's batches (``vectors=False``: the method never holds every batch's
+    permuted vectors at once) is the budget alone, so the chunk takes up to ``_CHUNK_MAX_BATCHES``."""
     per_perm = n_permuted * (1 if N <= PERM_TABLE_MAX_N else N)
     budget = _CHUNK_PERMS if N <= PERM_TABLE_MAX_N else _CHUNK_ELEMENTS
     blocks = max(1, -(-n_perm * per_perm // budget))
     pb = -(-n_perm // blocks)
+    if N <= PERM_TABLE_MAX_N and not vectors:
+        return max(1, min(_CHUNK_MAX_BATCHES, n_batches)), pb
     return max(1, min(_CHUNK_MAX_BATCHES, budget // (per_perm * pb))), pb
 
 
@@ -391,12 +409,15 @@ def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.r
     pair_counts = np.zeros((G, len(rk.iu)), np.int64)
     if len(testable) and n_perm > 0:
         prep = method.prepare(rk)
-        bc, pb = _chunk_shape(len(testable), R - 1, N, n_perm)
+        bc, pb = _chunk_shape(len(testable), R - 1, N, n_perm, method.vectors)
         work: dict = {}  # the draws' buffers, reused chunk after chunk
         for s, p0 in [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]:
             sel = testable[s:s + bc]
             n_b, n_p = len(sel), min(pb, n_perm - p0)
-            if N <= PERM_TABLE_MAX_N:  # the same stream of permutations either way (_ranks)
+            if N <= PERM_TABLE_MAX_N and not method.vectors:  # one draw for the chunk, raters relabelled
+                halves = draw_half_indices(rng, (1, R - 1, n_p), N, work)
+                d = _Draw(sel, N, halves=halves, relabel=draw_permutations(rng, (n_b, R - 1), N))
+            elif N <= PERM_TABLE_MAX_N:  # a draw per batch (the chunk holds a few batches' vectors anyway)
                 d = _Draw(sel, N, halves=draw_half_indices(rng, (n_b, R - 1, n_p), N, work))
             else:
                 d = _Draw(sel, N, index=draw_permutations(rng, (n_b, R - 1, n_p), N))
@@ -535,12 +556,14 @@ class Method:
     exceedances: Callable[..., None]
     statistic_column: str | None = None
     complete_block: bool = False
+    vectors: bool = True  # the kernel holds every batch's permuted vectors of a chunk (sizes the chunk;
+    # without, the chunk's batches share one draw of shuffles, each relabelling its raters: _Draw)
 
 
 #: Test methods: name → declaration. Add a method by adding a row.
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("batch-mean-spearman", "mean pairwise Spearman ρ per batch, permutation test, BH across batches",
-           "batch", _mean_rho_statistic, _prepare_mean_rho, _exceed_mean_rho),
+           "batch", _mean_rho_statistic, _prepare_mean_rho, _exceed_mean_rho, vectors=False),
     Method("pairwise", "Spearman ρ per pair of raters, permutation test per pair, BH across all pairs",
            "pair", _mean_rho_statistic, _prepare_integer, _exceed_pairwise),
     Method("kendall-w", "Kendall's W (tie-corrected) per batch, permutation test, BH across batches",

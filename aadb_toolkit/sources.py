@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from . import schema
@@ -136,7 +135,7 @@ def load_curated(path: str | Path) -> AADBData:
     images = read_parquet(path / schema.CURATED_IMAGES)
     ratings = read_parquet(path / schema.CURATED_RATINGS)
     release_root = _release_root(path, manifest.get("release_root"))
-    paths = dict(zip(images["image_id"], images["path"]))
+    paths = dict(zip(images["image_id"].tolist(), images["path"].tolist()))  # lists: no per-item Arrow iteration
     climbing = [(i, p) for i, p in paths.items() if not plainly_relative(str(p))]
     if climbing:
         i, p = climbing[0]
@@ -145,7 +144,7 @@ def load_curated(path: str | Path) -> AADBData:
                           "nothing outside the release")
     hashes = None
     if schema.IMAGE_SHA256 in images.columns:
-        hashes = dict(zip(images["image_id"], images[schema.IMAGE_SHA256].astype(str)))
+        hashes = dict(zip(images["image_id"].tolist(), images[schema.IMAGE_SHA256].astype(str).tolist()))
         images = images.drop(columns=schema.IMAGE_SHA256)
     read = CuratedImageReader(path / schema.CURATED_IMAGES, release_root, paths, hashes)
     provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),

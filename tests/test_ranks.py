@@ -77,15 +77,57 @@ def test_draws_are_independent_across_the_two_of_a_pair():
     assert len(joint) == 36 and ((joint - 500) ** 2 / 500).sum() < 35 + 3.72 * math.sqrt(70) + 10
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("n_raters,n_images", [(2, 3), (3, 7), (5, 10), (6, 9), (4, 4), (5, 5)])
-def test_lane_code_lookups_equal_a_plain_gather(n_raters, n_images):
+def test_lane_code_lookups_equal_a_plain_gather(n_raters, n_images, shared):
+    """The lookups give ‖z₀ + Σ_j z_j∘π_j‖² for the chunk's permutations, whether each batch has its
+    own draw or the batches share one draw and relabel their raters."""
     rng = np.random.default_rng(n_raters * 10 + n_images)
     z = rng.normal(size=(6, n_raters, n_images)).astype(np.float32)
-    halves = _ranks.draw_half_indices(rng, (6, n_raters - 1, 50), n_images)
-    draw = consistency._Draw(np.arange(6), n_images, halves=halves)
+    if shared:
+        halves = _ranks.draw_half_indices(rng, (1, n_raters - 1, 50), n_images)
+        relabel = _ranks.draw_permutations(rng, (6, n_raters - 1), n_images)
+        draw = consistency._Draw(np.arange(6), n_images, halves=halves, relabel=relabel)
+    else:
+        halves = _ranks.draw_half_indices(rng, (6, n_raters - 1, 50), n_images)
+        draw = consistency._Draw(np.arange(6), n_images, halves=halves)
     perm = draw.perm().astype(np.intp)
     plain = z[:, 0, None, :] + np.take_along_axis(z[:, 1:, None, :], perm, -1).sum(1)
     want = (plain.astype(np.float64) ** 2).sum(-1)
     assert np.allclose(consistency._permuted_square_norms(z, draw), want, rtol=1e-5, atol=1e-5)
     b, p = np.array([0, 3, 5]), np.array([1, 49, 7])
     assert (draw.perm_at(b, p) == perm[b, :, p]).all()
+
+
+def test_a_shared_draw_shuffles_each_batch_by_its_relabelling_after_the_shared_shuffle():
+    """Batch b's rater j takes, at position t, the item ``relabel[b, j, τ(t)]``: the shared
+    shuffle τ, then the batch's own relabelling (so two batches of a chunk see different shuffles)."""
+    rng = np.random.default_rng(3)
+    halves = _ranks.draw_half_indices(rng, (1, 2, 40), 6)
+    relabel = _ranks.draw_permutations(rng, (3, 2), 6)
+    draw = consistency._Draw(np.arange(3), 6, halves=halves, relabel=relabel)
+    tau = consistency._Draw(np.arange(1), 6, halves=halves).perm()[0]  # (raters, perms, N)
+    perm = draw.perm()
+    for b in range(3):
+        for j in range(2):
+            assert (perm[b, j] == relabel[b, j][tau[j]]).all()
+    assert (perm[0] != perm[1]).any()
+    b, p = np.array([0, 2, 1, 2]), np.array([0, 39, 5, 5])
+    assert (draw.perm_at(b, p) == perm[b, :, p]).all()
+
+
+def test_each_batch_of_a_shared_draw_gets_uniform_independent_shuffles():
+    """Within one batch, the shuffles a shared draw gives (relabelling ∘ shared) are uniform over
+    all 4! permutations, for each rater, and independent between its two raters."""
+    rng = np.random.default_rng(8)
+    n_p = 24 * 24 * 40
+    halves = _ranks.draw_half_indices(rng, (1, 2, n_p), 4)
+    relabel = _ranks.draw_permutations(rng, (2, 2), 4)
+    perm = consistency._Draw(np.arange(2), 4, halves=halves, relabel=relabel).perm()
+    for b in range(2):
+        ids = np.unique(perm[b].reshape(-1, 4), axis=0, return_inverse=True)[1].reshape(2, n_p)
+        joint = np.bincount(ids[0] * 24 + ids[1], minlength=576)
+        expect = n_p / 576
+        dof = 575
+        assert len(joint) == 576
+        assert ((joint - expect) ** 2 / expect).sum() < dof + 3.72 * math.sqrt(2 * dof) + 10

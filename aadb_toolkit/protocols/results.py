@@ -160,8 +160,17 @@ class Result:
                 synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
                 synthetic_setting=_setting(data.get("synthetic_setting")), model=d.get("model"), environment=d.get("environment") or {}, evaluation=d.get("evaluation") or {},
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"malformed result document: {excerpt(repr(exc), 120)}", file=file) from exc
+        except _FieldError as exc:  # our own message: the whole field name, values already quoted
+            raise InputError(f"malformed result document: {exc}", file=file) from exc
+        except KeyError as exc:
+            raise InputError(f"malformed result document: missing field {quote(exc.args[0])}", file=file) from exc
+        except (TypeError, ValueError, AttributeError) as exc:  # may hold file content: an excerpt only
+            raise InputError(f"malformed result document: {excerpt(repr(exc))}", file=file) from exc
+
+
+class _FieldError(ValueError):
+    """A result document's field has the wrong type or value; the message names the field in full
+    and repeats a value only through :func:`~aadb_toolkit.errors.quote`."""
 
 
 def _check_fields(d: dict[str, Any], protocol: Any, data: Any) -> None:
@@ -170,13 +179,13 @@ def _check_fields(d: dict[str, Any], protocol: Any, data: Any) -> None:
             "data.fingerprint": data.get("fingerprint"), "submission.sha256": d["submission"].get("sha256")}
     for name, v in text.items():
         if not isinstance(v, str):
-            raise ValueError(f"{name} must be a string, got {type(v).__name__}")
+            raise _FieldError(f"{name} must be a string, got {type(v).__name__}")
     if not isinstance(d["metrics"], dict) or not all(isinstance(m, dict) for m in d["metrics"].values()):
-        raise ValueError("metrics must map names to objects")
+        raise _FieldError("metrics must map names to objects")
     for k, m in d["metrics"].items():
         for f in ("value", "ci_low", "ci_high"):
             if m.get(f) is not None and (isinstance(m[f], bool) or not isinstance(m[f], (int, float))):
-                raise ValueError(f"metrics.{k}.{f} must be a number or null")
+                raise _FieldError(f"metrics.{quote(k)}.{f} must be a number or null")
 
 
 def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
@@ -200,17 +209,17 @@ def _setting(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValueError("data.synthetic_setting must be an object")
+        raise _FieldError("data.synthetic_setting must be an object")
     try:
         return setting_record(value)
     except ValueError as exc:
-        raise ValueError(f"data.synthetic_setting: {exc.args[0]}") from None
+        raise _FieldError(f"data.synthetic_setting: {exc.args[0]}") from None  # fixed texts, no file content
 
 
 def _flag(value: Any) -> bool:
     """A JSON boolean; anything else is a malformed document."""
     if not isinstance(value, bool):
-        raise ValueError(f"data.synthetic must be true or false, got {value!r}")
+        raise _FieldError(f"data.synthetic must be true or false, got {quote(value)}")
     return value
 
 

@@ -67,3 +67,38 @@ def test_malformed_synthetic_flag_is_refused():
     doc["data"]["synthetic"] = "yes"
     with pytest.raises(InputError, match="synthetic"):
         Result.from_dict(doc)
+
+
+@pytest.mark.parametrize("field,value,named", [
+    ("synthetic_setting", {"setting": "planted_taste", "sha256": "nope", "overrides": {}}, "data.synthetic_setting"),
+    ("synthetic", "yes" * 200, "data.synthetic must be true or false"),
+    ("fingerprint", 12, "data.fingerprint must be a string"),
+], ids=["setting", "flag", "fingerprint"])
+def test_a_malformed_result_field_is_named_in_full_and_its_value_only_excerpted(field, value, named):
+    """The message names the whole field (it was cut at 32 characters, inside the field name), and
+    repeats a value from the file only as a short quoted excerpt."""
+    from aadb_toolkit.errors import EXCERPT_CHARS, InputError
+    from aadb_toolkit.protocols.results import Metric, make_result
+
+    doc = make_result(protocol="aadb", protocol_version="1", main_metric="spearman",
+                      metrics={"spearman": Metric(0.5)}, data_fingerprint="sha256:x", submission_sha256="sha256:y",
+                      n_images=3, seed=0, n_boot=0).to_dict()
+    doc["data"][field] = value
+    with pytest.raises(InputError) as err:
+        Result.from_dict(doc, file="r.json")
+    assert named in str(err.value)
+    if field == "synthetic_setting":
+        assert "must be the sha256 of the setting's parameters" in str(err.value)
+    assert "yes" * (EXCERPT_CHARS // 3 + 1) not in str(err.value)
+
+
+def test_a_missing_result_field_is_named():
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.protocols.results import Metric, make_result
+
+    doc = make_result(protocol="aadb", protocol_version="1", main_metric="spearman",
+                      metrics={"spearman": Metric(0.5)}, data_fingerprint="sha256:x", submission_sha256="sha256:y",
+                      n_images=3, seed=0, n_boot=0).to_dict()
+    del doc["settings"]
+    with pytest.raises(InputError, match="missing field 'settings'"):
+        Result.from_dict(doc, file="r.json")
