@@ -116,6 +116,50 @@ def test_fit_content_classifier_learns_the_groups():
     assert (head.gate(fc7, 120, fc7.device).argmax(1) == labels).float().mean() > 0.95
 
 
+def _content_slopes(n, seed):
+    """Features that show what a photo shows (4 attribute strengths, its content type as a one-hot)
+    and a quality whose attribute weights depend on the content type (one attribute raises quality
+    for content 0 and lowers it for content 2): no single linear read of the features ranks it."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 3, (n,), generator=g)
+    s = torch.randn(n, 4, generator=g)
+    w = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [-1.0, 0, 0, 0]])
+    return torch.cat([s, 4.0 * torch.eye(3)[c]], 1), (w[c] * s).sum(1)
+
+
+def _fit_score(head, x, y, steps=400):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (64,))
+        loss = ((head(x[idx], trunk=x[idx])["score"] - y[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_the_content_branch_learns_a_slope_per_content_type_where_reg_cannot():
+    """The content branch is not only wired (gradients reach it) but can learn what it is for: a
+    per-content weighting of the attributes, gated by ContClass's k-means groups, which Reg's one
+    linear layer cannot represent. (On the recovery suite's frozen features it shows no gain; the
+    features, not the branch, are the limit: docs/models.md, "Recovery suite".)"""
+    x, y = _content_slopes(600, 0)
+    xt, yt = _content_slopes(600, 1)
+    torch.manual_seed(0)
+    head = AestheticsHead(7, n_attributes=0, n_content=3, feature_size=8)
+    fit_content_branch(head, x, x, None, seed=0)
+    reg_only = AestheticsHead(7, n_attributes=0, n_content=0, feature_size=8)
+    reg_only.active = frozenset()
+    head.active = frozenset({"content"})
+    for h in (head, reg_only):
+        _fit_score(h, x, y)
+    with torch.no_grad():
+        mse = {name: float(((h(xt, trunk=xt)["score"] - yt) ** 2).mean()) for name, h in
+               (("content", head), ("reg", reg_only))}
+    assert mse["reg"] > 0.5 * float(yt.var())   # one slope for all content types explains little
+    assert mse["content"] < 0.05 * mse["reg"]   # a slope per content type explains nearly all
+
+
 def test_staged_full_model_resumes_across_stages_bit_identically(tiny_curated, tmp_path):
     cfg = load_config(BASELINES / "reg_rank_att_cont.toml", {**TINY, "optim.steps": 10})
     full = train(cfg, tiny_curated, tmp_path / "full", progress=False, cache_dir=tmp_path / "c")
