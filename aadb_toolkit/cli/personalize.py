@@ -1,5 +1,6 @@
 """``aadb personalize``: per-rater predictions on piaa episodes from a trained generic run (ridge
-on its frozen fc7 features, the generic score as offset; docs/protocols.md, piaa)."""
+on its frozen fc7 features, or its last layer fine-tuned with the rank loss, the generic score as
+offset; docs/protocols.md, piaa)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from ._options import add_no_progress, examples, progress
 #: Shown under ``--help``.
 EXAMPLES = examples(
     'aadb personalize --run run --data curated --episodes episodes.csv --out personal.csv --generic-out generic.csv',
+    'aadb personalize --run run --data curated --episodes episodes.csv --out personal.csv --method rank-finetune',
 )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``aadb personalize``."""
-    from ..piaa.personalize import DEFAULT_ALPHA
+    from ..piaa.personalize import DEFAULT_ALPHA, DEFAULT_METHOD, METHODS
 
     parser.add_argument("--run", required=True, help="run folder written by aadb train (trained on the train split)")
     parser.add_argument("--data", required=True, help="curated folder, published folder or Hub repo id")
@@ -25,8 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(rater_id,k,episode,image_id,score: the piaa submission)")
     parser.add_argument("--generic-out", type=Path, help="also write the run's generic predictions of the episode "
                         "images (image_id,score), for aadb score --generic")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                        help=f"reference personalizer (default {DEFAULT_METHOD}): ridge on the run's fc7 features, "
+                        "or rank-finetune, the last layer fine-tuned with the rank loss on the support pairs "
+                        "(docs/models.md, \"Recovery suite\", compares them)")
     parser.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA, metavar="auto|NUMBER",
-                        help="ridge penalty, a multiple of the support images' mean squared centred feature norm; "
+                        help="ridge only: penalty, a multiple of the support images' mean squared centred feature norm; "
                         "'auto' (the default): each episode chooses by leave-one-out on its support images and "
                         "keeps the generic ranking unless a correction is clearly better (docs/models.md)")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
@@ -76,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
-    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, device=args.device,
-                                  progress=progress(args))
+    preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, method=args.method,
+                                  device=args.device, progress=progress(args))
     write_predictions(preds, args.out)
     if args.generic_out is not None:
         write_predictions(generic, args.generic_out)

@@ -36,6 +36,10 @@ DEFAULT_ALPHA: float | None = None
 #: against "no correction", the generic model plus the rater's mean residual (the standard-error
 #: rule of :func:`_standard_error_choice`).
 ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: The reference personalizers (``aadb personalize --method``): the residual ridge of this module
+#: and the rank fine-tune of the last layer (:mod:`.finetune`); docs/models.md compares them.
+METHODS: tuple[str, ...] = ("ridge", "rank-finetune")
+DEFAULT_METHOD: str = "ridge"
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
 #: A correction is kept where its leave-one-out errors beat the generic model's by more than this
@@ -179,12 +183,14 @@ def _episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
 
 
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
-                device: str | None = None, cache_dir: str | Path | None = None,
+                method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
-    the run's generic predictions (``image_id,score`` for every episode image)."""
+    the run's generic predictions (``image_id,score`` for every episode image), by the reference
+    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's)."""
     from ..models.predict import predict, predict_features
 
+    fit = _personalizer(method, alpha)
     ep.check_episodes(episodes, data)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
@@ -192,9 +198,22 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
     train = data.split("train")
     train_pred = predict(run, data, "train", device=device, cache_dir=cache_dir, progress=progress)
     scale = generic_scale(train_pred["score"].to_numpy(), train.set_index("image_id").loc[train_pred["image_id"], "score"])
-    scores = fit_residual_ridge(features, generic, episodes, index, alpha=alpha, scale=scale)
+    scores = fit(features, generic, episodes, index, scale)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     return q, pd.DataFrame({"image_id": ids, "score": generic})
+
+
+def _personalizer(method: str, alpha: float | None):
+    """The fitting function of a reference personalizer by name (an unknown name is an
+    :class:`InputError` with the closest names)."""
+    from .._registry import lookup
+    from .finetune import fit_rank_finetune
+
+    table = {
+        "ridge": lambda f, g, e, i, s: fit_residual_ridge(f, g, e, i, alpha=alpha, scale=s),
+        "rank-finetune": lambda f, g, e, i, s: fit_rank_finetune(f, g, e, i, scale=s),
+    }
+    return lookup(table, method, what="personalizer", field="method")
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,

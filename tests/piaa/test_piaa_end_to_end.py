@@ -33,6 +33,12 @@ def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys):
     sub = pd.read_csv(preds, dtype={"rater_id": str, "image_id": str})
     assert list(sub.columns) == ["rater_id", "k", "episode", "image_id", "score"]
     assert len(sub) == len(ep.queries(table)) and np.isfinite(sub["score"]).all()
+    tuned = tmp_path / "tuned.csv"  # the second reference personalizer, same rows, its own scores
+    assert main(["personalize", "--run", str(run), "--data", str(tiny_curated), "--episodes", str(episodes),
+                 "--out", str(tuned), "--method", "rank-finetune", "--no-progress"]) == 0
+    other = pd.read_csv(tuned, dtype={"rater_id": str, "image_id": str})
+    pd.testing.assert_frame_equal(other.drop(columns="score"), sub.drop(columns="score"))
+    assert np.isfinite(other["score"]).all() and not np.allclose(other["score"], sub["score"])
     db, out = tmp_path / "lb.sqlite", tmp_path / "result.json"
     capsys.readouterr()
     assert main(["score", "--protocol", "piaa", "--submission", str(preds), "--data", str(tiny_curated),

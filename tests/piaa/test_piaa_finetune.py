@@ -73,3 +73,12 @@ def test_guard_passes_few_fine_tunes_where_no_fine_tune_can_help():
     target = (np.clip(np.rint(3 + utility + 0.5 * rng.normal(size=utility.shape)), 1, 5) - 1) / 4
     kept = _held_out_gain_ok(x, 0.5 + 0.1 * utility, target, DEFAULT_MARGIN, 0.05, 100)
     assert kept.mean() < 0.05
+
+
+def test_an_unknown_personalizer_is_named_with_the_closest_one(tmp_path):
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.piaa.personalize import METHODS, personalize
+
+    assert METHODS == ("ridge", "rank-finetune")
+    with pytest.raises(InputError, match="rank-finetune"):
+        personalize(tmp_path / "no-run", None, None, method="rank-finetun")
