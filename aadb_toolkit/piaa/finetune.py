@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import paper, schema
 from ..errors import InputError
-from .personalize import _episode_layout, _on_rater_scale
+from .layout import episode_layout, on_rater_scale
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
@@ -54,8 +54,8 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     episodes on null taste and 4% on planted taste), and it refits the fine-tune k(k − 1)/2 times."""
     if margin < 0 or pull <= 0 or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
-    ep_id, supp_rows, (q_img, q_ep) = _episode_layout(episodes, image_index)
-    generic = _on_rater_scale(generic, scale)  # on the raters' scale
+    ep_id, supp_rows, (q_img, q_ep) = episode_layout(episodes, image_index)
+    generic = on_rater_scale(generic, scale)  # on the raters' scale
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     delta = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)

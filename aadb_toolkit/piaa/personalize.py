@@ -28,6 +28,7 @@ import pandas as pd
 from .. import schema
 from ..errors import InputError
 from . import episodes as ep
+from .layout import episode_layout, on_rater_scale
 
 #: The default ridge penalty: None, each episode's own choice from :data:`ALPHA_GRID` (a number
 #: is a fixed multiple of the support images' mean squared centred feature norm, scale-free).
@@ -60,8 +61,8 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     ``alpha``, or (None) each episode's leave-one-out choice from :data:`ALPHA_GRID`."""
     if alpha is not None and not alpha > 0:
         raise InputError(f"alpha must be positive, got {alpha}", field="alpha")
-    ep_id, supp_rows, qry = _episode_layout(episodes, image_index)
-    generic = _on_rater_scale(generic, scale)
+    ep_id, supp_rows, qry = episode_layout(episodes, image_index)
+    generic = on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     weights = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
@@ -91,12 +92,6 @@ def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
     if x.size < 2 or not np.var(x) > 0:
         return 1.0
     return max(0.0, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
-
-
-def _on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
-    if not (np.isfinite(scale) and scale >= 0):
-        raise InputError(f"scale must be a finite number ≥ 0, got {scale}", field="scale")
-    return scale * np.asarray(generic, dtype=np.float64)
 
 
 def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,31 +152,6 @@ def _weights(xc, coef, mu, r0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return w.numpy(), mu.numpy(), r0.numpy()
 
 
-def _episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
-    """Episode numbers, per k the (episode numbers, support image rows (E, k), own targets (E, k)),
-    and for the query rows (image rows, episode numbers)."""
-    key = episodes["k"].astype(str) + "\t" + episodes["rater_id"].astype(str) + "\t" + episodes["episode"].astype(str)
-    ep_id, _ = pd.factorize(key)
-    rows = image_index.get_indexer(episodes["image_id"].astype(str))
-    if (rows < 0).any():
-        missing = episodes["image_id"].iloc[int(np.argmax(rows < 0))]
-        raise InputError(f"no features for episode image {missing!r}", field="image_id")
-    support = (episodes["role"] == ep.ROLES[0]).to_numpy()
-    target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
-    supp: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for k in sorted(episodes["k"].unique()):
-        sel = support & (episodes["k"] == k).to_numpy()
-        order = np.argsort(ep_id[sel], kind="stable")
-        e = ep_id[sel][order]
-        if e.size % int(k):
-            raise InputError(f"an episode at k = {k} does not have exactly {k} support rows", field="role")
-        eps = e.reshape(-1, int(k))
-        if (eps != eps[:, :1]).any():
-            raise InputError(f"an episode at k = {k} does not have exactly {k} support rows", field="role")
-        supp[int(k)] = (eps[:, 0], rows[sel][order].reshape(-1, int(k)), target[sel][order].reshape(-1, int(k)))
-    return ep_id, supp, (rows[~support], ep_id[~support])
-
-
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -223,7 +193,7 @@ def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.
     the tests' reference."""
     rows = image_index.get_indexer(episodes["image_id"].astype(str))
     target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
-    generic = _on_rater_scale(generic, scale)
+    generic = on_rater_scale(generic, scale)
     out = np.empty(int((episodes["role"] == ep.ROLES[1]).sum()))
     pos = 0
     for _, part in episodes.groupby(["k", "rater_id", "episode"], sort=False):
