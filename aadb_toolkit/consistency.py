@@ -276,8 +276,9 @@ def _permuted_square_norms(z: np.ndarray, d: _Draw, work: dict | None = None) ->
     acc = scratch(work, "acc", (step, CODE_LANES), np.complex64)
     vals = scratch(work, "vals", (step, CODE_LANES), np.complex64)
     ones = np.ones(2 * CODE_LANES, np.float32)
+    single = _lane_values(z, groups)
     for k in range(b):
-        luts = _pair_luts(z[k:k + 1], groups, work)[0]  # built just before use, so it is still in the cache
+        luts = _pair_luts(single[k], work)  # built just before use, so it is still in the cache
         codes = words[k if words.shape[0] > 1 else 0]
         for p0 in range(0, n_p, step):  # blocks small enough for the buffers to stay in the L2 cache
             m = min(step, n_p - p0)
@@ -318,26 +319,34 @@ def _pair_code_words(d: _Draw, n_raters: int, work: dict) -> np.ndarray:
     return first
 
 
-def _pair_luts(z: np.ndarray, groups: int, work: dict) -> np.ndarray:
-    """Per batch and group of two raters (1–2, 3–4, …), the complex lookup table of a combined lane
-    code: entry ``c₁ + B²·c₂`` = z₁ at (c₁ mod B, c₁ div B) + z₂ at (c₂ mod B, c₂ div B), the first
-    position real and the second imaginary; zeros past the codes (the non-position lanes). A group
-    with a single rater is the same table with z₂ = 0. The tables live in ``work`` (reused: a fresh
-    array of this size would cost page faults on every chunk)."""
+def _lane_values(z: np.ndarray, groups: int) -> np.ndarray:
+    """Each permuted rater's values at the two positions of every lane code, (batches, 2·groups, B²)
+    complex: code ``c`` holds the value of the image at position ``c mod B`` (real) and at ``c div B``
+    (imaginary); raters past R − 1 (the partner of an unpaired last rater) are zeros."""
     b, R, N = z.shape
     B = code_base(N)
     zp = np.zeros((b, 2 * groups, B), np.float32)
     zp[:, :R - 1, :N] = z[:, 1:]
     code = np.arange(B * B)
-    single = np.empty((b, 2 * groups, B * B), np.complex64)  # a rater's values at each code's two positions
+    single = np.empty((b, 2 * groups, B * B), np.complex64)
     single.real = zp[..., code % B]
     single.imag = zp[..., code // B]
-    size = B**4 + B * B + 1
-    if work.get("luts") is None or work["luts"].shape[0] < b:
-        work["luts"] = np.zeros((b, groups, size), np.complex64)  # the tail past B⁴ stays zero
-    luts = work["luts"][:b]
-    pair = luts[:, :, :B**4].reshape(b, groups, B * B, B * B)  # [c₂, c₁]
-    np.add(single[:, 0::2, None, :], single[:, 1::2, :, None], out=pair)
+    return single
+
+
+def _pair_luts(single: np.ndarray, work: dict) -> np.ndarray:
+    """For one batch (``single``: its :func:`_lane_values`, (2·groups, B²)), the complex lookup table
+    of each group of two raters (1–2, 3–4, …) for a combined lane code: entry ``c₁ + B²·c₂`` = z₁ at
+    (c₁ mod B, c₁ div B) + z₂ at (c₂ mod B, c₂ div B), the first position real and the second
+    imaginary; zeros past the codes (the non-position lanes). The tables live in ``work`` (reused:
+    a fresh array of this size would cost page faults on every batch)."""
+    groups, B2 = single.shape[0] // 2, single.shape[1]
+    size = B2 * B2 + B2 + 1
+    if work.get("luts") is None or work["luts"].shape[0] != groups or work["luts"].shape[1] != size:
+        work["luts"] = np.zeros((groups, size), np.complex64)  # the tail past B⁴ stays zero
+    luts = work["luts"]
+    pair = luts[:, :B2 * B2].reshape(groups, B2, B2)  # [c₂, c₁]
+    np.add(single[0::2, None, :], single[1::2, :, None], out=pair)
     return luts
 
 
@@ -686,8 +695,6 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
                     show_progress: bool | None = None) -> ConsistencyResult:
     """Test every batch (or, with ``method="pairwise"``, every pair of raters) for agreement beyond
     chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
-    from tqdm.auto import tqdm
-
     m = lookup(METHODS, method, what="method", n=1, field="method")
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
@@ -702,7 +709,7 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
     shapes_ok = arr.complete & (lay.n_raters >= 2) & (lay.n_images >= MIN_COMMON_IMAGES)
     total = int(shapes_ok.sum()) + int((~arr.complete).sum())
     show = sys.stderr.isatty() if show_progress is None else show_progress
-    with tqdm(total=total * n_perm, disable=not show, desc="permutations", unit="perm", unit_scale=True) as bar:
+    with _progress_bar(show, total * n_perm) as bar:
         _test_complete(codes, arr, m, n_perm, rng, bar, res, pair_frames)
         _test_irregular(codes, arr, m, n_perm, rng, bar, res, pair_frames)
     # batches without any usable rating (all scores missing, or no complete block for Kendall's W)
@@ -717,6 +724,28 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
     summary = _summary(ratings, codes, arr, res, m, empty, pairs, n_perm=n_perm, q=q, seed=seed, source=source)
     batches, pairs = _UNIT_TESTS[m.unit](batches, pairs, res, summary, n_perm=n_perm, q=q)
     return ConsistencyResult(batches=batches, pairs=pairs, summary=summary)
+
+
+class _NoBar:
+    """Stands in for a progress bar that is not shown (tqdm is imported only to show one)."""
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
+def _progress_bar(show: bool, total: int) -> Any:
+    """A tqdm bar over the permutations, or a stand-in when none is shown."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="permutations", unit="perm", unit_scale=True)
 
 
 def _batch_table(codes: _Codes, arr: _Arranged, res: dict, m: Method, empty: np.ndarray) -> pd.DataFrame:

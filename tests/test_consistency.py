@@ -373,3 +373,14 @@ def test_no_pairs_at_all_and_kendall_on_the_complete_block(tmp_path):
     row = res.batches.iloc[0]
     assert row["n_images"] == 7 and res.summary["n_ratings_outside_complete_block"] == 3
     assert row["kendall_w"] == pytest.approx(_kendall_w_reference(M[:, :7]), abs=1e-12)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    """A bar over the permutations on stderr when asked; nothing at all (not even tqdm's import)
+    when not."""
+    df, _ = _planted(3, seed=2)
+    consistency.analyze_batches(df, n_perm=50, seed=0, show_progress=False)
+    assert capsys.readouterr().err == ""
+    consistency.analyze_batches(df, n_perm=50, seed=0, show_progress=True)
+    err = capsys.readouterr().err
+    assert "permutations" in err and "150" in err
