@@ -21,13 +21,16 @@ kinds of content, to the extent that fc7 separates them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .. import schema
+from .._registry import lookup
 from ..errors import InputError
 from . import episodes as ep
+from .finetune import fit_rank_finetune
 from .layout import episode_layout, on_rater_scale
 
 #: The default ridge penalty: None, each episode's own choice from :data:`ALPHA_GRID` (a number
@@ -37,9 +40,7 @@ DEFAULT_ALPHA: float | None = None
 #: against "no correction", the generic model plus the rater's mean residual (the standard-error
 #: rule of :func:`_standard_error_choice`).
 ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
-#: The reference personalizers (``aadb personalize --method``): the residual ridge of this module
-#: and the rank fine-tune of the last layer (:mod:`.finetune`); docs/models.md compares them.
-METHODS: tuple[str, ...] = ("ridge", "rank-finetune")
+#: The reference personalizer ``aadb personalize`` uses unless told (:data:`PERSONALIZERS`).
 DEFAULT_METHOD: str = "ridge"
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
@@ -152,6 +153,17 @@ def _weights(xc, coef, mu, r0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return w.numpy(), mu.numpy(), r0.numpy()
 
 
+#: The reference personalizers by name (``aadb personalize --method``): the residual ridge of this
+#: module and the rank fine-tune of the last layer (:mod:`.finetune`); docs/models.md compares them.
+#: Each takes (features, generic scores, episodes, image index, scale=, alpha=); only the ridge
+#: reads ``alpha``.
+PERSONALIZERS: dict[str, Callable[..., np.ndarray]] = {
+    "ridge": lambda f, g, e, i, *, scale, alpha: fit_residual_ridge(f, g, e, i, alpha=alpha, scale=scale),
+    "rank-finetune": lambda f, g, e, i, *, scale, alpha: fit_rank_finetune(f, g, e, i, scale=scale),
+}
+METHODS: tuple[str, ...] = tuple(PERSONALIZERS)
+
+
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -160,7 +172,7 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
     personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's)."""
     from ..models.predict import predict, predict_features
 
-    fit = _personalizer(method, alpha)
+    fit = lookup(PERSONALIZERS, method, what="personalizer", field="method")
     ep.check_episodes(episodes, data)
     ids = sorted(episodes["image_id"].astype(str).unique())
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
@@ -168,22 +180,9 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
     train = data.split("train")
     train_pred = predict(run, data, "train", device=device, cache_dir=cache_dir, progress=progress)
     scale = generic_scale(train_pred["score"].to_numpy(), train.set_index("image_id").loc[train_pred["image_id"], "score"])
-    scores = fit(features, generic, episodes, index, scale)
+    scores = fit(features, generic, episodes, index, scale=scale, alpha=alpha)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     return q, pd.DataFrame({"image_id": ids, "score": generic})
-
-
-def _personalizer(method: str, alpha: float | None):
-    """The fitting function of a reference personalizer by name (an unknown name is an
-    :class:`InputError` with the closest names)."""
-    from .._registry import lookup
-    from .finetune import fit_rank_finetune
-
-    table = {
-        "ridge": lambda f, g, e, i, s: fit_residual_ridge(f, g, e, i, alpha=alpha, scale=s),
-        "rank-finetune": lambda f, g, e, i, s: fit_rank_finetune(f, g, e, i, scale=s),
-    }
-    return lookup(table, method, what="personalizer", field="method")
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
