@@ -17,14 +17,15 @@ the test images (rows 1–4), or each rater's own noise-free utility on the quer
 episodes (personalizer rows, the mean over episodes of the within-rater ρ). The 95% CI is a
 t-interval over the per-seed paired differences (docs/models.md, "Recovery suite", says why).
 The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
-fine-tuned with the rank loss) and an oracle given the rater's true taste.
+fine-tuned with the rank loss; each chooses its penalty on the train split) and an oracle given the rater's true taste.
 
-    python benchmarks/recovery.py --quick --json recovery.json          # ~15-25 min on 2 cores
+    python benchmarks/recovery.py --quick --json recovery.json          # ~20 min on 2 cores
     python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
     python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
 
-Models are tiny AlexNets trained from scratch on small photos (docs/models.md): the suite checks
-mechanisms, not the paper's numbers.
+Every model is a head trained on the frozen features of a quarter-width AlexNet that the suite first
+pretrains on synthetic photos of its own (docs/models.md): the suite checks mechanisms, not the
+paper's numbers.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ class Size:
     pretrain_steps: int = 1200   # its training steps (batch PRETRAIN_BATCH)
 
 
-QUICK = Size(images=800, seeds=4, steps=600)
-FULL = Size(images=1600, seeds=6, steps=800, pretrain_steps=2000)
+QUICK = Size(images=800, seeds=6, steps=600)
+FULL = Size(images=1600, seeds=8, steps=800, pretrain_steps=2000)
 #: Share of HITs per split in the suite's releases. Few training images, so that what the labels
 #: carry (not the features) limits the model, and a large test split, so that ρ is measured well.
 #: No validation split: every model keeps its last weights (no selection noise between the arms).
@@ -320,24 +321,28 @@ def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, f
     episodes (k = size.shots): the generic model, both personalizers and the oracle."""
     episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
     ids = sorted(episodes["image_id"].astype(str).unique())
-    generic, feats = predict_features(run, rel.data, ids, progress=False)
-    train_pred = predict(run, rel.data, "train", progress=False)
-    targets = rel.data.split("train").set_index("image_id").loc[train_pred["image_id"], "score"]
-    scale = generic_scale(train_pred["score"].to_numpy(), targets.to_numpy())
-    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats, scale)
+    train = rel.data.split("train")
+    train_ids = sorted(set(train["image_id"].astype(str)) - set(ids))
+    generic, feats = predict_features(run, rel.data, ids + train_ids, progress=False)
+    return personal_rhos_from(rel, episodes, pd.Index(ids + train_ids), generic, feats)
 
 
 def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, generic: np.ndarray,
-                       feats: np.ndarray, scale: float) -> dict[str, float]:
-    """As :func:`personal_rhos`, from given generic scores and features (aligned with ``index``)
-    and the generic score's slope onto the raters' scale (from the train split)."""
+                       feats: np.ndarray) -> dict[str, float]:
+    """As :func:`personal_rhos`, from given generic scores and features aligned with ``index``,
+    which holds the episode images and the train images (as ``aadb personalize`` reads them: the
+    generic score's slope onto the raters' scale and the ridge's α come from the train split)."""
+    train = rel.data.split("train")
+    targets = train.set_index(train["image_id"].astype(str))["score"]
+    scale = generic_scale(generic[index.get_indexer(targets.index)], targets.to_numpy())
+    train_ratings = rel.data.ratings[rel.data.ratings["image_id"].astype(str).isin(targets.index)]
     q = ep.queries(episodes)
     rows = index.get_indexer(q["image_id"].astype(str))
     own_taste, utility = true_utility(rel, q)
     preds = {
         "generic": generic[rows],
-        "ridge": fit_residual_ridge(feats, generic, episodes, index, scale=scale),
-        "finetune": fit_rank_finetune(feats, generic, episodes, index, scale=scale),
+        "ridge": fit_residual_ridge(feats, generic, episodes, index, scale=scale, train_ratings=train_ratings),
+        "finetune": fit_rank_finetune(feats, generic, episodes, index, scale=scale, train_ratings=train_ratings),
         "oracle": generic[rows] + ORACLE_SCALE * own_taste,
     }
     group = (q["rater_id"].astype(str) + "\t" + q["episode"].astype(str)).to_numpy()
@@ -468,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"the small version ({QUICK.seeds} seeds of "
                     f"{QUICK.images}-image releases, {QUICK.steps} steps per model)")
     ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
-    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 4 quick, 6 full; at least 3)")
+    ap.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: {QUICK.seeds} quick, "
+                    f"{FULL.seeds} full; at least 3)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")

@@ -33,14 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(docs/models.md, \"Recovery suite\", compares them)")
     parser.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA, metavar="auto|NUMBER",
                         help="ridge only: penalty, a multiple of the support images' mean squared centred feature norm; "
-                        "'auto' (the default): each episode chooses by leave-one-out on its support images and "
-                        "keeps the generic ranking unless a correction is clearly better (docs/models.md)")
+                        "'auto' (the default): chosen by leave-one-out on support sets of the train split's raters, "
+                        "from no correction up (docs/protocols.md, \"piaa\")")
     parser.add_argument("--device", help="cpu, cuda, … (default: cuda when available, else cpu)")
     add_no_progress(parser)
 
 
 def _alpha(text: str) -> float | None:
-    """``--alpha``: ``auto`` (None, each episode's own choice) or a positive number."""
+    """``--alpha``: ``auto`` (None, chosen on the train split) or a positive number."""
     if text.strip().lower() == "auto":
         return None
     try:

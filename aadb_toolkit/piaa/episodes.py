@@ -85,11 +85,17 @@ def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT
     """The episodes table (:data:`COLUMNS`) of an :class:`~aadb_toolkit.sources.AADBData`: for
     each k, each qualifying rater and each of ``repeats`` episodes, the k support rows then the
     query rows, each in image-id order."""
-    ks = check_params(ks, repeats)
-    rated = non_train_ratings(data)
+    return draw_episodes(non_train_ratings(data), ks=check_params(ks, repeats), repeats=repeats, seed=seed)
+
+
+def draw_episodes(ratings: pd.DataFrame, *, ks: Sequence[int], repeats: int, seed: int) -> pd.DataFrame:
+    """Episodes (:data:`COLUMNS`) drawn from a ratings table (``rater_id, image_id, score``, one
+    row per rating, sorted by rater and image) as the protocol draws them: :func:`make_episodes`
+    on the non-train ratings; the reference personalizers on the train split's, where they choose
+    their penalty (no episode image is read there)."""
     raters = [(str(r), own["image_id"].to_numpy(dtype=object), own["score"].to_numpy(dtype=float))
-              for r, own in rated.groupby("rater_id", sort=True)]
-    parts = [_rater_episodes(rater_id, ids, scores, k, repeats, seed)
+              for r, own in ratings.groupby("rater_id", sort=True)]
+    parts = [_rater_episodes(rater_id, ids, scores, int(k), repeats, seed)
              for k in ks for rater_id, ids, scores in raters if len(ids) >= k + MIN_QUERIES]
     return pd.concat(parts, ignore_index=True) if parts else empty_episodes()
 

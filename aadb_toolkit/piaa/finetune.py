@@ -15,23 +15,27 @@ scores on the support images, never their level: a rater's bias and scale cannot
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from .. import paper, schema
 from ..errors import InputError
-from .layout import episode_layout, on_rater_scale
+from . import episodes as ep
+from .layout import CHOICE_DRAWS, episode_layout, mean_episode_rho, on_rater_scale, train_episodes
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
-#: L2 pull towards the generic model, as a multiple of the support features' mean squared
-#: (centred) norm: scale-free. The hinge's gradient is bounded, so the correction is too: it moves
-#: a score by at most about 1 / pull on the [0, 1] scale (see :func:`_fit`). 4 bounds it by one
-#: rating step (1 of the 1-5 scale's 4): a rater's taste may reorder images a step apart, and ten
-#: images cannot support more. (The first default, 0.05, let it move scores 20 times the whole
-#: scale: it fitted each rater's noise and, on raters without a taste, ranked 0.10 below the
-#: generic model; docs/models.md, "Recovery suite".)
-DEFAULT_PULL: float = float(schema.SCORE_MAX - schema.SCORE_MIN)
+#: L2 pulls towards the generic model the default chooses from on the train split
+#: (:func:`choose_pull`), besides ∞ (no correction: the generic ranking), each a multiple of the
+#: support features' mean squared (centred) norm: scale-free. The hinge's gradient is bounded, so
+#: the correction is too: it moves a score by at most about 1 / pull on the [0, 1] scale (see
+#: :func:`_fit`); 4 bounds it by one rating step (1 of the 1-5 scale's 4). (The first default, a
+#: fixed 0.05, let it move scores 20 times the whole scale: it fitted each rater's noise and, on
+#: raters without a taste, ranked 0.10 below the generic model; a fixed 4 still cost 0.004 on
+#: some seeds; docs/models.md, "Recovery suite".)
+PULL_GRID: tuple[float, ...] = (1.0, 2.0, 4.0, 16.0, 64.0)
 #: Gradient steps of the batched fine-tune (plain gradient descent with a fixed step, see _fit).
 DEFAULT_STEPS: int = 200
 #: With ``guard``, an episode's fine-tune is kept only where held-out pairs of its support images
@@ -41,31 +45,58 @@ KEEP_SE: float = 2.0
 
 
 def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                      *, margin: float = DEFAULT_MARGIN, pull: float = DEFAULT_PULL,
-                      steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = False) -> np.ndarray:
+                      *, margin: float = DEFAULT_MARGIN, pull: float | None = None,
+                      steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = False,
+                      train_ratings: pd.DataFrame | None = None) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order), as
     :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` (``scale``: the generic score's
     slope onto the raters' scale, :func:`~aadb_toolkit.piaa.personalize.generic_scale`) but
-    fitted with the rank loss. The pull (:data:`DEFAULT_PULL`) keeps the correction within about
-    one rating step, so that fitting a rater's noise costs little. ``guard`` also tests each
+    fitted with the rank loss. The pull bounds the correction (about 1 / pull on the [0, 1]
+    scale): ``pull``, or (None) per k the choice of :func:`choose_pull` on ``train_ratings`` (the
+    train split's ``rater_id, image_id, score``; their images in ``image_index``). ``guard`` also tests each
     episode's fine-tune on held-out pairs of its support images (:data:`KEEP_SE`) and keeps it
     only where it ranks them better than the generic model; it is off by default because with
     k = 10 such a test, done right, can almost never tell a taste from noise (it kept 1% of the
     episodes on null taste and 4% on planted taste), and it refits the fine-tune k(k − 1)/2 times."""
-    if margin < 0 or pull <= 0 or steps < 1:
+    if margin < 0 or (pull is not None and not pull > 0) or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
     ep_id, supp_rows, (q_img, q_ep) = episode_layout(episodes, image_index)
-    generic = on_rater_scale(generic, scale)  # on the raters' scale
+    rater_scale = on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     delta = np.zeros((n_ep, features.shape[1]), np.float64)
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
-    for eps, img, target in supp_rows.values():
-        d, mu = _fit(features[img], generic[img], target, margin, pull, steps)
+    for k, (eps, img, target) in supp_rows.items():
+        p_k = pull if pull is not None else choose_pull(features, generic, train_ratings, image_index, k=k,
+                                                        margin=margin, steps=steps, scale=scale)
+        if math.isinf(p_k):
+            centre[eps] = features[img].mean(axis=1)
+            continue
+        d, mu = _fit(features[img], rater_scale[img], target, margin, p_k, steps)
         if guard:
-            d[~_held_out_gain_ok(features[img], generic[img], target, margin, pull, steps)] = 0.0
+            d[~_held_out_gain_ok(features[img], rater_scale[img], target, margin, p_k, steps)] = 0.0
         delta[eps], centre[eps] = d, mu
     x = features[q_img].astype(np.float64)
-    return generic[q_img] + np.einsum("nd,nd->n", x - centre[q_ep], delta[q_ep])
+    return rater_scale[q_img] + np.einsum("nd,nd->n", x - centre[q_ep], delta[q_ep])
+
+
+def choose_pull(features: np.ndarray, generic: np.ndarray, train_ratings: pd.DataFrame | None,
+                image_index: pd.Index, *, k: int, margin: float = DEFAULT_MARGIN, steps: int = DEFAULT_STEPS,
+                scale: float = 1.0, draws: int = CHOICE_DRAWS, seed: int = 0) -> float:
+    """The pull for episodes of ``k`` support images, chosen on the train split
+    (:func:`~.layout.train_episodes`): the pull of :data:`PULL_GRID`, or ∞, whose fine-tunes rank
+    the train episodes' queries best (mean within-episode ρ against the rater's own scores; ties:
+    the larger pull). Ten images cannot tell one rater's taste from noise; the train split's
+    raters together can tell whether tastes exist and how far ten images may move a score."""
+    table = train_episodes(train_ratings, image_index, k, draws=draws, seed=seed)
+    grid = (*PULL_GRID, math.inf)
+    rows = image_index.get_indexer(ep.queries(table)["image_id"].astype(str))
+    rhos = [mean_episode_rho(table, on_rater_scale(generic, scale)[rows] if math.isinf(p) else fit_rank_finetune(
+        features, generic, table, image_index, margin=margin, pull=p, steps=steps, scale=scale)) for p in grid]
+    best = len(grid) - 1
+    for i in range(len(grid) - 2, -1, -1):  # from the largest pull down: a smaller one must be strictly better
+        if rhos[i] > rhos[best]:
+            best = i
+    return grid[best]
 
 
 def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, pull: float,

@@ -42,3 +42,49 @@ def on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
     if not (np.isfinite(scale) and scale >= 0):
         raise InputError(f"scale must be a finite number ≥ 0, got {scale}", field="scale")
     return scale * np.asarray(generic, dtype=np.float64)
+
+
+#: Episodes drawn per train rater where a personalizer chooses its penalty on the train split ...
+CHOICE_DRAWS: int = 20
+#: ... and at most this many in all (fewer per rater where many raters qualify: memory and time).
+MAX_CHOICE_EPISODES: int = 1000
+
+
+def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k: int, *,
+                   draws: int = CHOICE_DRAWS, seed: int = 0) -> pd.DataFrame:
+    """Episodes of k support images drawn from the train split's ratings (``rater_id, image_id,
+    score``), as the protocol draws its own from the other splits: where a reference personalizer
+    chooses its penalty. The generic run was fitted on these images, so they may be read; the
+    protocol's other episodes may not (their supports overlap an episode's queries). Where no
+    rater has k + MIN_QUERIES train ratings, the largest k some rater allows (at least 3)."""
+    if train_ratings is None or train_ratings.empty:
+        raise InputError("choosing the penalty needs the train split's ratings (none given); pass a number "
+                         "instead", field="train_ratings")
+    rows = image_index.get_indexer(train_ratings["image_id"].astype(str))
+    if (rows < 0).any():
+        missing = train_ratings["image_id"].iloc[int(np.argmax(rows < 0))]
+        raise InputError(f"no features for train image {missing!r}", field="image_id")
+    ratings = train_ratings.sort_values(["rater_id", "image_id"], kind="stable")
+    counts = ratings.groupby("rater_id").size() - ep.MIN_QUERIES  # the largest k each rater allows
+    if counts.max() < 3:
+        raise InputError(f"choosing the penalty needs a rater with at least {3 + ep.MIN_QUERIES} train "
+                         "ratings; pass a number instead", field="train_ratings")
+    k = min(int(k), int(counts.max()))
+    repeats = max(1, min(draws, MAX_CHOICE_EPISODES // int((counts >= k).sum())))
+    table = ep.draw_episodes(ratings, ks=(k,), repeats=repeats, seed=seed)
+    own = pd.Series(ratings["score"].to_numpy(dtype=float),
+                    index=ratings["rater_id"].astype(str) + "\t" + ratings["image_id"].astype(str))
+    return table.assign(score=own.loc[table["rater_id"].astype(str) + "\t" + table["image_id"].astype(str)].to_numpy())
+
+
+def mean_episode_rho(episodes: pd.DataFrame, scores: np.ndarray) -> float:
+    """Mean over the episodes of Spearman's ρ between ``scores`` (one per query row, in order) and
+    the rater's own scores of those queries (a table of :func:`train_episodes`, which keeps them;
+    episodes where they are all equal have no ρ and are skipped)."""
+    from .._ranks import spearman
+
+    q = ep.queries(episodes)
+    key = pd.factorize(q["k"].astype(str) + "\t" + q["rater_id"].astype(str) + "\t" + q["episode"].astype(str))[0]
+    own = q["score"].to_numpy(dtype=float)
+    rhos = [spearman(scores[i], own[i])[0] for i in pd.Series(np.arange(len(key))).groupby(key).indices.values()]
+    return float(np.nanmean(rhos)) if rhos else float("nan")

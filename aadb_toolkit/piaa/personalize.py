@@ -7,10 +7,14 @@ batch of k × k systems (the dual form of ridge, as the features are wider than 
 The penalty is a multiple α of the support features' mean squared *centred* norm, so it is
 scale-free and blind to the large common part of ReLU features (an earlier version used the raw
 norm: on fc7 that is ~300× the spread, and every correction shrank to nothing — the personalizer
-then equalled the generic model). By default each episode picks α from :data:`ALPHA_GRID` by
-leave-one-out error on its own k support images (closed form), where α = ∞ means "no
-correction": with nothing to learn (no taste), the support images say so and the personalizer
-stays at the generic model instead of fitting noise.
+then equalled the generic model). By default α is chosen on the **train split** (:func:`choose_alpha`):
+pseudo support sets of k train images of each rater, leave-one-out error pooled over all of them,
+from :data:`ALPHA_GRID` and α = ∞ ("no correction"). Ten images cannot tell one rater's taste from
+rating noise, but a population of raters can tell whether tastes exist at all, and how strongly
+to trust ten images; the train split may be read (the generic run was fitted on it) where the
+other episodes may not (their supports overlap this episode's queries). docs/models.md
+("Recovery suite") has the history: a per-episode choice with a two-standard-error guard almost
+never corrected, and a fixed α is right for one kind of features only.
 
 The targets are the rater's own scores on the [0, 1] scale of the generic run
 (:func:`aadb_toolkit.schema.rescale_score`). Because the protocol scores ranks within a rater, a
@@ -20,6 +24,7 @@ kinds of content, to the extent that fc7 separates them.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -31,27 +36,22 @@ from .._registry import lookup
 from ..errors import InputError
 from . import episodes as ep
 from .finetune import fit_rank_finetune
-from .layout import episode_layout, on_rater_scale
+from .layout import CHOICE_DRAWS, episode_layout, on_rater_scale, train_episodes
 
-#: The default ridge penalty: None, each episode's own choice from :data:`ALPHA_GRID` (a number
-#: is a fixed multiple of the support images' mean squared centred feature norm, scale-free).
+#: The default ridge penalty: None, chosen on the train split (:func:`choose_alpha`); a number is a
+#: fixed multiple of the support images' mean squared centred feature norm (scale-free).
 DEFAULT_ALPHA: float | None = None
-#: Penalties each episode chooses from by leave-one-out on its support images (never the queries),
-#: against "no correction", the generic model plus the rater's mean residual (the standard-error
-#: rule of :func:`_standard_error_choice`).
-ALPHA_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: Penalties the train-split choice picks from, besides α = ∞ (no correction: the generic ranking).
+ALPHA_GRID: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 #: The reference personalizer ``aadb personalize`` uses unless told (:data:`PERSONALIZERS`).
 DEFAULT_METHOD: str = "ridge"
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
-#: A correction is kept where its leave-one-out errors beat the generic model's by more than this
-#: many standard errors (2: about a one-sided 2.5% test per episode; the best of five penalties is
-#: chosen first, so one standard error still let rating noise through, tests/piaa).
-_SE_MULT: float = 2.0
 
 
 def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                       *, alpha: float | None = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
+                       *, alpha: float | None = DEFAULT_ALPHA, scale: float = 1.0,
+                       train_ratings: pd.DataFrame | None = None) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order).
 
     ``features`` (n, d) and ``generic`` (n,) are aligned with ``image_index`` (image ids). The
@@ -59,9 +59,8 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     generic scores on the train split (``scale``, see :func:`generic_scale`). For each
     episode: residual r = own score − b·generic on the k support images; centred ridge of r on the
     centred features with penalty α·mean‖x − x̄‖²; query score = b·generic + fitted residual. α is
-    ``alpha``, or (None) each episode's leave-one-out choice from :data:`ALPHA_GRID`."""
-    if alpha is not None and not alpha > 0:
-        raise InputError(f"alpha must be positive, got {alpha}", field="alpha")
+    ``alpha`` (math.inf: no correction), or (None) per k the choice of :func:`choose_alpha` on
+    ``train_ratings`` (the train split's ``rater_id, image_id, score``; their images in ``image_index``)."""
     ep_id, supp_rows, qry = episode_layout(episodes, image_index)
     generic = on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
@@ -69,10 +68,10 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
     offset = np.zeros(n_ep, np.float64)
     for k, (eps, img, target) in supp_rows.items():
-        per = max(1, _MAX_BLOCK_FLOATS // max(1, k * features.shape[1]))
-        for a in range(0, len(eps), per):
-            sl = slice(a, a + per)
-            w, mu, r0 = _solve_block(features[img[sl]], target[sl] - generic[img[sl]], alpha)
+        a_k = _check_alpha(alpha) if alpha is not None else choose_alpha(
+            features, generic, train_ratings, image_index, k=k)
+        for sl in _blocks(len(eps), k, features.shape[1]):
+            w, mu, r0 = _solve_block(features[img[sl]], target[sl] - generic[img[sl]], a_k)
             weights[eps[sl]], centre[eps[sl]], offset[eps[sl]] = w, mu, r0
     q_img, q_ep = qry
     # (features of the distinct query images) @ (all episodes' weights): small, then gather
@@ -80,6 +79,28 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     fitted = features[uniq].astype(np.float64) @ weights.T  # (n_query_images, n_episodes)
     bias = offset - np.einsum("ed,ed->e", centre, weights)
     return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
+
+
+def choose_alpha(features: np.ndarray, generic: np.ndarray, train_ratings: pd.DataFrame | None,
+                 image_index: pd.Index, *, k: int, draws: int = CHOICE_DRAWS, seed: int = 0) -> float:
+    """The ridge penalty for episodes of ``k`` support images, chosen on the train split
+    (:func:`~.layout.train_episodes`): the α of :data:`ALPHA_GRID`, or ∞, with the least
+    leave-one-out error on the support images, pooled over every train episode (ties: the larger
+    α). ``generic`` is already on the raters' scale. Without taste in the population this is ∞ or
+    a large α (the generic ranking); with one, the α that k images of a rater can afford."""
+    table = train_episodes(train_ratings, image_index, k, draws=draws, seed=seed)
+    _, supp_rows, _ = episode_layout(table, image_index)
+    (m, (_, img, target)), = supp_rows.items()
+    grid = (*ALPHA_GRID, math.inf)
+    totals = np.zeros(len(grid))
+    for sl in _blocks(len(img), m, features.shape[1]):
+        spec = _Spectrum.of(features[img[sl]], target[sl] - generic[img[sl]])
+        totals += [float(spec.loo_errors(a).sum()) for a in grid]
+    best = len(grid) - 1
+    for i in range(len(grid) - 2, -1, -1):  # from the largest α down: a smaller one must be strictly better
+        if totals[i] < totals[best]:
+            best = i
+    return grid[best]
 
 
 def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
@@ -95,71 +116,77 @@ def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
     return max(0.0, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
 
 
-def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge for a batch of episodes: x (E, k, d) support features, r (E, k) residuals →
-    weights (E, d), feature centres (E, d), residual means (E,). Solved in torch (float64): its
-    batched eigendecomposition stays fast on a busy machine, where numpy's threaded LAPACK can stall."""
-    import torch
-
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    rt = torch.from_numpy(np.ascontiguousarray(r, dtype=np.float64))
-    mu = xt.mean(dim=1)
-    xc = xt - mu[:, None, :]
-    r0 = rt.mean(dim=1)
-    rc = rt - r0[:, None]
-    k = xt.shape[1]
-    gram = xc @ xc.transpose(1, 2)  # (E, k, k): the dual form, as d > k
-    spread = torch.clamp(gram.diagonal(dim1=1, dim2=2).sum(dim=1) / k, min=1e-12)  # mean squared centred norm
-    evals, evecs = torch.linalg.eigh(gram)
-    evals = torch.clamp(evals, min=0.0)
-    proj = (evecs.transpose(1, 2) @ rc[..., None])[..., 0]  # rc in the eigenbasis
-    grid = ALPHA_GRID if alpha is None else (alpha,)
-    fits = []
-    for a_mult in grid:  # leave-one-out errors of each penalty, in closed form
-        inv = 1.0 / (evals + (a_mult * spread)[:, None])
-        coef = (evecs @ (inv * proj)[..., None])[..., 0]  # (G + λI)⁻¹ rc
-        hat_diag = 1.0 / k + (evecs ** 2 * (evals * inv)[:, None, :]).sum(dim=2)
-        fitted = (gram @ coef[..., None])[..., 0]
-        fits.append((coef, ((rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2))
-    if alpha is not None:
-        return _weights(xc, fits[0][0], mu, r0)
-    return _weights(xc, _standard_error_choice(rc, k, fits), mu, r0)
+def _check_alpha(alpha: float) -> float:
+    if not alpha > 0:
+        raise InputError(f"alpha must be positive, got {alpha}", field="alpha")
+    return float(alpha)
 
 
-def _standard_error_choice(rc, k: int, fits: list):
-    """Per episode, the dual coefficients of the penalty with the least leave-one-out error, kept
-    only where its errors beat the generic model's (α = ∞: no correction, only the mean residual)
-    by more than :data:`_SE_MULT` standard errors of the paired difference over the k support
-    images (the standard-error rule, leaning to the simplest model): ten images rarely show a
-    taste that is not there, and the personalizer then stays at the generic ranking instead of
-    fitting noise."""
-    import torch
-
-    err = torch.stack([e.mean(dim=1) for _, e in fits])  # (n_alpha, E)
-    best = err.argmin(dim=0)
-    ar = torch.arange(err.shape[1])
-    coef = torch.stack([c for c, _ in fits])[best, ar]
-    loo_best = torch.stack([e for _, e in fits])[best, ar]
-    loo_generic = (rc / (1.0 - 1.0 / k)) ** 2  # the leave-one-out error of the mean residual alone
-    gain = loo_generic - loo_best
-    se = gain.std(dim=1, unbiased=True) / np.sqrt(k)
-    keep = gain.mean(dim=1) > _SE_MULT * se
-    return torch.where(keep[:, None], coef, torch.zeros_like(coef))
+def _blocks(n_sets: int, k: int, dim: int):
+    """Slices of at most :data:`_MAX_BLOCK_FLOATS` support features each."""
+    per = max(1, _MAX_BLOCK_FLOATS // max(1, k * dim))
+    return [slice(a, a + per) for a in range(0, n_sets, per)]
 
 
-def _weights(xc, coef, mu, r0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Primal ridge weights (E, d) from the dual coefficients, with the centres and mean residuals."""
-    w = (xc * coef[..., None]).sum(dim=1)
-    return w.numpy(), mu.numpy(), r0.numpy()
+class _Spectrum:
+    """A batch of support sets x (E, k, d) with residuals r (E, k), centred, in the dual form (the
+    features are wider than k): the eigendecomposition of the k × k Gram matrices, from which the
+    ridge of every penalty and its leave-one-out errors follow in closed form. In torch (float64):
+    its batched eigendecomposition stays fast on a busy machine, where numpy's threaded LAPACK can stall."""
+
+    def __init__(self, xc, mu, rc, r0, gram, spread, evals, evecs):
+        self.xc, self.mu, self.rc, self.r0, self.gram = xc, mu, rc, r0, gram
+        self.spread, self.evals, self.evecs = spread, evals, evecs
+
+    @classmethod
+    def of(cls, x: np.ndarray, r: np.ndarray) -> "_Spectrum":
+        import torch
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+        rt = torch.from_numpy(np.ascontiguousarray(r, dtype=np.float64))
+        mu, r0 = xt.mean(dim=1), rt.mean(dim=1)
+        xc, rc = xt - mu[:, None, :], rt - r0[:, None]
+        gram = xc @ xc.transpose(1, 2)
+        spread = torch.clamp(gram.diagonal(dim1=1, dim2=2).sum(dim=1) / xt.shape[1], min=1e-12)
+        evals, evecs = torch.linalg.eigh(gram)
+        return cls(xc, mu, rc, r0, gram, spread, torch.clamp(evals, min=0.0), evecs)
+
+    def coef(self, alpha: float):
+        """Dual coefficients (G + α·spread·I)⁻¹ rc, zero for α = ∞."""
+        inv = 1.0 / (self.evals + (alpha * self.spread)[:, None])
+        proj = (self.evecs.transpose(1, 2) @ self.rc[..., None])[..., 0]
+        return (self.evecs @ (inv * proj)[..., None])[..., 0]
+
+    def loo_errors(self, alpha: float) -> np.ndarray:
+        """Squared leave-one-out errors (E, k) of the ridge with penalty α (∞: the mean residual alone)."""
+        import torch
+
+        k = self.rc.shape[1]
+        if math.isinf(alpha):
+            return ((self.rc / (1.0 - 1.0 / k)) ** 2).numpy()
+        inv = 1.0 / (self.evals + (alpha * self.spread)[:, None])
+        hat_diag = 1.0 / k + (self.evecs ** 2 * (self.evals * inv)[:, None, :]).sum(dim=2)
+        fitted = (self.gram @ self.coef(alpha)[..., None])[..., 0]
+        return (((self.rc - fitted) / torch.clamp(1.0 - hat_diag, min=1e-9)) ** 2).numpy()
+
+
+def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge with penalty ``alpha`` for a batch of episodes: x (E, k, d) support features, r (E, k)
+    residuals → primal weights (E, d), feature centres (E, d), residual means (E,)."""
+    spec = _Spectrum.of(x, r)
+    w = (spec.xc * spec.coef(alpha)[..., None]).sum(dim=1)
+    return w.numpy(), spec.mu.numpy(), spec.r0.numpy()
 
 
 #: The reference personalizers by name (``aadb personalize --method``): the residual ridge of this
 #: module and the rank fine-tune of the last layer (:mod:`.finetune`); docs/models.md compares them.
-#: Each takes (features, generic scores, episodes, image index, scale=, alpha=); only the ridge
-#: reads ``alpha``.
+#: Each takes (features, generic scores, episodes, image index, scale=, alpha=, train_ratings=);
+#: only the ridge reads ``alpha``; both choose their penalty on ``train_ratings``.
 PERSONALIZERS: dict[str, Callable[..., np.ndarray]] = {
-    "ridge": lambda f, g, e, i, *, scale, alpha: fit_residual_ridge(f, g, e, i, alpha=alpha, scale=scale),
-    "rank-finetune": lambda f, g, e, i, *, scale, alpha: fit_rank_finetune(f, g, e, i, scale=scale),
+    "ridge": lambda f, g, e, i, *, scale, alpha, train_ratings: fit_residual_ridge(
+        f, g, e, i, alpha=alpha, scale=scale, train_ratings=train_ratings),
+    "rank-finetune": lambda f, g, e, i, *, scale, alpha, train_ratings: fit_rank_finetune(
+        f, g, e, i, scale=scale, train_ratings=train_ratings),
 }
 METHODS: tuple[str, ...] = tuple(PERSONALIZERS)
 
@@ -169,24 +196,29 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
     the run's generic predictions (``image_id,score`` for every episode image), by the reference
-    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's)."""
-    from ..models.predict import predict, predict_features
+    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's). The run's features of
+    the train images are read too: the generic score's scale and the ridge's α come from there."""
+    from ..models.predict import predict_features
 
     fit = lookup(PERSONALIZERS, method, what="personalizer", field="method")
     ep.check_episodes(episodes, data)
     ids = sorted(episodes["image_id"].astype(str).unique())
-    generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
-    index = pd.Index(ids)
     train = data.split("train")
-    train_pred = predict(run, data, "train", device=device, cache_dir=cache_dir, progress=progress)
-    scale = generic_scale(train_pred["score"].to_numpy(), train.set_index("image_id").loc[train_pred["image_id"], "score"])
-    scores = fit(features, generic, episodes, index, scale=scale, alpha=alpha)
+    train_ids = sorted(set(train["image_id"].astype(str)) - set(ids))
+    generic, features = predict_features(run, data, ids + train_ids, device=device, cache_dir=cache_dir,
+                                         progress=progress)
+    index = pd.Index(ids + train_ids)
+    targets = train.set_index(train["image_id"].astype(str))["score"]
+    scale = generic_scale(generic[index.get_indexer(targets.index)], targets.to_numpy())
+    ratings = data.ratings[data.ratings["image_id"].astype(str).isin(targets.index)]
+    scores = fit(features, generic, episodes, index, scale=scale, alpha=alpha,
+                 train_ratings=ratings[["rater_id", "image_id", "score"]])
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
-    return q, pd.DataFrame({"image_id": ids, "score": generic})
+    return q, pd.DataFrame({"image_id": ids, "score": generic[:len(ids)]})
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
-                        *, alpha: float = DEFAULT_ALPHA, scale: float = 1.0) -> np.ndarray:
+                        *, alpha: float, scale: float = 1.0) -> np.ndarray:
     """The same ridge (one fixed ``alpha``) fitted episode by episode with ``numpy.linalg.lstsq``
     on the augmented primal system (a Python loop over episodes): the benchmark's baseline and
     the tests' reference."""

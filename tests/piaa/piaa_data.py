@@ -66,6 +66,30 @@ def no_taste_data(seed: int = 2):
     return data, pd.Index(ids), feats, generic
 
 
+def taste_with_train_split(taste: float, d: int = 60, n_images: int = 400, seed: int = 0):
+    """``n_images`` images with ``d`` features, half of them in the train split; six raters score
+    feature 1 (the generic model's) plus ± ``taste`` × feature 0, with rating noise; features 2..d
+    show nothing a rater cares about (as most of fc7 does). Returns ``(data, index, features,
+    generic, utility)``, utility: rater_id → each image's noise-free value for that rater."""
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:04d}" for i in range(n_images)]
+    feats = rng.normal(size=(n_images, d)).astype(np.float32)
+    generic = 0.5 + 0.2 * feats[:, 1]  # on the raters' [0, 1] scale: (3 + 0.8 f − 1) / 4
+    ratings, utility = [], {}
+    for j, rater in enumerate(("Ra", "Rb", "Rc", "Rd", "Re", "Rf")):
+        utility[rater] = feats[:, 1] + (taste if j % 2 else -taste) * feats[:, 0]
+        own = np.clip(np.rint(3 + 0.8 * utility[rater] + rng.normal(0, 0.5, n_images)), 1, 5)
+        ratings += [(rater, i, float(s)) for i, s in zip(ids, own)]
+    splits = {i: ("train" if j % 2 == 0 else "validation" if j % 4 == 1 else "test") for j, i in enumerate(ids)}
+    return make_data(ratings, splits), pd.Index(ids), feats, generic, utility
+
+
+def train_ratings(data: AADBData) -> pd.DataFrame:
+    """The ratings of the train split's images (what ``aadb personalize`` chooses α from)."""
+    train = set(data.split("train")["image_id"])
+    return data.ratings[data.ratings["image_id"].isin(train)][["rater_id", "image_id", "score"]]
+
+
 def mean_episode_rho(table: pd.DataFrame, index: pd.Index, scores: np.ndarray, truth) -> float:
     """Mean over the episodes of ``table`` of Spearman's ρ between ``scores`` (one per query row)
     and the truth of the query images: ``truth`` is one value per image (aligned with ``index``)
