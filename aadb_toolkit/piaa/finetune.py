@@ -23,7 +23,8 @@ import pandas as pd
 from .. import paper, schema
 from ..errors import InputError
 from . import episodes as ep
-from .layout import CHOICE_DRAWS, episode_layout, mean_episode_rho, on_rater_scale, train_episodes
+from .layout import (CHOICE_DRAWS, corrected_queries, episode_layout, mean_episode_rho, on_rater_scale,
+                     train_episodes)
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
@@ -60,7 +61,7 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     episodes on null taste and 4% on planted taste), and it refits the fine-tune k(k − 1)/2 times."""
     if margin < 0 or (pull is not None and not pull > 0) or steps < 1:
         raise InputError(f"need margin ≥ 0, pull > 0, steps ≥ 1; got {margin}, {pull}, {steps}", field="finetune")
-    ep_id, supp_rows, (q_img, q_ep) = episode_layout(episodes, image_index)
+    ep_id, supp_rows, queries = episode_layout(episodes, image_index)
     rater_scale = on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
     delta = np.zeros((n_ep, features.shape[1]), np.float64)
@@ -75,8 +76,7 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
         if guard:
             d[~_held_out_gain_ok(features[img], rater_scale[img], target, margin, p_k, steps)] = 0.0
         delta[eps], centre[eps] = d, mu
-    x = features[q_img].astype(np.float64)
-    return rater_scale[q_img] + np.einsum("nd,nd->n", x - centre[q_ep], delta[q_ep])
+    return corrected_queries(features, rater_scale, delta, centre, np.zeros(n_ep), queries)
 
 
 def choose_pull(features: np.ndarray, generic: np.ndarray, train_ratings: pd.DataFrame | None,

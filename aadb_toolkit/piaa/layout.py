@@ -44,10 +44,24 @@ def on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
     return scale * np.asarray(generic, dtype=np.float64)
 
 
+
+def corrected_queries(features: np.ndarray, generic: np.ndarray, weights: np.ndarray, centre: np.ndarray,
+                      offset: np.ndarray, queries: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Each query row's score ``generic[i] + weights[e]·(features[i] − centre[e]) + offset[e]``
+    (``queries``: image rows i and episode numbers e, as :func:`episode_layout` gives them): the
+    distinct query images' features times every episode's weights, then gathered, so no (query
+    rows × features) array is built (train episodes can have hundreds of queries each)."""
+    q_img, q_ep = queries
+    uniq, inv = np.unique(q_img, return_inverse=True)
+    fitted = features[uniq].astype(np.float64) @ weights.T  # (n_query_images, n_episodes)
+    bias = offset - np.einsum("ed,ed->e", centre, weights)
+    return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
+
 #: Episodes drawn per train rater where a personalizer chooses its penalty on the train split ...
 CHOICE_DRAWS: int = 20
-#: ... and at most this many in all (fewer per rater where many raters qualify: memory and time).
-MAX_CHOICE_EPISODES: int = 1000
+#: ... and at most this many support images in all (fewer episodes per rater where many raters
+#: qualify or k is large: the fine-tune holds every support image's features several times over).
+MAX_CHOICE_SUPPORT: int = 10_000
 
 
 def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k: int, *,
@@ -70,7 +84,7 @@ def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k:
         raise InputError(f"choosing the penalty needs a rater with at least {3 + ep.MIN_QUERIES} train "
                          "ratings; pass a number instead", field="train_ratings")
     k = min(int(k), int(counts.max()))
-    repeats = max(1, min(draws, MAX_CHOICE_EPISODES // int((counts >= k).sum())))
+    repeats = max(1, min(draws, MAX_CHOICE_SUPPORT // (k * int((counts >= k).sum()))))
     table = ep.draw_episodes(ratings, ks=(k,), repeats=repeats, seed=seed)
     own = pd.Series(ratings["score"].to_numpy(dtype=float),
                     index=ratings["rater_id"].astype(str) + "\t" + ratings["image_id"].astype(str))

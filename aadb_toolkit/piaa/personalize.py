@@ -36,7 +36,7 @@ from .._registry import lookup
 from ..errors import InputError
 from . import episodes as ep
 from .finetune import fit_rank_finetune
-from .layout import CHOICE_DRAWS, episode_layout, on_rater_scale, train_episodes
+from .layout import CHOICE_DRAWS, corrected_queries, episode_layout, on_rater_scale, train_episodes
 
 #: The default ridge penalty: None, chosen on the train split (:func:`choose_alpha`); a number is a
 #: fixed multiple of the support images' mean squared centred feature norm (scale-free).
@@ -73,12 +73,7 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
         for sl in _blocks(len(eps), k, features.shape[1]):
             w, mu, r0 = _solve_block(features[img[sl]], target[sl] - generic[img[sl]], a_k)
             weights[eps[sl]], centre[eps[sl]], offset[eps[sl]] = w, mu, r0
-    q_img, q_ep = qry
-    # (features of the distinct query images) @ (all episodes' weights): small, then gather
-    uniq, inv = np.unique(q_img, return_inverse=True)
-    fitted = features[uniq].astype(np.float64) @ weights.T  # (n_query_images, n_episodes)
-    bias = offset - np.einsum("ed,ed->e", centre, weights)
-    return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
+    return corrected_queries(features, generic, weights, centre, offset, qry)
 
 
 def choose_alpha(features: np.ndarray, generic: np.ndarray, train_ratings: pd.DataFrame | None,

@@ -29,9 +29,11 @@ def test_train_episodes_fall_back_to_the_largest_k_and_cap_their_number(monkeypa
     ratings = train_ratings(data)
     big = layout.train_episodes(ratings, index, 500, draws=2)
     assert set(big["k"]) == {200 - ep.MIN_QUERIES}
-    monkeypatch.setattr(layout, "MAX_CHOICE_EPISODES", 12)
+    monkeypatch.setattr(layout, "MAX_CHOICE_SUPPORT", 130)
     capped = layout.train_episodes(ratings, index, 10, draws=20)
-    assert capped.groupby("rater_id")["episode"].nunique().eq(2).all()  # 12 // 6 raters
+    assert capped.groupby("rater_id")["episode"].nunique().eq(2).all()  # 130 // (10 × 6 raters)
+    monkeypatch.setattr(layout, "MAX_CHOICE_SUPPORT", 1)
+    assert layout.train_episodes(ratings, index, 10, draws=20).groupby("rater_id")["episode"].nunique().eq(1).all()
 
 
 def test_train_episodes_refuse_missing_ratings_features_and_too_few_ratings():
