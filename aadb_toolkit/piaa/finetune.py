@@ -20,11 +20,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from .. import paper, schema
+from .. import paper
 from ..errors import InputError
 from . import episodes as ep
-from .layout import (CHOICE_DRAWS, corrected_queries, episode_layout, mean_episode_rho, on_rater_scale,
-                     train_episodes)
+from .layout import (CHOICE_DRAWS, best_penalty, corrected_queries, episode_layout, mean_episode_rho,
+                     on_rater_scale, train_episodes)
 
 #: The rank loss's margin α on the [0, 1] score scale (the paper's value on AADB).
 DEFAULT_MARGIN: float = paper.RANK_MARGIN["aadb"]
@@ -69,8 +69,7 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     for k, (eps, img, target) in supp_rows.items():
         p_k = pull if pull is not None else choose_pull(features, generic, train_ratings, image_index, k=k,
                                                         margin=margin, steps=steps, scale=scale)
-        if math.isinf(p_k):
-            centre[eps] = features[img].mean(axis=1)
+        if math.isinf(p_k):  # no correction: Δ stays 0
             continue
         d, mu = _fit(features[img], rater_scale[img], target, margin, p_k, steps)
         if guard:
@@ -92,11 +91,7 @@ def choose_pull(features: np.ndarray, generic: np.ndarray, train_ratings: pd.Dat
     rows = image_index.get_indexer(ep.queries(table)["image_id"].astype(str))
     rhos = [mean_episode_rho(table, on_rater_scale(generic, scale)[rows] if math.isinf(p) else fit_rank_finetune(
         features, generic, table, image_index, margin=margin, pull=p, steps=steps, scale=scale)) for p in grid]
-    best = len(grid) - 1
-    for i in range(len(grid) - 2, -1, -1):  # from the largest pull down: a smaller one must be strictly better
-        if rhos[i] > rhos[best]:
-            best = i
-    return grid[best]
+    return grid[best_penalty(rhos)]
 
 
 def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, pull: float,

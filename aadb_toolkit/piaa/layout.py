@@ -91,6 +91,17 @@ def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k:
     return table.assign(score=own.loc[table["rater_id"].astype(str) + "\t" + table["image_id"].astype(str)].to_numpy())
 
 
+def best_penalty(goodness) -> int:
+    """Index of the best of penalties listed from weakest to strongest (``goodness``: higher is
+    better); a weaker penalty must be strictly better than every stronger one, so ties go to the
+    stronger (the simpler model, closer to the generic ranking)."""
+    best = len(goodness) - 1
+    for i in range(len(goodness) - 2, -1, -1):
+        if goodness[i] > goodness[best]:
+            best = i
+    return best
+
+
 def mean_episode_rho(episodes: pd.DataFrame, scores: np.ndarray) -> float:
     """Mean over the episodes of Spearman's ρ between ``scores`` (one per query row, in order) and
     the rater's own scores of those queries (a table of :func:`train_episodes`, which keeps them;

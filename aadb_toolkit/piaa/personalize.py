@@ -36,7 +36,7 @@ from .._registry import lookup
 from ..errors import InputError
 from . import episodes as ep
 from .finetune import fit_rank_finetune
-from .layout import CHOICE_DRAWS, corrected_queries, episode_layout, on_rater_scale, train_episodes
+from .layout import CHOICE_DRAWS, best_penalty, corrected_queries, episode_layout, on_rater_scale, train_episodes
 
 #: The default ridge penalty: None, chosen on the train split (:func:`choose_alpha`); a number is a
 #: fixed multiple of the support images' mean squared centred feature norm (scale-free).
@@ -91,11 +91,7 @@ def choose_alpha(features: np.ndarray, generic: np.ndarray, train_ratings: pd.Da
     for sl in _blocks(len(img), m, features.shape[1]):
         spec = _Spectrum.of(features[img[sl]], target[sl] - generic[img[sl]])
         totals += [float(spec.loo_errors(a).sum()) for a in grid]
-    best = len(grid) - 1
-    for i in range(len(grid) - 2, -1, -1):  # from the largest α down: a smaller one must be strictly better
-        if totals[i] < totals[best]:
-            best = i
-    return grid[best]
+    return grid[best_penalty(-totals)]
 
 
 def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
@@ -134,7 +130,7 @@ class _Spectrum:
         self.spread, self.evals, self.evecs = spread, evals, evecs
 
     @classmethod
-    def of(cls, x: np.ndarray, r: np.ndarray) -> "_Spectrum":
+    def of(cls, x: np.ndarray, r: np.ndarray) -> _Spectrum:
         import torch
 
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
