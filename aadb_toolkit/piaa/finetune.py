@@ -91,7 +91,7 @@ def choose_pull(features: np.ndarray, generic: np.ndarray, train_ratings: pd.Dat
     rows = image_index.get_indexer(ep.queries(table)["image_id"].astype(str))
     rhos = [mean_episode_rho(table, on_rater_scale(generic, scale)[rows] if math.isinf(p) else fit_rank_finetune(
         features, generic, table, image_index, margin=margin, pull=p, steps=steps, scale=scale)) for p in grid]
-    return grid[best_penalty(rhos)]
+    return best_penalty(grid, rhos, what="rank fine-tune: pull", table=table)
 
 
 def _fit(x: np.ndarray, generic: np.ndarray, target: np.ndarray, margin: float, pull: float,

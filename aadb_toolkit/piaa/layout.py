@@ -1,8 +1,11 @@
 """What both reference personalizers read from an episodes table (:mod:`.personalize`, the ridge,
-and :mod:`.finetune`, the rank fine-tune): its support and query rows laid out per episode, and
-the generic score on the raters' scale."""
+and :mod:`.finetune`, the rank fine-tune): its support and query rows laid out per episode, the
+generic score on the raters' scale, the query scores of per-episode linear corrections, and the
+train split's own episodes with the one rule by which each personalizer chooses its penalty there."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,8 @@ import pandas as pd
 from .. import schema
 from ..errors import InputError
 from . import episodes as ep
+
+log = logging.getLogger(__name__)
 
 
 def episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
@@ -91,15 +96,21 @@ def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k:
     return table.assign(score=own.loc[table["rater_id"].astype(str) + "\t" + table["image_id"].astype(str)].to_numpy())
 
 
-def best_penalty(goodness) -> int:
-    """Index of the best of penalties listed from weakest to strongest (``goodness``: higher is
-    better); a weaker penalty must be strictly better than every stronger one, so ties go to the
-    stronger (the simpler model, closer to the generic ranking)."""
+def best_penalty(grid, goodness, *, what: str, table: pd.DataFrame) -> float:
+    """The best of the penalties ``grid``, listed from weakest to strongest (``goodness``: higher
+    is better); a weaker penalty must be strictly better than every stronger one, so ties go to the
+    stronger (the simpler model, closer to the generic ranking). The choice is logged (``what``,
+    the train episodes ``table`` it was made on), so a user sees which penalty was used."""
     best = len(goodness) - 1
     for i in range(len(goodness) - 2, -1, -1):
         if goodness[i] > goodness[best]:
             best = i
-    return best
+    chosen = grid[best]
+    log.info("%s chosen on the train split at k = %d: %s (from %s; %d episodes of %d train raters)", what,
+             int(table["k"].iloc[0]), "no correction" if np.isinf(chosen) else f"{chosen:g}",
+             ", ".join("∞" if np.isinf(g) else f"{g:g}" for g in grid),
+             table[["rater_id", "episode"]].drop_duplicates().shape[0], table["rater_id"].nunique())
+    return chosen
 
 
 def mean_episode_rho(episodes: pd.DataFrame, scores: np.ndarray) -> float:

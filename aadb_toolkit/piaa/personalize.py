@@ -91,7 +91,7 @@ def choose_alpha(features: np.ndarray, generic: np.ndarray, train_ratings: pd.Da
     for sl in _blocks(len(img), m, features.shape[1]):
         spec = _Spectrum.of(features[img[sl]], target[sl] - generic[img[sl]])
         totals += [float(spec.loo_errors(a).sum()) for a in grid]
-    return grid[best_penalty(-totals)]
+    return best_penalty(grid, -totals, what="ridge: alpha", table=table)
 
 
 def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:

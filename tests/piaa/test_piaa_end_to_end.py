@@ -19,7 +19,10 @@ BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 pytestmark = pytest.mark.filterwarnings("ignore:no --init-weights")
 
 
-def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys):
+def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="aadb_toolkit.piaa.layout")
     run = tmp_path / "run"
     assert main(["train", "--config", str(BASELINES / "reg.toml"), "--data", str(tiny_curated), "--out", str(run),
                  "--image-size", "64", "--epochs", "1", "--set", "model.width=0.0625", "--set", "optim.batch_size=16",
@@ -36,6 +39,9 @@ def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys):
     tuned = tmp_path / "tuned.csv"  # the second reference personalizer, same rows, its own scores
     assert main(["personalize", "--run", str(run), "--data", str(tiny_curated), "--episodes", str(episodes),
                  "--out", str(tuned), "--method", "rank-finetune", "--no-progress"]) == 0
+    # each says which penalty it chose on the train split
+    assert [m.split(" chosen")[0] for m in caplog.messages if "chosen on the train split at k = " in m] == \
+        ["ridge: alpha", "rank fine-tune: pull"]
     other = pd.read_csv(tuned, dtype={"rater_id": str, "image_id": str})
     pd.testing.assert_frame_equal(other.drop(columns="score"), sub.drop(columns="score"))
     assert np.isfinite(other["score"]).all() and not np.allclose(other["score"], sub["score"])

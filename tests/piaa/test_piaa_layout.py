@@ -58,3 +58,19 @@ def test_mean_episode_rho_ranks_the_queries_within_each_episode():
     rng = np.random.default_rng(0)
     assert abs(layout.mean_episode_rho(table, rng.random(len(own)))) < 0.1
     assert np.isnan(layout.mean_episode_rho(pd.DataFrame(columns=table.columns), np.zeros(0)))
+
+
+def test_best_penalty_breaks_ties_towards_the_stronger_penalty_and_says_what_it_chose(caplog):
+    import logging
+    import math
+
+    data, index, *_ = taste_with_train_split(1.0)
+    table = layout.train_episodes(train_ratings(data), index, 10, draws=2)
+    grid = (1.0, 10.0, math.inf)
+    with caplog.at_level(logging.INFO, logger="aadb_toolkit.piaa.layout"):
+        assert layout.best_penalty(grid, [0.5, 0.7, 0.2], what="ridge: alpha", table=table) == 10.0
+        assert layout.best_penalty(grid, [0.7, 0.7, 0.7], what="ridge: alpha", table=table) == math.inf
+        assert layout.best_penalty(grid, [0.7, 0.7, 0.6], what="ridge: alpha", table=table) == 10.0
+    assert "ridge: alpha chosen on the train split at k = 10: 10 (from 1, 10, ∞; 12 episodes of 6 train raters)" \
+        in caplog.messages[0]
+    assert "no correction" in caplog.messages[1]
