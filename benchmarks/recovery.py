@@ -57,8 +57,7 @@ from aadb_toolkit.models import config_from_dict, predict, train
 from aadb_toolkit.models.config import ContentSection
 from aadb_toolkit.models.predict import predict_features
 from aadb_toolkit.piaa import episodes as ep
-from aadb_toolkit.piaa.finetune import fit_rank_finetune
-from aadb_toolkit.piaa.personalize import fit_residual_ridge, generic_scale
+from aadb_toolkit.piaa.personalize import images_to_read, personalize_scores
 from aadb_toolkit.simulate import load_setting, simulate, truth_dir_for
 
 
@@ -320,29 +319,23 @@ def personal_rhos(rel: Release, run: Path, size: Size, seed: int) -> dict[str, f
     """Mean within-rater ρ against each rater's true utility over the query images of the piaa
     episodes (k = size.shots): the generic model, both personalizers and the oracle."""
     episodes = ep.make_episodes(rel.data, ks=(size.shots,), repeats=size.repeats, seed=seed)
-    ids = sorted(episodes["image_id"].astype(str).unique())
-    train = rel.data.split("train")
-    train_ids = sorted(set(train["image_id"].astype(str)) - set(ids))
-    generic, feats = predict_features(run, rel.data, ids + train_ids, progress=False)
-    return personal_rhos_from(rel, episodes, pd.Index(ids + train_ids), generic, feats)
+    ids = images_to_read(rel.data, episodes)
+    generic, feats = predict_features(run, rel.data, ids, progress=False)
+    return personal_rhos_from(rel, episodes, pd.Index(ids), generic, feats)
 
 
 def personal_rhos_from(rel: Release, episodes: pd.DataFrame, index: pd.Index, generic: np.ndarray,
                        feats: np.ndarray) -> dict[str, float]:
     """As :func:`personal_rhos`, from given generic scores and features aligned with ``index``,
-    which holds the episode images and the train images (as ``aadb personalize`` reads them: the
-    generic score's slope onto the raters' scale and the ridge's α come from the train split)."""
-    train = rel.data.split("train")
-    targets = train.set_index(train["image_id"].astype(str))["score"]
-    scale = generic_scale(generic[index.get_indexer(targets.index)], targets.to_numpy())
-    train_ratings = rel.data.ratings[rel.data.ratings["image_id"].astype(str).isin(targets.index)]
+    which holds the episode images and the train images (``images_to_read``), personalized as
+    ``aadb personalize`` does (``personalize_scores``)."""
     q = ep.queries(episodes)
     rows = index.get_indexer(q["image_id"].astype(str))
     own_taste, utility = true_utility(rel, q)
     preds = {
         "generic": generic[rows],
-        "ridge": fit_residual_ridge(feats, generic, episodes, index, scale=scale, train_ratings=train_ratings),
-        "finetune": fit_rank_finetune(feats, generic, episodes, index, scale=scale, train_ratings=train_ratings),
+        "ridge": personalize_scores(rel.data, episodes, generic, feats, index, method="ridge"),
+        "finetune": personalize_scores(rel.data, episodes, generic, feats, index, method="rank-finetune"),
         "oracle": generic[rows] + ORACLE_SCALE * own_taste,
     }
     group = (q["rater_id"].astype(str) + "\t" + q["episode"].astype(str)).to_numpy()

@@ -88,20 +88,22 @@ def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT
     return draw_episodes(non_train_ratings(data), ks=check_params(ks, repeats), repeats=repeats, seed=seed)
 
 
-def draw_episodes(ratings: pd.DataFrame, *, ks: Sequence[int], repeats: int, seed: int) -> pd.DataFrame:
+def draw_episodes(ratings: pd.DataFrame, *, ks: Sequence[int], repeats: int, seed: int,
+                  query_scores: bool = False) -> pd.DataFrame:
     """Episodes (:data:`COLUMNS`) drawn from a ratings table (``rater_id, image_id, score``, one
     row per rating, sorted by rater and image) as the protocol draws them: :func:`make_episodes`
     on the non-train ratings; the reference personalizers on the train split's, where they choose
-    their penalty (no episode image is read there)."""
+    their penalty (no episode image is read there) and keep the queries' scores
+    (``query_scores``; the protocol's table leaves them empty)."""
     raters = [(str(r), own["image_id"].to_numpy(dtype=object), own["score"].to_numpy(dtype=float))
               for r, own in ratings.groupby("rater_id", sort=True)]
-    parts = [_rater_episodes(rater_id, ids, scores, int(k), repeats, seed)
+    parts = [_rater_episodes(rater_id, ids, scores, int(k), repeats, seed, query_scores)
              for k in ks for rater_id, ids, scores in raters if len(ids) >= k + MIN_QUERIES]
     return pd.concat(parts, ignore_index=True) if parts else empty_episodes()
 
 
 def _rater_episodes(rater_id: str, ids: np.ndarray, scores: np.ndarray, k: int, repeats: int,
-                    seed: int) -> pd.DataFrame:
+                    seed: int, query_scores: bool = False) -> pd.DataFrame:
     """One rater's ``repeats`` episodes at shot count ``k`` (ids sorted, scores aligned)."""
     n = len(ids)
     rng = np.random.default_rng([int(seed), int(k), _rater_seed(rater_id)])
@@ -116,7 +118,7 @@ def _rater_episodes(rater_id: str, ids: np.ndarray, scores: np.ndarray, k: int, 
     return pd.DataFrame({
         "rater_id": rater_id, "k": np.int64(k), "episode": e_all[idx].astype(np.int64),
         "image_id": ids[p_all[idx]], "role": np.where(is_support[idx], ROLES[0], ROLES[1]).astype(object),
-        "score": np.where(is_support[idx], scores[p_all[idx]], np.nan)})
+        "score": np.where(is_support[idx] | query_scores, scores[p_all[idx]], np.nan)})
 
 
 def empty_episodes() -> pd.DataFrame:

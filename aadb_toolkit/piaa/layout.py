@@ -22,10 +22,7 @@ def episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
     and for the query rows (image rows, episode numbers)."""
     key = episodes["k"].astype(str) + "\t" + episodes["rater_id"].astype(str) + "\t" + episodes["episode"].astype(str)
     ep_id, _ = pd.factorize(key)
-    rows = image_index.get_indexer(episodes["image_id"].astype(str))
-    if (rows < 0).any():
-        missing = episodes["image_id"].iloc[int(np.argmax(rows < 0))]
-        raise InputError(f"no features for episode image {missing!r}", field="image_id")
+    rows = feature_rows(image_index, episodes["image_id"], "episode")
     support = (episodes["role"] == ep.ROLES[0]).to_numpy()
     target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
     supp: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -42,12 +39,21 @@ def episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
     return ep_id, supp, (rows[~support], ep_id[~support])
 
 
+def feature_rows(image_index: pd.Index, image_ids: pd.Series, what: str) -> np.ndarray:
+    """The rows of ``image_ids`` in ``image_index`` (the images a personalizer has features of);
+    an image without features is an error naming it (``what``: episode or train)."""
+    rows = image_index.get_indexer(image_ids.astype(str))
+    if (rows < 0).any():
+        raise InputError(f"no features for {what} image {image_ids.iloc[int(np.argmax(rows < 0))]!r}",
+                         field="image_id")
+    return rows
+
+
 def on_rater_scale(generic: np.ndarray, scale: float) -> np.ndarray:
     """The generic scores times ``scale`` (their slope onto the raters' scale), in float64."""
     if not (np.isfinite(scale) and scale >= 0):
         raise InputError(f"scale must be a finite number ≥ 0, got {scale}", field="scale")
     return scale * np.asarray(generic, dtype=np.float64)
-
 
 
 def corrected_queries(features: np.ndarray, generic: np.ndarray, weights: np.ndarray, centre: np.ndarray,
@@ -61,6 +67,7 @@ def corrected_queries(features: np.ndarray, generic: np.ndarray, weights: np.nda
     fitted = features[uniq].astype(np.float64) @ weights.T  # (n_query_images, n_episodes)
     bias = offset - np.einsum("ed,ed->e", centre, weights)
     return generic[q_img] + fitted[inv, q_ep] + bias[q_ep]
+
 
 #: Episodes drawn per train rater where a personalizer chooses its penalty on the train split ...
 CHOICE_DRAWS: int = 20
@@ -79,10 +86,7 @@ def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k:
     if train_ratings is None or train_ratings.empty:
         raise InputError("choosing the penalty needs the train split's ratings (none given); pass a number "
                          "instead", field="train_ratings")
-    rows = image_index.get_indexer(train_ratings["image_id"].astype(str))
-    if (rows < 0).any():
-        missing = train_ratings["image_id"].iloc[int(np.argmax(rows < 0))]
-        raise InputError(f"no features for train image {missing!r}", field="image_id")
+    feature_rows(image_index, train_ratings["image_id"], "train")
     ratings = train_ratings.sort_values(["rater_id", "image_id"], kind="stable")
     counts = ratings.groupby("rater_id").size() - ep.MIN_QUERIES  # the largest k each rater allows
     if counts.max() < 3:
@@ -90,10 +94,7 @@ def train_episodes(train_ratings: pd.DataFrame | None, image_index: pd.Index, k:
                          "ratings; pass a number instead", field="train_ratings")
     k = min(int(k), int(counts.max()))
     repeats = max(1, min(draws, MAX_CHOICE_SUPPORT // (k * int((counts >= k).sum()))))
-    table = ep.draw_episodes(ratings, ks=(k,), repeats=repeats, seed=seed)
-    own = pd.Series(ratings["score"].to_numpy(dtype=float),
-                    index=ratings["rater_id"].astype(str) + "\t" + ratings["image_id"].astype(str))
-    return table.assign(score=own.loc[table["rater_id"].astype(str) + "\t" + table["image_id"].astype(str)].to_numpy())
+    return ep.draw_episodes(ratings, ks=(k,), repeats=repeats, seed=seed, query_scores=True)
 
 
 def best_penalty(grid, goodness, *, what: str, table: pd.DataFrame) -> float:

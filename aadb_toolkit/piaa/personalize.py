@@ -128,6 +128,7 @@ class _Spectrum:
     def __init__(self, xc, mu, rc, r0, gram, spread, evals, evecs):
         self.xc, self.mu, self.rc, self.r0, self.gram = xc, mu, rc, r0, gram
         self.spread, self.evals, self.evecs = spread, evals, evecs
+        self.proj = (evecs.transpose(1, 2) @ rc[..., None])[..., 0]  # rc in the eigenbasis
 
     @classmethod
     def of(cls, x: np.ndarray, r: np.ndarray) -> _Spectrum:
@@ -145,8 +146,7 @@ class _Spectrum:
     def coef(self, alpha: float):
         """Dual coefficients (G + α·spread·I)⁻¹ rc, zero for α = ∞."""
         inv = 1.0 / (self.evals + (alpha * self.spread)[:, None])
-        proj = (self.evecs.transpose(1, 2) @ self.rc[..., None])[..., 0]
-        return (self.evecs @ (inv * proj)[..., None])[..., 0]
+        return (self.evecs @ (inv * self.proj)[..., None])[..., 0]
 
     def loo_errors(self, alpha: float) -> np.ndarray:
         """Squared leave-one-out errors (E, k) of the ridge with penalty α (∞: the mean residual alone)."""
@@ -182,30 +182,47 @@ PERSONALIZERS: dict[str, Callable[..., np.ndarray]] = {
 METHODS: tuple[str, ...] = tuple(PERSONALIZERS)
 
 
+def images_to_read(data, episodes: pd.DataFrame) -> list[str]:
+    """The images whose run scores and features a personalizer reads: the episode images, then
+    the train images that are not among them (each group sorted): the generic score's scale and
+    the penalty come from the train split."""
+    ids = sorted(episodes["image_id"].astype(str).unique())
+    return ids + sorted(set(data.split("train")["image_id"].astype(str)) - set(ids))
+
+
+def personalize_scores(data, episodes: pd.DataFrame, generic: np.ndarray, features: np.ndarray,
+                       image_index: pd.Index, *, method: str = DEFAULT_METHOD,
+                       alpha: float | None = DEFAULT_ALPHA) -> np.ndarray:
+    """Scores of the query rows of ``episodes`` by the reference personalizer ``method``, from the
+    run's scores and features of the images of ``image_index`` (:func:`images_to_read`): the
+    generic score's slope onto the raters' scale and the train ratings the penalty is chosen on
+    both come from ``data``'s train split."""
+    fit = lookup(PERSONALIZERS, method, what="personalizer", field="method")
+    train = data.split("train")
+    targets = train.set_index(train["image_id"].astype(str))["score"]
+    scale = generic_scale(generic[image_index.get_indexer(targets.index)], targets.to_numpy())
+    ratings = data.ratings[data.ratings["image_id"].astype(str).isin(targets.index)]
+    return fit(features, generic, episodes, image_index, scale=scale, alpha=alpha,
+               train_ratings=ratings[["rater_id", "image_id", "score"]])
+
+
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
     the run's generic predictions (``image_id,score`` for every episode image), by the reference
-    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's). The run's features of
-    the train images are read too: the generic score's scale and the ridge's α come from there."""
+    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's), from the run's scores
+    and features of the episode and train images (:func:`personalize_scores`)."""
     from ..models.predict import predict_features
 
-    fit = lookup(PERSONALIZERS, method, what="personalizer", field="method")
+    lookup(PERSONALIZERS, method, what="personalizer", field="method")  # a bad name before any image is read
     ep.check_episodes(episodes, data)
-    ids = sorted(episodes["image_id"].astype(str).unique())
-    train = data.split("train")
-    train_ids = sorted(set(train["image_id"].astype(str)) - set(ids))
-    generic, features = predict_features(run, data, ids + train_ids, device=device, cache_dir=cache_dir,
-                                         progress=progress)
-    index = pd.Index(ids + train_ids)
-    targets = train.set_index(train["image_id"].astype(str))["score"]
-    scale = generic_scale(generic[index.get_indexer(targets.index)], targets.to_numpy())
-    ratings = data.ratings[data.ratings["image_id"].astype(str).isin(targets.index)]
-    scores = fit(features, generic, episodes, index, scale=scale, alpha=alpha,
-                 train_ratings=ratings[["rater_id", "image_id", "score"]])
+    ids = images_to_read(data, episodes)
+    generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
+    scores = personalize_scores(data, episodes, generic, features, pd.Index(ids), method=method, alpha=alpha)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
-    return q, pd.DataFrame({"image_id": ids, "score": generic[:len(ids)]})
+    n = episodes["image_id"].nunique()  # the episode images come first
+    return q, pd.DataFrame({"image_id": ids[:n], "score": generic[:n]})
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,

@@ -23,6 +23,7 @@ from aadb_toolkit._ranks import spearman
 from aadb_toolkit.models.losses import rank_loss, regression_loss
 from aadb_toolkit.models.samplers import sample_pairs
 from aadb_toolkit.piaa import episodes as ep
+from aadb_toolkit.piaa.personalize import images_to_read
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,8 +127,7 @@ def test_personalizer_learns_taste_only_where_planted(releases):
     for setting in ("planted_taste", "null_taste"):
         rel = releases(setting)
         episodes = ep.make_episodes(rel.data, ks=(10,), repeats=5, seed=0)
-        episode_ids = sorted(episodes["image_id"].astype(str).unique())
-        ids = episode_ids + sorted(set(rel.data.split("train")["image_id"]) - set(episode_ids))
+        ids = images_to_read(rel.data, episodes)
         t = rel.images.loc[ids]
         feats = np.column_stack([pd.get_dummies(t["content_type"]).to_numpy(float),
                                  t[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()])
