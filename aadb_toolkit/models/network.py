@@ -51,9 +51,7 @@ class Network(nn.Module):
     def head_outputs(self, f: torch.Tensor, trunk: torch.Tensor) -> dict[str, torch.Tensor]:
         """The head on features ``f`` (a head that gates on ContClass also gets the trunk output;
         in frozen mode ContClass is an MLP on the features, as in training, :class:`HeadOnFeatures`)."""
-        if not getattr(self.head, "uses_trunk", False):
-            return self.head(f)
-        return self.head(f, trunk=f if self.mode == "frozen" else trunk)
+        return call_head(self.head, f, f if self.mode == "frozen" else trunk)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D401
         """The head's outputs on the backbone's features."""
@@ -96,7 +94,14 @@ class HeadOnFeatures(nn.Module):
 
     def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D401
         """The head's outputs (a ContClass gate reads the same features)."""
-        return self.head(f, trunk=f) if getattr(self.head, "uses_trunk", False) else self.head(f)
+        return call_head(self.head, f, f)
+
+
+def call_head(head: nn.Module, f: torch.Tensor, gate_input: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The head's outputs on features ``f``; a head that gates on ContClass (``uses_trunk``) also
+    gets ``gate_input`` (the trunk output when the backbone trains, the features themselves in
+    frozen mode). The one place both the network and the frozen-mode head make this call."""
+    return head(f, trunk=gate_input) if getattr(head, "uses_trunk", False) else head(f)
 
 
 def _head(cfg, backbone: nn.Module) -> nn.Module:
