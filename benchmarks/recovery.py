@@ -195,15 +195,21 @@ def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path
     data = sources.load(cur)
     truth = truth_dir_for(rel)
     timg = pd.read_parquet(truth / "images.parquet").set_index("image_id")
-    images = data.images.copy()
-    images["split"] = _resplit(timg.loc[images["image_id"], "hit_id"].to_numpy(), seed)
-    data = AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
-                    provenance=data.provenance)
+    data = with_suite_split(data, timg, seed)
     workers = pd.read_parquet(truth / "workers.parquet")
     params = json.loads((truth / "setting.json").read_text())["parameters"]
     traits = workers.set_index("worker_id")[["taste", "taste_attributes", "scale"]]
     traits.index = [anonymize(str(w), secret) for w in traits.index]  # curated rater id → planted traits
     return Release(data, timg["latent_quality"], timg, traits, float(params["raters"]["gain"]), backbone)
+
+
+def with_suite_split(data: AADBData, truth_images: pd.DataFrame, seed: int) -> AADBData:
+    """The curated release with each image's split replaced by the suite's (:func:`_resplit` of
+    its HIT, from the truth's images table indexed by image id)."""
+    images = data.images.copy()
+    images["split"] = _resplit(truth_images.loc[images["image_id"], "hit_id"].to_numpy(), seed)
+    return AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
+                    provenance=data.provenance)
 
 
 def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None = None, threads: int = 1) -> Path:

@@ -69,12 +69,8 @@ def cv_ridge(x: np.ndarray, y: np.ndarray, folds: int = 5):
 
 def unit_release(work: Path, setting: str, seed: int, recovery) -> tuple[AADBData, pd.DataFrame]:
     """The curated release of (setting, seed) a recovery run kept, with the suite's split, and its truth."""
-    data = sources.load(work / f"{setting}_s{seed}_curated")
     truth = pd.read_parquet(recovery.truth_dir_for(work / f"{setting}_s{seed}") / "images.parquet").set_index("image_id")
-    images = data.images.copy()
-    images["split"] = recovery._resplit(truth.loc[images["image_id"], "hit_id"].to_numpy(), seed)
-    return AADBData(images=images, ratings=data.ratings, origin=data.origin,
-                    read_image_bytes=data.read_image_bytes, provenance=data.provenance), truth
+    return recovery.with_suite_split(sources.load(work / f"{setting}_s{seed}_curated"), truth, seed), truth
 
 
 def headroom(features: np.ndarray, images: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:

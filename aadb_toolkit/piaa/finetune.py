@@ -22,7 +22,6 @@ import pandas as pd
 
 from .. import paper
 from ..errors import InputError
-from . import episodes as ep
 from .layout import (CHOICE_DRAWS, best_penalty, corrected_queries, episode_layout, mean_episode_rho,
                      on_rater_scale, train_episodes)
 
@@ -87,10 +86,9 @@ def choose_pull(features: np.ndarray, generic: np.ndarray, train_ratings: pd.Dat
     the larger pull). Ten images cannot tell one rater's taste from noise; the train split's
     raters together can tell whether tastes exist and how far ten images may move a score."""
     table = train_episodes(train_ratings, image_index, k, draws=draws, seed=seed)
-    grid = (*PULL_GRID, math.inf)
-    rows = image_index.get_indexer(ep.queries(table)["image_id"].astype(str))
-    rhos = [mean_episode_rho(table, on_rater_scale(generic, scale)[rows] if math.isinf(p) else fit_rank_finetune(
-        features, generic, table, image_index, margin=margin, pull=p, steps=steps, scale=scale)) for p in grid]
+    grid = (*PULL_GRID, math.inf)  # a pull of ∞ fits nothing: the generic ranking
+    rhos = [mean_episode_rho(table, fit_rank_finetune(features, generic, table, image_index, margin=margin,
+                                                      pull=p, steps=steps, scale=scale)) for p in grid]
     return best_penalty(grid, rhos, what="rank fine-tune: pull", table=table)
 
 

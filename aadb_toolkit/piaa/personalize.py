@@ -61,6 +61,8 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     centred features with penalty α·mean‖x − x̄‖²; query score = b·generic + fitted residual. α is
     ``alpha`` (math.inf: no correction), or (None) per k the choice of :func:`choose_alpha` on
     ``train_ratings`` (the train split's ``rater_id, image_id, score``; their images in ``image_index``)."""
+    if alpha is not None:
+        alpha = _check_alpha(alpha)
     ep_id, supp_rows, qry = episode_layout(episodes, image_index)
     generic = on_rater_scale(generic, scale)
     n_ep = int(ep_id.max()) + 1 if ep_id.size else 0
@@ -68,7 +70,7 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     centre = np.zeros((n_ep, features.shape[1]), np.float64)
     offset = np.zeros(n_ep, np.float64)
     for k, (eps, img, target) in supp_rows.items():
-        a_k = _check_alpha(alpha) if alpha is not None else choose_alpha(
+        a_k = alpha if alpha is not None else choose_alpha(
             features, generic, train_ratings, image_index, k=k)
         for sl in _blocks(len(eps), k, features.shape[1]):
             w, mu, r0 = _solve_block(features[img[sl]], target[sl] - generic[img[sl]], a_k)
