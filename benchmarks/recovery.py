@@ -457,14 +457,18 @@ def verdict(row: dict[str, Any]) -> str:
     return "null ok" if row["ci_low"] <= 0 <= row["ci_high"] else "false effect"
 
 
+#: Said under every table and on every JSON row the suite writes: its releases are drawn by the simulator.
+DATA_NOTE = "synthetic releases (aadb simulate, planted/null settings): a test instrument, not AADB"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a Markdown table."""
+    """The rows as a Markdown table, with :data:`DATA_NOTE` under it."""
     lines = ["| mechanism | setting | ρ mechanism | ρ ablation | Δρ | 95% CI | seeds | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mechanism']} | {r['setting']} | {r['rho_mechanism']:.3f} | {r['rho_ablation']:.3f} | "
                      f"{r['delta']:+.3f} | [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['n_seeds']} | {verdict(r)} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", f"Data: {DATA_NOTE}."])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
           f"{minutes:.1f} min")
     if args.json:  # one row per (mechanism, setting); the run's size on every row
-        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "minutes": round(minutes, 2)}
+        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "minutes": round(minutes, 2),
+                 "data": DATA_NOTE}
         args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
     return 0
 

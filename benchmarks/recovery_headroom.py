@@ -92,6 +92,20 @@ def headroom(features: np.ndarray, images: pd.DataFrame, truth: pd.DataFrame) ->
     return {name: spearman(p[te], q[te])[0] for name, p in fits.items()}
 
 
+def report(table: pd.DataFrame, data_note: str) -> str:
+    """The mean ρ per setting as a Markdown table, each setting's per-seed gain of the mechanism's
+    fit (via attributes, or per content) over the scores' ridge, and what the data are."""
+    means = table.groupby("setting", sort=False).mean(numeric_only=True).drop(columns="seed")
+    lines = ["| setting | seeds | " + " | ".join(means.columns) + " |", "|---|---|" + "---|" * len(means.columns)]
+    for setting, row in means.iterrows():
+        n = int((table["setting"] == setting).sum())
+        lines.append(f"| {setting} | {n} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    for setting, part in table.groupby("setting", sort=False):
+        gain = part["via_attributes" if "attributes" in setting else "per_content"] - part["scores"]
+        lines.append(f"{setting}: per-seed gain over the scores' ridge {np.round(gain.to_numpy(), 3).tolist()}")
+    return "\n".join([*lines, f"Data: {data_note}."])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="the --work folder of a recovery run")
@@ -111,15 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"no recovery run of the attribute or interaction settings in {args.work}", file=sys.stderr)
         return 1
-    table = pd.DataFrame(rows)
-    means = table.groupby("setting", sort=False).mean(numeric_only=True).drop(columns="seed")
-    print("| setting | seeds | " + " | ".join(means.columns) + " |\n|---|---|" + "---|" * len(means.columns))
-    for setting, row in means.iterrows():
-        n = int((table["setting"] == setting).sum())
-        print(f"| {setting} | {n} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
-    for setting, part in table.groupby("setting", sort=False):
-        gain = part["via_attributes" if "attributes" in setting else "per_content"] - part["scores"]
-        print(f"{setting}: per-seed gain over the scores' ridge {np.round(gain.to_numpy(), 3).tolist()}")
+    print(report(pd.DataFrame(rows), recovery.DATA_NOTE))
     return 0
 
 

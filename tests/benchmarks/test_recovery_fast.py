@@ -189,3 +189,14 @@ def test_trained_heads_recover_the_rank_loss_and_within_rater_pairs(releases):
     # null (seeds 11-13): every difference within 0.002
     assert abs(rho["null", "within"] - rho["null", "none"]) < 0.01
     assert abs(rho["null", "within"] - rho["null", "cross"]) < 0.01
+
+
+def test_the_suite_table_gives_each_row_its_verdict_and_says_the_data_are_synthetic():
+    rows = [{"mechanism": "rank_loss", "setting": "planted", "rho_mechanism": 0.7, "rho_ablation": 0.6, "delta": 0.1,
+             "ci_low": 0.02, "ci_high": 0.18, "n_seeds": 6},
+            {"mechanism": "rank_loss", "setting": "null", "rho_mechanism": 0.7, "rho_ablation": 0.71, "delta": -0.01,
+             "ci_low": -0.02, "ci_high": -0.001, "n_seeds": 6}]
+    lines = R.table(rows).splitlines()
+    assert lines[2] == "| rank_loss | planted | 0.700 | 0.600 | +0.100 | [+0.020, +0.180] | 6 | recovered |"
+    assert lines[3].endswith("| false effect |")
+    assert lines[-1] == "Data: synthetic releases (aadb simulate, planted/null settings): a test instrument, not AADB."

@@ -69,3 +69,17 @@ def test_a_per_content_fit_adds_headroom_only_where_the_interaction_is_planted()
         gains[setting] = rho["per_content"] - rho["scores"]
     assert gains["planted_interaction"] > 0.05
     assert abs(gains["null_interaction"]) < 0.02
+
+
+def test_the_report_gives_each_settings_mean_and_per_seed_gain_and_says_the_data_are_synthetic():
+    import pandas as pd
+
+    table = pd.DataFrame({"setting": ["planted_attributes", "planted_attributes", "null_interaction"],
+                          "seed": [1, 2, 1], "scores": [0.5, 0.6, 0.7], "via_attributes": [0.6, 0.6, 0.7],
+                          "truth": [0.7, 0.8, 0.9], "per_content": [0.5, 0.6, 0.65]})
+    text = H.report(table, R.DATA_NOTE)
+    assert "| planted_attributes | 2 | 0.550 | 0.600 | 0.750 | 0.550 |" in text
+    assert "planted_attributes: per-seed gain over the scores' ridge [0.1, 0.0]" in text
+    assert "null_interaction: per-seed gain over the scores' ridge [-0.05]" in text
+    assert text.splitlines()[-1] == f"Data: {R.DATA_NOTE}."
+    assert "synthetic" in R.DATA_NOTE and "not AADB" in R.DATA_NOTE
