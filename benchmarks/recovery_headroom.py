@@ -13,10 +13,21 @@ planted quality of the test images:
     per_content    scores on the features, plus a per-content-type ridge of the residuals, with
                    the true content labels (the ceiling of a content branch's gate)
 
+and ``readability``, how well the features show what the photos show: the mean over the 11
+attributes of Pearson's r between a ridge's reading of the planted strength and the strength
+itself, on the test images. Both branches can only use what the features show.
+
 A mechanism can only show where ``truth`` (or ``per_content``) is well above ``scores``.
 
     python benchmarks/recovery.py --quick --seed 300 --work DIR --only attribute_branch content_branch
     python benchmarks/recovery_headroom.py --work DIR --seeds 300 301 302 303 304 305
+
+``--known-features`` asks the converse without any network: on pixel-free releases of N images
+(``recovery.draft_release``, the suite's split) with features whose content is known
+(:func:`known_features`: the planted strengths plus noise of a given size, the content type and
+nuisance dimensions), how large is each branch's headroom, by release size and readability?
+
+    python benchmarks/recovery_headroom.py --known-features --images 800 3200 --noise 0.3 1.0 --seeds 80 81 82
 """
 
 from __future__ import annotations
@@ -74,7 +85,8 @@ def unit_release(work: Path, setting: str, seed: int, recovery) -> tuple[AADBDat
 
 
 def headroom(features: np.ndarray, images: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
-    """ρ on the test images of each ridge of the module docstring (rows of ``features`` = ``images``)."""
+    """ρ on the test images of each ridge of the module docstring, and the features'
+    ``readability`` (rows of ``features`` = ``images``)."""
     ids = images["image_id"].to_numpy()
     tr, te = (images["split"] == "train").to_numpy(), (images["split"] == "test").to_numpy()
     f, y, q = features.astype(np.float64), images["score"].to_numpy(float), truth.loc[ids, "latent_quality"].to_numpy()
@@ -89,7 +101,54 @@ def headroom(features: np.ndarray, images: pd.DataFrame, truth: pd.DataFrame) ->
             per_content[m] += cv_ridge(f[m & tr], y[m & tr] - base[m & tr])(f[m])
     fits = {"scores": base, "via_attributes": cv_ridge(read[tr], y[tr])(read),
             "truth": cv_ridge(f[tr], q[tr])(f), "per_content": per_content}
-    return {name: spearman(p[te], q[te])[0] for name, p in fits.items()}
+    strengths = truth.loc[ids, [f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy(float)
+    seen = cv_ridge(f[tr], strengths[tr])(f[te])
+    readability = np.mean([np.corrcoef(seen[:, j], strengths[te, j])[0, 1] for j in range(strengths.shape[1])])
+    return {**{name: spearman(p[te], q[te])[0] for name, p in fits.items()}, "readability": float(readability)}
+
+
+def known_features(rel, seed: int, noise: float, nuisance: int = 40) -> np.ndarray:
+    """What a backbone might see of a (draft) release, in its images table's row order: the
+    planted strengths plus Gaussian noise of sd ``noise`` (0: perfectly readable), the content type
+    as a one-hot, and ``nuisance`` dimensions of pure noise."""
+    rng = np.random.default_rng(seed)
+    truth = rel.images.loc[rel.data.images["image_id"]]
+    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
+    content = truth["content_type"].to_numpy()
+    onehot = (content[:, None] == np.unique(content)[None, :]).astype(float)
+    return np.hstack([strengths + noise * rng.normal(size=strengths.shape), onehot,
+                      rng.normal(size=(len(truth), nuisance))])
+
+
+def known_feature_curve(images: list[int], noises: list[float], seeds: list[int],
+                        settings: tuple[str, ...] = SETTINGS) -> pd.DataFrame:
+    """:func:`headroom` on draft releases of each size in ``images`` with :func:`known_features`
+    of each ``noises`` level, one row per (images, noise, setting, seed), with ``gain``: the
+    setting's mechanism fit (via attributes, or per content) minus the scores' ridge."""
+    recovery, rows = _recovery(), []
+    for n in images:
+        for setting in settings:
+            for seed in seeds:
+                rel = recovery.draft_release(setting, seed, n)
+                for noise in noises:
+                    rho = headroom(known_features(rel, seed, noise), rel.data.images, rel.images)
+                    gain = rho["via_attributes" if "attributes" in setting else "per_content"] - rho["scores"]
+                    rows.append({"images": n, "noise": noise, "setting": setting, "seed": seed, **rho, "gain": gain})
+    return pd.DataFrame(rows)
+
+
+def curve_report(table: pd.DataFrame, data_note: str) -> str:
+    """The mean gain of each setting's mechanism fit by release size and feature noise, beside the
+    features' mean readability, as a Markdown table, and what the data are."""
+    settings = list(dict.fromkeys(table["setting"]))
+    lines = ["| images | noise | readability | " + " | ".join(settings) + " |", "|---|---|---|" + "---|" * len(settings)]
+    for (n, noise), part in table.groupby(["images", "noise"], sort=True):
+        gains = part.groupby("setting")["gain"].mean()
+        lines.append(f"| {n} | {noise:g} | {part['readability'].mean():.2f} | "
+                     + " | ".join(f"{gains[s]:+.3f}" for s in settings) + " |")
+    seeds = sorted(set(table["seed"]))
+    return "\n".join([*lines, f"Gain: the mechanism's fit minus the scores' ridge, mean over seeds {seeds}.",
+                      f"Data: {data_note}; features made from the planted truth (known_features)."])
 
 
 def report(table: pd.DataFrame, data_note: str) -> str:
@@ -108,10 +167,22 @@ def report(table: pd.DataFrame, data_note: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, required=True, help="the --work folder of a recovery run")
-    ap.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds that run used")
+    ap.add_argument("--work", type=Path, help="the --work folder of a recovery run")
+    ap.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds that run used "
+                    "(with --known-features: the seeds of the draft releases)")
+    ap.add_argument("--known-features", action="store_true", help="no run: the headroom on draft releases with "
+                    "features made from the planted truth, by --images and --noise")
+    ap.add_argument("--images", type=int, nargs="+", default=[800], help="release sizes (--known-features)")
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.3, 1.0], help="feature noise sd (--known-features)")
     args = ap.parse_args(argv)
     recovery, rows = _recovery(), []
+    if args.known_features:
+        if any(n < 100 or n % 10 for n in args.images) or any(not x >= 0 for x in args.noise):
+            ap.error("--images must be multiples of 10 of at least 100, and --noise at least 0")
+        print(curve_report(known_feature_curve(args.images, args.noise, args.seeds), recovery.DATA_NOTE))
+        return 0
+    if args.work is None:
+        ap.error("--work is required (or --known-features)")
     for setting in SETTINGS:
         for seed in args.seeds:
             run = args.work / f"{setting}_s{seed}_reg_rank"

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aadb_toolkit import schema
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,18 +23,6 @@ def _module(name: str):
 
 
 R, H = _module("recovery"), _module("recovery_headroom")
-
-
-def _features(rel, seed: int, noise: float, nuisance: int = 40) -> np.ndarray:
-    """What a backbone might see: the planted strengths blurred by noise, the content type as a
-    one-hot, and nuisance dimensions, in the images table's row order."""
-    rng = np.random.default_rng(seed)
-    truth = rel.images.loc[rel.data.images["image_id"]]
-    strengths = truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy()
-    content = truth["content_type"].to_numpy()
-    onehot = (content[:, None] == np.unique(content)[None, :]).astype(float)
-    return np.hstack([strengths + noise * rng.normal(size=strengths.shape), onehot,
-                      rng.normal(size=(len(truth), nuisance))])
 
 
 def test_dual_ridge_is_the_primal_ridge():
@@ -54,7 +40,7 @@ def test_attribute_labels_add_headroom_only_where_they_describe_the_image(seed):
     gains = {}
     for setting in ("planted_attributes", "null_attributes"):
         rel = R.draft_release(setting, 50 + seed, 1000)
-        rho = H.headroom(_features(rel, seed, noise=0.7), rel.data.images, rel.images)
+        rho = H.headroom(H.known_features(rel, seed, noise=0.7), rel.data.images, rel.images)
         assert rho["truth"] > rho["scores"]  # the noisy scores leave room under the ceiling
         gains[setting] = rho["via_attributes"] - rho["scores"]
     assert gains["planted_attributes"] > 0.02
@@ -65,7 +51,7 @@ def test_a_per_content_fit_adds_headroom_only_where_the_interaction_is_planted()
     gains = {}
     for setting in ("planted_interaction", "null_interaction"):
         rel = R.draft_release(setting, 60, 2000)
-        rho = H.headroom(_features(rel, 0, noise=0.05, nuisance=0), rel.data.images, rel.images)
+        rho = H.headroom(H.known_features(rel, 0, noise=0.05, nuisance=0), rel.data.images, rel.images)
         gains[setting] = rho["per_content"] - rho["scores"]
     assert gains["planted_interaction"] > 0.05
     assert abs(gains["null_interaction"]) < 0.02
@@ -83,3 +69,23 @@ def test_the_report_gives_each_settings_mean_and_per_seed_gain_and_says_the_data
     assert "null_interaction: per-seed gain over the scores' ridge [-0.05]" in text
     assert text.splitlines()[-1] == f"Data: {R.DATA_NOTE}."
     assert "synthetic" in R.DATA_NOTE and "not AADB" in R.DATA_NOTE
+
+
+def test_readability_says_how_well_the_features_show_the_planted_strengths():
+    rel = R.draft_release("planted_attributes", 70, 1000)
+    sharp = H.headroom(H.known_features(rel, 0, noise=0.05), rel.data.images, rel.images)["readability"]
+    blurred = H.headroom(H.known_features(rel, 0, noise=1.0), rel.data.images, rel.images)["readability"]
+    assert sharp > 0.95  # strengths in the features nearly as they are
+    assert 0.2 < blurred < 0.8 and blurred < sharp - 0.2  # buried under noise as large as they are
+
+
+def test_the_known_feature_curve_finds_content_headroom_only_with_enough_training_images():
+    table = H.known_feature_curve([800, 3200], [0.3], [80], settings=("planted_interaction", "null_interaction"))
+    gain = table.set_index(["images", "setting"])["gain"]
+    assert gain[(3200, "planted_interaction")] > gain[(800, "planted_interaction")] + 0.03
+    assert abs(gain[(800, "planted_interaction")]) < 0.03  # 50 training images per content type are too few
+    assert abs(gain[(3200, "null_interaction")]) < 0.02
+    text = H.curve_report(table, R.DATA_NOTE)
+    assert text.splitlines()[0] == "| images | noise | readability | planted_interaction | null_interaction |"
+    assert text.splitlines()[2].startswith("| 800 | 0.3 | 0.8")
+    assert "not AADB" in text.splitlines()[-1]
