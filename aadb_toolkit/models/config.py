@@ -369,12 +369,31 @@ TRAINING_BYTES_PER_PARAMETER = 16
 BYTES_PER_PAIR = 64
 
 
-def machine_memory() -> int:
-    """This machine's physical memory in bytes (the limit that bounds sizes in a config)."""
+#: Where a container's memory limit is read: cgroup v2, then v1 (v1 writes about 2**63 for none).
+CGROUP_MEMORY_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (64 GiB where the system does not say)."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 64 * 2**30
+
+
+def machine_memory() -> int:
+    """The memory this process may use, in bytes: the physical memory, or a container's smaller
+    cgroup limit (a limit above the physical memory, "max" or an unreadable file means none).
+    It bounds the sizes a config may ask for, so a too-large one fails here, not in the OOM killer."""
+    memory = physical_memory()
+    for file in CGROUP_MEMORY_FILES:
+        try:
+            text = file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit() and 0 < int(text) < memory:
+            return int(text)
+    return memory
 
 
 def _gib(n: float) -> str:

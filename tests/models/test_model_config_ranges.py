@@ -63,3 +63,31 @@ def test_a_pixel_cache_larger_than_memory_is_refused_before_it_is_allocated():
     n = machine_memory() // (3 * 4096 * 4096) + 1
     with pytest.raises(InputError, match="data.warp_size"):
         decode_all(None, [f"img{i}" for i in range(n)], 4096)
+
+
+@pytest.mark.parametrize("limit, expect_limit", [("1073741824\n", True), ("max\n", False), ("garbage", False),
+                                                 (None, False)])
+def test_machine_memory_is_bounded_by_the_containers_memory_limit(tmp_path, monkeypatch, limit, expect_limit):
+    """In a container (cgroup v2 memory.max, or v1 memory.limit_in_bytes) the limit, not the
+    host's physical memory, bounds what a config may ask for; no limit ("max", unreadable, or a
+    v1 "unlimited" of 2**63) leaves the physical memory."""
+    from aadb_toolkit.models import config
+
+    physical = config.physical_memory()
+    file = tmp_path / "memory.max"
+    if limit is not None:
+        file.write_text(limit)
+    monkeypatch.setattr(config, "CGROUP_MEMORY_FILES", (tmp_path / "absent", file))
+    assert config.machine_memory() == (min(physical, 2**30) if expect_limit else physical)
+    file.write_text(str(2**63 - 4096))
+    assert config.machine_memory() == physical
+
+
+def test_a_config_larger_than_the_containers_memory_is_refused(tmp_path, monkeypatch):
+    from aadb_toolkit.models import config
+
+    file = tmp_path / "memory.max"
+    file.write_text(str(2**20))  # a 1 MiB container
+    monkeypatch.setattr(config, "CGROUP_MEMORY_FILES", (file,))
+    with pytest.raises(InputError, match="pairs.n_pairs"):
+        baseline_config("cpu_reg_rank", {"pairs.n_pairs": 100_000})
