@@ -149,11 +149,11 @@ def _check_not_inside_output(path: Path) -> None:
                               "its own — choose a folder outside it", file=str(path))
 
 
-def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
-    """Refuse (:class:`~aadb_toolkit.errors.OutputError`) an output folder whose replacement would
-    lose data: a symlink, the root, a file, an input of the command, a folder inside another
-    output, or a non-empty folder without the marker of ``kind`` or holding files the toolkit did
-    not write. Returns the absolute path."""
+def check_output_place(path: str | os.PathLike[str], *, inputs: tuple = ()) -> Path:
+    """Refuse (:class:`~aadb_toolkit.errors.OutputError`) an output folder in a place where writing
+    would lose or change data, whoever owns the folder itself: a symlink, the root, an input of the
+    command (or a folder in or around one), or a folder inside another output. Returns the
+    absolute path."""
     p = Path(path).expanduser().absolute()
     if p.is_symlink():
         raise OutputError("is a symbolic link; the toolkit never replaces a link — give the real folder "
@@ -162,6 +162,15 @@ def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tupl
         raise OutputError("is the root of the file system; choose a new folder", file=str(p))
     _check_not_input(p, inputs)
     _check_not_inside_output(p)
+    return p
+
+
+def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tuple = ()) -> Path:
+    """Refuse (:class:`~aadb_toolkit.errors.OutputError`) an output folder whose replacement would
+    lose data: a symlink, the root, a file, an input of the command, a folder inside another
+    output, or a non-empty folder without the marker of ``kind`` or holding files the toolkit did
+    not write. Returns the absolute path."""
+    p = check_output_place(path, inputs=inputs)
     if not p.exists():
         return p
     if not p.is_dir():

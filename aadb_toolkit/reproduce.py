@@ -26,9 +26,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from . import __version__, paper
-from ._atomic import write_bytes, write_json, write_text
+from ._atomic import check_output_place, write_bytes, write_json, write_text
 from ._format import format_p
 from ._lock import folder_lock
+from ._paths import input_folders
 from .errors import InputError, quote
 from .sources import AADBData
 
@@ -423,8 +424,11 @@ class TableResult:
     synthetic: bool
 
 
-def _claim_out(out: Path, recipe: Recipe, budget: str) -> None:
-    """Use ``out`` only if it is new, empty, or a reproduce folder of the same table and budget."""
+def _claim_out(out: Path, recipe: Recipe, budget: str, inputs: tuple = ()) -> None:
+    """Use ``out`` only if it is new, empty, or a reproduce folder of the same table and budget,
+    and lies in a place where writing loses nothing (not a link, nor in or around an input or
+    inside another command's output: :func:`~._atomic.check_output_place`)."""
+    check_output_place(out, inputs=inputs)
     marker = out / SUMMARY_FILE
     if out.exists() and not out.is_dir():
         raise InputError("--out is a file, not a folder", file=str(out), field="--out")
@@ -461,7 +465,7 @@ def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, 
     if missing:
         raise InputError(f"table {recipe.name!r} needs the data source(s) {missing}", field="--data")
     out = Path(out)
-    _claim_out(out, recipe, budget)
+    _claim_out(out, recipe, budget, inputs=(init_weights, *(f for d in sources.values() for f in input_folders(d))))
     with folder_lock(out, "reproduction folder"):  # one writer: rows are reused and grown in place
         return _reproduce_rows(recipe, sources, out, roles, budget=budget, init_weights=init_weights, device=device,
                                n_boot=n_boot, progress=progress, stop_after_steps=stop_after_steps)

@@ -394,3 +394,18 @@ def test_an_interrupt_after_personalize_wrote_its_outputs_is_not_a_failure(tiny_
     assert main(["personalize", "--run", str(tmp_path / "run"), "--data", str(tiny_curated), "--episodes",
                  str(ep_csv), "--out", str(out)]) == 0
     assert out.is_file()
+
+
+def test_reproduce_refuses_to_write_inside_its_input_or_another_output(tiny_curated, tmp_path, capsys):
+    """``--out`` inside the curated folder would grow runs and tables inside the data; inside a
+    report folder, they would be lost when the report is replaced. Refused before any training."""
+    report = tmp_path / "report"
+    with _atomic.atomic_dir(report, kind="report") as stage:
+        (stage / "a.txt").write_text("1")
+    for out in (tiny_curated / "repro", report / "repro"):
+        before = _tree(out.parent)
+        assert main(["reproduce", "--table", "table2", "--data", str(tiny_curated), "--out", str(out),
+                     "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "lies inside" in err and "Traceback" not in err, err
+        assert not out.exists() and _tree(out.parent) == before
