@@ -175,6 +175,9 @@ def _check_out_folder(out: Path, source: Path | str) -> None:
     if src.exists() and out.resolve() in src.resolve().parents:
         raise InputError(f"the output folder contains the data source {str(source)!r}; publishing replaces "
                          "the whole output folder", file=str(out), field="--out")
+    if src.exists() and src.resolve() in out.resolve().parents:
+        raise InputError(f"the output folder lies inside the data source {str(source)!r}; writing there would "
+                         "change the input — choose a folder outside it", file=str(out), field="--out")
     if not out.exists():
         _atomic.check_output_folder(out, PUBLISHED_KIND, inputs=input_folders(source)[1:])
         return

@@ -488,3 +488,16 @@ def test_card_escapes_text_from_the_consistency_summary_and_checks_the_repo_id(t
     assert "\\<script>" in card and "<script>" not in card.replace("\\<script>", "")
     with pytest.raises(InputError, match="ORG/NAME"):
         hub.publish(sources.load(tiny_curated), tmp_path / "pub2", repo_id='a/b")\nimport os')
+
+
+def test_publish_refuses_an_out_folder_inside_its_data_source(tiny_curated, published, tmp_path):
+    """A folder inside the data (a curated folder without the toolkit's marker, as older versions
+    wrote them, or a published folder) would change the input; refused before anything is written."""
+    curated = _copy_curated(tiny_curated, tmp_path / "work")
+    again = tmp_path / "again"
+    shutil.copytree(published, again)
+    for source in (curated, again):
+        before = _tree(source)
+        with pytest.raises(InputError, match="inside the data source") as err:
+            hub.publish(sources.load(source), source / "pub")
+        assert err.value.field == "--out" and _tree(source) == before
