@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..protocols import evaluate_model
 
     get_protocol(args.protocol)  # an unknown name fails before any work
-    check_leaderboard_flags(args)
+    check_leaderboard_flags(args, (args.run, args.data, *input_folders(args.data)))
     check_output_file(args.out, "result document", is_result_file,
                       inputs=(args.run, args.data, *input_folders(args.data), args.leaderboard))
     data = sources.load(args.data)

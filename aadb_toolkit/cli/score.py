@@ -61,8 +61,10 @@ def given_inputs(args: argparse.Namespace) -> dict[str, Path]:
     return {i.name: getattr(args, i.name) for i in all_inputs() if getattr(args, i.name, None) is not None}
 
 
-def check_leaderboard_flags(args: argparse.Namespace) -> None:
-    """Refuse a bad ``--db``/``--name`` before any work (no result may be left behind)."""
+def check_leaderboard_flags(args: argparse.Namespace, inputs: tuple = ()) -> None:
+    """Refuse a bad ``--db``/``--name`` before any work (no result may be left behind): the
+    database grows in place, so it is never a link, an input (``inputs``) or a file inside one, or
+    inside another command's output."""
     if args.name is not None and args.leaderboard is None:
         raise InputError("--name is the display name on a leaderboard: it needs --db DB", field="--name")
     if args.leaderboard is not None:
@@ -71,12 +73,14 @@ def check_leaderboard_flags(args: argparse.Namespace) -> None:
         if not args.name:
             raise InputError("--db needs --name (the display name of this submission)")
         check_name(args.name)  # before scoring: a bad name or database must not leave a result JSON behind
+        check_output_file(args.leaderboard, "leaderboard database", lambda _: True, inputs=inputs)
         check_database(args.leaderboard)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_leaderboard_flags(args)
     inputs = given_inputs(args)
+    check_leaderboard_flags(args, (args.submission, args.data, *input_folders(args.data), *inputs.values(),
+                                   args.compare))
     fingerprints = recorded_fingerprints(args.data)
     files = {"submission": args.submission, **{i.name: inputs.get(i.name) for i in all_inputs() if i.kind != "source"},
              "compare": args.compare}

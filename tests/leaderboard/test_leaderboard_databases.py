@@ -138,3 +138,33 @@ def test_name_without_leaderboard_is_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "--name" in err and "needs --db" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_score_never_puts_its_leaderboard_inside_an_input_or_another_output(tiny_curated, tmp_path, capsys):
+    """``--db`` grows a SQLite file in place: inside the curated folder (an input, and the
+    output of aadb curate) it would change the data; refused before any scoring."""
+    import shutil
+
+    from aadb_toolkit import _atomic
+
+    cur = tmp_path / "cur"
+    shutil.copytree(tiny_curated, cur)
+    images = pd.read_parquet(cur / "images.parquet")
+    test = images[images["split"] == "test"]
+    sub = tmp_path / "sub.csv"
+    pd.DataFrame({"image_id": test["image_id"], "score": np.arange(len(test))}).to_csv(sub, index=False)
+    report = tmp_path / "report"
+    with _atomic.atomic_dir(report, kind="report") as stage:
+        (stage / "a.txt").write_text("1")
+    for db, why in ((cur / "lb.sqlite", "inside the input"), (report / "lb.sqlite", "inside the report folder")):
+        rc = main(["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(cur), "--n-boot", "10",
+                   "--out", str(tmp_path / "r.json"), "--db", str(db), "--name", "m"])
+        err = capsys.readouterr().err
+        assert rc == 1 and why in err and "Traceback" not in err, err
+        assert not db.exists() and not (tmp_path / "r.json").exists()
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(tmp_path / "elsewhere.sqlite")
+    rc = main(["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(cur), "--n-boot", "10",
+               "--out", str(tmp_path / "r.json"), "--db", str(link), "--name", "m"])
+    assert rc == 1 and "symbolic link" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere.sqlite").exists()
