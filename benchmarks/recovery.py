@@ -471,13 +471,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", f"Data: {DATA_NOTE}."])
 
 
-def main(argv: list[str] | None = None) -> int:
+#: The smallest release --images accepts: enough HITs for the suite's split (SPLIT_SHARES) to leave
+#: training and test images of every content type.
+MIN_IMAGES = 200
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The suite's command line (``--help`` shows it)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=f"the small version ({QUICK.seeds} seeds of "
                     f"{QUICK.images}-image releases, {QUICK.steps} steps per model)")
     ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
     ap.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: {QUICK.seeds} quick, "
                     f"{FULL.seeds} full; at least 3)")
+    ap.add_argument("--images", type=int, default=None, help=f"images per release (default: {QUICK.images} quick, "
+                    f"{FULL.images} full; a multiple of 10, at least {MIN_IMAGES})")
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")
@@ -485,11 +493,28 @@ def main(argv: list[str] | None = None) -> int:
                     "one per core of the reference 2-core machine)")
     ap.add_argument("--work", type=Path, default=None, help="keep releases and runs here (default: a temp folder)")
     args = ap.parse_args(argv)
+    args.size = suite_size(args, ap.error)
+    return args
+
+
+def suite_size(args: argparse.Namespace, error: Callable[[str], Any]) -> Size:
+    """The run's :class:`Size`: QUICK or FULL, with ``--seeds`` and ``--images`` where given; a
+    bad value goes to ``error`` (the parser's, which exits)."""
     size = QUICK if args.quick else FULL
     if args.seeds is not None:
         if args.seeds < 3:
-            ap.error("--seeds must be at least 3 (a CI from fewer seeds says nothing)")
-        size = Size(**{**size.__dict__, "seeds": args.seeds})
+            error("--seeds must be at least 3 (a CI from fewer seeds says nothing)")
+        size = replace(size, seeds=args.seeds)
+    if args.images is not None:
+        if args.images < MIN_IMAGES or args.images % 10:
+            error(f"--images must be a multiple of 10 (the images of whole HITs), at least {MIN_IMAGES}")
+        size = replace(size, images=args.images)
+    return size
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    size = args.size
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aadb_recovery_") as tmp:
         work = args.work or Path(tmp)
@@ -499,10 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     print(table(rows))
     print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
-          f"{minutes:.1f} min")
+          f"{size.images}-image releases, {minutes:.1f} min")
     if args.json:  # one row per (mechanism, setting); the run's size on every row
-        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "minutes": round(minutes, 2),
-                 "data": DATA_NOTE}
+        extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "images": size.images,
+                 "minutes": round(minutes, 2), "data": DATA_NOTE}
         args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
     return 0
 

@@ -200,3 +200,14 @@ def test_the_suite_table_gives_each_row_its_verdict_and_says_the_data_are_synthe
     assert lines[2] == "| rank_loss | planted | 0.700 | 0.600 | +0.100 | [+0.020, +0.180] | 6 | recovered |"
     assert lines[3].endswith("| false effect |")
     assert lines[-1] == "Data: synthetic releases (aadb simulate, planted/null settings): a test instrument, not AADB."
+
+
+def test_the_suite_size_follows_quick_seeds_and_images():
+    """``--images N`` resizes every release (the content branch needs larger ones,
+    docs/models.md); a size the suite cannot split, or fewer than 3 seeds, is refused."""
+    assert R.parse_args(["--quick", "--images", "3200", "--seeds", "4"]).size == \
+        R.Size(images=3200, seeds=4, steps=R.QUICK.steps)
+    assert R.parse_args([]).size == R.FULL
+    for bad in (["--images", "55"], ["--images", "100"], ["--seeds", "2"]):
+        with pytest.raises(SystemExit):
+            R.parse_args(bad)
