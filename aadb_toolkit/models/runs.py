@@ -40,6 +40,9 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FORMAT = "aadb-checkpoint"
 MODEL_FORMAT = "aadb-model"
 RUN_FORMAT = "aadb-run"
+#: A frozen-mode run's backbone, kept once: it never trains there, so its run files hold the head only.
+BACKBONE_FILE = "backbone.pt"
+BACKBONE_FORMAT = "aadb-frozen-backbone"
 #: config keys that may change between an interrupted run and its resumption (they do not change the maths).
 RESUMABLE_CHANGES = ("train.max_minutes", "train.checkpoint_every_steps", "train.log_every_steps",
                      "train.eval_batch_size", "data.decode_workers")
@@ -98,6 +101,50 @@ def _write(tmp: Path, data: memoryview) -> None:
     with open(tmp, "wb") as fh:
         fh.write(data)
 
+
+
+def run_weights(net: torch.nn.Module, frozen_backbone: Mapping[str, str] | None) -> dict[str, Any]:
+    """The weight entries of a run file: ``model``, every weight, or with a ``frozen_backbone``
+    record (:func:`keep_frozen_backbone`) the head's only, beside that record."""
+    state = net.state_dict()
+    if frozen_backbone is None:
+        return {"model": state}
+    return {"model": {k: v for k, v in state.items() if not k.startswith("backbone.")},
+            "frozen_backbone": dict(frozen_backbone)}
+
+
+def keep_frozen_backbone(net: torch.nn.Module, out: Path) -> dict[str, str]:
+    """Write the backbone's weights to ``out/BACKBONE_FILE`` (atomically) unless it holds them
+    already; returns the record run files keep (the file's name and the weights' sha256)."""
+    state = {k: v for k, v in net.state_dict().items() if k.startswith("backbone.")}
+    sha = state_sha256(state)
+    path = out / BACKBONE_FILE
+    try:
+        kept = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("sha256")
+    except Exception:  # missing, or not ours: written anew
+        kept = None
+    if kept != sha:
+        save_run_file({"format": BACKBONE_FORMAT, "version": 1, "sha256": sha, "model": state}, path)
+    return {"file": BACKBONE_FILE, "sha256": sha}
+
+
+def with_frozen_backbone(obj: Mapping[str, Any], state: Any, run: Path, source: str) -> Any:
+    """The weights ``state`` of the run file ``obj`` (read from ``source`` in the run folder
+    ``run``) with its frozen backbone put back from ``BACKBONE_FILE``, which must hold exactly the
+    weights whose sha256 the run file records; ``state`` as is for a run file that keeps them all."""
+    record = obj.get("frozen_backbone")
+    if record is None:
+        return state
+    if not isinstance(record, Mapping) or record.get("file") != BACKBONE_FILE or not isinstance(record.get("sha256"), str):
+        raise InputError(f"its frozen-backbone record is not {{'file': {BACKBONE_FILE!r}, 'sha256': …}}",
+                         file=source, field="frozen_backbone")
+    path = run / BACKBONE_FILE
+    weights = load_run_file(path, BACKBONE_FORMAT).get("model")
+    if (not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values())
+            or state_sha256(weights) != record["sha256"]):
+        raise InputError(f"does not hold the backbone weights {source} records (sha256 {record['sha256'][:12]}…): the "
+                         "run folder is damaged or mixed with another run's files", file=str(path))
+    return {**weights, **state} if isinstance(state, Mapping) else state
 
 
 def load_run_file(path: Path, expected_format: str) -> dict[str, Any]:
@@ -237,6 +284,7 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     cfg = config_from_dict(raw, source=str(path))  # validated: sizes bounded, as for a config file
     net = build_network(cfg, backbone_architecture(obj, str(path)))
     state = upgrade_state(obj["model"]) if isinstance(obj.get("model"), Mapping) else obj.get("model")
+    state = with_frozen_backbone(obj, state, run, str(path))
     if isinstance(state, dict):
         for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # runs written before them
             if k in net.state_dict() and k not in state:

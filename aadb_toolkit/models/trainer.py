@@ -52,10 +52,10 @@ from .inference import score_images, trunk_and_features
 from .network import HeadOnFeatures, build_network, upgrade_state
 from .optim import build_optimizer, lr_at, set_lr
 from .losses import Batch, total_loss
-from .runs import (BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
+from .runs import (BACKBONE_FILE, BEST, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, METRICS, MODEL_FORMAT, PLOT,
                    RESUMABLE_CHANGES, RUN_FORMAT, RUN_SUMMARY, RunResult, backbone_architecture, check_state_dict, config_diff, config_json,
-                   load_model, load_run_file, plot_metrics, read_metrics, save_run_file, state_sha256,
-                   training_digests, training_fingerprint)
+                   keep_frozen_backbone, load_model, load_run_file, plot_metrics, read_metrics, run_weights,
+                   save_run_file, state_sha256, training_digests, training_fingerprint, with_frozen_backbone)
 from .samplers import PairSet, sample_pairs
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,8 @@ class TrainState:
     on_inputs: torch.nn.Module | None = None
     #: the pretrained weights the backbone started from (run.json, results)
     backbone: WeightsInfo | None = None
+    #: frozen mode: the record of the backbone kept once in the run folder (``keep_frozen_backbone``)
+    frozen_backbone: dict[str, str] | None = None
 
 
 def _epoch_of(stage: _Stage, step: int) -> tuple[int, int]:
@@ -462,7 +464,8 @@ def keep_best(run: _Run, state: TrainState, stage: _Stage, rho: float | None) ->
         epoch = _completed_epoch(stage, state.global_step)
         best.update(epoch=epoch, step=state.global_step, rho=rho, stage=stage.name)
         if run.is_main:
-            save_run_file({"format": MODEL_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+            save_run_file({"format": MODEL_FORMAT, "version": 3, "config": config_json(run.cfg),
+                           **run_weights(state.net, state.frozen_backbone),
                    "backbone": _backbone_json(state), "epoch": epoch, "global_step": state.global_step, "val_rho": rho,
                    "stage": stage.name}, run.out / BEST)
 
@@ -473,7 +476,8 @@ def save_checkpoint(run: _Run, state: TrainState) -> None:
         return
     stage = _stage_at(run.plan, state.global_step)
     epoch, in_epoch = _epoch_of(stage, state.global_step)
-    save_run_file({"format": CHECKPOINT_FORMAT, "version": 3, "config": config_json(run.cfg), "model": state.net.state_dict(),
+    save_run_file({"format": CHECKPOINT_FORMAT, "version": 3, "config": config_json(run.cfg),
+           **run_weights(state.net, state.frozen_backbone),
            "backbone": _backbone_json(state),
            "optimizer": state.opt.state_dict(), "stage": stage.index, "epoch": epoch, "step_in_epoch": in_epoch,
            "global_step": state.global_step, "rng": {"torch": torch.get_rng_state()}, "val_rho": state.val_rho,
@@ -545,6 +549,7 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
     model = upgrade_state(ck["model"]) if isinstance(ck.get("model"), Mapping) else ck.get("model")
+    model = with_frozen_backbone(ck, model, path.parent, str(path))
     if isinstance(model, dict):
         for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # written before them
             if k in state.net.state_dict() and k not in model:
@@ -758,6 +763,8 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
         if cfg.model.mode == "frozen":
+            if run.is_main:  # kept once: the run files hold the head only
+                state.frozen_backbone = keep_frozen_backbone(state.net, run.out)
             _use_cached_features(run, state, progress)
         if run.is_main:
             recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
@@ -823,7 +830,7 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
     if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
-            for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY):
+            for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY, BACKBONE_FILE):
                 (out / name).unlink(missing_ok=True)
     _barrier(d)
     own_cache = cache_dir is None
