@@ -120,8 +120,8 @@ def keep_frozen_backbone(net: torch.nn.Module, out: Path) -> dict[str, str]:
     sha = state_sha256(state)
     path = out / BACKBONE_FILE
     try:
-        kept = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("sha256")
-    except Exception:  # missing, or not ours: written anew
+        kept = state_sha256(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["model"])
+    except Exception:  # missing, damaged or not ours: written anew
         kept = None
     if kept != sha:
         save_run_file({"format": BACKBONE_FORMAT, "version": 1, "sha256": sha, "model": state}, path)
