@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from ..protocols import evaluate_model
 
     get_protocol(args.protocol)  # an unknown name fails before any work
-    check_leaderboard_flags(args, (args.run, args.data, *input_folders(args.data)))
-    check_output_file(args.out, "result document", is_result_file,
-                      inputs=(args.run, args.data, *input_folders(args.data), args.leaderboard))
+    read = (args.run, args.data, *input_folders(args.data))
+    check_leaderboard_flags(args, read)
+    check_output_file(args.out, "result document", is_result_file, inputs=(*read, args.leaderboard))
     data = sources.load(args.data)
     result = evaluate_model(args.protocol, args.run, data, n_boot=args.n_boot, seed=args.seed, progress=progress(args) is not False, device=args.device)
     write_result(args.out, result)

@@ -79,16 +79,14 @@ def check_leaderboard_flags(args: argparse.Namespace, inputs: tuple = ()) -> Non
 
 def run(args: argparse.Namespace) -> int:
     inputs = given_inputs(args)
-    check_leaderboard_flags(args, (args.submission, args.data, *input_folders(args.data), *inputs.values(),
-                                   args.compare))
+    read = (args.submission, args.data, *input_folders(args.data), *inputs.values(), args.compare)
+    check_leaderboard_flags(args, read)
     fingerprints = recorded_fingerprints(args.data)
     files = {"submission": args.submission, **{i.name: inputs.get(i.name) for i in all_inputs() if i.kind != "source"},
              "compare": args.compare}
     for option, value in files.items():  # never read, let alone quoted
         refuse_key_file(value, field=f"--{option}", fingerprints=fingerprints)
-    check_output_file(args.out, "result document", is_result_file,
-                      inputs=(args.submission, args.data, *input_folders(args.data), *inputs.values(),
-                              args.compare, args.leaderboard))
+    check_output_file(args.out, "result document", is_result_file, inputs=(*read, args.leaderboard))
     result = score_submission(args.protocol, args.submission, args.data, n_boot=args.n_boot, seed=args.seed,
                               max_bytes=args.max_bytes, progress=progress(args) is not False, **inputs)
     if args.compare is not None:
