@@ -550,6 +550,7 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
 def _restore(ck: dict[str, Any], state: TrainState, path: Path) -> None:
     model = upgrade_state(ck["model"]) if isinstance(ck.get("model"), Mapping) else ck.get("model")
     model = with_frozen_backbone(ck, model, path.parent, str(path))
+    state.frozen_backbone = ck.get("frozen_backbone")  # checked against backbone.pt just now
     if isinstance(model, dict):
         for k, default in (("head.score_shift", 0.0), ("head.score_scale", 1.0)):  # written before them
             if k in state.net.state_dict() and k not in model:
@@ -763,7 +764,7 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
         run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
         state = _build_state(run, init_weights, init_sha256, resume)
         if cfg.model.mode == "frozen":
-            if run.is_main:  # kept once: the run files hold the head only
+            if run.is_main and state.frozen_backbone is None:  # kept once: the run files hold the head only
                 state.frozen_backbone = keep_frozen_backbone(state.net, run.out)
             _use_cached_features(run, state, progress)
         if run.is_main:
