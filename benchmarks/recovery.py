@@ -133,6 +133,9 @@ def _branch(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: 
 CONTENT_EXTRA: dict[str, Any] = ({"finetune_epochs": 2} if "finetune_epochs" in ContentSection.__dataclass_fields__
                                  else {})
 
+#: model.feature_size of the content arm (its branches' own feature layers, scaled by model.width).
+CONTENT_FEATURES = 32
+
 ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
                            loss__weights={"regression": 1.0}),
@@ -143,8 +146,10 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
                                       pairs__within_share=0.0, pairs__cross_bias=0.0),
     "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
-    "reg_rank_cont": lambda c: _branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
-                                       {"regression": 1.0, "rank": 1.0}),
+    # 8 units per content branch (model.feature_size 32 at width 0.25), not 32: with about 40 training
+    # images per cluster, 32 units per branch cost the null 0.013 (docs/models.md, "Recovery suite")
+    "reg_rank_cont": lambda c: _with(_branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
+                                             {"regression": 1.0, "rank": 1.0}), model__feature_size=CONTENT_FEATURES),
 }
 
 
@@ -476,6 +481,15 @@ def table(rows: list[dict[str, Any]]) -> str:
 MIN_IMAGES = 200
 
 
+def release_size_problem(n_images: int, least: int = MIN_IMAGES) -> str | None:
+    """Why ``n_images`` cannot be a release size of the suite (whole HITs of 10 images, at least
+    ``least``; pixel-free drafts may go lower than MIN_IMAGES), or None if it can."""
+    if n_images < least or n_images % schema.IMAGES_PER_BATCH:
+        return (f"--images must be a multiple of {schema.IMAGES_PER_BATCH} (the images of whole HITs), "
+                f"at least {least} (got {n_images})")
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The suite's command line (``--help`` shows it)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -506,8 +520,9 @@ def suite_size(args: argparse.Namespace, error: Callable[[str], Any]) -> Size:
             error("--seeds must be at least 3 (a CI from fewer seeds says nothing)")
         size = replace(size, seeds=args.seeds)
     if args.images is not None:
-        if args.images < MIN_IMAGES or args.images % 10:
-            error(f"--images must be a multiple of 10 (the images of whole HITs), at least {MIN_IMAGES}")
+        problem = release_size_problem(args.images)
+        if problem:
+            error(problem)
         size = replace(size, images=args.images)
     return size
 

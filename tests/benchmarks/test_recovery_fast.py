@@ -211,3 +211,33 @@ def test_the_suite_size_follows_quick_seeds_and_images():
     for bad in (["--images", "55"], ["--images", "100"], ["--seeds", "2"]):
         with pytest.raises(SystemExit):
             R.parse_args(bad)
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("mechanism", [m for m in R.MECHANISMS if m.arm in R.ARMS])
+def test_each_arm_differs_from_its_ablation_only_by_its_mechanism(mechanism):
+    """The paired design's premise: a mechanism's config and its ablation's are both valid recipes
+    of the toolkit and differ only in the mechanism's own sections (and the run's name)."""
+    from aadb_toolkit.models import config_from_dict
+
+    base = R.base_config(R.QUICK, 7)
+    arm, ablation = R.ARMS[mechanism.arm](base), R.ARMS[mechanism.ablation](base)
+    for cfg in (arm, ablation):
+        config_from_dict(cfg, source="test")
+    a, b = _flat(arm), _flat(ablation)
+    changed = {k.split(".")[0] if k.split(".")[0] in ("pairs", "attributes", "content") else k
+               for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    allowed = {"rank_loss": {"pairs", "loss.weights.rank"},
+               "within_pairs": {"pairs"},
+               "attribute_branch": {"attributes", "loss.weights.attribute"},
+               "content_branch": {"content", "model.feature_size"}}[mechanism.name]
+    assert changed - {"name"} == allowed

@@ -89,3 +89,15 @@ def test_the_known_feature_curve_finds_content_headroom_only_with_enough_trainin
     assert text.splitlines()[0] == "| images | noise | readability | planted_interaction | null_interaction |"
     assert text.splitlines()[2].startswith("| 800 | 0.3 | 0.8")
     assert "not AADB" in text.splitlines()[-1]
+
+
+def test_known_feature_sizes_are_checked_like_the_suites_own(capsys):
+    """--known-features takes pixel-free drafts from 100 images and whole HITs only, with the
+    suite's own message (recovery.release_size_problem), naming the bad value."""
+    for bad, shown in ((["--images", "95"], "got 95"), (["--images", "800", "805"], "got 805"),
+                       (["--noise", "-1"], "--noise must be at least 0")):
+        with pytest.raises(SystemExit):
+            H.main(["--known-features", "--seeds", "1", *bad])
+        assert shown in capsys.readouterr().err
+    assert R.release_size_problem(100, H.DRAFT_MIN_IMAGES) is None
+    assert "at least 200" in R.release_size_problem(100)
