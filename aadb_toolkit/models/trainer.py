@@ -75,16 +75,26 @@ class _Dist:
     active: bool = False
 
 
-def _init_distributed(device: str) -> _Dist:
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[_Dist]:
+    """This process's place in a data-parallel run (``torchrun`` sets WORLD_SIZE, RANK, LOCAL_RANK).
+    A process group this opens is destroyed on the way out, even after an error: one left alive
+    until interpreter exit can abort the process there, and a group the caller opened is left to it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return _Dist()
+        yield _Dist()
+        return
     import torch.distributed as dist
 
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
+    opened = not dist.is_initialized()
+    if opened:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return _Dist(rank=rank, world=world, local_rank=local, active=True)
+    try:
+        yield _Dist(rank=rank, world=world, local_rank=local, active=True)
+    finally:
+        if opened and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _broadcast_object(d: _Dist, obj: Any) -> Any:
@@ -754,7 +764,15 @@ def _exclusive(out: Path) -> Iterator[None]:
 def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init_weights, init_sha256,
                   resume: bool, progress: bool | None, cache_dir, stop_after_steps: int | None) -> RunResult:
     """One network (the body of :func:`train`, with the run folder locked)."""
-    dist_info = _init_distributed(device)
+    with _distributed(device) as dist_info:
+        return _train_in_group(cfg, data, out, device, init_weights, init_sha256, resume, progress, cache_dir,
+                               stop_after_steps, dist_info)
+
+
+def _train_in_group(cfg: ModelConfig, data: AADBData, out: Path, device: str, init_weights, init_sha256,
+                    resume: bool, progress: bool | None, cache_dir, stop_after_steps: int | None,
+                    dist_info: _Dist) -> RunResult:
+    """:func:`_train_single` once this process knows its place in the run (``dist_info``)."""
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []

@@ -22,11 +22,18 @@ ARGS = ["--image-size", "64", "--epochs", "1", "--no-progress", "--set", "model.
 @pytest.mark.filterwarnings("ignore:no --init-weights")
 def test_two_gloo_processes_finish_and_agree(tiny_curated, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # the CLI, then whether the trainer left its process group behind (it must not: a gloo group
+    # alive at interpreter exit can abort the process, "terminate called without an active exception")
+    script = tmp_path / "train_then_check.py"
+    script.write_text("import sys\nimport torch.distributed as dist\nfrom aadb_toolkit.cli import main\n"
+                      "code = main(sys.argv[1:])\nprint('process group left:', dist.is_initialized())\n"
+                      "sys.exit(code)\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "aadb_toolkit", "train", "--config", str(BASELINES / "reg_rank_within_cross.toml"),
+           str(script), "train", "--config", str(BASELINES / "reg_rank_within_cross.toml"),
            "--data", str(tiny_curated), "--out", str(tmp_path / "ddp"), *ARGS]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("process group left: False") == 2, proc.stdout[-3000:]
     summary = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_agree"] and summary["global_step"] == 4
     from aadb_toolkit.cli import main
