@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from aadb_toolkit import schema
+from aadb_toolkit._atomic import write_marker
 from aadb_toolkit.data import sha256_fingerprint
 
 
@@ -91,6 +92,7 @@ def make_tiny_curated(root: Path, *, n_batches: int = 20, seed: int = 0, image_s
         "format": schema.CURATED_FORMAT, "format_version": schema.CURATED_FORMAT_VERSION,
         "release_root": str(release.resolve()),
     }))
+    write_marker(curated, "curated")  # as `aadb curate` marks its output
     truth.to_parquet(root / "truth_images.parquet", index=False)
     pd.DataFrame({"rater_id": [f"r{r:04d}" for r in range(n_raters)], "random": random_rater,
                   "bias": bias}).to_parquet(root / "truth_raters.parquet", index=False)
