@@ -147,7 +147,7 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
     # 8 units per content branch (model.feature_size 32 at width 0.25), not 32: with about 40 training
-    # images per cluster, 32 units per branch cost the null 0.013 (docs/models.md, "Recovery suite")
+    # images per cluster, 32 units cost the null about twice as much (docs/models.md, "Recovery suite")
     "reg_rank_cont": lambda c: _with(_branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
                                              {"regression": 1.0, "rank": 1.0}), model__feature_size=CONTENT_FEATURES),
 }
