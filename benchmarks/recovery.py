@@ -499,7 +499,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: {QUICK.seeds} quick, "
                     f"{FULL.seeds} full; at least 3)")
     ap.add_argument("--images", type=int, default=None, help=f"images per release (default: {QUICK.images} quick, "
-                    f"{FULL.images} full; a multiple of 10, at least {MIN_IMAGES})")
+                    f"{FULL.images} full; a multiple of {schema.IMAGES_PER_BATCH}, at least {MIN_IMAGES})")
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")

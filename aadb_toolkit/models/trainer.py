@@ -765,32 +765,24 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
                   resume: bool, progress: bool | None, cache_dir, stop_after_steps: int | None) -> RunResult:
     """One network (the body of :func:`train`, with the run folder locked)."""
     with _distributed(device) as dist_info:
-        return _train_in_group(cfg, data, out, device, init_weights, init_sha256, resume, progress, cache_dir,
-                               stop_after_steps, dist_info)
-
-
-def _train_in_group(cfg: ModelConfig, data: AADBData, out: Path, device: str, init_weights, init_sha256,
-                    resume: bool, progress: bool | None, cache_dir, stop_after_steps: int | None,
-                    dist_info: _Dist) -> RunResult:
-    """:func:`_train_single` once this process knows its place in the run (``dist_info``)."""
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
-    cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with _deterministic(cfg.train.deterministic and not cfg.train.fast, device.startswith("cuda")), \
-            _threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
-            torch.random.fork_rng(devices=cuda_devices):
-        run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
-        state = _build_state(run, init_weights, init_sha256, resume)
-        if cfg.model.mode == "frozen":
-            if run.is_main and state.frozen_backbone is None:  # kept once: the run files hold the head only
-                state.frozen_backbone = keep_frozen_backbone(state.net, run.out)
-            _use_cached_features(run, state, progress)
-        if run.is_main:
-            recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
-            write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
-            write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-        stopped = _loop(run, state, stop_after_steps)
-        return _finish(run, state, stopped, data, init_weights)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))  # before anything touches CUDA: no context on GPU 0
+        cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        with _deterministic(cfg.train.deterministic and not cfg.train.fast, device.startswith("cuda")), \
+                _threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
+                torch.random.fork_rng(devices=cuda_devices):
+            run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
+            state = _build_state(run, init_weights, init_sha256, resume)
+            if cfg.model.mode == "frozen":
+                if run.is_main and state.frozen_backbone is None:  # kept once: the run files hold the head only
+                    state.frozen_backbone = keep_frozen_backbone(state.net, run.out)
+                _use_cached_features(run, state, progress)
+            if run.is_main:
+                recs = read_metrics(run.out / METRICS, upto_step=state.global_step)
+                write_text(run.out / METRICS, "".join(json.dumps(r) + "\n" for r in recs))
+                write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+            stopped = _loop(run, state, stop_after_steps)
+            return _finish(run, state, stopped, data, init_weights)
 
 
 def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs) -> RunResult:
