@@ -11,7 +11,6 @@ cut short by its time limit still leaves what it measured.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys

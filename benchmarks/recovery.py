@@ -7,7 +7,7 @@ effect is strong) and on its *null* control (the mechanism has nothing to exploi
     rank_loss         Reg+Rank (within-rater pairs)      vs Reg                     planted/null_reliability
     within_pairs      Reg+Rank, within-rater pairs       vs cross-rater pairs       planted/null_reliability
     attribute_branch  Reg+Rank+Att                       vs Reg+Rank                planted/null_attributes
-    content_branch    Reg+Rank+Cont                      vs Reg+Rank                planted/null_interaction
+    content_branch    Reg+Rank+Att+Cont                  vs Reg+Rank+Att            planted/null_interaction
     personalizer      per-rater personalizers, k = 10    vs the generic Reg+Rank    planted/null_taste
 
 For every seed, each setting gets its own release (the seed moves the release and every model), and
@@ -19,13 +19,13 @@ t-interval over the per-seed paired differences (docs/models.md, "Recovery suite
 The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
 fine-tuned with the rank loss; each chooses its penalty on the train split) and an oracle given the rater's true taste.
 
-    python benchmarks/recovery.py --quick --json recovery.json          # 7 to 17 min on 2 cores
+    python benchmarks/recovery.py --quick --json recovery.json          # about 10 min on 2 cores
     python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
     python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
 
 Every model is a head trained on the frozen features of a quarter-width AlexNet that the suite first
-pretrains on synthetic photos of its own (docs/models.md): the suite checks mechanisms, not the
-paper's numbers.
+pretrains on synthetic photos of its own (docs/models.md; the content row has a backbone of its own
+and larger releases): the suite checks mechanisms, not the paper's numbers.
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ class Size:
     repeats: int = 5     # episodes per rater
     pretrain_images: int = 2000  # images of the backbone's own release (disjoint from every unit's)
     pretrain_steps: int = 1200   # its training steps (batch PRETRAIN_BATCH)
+    content_images: int = 6400   # rated images per release of the content branch's settings
+
+    def images_for(self, setting: str) -> int:
+        """Rated images per release of ``setting``: the content row's settings draw larger releases
+        (per-content slopes need several hundred training images per content type, docs/models.md)."""
+        return self.content_images if setting in CONTENT_SETTINGS else self.images
 
 
 QUICK = Size(images=800, seeds=6, steps=600)
@@ -89,6 +95,16 @@ FULL = Size(images=1600, seeds=8, steps=800, pretrain_steps=2000)
 SPLIT_SHARES = {"train": 0.25, "validation": 0.0, "test": 0.75}
 #: The backbone's release is drawn from seed PRETRAIN_SEED + S (the units use S, S+1, …).
 PRETRAIN_SEED, PRETRAIN_BATCH, PRETRAIN_LR = 1_000_000, 64, 1e-3
+#: Weight of the content-type loss in the backbones' pretraining: 1 for the backbone of every row but
+#: the content branch's; 0.02 for the content row's own backbone, whose features must keep the
+#: attributes in a code that does not already depend on the content type (docs/models.md, "Recovery
+#: suite", says why and how the weight was chosen).
+PRETRAIN_CONTENT_WEIGHT, CONTENT_ROW_CONTENT_WEIGHT = 1.0, 0.02
+#: The settings of the content branch's row: larger releases and the content row's own backbone.
+CONTENT_SETTINGS = frozenset({"planted_interaction", "null_interaction"})
+#: The images-table column the suite adds to every release: the planted content type as an integer
+#: category (sorted type names), the content labels of the content arm's ContClass (as AVA's tags).
+CONTENT_LABELS = "planted_content"
 #: Personalizer score: the generic score plus each rater's true taste, on the generic's [0, 1] scale.
 ORACLE_SCALE = 1.0 / (schema.SCORE_MAX - schema.SCORE_MIN)
 
@@ -133,8 +149,9 @@ def _branch(cfg: dict[str, Any], branch: str, section: dict[str, Any], weights: 
 CONTENT_EXTRA: dict[str, Any] = ({"finetune_epochs": 2} if "finetune_epochs" in ContentSection.__dataclass_fields__
                                  else {})
 
-#: model.feature_size of the content arm (its branches' own feature layers, scaled by model.width).
-CONTENT_FEATURES = 32
+#: model.feature_size of the content arm: one feature of its own per branch at width 0.25 (scaled by
+#: model.width), beside the 11 attribute predictions every branch reads (Fig. 3c: Att fea, Cont fea).
+CONTENT_FEATURES = 4
 
 ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
@@ -146,11 +163,15 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
                                       pairs__within_share=0.0, pairs__cross_bias=0.0),
     "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
-    # 8 units per content branch (model.feature_size 32 at width 0.25), not 32: with about 40 training
-    # images per cluster, 32 units cost the null about twice as much (docs/models.md, "Recovery suite")
-    "reg_rank_cont": lambda c: _with(_branch(c, "content", {"clusters": 5, "labels": "kmeans", **CONTENT_EXTRA},
-                                             {"regression": 1.0, "rank": 1.0}), model__feature_size=CONTENT_FEATURES),
 }
+# Reg+Rank+Att with the content branch (Fig. 3c: each content branch reads the attribute features and
+# its own): ContClass learns the planted content types (CONTENT_LABELS, as AVA's tags; the k-means of
+# the AADB recipe misplaces about one photo in ten here, which undoes slopes that flip sign between
+# types), and its softmax weighs the branches. Its ablation is Reg+Rank+Att, so only the content
+# branch differs (docs/models.md, "Recovery suite").
+ARMS["reg_rank_att_cont"] = lambda c: _with(
+    ARMS["reg_rank_att"](c), name="recovery_reg_rank_att_cont", model__feature_size=CONTENT_FEATURES,
+    content={"clusters": 5, "labels": f"column:{CONTENT_LABELS}", **CONTENT_EXTRA})
 
 
 @dataclass(frozen=True)
@@ -168,7 +189,7 @@ MECHANISMS = (
     Mechanism("rank_loss", "reg_rank", "reg", "planted_reliability", "null_reliability"),
     Mechanism("within_pairs", "reg_rank", "reg_rank_cross", "planted_reliability", "null_reliability"),
     Mechanism("attribute_branch", "reg_rank_att", "reg_rank", "planted_attributes", "null_attributes"),
-    Mechanism("content_branch", "reg_rank_cont", "reg_rank", "planted_interaction", "null_interaction"),
+    Mechanism("content_branch", "reg_rank_att_cont", "reg_rank_att", "planted_interaction", "null_interaction"),
     Mechanism("personalizer", "ridge", "reg_rank", "planted_taste", "null_taste"),
 )
 #: The personalizer rows: each against the generic model (the second one and the oracle are extra rows).
@@ -191,7 +212,7 @@ class Release:
 def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path | None = None) -> Release:
     """Simulate, curate and load a release of ``setting``; re-split its HITs (SPLIT_SHARES)."""
     rel = work / f"{setting}_s{seed}"
-    simulate(rel, n_images=size.images, seed=seed, image_size=size.image_size, model=setting)
+    simulate(rel, n_images=size.images_for(setting), seed=seed, image_size=size.image_size, model=setting)
     cur = work / f"{setting}_s{seed}_curated"
     # a throwaway rater key, held in memory only, to link raters to their truth; derived from the
     # setting and seed so that a rerun draws the same rater ids, hence the same piaa episodes
@@ -210,20 +231,32 @@ def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path
 
 def with_suite_split(data: AADBData, truth_images: pd.DataFrame, seed: int) -> AADBData:
     """The curated release with each image's split replaced by the suite's (:func:`_resplit` of
-    its HIT, from the truth's images table indexed by image id)."""
+    its HIT, from the truth's images table indexed by image id) and the planted content type as
+    the integer column :data:`CONTENT_LABELS`."""
     images = data.images.copy()
-    images["split"] = _resplit(truth_images.loc[images["image_id"], "hit_id"].to_numpy(), seed)
+    truth = truth_images.loc[images["image_id"]]
+    images["split"] = _resplit(truth["hit_id"].to_numpy(), seed)
+    images[CONTENT_LABELS] = content_codes(truth["content_type"])
     return AADBData(images=images, ratings=data.ratings, origin=data.origin, read_image_bytes=data.read_image_bytes,
                     provenance=data.provenance)
 
 
-def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None = None, threads: int = 1) -> Path:
+def content_codes(content_types: pd.Series) -> np.ndarray:
+    """Integer content categories (float, as an images-table column) of planted content type
+    names: their index among the simulator's sorted type names."""
+    names = sorted(load_setting("default").content_names)
+    return pd.Categorical(content_types, categories=names).codes.astype(float)
+
+
+def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None = None, threads: int = 1,
+                      content_weight: float = PRETRAIN_CONTENT_WEIGHT) -> Path:
     """The suite's "ImageNet": a tiny AlexNet trained to see what the synthetic photos show (their
-    11 planted attribute strengths and their content type) on a release of its own (default
-    setting, seed PRETRAIN_SEED + ``seed``: no image of any unit's release). Never trained on
-    scores, quality or raters. Every arm trains its head on this backbone's frozen features, so
-    the arms differ only in what they learn from the labels (docs/models.md says why). Cached in
-    ``work``; returns the weights file (a standard-keyed AlexNet state dict, ``--init-weights``)."""
+    11 planted attribute strengths and, with loss weight ``content_weight``, their content type) on
+    a release of its own (default setting, seed PRETRAIN_SEED + ``seed``: no image of any unit's
+    release). Never trained on scores, quality or raters. Every arm trains its head on this
+    backbone's frozen features, so the arms differ only in what they learn from the labels
+    (docs/models.md says why). Cached in ``work``; returns the weights file (a standard-keyed
+    AlexNet state dict, ``--init-weights``)."""
     import torch
     from torch import nn
 
@@ -231,7 +264,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     from aadb_toolkit.models.archs import IMAGENET_MEAN, IMAGENET_STD
     from aadb_toolkit.models.archs.alexnet_arch import backbone
 
-    path = work / f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}.pt"
+    path = work / f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}_c{content_weight:g}.pt"
     if path.exists():
         return path
     rel = make_release("default", PRETRAIN_SEED + seed, replace(size, images=size.pretrain_images), work)
@@ -239,7 +272,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     ids = list(data.images["image_id"])
     truth = rel.images.loc[ids]
     strengths = torch.tensor(truth[[f"planted_{a}" for a in schema.ATTRIBUTES]].to_numpy(), dtype=torch.float32)
-    content = torch.tensor(pd.Categorical(truth["content_type"]).codes, dtype=torch.long)
+    content = torch.tensor(content_codes(truth["content_type"]), dtype=torch.long)
     n_att, n_content = strengths.shape[1], int(content.max()) + 1
     pix = pipeline.decode_all(data, ids, 72, workers=1, progress=False)
     sampler = pipeline.CropSampler(torch.from_numpy(pix), 64, IMAGENET_MEAN, IMAGENET_STD)
@@ -255,7 +288,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
             idx = rng.integers(0, len(ids), PRETRAIN_BATCH)
             out = head(net.fc7(sampler.crops(idx, *sampler.random_offsets(rng, PRETRAIN_BATCH, True))))
             loss = nn.functional.mse_loss(out[:, :n_att], strengths[idx]) + \
-                nn.functional.cross_entropy(out[:, n_att:], content[idx])
+                content_weight * nn.functional.cross_entropy(out[:, n_att:], content[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -417,6 +450,11 @@ def _done_units(work: Path, size: Size, names: tuple[str, ...]) -> dict[tuple[st
     return out
 
 
+def _content_weight(setting: str) -> float:
+    """The content-loss weight of the backbone a setting's arms train on."""
+    return CONTENT_ROW_CONTENT_WEIGHT if setting in CONTENT_SETTINGS else PRETRAIN_CONTENT_WEIGHT
+
+
 def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print, jobs: int = 1) -> list[dict[str, Any]]:
     """Every (mechanism, setting) row: per-seed ρ of both arms, the paired differences and the CI.
     ``jobs`` (setting, seed) units run in parallel processes (each trains on one thread)."""
@@ -428,11 +466,13 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     for (setting, kind, seed), result in done.items():
         per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
     todo = [u for u in units if u not in done]
-    backbone = pretrain_backbone(seed0, size, work, threads=jobs) if todo else None
+    backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w)
+                 for w in sorted({_content_weight(setting) for setting, _, _ in todo})}
     # spawned, not forked, workers: a child forked after torch has started its thread pool (the
     # backbone's pretraining, in this process) can hang on that pool's locks
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_unit, setting, kind, seed, size, names, work, backbone): (setting, kind, seed)
+        futures = {pool.submit(run_unit, setting, kind, seed, size, names, work,
+                               backbones[_content_weight(setting)]): (setting, kind, seed)
                    for setting, kind, seed in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
             setting, kind, seed = futures[fut]
@@ -498,8 +538,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
     ap.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: {QUICK.seeds} quick, "
                     f"{FULL.seeds} full; at least 3)")
-    ap.add_argument("--images", type=int, default=None, help=f"images per release (default: {QUICK.images} quick, "
-                    f"{FULL.images} full; a multiple of {schema.IMAGES_PER_BATCH}, at least {MIN_IMAGES})")
+    ap.add_argument("--images", type=int, default=None, help=f"images per release, the content branch's too "
+                    f"(default: {QUICK.images} quick, {FULL.images} full, and {QUICK.content_images} for the content "
+                    f"branch's settings; a multiple of {schema.IMAGES_PER_BATCH}, at least {MIN_IMAGES})")
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")
@@ -523,7 +564,7 @@ def suite_size(args: argparse.Namespace, error: Callable[[str], Any]) -> Size:
         problem = release_size_problem(args.images)
         if problem:
             error(problem)
-        size = replace(size, images=args.images)
+        size = replace(size, images=args.images, content_images=args.images)
     return size
 
 
@@ -539,9 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     print(table(rows))
     print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
-          f"{size.images}-image releases, {minutes:.1f} min")
+          f"{size.images}-image releases ({size.content_images} for the content branch), {minutes:.1f} min")
     if args.json:  # one row per (mechanism, setting); the run's size on every row
         extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "images": size.images,
+                 "content_images": size.content_images,
                  "minutes": round(minutes, 2), "data": DATA_NOTE}
         args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
     return 0

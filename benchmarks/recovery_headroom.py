@@ -3,7 +3,8 @@ features could gain from the attribute labels or from the content type, measured
 ridge fits on the releases and runs a recovery run kept (``recovery.py --work DIR``).
 
 For every (setting, seed) of the attribute and interaction settings it reads the release and the
-Reg+Rank run the suite trained on it, takes the run's features of every image, and fits ridges on
+ablation's run the suite trained on it (Reg+Rank, or Reg+Rank+Att for the content row), takes the
+run's features of every image (the frozen backbone's), and fits ridges on
 the training split (penalty by 5-fold cross-validation), scored by Spearman's ρ against the
 planted quality of the test images:
 
@@ -79,6 +80,12 @@ def cv_ridge(x: np.ndarray, y: np.ndarray, folds: int = 5):
         return sum(float(((ridge(x[fold != k], y[fold != k], a)(x[fold == k]) - y[fold == k]) ** 2).sum())
                    for k in range(folds))
     return ridge(x, y, min(ALPHAS, key=error))
+
+
+def ablation_arm(setting: str, recovery) -> str:
+    """The arm whose kept run gives a setting's features: its mechanism's ablation (every arm of a
+    release trains on the same frozen backbone features)."""
+    return next(m.ablation for m in recovery.MECHANISMS if setting in (m.planted, m.null))
 
 
 def unit_release(work: Path, setting: str, seed: int, recovery) -> tuple[AADBData, pd.DataFrame]:
@@ -188,10 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.work is None:
         ap.error("--work is required (or --known-features)")
     for setting in SETTINGS:
+        arm = ablation_arm(setting, recovery)
         for seed in args.seeds:
-            run = args.work / f"{setting}_s{seed}_reg_rank"
+            run = args.work / f"{setting}_s{seed}_{arm}"
             if not run.is_dir():
-                print(f"skipped {setting} seed {seed}: no Reg+Rank run in {args.work}", file=sys.stderr)
+                print(f"skipped {setting} seed {seed}: no {arm} run in {args.work}", file=sys.stderr)
                 continue
             data, truth = unit_release(args.work, setting, seed, recovery)
             ids = list(data.images["image_id"])

@@ -206,7 +206,10 @@ def test_the_suite_size_follows_quick_seeds_and_images():
     """``--images N`` resizes every release (the content branch needs larger ones,
     docs/models.md); a size the suite cannot split, or fewer than 3 seeds, is refused."""
     assert R.parse_args(["--quick", "--images", "3200", "--seeds", "4"]).size == \
-        R.Size(images=3200, seeds=4, steps=R.QUICK.steps)
+        R.Size(images=3200, seeds=4, steps=R.QUICK.steps, content_images=3200)
+    small = R.parse_args(["--quick", "--images", "400"]).size
+    assert small.images_for("planted_interaction") == small.images_for("planted_taste") == 400
+    assert R.QUICK.images_for("null_interaction") == 6400 and R.QUICK.images_for("null_attributes") == 800
     assert R.parse_args([]).size == R.FULL
     for bad in (["--images", "55"], ["--images", "100"], ["--seeds", "2"]):
         with pytest.raises(SystemExit):
@@ -239,5 +242,34 @@ def test_each_arm_differs_from_its_ablation_only_by_its_mechanism(mechanism):
     allowed = {"rank_loss": {"pairs", "loss.weights.rank"},
                "within_pairs": {"pairs"},
                "attribute_branch": {"attributes", "loss.weights.attribute"},
-               "content_branch": {"content", "model.feature_size"}}[mechanism.name]
+               "content_branch": {"content", "model.feature_size"}}[mechanism.name]  # beside Att (Fig. 3c)
     assert changed - {"name"} == allowed
+
+
+def test_the_suite_split_gives_contclass_the_planted_content_types():
+    """The content arm's ContClass learns from ``CONTENT_LABELS``: every image's planted content
+    type as an integer category (sorted type names), beside the suite's split of its HIT."""
+    from aadb_toolkit.data import AADBData
+
+    ids = [f"img{i}" for i in range(40)]
+    types = np.array(["urban", "landscape", "still_life", "macro", "portrait"] * 8)
+    truth = pd.DataFrame({"image_id": ids, "hit_id": np.repeat(np.arange(4), 10), "content_type": types})
+    data = AADBData(images=pd.DataFrame({"image_id": ids[::-1], "split": "train"}),
+                    ratings=pd.DataFrame(columns=["rater_id", "image_id", "batch_id", "score"]), origin="test",
+                    read_image_bytes=lambda i: b"")
+    out = R.with_suite_split(data, truth.set_index("image_id"), seed=3).images.set_index("image_id")
+    codes = {"landscape": 0, "macro": 1, "portrait": 2, "still_life": 3, "urban": 4}
+    assert out[R.CONTENT_LABELS].to_dict() == {i: float(codes[t]) for i, t in zip(ids, types)}
+    assert set(out["split"]) <= {"train", "test"}
+    assert out.groupby(truth.set_index("image_id").loc[out.index, "hit_id"])["split"].nunique().eq(1).all()
+
+
+def test_only_the_content_row_trains_on_the_content_rows_own_backbone():
+    """The content row's settings get larger releases and the backbone pretrained with the small
+    content weight; every other setting the backbone of weight 1."""
+    assert {R._content_weight(s) for s in R.CONTENT_SETTINGS} == {R.CONTENT_ROW_CONTENT_WEIGHT}
+    others = {getattr(m, k) for m in R.MECHANISMS for k in ("planted", "null")} - R.CONTENT_SETTINGS
+    assert others and {R._content_weight(s) for s in others} == {R.PRETRAIN_CONTENT_WEIGHT}
+    content = next(m for m in R.MECHANISMS if m.name == "content_branch")
+    assert {content.planted, content.null} == R.CONTENT_SETTINGS
+    assert R.ARMS[content.arm](R.base_config(R.QUICK, 1))["content"]["labels"] == f"column:{R.CONTENT_LABELS}"

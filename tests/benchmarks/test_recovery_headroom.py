@@ -101,3 +101,10 @@ def test_known_feature_sizes_are_checked_like_the_suites_own(capsys):
         assert shown in capsys.readouterr().err
     assert R.release_size_problem(100, H.DRAFT_MIN_IMAGES) is None
     assert "at least 200" in R.release_size_problem(100)
+
+
+def test_the_features_of_each_setting_come_from_its_mechanisms_ablation_run():
+    """The suite trains no Reg+Rank on the content row's releases (its ablation is Reg+Rank+Att):
+    the headroom reads each setting's features from the run that the suite does train there."""
+    assert H.ablation_arm("planted_attributes", R) == H.ablation_arm("null_attributes", R) == "reg_rank"
+    assert H.ablation_arm("planted_interaction", R) == H.ablation_arm("null_interaction", R) == "reg_rank_att"
