@@ -273,3 +273,20 @@ def test_only_the_content_row_trains_on_the_content_rows_own_backbone():
     content = next(m for m in R.MECHANISMS if m.name == "content_branch")
     assert {content.planted, content.null} == R.CONTENT_SETTINGS
     assert R.ARMS[content.arm](R.base_config(R.QUICK, 1))["content"]["labels"] == f"column:{R.CONTENT_LABELS}"
+
+
+def test_the_two_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
+    """The content row's backbone and the others' are pretrained on the same release, which is
+    simulated, curated and decoded once; each weight has its own cached weights file."""
+    import torch
+
+    made = []
+    original = R.make_release
+    monkeypatch.setattr(R, "make_release", lambda *a, **k: made.append(a[0]) or original(*a, **k))
+    R._pretraining_set.cache_clear()
+    size = R.Size(images=200, seeds=3, steps=2, pretrain_images=200, pretrain_steps=2)
+    paths = [R.pretrain_backbone(5, size, tmp_path, progress=False, content_weight=w) for w in (1.0, 0.02)]
+    R._pretraining_set.cache_clear()
+    assert made == ["default"] and paths[0] != paths[1] and all(p.exists() for p in paths)
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
