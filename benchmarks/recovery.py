@@ -19,13 +19,15 @@ t-interval over the per-seed paired differences (docs/models.md, "Recovery suite
 The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
 fine-tuned with the rank loss; each chooses its penalty on the train split) and an oracle given the rater's true taste.
 
-    python benchmarks/recovery.py --quick --json recovery.json          # about 10 min on 2 cores
+    python benchmarks/recovery.py --quick --json recovery.json          # about 30 min on 2 cores
     python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
     python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
 
 Every model is a head trained on the frozen features of a quarter-width AlexNet that the suite first
-pretrains on synthetic photos of its own (docs/models.md; the content row has a backbone of its own
-and larger releases): the suite checks mechanisms, not the paper's numbers.
+pretrains on synthetic photos of its own (docs/models.md): the suite checks mechanisms, not the
+paper's numbers. Two rows differ. The content row has a backbone of its own and larger releases. The
+attribute row's backbone never learned an attribute (only the content type, as ImageNet), and both
+of its arms fine-tune it: the attribute labels act on the shared layers, as in the paper (§4.3).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from aadb_toolkit import schema, sources
+from aadb_toolkit import paper, schema, sources
 from aadb_toolkit._ranks import spearman
 from aadb_toolkit.curate import anonymize, curate
 from aadb_toolkit.data import AADBData
@@ -101,8 +103,18 @@ PRETRAIN_SEED, PRETRAIN_BATCH, PRETRAIN_LR = 1_000_000, 64, 1e-3
 #: attributes in a code that does not already depend on the content type (docs/models.md, "Recovery
 #: suite", says why and how the weight was chosen).
 PRETRAIN_CONTENT_WEIGHT, CONTENT_ROW_CONTENT_WEIGHT = 1.0, 0.02
+#: Weight of the attribute-strength loss in the pretraining: 1, but 0 for the attribute row's own
+#: backbone, which like ImageNet learns only what a photo shows as content (its type), never an
+#: aesthetic attribute: what the attribute labels can teach the shared layers is then still to learn.
+PRETRAIN_ATTRIBUTE_WEIGHT, ATTRIBUTE_ROW_ATTRIBUTE_WEIGHT = 1.0, 0.0
 #: The settings of the content branch's row: larger releases and the content row's own backbone.
 CONTENT_SETTINGS = frozenset({"planted_interaction", "null_interaction"})
+#: The settings of the attribute branch's row: its own backbone (attribute weight 0), fine-tuned.
+ATTRIBUTE_SETTINGS = frozenset({"planted_attributes", "null_attributes"})
+#: The attribute row's recipe on top of every arm's: the paper's mechanism is deep supervision of the
+#: *shared* layers (§4.3), so both arms fine-tune the whole backbone, at 1e-5 with the head at 100
+#: times that (Caffe's lr_mult of new layers), and the attribute loss has the paper's weight ω_a.
+ATTRIBUTE_ROW_RECIPE: dict[str, Any] = {"model__mode": "finetune", "optim__lr": 1e-5, "optim__head_lr_mult": 100.0}
 #: The images-table column the suite adds to every release: the planted content type as an integer
 #: category (sorted type names), the content labels of the content arm's ContClass (as AVA's tags).
 CONTENT_LABELS = "planted_content"
@@ -208,6 +220,7 @@ class Release:
     gain: float
     backbone: Path | None = None  # the pretrained backbone's weights (None: random, as in the fast CI version)
     runs: dict[str, Path] = field(default_factory=dict)
+    setting: str = ""             # the simulator setting it was drawn from (it picks the arms' recipe)
 
 
 def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path | None = None) -> Release:
@@ -227,7 +240,8 @@ def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path
     params = json.loads((truth / "setting.json").read_text())["parameters"]
     traits = workers.set_index("worker_id")[["taste", "taste_attributes", "scale"]]
     traits.index = [anonymize(str(w), secret) for w in traits.index]  # curated rater id → planted traits
-    return Release(data, timg["latent_quality"], timg, traits, float(params["raters"]["gain"]), backbone)
+    return Release(data, timg["latent_quality"], timg, traits, float(params["raters"]["gain"]), backbone,
+                   setting=setting)
 
 
 def with_suite_split(data: AADBData, truth_images: pd.DataFrame, seed: int) -> AADBData:
@@ -253,7 +267,7 @@ def content_codes(content_types: pd.Series) -> np.ndarray:
 def _pretraining_set(seed: int, size: Size, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The backbones' own release (default setting, seed PRETRAIN_SEED + ``seed``): its planted
     strengths, content codes and warped pixels, in image order. Kept for the process, so that the
-    suite's two backbones (:func:`_content_weight`) simulate, curate and decode it once."""
+    suite's backbones (:func:`_pretraining`) simulate, curate and decode it once."""
     from aadb_toolkit.models import pipeline
 
     rel = make_release("default", PRETRAIN_SEED + seed, replace(size, images=size.pretrain_images), work)
@@ -264,12 +278,15 @@ def _pretraining_set(seed: int, size: Size, work: Path) -> tuple[np.ndarray, np.
 
 
 def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None = None, threads: int = 1,
-                      content_weight: float = PRETRAIN_CONTENT_WEIGHT) -> Path:
+                      content_weight: float = PRETRAIN_CONTENT_WEIGHT,
+                      attribute_weight: float = PRETRAIN_ATTRIBUTE_WEIGHT) -> Path:
     """The suite's "ImageNet": a tiny AlexNet trained to see what the synthetic photos show (their
-    11 planted attribute strengths and, with loss weight ``content_weight``, their content type) on
+    11 planted attribute strengths, with loss weight ``attribute_weight``, and their content type,
+    with ``content_weight``) on
     a release of its own (default setting, seed PRETRAIN_SEED + ``seed``: no image of any unit's
     release). Never trained on scores, quality or raters. Every arm trains its head on this
-    backbone's frozen features, so the arms differ only in what they learn from the labels
+    backbone's frozen features (the attribute row's arms fine-tune theirs, :data:`ATTRIBUTE_ROW_RECIPE`),
+    so the arms differ only in what they learn from the labels
     (docs/models.md says why). Cached in ``work``; returns the weights file (a standard-keyed
     AlexNet state dict, ``--init-weights``)."""
     import torch
@@ -279,7 +296,8 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     from aadb_toolkit.models.archs import IMAGENET_MEAN, IMAGENET_STD
     from aadb_toolkit.models.archs.alexnet_arch import backbone
 
-    path = work / f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}_c{content_weight:g}.pt"
+    path = work / (f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}_c{content_weight:g}"
+                   f"_a{attribute_weight:g}.pt")
     if path.exists():
         return path
     planted, codes, pix = _pretraining_set(seed, size, work)
@@ -298,7 +316,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
         for _ in range(size.pretrain_steps):
             idx = rng.integers(0, n_images, PRETRAIN_BATCH)
             out = head(net.fc7(sampler.crops(idx, *sampler.random_offsets(rng, PRETRAIN_BATCH, True))))
-            loss = nn.functional.mse_loss(out[:, :n_att], strengths[idx]) + \
+            loss = attribute_weight * nn.functional.mse_loss(out[:, :n_att], strengths[idx]) + \
                 content_weight * nn.functional.cross_entropy(out[:, n_att:], content[idx])
             opt.zero_grad()
             loss.backward()
@@ -338,7 +356,7 @@ def draft_release(setting: str, seed: int, n_images: int) -> Release:
         truth[f"planted_{a}"] = d.strengths[:, j]
     traits = d.workers[["taste", "taste_attributes", "scale"]].copy()
     traits.index = [f"W{w:04d}" for w in range(len(traits))]
-    return Release(data, truth["latent_quality"], truth, traits, float(model.raters["gain"]))
+    return Release(data, truth["latent_quality"], truth, traits, float(model.raters["gain"]), setting=setting)
 
 
 def _resplit(hit_of_image: np.ndarray, seed: int) -> np.ndarray:
@@ -355,13 +373,24 @@ def _resplit(hit_of_image: np.ndarray, seed: int) -> np.ndarray:
 def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: str) -> Path:
     """Train one arm on the release (once per release: arms shared by two mechanisms are reused)."""
     if arm not in rel.runs:
-        cfg = config_from_dict(ARMS[arm](base_config(size, seed)), source=f"recovery:{arm}")
+        cfg = config_from_dict(arm_recipe(arm, rel.setting, size, seed), source=f"recovery:{arm}")
         out = work / f"{name}_{arm}"
         # the backbone's features are computed once per release and shared by its arms (the cache)
         train(cfg, rel.data, out, progress=False, resume=False, init_weights=rel.backbone,
               cache_dir=work / f"{name}_cache")
         rel.runs[arm] = out
     return rel.runs[arm]
+
+
+def arm_recipe(arm: str, setting: str, size: Size, seed: int) -> dict[str, Any]:
+    """The config of ``arm`` on a release of ``setting``: :data:`ARMS`' recipe, with the attribute
+    row's (:data:`ATTRIBUTE_ROW_RECIPE`, ω_a of the paper) on its settings."""
+    raw = ARMS[arm](base_config(size, seed))
+    if setting in ATTRIBUTE_SETTINGS:
+        raw = _with(raw, **ATTRIBUTE_ROW_RECIPE)
+        if "attribute" in raw["loss"]["weights"]:
+            raw["loss"]["weights"]["attribute"] = paper.OMEGA_ATTRIBUTE
+    return raw
 
 
 def test_rho(rel: Release, run: Path) -> float:
@@ -447,7 +476,14 @@ UNITS_FILE = "units.jsonl"
 
 
 def _size_key(size: Size, names: tuple[str, ...]) -> str:
-    return json.dumps([size.__dict__ | {"image_size": list(size.image_size)}, sorted(names)], sort_keys=True)
+    """What a finished unit's result depends on besides its (setting, kind, seed): the size, the
+    mechanisms, and a digest of every arm's recipe and backbone pretraining on their settings (so a
+    rerun after the recipes changed retrains instead of reusing stale units)."""
+    recipes = {f"{m.name}/{setting}": [_pretraining(setting), *(arm_recipe(a, setting, size, 0)
+                                       for a in (m.arm, m.ablation) if a in ARMS)]
+               for m in MECHANISMS if m.name in names for setting in (m.planted, m.null)}
+    digest = hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()[:16]
+    return json.dumps([size.__dict__ | {"image_size": list(size.image_size)}, sorted(names), digest], sort_keys=True)
 
 
 def _done_units(work: Path, size: Size, names: tuple[str, ...]) -> dict[tuple[str, str, int], dict]:
@@ -461,9 +497,10 @@ def _done_units(work: Path, size: Size, names: tuple[str, ...]) -> dict[tuple[st
     return out
 
 
-def _content_weight(setting: str) -> float:
-    """The content-loss weight of the backbone a setting's arms train on."""
-    return CONTENT_ROW_CONTENT_WEIGHT if setting in CONTENT_SETTINGS else PRETRAIN_CONTENT_WEIGHT
+def _pretraining(setting: str) -> tuple[float, float]:
+    """The (content, attribute) loss weights of the backbone a setting's arms train on."""
+    return (CONTENT_ROW_CONTENT_WEIGHT if setting in CONTENT_SETTINGS else PRETRAIN_CONTENT_WEIGHT,
+            ATTRIBUTE_ROW_ATTRIBUTE_WEIGHT if setting in ATTRIBUTE_SETTINGS else PRETRAIN_ATTRIBUTE_WEIGHT)
 
 
 def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=print, jobs: int = 1) -> list[dict[str, Any]]:
@@ -477,13 +514,13 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     for (setting, kind, seed), result in done.items():
         per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
     todo = [u for u in units if u not in done]
-    backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w)
-                 for w in sorted({_content_weight(setting) for setting, _, _ in todo})}
+    backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w[0], attribute_weight=w[1])
+                 for w in sorted({_pretraining(setting) for setting, _, _ in todo})}
     # spawned, not forked, workers: a child forked after torch has started its thread pool (the
     # backbone's pretraining, in this process) can hang on that pool's locks
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_unit, setting, kind, seed, size, names, work,
-                               backbones[_content_weight(setting)]): (setting, kind, seed)
+                               backbones[_pretraining(setting)]): (setting, kind, seed)
                    for setting, kind, seed in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
             setting, kind, seed = futures[fut]

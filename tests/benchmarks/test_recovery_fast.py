@@ -11,6 +11,7 @@ toolkit's networks from images (docs/models.md, "Recovery suite")."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -264,20 +265,56 @@ def test_the_suite_split_gives_contclass_the_planted_content_types():
     assert out.groupby(truth.set_index("image_id").loc[out.index, "hit_id"])["split"].nunique().eq(1).all()
 
 
-def test_only_the_content_row_trains_on_the_content_rows_own_backbone():
-    """The content row's settings get larger releases and the backbone pretrained with the small
-    content weight; every other setting the backbone of weight 1."""
-    assert {R._content_weight(s) for s in R.CONTENT_SETTINGS} == {R.CONTENT_ROW_CONTENT_WEIGHT}
-    others = {getattr(m, k) for m in R.MECHANISMS for k in ("planted", "null")} - R.CONTENT_SETTINGS
-    assert others and {R._content_weight(s) for s in others} == {R.PRETRAIN_CONTENT_WEIGHT}
+def test_the_content_and_attribute_rows_train_on_backbones_of_their_own():
+    """The content row's settings get the backbone pretrained with the small content weight, the
+    attribute row's the one that never learned an attribute; every other setting the backbone of
+    weight 1 on both."""
+    assert {R._pretraining(s) for s in R.CONTENT_SETTINGS} == {(R.CONTENT_ROW_CONTENT_WEIGHT, 1.0)}
+    assert {R._pretraining(s) for s in R.ATTRIBUTE_SETTINGS} == {(1.0, R.ATTRIBUTE_ROW_ATTRIBUTE_WEIGHT)}
+    assert R.ATTRIBUTE_ROW_ATTRIBUTE_WEIGHT == 0
+    others = {getattr(m, k) for m in R.MECHANISMS for k in ("planted", "null")} - R.CONTENT_SETTINGS - R.ATTRIBUTE_SETTINGS
+    assert others and {R._pretraining(s) for s in others} == {(R.PRETRAIN_CONTENT_WEIGHT, R.PRETRAIN_ATTRIBUTE_WEIGHT)}
     content = next(m for m in R.MECHANISMS if m.name == "content_branch")
     assert {content.planted, content.null} == R.CONTENT_SETTINGS
     assert R.ARMS[content.arm](R.base_config(R.QUICK, 1))["content"]["labels"] == f"column:{R.CONTENT_LABELS}"
 
 
+def test_the_attribute_row_fine_tunes_both_arms_with_the_papers_attribute_weight():
+    """On the attribute settings both arms fine-tune the backbone (deep supervision, §4.3) with the
+    same schedule and ω_a = 0.1; they differ only in the attribute branch. Elsewhere the recipes
+    stay the frozen-feature ones."""
+    from aadb_toolkit import paper
+
+    att = next(m for m in R.MECHANISMS if m.name == "attribute_branch")
+    assert {att.planted, att.null} == R.ATTRIBUTE_SETTINGS
+    arm, ablation = (R.arm_recipe(a, att.planted, R.QUICK, 4) for a in (att.arm, att.ablation))
+    for raw in (arm, ablation):
+        assert raw["model"]["mode"] == "finetune" and raw["optim"]["lr"] == 1e-5 and raw["optim"]["head_lr_mult"] == 100
+        R.config_from_dict(raw, source="test")  # a valid config
+    assert arm["loss"]["weights"] == {"regression": 1.0, "rank": 1.0, "attribute": paper.OMEGA_ATTRIBUTE}
+    assert ablation["loss"]["weights"] == {"regression": 1.0, "rank": 1.0}
+    assert {k: v for k, v in arm.items() if k not in ("name", "attributes", "loss")} == \
+        {k: v for k, v in ablation.items() if k not in ("name", "loss")}
+    for setting in ("planted_reliability", "planted_interaction"):
+        raw = R.arm_recipe("reg_rank_att", setting, R.QUICK, 4)
+        assert raw["model"]["mode"] == "frozen" and raw["loss"]["weights"]["attribute"] == 1.0
+
+
+def test_a_resumed_run_does_not_reuse_units_of_other_recipes(tmp_path, monkeypatch):
+    """units.jsonl results are reused only by a run whose arm recipes are the same: a changed
+    recipe (here the attribute row's learning rate) retrains."""
+    names = ("attribute_branch",)
+    key = R._size_key(R.QUICK, names)
+    (tmp_path / R.UNITS_FILE).write_text(json.dumps({"unit": ["planted_attributes", "planted", 0], "size": key,
+                                                     "result": {"attribute_branch": [0.5, 0.4]}}) + "\n")
+    assert list(R._done_units(tmp_path, R.QUICK, names)) == [("planted_attributes", "planted", 0)]
+    monkeypatch.setitem(R.ATTRIBUTE_ROW_RECIPE, "optim__lr", 2e-5)
+    assert R._size_key(R.QUICK, names) != key and R._done_units(tmp_path, R.QUICK, names) == {}
+
+
 def test_the_two_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
-    """The content row's backbone and the others' are pretrained on the same release, which is
-    simulated, curated and decoded once; each weight has its own cached weights file."""
+    """The content row's backbone, the attribute row's and the others' are pretrained on the same
+    release, which is simulated, curated and decoded once; each has its own cached weights file."""
     import torch
 
     made = []
@@ -285,8 +322,10 @@ def test_the_two_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
     monkeypatch.setattr(R, "make_release", lambda *a, **k: made.append(a[0]) or original(*a, **k))
     R._pretraining_set.cache_clear()
     size = R.Size(images=200, seeds=3, steps=2, pretrain_images=200, pretrain_steps=2)
-    paths = [R.pretrain_backbone(5, size, tmp_path, progress=False, content_weight=w) for w in (1.0, 0.02)]
+    paths = [R.pretrain_backbone(5, size, tmp_path, progress=False, content_weight=c, attribute_weight=a)
+             for c, a in ((1.0, 1.0), (0.02, 1.0), (1.0, 0.0))]
     R._pretraining_set.cache_clear()
-    assert made == ["default"] and paths[0] != paths[1] and all(p.exists() for p in paths)
-    a, b = (torch.load(p, weights_only=True) for p in paths)
-    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert made == ["default"] and len(set(paths)) == 3 and all(p.exists() for p in paths)
+    weights = [torch.load(p, weights_only=True) for p in paths]
+    for other in weights[1:]:
+        assert other.keys() == weights[0].keys() and any(not torch.equal(other[k], weights[0][k]) for k in other)
