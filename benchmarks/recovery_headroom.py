@@ -19,6 +19,9 @@ attributes of Pearson's r between a ridge's reading of the planted strength and 
 itself, on the test images. Both branches can only use what the features show.
 
 A mechanism can only show where ``truth`` (or ``per_content``) is well above ``scores``.
+Since the attribute row fine-tunes its backbone (recovery.ATTRIBUTE_ROW_RECIPE), its ablation's
+features are the fine-tuned Reg+Rank's fc7, not the frozen backbone's: its headroom then describes
+what that run learned.
 
     python benchmarks/recovery.py --quick --seed 300 --work DIR --only attribute_branch content_branch
     python benchmarks/recovery_headroom.py --work DIR --seeds 300 301 302 303 304 305
