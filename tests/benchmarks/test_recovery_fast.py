@@ -312,7 +312,7 @@ def test_a_resumed_run_does_not_reuse_units_of_other_recipes(tmp_path, monkeypat
     assert R._size_key(R.QUICK, names) != key and R._done_units(tmp_path, R.QUICK, names) == {}
 
 
-def test_the_two_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
+def test_the_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
     """The content row's backbone, the attribute row's and the others' are pretrained on the same
     release, which is simulated, curated and decoded once; each has its own cached weights file."""
     import torch
