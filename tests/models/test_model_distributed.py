@@ -26,7 +26,7 @@ def test_two_gloo_processes_finish_and_agree(tiny_curated, tmp_path):
     # alive at interpreter exit can abort the process, "terminate called without an active exception")
     script = tmp_path / "train_then_check.py"
     script.write_text("import sys\nimport torch.distributed as dist\nfrom aadb_toolkit.cli import main\n"
-                      "code = main(sys.argv[1:])\nprint('process group left:', dist.is_initialized())\n"
+                      "code = main(sys.argv[1:])\nprint(f'process group left: {dist.is_initialized()}', flush=True)\n"
                       "sys.exit(code)\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), "train", "--config", str(BASELINES / "reg_rank_within_cross.toml"),
