@@ -19,7 +19,7 @@ t-interval over the per-seed paired differences (docs/models.md, "Recovery suite
 The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
 fine-tuned with the rank loss; each chooses its penalty on the train split) and an oracle given the rater's true taste.
 
-    python benchmarks/recovery.py --quick --json recovery.json          # about 30 min on 2 cores
+    python benchmarks/recovery.py --quick --json recovery.json          # about 30 min on 2 cores (docs/performance.md)
     python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
     python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
 
@@ -115,6 +115,11 @@ ATTRIBUTE_SETTINGS = frozenset({"planted_attributes", "null_attributes"})
 #: *shared* layers (§4.3), so both arms fine-tune the whole backbone, at 1e-5 with the head at 100
 #: times that (Caffe's lr_mult of new layers), and the attribute loss has the paper's weight ω_a.
 ATTRIBUTE_ROW_RECIPE: dict[str, Any] = {"model__mode": "finetune", "optim__lr": 1e-5, "optim__head_lr_mult": 100.0}
+#: The attribute row's training steps, as a share of the suite's (Size.steps): its arms fine-tune the
+#: whole backbone, the suite's dearest training, and the share keeps the quick suite inside 30 minutes
+#: on the 2-core machine (docs/performance.md). 2/3 (400 quick steps) was checked against 600 on
+#: seeds 3400–3405 only (docs/models.md, "What is left").
+ATTRIBUTE_ROW_STEP_SHARE = 2 / 3
 #: The images-table column the suite adds to every release: the planted content type as an integer
 #: category (sorted type names), the content labels of the content arm's ContClass (as AVA's tags).
 CONTENT_LABELS = "planted_content"
@@ -308,7 +313,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     torch.manual_seed(PRETRAIN_SEED + seed)
     net = backbone(width=size.width, dropout=0.0)
     head = nn.Linear(net.feature_size, n_att + n_content)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=PRETRAIN_LR)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=PRETRAIN_LR, fused=True)  # one kernel per tensor
     rng = np.random.default_rng([PRETRAIN_SEED, seed])
     disable = None if progress is None else not progress  # None: a bar on a terminal only
     with torch.random.fork_rng(), tqdm(total=size.pretrain_steps, desc="pretrain backbone", disable=disable) as bar:
@@ -377,14 +382,21 @@ def train_arm(rel: Release, arm: str, size: Size, seed: int, work: Path, name: s
         out = work / f"{name}_{arm}"
         # the backbone's features are computed once per release and shared by its arms (the cache)
         train(cfg, rel.data, out, progress=False, resume=False, init_weights=rel.backbone,
-              cache_dir=work / f"{name}_cache")
+              cache_dir=unit_cache(work, name))
         rel.runs[arm] = out
     return rel.runs[arm]
+
+
+def unit_cache(work: Path, name: str) -> Path:
+    """The decode and feature cache of a release's arms (``name``: its setting and seed)."""
+    return work / f"{name}_cache"
 
 
 def arm_recipe(arm: str, setting: str, size: Size, seed: int) -> dict[str, Any]:
     """The config of ``arm`` on a release of ``setting``: :data:`ARMS`' recipe, with the attribute
     row's (:data:`ATTRIBUTE_ROW_RECIPE`, ω_a of the paper) on its settings."""
+    if setting in ATTRIBUTE_SETTINGS:
+        size = replace(size, steps=round(size.steps * ATTRIBUTE_ROW_STEP_SHARE))
     raw = ARMS[arm](base_config(size, seed))
     if setting in ATTRIBUTE_SETTINGS:
         raw = _with(raw, **ATTRIBUTE_ROW_RECIPE)
@@ -393,9 +405,10 @@ def arm_recipe(arm: str, setting: str, size: Size, seed: int) -> dict[str, Any]:
     return raw
 
 
-def test_rho(rel: Release, run: Path) -> float:
-    """Spearman's ρ of the run's test predictions against the planted latent quality."""
-    pred = predict(run, rel.data, "test", progress=False)
+def test_rho(rel: Release, run: Path, cache_dir: Path | None = None) -> float:
+    """Spearman's ρ of the run's test predictions against the planted latent quality (the test
+    images decoded once into ``cache_dir`` and reused by the release's other arm)."""
+    pred = predict(run, rel.data, "test", progress=False, cache_dir=cache_dir)
     return _rho(pred["score"].to_numpy(), rel.quality.loc[pred["image_id"]].to_numpy())
 
 
@@ -466,8 +479,9 @@ def run_unit(setting: str, kind: str, seed: int, size: Size, names: tuple[str, .
             rhos = personal_rhos(rel, train_arm(rel, m.ablation, size, seed, work, name), size, seed)
             out.update({row: (rhos[which], rhos["generic"]) for row, which in PERSONALIZERS.items()})
             continue
-        out[m.name] = (test_rho(rel, train_arm(rel, m.arm, size, seed, work, name)),
-                       test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name)))
+        cache = unit_cache(work, name)
+        out[m.name] = (test_rho(rel, train_arm(rel, m.arm, size, seed, work, name), cache),
+                       test_rho(rel, train_arm(rel, m.ablation, size, seed, work, name), cache))
     return out
 
 

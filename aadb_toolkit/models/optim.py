@@ -46,7 +46,20 @@ def build_optimizer(net: nn.Module, o) -> torch.optim.Optimizer:
         no_decay = [p for p in ps if p.ndim < 2]
         param_groups += [{"params": decay, "lr_scale": s, "weight_decay": o.weight_decay},
                          {"params": no_decay, "lr_scale": s, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in param_groups if g["params"]], lr=o.lr)
+    return torch.optim.AdamW([g for g in param_groups if g["params"]], lr=o.lr, fused=_fusable(net) or None)
+
+
+#: Devices with torch's fused AdamW kernel: one pass over each tensor instead of a dozen elementwise
+#: ops, five times faster than the per-tensor loop that torch otherwise picks for CPU tensors
+#: (docs/performance.md); the same update up to float rounding.
+FUSED_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def _fusable(net: nn.Module) -> bool:
+    """Whether every parameter is a float tensor on one device with the fused kernel (not ``meta``)."""
+    params = list(net.parameters())
+    return bool(params) and len({p.device for p in params}) == 1 and params[0].device.type in FUSED_DEVICES \
+        and all(p.is_floating_point() for p in params)
 
 
 def lr_at(o, start: int, steps: int, step: int) -> float:

@@ -290,6 +290,7 @@ def test_the_attribute_row_fine_tunes_both_arms_with_the_papers_attribute_weight
     arm, ablation = (R.arm_recipe(a, att.planted, R.QUICK, 4) for a in (att.arm, att.ablation))
     for raw in (arm, ablation):
         assert raw["model"]["mode"] == "finetune" and raw["optim"]["lr"] == 1e-5 and raw["optim"]["head_lr_mult"] == 100
+        assert raw["optim"]["steps"] == 400 and raw["pairs"]["n_pairs"] == 400 * 32  # 2/3 of the quick 600
         R.config_from_dict(raw, source="test")  # a valid config
     assert arm["loss"]["weights"] == {"regression": 1.0, "rank": 1.0, "attribute": paper.OMEGA_ATTRIBUTE}
     assert ablation["loss"]["weights"] == {"regression": 1.0, "rank": 1.0}
