@@ -24,9 +24,10 @@ from aadb_toolkit.models.optim import build_optimizer
 def _optimizers(net: torch.nn.Module) -> dict[str, torch.optim.Optimizer]:
     """The toolkit's AdamW and the same parameter groups with torch's CPU default (the loop)."""
     o = config_from_dict({"name": "bench", "optim": {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4}}).optim
-    ours = build_optimizer(net, o)
-    groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in ours.param_groups]
-    return {"loop (torch's CPU default)": torch.optim.AdamW(groups, foreach=False), "build_optimizer": ours}
+    loop = build_optimizer(net, o)
+    for g in loop.param_groups:  # the same groups, stepped by torch's per-tensor loop
+        g.update(fused=None, foreach=False)
+    return {"loop (torch's CPU default)": loop, "build_optimizer": build_optimizer(net, o)}
 
 
 def _seconds(fn, repeats: int) -> float:

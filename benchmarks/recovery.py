@@ -118,7 +118,7 @@ ATTRIBUTE_ROW_RECIPE: dict[str, Any] = {"model__mode": "finetune", "optim__lr": 
 #: The attribute row's training steps, as a share of the suite's (Size.steps): its arms fine-tune the
 #: whole backbone, the suite's dearest training, and the share keeps the quick suite inside 30 minutes
 #: on the 2-core machine (docs/performance.md). 2/3 (400 quick steps) was checked against 600 on
-#: seeds 3400–3405 only (docs/models.md, "What is left").
+#: seeds 3400–3405 only (docs/models.md, "Recovery suite", "Where it stands").
 ATTRIBUTE_ROW_STEP_SHARE = 2 / 3
 #: The images-table column the suite adds to every release: the planted content type as an integer
 #: category (sorted type names), the content labels of the content arm's ContClass (as AVA's tags).

@@ -50,7 +50,7 @@ def build_optimizer(net: nn.Module, o) -> torch.optim.Optimizer:
 
 
 #: Devices with torch's fused AdamW kernel: one pass over each tensor instead of a dozen elementwise
-#: ops, five times faster than the per-tensor loop that torch otherwise picks for CPU tensors
+#: ops, four times faster than the per-tensor loop that torch otherwise picks for CPU tensors
 #: (docs/performance.md); the same update up to float rounding.
 FUSED_DEVICES = frozenset({"cpu", "cuda"})
 
