@@ -101,7 +101,7 @@ PRETRAIN_SEED, PRETRAIN_BATCH, PRETRAIN_LR = 1_000_000, 64, 1e-3
 #: Weight of the content-type loss in the backbones' pretraining: 1 for the backbone of every row but
 #: the content branch's; 0.02 for the content row's own backbone, whose features must keep the
 #: attributes in a code that does not already depend on the content type (docs/models.md, "Recovery
-#: suite", says why and how the weight was chosen).
+#: suite", says why; docs/recovery_history.md, "The content row, rebuilt", how it was chosen).
 PRETRAIN_CONTENT_WEIGHT, CONTENT_ROW_CONTENT_WEIGHT = 1.0, 0.02
 #: Weight of the attribute-strength loss in the pretraining: 1, but 0 for the attribute row's own
 #: backbone, which like ImageNet learns only what a photo shows as content (its type), never an
@@ -118,7 +118,7 @@ ATTRIBUTE_ROW_RECIPE: dict[str, Any] = {"model__mode": "finetune", "optim__lr": 
 #: The attribute row's training steps, as a share of the suite's (Size.steps): its arms fine-tune the
 #: whole backbone, the suite's dearest training, and the share keeps the quick suite inside 30 minutes
 #: on the 2-core machine (docs/performance.md). 2/3 (400 quick steps) was checked against 600 on
-#: seeds 3400–3405 only (docs/models.md, "Recovery suite", "Where it stands").
+#: seeds 3400–3405 only (docs/recovery_history.md, "2026-12-03").
 ATTRIBUTE_ROW_STEP_SHARE = 2 / 3
 #: The images-table column the suite adds to every release: the planted content type as an integer
 #: category (sorted type names), the content labels of the content arm's ContClass (as AVA's tags).

@@ -141,8 +141,9 @@ def _fit_score(head, x, y, steps=400):
 def test_the_content_branch_learns_a_slope_per_content_type_where_reg_cannot():
     """The content branch is not only wired (gradients reach it) but can learn what it is for: a
     per-content weighting of the attributes, gated by ContClass's k-means groups, which Reg's one
-    linear layer cannot represent. (On the recovery suite's frozen features it shows no gain; the
-    features, not the branch, are the limit: docs/models.md, "Recovery suite".)"""
+    linear layer cannot represent. (On the recovery suite's shared frozen features it showed no
+    gain; the features, not the branch, were the limit: docs/recovery_history.md, "Why the branches
+    miss".)"""
     x, y = _content_slopes(600, 0)
     xt, yt = _content_slopes(600, 1)
     torch.manual_seed(0)
