@@ -10,14 +10,12 @@ toolkit's networks from images (docs/models.md, "Recovery suite")."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from benchmark_modules import benchmark_module
 
 from aadb_toolkit import schema
 from aadb_toolkit._ranks import spearman
@@ -26,18 +24,7 @@ from aadb_toolkit.models.samplers import sample_pairs
 from aadb_toolkit.piaa import episodes as ep
 from aadb_toolkit.piaa.personalize import images_to_read
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _recovery():
-    spec = importlib.util.spec_from_file_location("recovery", ROOT / "benchmarks" / "recovery.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recovery"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-R = _recovery()
+R = benchmark_module("recovery")
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,11 @@ of the planted settings (recovery.draft_release) with features whose content is 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_modules import benchmark_module
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-R, H = _module("recovery"), _module("recovery_headroom")
+R, H = benchmark_module("recovery"), benchmark_module("recovery_headroom")
 
 
 def test_dual_ridge_is_the_primal_ridge():

@@ -1,0 +1,135 @@
+"""How often would a run of the recovery suite meet its expected verdicts, and how does that move
+with the number of seeds? This resamples the per-seed paired differences that runs of
+benchmarks/recovery.py wrote (``--json``). Each draw picks whole seeds, with replacement: every
+row's Δ of those seeds, as one run of the suite would give them. It then applies the suite's own
+t-interval and verdicts (planted: ``ci_low > 0``; null: the interval covers 0).
+
+    python benchmarks/recovery_power.py RUN1.json RUN2.json RUN3.json --seeds 6 8 10
+
+It is a bootstrap over seeds already run. It says what those runs imply, not what new seeds will
+do, and it treats the seeds of different runs (each with its own backbone) as exchangeable. With
+a few dozen seeds its rates are rough; docs/models.md ("Recovery suite") uses them to show why
+more seeds do not help a suite whose nulls carry small real effects. The runs' releases are
+synthetic (aadb simulate, planted and null settings): a test instrument, not AADB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+Row = tuple[str, str]  # (mechanism, setting)
+
+
+def _recovery():
+    """benchmarks/recovery.py as a module: its interval and verdicts are the ones applied here."""
+    if "recovery" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("recovery", Path(__file__).with_name("recovery.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["recovery"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["recovery"]
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be pooled; the message names the file and what is wrong."""
+
+
+def _rows_of(path: Path) -> dict[Row, list[float]]:
+    """One run file's per-seed Δ by row; every row must have the same number of seeds."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path}: not a readable JSON file ({err})") from None
+    if isinstance(rows, dict):
+        rows = rows.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise RunFileError(f"{path}: expected the list of rows that recovery.py --json writes")
+    out: dict[Row, list[float]] = {}
+    for i, row in enumerate(rows):
+        try:
+            key, deltas = (str(row["mechanism"]), str(row["setting"])), [float(d) for d in row["deltas"]]
+        except (TypeError, KeyError, ValueError):
+            raise RunFileError(f"{path}: row {i} lacks mechanism, setting or a list of numeric deltas") from None
+        if key[1] not in ("planted", "null"):
+            raise RunFileError(f"{path}: row {i} has setting {key[1]!r}; expected 'planted' or 'null'")
+        out[key] = deltas
+    if len({len(d) for d in out.values()}) != 1:
+        raise RunFileError(f"{path}: its rows have different numbers of seeds; runs of --only subsets cannot be pooled")
+    return out
+
+
+def pooled_deltas(paths: list[Path]) -> dict[Row, np.ndarray]:
+    """Every row's per-seed Δ over all runs, in the same seed order for every row (so that a draw of
+    seed positions takes one seed's Δ from every row). The runs must have the same rows."""
+    runs = [_rows_of(p) for p in paths]
+    rows = list(runs[0])
+    for path, run in zip(paths[1:], runs[1:]):
+        if set(run) != set(rows):
+            missing = sorted(set(rows) ^ set(run))
+            raise RunFileError(f"{path}: its rows differ from {paths[0]}'s ({', '.join('/'.join(r) for r in missing)})")
+    return {r: np.concatenate([run[r] for run in runs]) for r in rows}
+
+
+def verdict_rates(deltas: dict[Row, np.ndarray], n_seeds: int, draws: int = 4000,
+                  seed: int = 0) -> tuple[dict[Row, float], float]:
+    """Share of ``draws`` resampled runs of ``n_seeds`` seeds in which each row gets its expected
+    verdict (planted ``recovered``, null ``null ok``), and share in which every row does."""
+    if n_seeds < 2:
+        raise ValueError("a t-interval needs at least 2 seeds")
+    R = _recovery()
+    pool = len(next(iter(deltas.values())))
+    rng = np.random.default_rng(seed)
+    hits = dict.fromkeys(deltas, 0)
+    every = 0
+    for _ in range(draws):
+        pick = rng.integers(0, pool, n_seeds)
+        good = 0
+        for row, d in deltas.items():
+            _, lo, hi = R.t_interval(list(d[pick]))
+            got = R.verdict({"setting": row[1], "ci_low": lo, "ci_high": hi})
+            if got == ("recovered" if row[1] == "planted" else "null ok"):
+                hits[row] += 1
+                good += 1
+        every += good == len(deltas)
+    return {r: h / draws for r, h in hits.items()}, every / draws
+
+
+def table(deltas: dict[Row, np.ndarray], seeds: list[int], draws: int, seed: int) -> str:
+    """The rates as a Markdown table: one column per number of seeds, and the all-rows line."""
+    results = {n: verdict_rates(deltas, n, draws, seed) for n in seeds}
+    lines = ["| mechanism | setting | " + " | ".join(f"{n} seeds" for n in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]
+    for row in deltas:
+        lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(f"{results[n][0][row]:.2f}" for n in seeds) + " |")
+    lines.append("| **every row** | | " + " | ".join(f"**{results[n][1]:.2f}**" for n in seeds) + " |")
+    pool = len(next(iter(deltas.values())))
+    note = (f"Share of {draws} resampled runs (of {pool} seeds run) with the expected verdict. "
+            f"Data: {_recovery().DATA_NOTE}.")
+    return "\n".join([*lines, "", note])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="JSON files written by recovery.py --json (the same rows)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[6], help="seeds per resampled run (default 6)")
+    ap.add_argument("--draws", type=int, default=4000, help="resampled runs per number of seeds (default 4000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    args = ap.parse_args(argv)
+    if min(args.seeds) < 2 or args.draws < 1:
+        ap.error("--seeds must be at least 2 and --draws at least 1")
+    try:
+        deltas = pooled_deltas(args.runs)
+    except RunFileError as err:
+        ap.error(str(err))
+    print(table(deltas, args.seeds, args.draws, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
