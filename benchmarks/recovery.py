@@ -175,8 +175,10 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
                            loss__weights={"regression": 1.0}),
     "reg_rank": lambda c: c,
-    # cross-rater pairs drawn uniformly (cross_bias 0), as the within-rater pairs are: without rater
-    # deviations the two kinds are then the same pairs in distribution (the null is a true null)
+    # cross-rater pairs drawn uniformly (cross_bias 0), as the within-rater pairs are. Without rater
+    # deviations both kinds order their pairs alike, but the within-rater pairs come from one HIT
+    # and these from the whole training split: that difference is the null's small real cost
+    # (docs/models.md, "Where it stands")
     "reg_rank_cross": lambda c: _with(c, name="recovery_reg_rank_cross", pairs__strategy="cross",
                                       pairs__within_share=0.0, pairs__cross_bias=0.0),
     "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
