@@ -39,13 +39,16 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,6 +58,7 @@ from tqdm import tqdm
 from aadb_toolkit import paper, schema, sources
 from aadb_toolkit._ranks import spearman
 from aadb_toolkit.curate import anonymize, curate
+from aadb_toolkit.curate._images import worker_pool
 from aadb_toolkit.data import AADBData
 from aadb_toolkit.models import config_from_dict, predict, train
 from aadb_toolkit.models.config import ContentSection
@@ -532,9 +536,7 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     todo = [u for u in units if u not in done]
     backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w[0], attribute_weight=w[1])
                  for w in sorted({_pretraining(setting) for setting, _, _ in todo})}
-    # spawned, not forked, workers: a child forked after torch has started its thread pool (the
-    # backbone's pretraining, in this process) can hang on that pool's locks
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with unit_pool(jobs) as pool:
         futures = {pool.submit(run_unit, setting, kind, seed, size, names, work,
                                backbones[_pretraining(setting)]): (setting, kind, seed)
                    for setting, kind, seed in todo}
@@ -557,6 +559,33 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     order = [m.name for m in MECHANISMS if m.name not in PERSONALIZERS] + list(PERSONALIZERS)
     rows.sort(key=lambda r: (order.index(r["mechanism"]), r["setting"] != "planted"))
     return rows
+
+
+@contextmanager
+def unit_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """The worker processes that run a suite's units: curate's :func:`worker_pool`, whose workers
+    exit when their parent is gone (even after SIGKILL), spawned, not forked: a child forked after
+    torch has started its thread pool (the backbone's pretraining, in this process) can hang on
+    that pool's locks. If the run stops early (an error, Ctrl-C, or a SIGTERM that
+    :func:`exit_on_sigterm` has turned into SystemExit), the queued units are cancelled and the
+    workers ended at once, instead of finishing their unit and then idling, orphaned, each with a
+    release and a network in memory."""
+    pool = worker_pool(max(1, jobs), multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        workers = list((pool._processes or {}).values())  # no public handle before Python 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (a scheduler's stop, ``timeout``, ``kill``) into SystemExit(143), so that the
+    run unwinds: :func:`unit_pool` ends its workers and the temporary work folder is removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def verdict(row: dict[str, Any]) -> str:
@@ -634,6 +663,7 @@ def suite_size(args: argparse.Namespace, error: Callable[[str], Any]) -> Size:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     size = args.size
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aadb_recovery_") as tmp:

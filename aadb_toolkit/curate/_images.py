@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 import warnings
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import pandas as pd
@@ -116,11 +117,13 @@ def check_images(release: Path, files: dict[str, str], *, workers: int | None = 
     return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
 
 
-def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+def worker_pool(workers: int, context: BaseContext | None = None) -> cf.ProcessPoolExecutor:
     """A process pool whose workers die with their parent, even when it is killed with SIGKILL (each
     worker watches its parent process and exits when it is gone), and leave Ctrl-C and SIGTERM to
-    the parent, which shuts the pool down."""
-    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+    the parent, which shuts the pool down. ``context``: the multiprocessing start method's context
+    (default: the platform's)."""
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                                  initargs=(os.getpid(),))
 
 
 #: How often a worker checks that its parent is still alive (seconds).
