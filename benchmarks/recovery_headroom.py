@@ -37,7 +37,6 @@ nuisance dimensions), how large is each branch's headroom, by release size and r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -49,20 +48,14 @@ from aadb_toolkit._ranks import spearman
 from aadb_toolkit.data import AADBData
 from aadb_toolkit.models.predict import predict_features
 
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling script, run or loaded by tests
+import recovery  # its release split, truth paths and drafts
+
 SETTINGS = ("planted_attributes", "null_attributes", "planted_interaction", "null_interaction")
 #: The smallest draft release of --known-features: drafts have no pixels to train a network on,
 #: so they may be smaller than the suite's own releases (recovery.MIN_IMAGES).
 DRAFT_MIN_IMAGES = 100
 ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)
-
-
-def _recovery():
-    """benchmarks/recovery.py as a module (its release split and truth paths)."""
-    spec = importlib.util.spec_from_file_location("recovery", Path(__file__).with_name("recovery.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("recovery", mod)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float):
@@ -138,7 +131,7 @@ def known_feature_curve(images: list[int], noises: list[float], seeds: list[int]
     """:func:`headroom` on draft releases of each size in ``images`` with :func:`known_features`
     of each ``noises`` level, one row per (images, noise, setting, seed), with ``gain``: the
     setting's mechanism fit (via attributes, or per content) minus the scores' ridge."""
-    recovery, rows = _recovery(), []
+    rows = []
     for n in images:
         for setting in settings:
             for seed in seeds:
@@ -188,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, nargs="+", default=[800], help="release sizes (--known-features)")
     ap.add_argument("--noise", type=float, nargs="+", default=[0.3, 1.0], help="feature noise sd (--known-features)")
     args = ap.parse_args(argv)
-    recovery, rows = _recovery(), []
+    rows = []
     if args.known_features:
         problem = next(filter(None, (recovery.release_size_problem(n, DRAFT_MIN_IMAGES) for n in args.images)), None)
         if problem or any(not x >= 0 for x in args.noise):

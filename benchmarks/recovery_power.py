@@ -16,24 +16,16 @@ synthetic (aadb simulate, planted and null settings): a test instrument, not AAD
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling script, run or loaded by tests
+import recovery  # the suite's interval, verdicts and data note
+
 Row = tuple[str, str]  # (mechanism, setting)
-
-
-def _recovery():
-    """benchmarks/recovery.py as a module: its interval and verdicts are the ones applied here."""
-    if "recovery" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("recovery", Path(__file__).with_name("recovery.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["recovery"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["recovery"]
 
 
 class RunFileError(ValueError):
@@ -82,7 +74,6 @@ def verdict_rates(deltas: dict[Row, np.ndarray], n_seeds: int, draws: int = 4000
     verdict (planted ``recovered``, null ``null ok``), and share in which every row does."""
     if n_seeds < 2:
         raise ValueError("a t-interval needs at least 2 seeds")
-    R = _recovery()
     pool = len(next(iter(deltas.values())))
     rng = np.random.default_rng(seed)
     hits = dict.fromkeys(deltas, 0)
@@ -91,8 +82,8 @@ def verdict_rates(deltas: dict[Row, np.ndarray], n_seeds: int, draws: int = 4000
         pick = rng.integers(0, pool, n_seeds)
         good = 0
         for row, d in deltas.items():
-            _, lo, hi = R.t_interval(list(d[pick]))
-            got = R.verdict({"setting": row[1], "ci_low": lo, "ci_high": hi})
+            _, lo, hi = recovery.t_interval(list(d[pick]))
+            got = recovery.verdict({"setting": row[1], "ci_low": lo, "ci_high": hi})
             if got == ("recovered" if row[1] == "planted" else "null ok"):
                 hits[row] += 1
                 good += 1
@@ -110,7 +101,7 @@ def table(deltas: dict[Row, np.ndarray], seeds: list[int], draws: int, seed: int
     lines.append("| **every row** | | " + " | ".join(f"**{results[n][1]:.2f}**" for n in seeds) + " |")
     pool = len(next(iter(deltas.values())))
     note = (f"Share of {draws} resampled runs (of {pool} seeds run) with the expected verdict. "
-            f"Data: {_recovery().DATA_NOTE}.")
+            f"Data: {recovery.DATA_NOTE}.")
     return "\n".join([*lines, "", note])
 
 

@@ -7,31 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_fixtures import gone, wait_until
 
 from aadb_toolkit.cli import main
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and POSIX signals")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is dead, only not yet reaped
-    except FileNotFoundError:
-        return True
-
-
-def _wait(pred, seconds: float = 30.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def test_curation_workers_die_when_their_parent_is_killed():
@@ -46,10 +29,10 @@ def test_curation_workers_die_when_their_parent_is_killed():
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         workers = [int(p) for p in proc.stdout.readline().split()]
-        assert workers and not any(_gone(p) for p in workers)
+        assert workers and not any(gone(p) for p in workers)
         proc.kill()
         proc.wait()
-        assert _wait(lambda: all(_gone(p) for p in workers)), "orphaned workers still alive"
+        assert wait_until(lambda: all(gone(p) for p in workers)), "orphaned workers still alive"
     finally:
         proc.kill()
 
