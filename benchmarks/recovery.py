@@ -179,12 +179,14 @@ ARMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "reg": lambda c: _with(c, name="recovery_reg", pairs={"strategy": "none", "n_pairs": 0},
                            loss__weights={"regression": 1.0}),
     "reg_rank": lambda c: c,
-    # cross-rater pairs drawn uniformly (cross_bias 0), as the within-rater pairs are. Without rater
-    # deviations both kinds order their pairs alike, but the within-rater pairs come from one HIT
-    # and these from the whole training split: that difference is the null's small real cost
-    # (docs/models.md, "Where it stands")
+    # cross-rater pairs drawn uniformly (cross_bias 0), as the within-rater pairs are, and inside
+    # random groups of a HIT's size: a pair graph as sparse as that of the within-rater pairs (one
+    # HIT each), so the two arms differ only in whether a pair's images share their raters. Pairs
+    # from the whole training split would add a second difference, the sparsity, which costs about
+    # 0.004 on the null (docs/models.md, "Recovery suite")
     "reg_rank_cross": lambda c: _with(c, name="recovery_reg_rank_cross", pairs__strategy="cross",
-                                      pairs__within_share=0.0, pairs__cross_bias=0.0),
+                                      pairs__within_share=0.0, pairs__cross_bias=0.0,
+                                      pairs__cross_group_size=schema.IMAGES_PER_BATCH),
     "reg_rank_att": lambda c: _branch(c, "attributes", {"columns": ["aadb"], "loss": "euclidean"},
                                       {"regression": 1.0, "rank": 1.0, "attribute": 1.0}),
 }

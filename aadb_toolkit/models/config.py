@@ -82,6 +82,9 @@ class PairsSection:
     same_hit: bool = False
     #: within-rater ties: "skip" them, or "keep" them with δ = +1 (Eq. 1 read literally)
     ties: str = "skip"
+    #: cross-rater pairs only within a fixed random partition of the training images into groups
+    #: of this size (0: any two images), to match the sparsity of same-HIT within-rater pairs
+    cross_group_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -493,6 +496,8 @@ def _check_pairs_and_loss(p: PairsSection, lo: LossSection, err) -> None:
         raise err("n_pairs must be > 0 when a pair strategy is set", "pairs.n_pairs")
     if not 0 <= p.within_share <= 1:
         raise err("within_share must be in [0, 1]", "pairs.within_share")
+    if p.cross_group_size < 0 or p.cross_group_size == 1:
+        raise err("cross_group_size must be 0 (any two images) or at least 2", "pairs.cross_group_size")
     if not lo.weights:
         raise err("no loss terms", "loss.weights")
     if lo.rank_margin < 0:

@@ -7,6 +7,8 @@ each pair is the preferred one (δ = +1 in Eq. 1):
 - **cross-rater**: pairs of distinct images ordered by mean score. A pair with mean difference
   d is drawn with probability ∝ d**bias among pairs with d ≥ ``min_diff`` (and d > 0), so pairs
   with a clear order are favoured; ``bias = 0`` is uniform, larger ``bias`` is a harder large-margin rule.
+  ``group_size`` restricts the pairs to a fixed random partition of the images into groups of that
+  size: as sparse a pair graph as same-HIT within-rater pairs, without their shared raters.
 - **within-rater**: pairs of images rated by the same rater, ordered by that rater's own scores;
   pairs the rater scored equally are skipped. ``weighting="pairs"`` draws uniformly over all such
   pairs (heavy raters contribute in proportion to their number of pairs); ``"ratings"`` draws a
@@ -55,10 +57,18 @@ def _empty() -> PairSet:
 
 
 def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator, *,
-                      min_diff: float = 0.0, bias: float = 1.0) -> PairSet:
-    """``n_pairs`` pairs of image indices ordered by ``scores``, P ∝ |Δscore|**bias for |Δ| ≥ min_diff."""
+                      min_diff: float = 0.0, bias: float = 1.0, group_size: int = 0) -> PairSet:
+    """``n_pairs`` pairs of image indices ordered by ``scores``, P ∝ |Δscore|**bias for |Δ| ≥ min_diff.
+
+    ``group_size`` > 0 draws both images of a pair from one of a fixed random partition of the
+    images into groups of that size (the last may be smaller), so that the pairs link images as
+    sparsely as same-HIT within-rater pairs do (a HIT's size), but regardless of who rated them.
+    """
     scores = np.asarray(scores, dtype=float)
     n = len(scores)
+    if group_size < 0 or group_size == 1:
+        raise InputError(f"cross-rater group size must be 0 or at least 2, got {group_size}",
+                         field="pairs.cross_group_size")
     if n_pairs == 0:
         return _empty()
     if not np.isfinite(scores).all():
@@ -68,11 +78,11 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
         raise InputError(f"cannot draw cross-rater pairs: {n} images with score range {np.ptp(scores) if n else 0:.4g} "
                          f"(min_diff {min_diff})", field="pairs.cross_min_diff")
     d_max = float(np.ptp(scores))
+    draw = _grouped_draw(n, group_size, rng) if group_size else (lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
     firsts, seconds, have, tries = [], [], 0, 0
     while have < n_pairs:
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
-        a = rng.integers(0, n, m)
-        b = rng.integers(0, n, m)
+        a, b = draw(m)
         d = np.abs(scores[a] - scores[b])
         keep = (d > 0) & (d >= min_diff)
         if bias > 0:
@@ -89,6 +99,23 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
     first = np.concatenate(firsts)[:n_pairs]
     second = np.concatenate(seconds)[:n_pairs]
     return PairSet(first, second, np.full(n_pairs, CROSS, np.int8), np.full(n_pairs, -1, np.int64), np.zeros(0, object))
+
+
+def _grouped_draw(n: int, group_size: int, rng: np.random.Generator):
+    """A function drawing ``m`` image pairs (a, b) uniformly over the ordered pairs inside the
+    groups of a random partition of ``n`` images into groups of ``group_size``."""
+    perm = rng.permutation(n)
+    starts = np.arange(0, n, group_size)
+    sizes = np.minimum(group_size, n - starts)
+    w = sizes.astype(float) ** 2
+    w /= w.sum()
+
+    def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
+        g = rng.choice(len(starts), size=m, p=w)
+        a = perm[starts[g] + (rng.random(m) * sizes[g]).astype(np.int64)]
+        b = perm[starts[g] + (rng.random(m) * sizes[g]).astype(np.int64)]
+        return a, b
+    return draw
 
 
 TIES: tuple[str, ...] = ("skip", "keep")
@@ -195,7 +222,8 @@ def _draw_ordered_pairs(g: _RaterGroups, w: np.ndarray, n_pairs: int, rng: np.ra
 
 def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, n_pairs: int, seed: int,
                  within_share: float = 0.5, min_diff: float = 0.0, bias: float = 1.0,
-                 weighting: str = "pairs", same_hit: bool = False, ties: str = "skip") -> PairSet:
+                 weighting: str = "pairs", same_hit: bool = False, ties: str = "skip",
+                 cross_group_size: int = 0) -> PairSet:
     """Draw ``n_pairs`` pairs from the training ``images`` (and their ``ratings``) by ``strategy``.
 
     ``images`` must hold ``image_id`` and ``score`` (mean rescaled to [0, 1]); ``min_diff`` is on
@@ -210,14 +238,14 @@ def sample_pairs(images: pd.DataFrame, ratings: pd.DataFrame, *, strategy: str, 
     if strategy == "none" or n_pairs == 0:
         return _empty()
     if strategy == "cross":
-        return cross_rater_pairs(scores, n_pairs, rng, min_diff=min_diff, bias=bias)
+        return cross_rater_pairs(scores, n_pairs, rng, min_diff=min_diff, bias=bias, group_size=cross_group_size)
     if strategy == "within":
         return within_rater_pairs(images, ratings, n_pairs, rng, weighting=weighting, same_hit=same_hit, ties=ties)
     if not 0.0 <= within_share <= 1.0:
         raise InputError(f"within_share must be in [0, 1], got {within_share}", field="pairs.within_share")
     n_within = int(round(n_pairs * within_share))
     w = within_rater_pairs(images, ratings, n_within, rng, weighting=weighting, same_hit=same_hit, ties=ties)
-    c = cross_rater_pairs(scores, n_pairs - n_within, rng, min_diff=min_diff, bias=bias)
+    c = cross_rater_pairs(scores, n_pairs - n_within, rng, min_diff=min_diff, bias=bias, group_size=cross_group_size)
     perm = rng.permutation(n_pairs)
     return PairSet(
         first=np.concatenate([w.first, c.first])[perm],

@@ -203,7 +203,8 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
         p = cfg.pairs
         pairs = sample_pairs(train_df, data.ratings, strategy=p.strategy, n_pairs=p.n_pairs, seed=cfg.train.seed,
                              within_share=p.within_share, min_diff=p.cross_min_diff, bias=p.cross_bias,
-                             weighting=p.within_weighting, same_hit=p.same_hit, ties=p.ties)
+                             weighting=p.within_weighting, same_hit=p.same_hit, ties=p.ties,
+                             cross_group_size=p.cross_group_size)
     score = train_df["score"].to_numpy(np.float32)
     targets = torch.tensor(score, device=device)
     high = (train_df["score_mean"].to_numpy(float) > cfg.data.binary_threshold).astype(np.int64)

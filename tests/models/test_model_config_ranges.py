@@ -21,6 +21,8 @@ CASES = [
     ("model.fc7_factor=1e6", "model", "more than this machine's memory"),
     ("pairs.n_pairs=10000000000", "pairs.n_pairs", "machine's memory"),
     ("pairs.n_pairs=1e10", "pairs.n_pairs", "expected int"),
+    ("pairs.cross_group_size=1", "pairs.cross_group_size", "at least 2"),
+    ("pairs.cross_group_size=-10", "pairs.cross_group_size", "at least 2"),
     ("optim.weight_decay=1e300", "optim.weight_decay", "finite number"),
     ("train.seed=-1", "train.seed", "0 … 4294967295"), ("train.seed=1e20", "train.seed", "expected int"),
     ("train.seed=100000000000000000000", "train.seed", "0 … 4294967295"),

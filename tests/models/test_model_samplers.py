@@ -187,3 +187,58 @@ def test_same_hit_pairs_never_cross_an_assignment_and_ties_can_be_kept():
         sample_pairs(images, ratings.drop(columns="batch_id"), strategy="within", n_pairs=10, seed=0, same_hit=True)
     with pytest.raises(InputError, match="ties"):
         sample_pairs(images, ratings, strategy="within", n_pairs=10, seed=0, ties="coin")
+
+
+def _components(first: np.ndarray, second: np.ndarray, n: int) -> list[set[int]]:
+    """The connected components (as image sets) of the graph the pairs draw on ``n`` images."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for a, b in zip(first, second):
+        parent[root(int(a))] = root(int(b))
+    groups: dict[int, set[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), set()).add(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def test_grouped_cross_rater_pairs_stay_inside_a_random_partition_of_hit_size():
+    """``cross_group_size`` links the images as sparsely as same-HIT pairs do: every pair lies in
+    one of ⌈n/10⌉ groups of at most 10 images, the groups are not the images' order (so not the
+    HITs), every group is used, and each pair still follows the mean scores."""
+    s = np.random.default_rng(3).permutation(np.linspace(0.0, 1.0, 95))  # 95 distinct scores
+    ps = cross_rater_pairs(s, 20000, np.random.default_rng(0), bias=0.0, group_size=10)
+    comps = _components(ps.first, ps.second, len(s))
+    assert sorted(len(c) for c in comps) == [5] + [10] * 9  # a partition: 9 full groups and the rest
+    assert set().union(*comps) == set(range(len(s)))
+    assert any(c != set(range(min(c), min(c) + len(c))) for c in comps)  # random groups, not consecutive images
+    assert (s[ps.first] > s[ps.second]).all()
+    whole = cross_rater_pairs(s, 20000, np.random.default_rng(0), bias=0.0)
+    assert len(_components(whole.first, whole.second, len(s))) == 1  # without groups: one connected graph
+    again = cross_rater_pairs(s, 20000, np.random.default_rng(0), bias=0.0, group_size=10)
+    assert np.array_equal(again.first, ps.first) and np.array_equal(again.second, ps.second)
+
+
+@pytest.mark.parametrize("size", [1, -3])
+def test_grouped_cross_rater_pairs_refuse_a_group_that_cannot_hold_a_pair(size):
+    with pytest.raises(InputError, match="at least 2") as e:
+        sample_pairs(*_tables(n_images=30), strategy="cross", n_pairs=10, seed=0, cross_group_size=size)
+    assert e.value.field == "pairs.cross_group_size"
+
+
+def test_the_trainer_draws_the_configured_grouped_pairs(tiny_curated):
+    """``[pairs] cross_group_size`` reaches the sampler: the run's pairs stay in groups of 10."""
+    from aadb_toolkit import sources
+    from aadb_toolkit.models.config import baseline_config
+    from aadb_toolkit.models.trainer import _prepare_train
+
+    data = sources.load(tiny_curated)
+    n = len(data.split("train"))
+    for size, most in ((10, 10), (0, n)):
+        cfg = baseline_config("reg_rank_cross", {"pairs.cross_group_size": size, "pairs.n_pairs": 5000})
+        pairs = _prepare_train(cfg, data, "cpu").pairs
+        assert max(len(c) for c in _components(pairs.first, pairs.second, n)) == most
