@@ -246,13 +246,20 @@ class CropSampler:
         return np.full(n, o), np.full(n, o), np.zeros(n, bool)
 
     def crops_uint8(self, idx, oy, ox, flip) -> torch.Tensor:
-        """The raw uint8 crops (B, crop, crop, 3) of images ``idx``, on the cache's device."""
+        """The raw uint8 crops (B, crop, crop, 3) of images ``idx``, on the cache's device.
+
+        The cache is viewed as every crop window, (N, span, span, crop, crop, 3) with no copy, so one
+        index per crop copies whole windows; the flipped crops then have their columns mirrored.
+        About 3× faster on the CPU than indexing each pixel (benchmarks/bench_crops.py)."""
         dev = self.device
         idx_t, oy_t, ox_t = (_as_index(a, torch.long, dev) for a in (idx, oy, ox))
         fl = _as_index(flip, torch.bool, dev)
-        rows = oy_t[:, None] + self.arange
-        cols = torch.where(fl[:, None], ox_t[:, None] + self.crop - 1 - self.arange, ox_t[:, None] + self.arange)
-        return self.pixels[idx_t[:, None, None], rows[:, :, None], cols[:, None, :]]
+        span, (sn, sy, sx, sc) = self.warp - self.crop + 1, self.pixels.stride()
+        windows = self.pixels.as_strided((self.pixels.shape[0], span, span, self.crop, self.crop, 3),
+                                         (sn, sy, sx, sy, sx, sc))
+        x = windows[idx_t, oy_t, ox_t]
+        cols = torch.where(fl[:, None], self.crop - 1 - self.arange, self.arange)
+        return torch.gather(x, 2, cols[:, None, :, None].expand(x.shape))
 
     def crops(self, idx, oy, ox, flip, *, device: str | torch.device | None = None) -> torch.Tensor:
         """Normalised float32 crops (B, 3, crop, crop) of images ``idx`` at the given offsets, on
@@ -265,5 +272,5 @@ class CropSampler:
                 x = x.pin_memory()
             x = x.to(dev, non_blocking=True)
         mean, std = self._stats(dev)
-        x = x.permute(0, 3, 1, 2).float()
-        return ((x - mean) / std).contiguous()
+        out = torch.empty(x.shape[0], 3, self.crop, self.crop, device=dev)
+        return out.copy_(x.permute(0, 3, 1, 2)).sub_(mean).div_(std)  # in place: one float buffer

@@ -34,6 +34,26 @@ def test_gathered_crops_equal_slicing_and_mirroring():
     assert oy.min() == 0 and oy.max() == 4 and ox.max() == 4  # every offset of a 12 → 8 crop is reachable
 
 
+@pytest.mark.parametrize("view", ["contiguous", "strided view"])
+def test_window_crops_equal_pixel_indexing_at_every_offset_and_flip(view):
+    """The window view's crops (one index per crop) equal per-pixel indexing, bit for bit, at every
+    offset with and without mirroring, also from a cache that is a strided view of a larger one."""
+    rng = np.random.default_rng(2)
+    big = torch.from_numpy(rng.integers(0, 256, (7, 11, 13, 3), dtype=np.uint8))
+    pix = big[1::2, :, 2:13].contiguous() if view == "contiguous" else big[1::2, :, 2:13]
+    assert pix.shape == (3, 11, 11, 3) and pix.is_contiguous() == (view == "contiguous")
+    cs = CropSampler(pix, 7, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    grid = np.array([(i, y, x, f) for i in range(3) for y in range(5) for x in range(5) for f in (0, 1)])
+    idx, oy, ox, fl = (torch.as_tensor(grid[:, k]) for k in range(4))
+    ar = torch.arange(7)
+    cols = torch.where(fl.bool()[:, None], ox[:, None] + 6 - ar, ox[:, None] + ar)
+    want = pix[idx[:, None, None], (oy[:, None] + ar)[:, :, None], cols[:, None, :]]
+    got = cs.crops_uint8(idx, oy, ox, fl.bool())
+    assert torch.equal(got, want)
+    floats = cs.crops(idx, oy, ox, fl.bool())
+    assert floats.is_contiguous() and torch.equal(floats, (want.permute(0, 3, 1, 2).float() - 127.5) / 63.75)
+
+
 def test_cache_is_written_once_and_reused(tiny_curated, tmp_path, monkeypatch):
     data = load(tiny_curated)
     ids = list(data.split("test")["image_id"])[:6]
