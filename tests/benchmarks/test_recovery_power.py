@@ -75,3 +75,25 @@ def test_the_command_prints_a_table_and_refuses_bad_input(tmp_path, capsys):
         P.main([str(tmp_path / "missing.json")])
     assert exc.value.code == 2
     assert "missing.json: not a readable JSON file" in capsys.readouterr().err
+
+
+def test_a_null_margin_judges_nulls_by_equivalence(tmp_path):
+    """With a margin, a small real null cost passes once it is resolved inside the margin, and a
+    null interval too wide to say fails, where the suite's verdict does the opposite."""
+    deltas = P.pooled_deltas([_run_file(tmp_path / "a.json", _deltas(0)), _run_file(tmp_path / "b.json", _deltas(1))])
+    strict, _ = P.verdict_rates(deltas, 12, draws=1500)
+    margin, every = P.verdict_rates(deltas, 12, draws=1500, null_margin=0.02)
+    assert strict[("costly", "null")] < 0.3 and margin[("costly", "null")] == 1.0
+    assert margin[("strong", "planted")] == 1.0 and every == min(margin.values())
+    few, _ = P.verdict_rates(deltas, 3, draws=1500, null_margin=0.02)
+    assert few[("strong", "null")] < P.verdict_rates(deltas, 3, draws=1500)[0][("strong", "null")]
+    assert not P.expected(("x", "null"), -0.03, 0.0, 0.02) and P.expected(("x", "null"), -0.019, -0.001, 0.02)
+
+
+def test_the_command_line_refuses_a_margin_that_is_not_positive(tmp_path, capsys):
+    run = _run_file(tmp_path / "a.json", _deltas(0))
+    with pytest.raises(SystemExit) as e:
+        P.main([str(run), "--null-margin", "0"])
+    assert e.value.code == 2 and "--null-margin must be a positive number" in capsys.readouterr().err
+    assert P.main([str(run), "--seeds", "4", "--draws", "50", "--null-margin", "0.02"]) == 0
+    assert "inside ±0.02" in capsys.readouterr().out
