@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import sys
+from pathlib import Path
 
 import torch
 
@@ -22,6 +23,9 @@ from aadb_toolkit.models import build_model, config_from_dict
 from aadb_toolkit.models.archs import IMAGENET_MEAN, IMAGENET_STD
 from aadb_toolkit.models.optim import build_optimizer
 from aadb_toolkit.models.pipeline import CropSampler
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling benchmark's timer
+from bench_optimizer import seconds_per_call
 
 
 def baseline_crops(s: CropSampler, idx: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor,
@@ -32,14 +36,6 @@ def baseline_crops(s: CropSampler, idx: torch.Tensor, oy: torch.Tensor, ox: torc
     x = s.pixels[idx[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).float()
     mean, std = s._stats(x.device)
     return ((x - mean) / std).contiguous()
-
-
-def _seconds(fn, repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def measure(images: int, warp: int, crop: int, batch: int, width: float, repeats: int) -> dict:
@@ -62,8 +58,8 @@ def measure(images: int, warp: int, crop: int, batch: int, width: float, repeats
             opt.zero_grad()
             net(make())["score"].pow(2).mean().backward()
             opt.step()
-        rows.append({"crops": name, "crops_ms": 1000 * _seconds(make, repeats * 5),
-                     "train_step_ms": 1000 * _seconds(step, repeats)})
+        rows.append({"crops": name, "crops_ms": 1000 * seconds_per_call(make, repeats * 5),
+                     "train_step_ms": 1000 * seconds_per_call(step, repeats)})
     return {"rows": rows, "crops_ratio": rows[0]["crops_ms"] / rows[1]["crops_ms"],
             "train_step_ratio": rows[0]["train_step_ms"] / rows[1]["train_step_ms"]}
 

@@ -30,7 +30,8 @@ def _optimizers(net: torch.nn.Module) -> dict[str, torch.optim.Optimizer]:
     return {"loop (torch's CPU default)": loop, "build_optimizer": build_optimizer(net, o)}
 
 
-def _seconds(fn, repeats: int) -> float:
+def seconds_per_call(fn, repeats: int) -> float:
+    """Mean seconds per call of ``fn`` over ``repeats`` calls, after one untimed call."""
     fn()
     start = time.perf_counter()
     for _ in range(repeats):
@@ -51,8 +52,8 @@ def measure(width: float, batch: int, crop: int, repeats: int) -> list[dict]:
             opt.zero_grad()
             net(x)["score"].pow(2).mean().backward()
             opt.step()
-        rows.append({"optimizer": name, "step_ms": 1000 * _seconds(opt.step, repeats),
-                     "train_step_ms": 1000 * _seconds(whole, repeats)})
+        rows.append({"optimizer": name, "step_ms": 1000 * seconds_per_call(opt.step, repeats),
+                     "train_step_ms": 1000 * seconds_per_call(whole, repeats)})
     return rows
 
 
