@@ -250,7 +250,7 @@ class CropSampler:
 
         The cache is viewed as every crop window, (N, span, span, crop, crop, 3) with no copy, so one
         index per crop copies whole windows; the flipped crops then have their columns mirrored.
-        About 3× faster on the CPU than indexing each pixel (benchmarks/bench_crops.py)."""
+        2–5× faster on the CPU than indexing each pixel (benchmarks/bench_crops.py)."""
         dev = self.device
         idx_t, oy_t, ox_t = (_as_index(a, torch.long, dev) for a in (idx, oy, ox))
         fl = _as_index(flip, torch.bool, dev)

@@ -78,7 +78,7 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
         raise InputError(f"cannot draw cross-rater pairs: {n} images with score range {np.ptp(scores) if n else 0:.4g} "
                          f"(min_diff {min_diff})", field="pairs.cross_min_diff")
     d_max = float(np.ptp(scores))
-    draw = _grouped_draw(n, group_size, rng) if group_size else (lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
+    draw = _grouped_draw(scores, group_size, min_diff, rng) if group_size else (lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
     firsts, seconds, have, tries = [], [], 0, 0
     while have < n_pairs:
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
@@ -101,13 +101,20 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
     return PairSet(first, second, np.full(n_pairs, CROSS, np.int8), np.full(n_pairs, -1, np.int64), np.zeros(0, object))
 
 
-def _grouped_draw(n: int, group_size: int, rng: np.random.Generator):
+def _grouped_draw(scores: np.ndarray, group_size: int, min_diff: float, rng: np.random.Generator):
     """A function drawing ``m`` image pairs (a, b) uniformly over the ordered pairs inside the
-    groups of a random partition of ``n`` images into groups of ``group_size``."""
+    groups of a random partition of the images into groups of ``group_size``; as within-rater
+    pairs skip raters who scored their images alike, groups without two scores ``min_diff`` apart
+    are never drawn."""
+    n = len(scores)
     perm = rng.permutation(n)
     starts = np.arange(0, n, group_size)
     sizes = np.minimum(group_size, n - starts)
-    w = sizes.astype(float) ** 2
+    spread = np.maximum.reduceat(scores[perm], starts) - np.minimum.reduceat(scores[perm], starts)
+    w = np.where((spread > 0) & (spread >= min_diff), sizes.astype(float) ** 2, 0.0)
+    if not w.any():
+        raise InputError(f"cannot draw cross-rater pairs in groups of {group_size}: no group holds two scores "
+                         f"at least {min_diff:g} apart; raise pairs.cross_group_size", field="pairs.cross_group_size")
     w /= w.sum()
 
     def draw(m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -242,3 +242,20 @@ def test_the_trainer_draws_the_configured_grouped_pairs(tiny_curated):
         cfg = baseline_config("reg_rank_cross", {"pairs.cross_group_size": size, "pairs.n_pairs": 5000})
         pairs = _prepare_train(cfg, data, "cpu").pairs
         assert max(len(c) for c in _components(pairs.first, pairs.second, n)) == most
+
+
+def test_grouped_pairs_that_cannot_be_drawn_name_the_group_size():
+    """Scores tied inside every group of 2 (but not overall) leave no pair to draw: the error says
+    so at once and names the group size, instead of retrying until it gives up."""
+    s = np.repeat(np.arange(10) / 10, 2)  # pairs of equal scores, adjacent
+    rng = np.random.default_rng(0)
+    # a partition into groups of 2 that are exactly the tied pairs: force it through a fixed permutation
+    rng_perm = np.random.default_rng(0)
+    perm = rng_perm.permutation(len(s))
+    tied = np.empty_like(s)
+    tied[perm] = s  # group k holds perm[2k], perm[2k+1], which get equal scores
+    with pytest.raises(InputError, match="in groups of 2: no group holds two scores") as e:
+        cross_rater_pairs(tied, 10, rng, bias=0.0, group_size=2)
+    assert e.value.field == "pairs.cross_group_size"
+    ok = cross_rater_pairs(tied, 10, np.random.default_rng(0), bias=0.0, group_size=4)  # groups of 4 mix scores
+    assert (tied[ok.first] > tied[ok.second]).all()
