@@ -118,11 +118,20 @@ def _grouped_draw(scores: np.ndarray, group_size: int, min_diff: float, rng: np.
     w /= w.sum()
 
     def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
-        g = rng.choice(len(starts), size=m, p=w)
-        a = perm[starts[g] + (rng.random(m) * sizes[g]).astype(np.int64)]
-        b = perm[starts[g] + (rng.random(m) * sizes[g]).astype(np.int64)]
-        return a, b
+        _, ia, ib = _two_members(starts, sizes, w, m, rng)
+        return perm[ia], perm[ib]
     return draw
+
+
+def _two_members(starts: np.ndarray, counts: np.ndarray, w: np.ndarray, m: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m`` draws of a group (a rater's ratings, or a group of images) with probabilities ``w``,
+    then of two of its members uniformly, with replacement: the groups drawn and the two members'
+    positions in the group-sorted array (group k occupies ``starts[k]`` … ``+ counts[k]``)."""
+    group = rng.choice(len(starts), size=m, p=w)
+    ia = starts[group] + (rng.random(m) * counts[group]).astype(np.int64)
+    ib = starts[group] + (rng.random(m) * counts[group]).astype(np.int64)
+    return group, ia, ib
 
 
 TIES: tuple[str, ...] = ("skip", "keep")
@@ -211,9 +220,7 @@ def _draw_ordered_pairs(g: _RaterGroups, w: np.ndarray, n_pairs: int, rng: np.ra
     firsts, seconds, who, have = [], [], [], 0
     while have < n_pairs:
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
-        rr = rng.choice(len(g.raters), size=m, p=w)
-        ia = g.starts[rr] + (rng.random(m) * g.counts[rr]).astype(np.int64)
-        ib = g.starts[rr] + (rng.random(m) * g.counts[rr]).astype(np.int64)
+        rr, ia, ib = _two_members(g.starts, g.counts, w, m, rng)
         sa, sb = g.score_of[ia], g.score_of[ib]
         keep = ((sa != sb) | (ties == "keep")) & (g.image_of[ia] != g.image_of[ib])
         ia, ib, sa, sb, rr = ia[keep], ib[keep], sa[keep], sb[keep], rr[keep]
