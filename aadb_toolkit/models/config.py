@@ -413,6 +413,12 @@ def _check_ranges(cfg: ModelConfig, err) -> None:
         if not (math.isfinite(value) and low <= value <= high) or (key == "optim.momentum" and value == 1):
             raise err(f"{value!r} is out of range: {key.split('.')[1]} must be a finite number in "
                       f"[{low}, {high}{')' if key == 'optim.momentum' else ']'}", key)
+    top_lr = o.lr * max(1.0, o.head_lr_mult)  # warm-up and schedules never exceed it; layer decay only lowers it
+    if top_lr * o.weight_decay >= 1:
+        which = f"the head's lr {top_lr!r} (lr × head_lr_mult)" if o.head_lr_mult > 1 else f"lr {o.lr!r}"
+        raise err(f"weight_decay {o.weight_decay!r} is too strong for {which}: each step multiplies a weight "
+                  "by 1 − lr × weight_decay, which must stay above 0 (at 0 or below the decay alone zeroes or "
+                  "flips every weight)", "optim.weight_decay")
     for key, values in (("data.mean", d.mean), ("data.std", d.std)):
         if not all(math.isfinite(v) for v in values):
             raise err(f"{list(values)} has a value that is not finite", key)

@@ -93,3 +93,22 @@ def test_a_config_larger_than_the_containers_memory_is_refused(tmp_path, monkeyp
     monkeypatch.setattr(config, "CGROUP_MEMORY_FILES", (file,))
     with pytest.raises(InputError, match="pairs.n_pairs"):
         baseline_config("cpu_reg_rank", {"pairs.n_pairs": 100_000})
+
+
+@pytest.mark.parametrize("overrides", [
+    {"optim.optimizer": "adamw", "optim.lr": 1.0, "optim.weight_decay": 1.0},
+    {"optim.optimizer": "sgd", "optim.lr": 4.0, "optim.weight_decay": 0.5},
+    {"optim.lr": 1e-3, "optim.head_lr_mult": 1000.0, "optim.weight_decay": 1.0},
+])
+def test_a_decay_that_zeroes_or_flips_the_weights_each_step_is_refused(overrides):
+    """Each step multiplies a weight by 1 − lr × weight_decay (the head's lr × head_lr_mult): at 1
+    or more the decay alone zeroes or flips every weight, whatever the bound on weight_decay."""
+    with pytest.raises(InputError, match="field 'optim.weight_decay'") as e:
+        baseline_config("reg_rank_within", overrides)
+    assert "1 − lr × weight_decay" in str(e.value)
+
+
+def test_the_decay_bound_keeps_the_practitioner_recipes():
+    cfg = baseline_config("reg_rank_within", {"optim.optimizer": "adamw", "optim.lr": 1e-3,
+                                              "optim.head_lr_mult": 100.0, "optim.weight_decay": 1.0})
+    assert cfg.optim.weight_decay == 1.0
