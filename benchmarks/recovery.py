@@ -87,11 +87,16 @@ class Size:
     pretrain_images: int = 2000  # images of the backbone's own release (disjoint from every unit's)
     pretrain_steps: int = 1200   # its training steps (batch PRETRAIN_BATCH)
     content_images: int = 6400   # rated images per release of the content branch's settings
+    attribute_images: int = 1600  # rated images per release of the attribute branch's settings
 
     def images_for(self, setting: str) -> int:
         """Rated images per release of ``setting``: the content row's settings draw larger releases
-        (per-content slopes need several hundred training images per content type, docs/models.md)."""
-        return self.content_images if setting in CONTENT_SETTINGS else self.images
+        (per-content slopes need several hundred training images per content type), and so do the
+        attribute row's (its fine-tuned arms spread by half as much on 400 training images as on
+        200; docs/models.md, "Recovery suite")."""
+        if setting in CONTENT_SETTINGS:
+            return self.content_images
+        return self.attribute_images if setting in ATTRIBUTE_SETTINGS else self.images
 
 
 QUICK = Size(images=800, seeds=6, steps=600)
@@ -633,9 +638,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="first seed; seeds S, S+1, ... move every release and model")
     ap.add_argument("--seeds", type=int, default=None, help=f"number of seeds (default: {QUICK.seeds} quick, "
                     f"{FULL.seeds} full; at least 3)")
-    ap.add_argument("--images", type=int, default=None, help=f"images per release, the content branch's too "
-                    f"(default: {QUICK.images} quick, {FULL.images} full, and {QUICK.content_images} for the content "
-                    f"branch's settings; a multiple of {schema.IMAGES_PER_BATCH}, at least {MIN_IMAGES})")
+    ap.add_argument("--images", type=int, default=None, help=f"images per release, every row's (default: "
+                    f"{QUICK.images} quick, {FULL.images} full, {QUICK.attribute_images} for the attribute branch's "
+                    f"settings and {QUICK.content_images} for the content branch's; a multiple of "
+                    f"{schema.IMAGES_PER_BATCH}, at least {MIN_IMAGES})")
     ap.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     ap.add_argument("--only", nargs="+", choices=[m.name for m in MECHANISMS], default=None,
                     help="run only these mechanisms")
@@ -659,7 +665,7 @@ def suite_size(args: argparse.Namespace, error: Callable[[str], Any]) -> Size:
         problem = release_size_problem(args.images)
         if problem:
             error(problem)
-        size = replace(size, images=args.images, content_images=args.images)
+        size = replace(size, images=args.images, content_images=args.images, attribute_images=args.images)
     return size
 
 
@@ -676,10 +682,11 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     print(table(rows))
     print(f"\n{'quick' if args.quick else 'full'} suite, seeds {args.seed}..{args.seed + size.seeds - 1}, "
-          f"{size.images}-image releases ({size.content_images} for the content branch), {minutes:.1f} min")
+          f"{size.images}-image releases ({size.attribute_images} for the attribute branch, {size.content_images} "
+          f"for the content branch), {minutes:.1f} min")
     if args.json:  # one row per (mechanism, setting); the run's size on every row
         extra = {"suite": "quick" if args.quick else "full", "first_seed": args.seed, "images": size.images,
-                 "content_images": size.content_images,
+                 "attribute_images": size.attribute_images, "content_images": size.content_images,
                  "minutes": round(minutes, 2), "data": DATA_NOTE}
         args.json.write_text(json.dumps([{**r, **extra} for r in rows], indent=2) + "\n")
     return 0

@@ -202,10 +202,14 @@ def test_the_suite_size_follows_quick_seeds_and_images():
     """``--images N`` resizes every release (the content branch needs larger ones,
     docs/models.md); a size the suite cannot split, or fewer than 3 seeds, is refused."""
     assert R.parse_args(["--quick", "--images", "3200", "--seeds", "4"]).size == \
-        R.Size(images=3200, seeds=4, steps=R.QUICK.steps, content_images=3200)
+        R.Size(images=3200, seeds=4, steps=R.QUICK.steps, content_images=3200, attribute_images=3200)
     small = R.parse_args(["--quick", "--images", "400"]).size
     assert small.images_for("planted_interaction") == small.images_for("planted_taste") == 400
-    assert R.QUICK.images_for("null_interaction") == 6400 and R.QUICK.images_for("null_attributes") == 800
+    assert small.images_for("planted_attributes") == small.images_for("null_attributes") == 400
+    # the content row's settings draw 6,400 images, the attribute row's 1,600, the others 800 (quick)
+    assert R.QUICK.images_for("null_interaction") == 6400 and R.QUICK.images_for("null_reliability") == 800
+    assert R.QUICK.images_for("planted_attributes") == R.QUICK.images_for("null_attributes") == 1600
+    assert R.FULL.images_for("null_attributes") == R.FULL.images_for("null_taste") == 1600
     assert R.parse_args([]).size == R.FULL
     for bad in (["--images", "55"], ["--images", "100"], ["--seeds", "2"]):
         with pytest.raises(SystemExit):
