@@ -26,8 +26,9 @@ fine-tuned with the rank loss; each chooses its penalty on the train split) and 
 Every model is a head trained on the frozen features of a quarter-width AlexNet that the suite first
 pretrains on synthetic photos of its own (docs/models.md): the suite checks mechanisms, not the
 paper's numbers. Two rows differ. The content row has a backbone of its own and larger releases. The
-attribute row's backbone never learned an attribute (only the content type, as ImageNet), and both
-of its arms fine-tune it: the attribute labels act on the shared layers, as in the paper (§4.3).
+attribute row's backbone never learned an attribute (only the content type, as ImageNet), both
+of its arms fine-tune it (the attribute labels act on the shared layers, as in the paper, §4.3), and
+its releases are larger too.
 """
 
 from __future__ import annotations
