@@ -61,15 +61,16 @@ def test_standardised_targets_keep_eq3_up_to_a_factor():
                   pair_delta=torch.tensor([1.0, -1.0, 1.0, -1.0]), attributes=torch.randn(8, 3))
     weights = {"regression": 1.0, "rank": 1.0, "attribute": 0.1}
     stage = SimpleNamespace(weights=weights)
-    for on in (False, True):
-        run = SimpleNamespace(cfg=SimpleNamespace(loss=SimpleNamespace(standardise_targets=on, rank_margin=0.02)),
+
+    def objective(standardise: bool) -> torch.Tensor:
+        run = SimpleNamespace(cfg=SimpleNamespace(loss=SimpleNamespace(standardise_targets=standardise,
+                                                                       rank_margin=0.02)),
                               td=SimpleNamespace(target_mean=mu, target_std=sd))
-        loss, _ = total_loss(*trainer._objective(run, stage, outputs, batch))
-        if on:
-            torch.testing.assert_close(loss * sd ** 2, plain)
-        else:
-            plain = loss
-            torch.testing.assert_close(loss, total_loss(outputs, batch, weights, 0.02)[0])
+        return total_loss(*trainer._objective(run, stage, outputs, batch))[0]
+
+    plain = objective(False)
+    torch.testing.assert_close(plain, total_loss(outputs, batch, weights, 0.02)[0])
+    torch.testing.assert_close(objective(True) * sd ** 2, plain)
 
 
 def test_the_options_are_recorded_and_predictions_stay_on_the_score_scale(tiny_curated, tmp_path):
