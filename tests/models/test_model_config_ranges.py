@@ -112,3 +112,11 @@ def test_the_decay_bound_keeps_the_practitioner_recipes():
     cfg = baseline_config("reg_rank_within", {"optim.optimizer": "adamw", "optim.lr": 1e-3,
                                               "optim.head_lr_mult": 100.0, "optim.weight_decay": 1.0})
     assert cfg.optim.weight_decay == 1.0
+
+
+def test_the_cli_reports_a_decay_too_strong_for_the_lr_without_a_traceback(tiny_curated, tmp_path, capsys):
+    code = main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(tmp_path / "r"),
+                 "--no-progress", "--set", "optim.lr=2", "--set", "optim.weight_decay=0.6"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("aadb train: error:") and "optim.weight_decay" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
