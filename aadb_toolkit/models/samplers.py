@@ -78,7 +78,8 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
         raise InputError(f"cannot draw cross-rater pairs: {n} images with score range {np.ptp(scores) if n else 0:.4g} "
                          f"(min_diff {min_diff})", field="pairs.cross_min_diff")
     d_max = float(np.ptp(scores))
-    draw = _grouped_draw(scores, group_size, min_diff, rng) if group_size else (lambda m: (rng.integers(0, n, m), rng.integers(0, n, m)))
+    draw = (_grouped_draw(scores, group_size, min_diff, rng) if group_size
+            else (lambda m: (rng.integers(0, n, m), rng.integers(0, n, m))))
     firsts, seconds, have, tries = [], [], 0, 0
     while have < n_pairs:
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
@@ -110,7 +111,8 @@ def _grouped_draw(scores: np.ndarray, group_size: int, min_diff: float, rng: np.
     perm = rng.permutation(n)
     starts = np.arange(0, n, group_size)
     sizes = np.minimum(group_size, n - starts)
-    spread = np.maximum.reduceat(scores[perm], starts) - np.minimum.reduceat(scores[perm], starts)
+    grouped = scores[perm]
+    spread = np.maximum.reduceat(grouped, starts) - np.minimum.reduceat(grouped, starts)
     w = np.where((spread > 0) & (spread >= min_diff), sizes.astype(float) ** 2, 0.0)
     if not w.any():
         raise InputError(f"cannot draw cross-rater pairs in groups of {group_size}: no group holds two scores "
