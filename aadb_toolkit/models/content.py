@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .devices import seed_torch
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,7 @@ def fit_content_branch(head: nn.Module, trunk: torch.Tensor, fc7: torch.Tensor, 
     params = head.content_parameters()
     devices = [trunk.device] if trunk.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        seed_torch(seed, str(trunk.device))
         with torch.no_grad():
             nn.init.normal_(head.content_classifier.weight, std=0.01)
             head.content_classifier.bias.zero_()

@@ -45,7 +45,7 @@ from . import frozen, pipeline
 from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content_branch
-from .devices import bf16_autocast, pick_device
+from .devices import bf16_autocast, pick_device, seed_torch
 from .ensemble import write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, copy_top
 from .inference import score_images, trunk_and_features
@@ -406,7 +406,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
     units = _units(run, stage, step)
     per_unit = 2 if stage.uses_pairs else 1
     m = units.shape[0]
-    torch.manual_seed(_seed(cfg.train.seed, 2, step))  # the global batch's crops: the same for any world size
+    seed_torch(_seed(cfg.train.seed, 2, step), run.device)  # the global batch's crops: the same for any world size
     oy, ox, fl = (a.view(m, per_unit) for a in run.train_sampler.random_offsets_t(m * per_unit, cfg.data.hflip))
     mine = slice(run.d.rank, None, run.d.world)
     units, oy, ox, fl = units[mine], oy[mine], ox[mine], fl[mine]
@@ -428,7 +428,7 @@ def train_step(run: _Run, state: TrainState, stage: _Stage) -> tuple[torch.Tenso
     if cfg.train.fast and run.device.startswith("cuda") and x.ndim == 4:  # images (frozen mode: feature rows)
         x = x.contiguous(memory_format=torch.channels_last)
     set_lr(state.opt, _lr_at(cfg, stage, step))
-    torch.manual_seed(_seed(cfg.train.seed, 3, step, run.d.rank))
+    seed_torch(_seed(cfg.train.seed, 3, step, run.d.rank), run.device)
     with torch.autocast("cuda" if run.device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=run.amp):
         outputs = state.model(x)
     loss, parts = total_loss(*_objective(run, stage, outputs, batch))
@@ -687,7 +687,7 @@ def _build_state(run: _Run, init_weights: str | Path | None, init_sha256: str | 
         info = json.loads(ck["backbone"]) if isinstance(ck.get("backbone"), str) else None
     else:
         architecture = fam.read_architecture(str(init_weights)) if init_weights is not None else None
-    torch.manual_seed(cfg.train.seed)
+    seed_torch(cfg.train.seed, run.device)
     net = build_network(cfg, architecture).to(run.device)
     if cfg.train.fast and run.device.startswith("cuda"):
         net = net.to(memory_format=torch.channels_last)
