@@ -541,7 +541,7 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     done = _done_units(work, size, names)  # a rerun with the same --work continues where it stopped
     for (setting, kind, seed), result in done.items():
         per.update({(row, kind, seed): tuple(pair) for row, pair in result.items()})
-    todo = [u for u in units if u not in done]
+    todo = unit_order([u for u in units if u not in done])
     backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w[0], attribute_weight=w[1])
                  for w in sorted({_pretraining(setting) for setting, _, _ in todo})}
     with unit_pool(jobs) as pool:
@@ -567,6 +567,19 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     order = [m.name for m in MECHANISMS if m.name not in PERSONALIZERS] + list(PERSONALIZERS)
     rows.sort(key=lambda r: (order.index(r["mechanism"]), r["setting"] != "planted"))
     return rows
+
+
+#: The settings whose units take longest (the fine-tuned arms of the attribute row; the content
+#: row's 6,400-image releases), about three to five times a unit of the other rows.
+LONG_SETTINGS = ATTRIBUTE_SETTINGS | CONTENT_SETTINGS
+
+
+def unit_order(units: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """The (setting, kind, seed) units in the order the workers take them: the long ones
+    (:data:`LONG_SETTINGS`) first, each group in its given order. The workers then end on short
+    units together, instead of one of them idling while the other finishes a long one. A unit's
+    result depends only on its setting, seed and backbone, never on the order."""
+    return sorted(units, key=lambda u: u[0] not in LONG_SETTINGS)
 
 
 @contextmanager

@@ -329,3 +329,17 @@ def test_the_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
     weights = [torch.load(p, weights_only=True) for p in paths]
     for other in weights[1:]:
         assert other.keys() == weights[0].keys() and any(not torch.equal(other[k], weights[0][k]) for k in other)
+
+
+def test_the_long_units_go_to_the_workers_first_each_group_in_seed_order():
+    """The attribute and content rows' units (fine-tuned arms, 6,400-image releases) are taken
+    first, so that the two workers end on short units together; nothing is dropped or repeated."""
+    units = [(setting, kind, seed) for seed in (7, 8) for kind in ("planted", "null")
+             for setting in sorted({getattr(m, kind) for m in R.MECHANISMS})]
+    order = R.unit_order(units)
+    assert sorted(order) == sorted(units)
+    long_ = [u[0] in R.ATTRIBUTE_SETTINGS | R.CONTENT_SETTINGS for u in order]
+    assert long_ == sorted(long_, reverse=True) and sum(long_) == 8
+    assert [u for u in order if u[0] == "planted_attributes"] == [("planted_attributes", "planted", 7),
+                                                                  ("planted_attributes", "planted", 8)]
+    assert order[-1] == ("null_taste", "null", 8)
