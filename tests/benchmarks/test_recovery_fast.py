@@ -106,7 +106,7 @@ def _content_r2_gain(rel) -> float:
         return 1 - np.mean((y - pred) ** 2) / np.var(y)
     pooled = x @ np.linalg.lstsq(x, y - offsets, rcond=None)[0] + offsets
     per = np.empty_like(y)
-    for _, idx in t.groupby("content_type").indices.items():
+    for idx in t.groupby("content_type").indices.values():
         per[idx] = x[idx] @ np.linalg.lstsq(x[idx], y[idx], rcond=None)[0]
     return r2(per) - r2(pooled)
 
