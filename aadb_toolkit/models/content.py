@@ -83,7 +83,7 @@ def fit_content_branch(head: nn.Module, trunk: torch.Tensor, fc7: torch.Tensor, 
                        batch_size: int = 128) -> tuple[torch.Tensor, float]:
     """Fit ContClass of an :class:`~.heads.AestheticsHead` and freeze it (§4.4, §5.1).
 
-    ``trunk`` (N, T) and ``fc7`` (N, D) are the training images' centre-crop trunk outputs and fc7
+    ``trunk`` (N, …) and ``fc7`` (N, D) are the training images' centre-crop trunk outputs and fc7
     features from the trained network. The labels are ``labels`` (content categories, −1 =
     unlabelled, skipped) or, when None, k-means clusters of the unit-normalised fc7 (§5.1).
     ContClass's copy of the top layers and its classifier are fine-tuned with the softmax loss

@@ -131,3 +131,72 @@ def test_caffe_layout_weights_are_refused_with_an_explanation(tmp_path):
         load_trunk_weights(net, read_state_dict(path), source=str(path))
     assert e.value.field == "features.0.weight" and str(path) in str(e.value)
     assert torch.equal(net.backbone.features[0].weight, before)  # nothing half-loaded
+
+
+def _pooled_top(net: AlexNet, m: torch.Tensor) -> torch.Tensor:
+    """The top layers as torchvision's AlexNet computes them: pool5 pooled to 6×6, flattened, fc6, fc7."""
+    h = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(m, 6), 1)
+    for i in range(6):
+        h = net.classifier[i](h)
+    return h
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 2), (3, 2), (5, 7), (6, 6), (8, 9)])
+def test_the_top_layers_give_the_pooled_fc6_and_its_gradients_on_any_map(hw):
+    """On maps smaller than 6×6 the pooling is folded into fc6's weights: the same outputs and the
+    same gradients (fc6's full weights, the map) as pooling first, to float rounding."""
+    torch.manual_seed(0)
+    net = AlexNet(None, width=0.1, dropout=0.0)
+    m = torch.randn(3, net.classifier[1].in_features // 36, *hw, requires_grad=True)
+    ours = net.top(m)
+    grads = torch.autograd.grad(ours.pow(2).sum(), [m, net.classifier[1].weight, net.classifier[4].weight])
+    ref = _pooled_top(net, m)
+    ref_grads = torch.autograd.grad(ref.pow(2).sum(), [m, net.classifier[1].weight, net.classifier[4].weight])
+    assert ours.shape == (3, net.feature_size) and ours.abs().sum() > 0
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def _fc6_inputs(net: AlexNet, m: torch.Tensor, monkeypatch) -> int:
+    """The number of input features of the first linear layer the top layers multiply."""
+    seen, linear = [], torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, *a, **k: seen.append(x.shape[-1]) or linear(x, *a, **k))
+    net.top(m)
+    return seen[0]
+
+
+def test_fc6_multiplies_each_position_of_a_small_map_once(monkeypatch):
+    """A 64-px crop leaves a 1×1 pool5 map: fc6 reads its C values, not 36 copies of each."""
+    net = AlexNet(None, width=0.1, dropout=0.0).eval()
+    trunk = net.trunk(torch.randn(2, 3, 64, 64))
+    c = net.classifier[1].in_features // 36
+    assert trunk.shape == (2, c, 1, 1)
+    assert _fc6_inputs(net, trunk, monkeypatch) == c
+    assert _fc6_inputs(net, torch.randn(2, c, 6, 6), monkeypatch) == c * 36  # a 227-px crop's map: as pooled
+
+
+def test_with_dropout_training_fc6_reads_every_pooled_position(monkeypatch):
+    """fc6's dropout draws a mask per pooled position, so while it acts the map is pooled first."""
+    net = AlexNet(None, width=0.1, dropout=0.5)
+    c = net.classifier[1].in_features // 36
+    assert _fc6_inputs(net.train(), torch.randn(2, c, 1, 1), monkeypatch) == c * 36
+    assert _fc6_inputs(net.eval(), torch.randn(2, c, 1, 1), monkeypatch) == c
+
+
+def test_the_top_copy_reads_the_map_and_keeps_the_sequential_keys():
+    torch.manual_seed(1)
+    net = AlexNet(None, width=0.1, dropout=0.0)
+    copy = net.top_copy()
+    plain = torch.nn.Sequential(*[net.classifier[i] for i in range(6)])
+    assert list(copy.state_dict()) == list(plain.state_dict())
+    m = torch.randn(4, net.classifier[1].in_features // 36, 1, 1)
+    torch.testing.assert_close(copy(m), net.top(m))
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(net.fc7(x), _pooled_top(net, net.features(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_the_folded_fc6_runs_on_the_meta_device():
+    net = AlexNet(None, width=0.1, dropout=0.0).to("meta")
+    out = net.fc7(torch.empty(2, 3, 64, 64, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, net.feature_size)

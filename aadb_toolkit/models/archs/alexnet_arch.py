@@ -39,6 +39,46 @@ def scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
+def pool_matrix(h: int, w: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                size: int = POOL_SIZE) -> torch.Tensor:
+    """The (h·w, size²) matrix of adaptive average pooling from an h×w map to size×size:
+    ``pooled.flatten(-2) = map.flatten(-2) @ P``."""
+    basis = torch.eye(h * w, device=device, dtype=dtype).view(h * w, 1, h, w)
+    return nn.functional.adaptive_avg_pool2d(basis, size).view(h * w, size * size)
+
+
+def top_layers(layers: nn.Sequential, m: torch.Tensor) -> torch.Tensor:
+    """fc6 and fc7 (``layers[0:6]``: dropout, linear, ReLU, twice) on a pool5 map ``m`` (N, C, h, w),
+    average-pooled to 6×6 before fc6 as in AlexNet (a flattened pooled map (N, C·36) is taken as is).
+
+    On a map smaller than 6×6 (crops under 195 px: 1×1 at 64 px) the pooling only repeats or
+    blends values, and fc6 would multiply 36 positions per channel for h·w distinct ones. Unless
+    fc6's dropout acts (it draws a mask per pooled position), the pooling is then folded into fc6's
+    weights, ``W · P``: the same function and the same gradients for fc6's full weights, to float
+    rounding, at h·w/36 of fc6's cost (docs/performance.md, "fc6 on small maps")."""
+    fc6, start = layers[1], 0
+    if m.dim() == 4:
+        _, c, h, w = m.shape
+        dropout = layers[0]
+        if h * w < POOL_SIZE * POOL_SIZE and not (dropout.training and dropout.p > 0):
+            p = pool_matrix(h, w, device=fc6.weight.device, dtype=fc6.weight.dtype)
+            weight = (fc6.weight.view(fc6.out_features, c, -1) @ p.T).reshape(fc6.out_features, c * h * w)
+            m, start = nn.functional.linear(m.flatten(1), weight, fc6.bias), 2
+        else:
+            m = torch.flatten(nn.functional.adaptive_avg_pool2d(m, POOL_SIZE), 1)
+    for i in range(start, 6):
+        m = layers[i](m)
+    return m
+
+
+class TopLayers(nn.Sequential):
+    """A copy of AlexNet's top layers (dropout, fc6, ReLU, dropout, fc7, ReLU) that reads the pool5
+    map, as :meth:`AlexNet.top` does (:func:`top_layers`)."""
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return top_layers(self, m)
+
+
 class AlexNet(nn.Module):
     """AlexNet with the standard ImageNet state-dict keys; ``classifier[6]`` is a replaceable last layer.
 
@@ -68,7 +108,6 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((POOL_SIZE, POOL_SIZE))
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
             nn.Linear(c5 * POOL_SIZE * POOL_SIZE, fc),
@@ -81,20 +120,20 @@ class AlexNet(nn.Module):
         self.fc7_size = self.feature_size = fc7
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """The input of the top layers: flattened pool5 of a batch of normalised images (N, 3, H, W)."""
+        """The input of the top layers: the pool5 map (N, C, h, w) of a batch of normalised images
+        (N, 3, H, W). The top layers pool it to 6×6 (:func:`top_layers`)."""
         if x.shape[-1] < MIN_INPUT_SIZE or x.shape[-2] < MIN_INPUT_SIZE:
             raise ValueError(f"AlexNet needs inputs of at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE}, got {tuple(x.shape[-2:])}")
-        return torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.features(x)
 
     def top(self, h: torch.Tensor) -> torch.Tensor:
-        """The top layers (fc6, fc7 with their dropout and ReLU) on trunk outputs."""
-        for i in range(6):
-            h = self.classifier[i](h)
-        return h
+        """The top layers (pool to 6×6, fc6, fc7 with their dropout and ReLU) on trunk outputs."""
+        return top_layers(self.classifier, h)
 
-    def top_copy(self) -> nn.Sequential:
-        """An independent copy of the top layers (fc6 + fc7): ContClass's own layers (§4.4)."""
-        return copy.deepcopy(nn.Sequential(*[self.classifier[i] for i in range(6)]))
+    def top_copy(self) -> nn.Module:
+        """An independent copy of the top layers (fc6 + fc7): ContClass's own, §4.4 (the state-dict
+        keys of ``nn.Sequential(classifier[0:6])``)."""
+        return copy.deepcopy(TopLayers(*[self.classifier[i] for i in range(6)]))
 
     def fc7(self, x: torch.Tensor) -> torch.Tensor:
         """Activations after fc7 (``classifier[5]``) for a batch of normalised images (N, 3, H, W)."""
