@@ -250,7 +250,9 @@ def make_release(setting: str, seed: int, size: Size, work: Path, backbone: Path
     # a throwaway rater key, held in memory only, to link raters to their truth; derived from the
     # setting and seed so that a rerun draws the same rater ids, hence the same piaa episodes
     secret = hashlib.sha256(f"aadb recovery suite\t{setting}\t{seed}".encode()).digest()
-    curate(rel, cur, key=secret, progress=False)
+    # one process: the suite runs its units in parallel already, in spawned workers, where a pool
+    # would spawn fresh interpreters that import the suite and torch again (about 5 CPU seconds each)
+    curate(rel, cur, key=secret, progress=False, workers=1)
     data = sources.load(cur)
     truth = truth_dir_for(rel)
     timg = pd.read_parquet(truth / "images.parquet").set_index("image_id")
@@ -499,7 +501,14 @@ def run_unit(setting: str, kind: str, seed: int, size: Size, names: tuple[str, .
     return out
 
 
-#: Per-unit results in the work folder, one JSON line per finished (setting, kind, seed).
+def timed_unit(*args: Any) -> tuple[dict[str, tuple[float, float]], float]:
+    """:func:`run_unit`'s result and the seconds it took (in its worker, queueing excluded)."""
+    start = time.perf_counter()
+    return run_unit(*args), time.perf_counter() - start
+
+
+#: Per-unit results in the work folder, one JSON line per finished (setting, kind, seed), with the
+#: seconds the unit took.
 UNITS_FILE = "units.jsonl"
 
 
@@ -545,17 +554,18 @@ def run_suite(size: Size, seed0: int, only: set[str] | None, work: Path, log=pri
     backbones = {w: pretrain_backbone(seed0, size, work, threads=jobs, content_weight=w[0], attribute_weight=w[1])
                  for w in sorted({_pretraining(setting) for setting, _, _ in todo})}
     with unit_pool(jobs) as pool:
-        futures = {pool.submit(run_unit, setting, kind, seed, size, names, work,
+        futures = {pool.submit(timed_unit, setting, kind, seed, size, names, work,
                                backbones[_pretraining(setting)]): (setting, kind, seed)
                    for setting, kind, seed in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="recovery", unit="release", disable=None):
             setting, kind, seed = futures[fut]
-            result = fut.result()
+            result, seconds = fut.result()
             per.update({(row, kind, seed): pair for row, pair in result.items()})
             with open(work / UNITS_FILE, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"unit": [setting, kind, seed], "size": _size_key(size, names),
-                                     "result": result}) + "\n")
-            log(f"done: {setting} seed {seed}: " + ", ".join(f"{r} {a:.3f} vs {b:.3f}" for r, (a, b) in result.items()))
+                                     "result": result, "seconds": round(seconds, 1)}) + "\n")
+            log(f"done: {setting} seed {seed}: " + ", ".join(f"{r} {a:.3f} vs {b:.3f}" for r, (a, b) in result.items())
+                + f" ({seconds:.0f} s)")
     rows = []
     for row, kind in sorted({(r, k) for r, k, _ in per}):
         pairs = [per[(row, kind, seed)] for seed in sorted(s for r, k, s in per if (r, k) == (row, kind))]

@@ -343,3 +343,18 @@ def test_the_long_units_go_to_the_workers_first_each_group_in_seed_order():
     assert [u for u in order if u[0] == "planted_attributes"] == [("planted_attributes", "planted", 7),
                                                                   ("planted_attributes", "planted", 8)]
     assert order[-1] == ("null_taste", "null", 8)
+
+
+def test_a_release_is_curated_in_the_unit_s_own_process(tmp_path, monkeypatch):
+    """The suite runs its units in parallel worker processes, which are spawned; a process pool
+    inside one would spawn fresh interpreters that import the suite and torch again (about 5 CPU
+    seconds each, two per unit). So a unit's release is curated without a pool, the same tables."""
+    import aadb_toolkit.curate._images as images
+
+    def no_pool(*a, **k):
+        raise AssertionError("a unit's curation started a process pool")
+
+    monkeypatch.setattr(images, "default_workers", lambda: 4)
+    monkeypatch.setattr(images, "worker_pool", no_pool)
+    rel = R.make_release("null_reliability", 3, R.Size(images=200, seeds=3, steps=2), tmp_path)
+    assert len(rel.data.images) == 200 and rel.data.ratings["rater_id"].nunique() > 1
