@@ -19,7 +19,7 @@ t-interval over the per-seed paired differences (docs/models.md, "Recovery suite
 The personalizer rows are the two reference personalizers (ridge on fc7 residuals; last layer
 fine-tuned with the rank loss; each chooses its penalty on the train split) and an oracle given the rater's true taste.
 
-    python benchmarks/recovery.py --quick --json recovery.json          # about 30 min on 2 cores (docs/performance.md)
+    python benchmarks/recovery.py --quick --json recovery.json          # about 20 to 30 min on 2 cores (docs/performance.md)
     python benchmarks/recovery.py --seed 100 --json recovery.json       # the full suite
     python benchmarks/recovery.py --quick --only personalizer rank_loss  # a subset
 
