@@ -316,6 +316,7 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     from aadb_toolkit.models import pipeline
     from aadb_toolkit.models.archs import IMAGENET_MEAN, IMAGENET_STD
     from aadb_toolkit.models.archs.alexnet_arch import backbone
+    from aadb_toolkit.models.devices import cpu_threads, seed_torch
 
     path = work / (f"backbone_s{seed}_{size.pretrain_images}x{size.pretrain_steps}_c{content_weight:g}"
                    f"_a{attribute_weight:g}.pt")
@@ -326,14 +327,14 @@ def pretrain_backbone(seed: int, size: Size, work: Path, progress: bool | None =
     content = torch.tensor(codes, dtype=torch.long)
     n_images, n_att, n_content = len(pix), strengths.shape[1], int(content.max()) + 1
     sampler = pipeline.CropSampler(torch.from_numpy(pix), 64, IMAGENET_MEAN, IMAGENET_STD)
-    torch.manual_seed(PRETRAIN_SEED + seed)
-    net = backbone(width=size.width, dropout=0.0)
-    head = nn.Linear(net.feature_size, n_att + n_content)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=PRETRAIN_LR, fused=True)  # one kernel per tensor
     rng = np.random.default_rng([PRETRAIN_SEED, seed])
     disable = None if progress is None else not progress  # None: a bar on a terminal only
-    with torch.random.fork_rng(), tqdm(total=size.pretrain_steps, desc="pretrain backbone", disable=disable) as bar:
-        torch.set_num_threads(max(1, threads))
+    with torch.random.fork_rng(), cpu_threads(max(1, threads)), \
+            tqdm(total=size.pretrain_steps, desc="pretrain backbone", disable=disable) as bar:
+        seed_torch(PRETRAIN_SEED + seed, "cpu")
+        net = backbone(width=size.width, dropout=0.0)
+        head = nn.Linear(net.feature_size, n_att + n_content)
+        opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=PRETRAIN_LR, fused=True)  # one kernel per tensor
         for _ in range(size.pretrain_steps):
             idx = rng.integers(0, n_images, PRETRAIN_BATCH)
             out = head(net.fc7(sampler.crops(idx, *sampler.random_offsets(rng, PRETRAIN_BATCH, True))))

@@ -1,8 +1,11 @@
-"""Which device a run uses, whether its forward passes run under bf16 autocast, and how it seeds torch."""
+"""Which device a run uses, whether its forward passes run under bf16 autocast, how it seeds
+torch, and how many CPU threads it runs on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -47,3 +50,16 @@ def seed_torch(seed: int, device: str) -> None:
         torch.random.default_generator.manual_seed(int(seed))
     else:
         torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None, device: str = "cpu") -> Iterator[None]:
+    """torch's intra-op thread count at ``n`` inside the block on a CPU run (``None``: unchanged),
+    and the caller's again after it, however the block ends: the count is process-wide."""
+    prev = torch.get_num_threads()
+    if n is not None and torch.device(device).type == "cpu":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)

@@ -45,7 +45,7 @@ from . import frozen, pipeline
 from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content_branch
-from .devices import bf16_autocast, pick_device, seed_torch
+from .devices import bf16_autocast, cpu_threads, pick_device, seed_torch
 from .ensemble import write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, copy_top
 from .inference import score_images, trunk_and_features
@@ -149,17 +149,6 @@ def _fast_mode(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = prev
-
-
-@contextlib.contextmanager
-def _threads(n: int | None, device: str) -> Iterator[None]:
-    prev = torch.get_num_threads()
-    if n is not None and device == "cpu":
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 @dataclass
@@ -770,7 +759,7 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
             torch.cuda.set_device(torch.device(device))  # before anything touches CUDA: no context on GPU 0
         cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
         with _deterministic(cfg.train.deterministic and not cfg.train.fast, device.startswith("cuda")), \
-                _threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
+                cpu_threads(cfg.train.cpu_threads, device), _fast_mode(cfg.train.fast and device.startswith("cuda")), \
                 torch.random.fork_rng(devices=cuda_devices):
             run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
             state = _build_state(run, init_weights, init_sha256, resume)

@@ -331,6 +331,26 @@ def test_the_backbones_share_one_pretraining_release(tmp_path, monkeypatch):
         assert other.keys() == weights[0].keys() and any(not torch.equal(other[k], weights[0][k]) for k in other)
 
 
+def test_pretraining_a_backbone_leaves_the_caller_s_torch_state_alone(tmp_path):
+    """pretrain_backbone seeds and threads torch for its own work only: the caller's random
+    state and thread count are as before, and the same seed gives the same weights."""
+    import torch
+
+    size = R.Size(images=200, seeds=3, steps=2, pretrain_images=200, pretrain_steps=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(123)
+        before = torch.random.get_rng_state()
+        paths = [R.pretrain_backbone(5, size, tmp_path / name, progress=False, threads=1) for name in ("a", "b")]
+        assert torch.equal(torch.random.get_rng_state(), before)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_the_long_units_go_to_the_workers_first_each_group_in_seed_order():
     """The attribute and content rows' units (fine-tuned arms, 6,400-image releases) are taken
     first, so that the two workers end on short units together; nothing is dropped or repeated."""
