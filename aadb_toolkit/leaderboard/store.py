@@ -121,12 +121,16 @@ class _transaction:
 
 def _kind(con: sqlite3.Connection, db: Path) -> str:
     """``"ours"`` (marked), ``"new"`` (no schema object at all) or ``"unmarked"`` (a leaderboard of
-    this schema written before the marker existed); any other database raises, untouched."""
-    app_id = con.execute("PRAGMA application_id").fetchone()[0]
+    this schema written before the marker existed); any other database raises, untouched. The
+    marker and the schema are read in one statement, so one snapshot: a leaderboard that another
+    writer creates meanwhile is seen whole or not at all, never as a foreign database."""
+    app_id, n_objects, names = con.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id), (SELECT count(*) FROM sqlite_master), "
+        "(SELECT group_concat(name, char(31)) FROM sqlite_master WHERE type = 'table')").fetchone()
     if app_id == APPLICATION_ID:
         return "ours"
-    tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    n_objects = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    # a name holding the separator only garbles what the error shows: the schema check still reads each table
+    tables = sorted(names.split("\x1f")) if names else []
     if app_id == 0 and n_objects == 0:
         return "new"
     if app_id == 0 and set(tables) == set(TABLE_COLUMNS) and not _schema_problems(con):

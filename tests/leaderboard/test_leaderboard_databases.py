@@ -75,6 +75,35 @@ def test_new_and_empty_files_become_marked_leaderboards(tmp_path):
         con.close()
 
 
+class _CommitsMidCheck:
+    """A connection that lets another writer create the leaderboard just before its statement
+    number ``at``: the moment when concurrent first writers race."""
+
+    def __init__(self, con, db, at):
+        self.con, self.db, self.at, self.calls = con, db, at, 0
+
+    def execute(self, *args):
+        self.calls += 1
+        if self.calls == self.at:
+            leaderboard.record(self.db, _result(0.1), "the other writer")
+        return self.con.execute(*args)
+
+
+@pytest.mark.parametrize("at", [2, 3])
+def test_a_leaderboard_created_by_another_writer_mid_check_is_not_refused(tmp_path, at):
+    """Deciding what a file is reads one snapshot: another writer committing the schema between
+    two reads does not make a new leaderboard look like a foreign database."""
+    from aadb_toolkit.leaderboard import store
+
+    db = tmp_path / "lb.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert store._kind(_CommitsMidCheck(con, db, at), db) in ("new", "ours")
+    finally:
+        con.close()
+    assert leaderboard.record(db, _result(0.2), "this writer").inserted
+
+
 def test_a_leaderboard_written_before_the_marker_is_adopted(tmp_path):
     db = tmp_path / "old.db"
     leaderboard.record(db, _result(0.3), "m")
