@@ -61,8 +61,8 @@ def measure(setting: str, images: int, rounds: int, work: Path) -> dict:
             for name in (list(WORKERS) if r % 2 == 0 else list(reversed(WORKERS))):
                 out = work / f"curated_{WORKERS[name]}"
                 times[name].append(pool.submit(curate_seconds, str(release), str(out), WORKERS[name]).result())
-    base, ours = (statistics.median(t) for t in times.values())
-    return {"seconds": {name: statistics.median(t) for name, t in times.items()}, "ratio": base / ours,
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+    return {"seconds": seconds, "ratio": seconds[BASELINE] / seconds[OURS],
             "same_tables": same_tables(work / "curated_None", work / "curated_1")}
 
 
