@@ -25,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", required=True, type=Path, help="episodes CSV written by aadb piaa episodes")
     parser.add_argument("--out", required=True, type=Path, help="personalized predictions CSV to write "
                         "(rater_id,k,episode,image_id,score: the piaa submission)")
-    parser.add_argument("--generic-out", type=Path, help="also write the run's generic predictions of the episode "
-                        "images (image_id,score), for aadb score --generic")
+    parser.add_argument("--generic-out", type=Path, help="also write the run's generic predictions of the episodes' "
+                        "query images (image_id,score), for aadb score --generic")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                         help=f"reference personalizer (default {DEFAULT_METHOD}): ridge on the run's fc7 features, "
                         "or rank-finetune, the last layer fine-tuned with the rank loss on the support pairs "

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from .._paths import input_folders
     from . import work_completed
 
-    ep.check_params(args.k, args.repeats)
+    ep.check_params(args.k, args.repeats, args.seed)
     check_output_file(args.out, "piaa episodes CSV", starts_with_header(",".join(ep.COLUMNS)),
                       inputs=(args.data, *input_folders(args.data)))
     data = sources.load(args.data)

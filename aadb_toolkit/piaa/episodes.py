@@ -47,14 +47,24 @@ ROLES: tuple[str, str] = ("support", "query")
 KEY_COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id")
 
 
+def own_scores(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Each rater's one score per image: ``rater_id``, ``image_id``, ``score`` (float), sorted by
+    rater and image. Curation keeps a worker who met the same photo in two batches (HITs), one
+    rating per batch; such a rater counts the image once, with the mean of those scores. Two
+    ratings in one batch raise :class:`InputError` (:func:`~aadb_toolkit.data.check_ratings`)."""
+    cols = ("rater_id", "image_id", "score")
+    df = check_ratings(ratings, columns=(("batch_id", *cols) if "batch_id" in ratings.columns else cols),
+                       allow_empty=True)
+    return df.groupby(["rater_id", "image_id"], sort=True)["score"].mean().reset_index()[list(cols)]
+
+
 def non_train_ratings(data) -> pd.DataFrame:
-    """The ratings of validation and test images: ``rater_id``, ``image_id``, ``score`` (float),
-    sorted by rater and image. Raises :class:`InputError` on unknown images or repeated ratings."""
+    """The raters' scores of validation and test images (:func:`own_scores`: one per rater and
+    image, sorted by rater and image)."""
     images, ratings = data.images, data.ratings  # AADBData has checked that every rated image is known
     split = pd.Series(images["split"].to_numpy(), index=images["image_id"].astype(str))
     keep = ratings["image_id"].astype(str).map(split).isin(EPISODE_SPLITS).to_numpy()
-    df = check_ratings(ratings[keep], columns=("rater_id", "image_id", "score"), allow_empty=True)
-    return df.sort_values(["rater_id", "image_id"], kind="stable").reset_index(drop=True)
+    return own_scores(ratings[keep])
 
 
 def qualifying_raters(data, k: int) -> pd.Series:
@@ -67,9 +77,12 @@ def _rater_seed(rater_id: str) -> int:
     return int.from_bytes(hashlib.sha256(rater_id.encode("utf-8")).digest()[:8], "little")
 
 
-def check_params(ks: Sequence[int], repeats: int) -> tuple[int, ...]:
-    """The shot counts, sorted; refuses k that are not distinct positive integers and a number of
-    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings)."""
+def check_params(ks: Sequence[int], repeats: int, seed: int = DEFAULT_SEED) -> tuple[int, ...]:
+    """The shot counts, sorted; refuses k that are not distinct positive integers, a number of
+    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings) and a negative
+    seed (the generator takes none)."""
+    if not int(seed) >= 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed}", field="seed")
     ks = tuple(int(k) for k in ks)
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
         raise InputError(f"k must be distinct positive integers, got {list(ks)[:10]}", field="k")
@@ -85,7 +98,7 @@ def make_episodes(data, *, ks: Sequence[int] = DEFAULT_K, repeats: int = DEFAULT
     """The episodes table (:data:`COLUMNS`) of an :class:`~aadb_toolkit.sources.AADBData`: for
     each k, each qualifying rater and each of ``repeats`` episodes, the k support rows then the
     query rows, each in image-id order."""
-    return draw_episodes(non_train_ratings(data), ks=check_params(ks, repeats), repeats=repeats, seed=seed)
+    return draw_episodes(non_train_ratings(data), ks=check_params(ks, repeats, seed), repeats=repeats, seed=seed)
 
 
 def draw_episodes(ratings: pd.DataFrame, *, ks: Sequence[int], repeats: int, seed: int,
@@ -216,6 +229,27 @@ def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> 
     if dup.any():
         raise InputError("an image appears twice in one episode (support and query must be disjoint)", file=file,
                          row=int(np.argmax(dup)) + 2, field="image_id")
+    _check_episode_sizes(episodes, file)
+
+
+def _check_episode_sizes(episodes: pd.DataFrame, file: str | None) -> None:
+    """Raise unless k ≥ 1 and every episode has exactly k support rows and at least one query
+    (an episode with more would be fitted on some of them only, one without a query scores nothing)."""
+    k = episodes["k"].to_numpy()
+    if (k < 1).any():
+        row = int(np.argmax(k < 1))
+        raise InputError(f"k must be a positive integer, got {k[row]}", file=file, row=row + 2, field="k")
+    support = (episodes["role"] == ROLES[0]).to_numpy()
+    key = pd.factorize(episodes["k"].astype(str) + "\t" + episodes["rater_id"].astype(str) + "\t"
+                       + episodes["episode"].astype(str))[0]
+    n_support = np.bincount(key, weights=support, minlength=key.max(initial=-1) + 1)[key]
+    n_query = np.bincount(key, weights=~support, minlength=key.max(initial=-1) + 1)[key]
+    for bad, what in ((n_support != k, lambda i: f"{int(n_support[i])} support rows, expected k = {k[i]}"),
+                      (n_query < 1, lambda i: "no query row")):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(f"episode {episodes['episode'].iloc[i]} of rater {quote(episodes['rater_id'].iloc[i])} "
+                             f"at k = {k[i]} has {what(i)}", file=file, row=i + 2, field="role")
 
 
 

@@ -204,17 +204,17 @@ def personalize_scores(data, episodes: pd.DataFrame, generic: np.ndarray, featur
     targets = train.set_index(train["image_id"].astype(str))["score"]
     scale = generic_scale(generic[image_index.get_indexer(targets.index)], targets.to_numpy())
     ratings = data.ratings[data.ratings["image_id"].astype(str).isin(targets.index)]
-    return fit(features, generic, episodes, image_index, scale=scale, alpha=alpha,
-               train_ratings=ratings[["rater_id", "image_id", "score"]])
+    return fit(features, generic, episodes, image_index, scale=scale, alpha=alpha, train_ratings=ep.own_scores(ratings))
 
 
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
                 progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
-    the run's generic predictions (``image_id,score`` for every episode image), by the reference
-    personalizer ``method`` (:data:`METHODS`; ``alpha`` is the ridge's), from the run's scores
-    and features of the episode and train images (:func:`personalize_scores`)."""
+    the run's generic predictions (``image_id,score`` for every query image: what ``aadb score
+    --generic`` reads), by the reference personalizer ``method`` (:data:`METHODS`; ``alpha`` is
+    the ridge's), from the run's scores and features of the episode and train images
+    (:func:`personalize_scores`)."""
     from ..models.predict import predict_features
 
     lookup(PERSONALIZERS, method, what="personalizer", field="method")  # a bad name before any image is read
@@ -223,8 +223,8 @@ def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float |
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
     scores = personalize_scores(data, episodes, generic, features, pd.Index(ids), method=method, alpha=alpha)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
-    n = episodes["image_id"].nunique()  # the episode images come first
-    return q, pd.DataFrame({"image_id": ids[:n], "score": generic[:n]})
+    query_ids = sorted(q["image_id"].astype(str).unique())
+    return q, pd.DataFrame({"image_id": query_ids, "score": generic[pd.Index(ids).get_indexer(query_ids)]})
 
 
 def loop_lstsq_baseline(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,

@@ -124,3 +124,62 @@ def test_repeats_have_an_upper_bound(capsys):
                  str(ep.MAX_REPEATS + 1)]) == 1
     err = capsys.readouterr().err
     assert "repeats must be an integer from 1 to" in err
+
+
+def _rated_twice():
+    """Rater Ra rates every image once, and image Ra_img0030 (a non-train image) a second time in
+    another batch, as curation keeps a worker who met the same photo in two HITs."""
+    from piaa_data import make_data
+
+    base = workload_data({"Ra": (0, 30)})
+    extra = base.ratings[base.ratings["image_id"] == "Ra_img0003"].assign(batch_id="B_second", score=5.0)
+    ratings = pd.concat([base.ratings, extra], ignore_index=True)
+    first = float(base.ratings.loc[base.ratings["image_id"] == "Ra_img0003", "score"].iloc[0])
+    data = make_data(list(ratings[["rater_id", "image_id", "score"]].itertuples(index=False, name=None)),
+                     dict(zip(base.images["image_id"], base.images["split"])))
+    data.ratings["batch_id"] = ratings["batch_id"].to_numpy()
+    return data, (first + 5.0) / 2
+
+
+def test_a_rater_who_rated_an_image_in_two_batches_counts_it_once_with_the_mean_score():
+    """Review 2026-12-04: a worker who rated one photo in two HITs (legal curated data) made
+    `aadb piaa episodes` and `aadb publish` fail with "rated image … more than once"."""
+    data, mean = _rated_twice()
+    own = ep.non_train_ratings(data)
+    assert len(own) == 30 and own["image_id"].is_unique
+    assert own.set_index("image_id").loc["Ra_img0003", "score"] == mean
+    table = ep.make_episodes(data, ks=(10,), repeats=3)
+    assert not table.duplicated(["rater_id", "k", "episode", "image_id"]).any()
+    ep.check_episodes(table, data)  # the support scores are the rater's one (mean) score
+
+
+def test_a_rating_repeated_within_one_batch_is_still_refused():
+    data, _ = _rated_twice()
+    data.ratings["batch_id"] = "B_one"
+    with pytest.raises(InputError, match="twice in batch"):
+        ep.non_train_ratings(data)
+
+
+def test_an_episode_must_have_exactly_k_support_rows_and_a_query(data):
+    """Review 2026-12-04: an episode labelled k = 5 with 10 support rows was accepted (and the
+    personalizers then kept the last 5); k = 0 crashed with ZeroDivisionError."""
+    table = ep.make_episodes(data, ks=(10,), repeats=1)
+    first = table[(table["rater_id"] == "Rb")].index
+    wrong_k = table.copy()
+    wrong_k.loc[wrong_k["rater_id"] == "Rb", "k"] = 5
+    with pytest.raises(InputError, match="10 support rows, expected k = 5"):
+        ep.check_episodes(wrong_k, data)
+    zero = table.copy()
+    zero.loc[zero["rater_id"] == "Rb", "k"] = 0
+    with pytest.raises(InputError, match="k must be a positive integer"):
+        ep.check_episodes(zero, data)
+    no_query = table.drop(index=table[(table["rater_id"] == "Rb") & (table["role"] == "query")].index)
+    with pytest.raises(InputError, match="no query"):
+        ep.check_episodes(no_query, data)
+    assert len(first) > 0
+
+
+def test_a_negative_seed_is_refused_with_a_clear_error(data, capsys):
+    """Review 2026-12-04: --seed -1 ended in an internal error (numpy's ValueError)."""
+    with pytest.raises(InputError, match="seed must be"):
+        ep.make_episodes(data, seed=-1)

@@ -176,3 +176,30 @@ def test_cli_alpha_is_auto_or_a_positive_number():
     for bad in ("0", "-1", "lots"):
         with pytest.raises(argparse.ArgumentTypeError):
             _alpha(bad)
+
+
+def test_the_generic_predictions_it_returns_are_the_ones_aadb_score_reads(monkeypatch):
+    """Review 2026-12-04: `aadb personalize --generic-out` wrote a score for every episode image,
+    support-only images included, and `aadb score --generic` refused the file ("unknown
+    image_id … not in the episodes' query images"). It now holds the query images, and scores."""
+    import importlib
+
+    from aadb_toolkit.piaa.personalize import personalize
+    from aadb_toolkit.protocols import evaluate
+
+    data, index, feats, generic = planted_taste()
+    table = ep.make_episodes(data, ks=(60,), repeats=1)
+    support_only = set(table["image_id"]) - set(ep.queries(table)["image_id"])
+    assert support_only  # both raters drew some image as support: the case that failed
+
+    def fake_features(run, data, ids, **kwargs):
+        rows = index.get_indexer(ids)
+        return generic[rows], feats[rows]
+
+    monkeypatch.setattr(importlib.import_module("aadb_toolkit.models.predict"), "predict_features", fake_features)
+    preds, gen = personalize("no-run", data, table, alpha=1.0)
+    assert set(gen["image_id"]) == set(ep.queries(table)["image_id"])
+    assert np.allclose(gen.set_index("image_id")["score"].loc[list(index[:5].intersection(gen["image_id"]))],
+                       generic[index.get_indexer(index[:5].intersection(gen["image_id"]))])
+    result = evaluate("piaa", data, preds, generic=gen, episodes=table, n_boot=10, seed=0)
+    assert math.isfinite(result.metrics["generic_rho_k60"].value) and math.isfinite(result.metrics["rho_k60"].value)
