@@ -262,7 +262,8 @@ def published_table(data) -> tuple[pd.DataFrame, str]:
 
 def published_note(episodes: pd.DataFrame) -> str:
     """What the dataset card says about the published ``piaa`` config of these episodes."""
-    counts = ", ".join(f"{r.n_raters} raters at k = {r.k}" for r in summarize(episodes).itertuples())
+    raters = dict(zip(summarize(episodes)["k"], summarize(episodes)["n_raters"]))
+    counts = ", ".join(f"{raters.get(k, 0)} raters at k = {k}" for k in DEFAULT_K)
     return (f"the personalized k-shot episodes of the piaa protocol ({DEFAULT_REPEATS} per rater, seed "
-            f"{DEFAULT_SEED}, k = {', '.join(map(str, DEFAULT_K))}; {counts or 'no rater qualifies'}), episodes "
+            f"{DEFAULT_SEED}, k = {', '.join(map(str, DEFAULT_K))}; {counts}), episodes "
             f"fingerprint {fingerprint(episodes)}; the score column holds the rater's own score on support rows only")

@@ -183,3 +183,10 @@ def test_a_negative_seed_is_refused_with_a_clear_error(data, capsys):
     """Review 2026-12-04: --seed -1 ended in an internal error (numpy's ValueError)."""
     with pytest.raises(InputError, match="seed must be"):
         ep.make_episodes(data, seed=-1)
+
+
+def test_the_card_note_states_the_count_at_every_k_even_where_none_qualifies(data):
+    """Review 2026-12-04: where no rater qualified at k = 100 the note left k = 100 out."""
+    few = workload_data({"Ra": (0, 30), "Rb": (0, 25)})
+    _, note = ep.published_table(few)
+    assert "2 raters at k = 10, 0 raters at k = 100" in note
