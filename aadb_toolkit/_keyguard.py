@@ -37,6 +37,11 @@ KEY_REFUSAL = ("is the rater key file, a link to it or a copy of it (or looks li
                "never read as data and none of it is quoted — give the intended file")
 
 
+#: Said instead of a one-line file's content: a key is one line, and no valid input of the toolkit
+#: is, so where no fingerprint or key file identified it, its content is still never quoted.
+ONE_LINE_NOT_QUOTED = "its content is not quoted: a file of one line may be a rater key"
+
+
 def key_fingerprint(secret: bytes) -> str:
     """12 hex digits of scrypt(key, :data:`FINGERPRINT_SALT`, N=2^15, r=8, p=1): the same key always
     gives the same value, and each guess of a key costs an attacker a 32 MiB, ~0.1 s computation."""

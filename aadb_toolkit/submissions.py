@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._keyguard import refuse_key_file
+from ._keyguard import ONE_LINE_NOT_QUOTED, refuse_key_file
 from .data import sha256_fingerprint
 from .errors import InputError, quote
 
@@ -332,6 +332,9 @@ def _submission_rows(text: str, path: str, target: _Target, problems: list[Probl
         rows, line_numbers = _csv_records(text, str(path))
         file_header = rows[0] if rows else []
     if tuple(file_header) != header:
+        if not text.strip("\r\n").count("\n") and not text.strip("\r\n").count("\r"):
+            raise SubmissionError(str(path), [Problem(f"the file has one line, not the header "
+                                                      f"{','.join(header)!r} ({ONE_LINE_NOT_QUOTED})", row=1)])
         problems.append(_header_problem(path, file_header, target))
         if _is_number_row(file_header, n_fields) and sorted(file_header) != sorted(header):
             # header missing: the first line is data; check it as such

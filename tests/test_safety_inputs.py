@@ -176,7 +176,7 @@ def test_a_huge_episodes_header_is_quoted_in_at_most_32_characters(tiny_curated,
 
 def test_a_submission_header_is_quoted_in_at_most_32_characters(tiny_curated, tmp_path, capsys):
     bad = tmp_path / "sub.csv"
-    bad.write_text("h" * 200 + "\n")
+    bad.write_text("h" * 200 + "\nimg.jpg,0.5\n")  # two lines: a one-line file is not quoted at all
     assert main(["score", "--submission", str(bad), "--protocol", "aadb", "--data", str(tiny_curated),
                  "--out", str(tmp_path / "r.json")]) == 1
     err = capsys.readouterr().err
@@ -210,3 +210,27 @@ def test_a_key_the_commands_do_not_know_is_recognised_by_the_curated_fingerprint
                  "--out", str(tmp_path / "r.json")]) == 1
     err = capsys.readouterr().err
     assert "rater key" in err and not _key_8grams(CUSTOM_SECRET, err)
+
+
+@pytest.mark.parametrize("command", ["score_aadb", "score_piaa_episodes", "personalize_episodes"])
+def test_a_one_line_input_is_never_quoted_even_where_no_key_fingerprint_is_recorded(tiny_curated, tmp_path, capsys,
+                                                                                      command):
+    """Review 2026-12-04: with a published folder as --data (which records no key fingerprint) a
+    custom key kept elsewhere, given as --episodes or --submission, was quoted in the header error
+    ("header is 'correct-horse-battery-staple-se…'"). A key is one line, and no valid input of the
+    toolkit is: a one-line file's content is never quoted."""
+    data = tmp_path / "pub"
+    assert main(["publish", "--data", str(tiny_curated), "--out", str(data), "--no-progress"]) == 0
+    hidden = tmp_path / "somewhere" / "my.key"
+    hidden.parent.mkdir()
+    hidden.write_text(CUSTOM_SECRET + "\n")
+    capsys.readouterr()
+    args = {"score_aadb": ["score", "--submission", str(hidden), "--protocol", "aadb"],
+            "score_piaa_episodes": ["score", "--submission", str(hidden), "--protocol", "piaa", "--episodes",
+                                    str(hidden)],
+            "personalize_episodes": ["personalize", "--run", str(tmp_path / "no-run"), "--episodes", str(hidden)],
+            }[command]
+    out = tmp_path / ("p.csv" if command.startswith("personalize") else "r.json")
+    assert main([*args, "--data", str(data), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "one line" in err and not _key_8grams(CUSTOM_SECRET, err) and "Traceback" not in err

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import schema
 from .._atomic import write_text
 from ..data import check_ratings, sha256_fingerprint
-from .._keyguard import refuse_key_file
+from .._keyguard import ONE_LINE_NOT_QUOTED, refuse_key_file
 from ..errors import InputError, quote
 
 #: Shot counts of the protocol (support images per episode).
@@ -191,8 +191,9 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read the episodes file: {exc}", file=str(path)) from exc
     if tuple(df.columns) != COLUMNS:
-        raise InputError(f"header is {quote(','.join(map(str, df.columns)))}, expected {','.join(COLUMNS)!r}",
-                         file=str(path), row=1)
+        shown = (f"the file has one line, not the header ({ONE_LINE_NOT_QUOTED})" if df.empty else
+                 f"header is {quote(','.join(map(str, df.columns)))}")
+        raise InputError(f"{shown}, expected {','.join(COLUMNS)!r}", file=str(path), row=1)
     for col in ("k", "episode"):
         values = pd.to_numeric(df[col], errors="coerce")
         if values.isna().any() or (values % 1 != 0).any():

@@ -96,7 +96,7 @@ def test_malformed_episode_files_name_row_and_field(tmp_path, data):
     path = tmp_path / "e.csv"
     ep.write_episodes(table, path)
     lines = path.read_text().splitlines()
-    (tmp_path / "cols.csv").write_text("rater,k\n")
+    (tmp_path / "cols.csv").write_text("rater,k\nRa,10\n")
     with pytest.raises(InputError, match="cols.csv, row 1: header is"):
         ep.read_episodes(tmp_path / "cols.csv")
     bad = list(lines)
