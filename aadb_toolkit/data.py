@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .errors import InputError, SourceError, excerpt
+from .errors import InputError, SourceError, excerpt, quote
 
 #: The columns every ratings table the analyses read must have.
 RATING_KEYS: tuple[str, ...] = ("batch_id", "rater_id", "image_id", "score")
@@ -173,11 +173,11 @@ def validate_tables(images: pd.DataFrame, ratings: pd.DataFrame, *, origin: str 
     dup = ids.duplicated()
     if dup.any():
         row = _first_row(dup)
-        raise InputError(f"image_id {ids.iloc[row]!r} appears more than once", file=origin, row=row, field="image_id")
+        raise InputError(f"image_id {quote(ids.iloc[row])} appears more than once", file=origin, row=row, field="image_id")
     bad_split = ~images["split"].isin(schema.SPLITS)
     if bad_split.any():
         row = _first_row(bad_split)
-        raise InputError(f"split {images['split'].iloc[row]!r} is not one of {schema.SPLITS}",
+        raise InputError(f"split {quote(images['split'].iloc[row])} is not one of {schema.SPLITS}",
                          file=origin, row=row, field="split")
     if len(ratings) == 0:
         return
@@ -190,7 +190,7 @@ def validate_tables(images: pd.DataFrame, ratings: pd.DataFrame, *, origin: str 
     if orphan.any():
         row = _first_row(orphan)
         raise InputError(f"{int(orphan.sum())} rating(s) refer to images not in the images table, "
-                         f"first {ratings['image_id'].iloc[row]!r}", file=origin, row=row, field="image_id")
+                         f"first {quote(ratings['image_id'].iloc[row])}", file=origin, row=row, field="image_id")
 
 
 def factorize_ids(column: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +237,7 @@ def check_ratings(ratings: pd.DataFrame, *, columns: tuple[str, ...] = ("image_i
     if bad.any():
         row = ratings.index[int(np.argmax(bad))]
         what = "infinite" if np.isinf(score[int(np.argmax(bad))]) else "missing or not a number"
-        raise InputError(f"score is {what} ({int(bad.sum())} row(s)): {raw.loc[row]!r}", file=file, row=row,
+        raise InputError(f"score is {what} ({int(bad.sum())} row(s)): {quote(raw.loc[row])}", file=file, row=row,
                          field="score")
     _refuse_repeated_ratings(ratings, [c for c in ("batch_id", "rater_id", "image_id") if c in ids],
                              np.flatnonzero(~np.isnan(score)), file)
@@ -258,8 +258,8 @@ def _refuse_repeated_ratings(ratings: pd.DataFrame, key: list[str], usable: np.n
         k = int(np.argmax(dup))
         first, second = ratings.index[usable[order[[k, k + 1]]]]
         rater, image = ratings["rater_id"].loc[second], ratings["image_id"].loc[second]
-        where = f" twice in batch {ratings['batch_id'].loc[second]!r}" if "batch_id" in key else " more than once"
-        raise InputError(f"rater {str(rater)!r} rated image {str(image)!r}{where} (rows {first} and {second}); "
+        where = f" twice in batch {quote(ratings['batch_id'].loc[second])}" if "batch_id" in key else " more than once"
+        raise InputError(f"rater {quote(rater)} rated image {quote(image)}{where} (rows {first} and {second}); "
                          "deduplicate before the analysis", file=file, row=second, field="image_id")
 
 

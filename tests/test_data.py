@@ -115,3 +115,30 @@ def test_one_spearman_agrees_with_scipy_on_ties_and_beyond_the_exact_range(monke
     assert _ranks.spearman(x, y)[0] == pytest.approx(ref, abs=1e-12)
     assert _ranks.spearman(np.ones(20), y[:20]) == (pytest.approx(np.nan, nan_ok=True), "constant_x")
     assert _ranks.spearman(x[:2], y[:2]) == (pytest.approx(np.nan, nan_ok=True), "too_few")
+
+
+def test_every_table_error_quotes_file_content_in_at_most_32_characters():
+    """Review 2026-12-04: the data tables' errors copied values out whole with !r (a 121-character
+    split value, image ids, scores), against the one quoting rule (errors.quote, 32 characters)."""
+    long = "x" * 90 + "\x1b[31m"
+    images, ratings = _tables()
+    cases = []
+    dup = images.copy()
+    dup["image_id"] = [long, long, "c"]
+    cases.append((dup, ratings.assign(image_id=[long, long, long, "c"])))
+    bad = images.copy()
+    bad.loc[1, "split"] = long
+    cases.append((bad, ratings))
+    cases.append((images, ratings.assign(image_id=["a", "a", "b", long])))
+    for imgs, rts in cases:
+        with pytest.raises(InputError) as err:
+            _data(imgs, rts)
+        assert "x" * 33 not in str(err.value) and "\x1b" not in str(err.value), str(err.value)
+    with pytest.raises(InputError, match="score is") as err:
+        check_ratings(ratings.assign(score=[2.0, 3.0, 3.0, long]))
+    assert "x" * 33 not in str(err.value) and "\x1b" not in str(err.value), str(err.value)
+    twice = ratings.assign(image_id=["a", "a", long, long], rater_id=["r1", "r2", long, long], batch_id=long)
+    for columns in (("rater_id", "image_id", "score"), ("batch_id", "rater_id", "image_id", "score")):
+        with pytest.raises(InputError, match="rated image") as err:
+            check_ratings(twice, columns=columns)
+        assert "x" * 33 not in str(err.value) and "\x1b" not in str(err.value), str(err.value)

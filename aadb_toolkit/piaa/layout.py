@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..errors import InputError
+from ..errors import InputError, quote
 from . import episodes as ep
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def feature_rows(image_index: pd.Index, image_ids: pd.Series, what: str) -> np.n
     an image without features is an error naming it (``what``: episode or train)."""
     rows = image_index.get_indexer(image_ids.astype(str))
     if (rows < 0).any():
-        raise InputError(f"no features for {what} image {image_ids.iloc[int(np.argmax(rows < 0))]!r}",
+        raise InputError(f"no features for {what} image {quote(image_ids.iloc[int(np.argmax(rows < 0))])}",
                          field="image_id")
     return rows
 
