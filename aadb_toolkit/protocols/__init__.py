@@ -182,7 +182,7 @@ def all_inputs() -> tuple[Input, ...]:
     return tuple({i.name: i for p in PROTOCOLS.values() for i in p.inputs}.values())
 
 
-def _check_inputs(p: Protocol, inputs: dict[str, Any], n_boot: int) -> None:
+def _check_inputs(p: Protocol, inputs: dict[str, Any], n_boot: int, seed: int = 0) -> None:
     """Refuse inputs the protocol does not declare and missing required ones, before anything is read."""
     for name, value in inputs.items():
         if value is not None and p.input(name) is None:
@@ -196,6 +196,8 @@ def _check_inputs(p: Protocol, inputs: dict[str, Any], n_boot: int) -> None:
             raise InputError(f"the {p.name} protocol needs {i.noun} ({i.flag} {i.metavar})")
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if seed < 0:
+        raise InputError(f"seed must be >= 0 (the bootstrap's generator takes no negative seed), got {seed}")
 
 
 def evaluate(protocol: str, data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int = 0,
@@ -205,7 +207,7 @@ def evaluate(protocol: str, data: AADBData, predictions: Any, *, n_boot: int = 1
     rules and messages as files; see each protocol's ``evaluate``). ``model`` (e.g.
     :func:`aadb_toolkit.models.predict.model_identity`) is recorded in the result."""
     p = get_protocol(protocol)
-    _check_inputs(p, inputs, n_boot)
+    _check_inputs(p, inputs, n_boot, seed)
     started = time.monotonic()
     given = {k: v for k, v in inputs.items() if v is not None}
     result = p.implementation().evaluate(data, predictions, n_boot=n_boot, seed=seed, progress=progress, **given)
@@ -226,7 +228,7 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
     from .results import read_model_sidecar
 
     p = get_protocol(protocol)
-    _check_inputs(p, inputs, n_boot)
+    _check_inputs(p, inputs, n_boot, seed)
     started = time.monotonic()
     loaded = sources.load(data, images=False)
     given: dict[str, Any] = {}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import paper
 from ..data import AADBData
-from ..errors import SourceError
+from ..errors import InputError, SourceError
 from ..submissions import accept, read_submission
 from . import PROTOCOLS, ReportedRow, layout_hints
 from ._ranking import pearson, spearman_ci
@@ -71,7 +71,12 @@ def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int 
 
 
 def ground_truth(data: AADBData) -> pd.Series:
-    """Ground truth of AADB test: the mean rating (1–5) per image, indexed by image_id."""
+    """Ground truth of AADB test: the mean rating (1–5) per image, indexed by image_id. An AVA
+    folder is refused (the aadb, human and cross-dataset protocols read AADB here; AVA's mean votes
+    are on 1–10 and its results would be labelled AADB)."""
+    if data.provenance.kind == "ava":
+        raise InputError(f"{data.origin} is an AVA folder; this protocol scores AADB there (score AVA with "
+                         "--protocol ava, or give it to cross-dataset as --ava)", field="--data")
     test = data.split("test")
     if test.empty:
         raise SourceError(f"{data.origin}: the test split is empty")

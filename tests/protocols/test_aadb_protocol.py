@@ -95,3 +95,15 @@ def test_cli_compares_with_a_recorded_result(tmp_path, tiny_curated, test_split,
     via_csv = json.loads((tmp_path / "a2.json").read_text())["details"]["comparison"]
     assert via_db == via_csv and via_db["other_submission_sha256"] == sha256_file(b)
     capsys.readouterr()
+
+
+def test_a_negative_seed_is_a_clear_error_not_an_internal_one(tmp_path, tiny_curated, test_split, capsys):
+    """Review 2026-12-04: `aadb score --seed -1` ended in an internal error (numpy's ValueError),
+    and with --n-boot 0 the seed was accepted silently."""
+    sub = _sub(tmp_path, test_split["image_id"], test_split["score_mean"].to_numpy())
+    for n_boot in ("100", "0"):
+        assert main(["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated),
+                     "--out", str(tmp_path / "r.json"), "--n-boot", n_boot, "--seed", "-1"]) == 1
+        err = capsys.readouterr().err
+        assert "seed must be" in err and "internal error" not in err
+    assert not (tmp_path / "r.json").exists()

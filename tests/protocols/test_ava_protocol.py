@@ -98,3 +98,21 @@ def test_single_class_validation_is_refused():
     with pytest.raises(InputError, match="only one class"):
         evaluate(_ava_data(_series([6.0, 7.0], "t"), _series([6.0, 7.0], "v")), _series([1.0, 2.0], "t"),
                  validation=_series([1.0, 2.0], "v"), n_boot=0)
+
+
+@pytest.mark.parametrize("protocol", ["aadb", "human"])
+def test_an_ava_folder_given_as_aadb_data_is_refused(protocol):
+    """Review 2026-12-04: the aadb, human and cross-dataset protocols scored an AVA folder given as
+    --data as if it were AADB (and labelled the result AADB); the ava protocol refuses the reverse."""
+    data = _ava_data(_series(np.arange(20.0), "t"), _series(np.arange(10.0), "v"))
+    predictions = pd.Series(np.arange(20.0), index=[f"t{k}" for k in range(20)])
+    with pytest.raises(InputError, match="is an AVA folder"):
+        protocols.evaluate(protocol, data, predictions, n_boot=0)
+
+
+def test_an_ava_folder_given_as_the_aadb_side_of_cross_dataset_is_refused():
+    data = _ava_data(_series(np.arange(20.0), "t"), _series(np.arange(10.0), "v"))
+    predictions = pd.Series(np.arange(20.0), index=[f"t{k}" for k in range(20)])
+    with pytest.raises(InputError, match="is an AVA folder"):
+        protocols.evaluate("cross-dataset", data, {c: predictions for c in ("aadb->aadb", "aadb->ava", "ava->aadb",
+                                                                          "ava->ava")}, ava_data=data, n_boot=0)
