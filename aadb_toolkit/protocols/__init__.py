@@ -212,7 +212,7 @@ def evaluate(protocol: str, data: AADBData, predictions: Any, *, n_boot: int = 1
     given = {k: v for k, v in inputs.items() if v is not None}
     result = p.implementation().evaluate(data, predictions, n_boot=n_boot, seed=seed, progress=progress, **given)
     if model is not None:  # as `aadb predict`'s sidecar ties the identity to the predictions it wrote
-        model = {**model, "predictions_sha256": result.submission_sha256}
+        model = {**model, "predictions_sha256": predictions_sha256(result)}
     return _stamped(result, model, time.monotonic() - started)
 
 
@@ -239,8 +239,14 @@ def score_submission(protocol: str, submission: str | os.PathLike[str], data: st
     module = p.implementation()
     arguments = module.read_files(loaded, Path(submission), max_bytes=max_bytes, **given)
     result = module.evaluate(loaded, n_boot=n_boot, seed=seed, progress=progress, **arguments)
-    model = result.model or read_model_sidecar(submission, result.submission_sha256)
+    model = result.model or read_model_sidecar(submission, predictions_sha256(result))
     return _stamped(result, model, time.monotonic() - started)
+
+
+def predictions_sha256(result: Result) -> str:
+    """The hash of the one predictions file a model sidecar belongs to: the submission's, or, where
+    the result covers several files (ava: test and validation), the test predictions' own."""
+    return str(result.details.get("test_submission_sha256") or result.submission_sha256)
 
 
 def evaluate_model(protocol: str, model: Any, data: AADBData, *, n_boot: int = 1000, seed: int = 0,

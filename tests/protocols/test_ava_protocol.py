@@ -116,3 +116,19 @@ def test_an_ava_folder_given_as_the_aadb_side_of_cross_dataset_is_refused():
     with pytest.raises(InputError, match="is an AVA folder"):
         protocols.evaluate("cross-dataset", data, {c: predictions for c in ("aadb->aadb", "aadb->ava", "ava->aadb",
                                                                           "ava->ava")}, ava_data=data, n_boot=0)
+
+
+def test_the_model_sidecar_of_ava_test_predictions_is_recorded_as_for_aadb(tmp_path, ava_root):
+    """Review 2026-12-04: the ava protocol's submission hash covers the test and validation files
+    together, so the sidecar written beside the test CSV never matched and the model was dropped
+    (and `aadb evaluate` recorded it where `aadb score` did not)."""
+    ava = load_source(ava_root, images=False)
+    test, val = ava_ground_truth(ava, "test"), ava_ground_truth(ava, "validation")
+    model = {"name": "reg", "config_sha256": "a" * 64, "weights_sha256": "b" * 64, "run_id": "b" * 16,
+             "weights": "best", "split": "test", "paper_table": None, "paper_row": None}
+    sub = write_predictions(test, tmp_path / "test.csv", model=model)
+    vsub = write_predictions(val, tmp_path / "val.csv")
+    r = score_submission("ava", sub, ava_root, validation=vsub, n_boot=0)
+    assert r.model is not None and r.model["name"] == "reg"
+    mem = protocols.evaluate("ava", ava, test, validation=val, n_boot=0, model=model)
+    assert mem.model["predictions_sha256"] == r.model["predictions_sha256"]
