@@ -54,8 +54,9 @@ def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int 
     predictions, submission_sha256 = sub.scores, sub.sha256
     table = human.worker_table(data.ratings, data.images, scope="test", count_scope="all",
                                predictions=predictions)
-    both = table[np.isfinite(table["rho"].to_numpy(dtype=float)) & np.isfinite(table["model_rho"].to_numpy(dtype=float))]
-    beaten = both["model_rho"].to_numpy(dtype=float) > both["rho"].to_numpy(dtype=float)
+    both = table[np.isfinite(table["rho"].to_numpy(dtype=float))]
+    # a worker whose images all got one prediction: the model ranks nothing there, ρ 0 (as in piaa)
+    beaten = np.nan_to_num(both["model_rho"].to_numpy(dtype=float), nan=0.0) > both["rho"].to_numpy(dtype=float)
     model_rho, rho_lo, rho_hi, _ = spearman_ci(truth.to_numpy(dtype=float),
                                                predictions.reindex(truth.index).to_numpy(dtype=float),
                                                n_boot=n_boot, seed=seed, level=CI_LEVEL)

@@ -66,3 +66,24 @@ def test_workload_groups_count_ratings_over_the_whole_data_set(tmp_path, tiny_cu
     assert r.metrics["spearman"].value == pytest.approx(1.0)
     back = read_result(write_result(tmp_path / "human.json", r))  # NaN group means become null
     assert back.details["groups"][-1]["mean_rho"] is None and back.main_value == r.main_value
+
+
+def test_a_worker_the_model_ranks_nothing_for_still_counts_in_share_beaten(data):
+    """Review 2026-12-04: workers whose images all got one prediction (model ρ undefined) were
+    dropped from share_beaten's denominator, which raised the main metric. They count, with the
+    model's ρ taken as 0 (as the piaa protocol scores constant predictions)."""
+    from aadb_toolkit.protocols import evaluate
+
+    test = data.split("test")
+    truth = test.set_index("image_id")["score_mean"]
+    batch = data.ratings.drop_duplicates("image_id").set_index("image_id")["batch_id"].reindex(truth.index)
+    first = sorted(batch.unique())[0]
+    order = {b: i for i, b in enumerate(sorted(batch.unique()))}
+    preds = pd.Series(np.where(batch == first, truth, batch.map(order).astype(float)), index=truth.index)
+    res = evaluate("human", data, preds, n_boot=0)
+    w = pd.DataFrame(res.details["workers"])
+    defined = w[np.isfinite(w["rho"].astype(float))]
+    assert defined["model_rho"].isna().any()  # the case that was dropped
+    expected = float((defined["model_rho"].astype(float).fillna(0.0) > defined["rho"].astype(float)).mean())
+    assert res.metrics["n_workers_compared"].value == len(defined)
+    assert res.metrics["share_beaten"].value == pytest.approx(expected)
