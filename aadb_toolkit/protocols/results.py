@@ -330,15 +330,18 @@ def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: st
 
 def contamination(model: dict[str, Any] | None, dataset: str, split: str) -> list[str]:
     """The entries of a model identity that overlap the scored data: a ``trained_on`` entry naming
-    the scored data set with no split, ``all`` or the scored split (e.g. a predictor trained on all
-    of AVA, scored on AVA's test set), or backbone pretraining data that names it."""
+    the scored data set with no split, ``all`` or a scored split (e.g. a predictor trained on all
+    of AVA, scored on AVA's test set; or on AADB's validation split, scored by piaa on
+    ``validation+test``), or backbone pretraining data that names it. A synthetic data set counts
+    as the one it stands in for (``synthetic-aadb`` as ``aadb``), as runs trained on it record."""
     if not model:
         return []
-    scored = set(dataset.lower().split("+"))
+    scored = {d.removeprefix("synthetic-") for d in dataset.lower().split("+")}
+    splits = {"", "all", *split.lower().split("+")}
     hits = []
     for entry in model.get("trained_on") or []:
         name, _, part = str(entry).lower().partition(":")
-        if name in scored and part in ("", "all", split.lower()):
+        if name in scored and part in splits:
             hits.append(str(entry))
     pretraining = str((model.get("backbone") or {}).get("pretraining_data") or "")
     hits += [f"pretraining:{pretraining}" for d in sorted(scored) if d and d in pretraining.lower().replace("-", " ").split()]

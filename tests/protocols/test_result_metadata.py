@@ -163,3 +163,18 @@ def test_contamination_flags_training_or_pretraining_on_the_scored_test_data():
     assert contamination({"trained_on": ["ava:test"]}, "aadb+ava", "test") == ["ava:test"]
     assert contamination({"trained_on": [], "backbone": {"pretraining_data": "AVA"}}, "ava", "test") == ["pretraining:AVA"]
     assert contamination(None, "aadb", "test") == []
+
+
+def test_contamination_reads_synthetic_data_sets_and_multi_split_protocols():
+    """Review 2026-12-04: a model trained on the test split went unflagged when the scored data
+    was synthetic ("synthetic-aadb") or the protocol scored several splits ("validation+test",
+    piaa), where a run that chose its checkpoint on validation read the episodes' images."""
+    from aadb_toolkit.protocols.results import contamination
+
+    on_test = {"trained_on": ["aadb:train", "aadb:test"]}
+    assert contamination(on_test, "synthetic-aadb", "test") == ["aadb:test"]
+    ours = {"trained_on": ["aadb:train", "aadb:validation"]}
+    assert contamination(ours, "synthetic-aadb", "test") == []
+    assert contamination(ours, "aadb", "validation+test") == ["aadb:validation"]
+    assert contamination(ours, "synthetic-aadb+synthetic-ava", "test") == []
+    assert contamination({"trained_on": ["ava:test"]}, "synthetic-aadb+synthetic-ava", "test") == ["ava:test"]
