@@ -131,7 +131,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "Spearman ρ on the AVA standard test list and binary accuracy (mean vote > 5) at the threshold "
              "chosen on the submitter's validation predictions (paper Table 3)", inputs=(_VALIDATION,),
              reported="aadb_toolkit.protocols.ava_protocol:REPORTED"),
-    Protocol("human", "1", "share_beaten", "aadb", ("test",), "aadb_toolkit.protocols.human_protocol",
+    Protocol("human", "2", "share_beaten", "aadb", ("test",), "aadb_toolkit.protocols.human_protocol",
              "the model against each AADB rater on that rater's own test images, by rater-workload group "
              "(paper Table 6)", reported="aadb_toolkit.protocols.human_protocol:REPORTED"),
     Protocol("cross-dataset", "1", "mean_transfer_rho", "aadb+ava", ("test",),
@@ -147,7 +147,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
                  f"{m}_k{k}" for k in (10, 100) for m in ("rho", "generic_rho", "share_beats_generic", "loo_rho",
                                                           "consistency_rho", "n_raters")),
              header=("rater_id", "k", "episode", "image_id", "score")),
-    Protocol("attributes", "1", "mean_rho", "aadb", ("test",), "aadb_toolkit.protocols.attributes_protocol",
+    Protocol("attributes", "2", "mean_rho", "aadb", ("test",), "aadb_toolkit.protocols.attributes_protocol",
              "per-attribute Spearman ρ (bootstrap 95% CI) of a model's predictions of the 11 attributes against "
              "each attribute's mean vote on AADB test, and their mean (the attribute predictions of paper "
              "Fig. 1 and Fig. 7)", predicts="attributes", header=("image_id", "attribute", "score"),

@@ -73,6 +73,7 @@ def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int 
     pred = sub.scores.to_numpy(dtype=float).reshape(len(truth), len(schema.ATTRIBUTES))
     y = truth.to_numpy(dtype=float)
     rhos = np.array([spearman(pred[:, j], y[:, j], min_n=2)[0] for j in range(y.shape[1])])
+    rhos[_ranks_nothing(pred) & (np.ptp(y, axis=0) > 0)] = 0.0
     draws = _joint_bootstrap(y, pred, n_boot, seed, progress)
     level = CI_LEVEL if n_boot else None
     finite = np.isfinite(draws)
@@ -85,8 +86,16 @@ def evaluate(data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int 
                        data_fingerprint=fingerprint(data), submission_sha256=sub.sha256, n_images=len(truth),
                        seed=seed, n_boot=n_boot, dataset="aadb", split="test", provenance=data.provenance,
                        details={"attributes": list(schema.ATTRIBUTES), "ground_truth": "attribute mean vote",
-                                "main_metric_rule": "mean over the attributes of rho (undefined ones left out)",
+                                "main_metric_rule": "mean over the attributes of rho (rho 0 where the predictions "
+                                                    "are constant; undefined ones, constant ground truth, left out)",
                                 "n_undefined": int(np.isnan(rhos).sum())})
+
+
+def _ranks_nothing(pred: np.ndarray) -> np.ndarray:
+    """Per attribute: True where the predictions give every image one value. Such a column ranks
+    nothing and scores ρ 0 (as piaa scores a constant episode), instead of an undefined ρ that the
+    mean would leave out: otherwise one good column and ten constant ones would score 1.0."""
+    return np.ptp(pred, axis=0) == 0
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -101,6 +110,7 @@ def _joint_bootstrap(y: np.ndarray, pred: np.ndarray, n_boot: int, seed: int, pr
     if n_boot == 0 or y.shape[0] < 2:
         return out
     boots = [BootstrapSpearman(y[:, j], pred[:, j]) for j in range(y.shape[1])]
+    constant = _ranks_nothing(pred)
     rng = np.random.default_rng(seed)
     from tqdm import tqdm
 
@@ -108,6 +118,8 @@ def _joint_bootstrap(y: np.ndarray, pred: np.ndarray, n_boot: int, seed: int, pr
         counts = np.bincount(rng.integers(0, y.shape[0], size=y.shape[0]), minlength=y.shape[0])
         for j, bs in enumerate(boots):
             out[b, j] = bs.rho_from_counts(counts[bs.base_order()])[0]
+        if constant.any():  # ρ 0 where the resample's ground truth varies (else undefined, NaN)
+            out[b, constant] = np.where(np.ptp(y[counts > 0][:, constant], axis=0) > 0, 0.0, np.nan)
     return out
 
 

@@ -94,3 +94,17 @@ def test_a_run_without_attribute_branch_is_refused(data, tmp_path):
     train(load_config(BASELINES / "reg.toml", TINY), data, tmp_path / "run", progress=False)
     with pytest.raises(InputError, match="no attribute branch"):
         predict_attributes(tmp_path / "run", data, "test")
+
+
+def test_constant_predictions_of_an_attribute_score_rho_0_not_left_out(data):
+    """Review 2026-12-04: one value for every image of an attribute gave an undefined ρ, left out
+    of the mean, so a submission perfect on one attribute and constant on the other ten scored
+    mean_rho 1.0, above any honest one. A constant prediction ranks nothing: ρ 0, as in piaa."""
+    truth = ground_truth(data)
+    pred = np.full(truth.shape, 3.0)
+    pred[:, 0] = truth.to_numpy()[:, 0]
+    r = evaluate("attributes", data, _long(truth, pred), n_boot=50, seed=0)
+    varying = int((truth.nunique() > 1).sum())
+    assert r.metrics["mean_rho"].value == pytest.approx(1.0 / varying)
+    assert r.metrics[f"rho[{schema.ATTRIBUTES[1]}]"].value == 0.0 and r.details["n_undefined"] == 11 - varying
+    assert r.metrics["mean_rho"].ci_high < 1.0
