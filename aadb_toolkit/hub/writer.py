@@ -48,7 +48,8 @@ class PublishResult:
 @dataclass(frozen=True)
 class ExtraConfig:
     """A table published as a config of its own with one split (the ``piaa`` episodes: built by
-    :func:`aadb_toolkit.piaa.episodes.published_config`), and the card note that describes it.
+    :func:`aadb_toolkit.hub.piaa_config` from :func:`aadb_toolkit.piaa.episodes.published_table`),
+    and the card note that describes it.
     An empty table is left out with a note, as `datasets` cannot load an empty split."""
 
     name: str
