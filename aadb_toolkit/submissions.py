@@ -297,7 +297,7 @@ def _read_bounded(path: Path, max_bytes: int, target: _Target) -> bytes:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise SubmissionError(str(path), [Problem(f"file grew over the limit of {max_bytes:,} bytes while read")])
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():  # a UTF-8 byte-order mark alone is empty too
         raise SubmissionError(str(path), [Problem(f"file is empty; expected header {','.join(target.header)} and "
                                                   f"one row per {unit} ({n_expected:,} rows)")])
     return data

@@ -75,6 +75,8 @@ def test_accepted_variants(tmp_path, content):
     (GOOD.replace("img_b.jpg,0.4\n", "img_b.jpg,0.4\n\n"), 4, "empty line"),
     ("image_id,score\nimg_a.jpg,1\nimg_b.jpg,1\nimg_c.jpg,1\nimg_d.jpg,1.0\n", None, "all 4 scores are equal (1.0)"),
     ("", None, "file is empty"),
+    ("\ufeff", None, "file is empty"),  # a byte-order mark and nothing else (review 2026-12-04)
+    ("\ufeff\r\n \n", None, "file is empty"),
     ("image_id,score\n", None, "4 image(s) of the split have no row"),
 ])
 def test_each_malformed_case_is_reported_with_its_row(tmp_path, content, row, needle):
