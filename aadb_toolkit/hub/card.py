@@ -179,7 +179,8 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
         "attribute_list": "\n".join(f"- `{a}` (release label file name: `{schema.LABEL_FILE_ATTRIBUTE_NAMES[a]}`)"
                                     for a in schema.ATTRIBUTES),
         "split_rows": "\n".join(rows),
-        "test_list_note": _test_list_text(facts.test_list),
+        "test_list_note": _test_list_text(facts.test_list, facts.splits[layout.CONFIG_IMAGES].get("test", {})
+                                          .get("num_examples", 0)),
         "consistency": _consistency_text(facts.consistency_summary),
         "license_terms": _template("license_template.md").split("\n", 2)[2].strip(),
         "notes": notes,
@@ -187,14 +188,15 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
     }
 
 
-def _test_list_text(test_list: str | None) -> str:
-    """The card's sentence on which of the release's two test lists defined ``test``."""
+def _test_list_text(test_list: str | None, n_test: int) -> str:
+    """The card's sentence on which of the release's two test lists defined ``test`` (``n_test``
+    images: the paper's list has 1,000 in AADB, a smaller or synthetic release fewer)."""
     if test_list is None:
         return ""
     files = f"`imgList{test_list}Regression_*`"
     if test_list == schema.DEFAULT_TEST_LIST:
-        return (f"\nThe test split is the release's {files} list, the paper's 1,000-image test set (not the "
-                "older `imgListTestRegression_*` list).\n")
+        return (f"\nThe test split is the release's {files} list, the paper's test set (1,000 in AADB; "
+                f"{n_test:,} images here), not the older `imgListTestRegression_*` list.\n")
     return (f"\nThe test split is the release's **older** {files} list, not the paper's "
             "`imgListTestNewRegression_*` test set: numbers on it are not comparable with the paper's.\n")
 

@@ -42,3 +42,14 @@ def test_publish_takes_data_like_every_command_and_curated_as_a_deprecated_alias
     assert main(["publish", "--curated", str(tiny_curated), "--out", str(tmp_path / "b")]) == 0
     assert "--curated is deprecated; use --data" in capsys.readouterr().err
     assert (tmp_path / "a" / "README.md").read_bytes() == (tmp_path / "b" / "README.md").read_bytes()
+
+
+def test_the_card_gives_the_test_split_its_own_size_not_the_paper_s(tiny_curated, tmp_path):
+    """Review 2026-12-04: the card called any TestNew test split "the paper's 1,000-image test set",
+    a 60-image synthetic one too."""
+    data = sources.load(_curated_with_test_list(tiny_curated, tmp_path, "TestNew"))
+    n_test = len(data.split("test"))
+    hub.publish(data, tmp_path / "new")
+    card = (tmp_path / "new" / "README.md").read_text()
+    assert "the paper's 1,000-image test set" not in card
+    assert f"{n_test:,} images here" in card and "1,000 in AADB" in card
