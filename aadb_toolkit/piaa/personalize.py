@@ -45,6 +45,9 @@ DEFAULT_ALPHA: float | None = None
 ALPHA_GRID: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 #: The reference personalizer ``aadb personalize`` uses unless told (:data:`PERSONALIZERS`).
 DEFAULT_METHOD: str = "ridge"
+#: The least slope of the generic score onto the raters' scale (:func:`generic_scale`): positive, so
+#: the generic order survives, and small enough that the correction decides every other score.
+MIN_GENERIC_SCALE: float = 1e-6
 #: Episodes per batch of the vectorised solve, bounded so a batch's support features stay small.
 _MAX_BLOCK_FLOATS: int = 16_000_000
 
@@ -101,12 +104,15 @@ def generic_scale(train_scores: np.ndarray, train_targets: np.ndarray) -> float:
     the generic score on the raters' scale. A generic model can predict a compressed range (one
     that has mostly fitted the mean); without b its residuals on a rater's scores carry the
     quality signal it already ranks, and a 10-image fit of that signal swamps its ranking. Only the
-    train split is read (the leakage rule of the piaa protocol); b ≥ 0, and 1 if undefined."""
+    train split is read (the leakage rule of the piaa protocol); 1 if undefined. b is at least
+    :data:`MIN_GENERIC_SCALE`: a slope ≤ 0 (a generic model that ranks the train split no better
+    than chance) must neither flip the generic order nor erase it, so "no correction" stays the
+    generic ranking."""
     x = np.asarray(train_scores, dtype=np.float64)
     y = np.asarray(train_targets, dtype=np.float64)
     if x.size < 2 or not np.var(x) > 0:
         return 1.0
-    return max(0.0, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
+    return max(MIN_GENERIC_SCALE, float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)))
 
 
 def _check_alpha(alpha: float) -> float:

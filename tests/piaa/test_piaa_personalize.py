@@ -63,7 +63,8 @@ def test_support_targets_use_the_generic_runs_scale():
     rx = (q["rater_id"] == "Rx").to_numpy()
     np.testing.assert_allclose(out[rx], b * generic[index.get_indexer(q["image_id"][rx])] + shift, rtol=1e-6)
     assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.2, 0.4, 0.6])) == pytest.approx(2.0)
-    assert generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.4, 0.2])) == 0.0  # never flips the order
+    # never flips the order, nor erases it (review 2026-12-04: 0 made "no correction" a constant)
+    assert 0 < generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.4, 0.2])) <= 1e-6
     assert generic_scale(np.array([0.5, 0.5]), np.array([0.1, 0.9])) == 1.0  # undefined: unchanged
 
 
@@ -203,3 +204,16 @@ def test_the_generic_predictions_it_returns_are_the_ones_aadb_score_reads(monkey
                        generic[index.get_indexer(index[:5].intersection(gen["image_id"]))])
     result = evaluate("piaa", data, preds, generic=gen, episodes=table, n_boot=10, seed=0)
     assert math.isfinite(result.metrics["generic_rho_k60"].value) and math.isfinite(result.metrics["rho_k60"].value)
+
+
+def test_no_correction_keeps_the_generic_ranking_even_when_the_train_slope_is_negative():
+    """Review 2026-12-04: a generic model ranking the train split backwards got slope 0, so α = ∞
+    ("no correction: the generic ranking") gave every query one score."""
+    data, index, feats, generic = planted_taste()
+    table = ep.make_episodes(data, ks=(10,), repeats=1)
+    scale = generic_scale(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.4, 0.2]))
+    out = fit_residual_ridge(feats, generic, table, index, alpha=math.inf, scale=scale)
+    q = ep.queries(table)
+    for rater in ("Rx", "Ry"):
+        rows = (q["rater_id"] == rater).to_numpy()
+        assert _rho(out[rows], generic[index.get_indexer(q["image_id"][rows])]) == pytest.approx(1.0)
