@@ -64,7 +64,8 @@ def _score(tiny_curated: Path, tmp_path: Path) -> tuple[list[str], Path]:
     return base, tmp_path / "first.json"
 
 
-@pytest.mark.parametrize("damage", ["version", "metrics_list", "fingerprint_number", "not_json", "metric_text"])
+@pytest.mark.parametrize("damage", ["version", "metrics_list", "fingerprint_number", "not_json", "metric_text",
+                                    "n_images_infinite"])
 def test_compare_refuses_malformed_results_and_other_protocol_versions(tiny_curated, tmp_path, capsys, damage):
     base, first = _score(tiny_curated, tmp_path)
     capsys.readouterr()
@@ -77,8 +78,10 @@ def test_compare_refuses_malformed_results_and_other_protocol_versions(tiny_cura
         doc["data"]["fingerprint"] = 12
     elif damage == "metric_text":
         doc["metrics"][doc["protocol"]["main_metric"]]["value"] = "high"
+    elif damage == "n_images_infinite":
+        doc["data"]["n_images"] = "@@"
     other = tmp_path / "other.json"
-    other.write_text("{not json" if damage == "not_json" else json.dumps(doc))
+    other.write_text("{not json" if damage == "not_json" else json.dumps(doc).replace('"@@"', "1e999"))
     code = main(base + ["--out", str(tmp_path / "second.json"), "--compare", str(other),
                         "--leaderboard", str(tmp_path / "lb.sqlite"), "--name", "x"])
     err = capsys.readouterr().err

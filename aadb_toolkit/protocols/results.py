@@ -154,7 +154,8 @@ class Result:
                 protocol=p["name"], protocol_version=p["version"], main_metric=p["main_metric"],
                 metrics={k: Metric.from_dict(v) for k, v in d["metrics"].items()},
                 data_fingerprint=data["fingerprint"], submission_sha256=d["submission"]["sha256"],
-                n_images=int(data["n_images"]), seed=int(s["seed"]), n_boot=int(s["n_boot"]),
+                n_images=_count(data["n_images"], "data.n_images"), seed=_count(s["seed"], "settings.seed"),
+                n_boot=_count(s["n_boot"], "settings.n_boot"),
                 toolkit_version=d["toolkit_version"], created_utc=d.get("created_utc", ""),
                 dataset=data.get("dataset", ""), split=data.get("split", "test"), details=d.get("details", {}),
                 synthetic=_flag(data.get("synthetic", False)), test_list=data.get("test_list"),
@@ -164,7 +165,7 @@ class Result:
             raise InputError(f"malformed result document: {exc}", file=file) from exc
         except KeyError as exc:
             raise InputError(f"malformed result document: missing field {quote(exc.args[0])}", file=file) from exc
-        except (TypeError, ValueError, AttributeError) as exc:  # may hold file content: an excerpt only
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # may hold file content: an excerpt only
             raise InputError(f"malformed result document: {excerpt(repr(exc))}", file=file) from exc
 
 
@@ -202,6 +203,26 @@ def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
         if kwargs.get("dataset"):
             kwargs["dataset"] = dataset_label(kwargs["dataset"], bool(provenance.synthetic))
     return Result(**kwargs)
+
+
+#: The largest count or seed a result document may hold: SQLite's INTEGER (the leaderboard stores
+#: ``n_images``) and far above any real number of images, resamples or seed.
+MAX_COUNT = 2 ** 63 - 1
+
+
+def _count(value: Any, name: str) -> int:
+    """A count or seed (``n_images``, ``seed``, ``n_boot``): a whole number from 0 to :data:`MAX_COUNT`,
+    ``100.0`` read as 100. JSON allows ``1e999`` (infinity to Python), on which ``int()`` raises
+    OverflowError, so each case is checked here and is a malformed document naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _FieldError(f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):  # (an int of 400 digits is no float)
+        raise _FieldError(f"{name} is not a finite number")
+    if value != int(value):
+        raise _FieldError(f"{name} is not a whole number ({quote(value)})")
+    if not 0 <= value <= MAX_COUNT:
+        raise _FieldError(f"{name} is out of range ({quote(value)}; 0 to {MAX_COUNT})")
+    return int(value)
 
 
 def _setting(value: Any) -> dict[str, Any] | None:

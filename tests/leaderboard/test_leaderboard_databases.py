@@ -132,6 +132,8 @@ def _corrupt(db, sql, *params):
     ("UPDATE results SET document = ? WHERE name = 'm2'", ('{"metrics": 3}',), "not a result"),
     ("UPDATE results SET document = ? WHERE name = 'm2'", ('{"format": "aadb-result", "metrics": {}}',),
      "schema_version"),
+    ("UPDATE results SET document = replace(document, '\"seed\": 0', '\"seed\": 1e999') WHERE name = 'm2'", (),
+     "settings.seed is not a finite number"),
     ("UPDATE predictions SET scores = ? WHERE result_id = 2", (b"\x00garbage",), "damaged"),
     ("UPDATE predictions SET scores = ? WHERE result_id = 2", (__import__("zlib").compress(b"1234567"),), "damaged"),
     ("UPDATE ground_truth SET truth = ?", ("text, not a blob",), "damaged"),

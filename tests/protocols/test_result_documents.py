@@ -55,3 +55,34 @@ def test_comparable_needs_same_protocol_and_fingerprint():
     assert comparable(_result(), _result(submission_sha256="sha256:cc"))
     assert not comparable(_result(), _result(data_fingerprint="sha256:zz"))
     assert not comparable(_result(), _result(protocol="human"))
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("data.n_images", "1e999", "not a finite number"),  # JSON allows it; Python reads infinity
+    ("settings.seed", "1e999", "not a finite number"),
+    ("settings.n_boot", "-1e999", "not a finite number"),
+    ("settings.seed", "2.5", "not a whole number"),
+    ("settings.n_boot", "-1", "out of range"),
+    ("data.n_images", "1e30", "out of range"),
+    ("settings.seed", "1" + "0" * 400, "out of range"),
+    ("settings.seed", '"12"', "must be a number"),
+    ("settings.n_boot", "true", "must be a number"),
+])
+def test_counts_that_are_not_whole_numbers_in_range_are_malformed_documents(tmp_path, field, value, why):
+    """``n_images``, ``seed`` and ``n_boot`` are checked integers: an infinite, fractional, negative,
+    huge or non-numeric value is the malformed-document error naming the file and the field."""
+    section, name = field.split(".")
+    doc = _result().to_dict()
+    doc[section][name] = "@@"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc).replace('"@@"', value))
+    with pytest.raises(InputError, match=f"malformed result document: {field} .*{why}") as err:
+        read_result(path)
+    assert str(path) in str(err.value)
+
+
+def test_whole_number_floats_are_read_as_counts(tmp_path):
+    doc = _result().to_dict()
+    doc["settings"]["n_boot"] = 100.0
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    assert read_result(tmp_path / "r.json").n_boot == 100
