@@ -4,6 +4,7 @@ document, and optionally record it in a leaderboard database."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,10 +111,7 @@ def report(result, args: argparse.Namespace) -> None:
         if k != result.main_metric and m.value is not None:
             print(f"  {k} = {format_metric(k, m.value)}")
     if "comparison" in result.details and getattr(args, "compare", None) is not None:
-        c = result.details["comparison"]
-        print(f"  vs {args.compare.name}: Δρ = {c['delta']:+.4f}, Steiger Z = {c['steiger_z']:.3f} "
-              f"(p {_p(c['steiger_p'])})" + (f", paired bootstrap p {_p(c['bootstrap_p'])}"
-                                              if c.get("bootstrap_p") is not None else ""))
+        print(f"  vs {args.compare.name}: {_comparison_text(result.details['comparison'])}")
     print(f"  data fingerprint {result.data_fingerprint[:23]}…, submission {result.submission_sha256[:23]}…")
     print(f"wrote {args.out}")
     if args.leaderboard is not None:
@@ -122,6 +120,22 @@ def report(result, args: argparse.Namespace) -> None:
         outcome = record(args.leaderboard, result, args.name)
         state = "recorded" if outcome.inserted else "already recorded (unchanged)"
         print(f"leaderboard {args.leaderboard}: {state} as {args.name!r} (id {outcome.result_id})")
+
+
+def _comparison_text(c: dict) -> str:
+    """Δρ with Steiger's Z and the paired bootstrap's p; each reads ``undefined`` where the test is
+    (ρ undefined on a constant ground truth or prediction, or too few images), never ``nan``."""
+    delta = f"{c['delta']:+.4f}" if _defined(c["delta"]) else "undefined"
+    steiger = (f"Steiger Z = {c['steiger_z']:.3f} (p {_p(c['steiger_p'])})" if _defined(c["steiger_p"])
+               else "Steiger Z undefined (ρ undefined or too few images)")
+    boot = c.get("bootstrap_p", None)
+    if boot is not None:
+        steiger += f", paired bootstrap p {_p(boot)}" if _defined(boot) else ", paired bootstrap undefined"
+    return f"Δρ = {delta}, {steiger}"
+
+
+def _defined(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
 
 
 def _p(p: float) -> str:

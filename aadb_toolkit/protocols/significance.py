@@ -113,7 +113,7 @@ def compare(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int = 0, see
     if not (y.shape == a.shape == b.shape) or y.ndim != 1:
         raise ValueError("compare needs three aligned 1-d arrays")
     r_a, r_b, r_ab = (spearman(u, v, min_n=2)[0] for u, v in ((a, y), (b, y), (a, b)))
-    z, p = steiger_z(r_a, r_b, r_ab, y.size, variance_factor=SPEARMAN_VARIANCE_FACTOR)
+    z, p = _steiger_or_nan(r_a, r_b, r_ab, y.size)
     lo = hi = bp = None
     n_deg = 0
     if n_boot > 0:
@@ -121,6 +121,15 @@ def compare(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int = 0, see
     return Comparison(n=int(y.size), rho_a=r_a, rho_b=r_b, rho_ab=r_ab, steiger_z=z, steiger_p=p,
                       delta=r_a - r_b, delta_ci_low=lo, delta_ci_high=hi, bootstrap_p=bp, n_boot=n_boot,
                       n_degenerate=n_deg)
+
+
+def _steiger_or_nan(r_a: float, r_b: float, r_ab: float, n: int) -> tuple[float, float]:
+    """Steiger's Z and p on Spearman's ρ, or NaN for both where the test is undefined: a ρ that is
+    not finite (a constant ground truth or prediction) or n ≤ 3. A board or ``--compare`` then shows
+    no significance instead of crashing; :func:`steiger_z` itself stays strict on such input."""
+    if n <= 3 or not all(math.isfinite(r) for r in (r_a, r_b, r_ab)):
+        return math.nan, math.nan
+    return steiger_z(r_a, r_b, r_ab, n, variance_factor=SPEARMAN_VARIANCE_FACTOR)
 
 
 def compare_submission(result: "Result", other: str | os.PathLike[str], *, n_boot: int = 1000, seed: int = 0,

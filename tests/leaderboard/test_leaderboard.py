@@ -122,6 +122,20 @@ def test_significance_marks_use_steiger_on_stored_predictions(tmp_path):
     assert "n.s." in md
 
 
+def test_a_board_where_rho_is_undefined_renders_without_significance_marks(tmp_path):
+    """A test split whose ground truth is constant leaves every ρ undefined: the board still
+    renders, and its comparisons carry no p-value and no mark (no crash in Steiger's Z)."""
+    db = tmp_path / "lb.db"
+    flat = pd.Series(3.0, index=_truth().index)
+    for noise, seed in ((0.3, 1), (1.0, 2)):
+        leaderboard.record(db, _result(noise, seed=seed, truth=flat, fingerprint="sha256:flat"), f"m{seed}")
+    (_, g), = leaderboard.ranked_tables(db)["aadb"]
+    assert g[["p_vs_above", "p_vs_leader"]].isna().all().all()
+    md = leaderboard.format_markdown(db, "aadb")
+    rows = [line for line in md.splitlines() if line.startswith(("| 1 | m", "| 2 | m"))]
+    assert len(rows) == 2 and not any("*" in line or "n.s." in line for line in rows)
+
+
 def test_render_writes_all_formats_with_reported_rows(tmp_path):
     db = tmp_path / "lb.db"
     leaderboard.record(db, _result(0.3), "<b>my model</b>")

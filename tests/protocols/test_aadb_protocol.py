@@ -73,6 +73,29 @@ def test_cli_writes_result_and_compares(tmp_path, tiny_curated, test_split, caps
     assert comp["delta"] == pytest.approx(comp["rho_a"] - comp["rho_b"])
 
 
+def test_cli_compare_reports_an_undefined_test_where_rho_is_undefined(tmp_path, monkeypatch, capsys):
+    """``--compare`` on a test split whose ground truth is constant: ρ is undefined, so Steiger's Z
+    and the paired bootstrap are reported as undefined (null in the result), not a crash."""
+    from tiny_data import memory_source
+
+    from aadb_toolkit.cli import score as score_cli
+    from aadb_toolkit.protocols import evaluate
+
+    ids = [f"i{k}.jpg" for k in range(6)]
+    flat = memory_source(pd.Series(3.0, index=ids))
+    monkeypatch.setattr(score_cli, "score_submission", lambda *a, **k: evaluate("aadb", flat, np.arange(6.0), n_boot=20))
+    other = _sub(tmp_path, ids, np.arange(6.0)[::-1], "other.csv")
+    out = tmp_path / "r.json"
+    rc = main(["score", "--submission", str(other), "--protocol", "aadb", "--data", str(tmp_path / "data"),
+               "--out", str(out), "--n-boot", "20", "--compare", str(other)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    line = next(t for t in captured.out.splitlines() if "vs other.csv" in t)
+    assert "Steiger Z undefined" in line and "bootstrap undefined" in line and "nan" not in line
+    comp = json.loads(out.read_text())["details"]["comparison"]
+    assert comp["steiger_z"] is None and comp["steiger_p"] is None and comp["bootstrap_p"] is None
+
+
 def test_cli_unknown_protocol_suggests(tmp_path, tiny_curated, capsys):
     rc = main(["score", "--submission", "x.csv", "--protocol", "adb", "--data", str(tiny_curated),
                "--out", str(tmp_path / "r.json")])

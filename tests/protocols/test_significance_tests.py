@@ -80,3 +80,20 @@ def test_compare_combines_both_tests():
     assert compare(y, a, b).bootstrap_p is None
     z_plain = steiger_z(c.rho_a, c.rho_b, c.rho_ab, 200)[0]
     assert c.steiger_z == pytest.approx(z_plain / np.sqrt(SPEARMAN_VARIANCE_FACTOR))
+
+
+@pytest.mark.parametrize("case", ["constant truth", "constant prediction", "three images"])
+def test_compare_leaves_steiger_undefined_where_rho_is_undefined_or_n_too_small(case):
+    """A constant ground truth or prediction leaves ρ undefined, and Steiger's Z needs n > 3:
+    ``compare`` then gives a NaN Z and p (no significance), while ``steiger_z`` itself stays strict."""
+    y, a, b = np.array([3.0, 4, 5, 6, 7]), np.array([1.0, 2, 3, 5, 4]), np.array([5.0, 4, 3, 2, 1])
+    if case == "constant truth":
+        y = np.full(5, 3.0)
+    elif case == "constant prediction":
+        b = np.zeros(5)
+    else:
+        y, a, b = y[:3], a[:3], b[:3]
+    c = compare(y, a, b, n_boot=20, seed=0)
+    assert np.isnan(c.steiger_z) and np.isnan(c.steiger_p) and c.n == y.size
+    with pytest.raises(ValueError):
+        steiger_z(c.rho_a, c.rho_b, c.rho_ab, c.n)
