@@ -226,11 +226,17 @@ def _pack(values: np.ndarray) -> bytes:
 
 
 def _unpack(blob: object, *, db: Path, row: int, field: str) -> np.ndarray:
-    """A stored float64 vector; a blob that is not one is an error naming the row and field."""
+    """A stored float64 vector of finite values; a blob that is not one is an error naming the row
+    and field. Scored predictions and ground truth are finite (submissions are checked, means of
+    ratings are), and a NaN would leave every ρ undefined and its significance marks meaningless."""
     try:
         if not isinstance(blob, bytes):
             raise ValueError(f"expected a blob, found {type(blob).__name__}")
-        return np.frombuffer(zlib.decompress(blob), dtype="<f8")
+        values = np.frombuffer(zlib.decompress(blob), dtype="<f8")
+        bad = int(values.size - np.isfinite(values).sum())
+        if bad:
+            raise ValueError(f"{bad} of {values.size} values are not finite")
+        return values
     except (zlib.error, ValueError) as exc:
         raise InputError(f"stored {field} are damaged: {exc}", file=str(db), row=row, field=field) from None
 

@@ -139,6 +139,10 @@ def _corrupt(db, sql, *params):
     ("UPDATE ground_truth SET truth = ?", ("text, not a blob",), "damaged"),
     ("UPDATE predictions SET scores = ? WHERE result_id = 2",
      (__import__("zlib").compress(np.zeros(3).tobytes()),), "hold 3 values"),
+    ("UPDATE predictions SET scores = ? WHERE result_id = 2",
+     (__import__("zlib").compress(np.full(N, np.nan).tobytes()),), "scores are damaged: 30 of 30 values are not finite"),
+    ("UPDATE ground_truth SET truth = ?",
+     (__import__("zlib").compress(np.r_[np.inf, np.ones(N - 1)].tobytes()),), "truth are damaged: 1 of 30 values"),
     ("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("99",), "schema version"),
     ("UPDATE results SET n_images = ? WHERE name = 'm2'", ("many",), "not a count"),
     ("UPDATE results SET name = ? WHERE name = 'm2'", (b"\x00\x01",), "name is not text"),
@@ -154,6 +158,17 @@ def test_a_hostile_leaderboard_database_gives_a_clear_error(tmp_path, capsys, sq
     assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "o2")]) == 1
     err_text = capsys.readouterr().err
     assert message in err_text and "Traceback" not in err_text
+
+
+def test_non_finite_stored_predictions_are_refused_for_compare_too(tmp_path):
+    """NaN predictions would make every ρ undefined and the marks meaningless: the row's blob is
+    damaged wherever it is read, for a board or for ``aadb score --compare RESULT.json``."""
+    db = _board(tmp_path)
+    _corrupt(db, "UPDATE predictions SET scores = ? WHERE result_id = 2",
+             __import__("zlib").compress(np.full(N, np.nan).tobytes()))
+    with pytest.raises(InputError, match="row 2, field 'scores': stored scores are damaged") as err:
+        leaderboard.recorded_predictions(db, _result(0.6, seed=2))
+    assert str(db) in str(err.value)
 
 
 def test_print_of_an_unknown_protocol_is_an_error_with_a_suggestion(tmp_path, capsys):
