@@ -92,6 +92,7 @@ def test_cli_compare_reports_an_undefined_test_where_rho_is_undefined(tmp_path, 
     assert rc == 0, captured.err
     line = next(t for t in captured.out.splitlines() if "vs other.csv" in t)
     assert "Steiger Z undefined" in line and "bootstrap undefined" in line and "nan" not in line
+    assert "spearman = undefined" in captured.out and "= nan" not in captured.out  # the summary line too
     comp = json.loads(out.read_text())["details"]["comparison"]
     assert comp["steiger_z"] is None and comp["steiger_p"] is None and comp["bootstrap_p"] is None
 
