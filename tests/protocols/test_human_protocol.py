@@ -77,7 +77,7 @@ def test_a_worker_the_model_ranks_nothing_for_still_counts_in_share_beaten(data)
     test = data.split("test")
     truth = test.set_index("image_id")["score_mean"]
     batch = data.ratings.drop_duplicates("image_id").set_index("image_id")["batch_id"].reindex(truth.index)
-    first = sorted(batch.unique())[0]
+    first = min(batch.unique())
     order = {b: i for i, b in enumerate(sorted(batch.unique()))}
     preds = pd.Series(np.where(batch == first, truth, batch.map(order).astype(float)), index=truth.index)
     res = evaluate("human", data, preds, n_boot=0)
