@@ -385,6 +385,7 @@ def test_an_interrupt_after_personalize_wrote_its_outputs_is_not_a_failure(tiny_
     q = episodes[episodes["role"] == "query"][["rater_id", "k", "episode", "image_id"]].assign(score=0.5)
     ids = sorted(episodes["image_id"].unique())
     monkeypatch.setattr(pz, "personalize", lambda *a, **k: (q, pd.DataFrame({"image_id": ids, "score": 0.5})))
+    monkeypatch.setattr(cli_pz, "_identities", lambda args: (None, None))  # no run folder here: no sidecars
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -58,7 +58,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from .._atomic import check_distinct_outputs, check_output_file, starts_with_header
     from .._paths import input_folders
     from ..piaa import episodes as ep
-    from ..submissions import HEADER
+    from ..submissions import HEADER, MODEL_SIDECAR_SUFFIX, is_model_sidecar
 
     inputs = (args.run, args.data, *input_folders(args.data), args.episodes)
     check_distinct_outputs(**{"--out": args.out, "--generic-out": args.generic_out})
@@ -66,6 +66,20 @@ def _check_outputs(args: argparse.Namespace) -> None:
                       starts_with_header(",".join((*ep.KEY_COLUMNS, "score"))), inputs=inputs)
     if args.generic_out is not None:
         check_output_file(args.generic_out, "predictions CSV", starts_with_header(",".join(HEADER)), inputs=inputs)
+    for out in (args.out, args.generic_out):
+        if out is not None:
+            check_output_file(str(out) + MODEL_SIDECAR_SUFFIX, "model sidecar", is_model_sidecar, inputs=inputs)
+
+
+def _identities(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The model sidecars of both outputs (what ``aadb score`` records): the generic run's identity
+    for the queries' splits, and for the personalized predictions the personalizer too."""
+    from ..models.predict import model_identity
+    from ..protocols import PROTOCOLS
+
+    generic = model_identity(args.run, split="+".join(PROTOCOLS["piaa"].splits))
+    alpha = "auto" if args.alpha is None else args.alpha
+    return {**generic, "personalizer": {"method": args.method, "alpha": alpha}}, generic
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
+    personal_id, generic_id = _identities(args)
     preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, method=args.method,
                                   device=args.device, progress=progress(args))
-    write_predictions(preds, args.out)
+    write_predictions(preds, args.out, model=personal_id)
     if args.generic_out is not None:
-        write_predictions(generic, args.generic_out)
+        write_predictions(generic, args.generic_out, model=generic_id)
     work_completed()  # every output is written: an interrupt from here on does not fail the command
     n_episodes = preds[["k", "rater_id", "episode"]].drop_duplicates().shape[0]
     print(f"wrote {len(preds)} personalized predictions ({n_episodes} episodes) to {args.out}")

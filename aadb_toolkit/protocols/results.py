@@ -290,7 +290,7 @@ SIDECAR_FIELDS: dict[str, Any] = {
     "weights_sha256": lambda v, d: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
     "run_id": lambda v, d: isinstance(v, str) and bool(_HEX16.fullmatch(v)) and v == str(d.get("weights_sha256"))[:16],
     "weights": lambda v, d: v in ("best", "last"),
-    "split": lambda v, d: v in ("train", "validation", "test"),
+    "split": lambda v, d: v in ("train", "validation", "test", "validation+test"),  # the last: piaa's queries
     "paper_table": lambda v, d: v is None or _paper_rows(v) is not None,
     "paper_row": lambda v, d: (v is None and d.get("paper_table") is None) or v in (_paper_rows(d.get("paper_table")) or ()),
     "members": lambda v, d: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
@@ -298,14 +298,25 @@ SIDECAR_FIELDS: dict[str, Any] = {
     "backbone": lambda v, d: _is_backbone(v),
     "trained_on": lambda v, d: isinstance(v, list) and len(v) <= 32 and all(
         isinstance(e, str) and bool(_TRAINED_ON.fullmatch(e)) for e in v),
+    "personalizer": lambda v, d: _is_personalizer(v),
 }
-_OPTIONAL_SIDECAR_FIELDS = frozenset({"members", "backbone", "trained_on"})
+_OPTIONAL_SIDECAR_FIELDS = frozenset({"members", "backbone", "trained_on", "personalizer"})
 #: a ``trained_on`` entry: ``dataset`` or ``dataset:split``
 _TRAINED_ON = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}(:[a-z0-9_.-]{1,32})?")
 
 
 def _short_text(v: object, n: int = 256) -> bool:
     return v is None or (isinstance(v, str) and len(v) <= n and v.isprintable())
+
+
+def _is_personalizer(v: object) -> bool:
+    """A personalized submission's reference personalizer (``aadb personalize``): its method and
+    the ridge penalty as given (``auto``: chosen on the train split, or a positive number)."""
+    if not (isinstance(v, dict) and set(v) == {"method", "alpha"} and isinstance(v["method"], str)):
+        return False
+    alpha = v["alpha"]
+    number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0
+    return 0 < len(v["method"]) <= 32 and v["method"].isprintable() and (alpha == "auto" or number)
 
 
 def _is_backbone(v: object) -> bool:

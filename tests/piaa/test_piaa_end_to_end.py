@@ -52,6 +52,15 @@ def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys, ca
                  "--leaderboard", str(db), "--name", "ridge on fc7"]) == 0
     doc = json.loads(out.read_text())
     assert doc["protocol"]["name"] == "piaa"
+    # the personalized predictions name the generic run and the personalizer that made them (review
+    # 2026-12-04: they carried no model sidecar, so a piaa result named no run and checked nothing)
+    from aadb_toolkit.models.predict import model_identity
+
+    assert doc["model"]["name"] == model_identity(run)["name"] and doc["model"]["run_id"] == model_identity(run)["run_id"]
+    assert doc["model"]["personalizer"] == {"method": "ridge", "alpha": "auto"}
+    assert doc["model"]["split"] == "validation+test"
+    assert doc["model"]["contamination"] == ["aadb:validation"]  # the split the run chose its checkpoint on
+    assert json.loads((tmp_path / "generic.csv.model.json").read_text())["name"] == model_identity(run)["name"]
     for m in ("rho_k10", "generic_rho_k10", "loo_rho_k10", "consistency_rho_k10", "share_beats_generic_k10"):
         assert doc["metrics"][m]["value"] is not None, m
     assert doc["metrics"]["n_raters_k10"]["value"] == len(ep.qualifying_raters(load(tiny_curated), 10))

@@ -124,6 +124,9 @@ def _sidecar(sub, **changes):
     ({"backbone": {"family": "dinov2", "smuggled": "x"}}, "backbone"),
     ({"backbone": {"family": "dinov2", "weights_sha256": "not-a-hash"}}, "backbone"),
     ({"trained_on": ["AVA test set, trust me"]}, "trained_on"),
+    ({"personalizer": {"method": "ridge", "alpha": -1}}, "personalizer"),
+    ({"personalizer": {"method": "ridge", "alpha": "auto", "smuggled": 1}}, "personalizer"),
+    ({"personalizer": {"method": "x" * 40, "alpha": 3.0}}, "personalizer"),
 ])
 def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys, changes, why):
     """Issue 17, item 6: the sidecar's schema and size are checked; only the defined fields are kept."""
