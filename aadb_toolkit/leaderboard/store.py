@@ -260,6 +260,10 @@ def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutco
     main = result.metrics.get(result.main_metric)
     if main is None:
         raise InputError(f"result has no value for its main metric {result.main_metric!r}")
+    if result.paired is not None and not (np.isfinite(result.paired.predictions).all()
+                                          and np.isfinite(result.paired.truth).all()):
+        raise InputError("the result's paired predictions or ground truth are not finite everywhere; not "
+                         "recorded (the board's significance tests would read them)", field="paired")
     doc = json.dumps(result.to_dict(), sort_keys=True, allow_nan=False)
     key = (result.protocol, result.protocol_version, result.data_fingerprint, result.submission_sha256, name)
     row = (*key, result.main_metric, main.value, main.ci_low, main.ci_high, result.n_images, result.toolkit_version,

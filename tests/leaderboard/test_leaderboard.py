@@ -249,3 +249,22 @@ def test_protocol_version_bump_is_a_new_result_ranked_apart(tmp_path, tiny_curat
     sections = leaderboard.ranked_tables(db)["aadb"]
     assert len(sections) == 2 and all(len(g) == 1 for _, g in sections)
     assert any(label.endswith("(protocol v0-old)") for label, _ in sections)
+
+
+def test_a_result_with_non_finite_paired_values_is_not_recorded(tmp_path):
+    """Review 2026-12-04: a result built in memory with a NaN prediction was stored, and the board
+    then failed on the damaged blob. It is refused when recorded, and nothing is written."""
+    from aadb_toolkit.errors import InputError
+
+    db = tmp_path / "lb.db"
+    leaderboard.record(db, _result(0.3), "fine")
+    import dataclasses
+
+    bad = _result(0.3, seed=1)
+    predictions = bad.paired.predictions.copy()
+    predictions[3] = np.nan
+    bad = dataclasses.replace(bad, paired=dataclasses.replace(bad.paired, predictions=predictions))
+    with pytest.raises(InputError, match="not finite"):
+        leaderboard.record(db, bad, "nan inside")
+    assert _count(db) == 1
+    leaderboard.format_markdown(db, "aadb")  # the board still renders
