@@ -106,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     n_episodes = preds[["k", "rater_id", "episode"]].drop_duplicates().shape[0]
     print(f"wrote {len(preds)} personalized predictions ({n_episodes} episodes) to {args.out}")
     if args.generic_out is not None:
-        print(f"wrote the generic predictions of {len(generic)} episode images to {args.generic_out}")
+        print(f"wrote the generic predictions of {len(generic)} query images to {args.generic_out}")
     return 0
