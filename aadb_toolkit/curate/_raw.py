@@ -98,29 +98,44 @@ def read_results_csv(path: Path) -> pd.DataFrame:
                          row=line - 1 if line > 1 else None) from exc
     if not text.strip():
         raise InputError("file is empty (expected an AMT batch-results CSV with a header)", file=name)
+    _check_field_counts(text, name)  # first: pandas would warn, then drop or shift the extra fields
     try:
+        # index_col=False: a first data row with one field too many would otherwise become the row
+        # index, every column shifted left by one, and a whole release read as nothing
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                         skipinitialspace=False, engine="c")
+                         skipinitialspace=False, engine="c", index_col=False)
     except pd.errors.ParserError as exc:
         match = re.search(r"line (\d+)", str(exc))
         row = int(match.group(1)) - 1 if match else None
         raise InputError(f"malformed CSV: {exc}", file=name, row=row) from exc
     header = [str(c).strip() for c in df.columns]
     df.columns = header
-    # pandas renames a repeated column ("X" → "X.1"); look at the header line itself.
-    # pandas skips blank and whitespace-only lines; so does this count of each row's fields.
-    records = (r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or (r and r[0].strip()))
-    raw_header = [c.strip() for c in next(records, [])]
-    dupes = sorted(c for c, k in Counter(raw_header).items() if k > 1)
-    if dupes:
-        raise InputError(f"header repeats column(s) {dupes}", file=name, row=0, field=dupes[0])
-    # pandas pads a row with too few fields with empty cells, which would read as blank answers.
-    for row, record in enumerate(records, start=1):
-        if len(record) < len(raw_header):
-            raise InputError(f"malformed CSV: the row has {len(record)} fields, the header {len(raw_header)} "
-                             f"(missing from {raw_header[len(record)]!r} on)", file=name, row=row,
-                             field=raw_header[len(record)])
     return df
+
+
+def _check_field_counts(text: str, name: str) -> None:
+    """The header line itself (pandas renames a repeated column "X" to "X.1") and every row's number
+    of fields: pandas pads a short row with empty cells, which would read as blank answers, and
+    the csv module's default field size limit must not stop a file pandas read."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2 ** 31 - 1)
+    try:
+        # pandas skips blank and whitespace-only lines; so does this count of each row's fields.
+        records = (r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or (r and r[0].strip()))
+        raw_header = [c.strip() for c in next(records, [])]
+        dupes = sorted(c for c, k in Counter(raw_header).items() if k > 1)
+        if dupes:
+            raise InputError(f"header repeats column(s) {dupes}", file=name, row=0, field=dupes[0])
+        for row, record in enumerate(records, start=1):
+            if len(record) > len(raw_header):
+                raise InputError(f"malformed CSV: the row has {len(record)} fields, the header {len(raw_header)}",
+                                 file=name, row=row)
+            if len(record) < len(raw_header):
+                raise InputError(f"malformed CSV: the row has {len(record)} fields, the header {len(raw_header)} "
+                                 f"(missing from {quote(raw_header[len(record)])} on)", file=name, row=row,
+                                 field=raw_header[len(record)])
+    finally:
+        csv.field_size_limit(limit)
 
 
 def find_slots(df: pd.DataFrame, cols: AnswerColumns, file: str) -> list[int]:

@@ -165,3 +165,31 @@ def test_repeated_header_column(tmp_path, key):
     with pytest.raises(InputError, match="repeats") as err:
         curate(root, tmp_path / "out", key=key, workers=1)
     assert err.value.field == "Answer.overallScore2" and err.value.row == 0
+
+
+@pytest.mark.parametrize("rows", [[1], "all"])
+def test_one_extra_field_on_the_first_data_row_is_a_fatal_error_not_an_empty_curation(tmp_path, key, rows):
+    """Review 2026-12-04: a trailing comma on the first data row made pandas take the first column
+    as the row index and shift every column left; curation then succeeded with 0 images."""
+    root = build_release(1).write(tmp_path / "r")
+    lines = (root / CSV).read_text().split("\n")
+    for i in (range(1, len(lines)) if rows == "all" else rows):
+        if lines[i]:
+            lines[i] += ","
+    (root / CSV).write_text("\n".join(lines))
+    with pytest.raises(InputError, match="malformed CSV") as err:
+        curate(root, tmp_path / "out", key=key, workers=1)
+    assert err.value.row == 1
+    _assert_nothing_left(tmp_path)
+
+
+def test_a_field_longer_than_the_csv_module_s_default_limit_is_read(tmp_path, key):
+    """Review 2026-12-04: a 200,000-character field (in a column curation ignores) ended in an
+    internal error from the csv module's field size limit, though pandas had read the file."""
+    root = build_release(1).write(tmp_path / "r")
+    lines = (root / CSV).read_text().split("\n")
+    lines[0] += ",RequesterFeedback"
+    lines[1:] = [line + ("," + "x" * 200_000 if i == 0 else ",") if line else line for i, line in enumerate(lines[1:])]
+    (root / CSV).write_text("\n".join(lines))
+    curate(root, tmp_path / "out", key=key, workers=1)
+    assert (tmp_path / "out" / "ratings.parquet").is_file()
