@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ._numbers import is_count
+from ._paths import inside
 from .data import sha256_fingerprint
 from .errors import InputError, SourceError, excerpt
 
@@ -262,6 +263,9 @@ def read_ava_folder(root: str | os.PathLike[str], *, test_list: str | os.PathLik
     root = Path(root)
     if not (root / AVA_TXT).is_file():
         raise SourceError(f"{root}: not an AVA folder (no {AVA_TXT})")
+    for name in (AVA_TXT, TAGS_TXT, CHALLENGES_TXT, *(() if test_list is not None else (STANDARD_TEST_LIST,))):
+        if (root / name).exists() and not inside(root, root / name):
+            raise SourceError(f"{root / name}: a link leading outside the AVA folder; nothing outside it is read")
     table = read_ava_txt(root / AVA_TXT)
     test_path = Path(test_list) if test_list is not None else root / STANDARD_TEST_LIST
     if not test_path.is_file():
@@ -365,11 +369,17 @@ def check_image_files(root: Path, image_ids: pd.Series) -> None:
     folder = root / IMAGE_DIR
     if not folder.is_dir():
         raise SourceError(f"{folder}: no images folder (AVA photos are read from {IMAGE_DIR}/<id>.jpg)")
+    if not inside(root, folder):
+        raise SourceError(f"{folder}: the images folder is a link leading outside the AVA folder; nothing outside "
+                          "it is read (copy or move the photos into it)")
     sizes: dict[str, int] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.endswith(".jpg"):
-                sizes[entry.name[:-4]] = entry.stat().st_size
+            if entry.name.endswith(".jpg") and (not entry.is_symlink() or inside(root, entry.path)):
+                try:  # a dangling link, or one leading out of the folder, is no file at all
+                    sizes[entry.name[:-4]] = entry.stat().st_size
+                except OSError:
+                    continue
     wanted = set(image_ids)
     missing = [i for i in image_ids if i not in sizes]
     empty = [i for i in image_ids if sizes.get(i) == 0]
@@ -414,7 +424,10 @@ def load_ava_source(root: str | os.PathLike[str], *, test_list: str | os.PathLik
     def read(image_id: str) -> bytes:
         if image_id not in known:
             raise KeyError(f"unknown image_id {image_id!r} in {data.root}")
-        return (folder / f"{image_id}.jpg").read_bytes()
+        path = folder / f"{image_id}.jpg"
+        if not inside(data.root, path):  # a symbolic link leading out: never read, never quoted
+            raise InputError("the image file is a link leading outside the AVA folder; not read", file=str(path))
+        return path.read_bytes()
 
     from . import schema
 

@@ -120,3 +120,41 @@ def test_the_synthetic_truth_is_beside_not_inside_the_tables(ava_root):
     data = sources.load(ava_root)
     truth = pd.read_csv(ava_root / TRUTH_FILE, dtype={"image_id": str})
     assert "latent_quality" in truth and "latent_quality" not in data.images
+
+
+def test_a_link_leading_out_of_the_ava_folder_is_never_read(ava_root, tmp_path):
+    """Review 2026-12-04: an image file that was a symbolic link to a file outside the AVA folder
+    (the rater key, here) was read and returned as the photo's bytes."""
+    root = _copy(ava_root, tmp_path)
+    secret = tmp_path / "outside" / "rater.key"
+    secret.parent.mkdir()
+    secret.write_text("4f62ae8a67" * 6 + "\n")
+    ids = ava.read_ava_folder(root).table["image_id"].tolist()
+    target = root / ava.IMAGE_DIR / f"{ids[2]}.jpg"
+    target.unlink()
+    target.symlink_to(secret)
+    with pytest.raises(InputError, match="have no file") as exc:
+        sources.load(root)  # a link leading out counts as no file at all
+    assert "4f62ae8a67" not in str(exc.value)
+    loaded = ava.load_ava_source(root, check_files=False)
+    with pytest.raises(InputError, match="outside the AVA folder") as exc:
+        loaded.read_image_bytes(ids[2])
+    assert "4f62ae8a67" not in str(exc.value)
+    (root / ava.TAGS_TXT).unlink()
+    (root / ava.TAGS_TXT).symlink_to(secret)
+    with pytest.raises(SourceError, match="leading outside the AVA folder"):
+        ava.read_ava_folder(root)
+
+
+def test_a_broken_link_among_the_images_is_a_missing_file_not_a_crash(ava_root, tmp_path):
+    """Review 2026-12-04: a dangling symbolic link in images/ raised FileNotFoundError (an internal
+    error), even as a stray file with no line in AVA.txt."""
+    root = _copy(ava_root, tmp_path)
+    (root / ava.IMAGE_DIR / "99999999.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    sources.load(root)  # a stray: logged, not read
+    ids = ava.read_ava_folder(root).table["image_id"].tolist()
+    listed = root / ava.IMAGE_DIR / f"{ids[4]}.jpg"
+    listed.unlink()
+    listed.symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(InputError, match=f"have no file images/<id>.jpg: ids {ids[4]}"):
+        sources.load(root)
