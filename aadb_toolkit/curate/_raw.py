@@ -238,8 +238,9 @@ def match_url_variants(answers: pd.DataFrame, files: dict[str, str], file: str, 
                    f"({int(k)} answers)" for n, k in zip(first["image_id"],
                                                           answers[todo].groupby("url").size()[first["url"]])]}),
         "url", "flagged", file=file, reason="url_variant")
-    # Two forms of one photo's URL in one assignment are the same image twice: keep the first slot.
-    exclude_repeated_images(answers, file, ledger, only=answers["url"].isin(mapped.keys()))
+    # Two forms of one photo's URL in one assignment are the same image twice: keep the first slot,
+    # whichever form it shows (so only in the assignments that hold a mapped form).
+    exclude_repeated_images(answers, file, ledger, only=answers["row"].isin(answers.loc[todo, "row"]))
 
 
 def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame:

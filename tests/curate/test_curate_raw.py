@@ -62,3 +62,18 @@ def test_fewer_image_slots_and_no_rows(tmp_path, key):
     rel.rows = []
     result = curate(rel.write(tmp_path / "r2"), tmp_path / "c2", key=key, workers=1)
     assert result.n_ratings == 0 and all(a["balanced"] for a in result.report["accounting"].values())
+
+
+def test_two_url_forms_of_one_photo_in_one_assignment_keep_the_first_slot_either_way(tmp_path, key):
+    """Review 2026-12-04: where the variant form (another size) came first and the exact URL
+    second, neither slot was excluded and the worker rated the photo twice in one assignment."""
+    rel = build_release(1)
+    exact = rel.rows[0]["Input.image_url1"]
+    rel.rows[0]["Input.image_url1"] = exact.replace("_b.jpg", "_z.jpg")  # the variant first
+    rel.rows[0]["Input.image_url2"] = exact
+    curate(rel.write(tmp_path / "r"), tmp_path / "c", key=key, workers=1)
+    report = json.loads((tmp_path / "c" / "curation_report.json").read_text())
+    [e] = [e for e in report["entries"] if e["reason"] == "duplicate_image_in_assignment"]
+    assert (e["row"], e["column"], e["image_id"]) == (1, "Input.image_url2", image_name(0, 1)[0])
+    ratings = pd.read_parquet(tmp_path / "c" / "ratings.parquet")
+    assert not ratings.duplicated(["batch_id", "rater_id", "image_id"]).any()
