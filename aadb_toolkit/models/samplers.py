@@ -198,12 +198,14 @@ def _group_by_rater(images: pd.DataFrame, ratings: pd.DataFrame, same_hit: bool)
 def _rater_weights(g: _RaterGroups, ties: str, weighting: str) -> np.ndarray:
     """Each rater's probability of being drawn (by pairs or by ratings); zero for raters who
     cannot contribute a pair."""
-    # a rater can contribute only if they scored at least two of these images differently
+    # a rater can contribute only if they scored at least two of these images differently; two
+    # scores of one image (a worker who met the photo in two HITs) are no pair
     lo = np.full(len(g.raters), np.inf)
     hi = np.full(len(g.raters), -np.inf)
     np.minimum.at(lo, g.rater_of, g.score_of)
     np.maximum.at(hi, g.rater_of, g.score_of)
-    usable = (g.counts >= 2) & ((hi > lo) | (ties == "keep"))
+    distinct = np.bincount(np.unique(np.stack([g.rater_of, g.image_of]), axis=1)[0], minlength=len(g.raters))
+    usable = (distinct >= 2) & ((hi > lo) | (ties == "keep"))
     if not usable.any():
         raise InputError("cannot draw within-rater pairs: no rater scored two training images differently",
                          field="pairs.strategy")
@@ -219,8 +221,12 @@ def _draw_ordered_pairs(g: _RaterGroups, w: np.ndarray, n_pairs: int, rng: np.ra
                         ties: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw rater, then two of their ratings, in chunks until ``n_pairs`` pairs are kept; each pair
     ordered higher score first. Returns the first and second image positions and the rater codes."""
-    firsts, seconds, who, have = [], [], [], 0
+    firsts, seconds, who, have, tries = [], [], [], 0, 0
     while have < n_pairs:
+        tries += 1
+        if tries > 10_000:  # usable raters always give pairs, but some only rarely: never loop forever
+            raise InputError(f"within-rater sampling kept {have} of {n_pairs} pairs in 10,000 draws: the raters' "
+                             "scores rarely differ on two images; lower pairs.n_pairs", field="pairs.n_pairs")
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
         rr, ia, ib = _two_members(g.starts, g.counts, w, m, rng)
         sa, sb = g.score_of[ia], g.score_of[ib]

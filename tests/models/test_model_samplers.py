@@ -259,3 +259,29 @@ def test_grouped_pairs_that_cannot_be_drawn_name_the_group_size():
     assert e.value.field == "pairs.cross_group_size"
     ok = cross_rater_pairs(tied, 10, np.random.default_rng(0), bias=0.0, group_size=4)  # groups of 4 mix scores
     assert (tied[ok.first] > tied[ok.second]).all()
+
+
+def test_a_rater_who_rated_one_image_twice_and_nothing_else_is_not_drawn(tmp_path):
+    """Review 2026-12-04: a rater whose two different scores were of the same image (curation keeps a
+    worker who met a photo in two HITs) counted as able to give a pair, and the within-rater
+    sampler then drew forever. Such a rater gives no pair; with no other, it is a clear error."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pandas as pd\n"
+        "from aadb_toolkit.errors import InputError\n"
+        "from aadb_toolkit.models.samplers import sample_pairs\n"
+        "images = pd.DataFrame({'image_id': ['a', 'b', 'c'], 'score_mean': [3.0, 3.0, 3.0], 'score': [0.5] * 3})\n"
+        "ratings = pd.DataFrame({'image_id': ['a', 'a', 'b', 'c'], 'rater_id': ['r1', 'r1', 'r2', 'r3'],\n"
+        "                        'score': [2, 4, 3, 3]})\n"
+        "try:\n"
+        "    sample_pairs(images, ratings, strategy='within', n_pairs=10, seed=0)\n"
+        "except InputError as exc:\n"
+        "    print('refused:', exc)\n"
+        "ok = ratings.assign(image_id=['a', 'a', 'b', 'c'], rater_id=['r1', 'r1', 'r1', 'r3'])\n"
+        "print(len(sample_pairs(images, ok, strategy='within', n_pairs=10, seed=0)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)  # a hang guard
+    assert out.returncode == 0, out.stderr
+    assert "refused: " in out.stdout and "no rater scored two training images differently" in out.stdout
+    assert out.stdout.strip().endswith("10")
