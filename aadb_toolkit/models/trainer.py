@@ -46,7 +46,7 @@ from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config
 from .content import column_labels, fit_content_branch
 from .devices import bf16_autocast, cpu_threads, pick_device, seed_torch
-from .ensemble import write_ensemble_file
+from .ensemble import ENSEMBLE_FILE, write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, copy_top
 from .inference import score_images, trunk_and_features
 from .network import HeadOnFeatures, build_network, upgrade_state
@@ -763,6 +763,7 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
                 torch.random.fork_rng(devices=cuda_devices):
             run = _setup(cfg, data, Path(out), device, dist_info, resume, progress, cache_dir)
             state = _build_state(run, init_weights, init_sha256, resume)
+            _clear_stale(run, resume)
             if cfg.model.mode == "frozen":
                 if run.is_main and state.frozen_backbone is None:  # kept once: the run files hold the head only
                     state.frozen_backbone = keep_frozen_backbone(state.net, run.out)
@@ -773,6 +774,19 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
                 write_text(run.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
             stopped = _loop(run, state, stop_after_steps)
             return _finish(run, state, stopped, data, init_weights)
+
+
+def _clear_stale(run: _Run, resume: bool) -> None:
+    """Once the new run's state is built (its init weights read and checked, so a refused run loses
+    nothing): without resume, the previous run's files; and on any fresh start, an ensemble's
+    record, which would otherwise go on describing the folder (predict reads it first)."""
+    if not run.is_main:
+        return
+    if not resume:
+        for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY, BACKBONE_FILE):
+            (run.out / name).unlink(missing_ok=True)
+    if run.checkpoint is None:
+        (run.out / ENSEMBLE_FILE).unlink(missing_ok=True)
 
 
 def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs) -> RunResult:
@@ -830,9 +844,6 @@ def _setup(cfg: ModelConfig, data: AADBData, out: Path, device: str, d: _Dist, r
         _check_resumable(checkpoint, cfg, fingerprint, d.world, device, out / CHECKPOINT)
     if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY, BACKBONE_FILE):
-                (out / name).unlink(missing_ok=True)
     _barrier(d)
     own_cache = cache_dir is None
     cache_root = Path(cache_dir) if cache_dir is not None else out / "cache"

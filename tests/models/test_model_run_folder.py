@@ -66,3 +66,37 @@ def test_the_run_cache_keeps_only_the_current_entries(tiny_curated, tmp_path):
           resume=False)
     names = sorted(p.name for p in (run / "cache").iterdir())
     assert len(names) == 2 and all(n.startswith("images-76-") for n in names), names
+
+
+def test_a_no_resume_train_refused_for_its_init_weights_leaves_the_finished_run(tiny_curated, tmp_path, capsys):
+    """Review 2026-12-04: `--no-resume` deleted the finished run's files before `--init-weights` was
+    read and refused, so a bad weights file lost the run."""
+    import torch
+
+    run = tmp_path / "R"
+    assert main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--no-progress",
+                 *SETS]) == 0
+    kept = {p: (run / p).read_bytes() for p in ("best.pt", "checkpoint.pt", "run.json", "metrics.jsonl")}
+    bad = tmp_path / "bad.pth"
+    torch.save({"x": torch.zeros(2)}, bad)
+    code = main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(run), "--no-progress",
+                 *SETS, "--no-resume", "--init-weights", str(bad)])
+    assert code == 1 and "bad.pth" in capsys.readouterr().err
+    assert {p: (run / p).read_bytes() for p in kept} == kept
+
+
+def test_a_single_run_trained_into_an_ensemble_s_folder_is_the_one_predict_uses(tiny_curated, tmp_path):
+    """Review 2026-12-04: a single run trained into a folder that held an ensemble left its
+    ensemble.json, and predict went on returning the old ensemble's predictions."""
+    from aadb_toolkit import sources
+    from aadb_toolkit.models import predict
+    from aadb_toolkit.models.predict import model_identity
+
+    run = tmp_path / "R"
+    train(load_config(BASELINES / "reg.toml", {**TINY, "ensemble.members": 2}), tiny_curated, run, progress=False)
+    data = sources.load(tiny_curated)
+    ensemble = predict(run, data, "test", progress=False)
+    train(load_config(BASELINES / "reg.toml", {**TINY, "train.seed": 7}), tiny_curated, run, progress=False)
+    single = predict(run, data, "test", progress=False)
+    assert "members" not in model_identity(run)
+    assert not single["score"].equals(ensemble["score"])
