@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import sys
 import tomllib
@@ -215,10 +216,11 @@ def _grid(row: Row) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(row.select[k] for k in keys))]
 
 
-def _finished(run: Path, cfg, data: AADBData) -> bool:
+def _finished(run: Path, cfg, data: AADBData, init_weights: str | Path | None = None) -> bool:
     """Whether ``run`` holds a finished run of ``cfg`` to reuse. One trained on other data (its
-    recorded data fingerprint differs, or it recorded none) is refused, not reused: the table would
-    score models trained on one data set while naming another."""
+    recorded data fingerprint differs, or it recorded none) or from other initial weights (none
+    against a file, or another file) is refused, not reused: the table would score models trained
+    on one data set, or from one starting point, while naming another."""
     from .models.runs import CONFIG_FILE, RUN_SUMMARY, data_fingerprint, read_run_json
 
     summary, config = read_run_json(run, RUN_SUMMARY), read_run_json(run, CONFIG_FILE)
@@ -233,6 +235,11 @@ def _finished(run: Path, cfg, data: AADBData) -> bool:
                          f"{shown}, this --data {ours}); reusing it would score a model of one "
                          "data set as another — use another --out for this data, or remove the run "
                          "folder to retrain it", file=str(run))
+    theirs, ours = summary.get("init_weights"), None if init_weights is None else str(init_weights)
+    if (theirs is None) != (ours is None) or (ours is not None and os.path.realpath(str(theirs)) != os.path.realpath(ours)):
+        raise InputError(f"this row's finished run started from other initial weights ({quote(theirs or 'none')}, "
+                         f"this --init-weights {quote(ours or 'none')}); reusing it would report one starting point "
+                         "as another — use another --out, or remove the run folder to retrain it", file=str(run))
     return True
 
 
@@ -265,7 +272,7 @@ def train_row(recipe: Recipe, row: Row, data: AADBData, run_root: Path, budget: 
     for setting in _grid(row):
         cfg = row_config(recipe, row, budget, setting)
         run = run_root / (slug("_".join(f"{k}={v}" for k, v in setting.items())) if setting else "run")
-        if _finished(run, cfg, data):
+        if _finished(run, cfg, data, init_weights):
             log.info("reusing finished run %s", run)
         else:  # a new run, or the interrupted one resumed from its checkpoint
             _refuse_other_config(run, cfg)

@@ -216,3 +216,20 @@ def test_reproduce_off_a_terminal_prints_one_line_per_row_and_says_from_scratch_
     assert f"reproduce {fig.name}: row 1/1 'K = 1'" in err
     assert not [w for w in recwarn if "from scratch" in str(w.message)]  # no raw warning per row
     assert sum("from scratch" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.filterwarnings("ignore:no --init-weights")
+def test_a_finished_row_is_not_reused_for_other_initial_weights(tiny_curated, tmp_path):
+    """Review 2026-12-04: `aadb reproduce --init-weights W` reused rows trained from scratch (and the
+    reverse), so a from-scratch table was reported as a pretrained one."""
+    from aadb_toolkit import reproduce as rp
+    from aadb_toolkit.models import load_config, train
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "baselines" / "reg.toml",
+                      {**TINY, "optim.steps": 2})
+    run = tmp_path / "run"
+    train(cfg, tiny_curated, run, progress=False)  # from scratch
+    data = load(tiny_curated)
+    assert rp._finished(run, cfg, data, None)
+    with pytest.raises(InputError, match="other initial weights"):
+        rp._finished(run, cfg, data, tmp_path / "alexnet.pth")
