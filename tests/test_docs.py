@@ -57,3 +57,15 @@ def test_every_dotted_name_the_docs_and_docstrings_give_exists():
                       for name in pattern.findall(path.read_text(encoding="utf-8"))
                       if name not in not_names and not _resolves(name)})
     assert not missing, missing
+
+
+def test_every_from_import_the_docs_show_works():
+    """Review 2026-12-04: docs/models.md's CPU demo imported write_predictions from aadb_toolkit.models,
+    which does not export it."""
+    pattern = re.compile(r"^\s*from (aadb_toolkit[\w.]*) import \(?([\w, ]+)\)?\s*$", re.M)
+    missing = sorted({f"{path.name}: from {module} import {name}"
+                      for path in [*DOCS.glob("*.md"), ROOT / "README.md"]
+                      for module, names in pattern.findall(path.read_text(encoding="utf-8"))
+                      for name in (n.strip() for n in names.split(",")) if name
+                      and not _resolves(f"{module}.{name}")})
+    assert not missing, missing

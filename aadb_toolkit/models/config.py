@@ -502,6 +502,8 @@ def _check_pairs_and_loss(p: PairsSection, lo: LossSection, err) -> None:
         raise err("n_pairs must be > 0 when a pair strategy is set", "pairs.n_pairs")
     if not 0 <= p.within_share <= 1:
         raise err("within_share must be in [0, 1]", "pairs.within_share")
+    if p.cross_bias < 0:
+        raise err("cross_bias must be ≥ 0 (pairs drawn with P ∝ |Δscore|^bias; 0 = uniform)", "pairs.cross_bias")
     if p.cross_group_size < 0 or p.cross_group_size == 1:
         raise err("cross_group_size must be 0 (any two images) or at least 2", "pairs.cross_group_size")
     if not lo.weights:
@@ -572,7 +574,7 @@ def _check_branches(cfg: ModelConfig, err) -> None:
                 raise err(f"unknown branch {b!r}{_suggest(b, _BRANCHES)}", f"stages[{i}].branches")
             if b not in cfg.branches:
                 raise err(f"branch {b!r} is not configured (add an [{b}] section)", f"stages[{i}].branches")
-        _check_weights(cfg, st.weights or cfg.loss.weights, set(st.branches), f"stages[{i}].weights", err)
+        _check_weights(cfg, _stage_weights(st, cfg), set(st.branches), f"stages[{i}].weights", err)
         _check_stage_freeze_and_images(cfg, i, err)
     if not cfg.stages:
         _check_weights(cfg, cfg.loss.weights, set(cfg.branches), "loss.weights", err)
@@ -587,7 +589,7 @@ def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
             raise err(f"only the attribute layer can be frozen, not {b!r}", f"stages[{i}].freeze")
         if b not in st.branches:
             raise err(f"stage freezes {b!r} but does not use it (add it to branches)", f"stages[{i}].freeze")
-        trained = any(b in prev.branches and b not in prev.freeze and (prev.weights or cfg.loss.weights).get("attribute", 0) > 0
+        trained = any(b in prev.branches and b not in prev.freeze and _stage_weights(prev, cfg).get("attribute", 0) > 0
                       for prev in cfg.stages[:i])
         if not trained:
             raise err("no earlier stage trains the attribute layer: §4.3 freezes a trained layer", f"stages[{i}].freeze")
@@ -596,12 +598,20 @@ def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
     if st.images == "attribute_labelled":
         if cfg.attributes is None:
             raise err("attribute_labelled images need an [attributes] section", f"stages[{i}].images")
-        if (st.weights or cfg.loss.weights).get("rank", 0) > 0:
+        if _stage_weights(st, cfg).get("rank", 0) > 0:
             raise err("a stage on the attribute-labelled images trains on images, not pairs (no rank term)",
                       f"stages[{i}].images")
 
 
+def _stage_weights(stage, cfg: ModelConfig) -> Mapping[str, float]:
+    """A stage's loss weights as the trainer reads them: its own table (even an empty one), else
+    ``loss.weights``."""
+    return stage.weights if stage.weights is not None else cfg.loss.weights
+
+
 def _check_weights(cfg: ModelConfig, weights: Mapping[str, float], branches: set[str], where: str, err) -> None:
+    if not any(w > 0 for w in weights.values()):
+        raise err("at least one loss weight must be > 0 (with none, nothing is trained)", where)
     provided = set(head_outputs(cfg.model.head)) | {"attributes"} if "attributes" in branches else \
         set(head_outputs(cfg.model.head))
     for name, w in weights.items():

@@ -26,6 +26,9 @@ CASES = [
     ("optim.weight_decay=1e300", "optim.weight_decay", "finite number"),
     ("train.seed=-1", "train.seed", "0 … 4294967295"), ("train.seed=1e20", "train.seed", "expected int"),
     ("train.seed=100000000000000000000", "train.seed", "0 … 4294967295"),
+    # review 2026-12-04: accepted, then an internal error at the first step (nothing to train)
+    ("loss.weights={regression=0.0, rank=0.0}", "loss.weights", "at least one loss weight must be > 0"),
+    ("pairs.cross_bias=-2", "pairs.cross_bias", "≥ 0"),  # was read as 0 (uniform), against P ∝ |Δ|^bias
 ]
 
 
