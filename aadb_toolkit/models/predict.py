@@ -86,6 +86,25 @@ def _single_run(run, data: AADBData, ids: list[str], device: str | None, which: 
     return net, sampler, device, bf16_autocast(cfg.train.amp, device)
 
 
+def _refuse_untrained_attributes(run: str | Path, cfg, which: str) -> None:
+    """Refuse the best weights when the stage they were kept at came before any stage that trained the
+    attribute branch (a staged recipe whose earlier stage validated best): its attribute layer then
+    holds its initial weights, and its predictions would be noise passed off as the branch's."""
+    from .runs import RUN_SUMMARY, read_run_json
+
+    kept = (read_run_json(Path(run), RUN_SUMMARY) or {}).get("best_stage") if which == "best" else None
+    if kept is None or not cfg.stages:
+        return
+    for st in cfg.stages:
+        weights = st.weights if st.weights is not None else cfg.loss.weights
+        if "attributes" in st.branches and "attributes" not in st.freeze and weights.get("attribute", 0) > 0:
+            return
+        if st.name == kept:
+            raise InputError(f"the best weights were kept at stage {kept!r}, which never trained the attribute "
+                             "branch (no stage up to it did): its attribute predictions would be untrained; "
+                             "predict with the last weights (--weights last) instead", file=str(run))
+
+
 def predict_attributes(run: str | Path, data: str | Path | AADBData, split: str = "test", *,
                        device: str | None = None, which: str = "best", batch_size: int = 256,
                        cache_dir: str | Path | None = None, progress: bool | None = None) -> pd.DataFrame:
@@ -104,6 +123,7 @@ def predict_attributes(run: str | Path, data: str | Path | AADBData, split: str 
     if cfg.attributes is None:
         raise InputError("the run has no attribute branch (its config has no [attributes]); it predicts no "
                          "attributes", file=str(run))
+    _refuse_untrained_attributes(run, cfg, which)
     names = list(attribute_columns(cfg.attributes.columns))
     ids = list(data.split(split)["image_id"])
     values = np.zeros((0, len(names)))

@@ -108,3 +108,21 @@ def test_constant_predictions_of_an_attribute_score_rho_0_not_left_out(data):
     assert r.metrics["mean_rho"].value == pytest.approx(1.0 / varying)
     assert r.metrics[f"rho[{schema.ATTRIBUTES[1]}]"].value == 0.0 and r.details["n_undefined"] == 11 - varying
     assert r.metrics["mean_rho"].ci_high < 1.0
+
+
+def test_attributes_are_not_predicted_from_weights_kept_before_the_attribute_layer_trained(data, tmp_path):
+    """Review 2026-12-04: a staged run whose best validation ρ came from a stage before the joint one
+    kept an attribute layer that was never trained, and its predictions were returned unflagged."""
+    import json
+
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models import load_config, predict_attributes, train
+
+    run = tmp_path / "run"
+    train(load_config(BASELINES / "reg_rank_att.toml", {**TINY, "pairs.n_pairs": 96}), data, run, progress=False)
+    summary = json.loads((run / "run.json").read_text())
+    summary["best_stage"] = "reg_rank"  # as when that stage's validation ρ was the best
+    (run / "run.json").write_text(json.dumps(summary))
+    with pytest.raises(InputError, match="never trained the attribute branch"):
+        predict_attributes(run, data, "test", progress=False)
+    assert len(predict_attributes(run, data, "test", which="last", progress=False)) == 11 * len(data.split("test"))
