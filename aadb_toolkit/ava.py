@@ -14,8 +14,8 @@ Files read (relative to the AVA root folder):
 - ``images/<id>.jpg``: the photos (read only by :func:`load_ava_source`).
 
 The toolkit's AVA validation set (used to choose the binary threshold τ of the ``ava`` protocol) is
-a deterministic held-out part of the training ids: an id belongs to it when
-``sha256("aadb-toolkit/ava-validation/v1:" + id)`` read as an integer is divisible by
+a deterministic held-out part of the training ids: an id belongs to it when the first 8 bytes of
+``sha256(_VALIDATION_SALT + id)``, read as a big-endian integer, are divisible by
 :data:`VALIDATION_MODULUS` (about 2% of the training images; membership depends on the id alone).
 """
 
