@@ -424,10 +424,14 @@ def _exclude_invalid_votes(out: pd.DataFrame, reason: np.ndarray, bad_votes: dic
     bad_any = np.zeros(len(out), dtype=bool)
     for m in bad_votes.values():
         bad_any |= m
+    blank = reason == "blank_score"  # not a rating, but its valid votes count: an invalid one is left out
     bad_any &= reason == "kept"
     reason[bad_any] = "invalid_vote"
     _report_votes(out, bad_any, bad_votes, "answer", "invalid_vote",
                   "attribute vote is not -1, 0 or +1; the whole answer is excluded", cols, file, ledger, vote_text)
+    _report_votes(out, blank, bad_votes, "vote", "invalid_vote",
+                  "attribute vote is not -1, 0 or +1; left out of the image's attribute mean (the answer's overall "
+                  "score is blank, so it is no rating)", cols, file, ledger, vote_text)
 
 
 def _vote_array(numbers: np.ndarray) -> pd.api.extensions.ExtensionArray:
