@@ -168,3 +168,25 @@ def test_tiny_dinov2_under_the_shipped_frozen_reg_rank_config_end_to_end(tmp_pat
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["model"]["backbone"]["weights_sha256"] == digest
     assert result["model"]["contamination"] == []
+
+
+def test_the_recorded_sha256_covers_the_weights_transformers_loads(tmp_path):
+    """Review 2026-12-04: a folder with sharded safetensors and a pytorch_model.bin had the .bin
+    hashed (and checked against --init-sha256) while transformers loaded the shards."""
+    import transformers
+
+    from aadb_toolkit.models.archs import family
+    from aadb_toolkit.models.archs._hf import files_sha256
+
+    folder = tmp_path / "dinov2"
+    torch.manual_seed(0)
+    shards = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_VIT))
+    shards.save_pretrained(folder, max_shard_size="20KB")
+    torch.manual_seed(1)
+    other = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_VIT))
+    torch.save(other.state_dict(), folder / "pytorch_model.bin")
+    fam = family("dinov2")
+    backbone = fam.build(load_config("dinov2_small_frozen_reg").model, fam.read_architecture(str(folder)))
+    digest = fam.load_weights(backbone, str(folder), None)
+    assert torch.equal(backbone.model.embeddings.cls_token, shards.embeddings.cls_token)
+    assert digest == files_sha256(sorted(folder.glob("model-*-of-*.safetensors")))

@@ -139,13 +139,16 @@ def read_config(family: str, spec: HFSpec, source: str) -> dict[str, Any]:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """The weights of a folder: ``model.safetensors`` (or its shards), else ``pytorch_model.bin``."""
-    for name in WEIGHT_FILES:
-        if (folder / name).is_file():
-            return [folder / name]
+    """The weights of a folder, in the order transformers prefers them (so the sha256 covers what it
+    loads: :func:`load_weights` pins the format): ``model.safetensors``, else its shards, else
+    ``pytorch_model.bin``."""
+    if (folder / WEIGHT_FILES[0]).is_file():
+        return [folder / WEIGHT_FILES[0]]
     shards = sorted(folder.glob("model-*-of-*.safetensors"))
     if shards:
         return shards
+    if (folder / WEIGHT_FILES[1]).is_file():
+        return [folder / WEIGHT_FILES[1]]
     raise InputError(f"the folder has no weights file ({', '.join(WEIGHT_FILES)})", file=str(folder),
                      field="--init-weights")
 
@@ -173,7 +176,8 @@ def load_weights(family: str, backbone: HFBackbone, source: str, sha256: str | N
     model_class = getattr(transformers, backbone.spec.model_class)
     try:
         loaded, info = model_class.from_pretrained(str(folder), config=backbone.model.config, local_files_only=True,
-                                                   output_loading_info=True, **dict(backbone.spec.model_kwargs or {}))
+                                                   output_loading_info=True, use_safetensors=files[0].suffix == ".safetensors",
+                                                   **dict(backbone.spec.model_kwargs or {}))
     except Exception as exc:  # transformers raises many types for unreadable or mismatched weights
         raise InputError(f"cannot load the weights as a {family} model: {exc}", file=str(files[0])) from exc
     missing = list(info.get("missing_keys") or []) + list(info.get("mismatched_keys") or [])
