@@ -110,6 +110,7 @@ def test_constant_predictions_of_an_attribute_score_rho_0_not_left_out(data):
     assert r.metrics["mean_rho"].ci_high < 1.0
 
 
+@pytest.mark.filterwarnings("ignore:no --init-weights")
 def test_attributes_are_not_predicted_from_weights_kept_before_the_attribute_layer_trained(data, tmp_path):
     """Review 2026-12-04: a staged run whose best validation ρ came from a stage before the joint one
     kept an attribute layer that was never trained, and its predictions were returned unflagged."""
