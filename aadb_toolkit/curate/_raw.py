@@ -283,7 +283,7 @@ def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame
         rows.loc[d.index, "reason"] = "duplicate_submission"
         ledger.add_frame(pd.DataFrame({
             "row": d["row"].to_numpy(), "column": "WorkerId",
-            "detail": [f"same worker and HIT {h!r} as row {k} (kept: earliest SubmitTime, then first row)"
+            "detail": [f"same worker and HIT {quote(h)} as row {k} (kept: earliest SubmitTime, then first row)"
                        for h, k in zip(d["hit_id"], kept_row)],
         }), "row", "excluded", file=file, reason="duplicate_submission")
     unknown = (rows["reason"] == "") & ~rows["status"].str.lower().isin(_KEPT_STATUSES)

@@ -77,3 +77,16 @@ def test_two_url_forms_of_one_photo_in_one_assignment_keep_the_first_slot_either
     assert (e["row"], e["column"], e["image_id"]) == (1, "Input.image_url2", image_name(0, 1)[0])
     ratings = pd.read_parquet(tmp_path / "c" / "ratings.parquet")
     assert not ratings.duplicated(["batch_id", "rater_id", "image_id"]).any()
+
+
+def test_a_repeated_submission_s_report_entry_quotes_its_hit_id_in_32_characters(tmp_path, key):
+    """The one quoting rule (errors.quote): a long HITId was copied whole into the report's detail."""
+    rel = build_release(1)
+    long_hit = "H" * 120
+    for row in rel.rows[:5]:
+        row["HITId"] = long_hit
+    rel.rows.insert(1, dict(rel.rows[0]))  # the same worker submitting the same HIT twice
+    curate(rel.write(tmp_path / "r"), tmp_path / "c", key=key, workers=1)
+    report = json.loads((tmp_path / "c" / "curation_report.json").read_text())
+    [e] = [e for e in report["entries"] if e["reason"] == "duplicate_submission"]
+    assert "H" * 33 not in e["detail"]
