@@ -776,6 +776,25 @@ def _train_single(cfg: ModelConfig, data: AADBData, out: Path, device: str, init
             return _finish(run, state, stopped, data, init_weights)
 
 
+def _train_members(cfg: ModelConfig, data: AADBData, out: Path, device: str, train_kwargs: dict) -> list[RunResult]:
+    """Train the members one after another (seed ``train.seed + k``) into ``out/members/k``, within
+    one ``train.max_minutes`` budget for them all: each gets what is left, and none starts once it
+    is spent or a member stopped early (a rerun resumes where they stopped)."""
+    single = cfg.to_dict()
+    single["ensemble"] = {"members": 1}
+    deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+    results: list[RunResult] = []
+    for k in range(cfg.ensemble.members):
+        left = None if deadline is None else (deadline - time.monotonic()) / 60
+        if results and (results[-1].stopped != "completed" or (left is not None and left <= 0)):
+            break
+        member = {**single, "train": {**single["train"], "seed": cfg.train.seed + k,
+                                      **({"max_minutes": max(left, 1e-6)} if left is not None else {})}}
+        results.append(train(config_from_dict(member, source=f"{cfg.name} member {k}"), data,
+                             out / "members" / str(k), device=device, **train_kwargs))
+    return results
+
+
 def _clear_stale(run: _Run, resume: bool) -> None:
     """Once the new run's state is built (its init weights read and checked, so a refused run loses
     nothing): without resume, the previous run's files; and on any fresh start, an ensemble's
@@ -793,12 +812,9 @@ def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str,
     """Train every member (seed ``train.seed + k``) into ``out/members/k``, then write
     ``ensemble.json`` and ``run.json`` with the validation ρ of the averaged predictions."""
     out = out.absolute()
-    single = cfg.to_dict()
-    single["ensemble"] = {"members": 1}
-    results = [train(config_from_dict({**single, "train": {**single["train"], "seed": cfg.train.seed + k}},
-                                      source=f"{cfg.name} member {k}"),
-                     data, out / "members" / str(k), device=device, **train_kwargs)
-               for k in range(cfg.ensemble.members)]
+    results = _train_members(cfg, data, out, device, train_kwargs)
+    if len(results) < cfg.ensemble.members or results[-1].stopped != "completed":
+        return dataclasses.replace(results[-1], run_dir=out, config=cfg, stopped="time_limit")
     rel = [f"members/{k}" for k in range(cfg.ensemble.members)]
     write_ensemble_file(out, cfg, rel)
     val = data.split("validation")

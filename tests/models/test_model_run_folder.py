@@ -100,3 +100,17 @@ def test_a_single_run_trained_into_an_ensemble_s_folder_is_the_one_predict_uses(
     single = predict(run, data, "test", progress=False)
     assert "members" not in model_identity(run)
     assert not single["score"].equals(ensemble["score"])
+
+
+def test_max_minutes_bounds_the_whole_ensemble_not_each_member(tiny_curated, tmp_path):
+    """Review 2026-12-04: each member started its own clock, so members=3 with a budget already
+    spent trained all three. Members after the budget do not start, no ensemble is written
+    (nothing would predict from an incomplete one), and a rerun resumes to the full ensemble."""
+    run = tmp_path / "R"
+    cfg = load_config(BASELINES / "reg.toml", {**TINY, "ensemble.members": 3, "optim.steps": 40})
+    result = train(cfg, tiny_curated, run, progress=False, max_minutes=1e-4)
+    assert result.stopped == "time_limit"
+    assert not (run / "members" / "1").exists() and not (run / "ensemble.json").exists()
+    done = train(cfg, tiny_curated, run, progress=False)
+    assert done.stopped == "completed" and (run / "ensemble.json").is_file()
+    assert sorted(p.name for p in (run / "members").iterdir()) == ["0", "1", "2"]
