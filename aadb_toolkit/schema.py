@@ -164,6 +164,8 @@ SIMULATED_TRUTH_SUFFIX: Final[str] = ".truth"
 #: The file of a simulated release's truth that names the generator's setting (name, overrides,
 #: every parameter and their sha256): curation copies its name, overrides and digest into the manifest.
 SIMULATED_SETTING_FILE: Final[str] = "setting.json"
+#: The output-marker kind of a release folder ``aadb simulate`` wrote (a real release has no marker).
+SIMULATED_RELEASE_KIND: Final[str] = "simulated_release"
 
 
 def simulated_truth_dir(release: str | Path) -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
-from .._atomic import small_json_object
+from .._atomic import read_marker, small_json_object
+from .._paths import inside
 from ..data import setting_record
 from ..errors import InputError
 
@@ -22,10 +23,18 @@ _MAX_BYTES = 1 << 20
 
 def synthetic_setting(release: Path) -> dict[str, Any] | None:
     """``{"setting", "overrides", "sha256"}`` of a simulated release's setting, or None when the
-    release has no planted truth (real data) or its truth predates settings (no setting file)."""
-    file = schema.simulated_truth_dir(release) / schema.SIMULATED_SETTING_FILE
-    if not file.is_file():
+    release is not one the simulator wrote (no marker of that kind inside it: real data, whose
+    sibling folders are never read) or its truth predates settings (no setting file). The setting
+    file must lie in the truth folder: a link leading out is an error, never read."""
+    marker = read_marker(release)
+    if marker is None or marker.get("kind") != schema.SIMULATED_RELEASE_KIND:
         return None
+    truth = schema.simulated_truth_dir(release)
+    file = truth / schema.SIMULATED_SETTING_FILE
+    if not (file.is_file() or file.is_symlink()):
+        return None
+    if not inside(truth, file):
+        raise InputError("leads outside the release's truth folder (a symbolic link); not read", file=str(file))
     record = small_json_object(file, _MAX_BYTES)
     if record is None:
         raise InputError("is not a JSON object of at most 1 MiB; simulate the release again (aadb simulate)",

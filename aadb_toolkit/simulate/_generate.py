@@ -48,7 +48,7 @@ class SimulationResult:
 
 
 #: Output-marker kinds of a synthetic release and of its planted truth (see :mod:`aadb_toolkit._atomic`).
-RELEASE_KIND, TRUTH_KIND = "simulated_release", "simulated_truth"
+RELEASE_KIND, TRUTH_KIND = schema.SIMULATED_RELEASE_KIND, "simulated_truth"
 
 
 def truth_dir_for(release: str | Path) -> Path:

@@ -74,3 +74,27 @@ def test_a_score_records_the_setting_and_reads_it_back(planted):
     doc["data"]["synthetic_setting"] = {"setting": "x", "sha256": "nope"}
     with pytest.raises(InputError, match="malformed result document: .*synthetic_sett"):
         Result.from_dict(doc)
+
+
+def test_a_release_the_simulator_did_not_write_reads_no_sibling_truth(tmp_path):
+    """Review 2026-12-04: any release with a sibling `X.truth/setting.json` was marked synthetic, and
+    that file (outside the release) was read even through a link. Only a release the simulator
+    wrote (its marker inside) is read as simulated, and its setting file must not lead out."""
+    import shutil
+
+    from aadb_toolkit._atomic import MARKER_FILE
+
+    res = simulate(tmp_path / "r", n_images=20, seed=1, image_size=(32, 24))
+    real = tmp_path / "real"
+    shutil.copytree(res.release_dir, real)
+    (real / MARKER_FILE).unlink()  # a release like the real one: no toolkit marker
+    (tmp_path / "real.truth").mkdir()
+    (tmp_path / "elsewhere.txt").write_text("not json")
+    (tmp_path / "real.truth" / SETTING_FILE).symlink_to(tmp_path / "elsewhere.txt")
+    curate(real, tmp_path / "c", key=KEY, progress=False)  # the sibling file is never opened
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text()).get("synthetic") is not True
+    setting = res.truth_dir / SETTING_FILE
+    setting.unlink()
+    setting.symlink_to(tmp_path / "elsewhere.txt")  # a simulated release whose setting leads out
+    with pytest.raises(InputError, match="leads outside"):
+        curate(res.release_dir, tmp_path / "c2", key=KEY, progress=False)
