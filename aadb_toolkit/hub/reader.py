@@ -18,7 +18,7 @@ from .. import schema
 from .._paths import inside
 from ..data import AADBData, Provenance
 from ..data import table_to_pandas
-from ..errors import InputError, SourceError, excerpt
+from ..errors import InputError, SourceError, excerpt, quote
 from . import card as card_mod
 from . import layout
 
@@ -183,10 +183,18 @@ def load_published(path: Path, *, kind: str = "published", origin: str | None = 
     rating_files = _split_files(folder, meta, layout.CONFIG_RATINGS)
     _check_complete(folder, meta, layout.CONFIG_IMAGES, image_files)
     _check_complete(folder, meta, layout.CONFIG_RATINGS, rating_files)
+    unknown = sorted((set(image_files) | set(rating_files)) - set(schema.SPLITS))
+    if unknown:  # their shards would be left out without a word
+        raise SourceError(f"{folder / layout.README}: the card declares split(s) {', '.join(map(quote, unknown))}; an AADB folder has only "
+                          f"{list(schema.SPLITS)}")
     image_parts, rating_parts, locations = [], [], {}
     for split in schema.SPLITS:
         for f in image_files.get(split, []):
             table = _read(f, [c for c in schema.IMAGE_COLUMNS])
+            if (table["split"].astype(str) != split).any():
+                raise SourceError(f"{f}: the card files this shard under split {split!r}, but its rows name "
+                                  f"{', '.join(quote(s) for s in sorted(set(table['split'].astype(str)) - {split})[:3])}; "
+                                  "republish the folder")
             image_parts.append(table)
             pf = pq.ParquetFile(f)
             sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]

@@ -501,3 +501,25 @@ def test_publish_refuses_an_out_folder_inside_its_data_source(tiny_curated, publ
         with pytest.raises(InputError, match="inside the data source") as err:
             hub.publish(sources.load(source), source / "pub")
         assert err.value.field == "--out" and _tree(source) == before
+
+
+def test_a_published_folder_whose_splits_do_not_add_up_is_refused(published, tmp_path):
+    """Review 2026-12-04: a card declaring a split outside train/validation/test had that split's
+    shards ignored without a word, and a shard's rows were taken with whatever split they named,
+    whatever split the card filed the shard under."""
+    other = tmp_path / "other"
+    shutil.copytree(published, other)
+    readme = other / "README.md"
+    readme.write_text(readme.read_text().replace("- split: validation", "- split: holdout"))
+    with pytest.raises(SourceError, match="holdout"):
+        sources.load(other)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(published, swapped)
+    data = swapped / "data"
+    test, val = next(data.glob("test-*.parquet")), next(data.glob("validation-*.parquet"))
+    tmp = data / "x.parquet"
+    test.rename(tmp)
+    val.rename(test)
+    tmp.rename(val)
+    with pytest.raises(SourceError, match="split"):
+        sources.load(swapped)
