@@ -332,7 +332,8 @@ def _submission_rows(text: str, path: str, target: _Target, problems: list[Probl
         rows, line_numbers = _csv_records(text, str(path))
         file_header = rows[0] if rows else []
     if tuple(file_header) != header:
-        if not text.strip("\r\n").count("\n") and not text.strip("\r\n").count("\r"):
+        body = text.strip("\r\n")
+        if "\n" not in body and "\r" not in body:  # one line: never quoted
             raise SubmissionError(str(path), [Problem(f"the file has one line, not the header "
                                                       f"{','.join(header)!r} ({ONE_LINE_NOT_QUOTED})", row=1)])
         problems.append(_header_problem(path, file_header, target))

@@ -75,9 +75,9 @@ def _identities(args: argparse.Namespace) -> tuple[dict, dict]:
     """The model sidecars of both outputs (what ``aadb score`` records): the generic run's identity
     for the queries' splits, and for the personalized predictions the personalizer too."""
     from ..models.predict import model_identity
-    from ..protocols import PROTOCOLS
+    from ..piaa.episodes import EPISODE_SPLIT_NAME
 
-    generic = model_identity(args.run, split="+".join(PROTOCOLS["piaa"].splits))
+    generic = model_identity(args.run, split=EPISODE_SPLIT_NAME)
     alpha = "auto" if args.alpha is None else args.alpha
     return {**generic, "personalizer": {"method": args.method, "alpha": alpha}}, generic
 

@@ -101,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
 def report(result, args: argparse.Namespace) -> None:
     """Print the result's summary, and record it in ``--db`` when given."""
     main = result.metrics[result.main_metric]
-    defined = main.value is not None and math.isfinite(main.value)
-    ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if defined and main.ci_low is not None else ""
-    value = f"{main.value:.4f}" if defined else "undefined"
+    ci = f" (95% CI {main.ci_low:.4f} to {main.ci_high:.4f})" if _defined(main.value) and main.ci_low is not None else ""
+    value = f"{main.value:.4f}" if _defined(main.value) else "undefined"
     synthetic = " — SYNTHETIC data (a test instrument, not AADB)" if result.synthetic else ""
     print(f"{result.protocol} v{result.protocol_version}: {result.main_metric} = {value}{ci} "
           f"on {result.n_images} images{synthetic}")

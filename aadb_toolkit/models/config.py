@@ -574,7 +574,7 @@ def _check_branches(cfg: ModelConfig, err) -> None:
                 raise err(f"unknown branch {b!r}{_suggest(b, _BRANCHES)}", f"stages[{i}].branches")
             if b not in cfg.branches:
                 raise err(f"branch {b!r} is not configured (add an [{b}] section)", f"stages[{i}].branches")
-        _check_weights(cfg, _stage_weights(st, cfg), set(st.branches), f"stages[{i}].weights", err)
+        _check_weights(cfg, stage_weights(st, cfg), set(st.branches), f"stages[{i}].weights", err)
         _check_stage_freeze_and_images(cfg, i, err)
     if not cfg.stages:
         _check_weights(cfg, cfg.loss.weights, set(cfg.branches), "loss.weights", err)
@@ -589,8 +589,7 @@ def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
             raise err(f"only the attribute layer can be frozen, not {b!r}", f"stages[{i}].freeze")
         if b not in st.branches:
             raise err(f"stage freezes {b!r} but does not use it (add it to branches)", f"stages[{i}].freeze")
-        trained = any(b in prev.branches and b not in prev.freeze and _stage_weights(prev, cfg).get("attribute", 0) > 0
-                      for prev in cfg.stages[:i])
+        trained = any(trains_attributes(prev, cfg) for prev in cfg.stages[:i])  # b is "attributes" here
         if not trained:
             raise err("no earlier stage trains the attribute layer: §4.3 freezes a trained layer", f"stages[{i}].freeze")
     if st.images not in _STAGE_IMAGES:
@@ -598,15 +597,22 @@ def _check_stage_freeze_and_images(cfg: ModelConfig, i: int, err) -> None:
     if st.images == "attribute_labelled":
         if cfg.attributes is None:
             raise err("attribute_labelled images need an [attributes] section", f"stages[{i}].images")
-        if _stage_weights(st, cfg).get("rank", 0) > 0:
+        if stage_weights(st, cfg).get("rank", 0) > 0:
             raise err("a stage on the attribute-labelled images trains on images, not pairs (no rank term)",
                       f"stages[{i}].images")
 
 
-def _stage_weights(stage, cfg: ModelConfig) -> Mapping[str, float]:
+def stage_weights(stage: StageSection, cfg: ModelConfig) -> Mapping[str, float]:
     """A stage's loss weights as the trainer reads them: its own table (even an empty one), else
     ``loss.weights``."""
     return stage.weights if stage.weights is not None else cfg.loss.weights
+
+
+def trains_attributes(stage: StageSection, cfg: ModelConfig) -> bool:
+    """Whether ``stage`` trains the attribute layer: it uses the branch, does not freeze it, and
+    weighs the attribute loss above 0."""
+    return ("attributes" in stage.branches and "attributes" not in stage.freeze
+            and stage_weights(stage, cfg).get("attribute", 0) > 0)
 
 
 def _check_weights(cfg: ModelConfig, weights: Mapping[str, float], branches: set[str], where: str, err) -> None:

@@ -90,14 +90,14 @@ def _refuse_untrained_attributes(run: str | Path, cfg, which: str) -> None:
     """Refuse the best weights when the stage they were kept at came before any stage that trained the
     attribute branch (a staged recipe whose earlier stage validated best): its attribute layer then
     holds its initial weights, and its predictions would be noise passed off as the branch's."""
+    from .config import trains_attributes
     from .runs import RUN_SUMMARY, read_run_json
 
     kept = (read_run_json(Path(run), RUN_SUMMARY) or {}).get("best_stage") if which == "best" else None
     if kept is None or not cfg.stages:
         return
     for st in cfg.stages:
-        weights = st.weights if st.weights is not None else cfg.loss.weights
-        if "attributes" in st.branches and "attributes" not in st.freeze and weights.get("attribute", 0) > 0:
+        if trains_attributes(st, cfg):
             return
         if st.name == kept:
             raise InputError(f"the best weights were kept at stage {kept!r}, which never trained the attribute "

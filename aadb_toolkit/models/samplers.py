@@ -34,6 +34,8 @@ WITHIN_WEIGHTINGS: tuple[str, ...] = ("pairs", "ratings")
 #: Source codes stored in :attr:`PairSet.source`.
 CROSS, WITHIN = 0, 1
 _CHUNK_MIN, _CHUNK_MAX = 1 << 16, 1 << 22
+#: Chunks of draws either sampler tries before it gives up on pairs it rarely accepts (never loops forever).
+_MAX_CHUNKS = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def cross_rater_pairs(scores: np.ndarray, n_pairs: int, rng: np.random.Generator
         seconds.append(np.where(swap, a, b))
         have += len(a)
         tries += 1
-        if tries > 10_000:
+        if tries > _MAX_CHUNKS:
             raise InputError("cross-rater sampling accepts too few pairs; lower pairs.cross_min_diff or cross_bias",
                              field="pairs.cross_min_diff")
     first = np.concatenate(firsts)[:n_pairs]
@@ -224,8 +226,8 @@ def _draw_ordered_pairs(g: _RaterGroups, w: np.ndarray, n_pairs: int, rng: np.ra
     firsts, seconds, who, have, tries = [], [], [], 0, 0
     while have < n_pairs:
         tries += 1
-        if tries > 10_000:  # usable raters always give pairs, but some only rarely: never loop forever
-            raise InputError(f"within-rater sampling kept {have} of {n_pairs} pairs in 10,000 draws: the raters' "
+        if tries > _MAX_CHUNKS:  # usable raters always give pairs, but some only rarely
+            raise InputError(f"within-rater sampling kept {have} of {n_pairs} pairs in {_MAX_CHUNKS:,} draws: the raters' "
                              "scores rarely differ on two images; lower pairs.n_pairs", field="pairs.n_pairs")
         m = int(np.clip(2 * (n_pairs - have), _CHUNK_MIN, _CHUNK_MAX))
         rr, ia, ib = _two_members(g.starts, g.counts, w, m, rng)

@@ -43,7 +43,7 @@ from ..errors import InputError, excerpt
 from ..sources import AADBData, load
 from . import frozen, pipeline
 from .archs import WeightsInfo, family
-from .config import ModelConfig, StageSection, config_from_dict, load_config
+from .config import ModelConfig, StageSection, config_from_dict, load_config, stage_weights
 from .content import column_labels, fit_content_branch
 from .devices import bf16_autocast, cpu_threads, pick_device, seed_torch
 from .ensemble import ENSEMBLE_FILE, write_ensemble_file
@@ -258,7 +258,7 @@ def stage_plan(cfg: ModelConfig, td: _TrainData) -> list[_Stage]:
     specs = cfg.stages or (StageSection(name="train", share=1.0, weights=None, branches=cfg.branches),)
     plan, start = [], 0
     for i, st in enumerate(specs):
-        weights = dict(st.weights if st.weights is not None else cfg.loss.weights)
+        weights = dict(stage_weights(st, cfg))
         pairs = td.pairs is not None and "rank" in weights  # ω_r = 0 still trains on the pair batches
         spe = max(1, td.n_units(pairs, st.images) // B)
         if cfg.optim.steps is None:

@@ -40,6 +40,8 @@ DEFAULT_SEED: int = 0
 MIN_QUERIES: int = 10
 #: Splits episodes draw from (never train: generic models are trained there).
 EPISODE_SPLITS: tuple[str, ...] = tuple(s for s in schema.SPLITS if s != "train")
+#: The split name of what the episodes' queries span ("validation+test"), as results and sidecars give it.
+EPISODE_SPLIT_NAME: str = "+".join(EPISODE_SPLITS)
 #: Columns of the episodes table; ``score`` is the rater's own score on support rows, NaN on queries.
 COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id", "role", "score")
 ROLES: tuple[str, str] = ("support", "query")
@@ -241,8 +243,7 @@ def _check_episode_sizes(episodes: pd.DataFrame, file: str | None) -> None:
         row = int(np.argmax(k < 1))
         raise InputError(f"k must be a positive integer, got {k[row]}", file=file, row=row + 2, field="k")
     support = (episodes["role"] == ROLES[0]).to_numpy()
-    key = pd.factorize(episodes["k"].astype(str) + "\t" + episodes["rater_id"].astype(str) + "\t"
-                       + episodes["episode"].astype(str))[0]
+    key = episode_codes(episodes)
     n_support = np.bincount(key, weights=support, minlength=key.max(initial=-1) + 1)[key]
     n_query = np.bincount(key, weights=~support, minlength=key.max(initial=-1) + 1)[key]
     for bad, what in ((n_support != k, lambda i: f"{int(n_support[i])} support rows, expected k = {k[i]}"),
@@ -254,6 +255,13 @@ def _check_episode_sizes(episodes: pd.DataFrame, file: str | None) -> None:
 
 
 
+def episode_codes(table: pd.DataFrame) -> np.ndarray:
+    """One integer per row of an episodes table (or of its queries): the same for the rows of one
+    episode (k, rater, episode number), numbered in order of first appearance."""
+    return pd.factorize(table["k"].astype(str) + "\t" + table["rater_id"].astype(str) + "\t"
+                        + table["episode"].astype(str))[0]
+
+
 def published_table(data) -> tuple[pd.DataFrame, str]:
     """The episodes every publish adds as the ``piaa`` config (drawn with the protocol's defaults),
     in the published columns, and the card's note about them."""
@@ -263,7 +271,8 @@ def published_table(data) -> tuple[pd.DataFrame, str]:
 
 def published_note(episodes: pd.DataFrame) -> str:
     """What the dataset card says about the published ``piaa`` config of these episodes."""
-    raters = dict(zip(summarize(episodes)["k"], summarize(episodes)["n_raters"]))
+    summary = summarize(episodes)
+    raters = dict(zip(summary["k"], summary["n_raters"]))
     counts = ", ".join(f"{raters.get(k, 0)} raters at k = {k}" for k in DEFAULT_K)
     return (f"the personalized k-shot episodes of the piaa protocol ({DEFAULT_REPEATS} per rater, seed "
             f"{DEFAULT_SEED}, k = {', '.join(map(str, DEFAULT_K))}; {counts}), episodes "

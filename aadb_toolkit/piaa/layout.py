@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 def episode_layout(episodes: pd.DataFrame, image_index: pd.Index):
     """Episode numbers, per k the (episode numbers, support image rows (E, k), own targets (E, k)),
     and for the query rows (image rows, episode numbers)."""
-    key = episodes["k"].astype(str) + "\t" + episodes["rater_id"].astype(str) + "\t" + episodes["episode"].astype(str)
-    ep_id, _ = pd.factorize(key)
+    ep_id = ep.episode_codes(episodes)
     rows = feature_rows(image_index, episodes["image_id"], "episode")
     support = (episodes["role"] == ep.ROLES[0]).to_numpy()
     target = schema.rescale_score(episodes["score"].to_numpy(dtype=float))
@@ -121,7 +120,7 @@ def mean_episode_rho(episodes: pd.DataFrame, scores: np.ndarray) -> float:
     from .._ranks import spearman
 
     q = ep.queries(episodes)
-    key = pd.factorize(q["k"].astype(str) + "\t" + q["rater_id"].astype(str) + "\t" + q["episode"].astype(str))[0]
+    key = ep.episode_codes(q)
     own = q["score"].to_numpy(dtype=float)
     rhos = [spearman(scores[i], own[i])[0] for i in pd.Series(np.arange(len(key))).groupby(key).indices.values()]
     return float(np.nanmean(rhos)) if rhos else float("nan")

@@ -147,7 +147,7 @@ def evaluate(data: AADBData, predictions: Any, *, episodes: pd.DataFrame | None 
     return make_result(protocol=p.name, protocol_version=p.version, main_metric=p.main_metric, metrics=metrics,
                        data_fingerprint=fingerprint(data, episodes), submission_sha256=sub.sha256,
                        n_images=int(q["image_id"].nunique()), seed=seed, n_boot=n_boot, dataset="aadb",
-                       split="validation+test", provenance=data.provenance,
+                       split=ep.EPISODE_SPLIT_NAME, provenance=data.provenance,
                        details={"ks": ks, "n_query_rows": int(len(q)), "episodes": ep.fingerprint(episodes),
                                 "references": {k: v for k, v in REFERENCES.items()
                                                if k != "generic" or gen is not None},

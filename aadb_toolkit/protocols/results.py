@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, schema
 from .._atomic import small_json_object, write_json
 from ..data import dataset_label, setting_record
 from ..errors import InputError, excerpt, quote
+from ..piaa.episodes import EPISODE_SPLIT_NAME
 from ..submissions import MODEL_SIDECAR_MAX_BYTES, MODEL_SIDECAR_SUFFIX, is_model_sidecar  # noqa: F401 (re-exported)
 
 #: Version of the result document layout; bump when a field changes meaning.
@@ -290,7 +291,7 @@ SIDECAR_FIELDS: dict[str, Any] = {
     "weights_sha256": lambda v, d: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
     "run_id": lambda v, d: isinstance(v, str) and bool(_HEX16.fullmatch(v)) and v == str(d.get("weights_sha256"))[:16],
     "weights": lambda v, d: v in ("best", "last"),
-    "split": lambda v, d: v in ("train", "validation", "test", "validation+test"),  # the last: piaa's queries
+    "split": lambda v, d: v in (*schema.SPLITS, EPISODE_SPLIT_NAME),  # the last: piaa's queries
     "paper_table": lambda v, d: v is None or _paper_rows(v) is not None,
     "paper_row": lambda v, d: (v is None and d.get("paper_table") is None) or v in (_paper_rows(d.get("paper_table")) or ()),
     "members": lambda v, d: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000,
