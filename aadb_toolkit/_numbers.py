@@ -12,6 +12,11 @@ import re
 #: "5.0"; "3.5" is a number, out of range); anything else ("1e0", "٣", "0x5", "inf", "5_0") is not.
 ANSWER_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
+#: A label value (the release's label files): ASCII digits with an optional sign, decimal part and
+#: exponent ("0.6", "-.25", "5e-01"); "٣", "１", "1_0" and "inf", which Python's ``float()`` reads,
+#: are not numbers.
+LABEL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
 #: A count or an integer id: ASCII digits only, no sign.
 COUNT = re.compile(r"[0-9]+", re.ASCII)
 

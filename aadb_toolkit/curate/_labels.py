@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .._numbers import LABEL_NUMBER
 from .._paths import inside
 from ..errors import InputError, excerpt
 from ._ledger import Ledger
@@ -142,10 +143,10 @@ def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledge
 
 
 def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
+    """The value a label text spells under :data:`LABEL_NUMBER`, or None (not a finite number)."""
+    if not LABEL_NUMBER.fullmatch(text):
         return None
+    value = float(text)
     return value if math.isfinite(value) else None
 
 
