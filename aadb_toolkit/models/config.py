@@ -568,6 +568,9 @@ def _check_branches(cfg: ModelConfig, err) -> None:
             raise err("a staged recipe needs optim.steps (the stages share it)", "optim.steps")
         if abs(sum(st.share for st in cfg.stages) - 1) > 1e-6 or any(st.share <= 0 for st in cfg.stages):
             raise err("stage shares must be > 0 and sum to 1", "stages")
+        if cfg.optim.steps < len(cfg.stages):
+            raise err(f"{cfg.optim.steps} step(s) cannot be shared by {len(cfg.stages)} stages (each needs at "
+                      "least one step)", "optim.steps")
     for i, st in enumerate(cfg.stages):
         for b in st.branches:
             if b not in _BRANCHES:

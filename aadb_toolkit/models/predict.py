@@ -169,22 +169,17 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
     id (the first 16 hex digits of the sha256 of the weights used; for an ensemble, of its members'
     weight hashes in order), the backbone (family, pretrained weights id and sha256, pretraining
     data where known) and ``trained_on`` (``dataset:split`` entries, for contamination checks)."""
-    from .config import config_from_dict
     from .ensemble import ENSEMBLE_FILE
     from .runs import BEST, CHECKPOINT, CONFIG_FILE, RUN_SUMMARY, read_run_json
 
     run = Path(run)
     members = member_dirs(run)
     config_file = run / (ENSEMBLE_FILE if members is not None else CONFIG_FILE)
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-        cfg = config_from_dict(raw["config"] if members is not None else raw, source=str(config_file))
-        if members is None:
-            weights_sha = sha256_fingerprint(_file_chunks(run / (BEST if which == "best" else CHECKPOINT)))
-        else:
-            weights_sha = sha256_fingerprint(model_identity(m, which=which)["weights_sha256"] for m in members)
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise InputError(f"cannot read the run's config or weights: {exc}", file=str(config_file)) from exc
+    cfg = _recorded_config(config_file, ensemble=members is not None)
+    if members is None:
+        weights_sha = _weights_sha256(run / (BEST if which == "best" else CHECKPOINT))
+    else:
+        weights_sha = sha256_fingerprint(model_identity(m, which=which)["weights_sha256"] for m in members)
     weights_sha = weights_sha.split(":", 1)[1]  # the sidecar's fields are bare hex (results.SIDECAR_FIELDS)
     summary = read_run_json(members[0] if members else run, RUN_SUMMARY) or {}
     canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -196,12 +191,38 @@ def model_identity(run: str | Path, *, which: str = "best", split: str = "test")
     return {**ident, "members": len(members)} if members is not None else ident
 
 
+def _recorded_config(path: Path, *, ensemble: bool):
+    """The config a run folder records: its ``config.json``, or an ensemble's ``ensemble.json``
+    ``config`` entry. A file that cannot be read, is not UTF-8 or JSON, or holds no JSON object
+    there is an InputError naming it (the predictions' sidecar is written from it: no traceback)."""
+    from .config import config_from_dict
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"cannot read the run's config: {exc}", file=str(path)) from exc
+    raw = raw.get("config") if ensemble and isinstance(raw, dict) else raw
+    if not isinstance(raw, dict):
+        raise InputError("cannot read the run's config: it is not a JSON object", file=str(path),
+                         field="config" if ensemble else None)
+    return config_from_dict(raw, source=str(path))
+
+
 def _backbone_identity(info: dict | None, arch: str) -> dict:
     """The backbone part of a model identity: family, weights id and sha256, pretraining data
-    (from run.json; the architecture itself is left out of results)."""
-    info = info or {}
+    (from run.json; the architecture itself is left out of results). A record that is not an
+    object (a damaged run.json) adds nothing: the config's family alone is named."""
+    info = info if isinstance(info, dict) else {}
     return {"family": info.get("family") or arch, "weights_id": info.get("weights_id"),
             "weights_sha256": info.get("weights_sha256"), "pretraining_data": info.get("pretraining_data")}
+
+
+def _weights_sha256(path: Path) -> str:
+    """``sha256:<hex>`` of a run's weights file; one that cannot be read is an InputError naming it."""
+    try:
+        return sha256_fingerprint(_file_chunks(path))
+    except OSError as exc:
+        raise InputError(f"cannot read the run's weights: {exc.strerror or exc}", file=str(path)) from exc
 
 
 def _file_chunks(path: Path):

@@ -39,14 +39,14 @@ from tqdm.auto import tqdm
 from .._atomic import write_json, write_text
 from .._lock import folder_lock
 from .._ranks import spearman
-from ..errors import InputError, excerpt
+from ..errors import InputError, excerpt, quote
 from ..sources import AADBData, load
 from . import frozen, pipeline
 from .archs import WeightsInfo, family
 from .config import ModelConfig, StageSection, config_from_dict, load_config, stage_weights
 from .content import column_labels, fit_content_branch
 from .devices import bf16_autocast, cpu_threads, pick_device, seed_torch
-from .ensemble import ENSEMBLE_FILE, write_ensemble_file
+from .ensemble import clear_ensemble, write_ensemble_file
 from .heads import AestheticsHead, attribute_columns, copy_top
 from .inference import score_images, trunk_and_features
 from .network import HeadOnFeatures, build_network, upgrade_state
@@ -206,6 +206,8 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
             raise InputError(f"the images table has no attribute column(s) {missing}", file=data.origin,
                              field="attributes.columns")
         values = train_df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        if cfg.attributes.loss == "binary":
+            _check_binary_targets(cols, values, data.origin)
         attributes = torch.tensor(values, device=device)
         attribute_rows = np.flatnonzero(~np.isnan(values).all(axis=1))
         if any(st.images == "attribute_labelled" for st in cfg.stages) and not len(attribute_rows):
@@ -227,6 +229,23 @@ def _prepare_train(cfg: ModelConfig, data: AADBData, device: str) -> _TrainData:
                       target_mean=float(score.mean()), target_std=sd if sd > 0 else 1.0,
                       high_share=float(high.mean()), attribute_rows=attribute_rows,
                       pair_first=pair_first, pair_second=pair_second)
+
+
+def _check_binary_targets(cols: tuple[str, ...], values: np.ndarray, origin: str) -> None:
+    """Refuse ``attributes.loss = "binary"`` on attribute targets outside [0, 1] (AADB's attribute
+    means lie in [-1, 1]): binary cross-entropy is defined on [0, 1], and on a target below 0 (or
+    above 1) it has no minimum, so it would train without error towards infinite logits."""
+    outside = (values < 0) | (values > 1)  # NaN (no label) compares False: masked, as in the loss
+    if not outside.any():
+        return
+    columns = np.flatnonzero(outside.any(axis=0))
+    k = int(columns[0])
+    bad = values[outside[:, k], k]
+    more = f", and so do {len(columns) - 1} more column(s)" if len(columns) > 1 else ""
+    raise InputError(f"the binary attribute loss needs targets in [0, 1], but attribute column {quote(cols[k])} "
+                     f"holds {len(bad)} training value(s) outside it (e.g. {float(bad[0]):g}){more}; AADB's "
+                     'attribute means lie in [-1, 1]: use attributes.loss = "euclidean" for them',
+                     file=origin, field="attributes.loss")
 
 
 # --- the stage plan -------------------------------------------------------------------------
@@ -263,14 +282,23 @@ def stage_plan(cfg: ModelConfig, td: _TrainData) -> list[_Stage]:
         spe = max(1, td.n_units(pairs, st.images) // B)
         if cfg.optim.steps is None:
             steps = spe * cfg.optim.epochs
-        elif i < len(specs) - 1:
-            steps = max(1, int(round(st.share * cfg.optim.steps)))
         else:
-            steps = max(1, cfg.optim.steps - start)
+            steps = _share_steps(st.share, cfg.optim.steps, start, later=len(specs) - 1 - i)
         plan.append(_Stage(i, st.name, start, steps, weights, frozenset(st.branches), pairs, spe, i == len(specs) - 1,
                            frozenset(st.freeze), st.images))
         start += steps
     return plan
+
+
+def _share_steps(share: float, total: int, start: int, *, later: int) -> int:
+    """A stage's steps of ``total`` (``optim.steps``) when ``start`` are taken and ``later`` stages
+    follow: its rounded share, at least 1, but leaving each later stage at least 1 (the last stage
+    takes the rest). So the stages always add up to exactly ``total``: rounding each share on its
+    own (0.5 × 3 → 2 with shares 0.5, 0.49, 0.01) would run the plan past ``optim.steps``.
+    A plan the rounding fits is unchanged (a run resumes with the same stages)."""
+    if later == 0:
+        return total - start
+    return min(max(1, round(share * total)), total - start - later)
 
 
 def _stage_at(plan: list[_Stage], step: int) -> _Stage:
@@ -798,14 +826,15 @@ def _train_members(cfg: ModelConfig, data: AADBData, out: Path, device: str, tra
 def _clear_stale(run: _Run, resume: bool) -> None:
     """Once the new run's state is built (its init weights read and checked, so a refused run loses
     nothing): without resume, the previous run's files; and on any fresh start, an ensemble's
-    record, which would otherwise go on describing the folder (predict reads it first)."""
+    record, which would otherwise go on describing the folder (predict reads it first), with the
+    members it lists (:func:`~.ensemble.clear_ensemble`)."""
     if not run.is_main:
         return
     if not resume:
         for name in (CHECKPOINT, BEST, METRICS, PLOT, RUN_SUMMARY, BACKBONE_FILE):
             (run.out / name).unlink(missing_ok=True)
-    if run.checkpoint is None:
-        (run.out / ENSEMBLE_FILE).unlink(missing_ok=True)
+    if run.checkpoint is None:  # its members too: they would go on being read as this folder's models
+        clear_ensemble(run.out)
 
 
 def _train_ensemble(cfg: ModelConfig, data: AADBData, out: Path, *, device: str, **train_kwargs) -> RunResult:

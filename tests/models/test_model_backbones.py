@@ -190,3 +190,33 @@ def test_the_recorded_sha256_covers_the_weights_transformers_loads(tmp_path):
     digest = fam.load_weights(backbone, str(folder), None)
     assert torch.equal(backbone.model.embeddings.cls_token, shards.embeddings.cls_token)
     assert digest == files_sha256(sorted(folder.glob("model-*-of-*.safetensors")))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"model_type": "dinov2", "hidden_size": 32\xff}', "cannot read config.json"),  # not UTF-8
+    (b'{"model_type": "dinov2",', "cannot read config.json"),  # cut short: not JSON
+    (b'["dinov2"]', "family mismatch"),  # JSON, but not an object
+    (b"[" * 100_000 + b"]" * 100_000, "cannot read config.json"),  # nested too deep: raised RecursionError
+])
+def test_a_backbone_config_json_that_is_not_utf8_or_json_is_a_clear_error(tmp_path, content, message):
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models.archs import family
+
+    folder = save_tiny("dinov2", tmp_path / "w")
+    (folder / "config.json").write_bytes(content)
+    with pytest.raises(InputError, match=message) as exc:
+        family("dinov2").read_architecture(str(folder))
+    assert exc.value.file == str(folder / "config.json")
+
+
+def test_a_clip_config_whose_vision_config_is_not_an_object_is_a_clear_error(tmp_path):
+    """A whole-CLIP config.json (model_type "clip") is read through its vision_config; one that is
+    not a JSON object raised AttributeError ('int' object has no attribute 'items')."""
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models.archs import family
+
+    folder = save_tiny("clip_vision", tmp_path / "w")
+    (folder / "config.json").write_text(json.dumps({"model_type": "clip", "vision_config": 5}))
+    with pytest.raises(InputError, match="vision_config") as exc:
+        family("clip_vision").read_architecture(str(folder))
+    assert exc.value.file == str(folder / "config.json")

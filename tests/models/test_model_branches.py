@@ -240,3 +240,32 @@ def test_frozen_alexnet_with_a_content_branch_predicts_from_images(tiny_curated,
         whole, on_features = net(x), HeadOnFeatures(net)(net.features(x))
     torch.testing.assert_close(whole["score"], on_features["score"])
     torch.testing.assert_close(whole["gate"], on_features["gate"])
+
+
+def _with_attribute_column(tiny_curated, values):
+    """The tiny data in memory with one extra attribute column ``att`` holding ``values`` (cycled)."""
+    import dataclasses
+
+    from aadb_toolkit import sources
+
+    data = sources.load(tiny_curated)
+    column = np.resize(np.asarray(values, float), len(data.images))
+    return dataclasses.replace(data, images=data.images.assign(att=column))
+
+
+def test_binary_attribute_loss_refuses_targets_outside_0_1(tiny_curated):
+    """BCE is defined on targets in [0, 1]; AADB's attribute means lie in [-1, 1]. Training BCE on
+    them ran silently (a loss with no minimum in the logits); it is refused naming the field and column."""
+    from aadb_toolkit.models.trainer import _prepare_train
+
+    cfg = load_config(BASELINES / "reg_att.toml", {**TINY, "attributes.loss": "binary"})
+    with pytest.raises(InputError, match="attributes.loss") as exc:
+        _prepare_train(cfg, _with_attribute_column(tiny_curated, [0.0]), "cpu")  # AADB's 11 columns, in [-1, 1]
+    assert "'balancing_elements'" in str(exc.value) and "[0, 1]" in str(exc.value)
+    one = load_config(BASELINES / "reg_att.toml", {**TINY, "attributes.loss": "binary", "attributes.columns": ["att"]})
+    with pytest.raises(InputError, match=r"'att'.*-0\.5"):
+        _prepare_train(one, _with_attribute_column(tiny_curated, [0.0, 1.0, -0.5]), "cpu")
+    td = _prepare_train(one, _with_attribute_column(tiny_curated, [0.0, 1.0, 0.25, np.nan]), "cpu")
+    assert td.attributes.shape == (170, 1) and float(np.nanmax(td.attributes.numpy())) == 1.0
+    euclidean = load_config(BASELINES / "reg_att.toml", TINY)  # AADB's own loss takes them as they are
+    assert _prepare_train(euclidean, _with_attribute_column(tiny_curated, [0.0]), "cpu").attributes.shape[1] == 11

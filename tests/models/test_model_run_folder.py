@@ -114,3 +114,81 @@ def test_max_minutes_bounds_the_whole_ensemble_not_each_member(tiny_curated, tmp
     done = train(cfg, tiny_curated, run, progress=False)
     assert done.stopped == "completed" and (run / "ensemble.json").is_file()
     assert sorted(p.name for p in (run / "members").iterdir()) == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("config.json", b'{"name": "reg\xff"}'),  # not UTF-8: raised UnicodeDecodeError
+    ("config.json", b"5"),  # JSON, not an object: raised TypeError
+    ("config.json", b'{"name": "reg",'),  # not JSON
+    ("ensemble.json", b'{"format": "aadb-ensemble", "members": ["members/0"], "config": 5}'),  # raised TypeError
+])
+def test_model_identity_of_a_run_whose_config_is_unreadable_is_a_clear_error(tmp_path, name, content):
+    """`aadb predict` writes the sidecar from model_identity(run): a damaged config file of the run
+    folder must be an InputError naming it, never a traceback."""
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models.predict import model_identity
+
+    run = tmp_path / "R"
+    (run / "members" / "0").mkdir(parents=True)
+    (run / name).write_bytes(content)
+    with pytest.raises(InputError, match="cannot read the run's config") as exc:
+        model_identity(run)
+    assert exc.value.file == str(run / name)
+
+
+def test_model_identity_ignores_a_backbone_record_that_is_not_an_object(tmp_path):
+    """run.json's backbone entry only adds to the identity: one that is not a JSON object (a damaged
+    run.json) raised AttributeError; the identity then names the config's family alone."""
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models.predict import model_identity
+
+    run = tmp_path / "R"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(load_config(BASELINES / "reg.toml", TINY).to_dict()))
+    with pytest.raises(InputError, match="cannot read the run's weights") as exc:
+        model_identity(run)
+    assert exc.value.file == str(run / "best.pt")
+    (run / "best.pt").write_bytes(b"weights")
+    (run / "run.json").write_text(json.dumps({"backbone": 5, "trained_on": ["aadb:train"]}))
+    ident = model_identity(run)
+    assert ident["backbone"] == {"family": "alexnet", "weights_id": None, "weights_sha256": None,
+                                 "pretraining_data": None}
+    assert ident["name"] == "reg" and ident["trained_on"] == ["aadb:train"] and len(ident["run_id"]) == 16
+
+
+def test_a_single_run_trained_into_an_ensemble_s_folder_removes_its_members(tiny_curated, tmp_path):
+    """The single run cleared ensemble.json but left members/K: whole run folders of the old
+    ensemble that `aadb predict --run R/members/0` still read as if they belonged to R's model, and
+    that a later ensemble in R resumed. The members ensemble.json lists go with it; anything else
+    under members/ (not written as this ensemble's member) stays."""
+    run = tmp_path / "R"
+    train(load_config(BASELINES / "reg.toml", {**TINY, "ensemble.members": 2}), tiny_curated, run, progress=False)
+    (run / "members" / "notes").mkdir()
+    (run / "members" / "notes" / "mine.txt").write_text("kept")
+    train(load_config(BASELINES / "reg.toml", {**TINY, "train.seed": 7}), tiny_curated, run, progress=False)
+    assert not (run / "ensemble.json").exists()
+    assert sorted(p.name for p in (run / "members").iterdir()) == ["notes"]
+    assert (run / "members" / "notes" / "mine.txt").read_text() == "kept"
+    assert json.loads((run / "run.json").read_text())["global_step"] == 4  # the single run's own record
+
+
+def test_clearing_an_ensemble_removes_only_the_member_folders_its_record_lists(tmp_path):
+    from aadb_toolkit.models.ensemble import clear_ensemble
+
+    def folder(name: str, record: bytes) -> Path:
+        run = tmp_path / name
+        for k in ("0", "1"):
+            (run / "members" / k).mkdir(parents=True)
+            (run / "members" / k / "best.pt").write_bytes(b"w")
+        (run / "ensemble.json").write_bytes(record)
+        return run
+
+    listed = folder("listed", json.dumps({"format": "aadb-ensemble", "members": ["members/0"]}).encode())
+    assert clear_ensemble(listed) == [listed / "members" / "0"]
+    assert sorted(p.name for p in (listed / "members").iterdir()) == ["1"]  # not listed: kept
+    damaged = folder("damaged", b"\xff{")  # which folders it listed is unknown: all kept
+    outside = folder("outside", json.dumps({"format": "aadb-ensemble", "members": ["members/0", ".."]}).encode())
+    for run in (damaged, outside):
+        assert clear_ensemble(run) == [] and sorted(p.name for p in (run / "members").iterdir()) == ["0", "1"]
+    for run in (listed, damaged, outside):
+        assert not (run / "ensemble.json").exists()

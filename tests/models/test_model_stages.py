@@ -158,3 +158,33 @@ def test_contclass_is_its_own_fine_tuned_copy_of_the_top_layers(tiny_curated, tm
     assert sorted(set(captured["labels"].tolist())) == [0, 1, 2]
     c = torch.nn.functional.normalize(head.centroids, dim=1)
     assert torch.allclose(c.norm(dim=1), torch.ones(3), atol=1e-5)  # centroids in ContClass's unit features
+
+
+def _three_stages(steps: int, shares: tuple[float, ...]):
+    """A tiny Reg → Reg+Rank → … recipe with the given stage shares of ``steps``."""
+    from aadb_toolkit.models import config_from_dict
+
+    raw = load_config(BASELINES / "reg_rank_att.toml", TINY).to_dict()
+    stages = [dict(raw["stages"][min(i, 2)], name=f"s{i}", share=s) for i, s in enumerate(shares)]
+    return config_from_dict({**raw, "stages": stages, "optim": {**raw["optim"], "steps": steps}})
+
+
+@pytest.mark.parametrize("steps, shares", [(3, (0.5, 0.49, 0.01)), (5, (0.3, 0.3, 0.3, 0.1)), (7, (1 / 3,) * 3),
+                                            (5, (1 / 3,) * 3), (3, (1 / 3,) * 3), (101, (0.08, 0.72, 0.2))])
+def test_the_stages_share_exactly_optim_steps(tiny_curated, steps, shares):
+    """Each stage's share was rounded on its own and the last stage took the rest but at least one
+    step, so rounding up (0.5 × 3 → 2) gave a plan longer than optim.steps: the run went past it."""
+    from aadb_toolkit.sources import load
+
+    cfg = _three_stages(steps, shares)
+    plan = trainer.stage_plan(cfg, trainer._prepare_train(cfg, load(tiny_curated), "cpu"))
+    assert sum(s.steps for s in plan) == plan[-1].end == steps
+    assert all(s.steps >= 1 for s in plan) and [s.start for s in plan[1:]] == [s.end for s in plan[:-1]]
+    assert all(abs(s.steps - share * steps) < 1.5 for s, share in zip(plan, shares))
+
+
+def test_fewer_steps_than_stages_is_refused():
+    from aadb_toolkit.errors import InputError
+
+    with pytest.raises(InputError, match="optim.steps.*3 stages"):
+        _three_stages(2, (1 / 3,) * 3)

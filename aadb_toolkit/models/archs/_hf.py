@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ...errors import InputError
+from ...errors import InputError, quote
 from ._base import Family, InputSpec, check_sha256, register
 
 log = logging.getLogger(__name__)
@@ -121,21 +121,30 @@ def read_config(family: str, spec: HFSpec, source: str) -> dict[str, Any]:
     """The architecture in ``<folder>/config.json``, checked to belong to ``family``."""
     folder = local_folder(source)
     path = folder / "config.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("not a save_pretrained folder: it has no config.json", file=str(folder),
-                         field="--init-weights") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read config.json: {exc}", file=str(path)) from exc
+    raw = _read_json(path, folder)
     kind = raw.get("model_type") if isinstance(raw, dict) else None
     if kind not in spec.model_types:
-        raise InputError(f"family mismatch: the folder holds a {kind!r} model (config.json model_type) but the "
+        shown = quote(kind) if kind is not None else None
+        raise InputError(f"family mismatch: the folder holds a {shown} model (config.json model_type) but the "
                          f"config's model.arch is {family!r}, which reads {', '.join(map(repr, spec.model_types))}",
                          file=str(path), field="model_type")
     if spec.sub_config and spec.sub_config in raw:
         raw = raw[spec.sub_config]
+        if not isinstance(raw, dict):  # the part of a larger model's config that this family reads
+            raise InputError("is not a JSON object", file=str(path), field=spec.sub_config)
     return {k: v for k, v in raw.items() if k not in ("architectures", "_name_or_path", "transformers_version")}
+
+
+def _read_json(path: Path, folder: Path) -> Any:
+    """The JSON in ``path``; a missing, unreadable, non-UTF-8 or non-JSON file is an InputError
+    naming it (a deeply nested one too: the parser's RecursionError), never a traceback."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("not a save_pretrained folder: it has no config.json", file=str(folder),
+                         field="--init-weights") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"cannot read config.json: {exc}", file=str(path)) from exc
 
 
 def weight_files(folder: Path) -> list[Path]:
