@@ -50,6 +50,23 @@ def test_the_issue_tables_exist_and_their_paper_numbers_resolve():
         load_recipe("tabel2")
 
 
+
+def test_the_paper_column_shows_the_papers_printed_digits():
+    """Review: the tables' paper column printed 0.6450 as ``0.645`` and 71.50 as ``71.5``. The
+    numbers go to :func:`paper.as_reported` as the CSV writer hands them (numpy floats of a
+    column), and come out with the digits the paper printed."""
+    import numpy as np
+
+    t2, t3 = load_recipe("table2"), load_recipe("table3")
+    rho = dict(zip([r.label for r in t2.rows], np.array([paper_number(r.paper) for r in t2.rows])))
+    assert paper.as_reported(rho["Reg+Rank (within-rater)"]) == "0.6450"
+    assert all(len(paper.as_reported(v)) == len("0.6450") for v in rho.values())
+    acc = {r.label: paper.as_reported(np.float64(paper_number(r.paper, index=1))) for r in t3.rows}
+    assert acc["Reg+Rank"] == "71.50" and acc["Reg+Rank+Att+Cont"] == "77.33"
+    assert paper.as_reported(paper.TABLE3_AVA["Murray et al."][1]) == "68.00"
+    assert paper.as_reported(paper.CONSISTENCY_PERCENT_SIGNIFICANT) == "98.45"
+    assert paper.as_reported(72.85 / 100) == "0.7285"  # not a printed number: in full, without binary noise
+
 def test_every_row_of_a_table_validates_at_the_same_cadence():
     from aadb_toolkit.reproduce import row_config
 

@@ -154,3 +154,18 @@ def test_headers_never_break_inside_an_arrow(tmp_path):
     leaderboard.render(db, tmp_path / "o")
     html = (tmp_path / "o" / "cross-dataset.html").read_text()
     assert "<th>rho[aadb\u2011&gt;ava]</th>" in html and "aadb-&gt;" not in html
+
+
+def test_reported_rows_carry_the_papers_printed_digits(tmp_path):
+    """Review: the CSV printed the paper's ρ 0.6450 as ``0.645`` and Table 3's 68.00 % as ``0.68``.
+    A reported number keeps the paper's digits; a percentage shown as a fraction moves the decimal
+    point of the paper's text (72.85 → 0.7285, 71.50 → 0.7150), never adding binary noise."""
+    db = tmp_path / "lb.db"
+    leaderboard.record(db, _result(0.3), "m")
+    leaderboard.render(db, tmp_path / "o")
+    aadb = {r["name"]: r for r in _csv_rows(tmp_path / "o" / "aadb.csv") if r["kind"] == "reported"}
+    assert aadb["Reg+Rank (within-rater)"]["spearman"] == "0.6450"
+    assert aadb["Reg+Rank+Att+Cont"]["spearman"] == "0.6782"
+    ava = {r["name"]: r for r in _csv_rows(tmp_path / "o" / "ava.csv") if r["kind"] == "reported"}
+    assert [ava[k]["accuracy"] for k in ("Murray et al.", "SPP", "Reg+Rank")] == ["0.6800", "0.7285", "0.7150"]
+    assert ava["Reg"]["spearman"] == "0.4995"
