@@ -164,3 +164,24 @@ def test_cli_stores_nothing_on_invalid_submission(tmp_path, tiny_curated, capsys
 def test_quoted_file_without_header_is_checked_the_same_way(tmp_path):
     err = _problems(tmp_path, '"img_a.jpg",0.1\nimg_b.jpg,"0.4"\nimg_c.jpg,-2.5\nimg_d.jpg,3\nimg_e.jpg,1\n')
     assert [(p.row, p.message[:20]) for p in err.problems] == [(1, "header is 'img_a.jpg"), (5, "unknown image_id 'im")]
+
+
+def test_the_hash_is_of_the_one_read_that_is_parsed(tmp_path, monkeypatch):
+    """Review suspected the sha256 came from a second read; the bytes parsed are the bytes hashed,
+    so a file replaced after the read gets neither its new scores nor its new hash."""
+    import hashlib
+
+    from aadb_toolkit import submissions
+
+    p = _write(tmp_path, GOOD)
+    real = submissions._read_bounded
+
+    def read_then_replace(path, max_bytes, target):
+        data = real(path, max_bytes, target)
+        path.write_text(GOOD.replace("0.1", "9.9"))
+        return data
+
+    monkeypatch.setattr(submissions, "_read_bounded", read_then_replace)
+    sub = read_submission(p, IDS)
+    assert sub.sha256 == "sha256:" + hashlib.sha256(GOOD.encode()).hexdigest() != sha256_file(p)
+    assert sub.scores.tolist() == [0.1, 0.4, -2.5, 1000.0]

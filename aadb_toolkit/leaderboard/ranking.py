@@ -36,7 +36,7 @@ def ranking_groups(db: str | os.PathLike[str]) -> dict[str, list[RankingGroup]]:
     """protocol → its ranking groups, in the order their first result was recorded."""
     df = store.entries(db)
     out: dict[str, list[RankingGroup]] = {}
-    con = store.connect(db)
+    con = store.connect(db, write=False)
     try:
         for protocol in sorted(df["protocol"].unique()):
             sub = df[df["protocol"] == protocol]

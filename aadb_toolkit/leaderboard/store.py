@@ -5,7 +5,8 @@
   version, fingerprint, submission hash, name) makes re-submitting the same file idempotent.
 - A database is ours only when it carries the leaderboard's schema marker (SQLite's
   ``application_id``); any other SQLite file is refused untouched: no table is added to it and its
-  journal mode is not switched. A new (absent or empty) file becomes a leaderboard.
+  journal mode is not switched. A new (absent or empty) file becomes a leaderboard when the first
+  result is recorded in it; reading (a board, a check before scoring) is query-only: it writes nothing.
 - Whatever is read back (schema, JSON documents, prediction blobs) is checked, so a damaged or
   hostile database gives a clear error naming the row, never a traceback.
 """
@@ -156,36 +157,62 @@ def _schema_problems(con: sqlite3.Connection) -> list[str]:
     return problems
 
 
-def _open(con: sqlite3.Connection, db: Path) -> None:
-    """Create the schema in a new database, mark an unmarked one, switch to WAL, check the schema."""
-    if _kind(con, db) != "ours":
+def _open(con: sqlite3.Connection, db: Path, *, write: bool) -> str:
+    """Check the marker and the schema; return what the file is (:func:`_kind`). Only a writer
+    creates the schema in a new database, marks an unmarked one and switches to WAL."""
+    kind = _kind(con, db)
+    if write and kind != "ours":
         with _transaction(con):
             if _kind(con, db) == "new":  # again under the write lock: another process may have created it
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     con.execute(stmt)
                 con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    problems = _schema_problems(con)
+        kind = "ours"
+    problems = _schema_problems(con) if kind != "new" else []
     if problems:
         raise InputError("not a usable leaderboard database: " + "; ".join(problems), file=str(db))
+    if write:
+        _use_wal(con, db)
+    con.execute("PRAGMA foreign_keys = ON")
+    return kind
+
+
+def _use_wal(con: sqlite3.Connection, db: Path) -> None:
+    """Switch a leaderboard to WAL (concurrent writers wait, never fail) with normal syncing."""
     mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise InputError(f"cannot switch the database to WAL mode (got {mode!r})", file=str(db))
     con.execute("PRAGMA synchronous = NORMAL")
-    con.execute("PRAGMA foreign_keys = ON")
 
 
-def connect(db: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open a leaderboard database (creating a new one): marker and schema checked, WAL journal,
-    busy timeout. A file that is not a leaderboard is refused and left unchanged."""
-    db = Path(db)
+def connect(db: str | os.PathLike[str], *, write: bool = True) -> sqlite3.Connection:
+    """Open a leaderboard database: marker and schema checked, busy timeout. A writer (what
+    :func:`record` needs) makes a new (absent or empty) file a leaderboard and uses WAL; a reader
+    (``write=False``) changes nothing (a query-only connection: the file is neither created nor
+    marked nor switched to WAL) and refuses a file that holds no leaderboard yet. A file that is
+    not a leaderboard is refused and left unchanged."""
+    return _connect(Path(db), write=write, new_ok=write)
+
+
+def _connect(db: Path, *, write: bool, new_ok: bool) -> sqlite3.Connection:
+    """:func:`connect`; ``new_ok`` lets a reader accept a file with no schema yet (an empty file)."""
     if db.exists() and not db.is_file():
         raise InputError("exists and is not a file", file=str(db))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(str(db), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    if not write and not db.exists():
+        raise InputError("no such leaderboard database", file=str(db))
+    if write:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    # a reader neither creates the file (mode=rw) nor changes it (query_only), yet, unlike mode=ro,
+    # cleans up the WAL side files it opened when it closes
+    address = str(db) if write else db.absolute().as_uri() + "?mode=rw"
+    con = sqlite3.connect(address, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=not write)
     try:
         con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        _retry_locked(lambda: _open(con, db))
+        con.execute(f"PRAGMA query_only = {int(not write)}")
+        if _retry_locked(lambda: _open(con, db, write=write)) == "new" and not new_ok:
+            raise InputError("holds no leaderboard: no result is recorded in it yet (`aadb score --db` records "
+                             "one)", file=str(db))
     except sqlite3.DatabaseError as exc:
         con.close()
         if _is_lock_error(exc):
@@ -211,10 +238,11 @@ def check_name(name: str) -> str:
 
 
 def check_database(db: str | os.PathLike[str]) -> None:
-    """Raise :class:`InputError` when ``db`` exists but is not a usable leaderboard database (checked
-    before scoring, so a bad ``--leaderboard`` path writes nothing); a missing file is fine."""
+    """Raise :class:`InputError` when ``db`` exists but is not a usable leaderboard database; a
+    missing or empty file is fine (:func:`record` makes it one). Checked before scoring and only
+    read, so neither a bad ``--db`` nor a submission refused afterwards leaves anything written."""
     if Path(db).exists():
-        connect(db).close()
+        _connect(Path(db), write=False, new_ok=True).close()
 
 
 def _ids_hash(ids: tuple[str, ...] | list[str]) -> str:
@@ -241,9 +269,10 @@ def _unpack(blob: object, *, db: Path, row: int, field: str) -> np.ndarray:
         raise InputError(f"stored {field} are damaged: {exc}", file=str(db), row=row, field=field) from None
 
 
-def _query(db: str | os.PathLike[str], fn):
-    """Run ``fn(con)`` on an open database; SQLite errors become clear errors naming the file."""
-    con = connect(db)
+def _query(db: str | os.PathLike[str], fn, *, write: bool = False):
+    """Run ``fn(con)`` on an open database (read-only unless ``write``); SQLite errors become clear
+    errors naming the file."""
+    con = connect(db, write=write)
     try:
         return fn(con)
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
@@ -288,7 +317,7 @@ def record(db: str | os.PathLike[str], result: Result, name: str) -> RecordOutco
                             (result.data_fingerprint, ids_sha, len(result.paired.image_ids), _pack(result.paired.truth)))
             return RecordOutcome(rid, True)
 
-    return _query(db, lambda con: _retry_locked(lambda: write(con)))
+    return _query(db, lambda con: _retry_locked(lambda: write(con)), write=True)
 
 
 def _parse_document(text: object, *, db: Path, row: int) -> Result:

@@ -214,3 +214,70 @@ def test_score_never_puts_its_leaderboard_inside_an_input_or_another_output(tiny
                "--out", str(tmp_path / "r.json"), "--db", str(link), "--name", "m"])
     assert rc == 1 and "symbolic link" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere.sqlite").exists()
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_checking_a_database_before_scoring_writes_nothing(tmp_path):
+    """Review: ``check_database`` (run before anything is scored) made an empty ``--db`` file a
+    leaderboard and marked an unmarked one, so a command wrote over a file before it had a result
+    to record. The check only reads: the file's bytes stay, and no journal appears beside it."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    leaderboard.check_database(empty)
+    assert empty.read_bytes() == b"" and _listing(tmp_path) == ["empty.db"]
+    old = tmp_path / "old" / "old.db"
+    leaderboard.record(old, _result(0.3), "m")
+    with sqlite3.connect(old) as con:
+        con.execute("PRAGMA application_id = 0")
+        con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
+    before = _digest(old)
+    leaderboard.check_database(old)
+    assert _digest(old) == before and _listing(old.parent) == ["old.db"]
+
+
+def test_reading_a_database_never_makes_one(tmp_path, capsys):
+    """Rendering or reading back results is no reason to write: an empty file stays empty (and is
+    said to hold no leaderboard yet), a missing one is not created, not even its folder."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert main(["leaderboard", "--db", str(empty), "--print", "aadb"]) == 1
+    err = capsys.readouterr().err
+    assert "no result is recorded in it yet" in err and str(empty) in err and "Traceback" not in err
+    with pytest.raises(InputError, match="no result is recorded in it yet"):
+        leaderboard.entries(empty)
+    missing = tmp_path / "nowhere" / "lb.db"
+    with pytest.raises(InputError, match="no such leaderboard database"):
+        leaderboard.recorded_predictions(missing, _result(0.3))
+    assert empty.read_bytes() == b"" and _listing(tmp_path) == ["empty.db"]
+
+
+def test_a_board_is_read_without_switching_its_journal(tmp_path):
+    """A read leaves even a leaderboard's own header alone (its journal mode is the writers' business),
+    and no journal file behind."""
+    db = _board(tmp_path)
+    leaderboard.render(db, tmp_path / "wal")
+    assert _listing(tmp_path) == ["lb.db", "wal"]
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
+    before = _digest(db)
+    leaderboard.render(db, tmp_path / "o")
+    assert _digest(db) == before and not (tmp_path / "lb.db-wal").exists()
+
+
+def test_a_failed_score_leaves_the_empty_db_file_it_was_given_as_it_was(tiny_curated, tmp_path, capsys):
+    """Review: ``aadb score --db EMPTY`` turned the file into a leaderboard before scoring, so a
+    submission refused afterwards left a leaderboard behind with no result in it."""
+    db = tmp_path / "lb.sqlite"
+    db.write_bytes(b"")
+    sub = tmp_path / "sub.csv"
+    sub.write_text("image_id,score\nnot-an-image.jpg,1\n")
+    rc = main(["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated), "--n-boot", "10",
+               "--out", str(tmp_path / "r.json"), "--db", str(db), "--name", "m"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "invalid submission" in err and "Traceback" not in err, err
+    assert db.read_bytes() == b"" and _listing(tmp_path) == ["lb.sqlite", "sub.csv"]

@@ -131,3 +131,24 @@ def test_a_negative_seed_is_a_clear_error_not_an_internal_one(tmp_path, tiny_cur
         err = capsys.readouterr().err
         assert "seed must be" in err and "internal error" not in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_the_recorded_hash_is_of_the_bytes_that_were_scored(tmp_path, tiny_curated, test_split, monkeypatch):
+    """Review suspected the result's sha256 came from a second read of the CSV. The file is read
+    once: a file swapped right after that read is neither hashed nor scored, the bytes read are both."""
+    from aadb_toolkit import submissions
+
+    ids, y = test_split["image_id"], test_split["score_mean"].to_numpy()
+    path = _sub(tmp_path, ids, y)
+    scored = path.read_bytes()
+    real = submissions._read_bounded
+
+    def read_then_swap(p, max_bytes, target):
+        data = real(p, max_bytes, target)
+        _sub(tmp_path, ids, -y)  # the same file, other predictions
+        return data
+
+    monkeypatch.setattr(submissions, "_read_bounded", read_then_swap)
+    r = score_submission("aadb", path, tiny_curated, n_boot=0)
+    assert r.submission_sha256 == submissions.sha256_fingerprint(scored) != sha256_file(path)
+    assert r.metrics["spearman"].value == pytest.approx(1.0)
