@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from . import schema
+from ._atomic import read_marker
 from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
 from ._registry import close_matches
@@ -230,6 +231,15 @@ def _manifest_setting(manifest: dict, path: Path) -> dict | None:
 
 
 def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:
-    """A curated folder is synthetic when its manifest says so, or when its release has the
-    planted-truth folder ``aadb simulate`` writes beside every simulated release."""
-    return bool(manifest.get("synthetic")) or schema.simulated_truth_dir(release_root).is_dir()
+    """A curated folder is synthetic when its manifest says so, or when its release is one the
+    simulator wrote (:func:`is_simulated_release`; a manifest curated before the mark)."""
+    return bool(manifest.get("synthetic")) or is_simulated_release(release_root)
+
+
+def is_simulated_release(release: str | Path) -> bool:
+    """Whether ``aadb simulate`` wrote the release folder ``release``: its output marker of kind
+    :data:`~aadb_toolkit.schema.SIMULATED_RELEASE_KIND` lies *inside* it. The one rule for
+    "synthetic" of a release: a real release has no marker, whatever lies beside it (a sibling
+    ``X.truth`` folder is anyone's to make, so it proves nothing and is never read here)."""
+    marker = read_marker(release)
+    return marker is not None and marker.get("kind") == schema.SIMULATED_RELEASE_KIND

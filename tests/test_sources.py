@@ -39,8 +39,11 @@ def test_unknown_source_is_a_clear_error(tmp_path):
         sources.load(tmp_path / "nope" / "deeper" / "x")
 
 
-def test_curated_release_with_planted_truth_is_synthetic_in_provenance(tiny_curated, tmp_path):
-    from aadb_toolkit.simulate import truth_dir_for
+def test_only_a_release_the_simulator_wrote_makes_a_curated_folder_synthetic(tiny_curated, tmp_path):
+    """Review 2026-12-04: a real release with a sibling folder `X.truth` was loaded as synthetic
+    (the loader looked only for that folder). The one rule of curation holds here too: a release
+    is simulated when the simulator's marker lies inside it, whatever lies beside it."""
+    from aadb_toolkit._atomic import write_marker
 
     root = tmp_path / "sim"
     shutil.copytree(tiny_curated.parent, root)
@@ -48,7 +51,9 @@ def test_curated_release_with_planted_truth_is_synthetic_in_provenance(tiny_cura
     manifest["release_root"] = str(root / "release")
     (root / "curated/manifest.json").write_text(json.dumps(manifest))
     assert not sources.load(root / "curated").provenance.synthetic
-    truth_dir_for(root / "release").mkdir()
+    schema.simulated_truth_dir(root / "release").mkdir()  # a real release with a sibling X.truth
+    assert not sources.load(root / "curated").provenance.synthetic
+    write_marker(root / "release", schema.SIMULATED_RELEASE_KIND)  # what aadb simulate leaves inside
     assert sources.load(root / "curated").provenance.synthetic
 
 

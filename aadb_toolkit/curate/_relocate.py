@@ -18,6 +18,7 @@ from .._keyguard import key_inside
 from .._paths import inside, plainly_relative
 from ..data import sha256_fingerprint
 from ..errors import InputError, excerpt
+from ..sources import is_simulated_release
 from ._pipeline import CURATED_KIND
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ def relocate(curated: str | Path, release: str | Path, *, progress: bool | None 
                          f"{excerpt(image_id)!r} ({excerpt(rel)}): {why}; the curated folder was not changed",
                          file=str(release), field="--release")
     old_root = str(manifest.get("release_root"))
-    if _was_synthetic(manifest, old_root):
-        manifest["synthetic"] = True  # the planted-truth mark lay beside the old root: keep what it said
+    if not manifest.get("synthetic") and is_simulated_release(old_root):
+        manifest["synthetic"] = True  # the simulator's marker lay in the old release: keep what it said
     manifest["relocated_from"] = old_root
     manifest["release_root"] = str(release)
     _atomic.write_json(manifest_file, manifest)
@@ -126,7 +127,3 @@ def _check_images(images: pd.DataFrame, release: Path, progress: bool | None) ->
 def _file_sha256(file: Path) -> str:
     with open(file, "rb") as f:
         return sha256_fingerprint(iter(lambda: f.read(_CHUNK), b""))
-
-
-def _was_synthetic(manifest: dict, old_root: str) -> bool:
-    return bool(manifest.get("synthetic")) or schema.simulated_truth_dir(Path(old_root)).is_dir()

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
-from .._atomic import read_marker, small_json_object
+from .._atomic import small_json_object
 from .._paths import inside
 from ..data import setting_record
 from ..errors import InputError
+from ..sources import is_simulated_release
 
 #: The setting file holds every parameter of the generator: a few KiB; anything far larger is not one.
 _MAX_BYTES = 1 << 20
@@ -26,8 +27,7 @@ def synthetic_setting(release: Path) -> dict[str, Any] | None:
     release is not one the simulator wrote (no marker of that kind inside it: real data, whose
     sibling folders are never read) or its truth predates settings (no setting file). The setting
     file must lie in the truth folder: a link leading out is an error, never read."""
-    marker = read_marker(release)
-    if marker is None or marker.get("kind") != schema.SIMULATED_RELEASE_KIND:
+    if not is_simulated_release(release):
         return None
     truth = schema.simulated_truth_dir(release)
     file = truth / schema.SIMULATED_SETTING_FILE

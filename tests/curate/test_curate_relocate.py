@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from aadb_toolkit import schema, sources
+from aadb_toolkit._atomic import MARKER_FILE
 from aadb_toolkit.cli import main
 from aadb_toolkit.curate import curate, relocate
 from aadb_toolkit.data import sha256_fingerprint
@@ -99,3 +100,38 @@ def test_relocate_refuses_a_folder_without_hashes_or_not_curated(moved, tiny_cur
     table.to_parquet(old_style / schema.CURATED_IMAGES, index=False)
     with pytest.raises(InputError, match="records no image hashes"):
         relocate(old_style, new)
+
+
+def test_a_real_release_with_a_sibling_truth_folder_stays_real_when_moved(tmp_path):
+    """Review 2026-12-04: relocate marked the curated folder synthetic when a folder `X.truth` lay
+    beside the old release, though curation (the simulator's marker inside the release, the one
+    rule) had said real; the mark then stuck to the manifest for good."""
+    from curate_release_writer import build_release
+
+    old = build_release(3).write(tmp_path / "release")
+    curated = tmp_path / "cur"
+    curate(old, curated, key=b"test-key-0123456789abcdef-not-secret", workers=1, progress=False)
+    schema.simulated_truth_dir(old).mkdir()  # someone's folder beside the release, not a planted truth
+    new = tmp_path / "elsewhere" / "release"
+    new.parent.mkdir()
+    shutil.move(old, new)
+    relocate(curated, new, progress=False)
+    manifest = json.loads((curated / schema.CURATED_MANIFEST).read_text())
+    assert manifest["release_root"] == str(new.resolve()) and "synthetic" not in manifest
+    assert not sources.load(curated).provenance.synthetic
+
+
+def test_a_simulated_release_keeps_its_mark_when_copied(curated_once, tmp_path):
+    """The other side of the one rule: a curated folder whose manifest predates the mark keeps
+    being synthetic after relocate when the old release carries the simulator's marker."""
+    shutil.copytree(curated_once, tmp_path, dirs_exist_ok=True)
+    curated, old = tmp_path / "cur", tmp_path / "release"
+    manifest = json.loads((curated / schema.CURATED_MANIFEST).read_text())
+    manifest.pop("synthetic", None)
+    manifest["release_root"] = str(old)
+    (curated / schema.CURATED_MANIFEST).write_text(json.dumps(manifest))
+    new = tmp_path / "copy"
+    shutil.copytree(old, new)
+    (new / MARKER_FILE).unlink()  # only the release's files were copied, not the marker
+    relocate(curated, new, progress=False)
+    assert json.loads((curated / schema.CURATED_MANIFEST).read_text())["synthetic"] is True
