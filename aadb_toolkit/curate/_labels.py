@@ -72,8 +72,7 @@ def read_labels(release: Path, *, strict: bool, ledger: Ledger,
             present.append(rel)
             frames.append(_read_one(path, rel, split, fld, strict=strict, ledger=ledger))
     _report_other_test_list(release, test_list, ledger)
-    cols = ["image_id", "split", "field", "value", "tol", "file", "row"]
-    values = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    values = pd.concat(frames, ignore_index=True) if frames else _label_frame("", "", "")
     # One value per (image, field): the same image listed twice keeps its first line (split order).
     dup = values.duplicated(["image_id", "field"], keep="first")
     for r in values[dup].itertuples(index=False):
@@ -114,7 +113,7 @@ def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledge
         if strict:
             raise InputError(f"cannot read label file: {exc}", file=rel) from exc
         ledger.add("label_file", "excluded", "unreadable_label_file", file=rel, detail=excerpt(exc, 120))
-        return pd.DataFrame(columns=["image_id", "split", "field", "value", "tol", "file", "row"])
+        return _label_frame(rel, split, fld)
     names, values, tols, rows = [], [], [], []
     lo, hi = _RANGES[fld]
     for n, line in enumerate(text.splitlines(), start=1):
@@ -138,8 +137,16 @@ def _read_one(path: Path, rel: str, split: str, fld: str, *, strict: bool, ledge
         values.append(value)
         tols.append(max(BASE_TOLERANCE, 0.5 * 10.0 ** -decimals + 1e-9))
         rows.append(n)
-    return pd.DataFrame({"image_id": names, "split": split, "field": fld, "value": values, "tol": tols,
-                         "file": rel, "row": rows})
+    return _label_frame(rel, split, fld, names, values, tols, rows)
+
+
+def _label_frame(rel: str, split: str, fld: str, names=(), values=(), tols=(), rows=()) -> pd.DataFrame:
+    """The label values of one file (:class:`Labels`), typed whatever their number: a file with no
+    value line gave untyped columns, which made every ``row`` of the concatenated files a float
+    (the report's "row 1.0")."""
+    return pd.DataFrame({"image_id": pd.Series(list(names), dtype=str), "split": split, "field": fld,
+                         "value": np.asarray(values, dtype=np.float64), "tol": np.asarray(tols, dtype=np.float64),
+                         "file": rel, "row": np.asarray(rows, dtype=np.int64)})
 
 
 def _number(text: str) -> float | None:
