@@ -5,9 +5,10 @@ offset; docs/protocols.md, piaa)."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
-from ._options import add_no_progress, examples, progress
 
+from ._options import add_no_progress, examples, progress
 
 #: Shown under ``--help``.
 EXAMPLES = examples(
@@ -40,7 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _alpha(text: str) -> float | None:
-    """``--alpha``: ``auto`` (None, chosen on the train split) or a positive number."""
+    """``--alpha``: ``auto`` (None, chosen on the train split) or a finite positive number: the
+    sidecar records it as a JSON number, which ∞ is not (``auto`` may still choose no correction,
+    and the generic predictions rank each episode as no correction does)."""
     if text.strip().lower() == "auto":
         return None
     try:
@@ -49,6 +52,9 @@ def _alpha(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r} (for no correction, use the "
+                                         "generic predictions of --generic-out: they rank each episode the same)")
     return value
 
 
@@ -73,23 +79,34 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _identities(args: argparse.Namespace) -> tuple[dict, dict]:
     """The model sidecars of both outputs (what ``aadb score`` records): the generic run's identity
-    for the queries' splits, and for the personalized predictions the personalizer too."""
+    for the queries' splits, and for the personalized predictions the personalizer too (its
+    penalties chosen on the train split are added by :func:`_with_choices` once known)."""
     from ..models.predict import model_identity
     from ..piaa.episodes import EPISODE_SPLIT_NAME
+    from ..piaa.personalize import personalizer_record
 
     generic = model_identity(args.run, split=EPISODE_SPLIT_NAME)
-    alpha = "auto" if args.alpha is None else args.alpha
-    return {**generic, "personalizer": {"method": args.method, "alpha": alpha}}, generic
+    return {**generic, "personalizer": personalizer_record(args.method, args.alpha, {})}, generic
+
+
+def _with_choices(identity: dict | None, args: argparse.Namespace, chosen: dict[int, float]) -> dict | None:
+    """The personalized predictions' sidecar with each penalty chosen on the train split (k →
+    value), so that a reader sees, and can reproduce, which one was used (None: no sidecar)."""
+    from ..piaa.personalize import personalizer_record
+
+    if identity is None:
+        return None
+    return {**identity, "personalizer": personalizer_record(args.method, args.alpha, chosen)}
 
 
 def run(args: argparse.Namespace) -> int:
     """Fit every episode and write the predictions atomically."""
     from .. import sources
     from .._keyguard import recorded_fingerprints, refuse_key_file
-    from . import work_completed
     from ..piaa import episodes as ep
     from ..piaa.personalize import personalize
     from ..submissions import write_predictions
+    from . import work_completed
 
     # the key is never read as episodes, let alone quoted
     refuse_key_file(args.episodes, field="--episodes", fingerprints=recorded_fingerprints(args.data))
@@ -97,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
     data = sources.load(args.data)
     episodes = ep.read_episodes(args.episodes, data)
     personal_id, generic_id = _identities(args)
+    chosen: dict[int, float] = {}  # the penalties chosen on the train split, for the sidecar
     preds, generic = personalize(args.run, data, episodes, alpha=args.alpha, method=args.method,
-                                  device=args.device, progress=progress(args))
-    write_predictions(preds, args.out, model=personal_id)
+                                  device=args.device, progress=progress(args), chosen=chosen)
+    write_predictions(preds, args.out, model=_with_choices(personal_id, args, chosen))
     if args.generic_out is not None:
         write_predictions(generic, args.generic_out, model=generic_id)
     work_completed()  # every output is written: an interrupt from here on does not fail the command

@@ -47,13 +47,14 @@ KEEP_SE: float = 2.0
 def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
                       *, margin: float = DEFAULT_MARGIN, pull: float | None = None,
                       steps: int = DEFAULT_STEPS, scale: float = 1.0, guard: bool = False,
-                      train_ratings: pd.DataFrame | None = None) -> np.ndarray:
+                      train_ratings: pd.DataFrame | None = None, chosen: dict[int, float] | None = None) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order), as
     :func:`~aadb_toolkit.piaa.personalize.fit_residual_ridge` (``scale``: the generic score's
     slope onto the raters' scale, :func:`~aadb_toolkit.piaa.personalize.generic_scale`) but
     fitted with the rank loss. The pull bounds the correction (about 1 / pull on the [0, 1]
     scale): ``pull``, or (None) per k the choice of :func:`choose_pull` on ``train_ratings`` (the
-    train split's ``rater_id, image_id, score``; their images in ``image_index``). ``guard`` also tests each
+    train split's ``rater_id, image_id, score``; their images in ``image_index``), each one so
+    chosen also put in ``chosen`` (k → pull), so that the caller can record it. ``guard`` also tests each
     episode's fine-tune on held-out pairs of its support images (:data:`KEEP_SE`) and keeps it
     only where it ranks them better than the generic model; it is off by default because with
     k = 10 such a test, done right, can almost never tell a taste from noise (it kept 1% of the
@@ -68,6 +69,8 @@ def fit_rank_finetune(features: np.ndarray, generic: np.ndarray, episodes: pd.Da
     for k, (eps, img, target) in supp_rows.items():
         p_k = pull if pull is not None else choose_pull(features, generic, train_ratings, image_index, k=k,
                                                         margin=margin, steps=steps, scale=scale)
+        if pull is None and chosen is not None:
+            chosen[k] = p_k
         if math.isinf(p_k):  # no correction: Δ stays 0
             continue
         d, mu = _fit(features[img], rater_scale[img], target, margin, p_k, steps)

@@ -54,7 +54,7 @@ _MAX_BLOCK_FLOATS: int = 16_000_000
 
 def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.DataFrame, image_index: pd.Index,
                        *, alpha: float | None = DEFAULT_ALPHA, scale: float = 1.0,
-                       train_ratings: pd.DataFrame | None = None) -> np.ndarray:
+                       train_ratings: pd.DataFrame | None = None, chosen: dict[int, float] | None = None) -> np.ndarray:
     """Personalized scores of the query rows of ``episodes`` (in their order).
 
     ``features`` (n, d) and ``generic`` (n,) are aligned with ``image_index`` (image ids). The
@@ -63,7 +63,8 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     episode: residual r = own score − b·generic on the k support images; centred ridge of r on the
     centred features with penalty α·mean‖x − x̄‖²; query score = b·generic + fitted residual. α is
     ``alpha`` (math.inf: no correction), or (None) per k the choice of :func:`choose_alpha` on
-    ``train_ratings`` (the train split's ``rater_id, image_id, score``; their images in ``image_index``)."""
+    ``train_ratings`` (the train split's ``rater_id, image_id, score``; their images in ``image_index``),
+    each one so chosen also put in ``chosen`` (k → α), so that the caller can record what was used."""
     if alpha is not None:
         alpha = _check_alpha(alpha)
     ep_id, supp_rows, qry = episode_layout(episodes, image_index)
@@ -75,6 +76,8 @@ def fit_residual_ridge(features: np.ndarray, generic: np.ndarray, episodes: pd.D
     for k, (eps, img, target) in supp_rows.items():
         a_k = alpha if alpha is not None else choose_alpha(
             features, generic, train_ratings, image_index, k=k)
+        if alpha is None and chosen is not None:
+            chosen[k] = a_k
         for sl in _blocks(len(eps), k, features.shape[1]):
             w, mu, r0 = _solve_block(features[img[sl]], target[sl] - generic[img[sl]], a_k)
             weights[eps[sl]], centre[eps[sl]], offset[eps[sl]] = w, mu, r0
@@ -179,15 +182,31 @@ def _solve_block(x: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray
 
 #: The reference personalizers by name (``aadb personalize --method``): the residual ridge of this
 #: module and the rank fine-tune of the last layer (:mod:`.finetune`); docs/models.md compares them.
-#: Each takes (features, generic scores, episodes, image index, scale=, alpha=, train_ratings=);
-#: only the ridge reads ``alpha``; both choose their penalty on ``train_ratings``.
+#: Each takes (features, generic scores, episodes, image index, scale=, alpha=, train_ratings=,
+#: chosen=); only the ridge reads ``alpha``; both choose their penalty on ``train_ratings`` and
+#: put each choice in ``chosen`` (k → penalty).
 PERSONALIZERS: dict[str, Callable[..., np.ndarray]] = {
-    "ridge": lambda f, g, e, i, *, scale, alpha, train_ratings: fit_residual_ridge(
-        f, g, e, i, alpha=alpha, scale=scale, train_ratings=train_ratings),
-    "rank-finetune": lambda f, g, e, i, *, scale, alpha, train_ratings: fit_rank_finetune(
-        f, g, e, i, scale=scale, train_ratings=train_ratings),
+    "ridge": lambda f, g, e, i, *, scale, alpha, train_ratings, chosen: fit_residual_ridge(
+        f, g, e, i, alpha=alpha, scale=scale, train_ratings=train_ratings, chosen=chosen),
+    "rank-finetune": lambda f, g, e, i, *, scale, alpha, train_ratings, chosen: fit_rank_finetune(
+        f, g, e, i, scale=scale, train_ratings=train_ratings, chosen=chosen),
 }
 METHODS: tuple[str, ...] = tuple(PERSONALIZERS)
+#: The name of the penalty each personalizer chooses on the train split (:func:`personalizer_record`).
+PENALTY_NAMES: dict[str, str] = {"ridge": "alpha", "rank-finetune": "pull"}
+
+
+def personalizer_record(method: str, alpha: float | None, chosen: dict[int, float]) -> dict:
+    """The ``personalizer`` field of the personalized predictions' model sidecar: the method, the
+    ridge's α as given (``auto`` or a number) and, where penalties were chosen on the train split,
+    each one per k (``{"alpha": {"10": 30.0}}``; ``"inf"``: no correction, which JSON cannot write
+    as a number). The choice was only logged before: the sidecar now says, and lets one reproduce,
+    what was used."""
+    record: dict = {"method": method, "alpha": "auto" if alpha is None else alpha}
+    if chosen:
+        record["chosen"] = {PENALTY_NAMES[method]: {str(k): "inf" if math.isinf(v) else float(v)
+                                                    for k, v in sorted(chosen.items())}}
+    return record
 
 
 def images_to_read(data, episodes: pd.DataFrame) -> list[str]:
@@ -200,34 +219,37 @@ def images_to_read(data, episodes: pd.DataFrame) -> list[str]:
 
 def personalize_scores(data, episodes: pd.DataFrame, generic: np.ndarray, features: np.ndarray,
                        image_index: pd.Index, *, method: str = DEFAULT_METHOD,
-                       alpha: float | None = DEFAULT_ALPHA) -> np.ndarray:
+                       alpha: float | None = DEFAULT_ALPHA, chosen: dict[int, float] | None = None) -> np.ndarray:
     """Scores of the query rows of ``episodes`` by the reference personalizer ``method``, from the
     run's scores and features of the images of ``image_index`` (:func:`images_to_read`): the
     generic score's slope onto the raters' scale and the train ratings the penalty is chosen on
-    both come from ``data``'s train split."""
+    both come from ``data``'s train split; each penalty so chosen goes in ``chosen`` (k → penalty)."""
     fit = lookup(PERSONALIZERS, method, what="personalizer", field="method")
     train = data.split("train")
     targets = train.set_index(train["image_id"].astype(str))["score"]
     scale = generic_scale(generic[image_index.get_indexer(targets.index)], targets.to_numpy())
     ratings = data.ratings[data.ratings["image_id"].astype(str).isin(targets.index)]
-    return fit(features, generic, episodes, image_index, scale=scale, alpha=alpha, train_ratings=ep.own_scores(ratings))
+    return fit(features, generic, episodes, image_index, scale=scale, alpha=alpha, train_ratings=ep.own_scores(ratings),
+               chosen=chosen)
 
 
 def personalize(run: str | Path, data, episodes: pd.DataFrame, *, alpha: float | None = DEFAULT_ALPHA,
                 method: str = DEFAULT_METHOD, device: str | None = None, cache_dir: str | Path | None = None,
-                progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                progress: bool | None = None,
+                chosen: dict[int, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Personalized predictions (``rater_id,k,episode,image_id,score`` for every query row) and
     the run's generic predictions (``image_id,score`` for every query image: what ``aadb score
     --generic`` reads), by the reference personalizer ``method`` (:data:`METHODS`; ``alpha`` is
     the ridge's), from the run's scores and features of the episode and train images
-    (:func:`personalize_scores`)."""
+    (:func:`personalize_scores`; ``chosen`` receives the penalties chosen on the train split)."""
     from ..models.predict import predict_features
 
     lookup(PERSONALIZERS, method, what="personalizer", field="method")  # a bad name before any image is read
     ep.check_episodes(episodes, data)
     ids = images_to_read(data, episodes)
     generic, features = predict_features(run, data, ids, device=device, cache_dir=cache_dir, progress=progress)
-    scores = personalize_scores(data, episodes, generic, features, pd.Index(ids), method=method, alpha=alpha)
+    scores = personalize_scores(data, episodes, generic, features, pd.Index(ids), method=method, alpha=alpha,
+                                chosen=chosen)
     q = ep.queries(episodes)[list(ep.KEY_COLUMNS)].assign(score=scores)
     query_ids = sorted(q["image_id"].astype(str).unique())
     return q, pd.DataFrame({"image_id": query_ids, "score": generic[pd.Index(ids).get_indexer(query_ids)]})

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import small_json_object, write_json
+from .._numbers import COUNT, MAX_COUNT
 from ..data import dataset_label, setting_record
 from ..errors import InputError, excerpt, quote
 from ..piaa.episodes import EPISODE_SPLIT_NAME
@@ -206,9 +207,8 @@ def make_result(*, provenance: Any = None, **kwargs: Any) -> Result:
     return Result(**kwargs)
 
 
-#: The largest count or seed a result document may hold: SQLite's INTEGER (the leaderboard stores
-#: ``n_images``) and far above any real number of images, resamples or seed.
-MAX_COUNT = 2 ** 63 - 1
+# MAX_COUNT (int64, _numbers) is the largest count or seed a result document may hold: SQLite's
+# INTEGER (the leaderboard stores ``n_images``) and far above any real number of images or seed.
 
 
 def _count(value: Any, name: str) -> int:
@@ -311,13 +311,28 @@ def _short_text(v: object, n: int = 256) -> bool:
 
 
 def _is_personalizer(v: object) -> bool:
-    """A personalized submission's reference personalizer (``aadb personalize``): its method and
-    the ridge penalty as given (``auto``: chosen on the train split, or a positive number)."""
-    if not (isinstance(v, dict) and set(v) == {"method", "alpha"} and isinstance(v["method"], str)):
+    """A personalized submission's reference personalizer (``aadb personalize``): its method, the
+    ridge penalty as given (``auto``: chosen on the train split, or a positive number) and, where
+    penalties were chosen on the train split, each one per k (:func:`_is_chosen_penalty`)."""
+    if not (isinstance(v, dict) and set(v) - {"chosen"} == {"method", "alpha"} and isinstance(v["method"], str)):
         return False
-    alpha = v["alpha"]
-    number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0
-    return 0 < len(v["method"]) <= 32 and v["method"].isprintable() and (alpha == "auto" or number)
+    return (0 < len(v["method"]) <= 32 and v["method"].isprintable() and (v["alpha"] == "auto" or _positive(v["alpha"]))
+            and ("chosen" not in v or _is_chosen_penalty(v["chosen"])))
+
+
+def _is_chosen_penalty(v: object) -> bool:
+    """``{"alpha" | "pull": {"<k>": penalty}}`` (``aadb_toolkit.piaa.personalize.personalizer_record``):
+    one penalty name, and per k (at most 32 of them) a positive number or ``"inf"`` (no correction)."""
+    if not (isinstance(v, dict) and len(v) == 1 and set(v) <= {"alpha", "pull"}):
+        return False
+    per_k = next(iter(v.values()))
+    return isinstance(per_k, dict) and 0 < len(per_k) <= 32 and all(
+        isinstance(k, str) and COUNT.fullmatch(k) is not None and len(k) <= 6 and (p == "inf" or _positive(p)) for k, p in per_k.items())
+
+
+def _positive(v: object) -> bool:
+    """A finite positive JSON number (not a boolean)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 def _is_backbone(v: object) -> bool:

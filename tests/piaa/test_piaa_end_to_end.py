@@ -57,7 +57,12 @@ def test_episodes_personalize_score_and_board(tiny_curated, tmp_path, capsys, ca
     from aadb_toolkit.models.predict import model_identity
 
     assert doc["model"]["name"] == model_identity(run)["name"] and doc["model"]["run_id"] == model_identity(run)["run_id"]
-    assert doc["model"]["personalizer"] == {"method": "ridge", "alpha": "auto"}
+    # and which penalty each chose on the train split (review 2026-12-04: it was only logged)
+    logged = [m.split(": ")[-1].split(" (from")[0] for m in caplog.messages if "chosen on the train split" in m]
+    ridge, tuned_side = (json.loads(Path(f"{p}.model.json").read_text())["personalizer"] for p in (preds, tuned))
+    recorded = [ridge["chosen"]["alpha"]["10"], tuned_side["chosen"]["pull"]["10"]]
+    assert ["no correction" if v == "inf" else f"{v:g}" for v in recorded] == logged
+    assert doc["model"]["personalizer"] == ridge and {ridge["method"], ridge["alpha"]} == {"ridge", "auto"}
     assert doc["model"]["split"] == "validation+test"
     assert doc["model"]["contamination"] == ["aadb:validation"]  # the split the run chose its checkpoint on
     assert json.loads((tmp_path / "generic.csv.model.json").read_text())["name"] == model_identity(run)["name"]

@@ -217,3 +217,53 @@ def test_no_correction_keeps_the_generic_ranking_even_when_the_train_slope_is_ne
     for rater in ("Rx", "Ry"):
         rows = (q["rater_id"] == rater).to_numpy()
         assert _rho(out[rows], generic[index.get_indexer(q["image_id"][rows])]) == pytest.approx(1.0)
+
+
+def test_the_penalty_chosen_on_the_train_split_is_recorded_and_reproduces_the_scores():
+    """Review 2026-12-04: the α (ridge) and pull (fine-tune) chosen on the train split were only
+    logged, so the predictions' sidecar could not say which was used. Each personalizer now hands
+    them back per k, and the recorded α, given as a number, gives the same scores."""
+    from aadb_toolkit.piaa.finetune import PULL_GRID
+    from aadb_toolkit.piaa.personalize import ALPHA_GRID, personalize_scores
+
+    data, index, feats, generic, _ = taste_with_train_split(1.5)
+    table = ep.make_episodes(data, ks=(10,), repeats=2)
+    chosen: dict = {}
+    auto = personalize_scores(data, table, generic, feats, index, chosen=chosen)
+    assert list(chosen) == [10] and chosen[10] in ALPHA_GRID
+    np.testing.assert_array_equal(personalize_scores(data, table, generic, feats, index, alpha=chosen[10]), auto)
+    fixed: dict = {}
+    personalize_scores(data, table, generic, feats, index, alpha=3.0, chosen=fixed)
+    assert fixed == {}  # a number given is not a choice
+    pulls: dict = {}
+    personalize_scores(data, table, generic, feats, index, method="rank-finetune", chosen=pulls)
+    assert list(pulls) == [10] and pulls[10] in (*PULL_GRID, math.inf)
+
+
+def test_the_sidecar_record_names_the_method_the_penalty_given_and_each_one_chosen():
+    from aadb_toolkit.piaa.personalize import personalizer_record
+
+    assert personalizer_record("ridge", None, {100: 30.0, 10: math.inf}) == {
+        "method": "ridge", "alpha": "auto", "chosen": {"alpha": {"10": "inf", "100": 30.0}}}
+    assert personalizer_record("rank-finetune", None, {10: 4.0}) == {
+        "method": "rank-finetune", "alpha": "auto", "chosen": {"pull": {"10": 4.0}}}
+    assert personalizer_record("ridge", 3.0, {}) == {"method": "ridge", "alpha": 3.0}
+
+
+def test_cli_alpha_inf_is_refused_before_any_work(tiny_curated, tmp_path, monkeypatch, capsys):
+    """Found 2026-12-04 while recording the chosen penalties: `--alpha inf` was taken, the whole
+    personalization ran, and writing the sidecar (JSON has no ∞) failed as an internal error,
+    leaving the predictions without their sidecar. A number must be finite; `auto` may still
+    choose no correction, and the generic predictions rank every episode as no correction does."""
+    from aadb_toolkit.cli import main
+    from aadb_toolkit.piaa import personalize as pz
+
+    ran = []
+    monkeypatch.setattr(pz, "personalize", lambda *a, **k: ran.append(1))
+    out = tmp_path / "p.csv"
+    with pytest.raises(SystemExit) as stop:
+        main(["personalize", "--run", str(tmp_path / "run"), "--data", str(tiny_curated), "--episodes",
+              str(tmp_path / "ep.csv"), "--out", str(out), "--alpha", "inf"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--alpha" in err and "finite" in err and "Traceback" not in err
+    assert not ran and not out.exists()

@@ -127,6 +127,10 @@ def _sidecar(sub, **changes):
     ({"personalizer": {"method": "ridge", "alpha": -1}}, "personalizer"),
     ({"personalizer": {"method": "ridge", "alpha": "auto", "smuggled": 1}}, "personalizer"),
     ({"personalizer": {"method": "x" * 40, "alpha": 3.0}}, "personalizer"),
+    ({"personalizer": {"method": "ridge", "alpha": "auto", "chosen": {"alpha": {"10": -1}}}}, "personalizer"),
+    ({"personalizer": {"method": "ridge", "alpha": "auto", "chosen": {"alpha": {"ten": 30.0}}}}, "personalizer"),
+    ({"personalizer": {"method": "ridge", "alpha": "auto", "chosen": {"alpha": {"\u0661\u0660": 30.0}}}}, "personalizer"),
+    ({"personalizer": {"method": "ridge", "alpha": "auto", "chosen": {"beta": {"10": 30.0}}}}, "personalizer"),
 ])
 def test_a_forged_or_oversized_sidecar_is_refused(tiny_curated, tmp_path, capsys, changes, why):
     """Issue 17, item 6: the sidecar's schema and size are checked; only the defined fields are kept."""
