@@ -239,26 +239,23 @@ def test_an_answer_column_equal_to_the_key_is_refused_without_quoting_it(tmp_pat
         assert "rater key" in err and _longest_shared_run(secret.decode(), err) < 8
 
 
+def _malformed_label_lines(tmp_path: Path, spelled: str) -> list[dict]:
+    """Curate a release whose first light label is written ``spelled``; its malformed-line entries."""
+    rel = build_release(3)
+    first, rest = rel.labels[LIGHT].split("\n", 1)
+    rel.labels[LIGHT] = f"{first.rsplit(None, 1)[0]} {spelled}\n{rest}"
+    result = curate(rel.write(tmp_path / "r"), tmp_path / "out", workers=1, progress=False)
+    return [e for e in result.report["entries"] if e["reason"] == "malformed_label_line"]
+
+
 @pytest.mark.parametrize("spelled", ["\u0663", "0\u066b5", "1_0", "\uff11", "0x1", "\u00b9"])
 def test_label_values_follow_the_one_number_rule(tmp_path, spelled):
     """A label value in another script's digits, with an underscore or in hex is not a number
     (Python's float() reads "٣" as 3 and "1_0" as 10): the line is malformed, never read as a value."""
-    rel = build_release(3)
-    first, rest = rel.labels[LIGHT].split("\n", 1)
-    name = first.rsplit(None, 1)[0]
-    rel.labels[LIGHT] = f"{name} {spelled}\n{rest}"
-    root = rel.write(tmp_path / "r")
-    result = curate(root, tmp_path / "out", workers=1, progress=False)
-    [bad] = [e for e in result.report["entries"] if e["reason"] == "malformed_label_line"]
+    [bad] = _malformed_label_lines(tmp_path, spelled)
     assert (bad["file"], bad["row"]) == (f"{LABEL_DIR}/{LIGHT}", 1)
 
 
 @pytest.mark.parametrize("spelled", ["0.5", "-0.25", "+0.5", ".5", "5e-01", "1E0"])
 def test_plain_label_values_are_read(tmp_path, spelled):
-    rel = build_release(3)
-    first, rest = rel.labels[LIGHT].split("\n", 1)
-    name = first.rsplit(None, 1)[0]
-    rel.labels[LIGHT] = f"{name} {spelled}\n{rest}"
-    root = rel.write(tmp_path / "r")
-    result = curate(root, tmp_path / "out", workers=1, progress=False)
-    assert not [e for e in result.report["entries"] if e["reason"] == "malformed_label_line"]
+    assert _malformed_label_lines(tmp_path, spelled) == []
