@@ -148,7 +148,7 @@ def load_curated(path: str | Path) -> AADBData:
         hashes = dict(zip(images["image_id"].tolist(), images[schema.IMAGE_SHA256].astype(str).tolist()))
         images = images.drop(columns=schema.IMAGE_SHA256)
     read = CuratedImageReader(path / schema.CURATED_IMAGES, release_root, paths, hashes)
-    provenance = Provenance(origin=str(path), kind="curated", synthetic=_curated_is_synthetic(manifest, release_root),
+    provenance = Provenance(origin=str(path), kind="curated", synthetic=curated_is_synthetic(manifest, release_root),
                             test_list=manifest.get("test_list"), setting=_manifest_setting(manifest, path))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
 
@@ -230,9 +230,10 @@ def _manifest_setting(manifest: dict, path: Path) -> dict | None:
                           "again (aadb curate)") from None
 
 
-def _curated_is_synthetic(manifest: dict, release_root: Path) -> bool:
+def curated_is_synthetic(manifest: dict, release_root: str | Path) -> bool:
     """A curated folder is synthetic when its manifest says so, or when its release is one the
-    simulator wrote (:func:`is_simulated_release`; a manifest curated before the mark)."""
+    simulator wrote (:func:`is_simulated_release`; a manifest curated before the mark). The loader
+    and ``aadb curate relocate`` (which keeps the mark when the release moves) both ask this."""
     return bool(manifest.get("synthetic")) or is_simulated_release(release_root)
 
 

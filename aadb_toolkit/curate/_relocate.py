@@ -18,7 +18,7 @@ from .._keyguard import key_inside
 from .._paths import inside, plainly_relative
 from ..data import sha256_fingerprint
 from ..errors import InputError, excerpt
-from ..sources import is_simulated_release
+from ..sources import curated_is_synthetic
 from ._pipeline import CURATED_KIND
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def relocate(curated: str | Path, release: str | Path, *, progress: bool | None 
                          f"{excerpt(image_id)!r} ({excerpt(rel)}): {why}; the curated folder was not changed",
                          file=str(release), field="--release")
     old_root = str(manifest.get("release_root"))
-    if not manifest.get("synthetic") and is_simulated_release(old_root):
+    if curated_is_synthetic(manifest, old_root):
         manifest["synthetic"] = True  # the simulator's marker lay in the old release: keep what it said
     manifest["relocated_from"] = old_root
     manifest["release_root"] = str(release)
