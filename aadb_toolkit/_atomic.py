@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import OutputError
 
@@ -63,9 +63,23 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the toolkit's JSON files hold it: stable, indented (sorted keys, trailing newline)."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as stable, indented JSON (sorted keys, trailing newline) atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+    """Write ``obj`` as :func:`json_text` atomically."""
+    write_text(path, json_text(obj))
+
+
+def write_texts(texts: Mapping[str | os.PathLike[str], str]) -> None:
+    """Write files that belong together (UTF-8 texts) all or none: each is written aside first, and
+    only when every one is written are they renamed into place, back to back. A failure while
+    writing (a full disk) leaves every old file as it was."""
+    with contextlib.ExitStack() as stack:
+        for path, text in texts.items():
+            stack.enter_context(atomic_path(path)).write_bytes(text.encode("utf-8"))
 
 
 #: The marker every output folder of the toolkit carries: which kind of output it is and which

@@ -164,6 +164,14 @@ def refuse_links_to_key(files: list[Path], key_file: str | os.PathLike[str] | No
                              "link from the release", file=str(f))
 
 
+def refuse_copies_of_key(files: list[Path], key_file: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InputError` (naming the file, quoting nothing) when one of ``files`` is the key
+    by content (:func:`is_key_file`: a copy of it, or a generated key's shape). For the few text
+    inputs a command reads line by line and would quote: a copy is not caught by the link check."""
+    for f in files:
+        refuse_key_file(f, key_file=key_file)
+
+
 def key_inside(folder: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None) -> bool:
     """True when the key file lies inside ``folder`` (links resolved)."""
     key = key_file_path(key_file)

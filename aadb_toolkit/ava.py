@@ -47,6 +47,8 @@ CHALLENGES_TXT = "challenges.txt"
 AESTHETICS_LIST_DIR = "aesthetics_image_lists"
 STANDARD_TEST_LIST = f"{AESTHETICS_LIST_DIR}/generic_test.jpgl"
 STYLE_DIR = "style_image_lists"
+#: The files of ``style_image_lists/`` (:func:`read_style_lists`).
+STYLE_FILES = ("styles.txt", "train.jpgl", "test.jpgl", "train.lab", "test.multilab")
 STYLE_NAMES = ("Complementary_Colors", "Duotones", "HDR", "Image_Grain", "Light_On_White", "Long_Exposure",
                "Macro", "Motion_Blur", "Negative_Image", "Rule_of_Thirds", "Shallow_DOF", "Silhouettes",
                "Soft_Focus", "Vanishing_Point")
@@ -258,14 +260,20 @@ def fingerprint(data: "AADBData", split: str = "test") -> str:
     return sha256_fingerprint([f"ava:{split}\n", *(f"{image_id}\t{score:.9f}\n" for image_id, score in pairs)])
 
 
+def _refuse_outside(root: Path, path: Path) -> None:
+    """Raise :class:`SourceError` when ``path`` exists and leads outside ``root`` (a link): nothing
+    outside an AVA folder is read, so nothing of it can be quoted."""
+    if path.exists() and not inside(root, path):
+        raise SourceError(f"{path}: a link leading outside the AVA folder; nothing outside it is read")
+
+
 def read_ava_folder(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAFiles:
     """Parse an AVA root folder's files; ``test_list`` overrides the standard test list file."""
     root = Path(root)
     if not (root / AVA_TXT).is_file():
         raise SourceError(f"{root}: not an AVA folder (no {AVA_TXT})")
     for name in (AVA_TXT, TAGS_TXT, CHALLENGES_TXT, *(() if test_list is not None else (STANDARD_TEST_LIST,))):
-        if (root / name).exists() and not inside(root, root / name):
-            raise SourceError(f"{root / name}: a link leading outside the AVA folder; nothing outside it is read")
+        _refuse_outside(root, root / name)
     table = read_ava_txt(root / AVA_TXT)
     test_path = Path(test_list) if test_list is not None else root / STANDARD_TEST_LIST
     if not test_path.is_file():
@@ -353,13 +361,23 @@ def images_table(data: AVAFiles) -> pd.DataFrame:
     mean = t["mean_score"].to_numpy(dtype=float)
     images = pd.DataFrame({"image_id": ids.astype(str), "split": split.astype(object), "score": (mean - 1.0) / 9.0,
                            "score_mean": mean, "n_ratings": t["n_votes"].to_numpy(dtype=np.int64)})
-    style_dir = data.root / STYLE_DIR
-    labels = style_matrix(read_style_lists(style_dir) if style_dir.is_dir() else None, images["image_id"])
+    labels = style_matrix(_style_lists(data.root), images["image_id"])
     for k, col in enumerate(STYLE_COLUMNS):
         images[col] = labels[:, k]
     images[CATEGORY_COLUMN] = category_codes(t, data.tags)
     images["path"] = IMAGE_DIR + "/" + images["image_id"] + ".jpg"
     return images
+
+
+def _style_lists(root: Path) -> StyleLists | None:
+    """The style lists of the AVA folder ``root`` (None without ``style_image_lists/``); the folder
+    or one of its files leading outside ``root`` is refused unread."""
+    folder = root / STYLE_DIR
+    if not folder.is_dir():
+        return None
+    for path in (folder, *(folder / name for name in STYLE_FILES)):
+        _refuse_outside(root, path)
+    return read_style_lists(folder)
 
 
 def check_image_files(root: Path, image_ids: pd.Series) -> None:

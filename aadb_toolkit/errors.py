@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class AADBError(Exception):
     """Base class of the toolkit's user-facing errors; the CLI prints them without a traceback."""
@@ -40,12 +42,27 @@ class OutputError(InputError):
 EXCERPT_CHARS = 32
 
 
+#: A run of hex digits this long, with letters and digits both, is never quoted: a generated rater
+#: key is 64 of them, and a file that turns out to hold one (behind a link, say) must not be quoted
+#: even in part. Ids, numbers and words are shorter or lack one of the two.
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{16,}")
+HEX_NOT_QUOTED = "<hex, not quoted>"
+
+
+def _hide_hex(match: re.Match[str]) -> str:
+    run = match.group()
+    return HEX_NOT_QUOTED if any(c.isdigit() for c in run) and any(c.isalpha() for c in run) else run
+
+
 def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
     """A short printable prefix of an input text, for reports and errors: characters that are not
-    printable (control characters, line breaks) become ``?``, and text longer than ``limit``
-    characters (never more than :data:`EXCERPT_CHARS`) is cut and ends in ``…``."""
+    printable (control characters, line breaks) become ``?``, a long run of hex digits (a key's
+    shape) becomes :data:`HEX_NOT_QUOTED`, and text longer than ``limit`` characters (never more
+    than :data:`EXCERPT_CHARS`) is cut and ends in ``…``."""
     limit = max(1, min(int(limit), EXCERPT_CHARS))
-    cut = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
+    # the runs are found on a longer prefix, so that one cut by the limit is still recognised
+    shown = _HEX_RUN.sub(_hide_hex, str(text)[: 4 * EXCERPT_CHARS])
+    cut = "".join(c if c.isprintable() else "?" for c in shown[: limit + 1])
     return cut if len(cut) <= limit else cut[: limit - 1] + "…"
 
 

@@ -593,7 +593,7 @@ def write_predictions(predictions: pd.DataFrame | pd.Series, path: str | os.Path
     ``model`` (e.g. :func:`aadb_toolkit.models.predict.model_identity`) also the sidecar
     ``<path>.model.json`` that ``aadb score`` copies into the result, tied to these exact bytes.
     Non-finite scores are refused: a file of them could not be scored."""
-    from ._atomic import check_output_file, write_json, write_text
+    from ._atomic import check_output_file, json_text, write_texts
 
     frame = predictions if isinstance(predictions, pd.DataFrame) else pd.DataFrame(
         {HEADER[0]: predictions.index.astype(str), HEADER[1]: predictions.to_numpy(dtype=float)})
@@ -604,7 +604,8 @@ def write_predictions(predictions: pd.DataFrame | pd.Series, path: str | os.Path
     sidecar = None
     if model is not None:  # checked before the CSV is written: a refused sidecar leaves nothing half-written
         sidecar = check_output_file(Path(str(path) + MODEL_SIDECAR_SUFFIX), "model sidecar", is_model_sidecar)
-    write_text(path, text)
-    if sidecar is not None:
-        write_json(sidecar, {**model, "predictions_sha256": sha256_fingerprint(text)})
+    files = {path: text}
+    if sidecar is not None:  # the predictions and the sidecar that names their bytes: both or neither
+        files[sidecar] = json_text({**model, "predictions_sha256": sha256_fingerprint(text)})
+    write_texts(files)
     return Path(path)

@@ -158,3 +158,23 @@ def test_a_broken_link_among_the_images_is_a_missing_file_not_a_crash(ava_root, 
     listed.symlink_to(tmp_path / "nowhere.jpg")
     with pytest.raises(InputError, match=f"have no file images/<id>.jpg: ids {ids[4]}"):
         sources.load(root)
+
+
+@pytest.mark.parametrize("linked", ["styles.txt", "train.jpgl", "test.multilab", "."])
+def test_a_style_list_that_leads_out_of_the_ava_folder_is_never_read(ava_root, tmp_path, linked):
+    """Review 2026-12-04 (afternoon): style_image_lists/styles.txt linked to the rater key was read,
+    and its first line quoted in the error ("expected '<id> <name>', found '903e15cd…'")."""
+    root = _copy(ava_root, tmp_path)
+    outside = tmp_path / "outside"
+    shutil.copytree(root / ava.STYLE_DIR, outside)
+    (outside / "styles.txt").write_text("secret7e57a1b2c3d4e5f60718293a\n")
+    target = root / ava.STYLE_DIR / linked
+    if linked == ".":
+        shutil.rmtree(target)
+        target.symlink_to(outside, target_is_directory=True)
+    else:
+        target.unlink()
+        target.symlink_to(outside / linked)
+    with pytest.raises(SourceError, match="outside the AVA folder") as exc:
+        ava.images_table(ava.read_ava_folder(root))
+    assert "secret" not in str(exc.value)

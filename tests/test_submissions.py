@@ -185,3 +185,26 @@ def test_the_hash_is_of_the_one_read_that_is_parsed(tmp_path, monkeypatch):
     sub = read_submission(p, IDS)
     assert sub.sha256 == "sha256:" + hashlib.sha256(GOOD.encode()).hexdigest() != sha256_file(p)
     assert sub.scores.tolist() == [0.1, 0.4, -2.5, 1000.0]
+
+
+def test_a_failed_sidecar_write_leaves_the_old_predictions_and_sidecar_both(tmp_path, monkeypatch):
+    """Review 2026-12-04 (afternoon): the CSV was renamed into place before the sidecar was
+    written, so a full disk at the sidecar replaced the predictions and left the old sidecar,
+    which then recorded another file's sha256."""
+    import errno
+    import pathlib
+
+    path = tmp_path / "p.csv"
+    write_predictions(pd.Series([0.1, 0.2], index=IDS[:2]), path, model={"name": "old"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = pathlib.Path.write_bytes
+
+    def full_disk(self, data):
+        if "model.json" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk)
+    with pytest.raises(OSError):
+        write_predictions(pd.Series([0.3, 0.4], index=IDS[:2]), path, model={"name": "new"})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import atomic_dir, check_output_folder
-from .._keyguard import refuse_key_text, refuse_links_to_key
+from .._keyguard import refuse_copies_of_key, refuse_key_text, refuse_links_to_key
 from .._paths import inside
 from ..data import sha256_fingerprint
 from ..errors import InputError, OutputError
@@ -76,8 +76,12 @@ def curate(release: Path | str, out: Path | str, *, key: bytes | None = None, ke
     for name, stem in (answer_columns or {}).items():  # neither side of ATTR=STEM may be the key
         refuse_key_text(str(name), field="--answer-column", key_file=key_file)
         refuse_key_text(str(stem), field=f"--answer-column {name}", key_file=key_file)
-    if key is None:  # a hard link to the key among the inputs is the key under another name
-        refuse_links_to_key(_release_inputs(release), key_file)
+    if key is None:  # a hard link to the key among the inputs, or a copy of it, is the key under another name
+        inputs = _release_inputs(release)
+        refuse_links_to_key(inputs, key_file)
+        # links are the release rule's (one leading out is never read); the text files are read line by line
+        refuse_copies_of_key([f for f in inputs if f.suffix.lower() in (".csv", ".txt") and not f.is_symlink()],
+                             key_file)
     cols = _raw.AnswerColumns.from_mapping(answer_columns)
     ledger = Ledger()
     csv_rel = schema.RELEASE_RAW_RESULTS

@@ -27,6 +27,7 @@ from ..errors import InputError, excerpt
 from ..sources import AADBData
 from .config import ModelConfig, config_from_dict
 from .heads import AestheticsHead
+from .archs._base import load_weights_only
 from .network import build_network, upgrade_state
 
 log = logging.getLogger(__name__)
@@ -147,14 +148,19 @@ def with_frozen_backbone(obj: Mapping[str, Any], state: Any, run: Path, source: 
     return {**weights, **state} if isinstance(state, Mapping) else state
 
 
+def refuse_link(path: Path) -> Path:
+    """``path``, a file of a run folder, unless it is a symbolic link: the toolkit writes every run
+    file itself, in place, so a link is somebody else's and may lead anywhere (the rater key, say);
+    it is refused unread."""
+    if path.is_symlink():
+        raise InputError("is a symbolic link; a run folder's files are the toolkit's own and a link in it is "
+                         "never followed — remove it (a rerun in a new folder writes the run anew)", file=str(path))
+    return path
+
+
 def load_run_file(path: Path, expected_format: str) -> dict[str, Any]:
     """Read a checkpoint or model file of a run (``weights_only=True``) and check its format tag."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise InputError("no such file", file=str(path)) from exc
-    except Exception as exc:  # torch raises several unrelated types for corrupt files
-        raise InputError(f"cannot read as a weights-only torch file: {exc}", file=str(path)) from exc
+    obj = load_weights_only(refuse_link(path))
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
         raise InputError(f"not an {expected_format} file", file=str(path))
     return obj
@@ -203,7 +209,7 @@ def read_metrics(path: Path, upto_step: int | None = None) -> list[dict[str, Any
     """The records of a run's ``metrics.jsonl`` (up to ``upto_step``). A last line cut short (a
     kill or a full disk during an append) is dropped with a warning — resuming rewrites the log from
     the checkpoint's step anyway; any other unreadable line is an :class:`InputError` naming it."""
-    if not path.is_file():
+    if not refuse_link(path).is_file():
         return []
     try:
         lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._atomic import write_json, write_text
+from .._keyguard import refuse_key_file
 from .._lock import folder_lock
 from .._ranks import spearman
 from ..errors import InputError, excerpt, quote
@@ -758,6 +759,8 @@ def train(config: ModelConfig | str | Path, data: str | Path | AADBData, out: st
         raise InputError(f"bf16 autocast runs on CUDA only, and the device is {device!r}; set train.amp to "
                          "'auto' or 'off'", field="train.amp")
     data = data if isinstance(data, AADBData) else load(data)
+    if init_weights is not None and Path(init_weights).is_file():  # before the run folder is claimed
+        refuse_key_file(init_weights, field="--init-weights")
     with _exclusive(Path(out)):
         if cfg.ensemble.members > 1:
             return _train_ensemble(cfg, data, Path(out), device=device, init_weights=init_weights,

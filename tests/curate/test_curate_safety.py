@@ -259,3 +259,24 @@ def test_label_values_follow_the_one_number_rule(tmp_path, spelled):
 @pytest.mark.parametrize("spelled", ["0.5", "-0.25", "+0.5", ".5", "5e-01", "1E0"])
 def test_plain_label_values_are_read(tmp_path, spelled):
     assert _malformed_label_lines(tmp_path, spelled) == []
+
+
+@pytest.mark.parametrize("which", ["label", "csv"])
+@pytest.mark.parametrize("secret", [b"correct-horse-battery-staple-secret", b"0123456789abcdef" * 4])
+def test_an_input_that_is_a_copy_of_the_key_is_refused_without_quoting_it(tmp_path, capsys, which, secret):
+    """Review 2026-12-04 (afternoon): a copy of the key over a label file (not a link, so the
+    device-and-inode check missed it) was curated with ``--on-bad-value exclude`` and its first 31
+    characters landed in the curation report as a malformed label line."""
+    key_file = tmp_path / "keys" / "rater.key"
+    key_file.parent.mkdir()
+    key_file.write_bytes(secret + b"\n")
+    key_file.chmod(0o600)
+    root = build_release(3).write(tmp_path / "r")
+    victim = root / LABEL_DIR / LIGHT if which == "label" else root / "AADB_AllinAll.csv"
+    victim.write_bytes(secret + b"\n")
+    args = ["curate", "--release", str(root), "--out", str(tmp_path / "c"), "--key-file", str(key_file),
+            "--workers", "1", "--no-progress", "--on-bad-value", "exclude"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "rater key" in err and _longest_shared_run(secret.decode(), err) < 8
+    assert not (tmp_path / "c").exists()

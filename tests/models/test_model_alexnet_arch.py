@@ -200,3 +200,25 @@ def test_the_folded_fc6_runs_on_the_meta_device():
     net = AlexNet(None, width=0.1, dropout=0.0).to("meta")
     out = net.fc7(torch.empty(2, 3, 64, 64, device="meta"))
     assert out.device.type == "meta" and out.shape == (2, net.feature_size)
+
+
+def test_a_sha256_mismatch_shows_only_the_start_of_the_file_s_digest(standard_file):
+    """Review 2026-12-04 (afternoon): the mismatch printed the whole sha256 of the given file, a fast
+    unsalted digest that, for a key file given by mistake, lets anyone test guesses of the key."""
+    import hashlib
+
+    path, _ = standard_file
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match="sha256 mismatch") as e:
+        read_state_dict(path, sha256="0" * 64)
+    assert digest[:12] in str(e.value) and digest[12:] not in str(e.value)
+
+
+def test_the_rater_key_given_as_init_weights_is_refused_unread(tmp_path, monkeypatch):
+    key = tmp_path / "keys" / "rater.key"
+    key.parent.mkdir()
+    key.write_text("correct-horse-battery-staple-secret\n")
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(key))
+    with pytest.raises(InputError, match="rater key") as e:
+        read_state_dict(key, sha256="0" * 64)
+    assert "correct" not in str(e.value) and "mismatch" not in str(e.value)

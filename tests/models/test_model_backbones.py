@@ -220,3 +220,22 @@ def test_a_clip_config_whose_vision_config_is_not_an_object_is_a_clear_error(tmp
     with pytest.raises(InputError, match="vision_config") as exc:
         family("clip_vision").read_architecture(str(folder))
     assert exc.value.file == str(folder / "config.json")
+
+
+def test_a_weights_file_transformers_cannot_unpickle_is_not_echoed(tiny_curated, tmp_path, capsys, monkeypatch):
+    """Review 2026-12-04 (afternoon): torch's unpickling error, which transformers passes on, quotes
+    the file's text ("Unsupported global: GLOBAL orrect-horse-battery-…"); it was echoed in full. A
+    copy of the rater key as the weights file is refused as the key, unread."""
+    key = tmp_path / "keys" / "rater.key"
+    key.parent.mkdir()
+    key.write_text("correct-horse-battery-staple-secret\n")
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(key))
+    config = _config("dinov2", "frozen", tmp_path)
+    for text, message in (("correct-horse-battery-staple-secret\n", "rater key"),
+                          ("another-secret-phrase-of-someone\n", "cannot load the weights")):
+        folder = save_tiny("dinov2", tmp_path / f"d{len(text)}")
+        (folder / "model.safetensors").unlink()
+        (folder / "pytorch_model.bin").write_text(text)
+        assert _train(config, tiny_curated, tmp_path / f"run{len(text)}", folder) == 1
+        err = capsys.readouterr().err
+        assert message in err and "secret" not in err and "weights_only=False" not in err, err

@@ -77,3 +77,33 @@ def test_device_errors_are_clear(tiny_curated, tmp_path, capsys, monkeypatch):
                      "--out", str(tmp_path / "r"), "--device", device])
         err = capsys.readouterr().err
         assert code == 1 and "Traceback" not in err and "device" in err, (device, err)
+
+
+CUSTOM_SECRET = "correct-horse-battery-staple-secret-words"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", CHECKPOINT])
+def test_a_run_file_that_is_a_link_is_refused_unread_on_resume(tiny_curated, tmp_path, name):
+    """Review 2026-12-04 (afternoon): a run's metrics.jsonl replaced by a link to the rater key was
+    read through the link on resume and its first line quoted ("not a JSON object: '903e15cd…'");
+    a linked checkpoint echoed torch's unpickling error, which names the file's first byte."""
+    cfg = _interrupted(tiny_curated, tmp_path / "run")
+    secret = tmp_path / "elsewhere" / "my.key"
+    secret.parent.mkdir()
+    secret.write_text(CUSTOM_SECRET + "\n")
+    (tmp_path / "run" / name).unlink()
+    (tmp_path / "run" / name).symlink_to(secret)
+    with pytest.raises(InputError, match="symbolic link") as e:
+        train(cfg, tiny_curated, tmp_path / "run", progress=False)
+    assert "correct-horse" not in str(e.value) and "weights_only=False" not in str(e.value)
+
+
+def test_a_weights_file_torch_cannot_read_is_refused_in_one_short_line(tmp_path):
+    """torch's own message for a file it cannot unpickle advises weights_only=False and names
+    the file's first byte; neither is repeated."""
+    path = tmp_path / "checkpoint.pt"
+    path.write_text(CUSTOM_SECRET + "\n")
+    with pytest.raises(InputError) as e:
+        load_run_file(path, "aadb-checkpoint")
+    message = str(e.value)
+    assert "weights_only=False" not in message and "operand" not in message and "\n" not in message

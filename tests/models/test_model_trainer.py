@@ -285,3 +285,17 @@ def test_a_cpu_run_never_seeds_an_accelerator(tiny_curated, tmp_path, monkeypatc
     monkeypatch.setattr(torch.cuda, "manual_seed_all", calls.append)
     res = train(_tiny("reg_rank_within"), tiny_curated, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
     assert res.global_step > 1 and calls == []
+
+
+def test_the_rater_key_given_as_init_weights_writes_nothing(tiny_curated, tmp_path, monkeypatch, capsys):
+    """Review 2026-12-04 (afternoon): ``--init-weights`` naming the key file echoed torch's error
+    (the key's first byte) and left a claimed run folder with its pixel cache behind."""
+    key = tmp_path / "keys" / "rater.key"
+    key.parent.mkdir()
+    key.write_text("correct-horse-battery-staple-secret\n")
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(key))
+    assert main(["train", "--config", "reg", "--data", str(tiny_curated), "--out", str(tmp_path / "run"),
+                 "--init-weights", str(key), "--steps", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "rater key" in err and "correct" not in err and "operand" not in err
+    assert not (tmp_path / "run").exists()

@@ -11,6 +11,7 @@ alone describes it). Heads, losses, samplers and stages only ever see the featur
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..._registry import lookup
@@ -100,8 +101,45 @@ def family(name: str) -> Family:
     return lookup(BACKBONES, name, what="backbone family", field="model.arch")
 
 
+#: Hex digits of a file's digest an error shows when it differs from the expected one: enough to
+#: tell files apart, never the whole digest, which would let anyone test guesses of a file's content
+#: (the rater key's, if a key file was given by mistake) faster than the key fingerprint allows.
+DIGEST_SHOWN = 12
+
+
 def check_sha256(digest: str, expected: str | None, source: str) -> None:
     """Raise an InputError when ``expected`` (hex, optionally ``sha256:``-prefixed) differs from ``digest``."""
     if expected is not None and digest.lower() != expected.lower().removeprefix("sha256:"):
-        raise InputError(f"sha256 mismatch: the weights have {digest}, expected {expected}", file=source,
-                         field="--init-sha256")
+        raise InputError(f"sha256 mismatch: the weights' digest begins {digest[:DIGEST_SHOWN]}…, expected "
+                         f"{expected}", file=source, field="--init-sha256")
+
+
+#: Said of a weights file torch cannot read, instead of torch's own message, which quotes the file's
+#: text and advises unpickling it.
+UNREADABLE_WEIGHTS = ("damaged, not a torch file, or one that only unpickling could read, which the toolkit "
+                      "never does")
+
+
+def weights_error(exc: BaseException) -> str:
+    """What an error says of a failed weights load: for an unpickling failure only its type and
+    :data:`UNREADABLE_WEIGHTS` (torch's text quotes the file), otherwise the exception's first line."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return f"{type(exc).__name__}: {UNREADABLE_WEIGHTS}"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def load_weights_only(path: str | Path, *, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU. A missing file, or one torch cannot
+    read, is an InputError in one short line: torch's own message names the file's first bytes and
+    advises unpickling it, which the toolkit never does."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError as exc:
+        raise InputError("no such file", file=str(path)) from exc
+    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
+        raise InputError(f"cannot read as a weights-only torch file ({type(exc).__name__}): {UNREADABLE_WEIGHTS}",
+                         file=str(path)) from exc

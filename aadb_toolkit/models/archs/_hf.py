@@ -23,8 +23,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from ..._keyguard import refuse_key_file
 from ...errors import InputError, quote
-from ._base import Family, InputSpec, check_sha256, register
+from ._base import Family, InputSpec, check_sha256, register, weights_error
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ def load_weights(family: str, backbone: HFBackbone, source: str, sha256: str | N
 
     folder = local_folder(source)
     files = weight_files(folder)
+    for f in files:
+        refuse_key_file(f, field="--init-weights")
     digest = files_sha256(files)
     check_sha256(digest, sha256, str(files[0]))
     model_class = getattr(transformers, backbone.spec.model_class)
@@ -188,7 +191,7 @@ def load_weights(family: str, backbone: HFBackbone, source: str, sha256: str | N
                                                    output_loading_info=True, use_safetensors=files[0].suffix == ".safetensors",
                                                    **dict(backbone.spec.model_kwargs or {}))
     except Exception as exc:  # transformers raises many types for unreadable or mismatched weights
-        raise InputError(f"cannot load the weights as a {family} model: {exc}", file=str(files[0])) from exc
+        raise InputError(f"cannot load the weights as a {family} model: {weights_error(exc)}", file=str(files[0])) from exc
     missing = list(info.get("missing_keys") or []) + list(info.get("mismatched_keys") or [])
     if missing:
         raise InputError(f"the weights lack {len(missing)} of the {family} model's tensors (e.g. {missing[:3]}); "

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..._keyguard import refuse_key_file
 from ...errors import InputError
-from ._base import IMAGENET_MEAN, IMAGENET_STD, Family, InputSpec, register
+from ._base import IMAGENET_MEAN, IMAGENET_STD, Family, InputSpec, check_sha256, load_weights_only, register
 
 #: Output channels of the five convolutions and size of fc6/fc7 at width 1.
 CONV_CHANNELS: tuple[int, ...] = (64, 192, 384, 256, 256)
@@ -164,15 +165,11 @@ def read_state_dict(path: str | Path, *, sha256: str | None = None) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise InputError("no such weights file", file=str(path))
+    refuse_key_file(path, field="--init-weights")
     if sha256 is not None:
         with open(path, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        if digest.lower() != sha256.lower().removeprefix("sha256:"):
-            raise InputError(f"sha256 mismatch: file has {digest}, expected {sha256}", file=str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError)
-        raise InputError(f"cannot read as a weights-only torch file: {exc}", file=str(path)) from exc
+            check_sha256(hashlib.file_digest(fh, "sha256").hexdigest(), sha256, str(path))
+    obj = load_weights_only(path)
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict):
             obj = obj[wrapper]
