@@ -87,8 +87,10 @@ _SHA256_TEXT = re.compile(r"(sha256:)?[0-9a-f]{64}")
 
 def setting_record(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The generator's setting as provenance records it: ``{"setting", "overrides", "sha256"}``
-    from a setting file or a manifest (both inputs: every field is checked). A bad field raises
-    ``ValueError(message, field)``; callers turn it into their own error naming the file."""
+    and, where the truth recorded them (since its format 2), the generation ``options`` (quirks,
+    random-rater share, image size), from a setting file or a manifest (both inputs: every field
+    is checked). A bad field raises ``ValueError(message, field)``; callers turn it into their own
+    error naming the file."""
     name, overrides, digest = raw.get("setting"), raw.get("overrides", {}), raw.get("sha256")
     if not isinstance(name, str) or not 0 < len(name) <= _MAX_SETTING_TEXT or not name.isprintable():
         raise ValueError(f"'setting' must be a setting's name of 1 to {_MAX_SETTING_TEXT} printable characters",
@@ -99,7 +101,15 @@ def setting_record(raw: Mapping[str, Any]) -> dict[str, Any]:
             _plain_text(k) and _plain_value(v) for k, v in overrides.items())):
         raise ValueError(f"'overrides' must map at most {_MAX_OVERRIDES} dotted keys to numbers, booleans, short "
                          "strings or short lists of numbers", "overrides")
-    return {"setting": name, "overrides": dict(overrides), "sha256": digest}
+    out = {"setting": name, "overrides": dict(overrides), "sha256": digest}
+    if "options" in raw:
+        options = raw["options"]
+        if not (isinstance(options, dict) and len(options) <= _MAX_OVERRIDES and all(
+                _plain_text(k) and _plain_value(v) for k, v in options.items())):
+            raise ValueError(f"'options' must map at most {_MAX_OVERRIDES} names to numbers, booleans, short strings "
+                             "or short lists of numbers", "options")
+        out["options"] = dict(options)
+    return out
 
 
 def _plain_text(value: Any) -> bool:

@@ -1,8 +1,9 @@
 """The generator's setting of a simulated release, as curation records it in the manifest.
 
 ``aadb simulate`` writes ``setting.json`` into the planted truth beside the release
-(:func:`aadb_toolkit.schema.simulated_truth_dir`). Curation copies its name, its overrides and
-the sha256 of its parameters into ``manifest.json``, so that data loaded from the curated folder
+(:func:`aadb_toolkit.schema.simulated_truth_dir`). Curation copies its name, its overrides, its
+generation options (quirks, random-rater share, image size; since the truth's format 2) and the
+sha256 of its parameters and options into ``manifest.json``, so that data loaded from the curated folder
 (:class:`aadb_toolkit.data.Provenance`) and every result made from it say which planted setting
 they came from. The file is checked like any input: small, the expected fields, plain values."""
 

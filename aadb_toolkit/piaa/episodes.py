@@ -25,6 +25,7 @@ from .. import schema
 from .._atomic import write_text
 from ..data import check_ratings, sha256_fingerprint
 from .._keyguard import ONE_LINE_NOT_QUOTED, refuse_key_file
+from .._numbers import MAX_COUNT
 from ..errors import InputError, quote
 
 #: Shot counts of the protocol (support images per episode).
@@ -188,8 +189,8 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
     path = Path(path)
     refuse_key_file(path, field="episodes")  # never read, let alone quoted
     try:
-        df = pd.read_csv(path, dtype={"rater_id": str, "image_id": str, "role": str}, keep_default_na=False,
-                         na_values={"score": [""]})
+        df = pd.read_csv(path, dtype={"rater_id": str, "k": str, "episode": str, "image_id": str, "role": str},
+                         keep_default_na=False, na_values={"score": [""]})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read the episodes file: {exc}", file=str(path)) from exc
     if tuple(df.columns) != COLUMNS:
@@ -197,11 +198,7 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
                  f"header is {quote(','.join(map(str, df.columns)))}")
         raise InputError(f"{shown}, expected {','.join(COLUMNS)!r}", file=str(path), row=1)
     for col in ("k", "episode"):
-        values = pd.to_numeric(df[col], errors="coerce")
-        if values.isna().any() or (values % 1 != 0).any():
-            raise InputError(f"{col} is not an integer", file=str(path), row=int(np.argmax(values.isna() | (values % 1 != 0))) + 2,
-                             field=col)
-        df[col] = values.astype("int64")
+        df[col] = _count_column(df[col], col, path)
     bad_role = ~df["role"].isin(ROLES).to_numpy()
     if bad_role.any():
         raise InputError(f"role {quote(df['role'].iloc[int(np.argmax(bad_role))])} is not one of {list(ROLES)}",
@@ -210,6 +207,23 @@ def read_episodes(path: str | Path, data=None) -> pd.DataFrame:
     if data is not None:
         check_episodes(df, data, file=str(path))
     return df
+
+
+def _count_column(column: pd.Series, name: str, path: Path) -> pd.Series:
+    """``k`` or ``episode`` of an episodes file as int64: whole numbers in the toolkit's count range
+    (0 to :data:`~aadb_toolkit._numbers.MAX_COUNT`), checked before the cast, which would wrap a
+    larger one (1e30 became -9223372036854775808) into a misleading error or a silent value."""
+    values = pd.to_numeric(column, errors="coerce")
+    bad = (values.isna() | (values % 1 != 0)).to_numpy()
+    if bad.any():
+        raise InputError(f"{name} is not an integer", file=str(path), row=int(np.argmax(bad)) + 2, field=name)
+    arr = values.to_numpy()  # int64, uint64 (2^63 and above) or float64 (1e30): compared exactly
+    out = (arr < 0) | ((arr >= 2.0**63) if arr.dtype.kind == "f" else (arr > MAX_COUNT))
+    if out.any():
+        row = int(np.argmax(out))
+        raise InputError(f"{name} is out of range ({quote(column.iloc[row])}; a whole number from 0 to {MAX_COUNT:,})",
+                         file=str(path), row=row + 2, field=name)
+    return values.astype("int64")
 
 
 def check_episodes(episodes: pd.DataFrame, data, *, file: str | None = None) -> None:

@@ -65,7 +65,8 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
     while drawing images (None: on a terminal only). ``model`` names a setting of the generator
     (docs/synthetic.md, "Settings"; default: ``model.toml``) and ``overrides`` sets dotted
     parameters on top (``{"raters.taste_sd": 0.5}``); both are recorded in the truth's
-    ``setting.json``."""
+    ``setting.json``, with ``quirks``, ``random_rater_share`` and ``image_size``
+    (:func:`generation_options`), and its sha256 covers all of them."""
     started = time.perf_counter()
     setting = load_setting(model, overrides)
     out = Path(out)
@@ -93,12 +94,20 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
         _locate_quirks(draft, frame, label_lines)
         # the truth is swapped in just before the release, so a failure leaves neither half-done
         with atomic_dir(truth, kind=TRUTH_KIND) as truth_staging:
-            write_truth(draft, ratings, truth_staging, image_size, setting)
+            write_truth(draft, ratings, truth_staging, image_size, setting,
+                        options=generation_options(quirks, random_rater_share, image_size))
     return SimulationResult(
         release_dir=out, truth_dir=truth, n_images=n_images, n_image_files=n_files,
         n_hits=len(draft.hits), n_csv_rows=len(frame), n_valid_ratings=int(ratings["is_valid"].sum()),
         n_workers=int((draft.workers["n_hits"] > 0).sum()), n_quirks=len(draft.quirks),
         seconds=time.perf_counter() - started)
+
+
+def generation_options(quirks: bool, random_rater_share: float, image_size: tuple[int, int]) -> dict[str, Any]:
+    """The options of :func:`simulate` besides seed and size that change a release's bytes, as the
+    truth's ``setting.json`` records them (its sha256 covers them with the parameters)."""
+    return {"quirks": bool(quirks), "random_rater_share": float(random_rater_share),
+            "image_size": [int(image_size[0]), int(image_size[1])]}
 
 
 def build_draft(n_images: int, seed: int, quirks: bool, random_rater_share: float,
@@ -288,10 +297,10 @@ def _locate_quirks(d: Draft, frame: pd.DataFrame, label_lines: dict[tuple[str, s
 
 
 def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[int, int],
-                model: Model | None = None) -> None:
+                model: Model, options: Mapping[str, Any]) -> None:
     """images.parquet, workers.parquet, ratings.parquet, quirks.json and setting.json (the
-    generator's setting and every parameter) of the planted truth."""
-    model = model or load_setting()
+    generator's setting, its generation ``options`` — :func:`generation_options` — and every
+    parameter) of the planted truth."""
     imgs = d.images
     kept_ratings = ratings[ratings["is_valid"]].groupby("image_id").size()
     quirk_of = {imgs["image_id"].iloc[i]: k for i, k in d.image_quirk.items()}
@@ -335,7 +344,7 @@ def write_truth(d: Draft, ratings: pd.DataFrame, root: Path, image_size: tuple[i
             "n_hits", "n_images", "n_valid_ratings"]
     workers[cols].to_parquet(root / "workers.parquet", index=False)
     ratings.to_parquet(root / "ratings.parquet", index=False)
-    write_json(root / SETTING_FILE, {"format": "aadb-synthetic-setting", "format_version": 1, **model.record()})
+    write_json(root / SETTING_FILE, {"format": "aadb-synthetic-setting", "format_version": 2, **model.record(options)})
     write_json(root / "quirks.json", {
         "format": "aadb-synthetic-truth", "format_version": 1, "seed": d.seed,
         "content_types": list(model.content_names),

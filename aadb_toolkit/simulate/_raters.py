@@ -233,7 +233,9 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
     s = strengths[img]
     if r.get("taste_attribute_sd", 0.0) > 0:  # a rater's taste for attributes (zero at the default)
         taste = taste + np.einsum("anj,aj->an", s, np.stack(workers["taste_attributes"].to_numpy())[w])
-    raw = 3 + bias + session + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, not warned of
+        raw = 3 + bias + session + scale * (r["gain"] * q + taste) + noise * gen.standard_normal(q.shape)
+    _refuse_non_finite(raw, "scores")
     scores = np.clip(np.rint(raw), schema.SCORE_MIN, schema.SCORE_MAX).astype(np.int64)
     a = float(r.get("attribute_informativeness", 1.0))
     if a != 1.0:  # votes describe the image only in part (1 at the default)
@@ -246,6 +248,7 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
     vote_sd = r["vote_noise"] * ratio ** r["vote_noise_power"]
     e = gen.standard_normal(s.shape) * vote_sd[:, :, None]
     th = r["vote_threshold"]
+    _refuse_non_finite(s + e, "attribute votes")
     votes = ((s + e) > th).astype(np.int64) - ((s + e) < -th).astype(np.int64)
     rand = workers["is_random"].to_numpy()[w]
     n_rand = int(rand.sum())
@@ -253,3 +256,14 @@ def rate(images: pd.DataFrame, strengths: np.ndarray, hit_of_assignment: np.ndar
         scores[rand] = gen.integers(schema.SCORE_MIN, schema.SCORE_MAX + 1, (n_rand, k))
         votes[rand] = gen.integers(-1, 2, (n_rand, k, votes.shape[2]))
     return scores, votes
+
+
+def _refuse_non_finite(raw: np.ndarray, what: str) -> None:
+    """A consistency check before answers are rounded to integers: parameters inside their domains
+    can still overflow (a gain of 1e308), and NaN cast to int64 would be written into the release
+    as -9223372036854775808 with nothing said."""
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        raise InputError(f"the setting's parameters give {what} that are not finite numbers ({int(bad.sum())} of "
+                         f"{bad.size}, e.g. {raw[bad].flat[0]}): some parameter is too large to compute with; "
+                         "choose smaller values (docs/synthetic.md, Parameter domains)", field="model")

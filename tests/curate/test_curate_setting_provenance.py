@@ -31,7 +31,19 @@ def test_manifest_records_the_setting(planted):
     truth = json.loads((res.truth_dir / SETTING_FILE).read_text())
     assert manifest["synthetic"] is True
     assert manifest["synthetic_setting"] == {"setting": "planted_taste", "overrides": {"raters.taste_sd": 0.5},
+                                             "options": {"quirks": False, "random_rater_share": 0.0,
+                                                         "image_size": [32, 24]},
                                              "sha256": truth["sha256"]}
+
+
+def test_a_setting_record_without_options_still_reads_and_bad_options_are_refused():
+    """Truth files before the generation options were recorded (format 1) carry none."""
+    from aadb_toolkit.data import setting_record
+
+    old = {"setting": "default", "overrides": {}, "sha256": "sha256:" + "ab" * 32}
+    assert setting_record(old) == old
+    with pytest.raises(ValueError, match="options"):
+        setting_record({**old, "options": {"quirks": {"nested": 1}}})
 
 
 def test_loaded_data_carries_the_setting_in_its_provenance(planted):

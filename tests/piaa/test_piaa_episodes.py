@@ -190,3 +190,28 @@ def test_the_card_note_states_the_count_at_every_k_even_where_none_qualifies(dat
     few = workload_data({"Ra": (0, 30), "Rb": (0, 25)})
     _, note = ep.published_table(few)
     assert "2 raters at k = 10, 0 raters at k = 100" in note
+
+
+@pytest.mark.parametrize("column, value", [("k", "1e30"), ("k", "9223372036854775808"),
+                                           ("k", "1000000000000000000000"), ("episode", "9223372036854775808"),
+                                           ("episode", "1e30"), ("episode", "-1")])
+def test_k_and_episode_outside_the_count_range_are_out_of_range_errors(tmp_path, data, column, value):
+    """D9: k = 1e30 wrapped to -9223372036854775808 in the int64 cast (\"k must be a positive
+    integer, got -9223372036854775808\"), and episode numbers of 2^63 wrapped silently."""
+    path = tmp_path / "e.csv"
+    ep.write_episodes(ep.make_episodes(data, ks=(10,), repeats=1), path)
+    lines = path.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[ep.COLUMNS.index(column)] = value
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=rf"row 4, field '{column}': {column} is out of range"):
+        ep.read_episodes(path)
+
+
+def test_the_largest_count_is_read_exactly(tmp_path, data):
+    path = tmp_path / "e.csv"
+    table = ep.make_episodes(data, ks=(10,), repeats=1)
+    table["episode"] = np.int64(2**63 - 1)
+    ep.write_episodes(table, path)
+    assert (ep.read_episodes(path)["episode"] == 2**63 - 1).all()

@@ -96,3 +96,19 @@ def test_raters_without_rating_noise_still_vote_on_the_attributes(tmp_path):
 
     votes = pd.read_parquet(res.truth_dir / "ratings.parquet")[list(schema.ATTRIBUTES)].to_numpy(float)
     assert (votes != 0).mean() > 0.3
+
+
+def test_generation_options_are_recorded_and_covered_by_the_sha256(tmp_path):
+    """D4: --random-raters, --quirks and --image-size change the release's bytes but were neither in
+    setting.json nor in its sha256, so two different releases of one seed and size shared a digest."""
+    base = dict(n_images=20, seed=1, image_size=(32, 24))
+    variants = {"plain": {}, "random": {"random_rater_share": 0.4}, "quirks": {"quirks": True},
+                "size": {"image_size": (40, 30)}}
+    records = {name: json.loads((simulate(tmp_path / name, **{**base, **kw}).truth_dir / SETTING_FILE).read_text())
+               for name, kw in variants.items()}
+    assert records["plain"]["options"] == {"quirks": False, "random_rater_share": 0.0, "image_size": [32, 24]}
+    assert records["random"]["options"]["random_rater_share"] == 0.4
+    assert records["quirks"]["options"]["quirks"] is True and records["size"]["options"]["image_size"] == [40, 30]
+    assert len({r["sha256"] for r in records.values()}) == len(records)
+    again = simulate(tmp_path / "again", **base)
+    assert json.loads((again.truth_dir / SETTING_FILE).read_text())["sha256"] == records["plain"]["sha256"]
