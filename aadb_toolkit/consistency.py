@@ -31,6 +31,7 @@ import pandas as pd
 from . import __version__, _atomic, paper
 from ._paths import input_folders
 from ._multitest import benjamini_hochberg
+from ._numbers import MAX_RESAMPLES, check_count, check_seed
 from ._ranks import (CODE_LANES, MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_ranks, code_base,
                      draw_half_indices, draw_permutations, lane_code_tables, packed_permutations,
                      scratch, unpack_permutations)
@@ -420,7 +421,8 @@ def _complete_group(scores: np.ndarray, method: "Method", n_perm: int, rng: np.r
         prep = method.prepare(rk)
         bc, pb = _chunk_shape(len(testable), R - 1, N, n_perm, method.vectors)
         work: dict = {}  # the draws' buffers, reused chunk after chunk
-        for s, p0 in [(s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)]:
+        # the chunks' offsets are generated one at a time: a list of them grew with n_perm
+        for s, p0 in ((s, p) for s in range(0, len(testable), bc) for p in range(0, n_perm, pb)):
             sel = testable[s:s + bc]
             n_b, n_p = len(sel), min(pb, n_perm - p0)
             if N <= PERM_TABLE_MAX_N and not method.vectors:  # one draw for the chunk, raters relabelled
@@ -696,8 +698,8 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
     """Test every batch (or, with ``method="pairwise"``, every pair of raters) for agreement beyond
     chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
     m = lookup(METHODS, method, what="method", n=1, field="method")
-    if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
-        raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
+    check_count(n_perm, "n_perm", low=1, high=MAX_RESAMPLES)
+    check_seed(seed)
     if not 0 < q < 1:
         raise InputError(f"q must lie strictly between 0 and 1, got {q!r}", field="q")
     codes = _codes(ratings, source)

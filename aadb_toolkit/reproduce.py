@@ -29,6 +29,7 @@ import pandas as pd
 from . import __version__, paper
 from ._atomic import check_output_place, write_bytes, write_json, write_text
 from ._format import format_p
+from ._jsonfile import read_json_object
 from ._lock import folder_lock
 from ._paths import input_folders
 from .errors import InputError, quote
@@ -443,13 +444,10 @@ def _claim_out(out: Path, recipe: Recipe, budget: str, inputs: tuple = ()) -> No
         if not marker.is_file():
             raise InputError(f"{out} holds files that `aadb reproduce` did not write (no {SUMMARY_FILE}); "
                              "choose a new or empty --out", file=str(out), field="--out")
-        try:
-            doc = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read {SUMMARY_FILE}: {exc}", file=str(marker)) from exc
+        doc = read_json_object(marker, SUMMARY_FILE)
         if doc.get("format") != SUMMARY_FORMAT or (doc.get("table"), doc.get("budget")) != (recipe.name, budget):
-            raise InputError(f"{out} holds a reproduction of table {doc.get('table')!r} at budget "
-                             f"{doc.get('budget')!r}; use another --out for {recipe.name!r} at {budget!r}",
+            raise InputError(f"{out} holds a reproduction of table {quote(doc.get('table'))} at budget "
+                             f"{quote(doc.get('budget'))}; use another --out for {recipe.name!r} at {budget!r}",
                              file=str(out), field="--out")
     out.mkdir(parents=True, exist_ok=True)
 

@@ -4,17 +4,17 @@ Hub repo id. Each gives the same canonical tables (docs/curation.md, "Output: th
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from . import schema
 from ._atomic import read_marker
+from ._jsonfile import read_json_object
 from ._keyguard import key_inside
 from ._paths import inside, plainly_relative
 from ._registry import close_matches
 from .data import AADBData, Provenance, fingerprint_images, read_parquet, setting_record, sha256_fingerprint
-from .errors import SourceError, quote
+from .errors import InputError, SourceError, quote
 
 __all__ = ["AADBData", "Provenance", "SourceError", "fingerprint_images", "load", "load_curated"]
 
@@ -127,12 +127,12 @@ def load_curated(path: str | Path) -> AADBData:
     path = Path(path)
     manifest_file = path / schema.CURATED_MANIFEST
     try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"{manifest_file}: cannot read curated manifest: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != schema.CURATED_FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise SourceError(f"{manifest_file}: format is {quote(found)}, expected {schema.CURATED_FORMAT!r}")
+        manifest = read_json_object(manifest_file, "curated manifest")
+    except InputError as exc:  # a data source that cannot be read: a SourceError, as every other
+        raise SourceError(str(exc)) from None
+    if manifest.get("format") != schema.CURATED_FORMAT:
+        raise SourceError(f"{manifest_file}: format is {quote(manifest.get('format'))}, expected "
+                          f"{schema.CURATED_FORMAT!r}")
     images = read_parquet(path / schema.CURATED_IMAGES)
     ratings = read_parquet(path / schema.CURATED_RATINGS)
     release_root = _release_root(path, manifest.get("release_root"))

@@ -80,3 +80,21 @@ def test_leaderboard_print_needs_no_out_and_one_of_them_is_required(tmp_path, ca
     out = capsys.readouterr().out
     assert "Leaderboard: `aadb`" in out and "No results recorded yet." in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lb.sqlite"]  # nothing written
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--n-boot", str(10**20)], "--n-boot must be a whole number from 0 to 1,000,000"),
+    (["--n-boot", "-1"], "--n-boot must be a whole number from 0 to 1,000,000"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 9,223,372,036,854,775,807"),
+    (["--seed", str(2**63)], "--seed must be a whole number from 0 to 9,223,372,036,854,775,807"),
+], ids=["huge_n_boot", "negative_n_boot", "negative_seed", "huge_seed"])
+def test_score_refuses_n_boot_and_seed_out_of_range_before_any_work(tmp_path, capsys, argv, why):
+    """``aadb score --n-boot 1e20`` was numpy's ValueError (exit 70), a seed past int64 a result
+    document the toolkit then refused to read: both a one-line error naming the option (the seed
+    range is ``aadb consistency``'s too: tests/test_consistency.py)."""
+    out = tmp_path / "r.json"
+    code = main(["score", "--submission", str(tmp_path / "s.csv"), "--protocol", "aadb", "--data",
+                 str(tmp_path / "cur"), "--out", str(out), *argv])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("aadb score: error: ") and why in err, err
+    assert not out.exists()

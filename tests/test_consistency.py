@@ -384,3 +384,60 @@ def test_progress_bar_only_when_asked(capsys):
     consistency.analyze_batches(df, n_perm=50, seed=0, show_progress=True)
     err = capsys.readouterr().err
     assert "permutations" in err and "150" in err
+
+
+class _StopAtFirstChunk(Exception):
+    pass
+
+
+class _FirstChunkOnly:
+    """A progress bar that stops the test at the first chunk's update."""
+
+    def update(self, n: int) -> None:
+        raise _StopAtFirstChunk
+
+
+def test_permutation_chunks_are_generated_not_listed():
+    """The chunks' offsets are generated one at a time: with 10**9 permutations of 20 batches (past
+    the commands' bound, as a library caller may ask) the first chunk is drawn at once, without a
+    list of every (batch, offset) pair first (1.2 million of them here, memory growing with n_perm)."""
+    import tracemalloc
+
+    scores = np.random.default_rng(0).integers(1, 6, (20, 5, 10)).astype(float)
+    tracemalloc.start()
+    try:
+        with pytest.raises(_StopAtFirstChunk):
+            consistency._complete_group(scores, consistency.METHODS["pairwise"], 10**9, np.random.default_rng(0),
+                                        _FirstChunkOnly())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, peak
+
+
+@pytest.mark.parametrize("option, value, why", [
+    ("--seed", "-1", "--seed must be a whole number from 0 to 9,223,372,036,854,775,807"),
+    ("--seed", str(2**63), "--seed must be a whole number from 0 to 9,223,372,036,854,775,807"),
+    ("--n-perm", str(10**20), "--n-perm must be a whole number from 1 to 1,000,000"),
+    ("--n-perm", "0", "--n-perm must be a whole number from 1 to 1,000,000"),
+], ids=["negative_seed", "huge_seed", "huge_n_perm", "zero_n_perm"])
+def test_cli_refuses_a_seed_or_n_perm_out_of_range(tiny_curated, tmp_path, capsys, option, value, why):
+    """The same seed range as ``aadb score`` (what a document records: int64), and at most
+    1,000,000 permutations, as ``--n-boot``: a one-line error before any work."""
+    out = tmp_path / "cons"
+    rc = cli_main(["consistency", "--data", str(tiny_curated), "--out", str(out), "--n-perm", "10", option, value,
+                   "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("aadb consistency: error: ") and why in err, err
+    assert not out.exists()
+
+
+def test_analyze_batches_refuses_a_seed_or_n_perm_out_of_range():
+    from aadb_toolkit._numbers import MAX_RESAMPLES
+
+    df, _ = _planted(2)
+    for kwargs, field in (({"seed": -1}, "seed"), ({"seed": 2**63}, "seed"), ({"n_perm": MAX_RESAMPLES + 1}, "n_perm"),
+                          ({"n_perm": 0}, "n_perm"), ({"n_perm": 10.0}, "n_perm"), ({"seed": True}, "seed")):
+        with pytest.raises(InputError, match="must be a whole number") as exc:
+            consistency.analyze_batches(df, **{"n_perm": 10, **kwargs})
+        assert exc.value.field == field

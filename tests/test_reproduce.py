@@ -250,3 +250,26 @@ def test_a_finished_row_is_not_reused_for_other_initial_weights(tiny_curated, tm
     assert rp._finished(run, cfg, data, None)
     with pytest.raises(InputError, match="other initial weights"):
         rp._finished(run, cfg, data, tmp_path / "alexnet.pth")
+
+
+@pytest.mark.parametrize("content, why", [(b"[]", "expected a JSON object"), (b"\xff", "not UTF-8"),
+                                          (b"[" * 100_000, "nested too deeply")], ids=["array", "not_utf8", "deep"])
+def test_reproduce_refuses_a_reproduce_json_that_is_no_json_object(tiny_curated, tmp_path, capsys, content, why):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "reproduce.json").write_bytes(content)
+    code = main(["reproduce", "--table", "table2", "--data", str(tiny_curated), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{out / 'reproduce.json'}: cannot read reproduce.json" in err and why in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["reproduce.json"]
+
+
+def test_reproduce_quotes_another_table_s_name_in_at_most_32_characters(tiny_curated, tmp_path, capsys):
+    from aadb_toolkit.reproduce import SUMMARY_FORMAT
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "reproduce.json").write_text(json.dumps({"format": SUMMARY_FORMAT, "table": "t" * 100, "budget": "b" * 100}))
+    assert main(["reproduce", "--table", "table2", "--data", str(tiny_curated), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "holds a reproduction of table" in err and "t" * 33 not in err and "b" * 33 not in err

@@ -128,3 +128,14 @@ def test_a_repo_id_is_tried_on_the_hub_and_a_close_local_folder_is_suggested(tmp
     with pytest.raises(SourceError, match="Hub cannot be reached"):
         sources.load("hf://pub/aadb2")  # the explicit Hub form, even where a folder "pub" exists
     assert no_hub == ["pbu/aadb", "pub/aadb2"]
+
+
+@pytest.mark.parametrize("content, why", [(b"[" * 100_000, "nested too deeply"), (b"\xff", "not UTF-8"),
+                                          (b"[]", "expected a JSON object")], ids=["deep", "not_utf8", "array"])
+def test_a_curated_manifest_that_is_no_json_object_is_a_source_error(tmp_path, content, why):
+    folder = tmp_path / "cur"
+    folder.mkdir()
+    (folder / schema.CURATED_MANIFEST).write_bytes(content)
+    with pytest.raises(SourceError, match="cannot read curated manifest") as exc:
+        sources.load(folder)
+    assert str(folder / schema.CURATED_MANIFEST) in str(exc.value) and why in str(exc.value)

@@ -4,10 +4,10 @@ loader accepts), and optionally push it to the Hub."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from .._jsonfile import read_json_object
 from ..errors import InputError
 from ._options import add_no_progress, examples, progress
 
@@ -46,12 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--push and --dry-run need --repo-id ORG/NAME", field="--repo-id")
     summary = None
     if args.consistency_summary is not None:
-        try:
-            summary = json.loads(args.consistency_summary.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read the consistency summary: {exc}", file=str(args.consistency_summary)) from exc
-        if not isinstance(summary, dict):
-            raise InputError("expected a JSON object", file=str(args.consistency_summary))
+        summary = read_json_object(args.consistency_summary, "the consistency summary")
     if args.curated is not None:
         print("aadb publish: note: --curated is deprecated; use --data (as every other command)", file=sys.stderr)
     data = sources.load(args.data if args.data is not None else args.curated)

@@ -11,6 +11,7 @@ from pathlib import Path
 from .._atomic import check_output_file
 from .._format import format_metric, format_p
 from .._keyguard import recorded_fingerprints, refuse_key_file
+from .._numbers import MAX_RESAMPLES, check_count, check_seed
 from ..errors import InputError
 from ..protocols import PROTOCOLS, all_inputs, score_submission
 from ..protocols.results import is_result_file, write_result
@@ -36,8 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="AADB source (curated folder, published folder or Hub repo id); for 'ava' the AVA folder")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
     add_input_flags(parser)
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help=f"bootstrap resamples for CIs (default 1000, at most {MAX_RESAMPLES:,})")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0; 0 to 2**63 - 1)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="submission size limit in bytes")
     parser.add_argument("--db", dest="leaderboard", type=Path, help="SQLite leaderboard database to record the result in")
     alias(parser, "--leaderboard", "leaderboard", type=Path)
@@ -79,6 +81,8 @@ def check_leaderboard_flags(args: argparse.Namespace, inputs: tuple = ()) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
+    check_count(args.n_boot, "--n-boot", high=MAX_RESAMPLES)  # before any file is read
+    check_seed(args.seed, "--seed")
     inputs = given_inputs(args)
     read = (args.submission, args.data, *input_folders(args.data), *inputs.values(), args.compare)
     check_leaderboard_flags(args, read)

@@ -81,7 +81,7 @@ class AnswerColumns:
 
 
 def read_results_csv(path: Path) -> pd.DataFrame:
-    """Read the CSV as text (UTF-8 with or without BOM, LF or CRLF, quoted fields), every cell a str."""
+    """Read the CSV as text (UTF-8 with or without BOM, LF, CRLF or CR, quoted fields), every cell a str."""
     name = str(path)
     if not path.is_file():
         raise InputError("raw batch-results file not found (expected it at the release root)", file=name)
@@ -92,7 +92,8 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        head = raw[: exc.start]  # lines end at LF, CRLF or a lone CR, as the reader below counts them
+        line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
         raise InputError(f"not valid UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
                          f"(file line {line}); AMT batch results are UTF-8", file=name,
                          row=line - 1 if line > 1 else None) from exc
@@ -116,12 +117,15 @@ def read_results_csv(path: Path) -> pd.DataFrame:
 def _check_field_counts(text: str, name: str) -> None:
     """The header line itself (pandas renames a repeated column "X" to "X.1") and every row's number
     of fields: pandas pads a short row with empty cells, which would read as blank answers, and
-    the csv module's default field size limit must not stop a file pandas read."""
+    the csv module's default field size limit must not stop a file pandas read. Lines end at LF,
+    CRLF or a lone CR (classic Mac files), as pandas reads them: ``newline=""`` hands every ending
+    to the csv module, which would otherwise stop at a CR with a ``csv.Error``."""
     limit = csv.field_size_limit()
     csv.field_size_limit(2 ** 31 - 1)
     try:
         # pandas skips blank and whitespace-only lines; so does this count of each row's fields.
-        records = (r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or (r and r[0].strip()))
+        lines = io.StringIO(text, newline="")
+        records = (r for r in csv.reader(lines) if len(r) > 1 or (r and r[0].strip()))
         raw_header = [c.strip() for c in next(records, [])]
         dupes = sorted(c for c, k in Counter(raw_header).items() if k > 1)
         if dupes:
@@ -134,6 +138,8 @@ def _check_field_counts(text: str, name: str) -> None:
                 raise InputError(f"malformed CSV: the row has {len(record)} fields, the header {len(raw_header)} "
                                  f"(missing from {quote(raw_header[len(record)])} on)", file=name, row=row,
                                  field=raw_header[len(record)])
+    except csv.Error as exc:  # none is known once every line ending is read; still a named error, never a traceback
+        raise InputError(f"malformed CSV: {exc}", file=name) from None
     finally:
         csv.field_size_limit(limit)
 

@@ -5,7 +5,6 @@ result computed on the folder stays valid (docs/curation.md, "Moving the release
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import _atomic, schema
+from .._jsonfile import read_json_object
 from .._keyguard import key_inside
 from .._paths import inside, plainly_relative
 from ..data import sha256_fingerprint
@@ -77,11 +77,8 @@ def _read_manifest(curated: Path, manifest_file: Path) -> dict:
     if not curated.is_dir() or marker is None or marker["kind"] != CURATED_KIND:
         raise InputError("not a curated folder written by aadb curate (no curated output marker)", file=str(curated),
                          field="--data")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the curated manifest: {exc}", file=str(manifest_file)) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != schema.CURATED_FORMAT:
+    manifest = read_json_object(manifest_file, "the curated manifest")
+    if manifest.get("format") != schema.CURATED_FORMAT:
         raise InputError(f"not a curated manifest (format {schema.CURATED_FORMAT!r} expected)", file=str(manifest_file))
     return manifest
 

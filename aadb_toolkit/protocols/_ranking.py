@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .._numbers import MAX_RESAMPLES, check_count
 from .._ranks import spearman
 
 
@@ -231,6 +232,9 @@ class BootstrapSpearman:
             yield np.bincount(rng.integers(0, n, size=n), minlength=n)
 
     def _blocks(self, n_boot: int, seed: int) -> list[tuple[int, int, np.random.SeedSequence]]:
+        """The blocks of resamples; ``n_boot`` is checked here (0 to :data:`MAX_RESAMPLES`, as every
+        command takes it), before it sizes any array or list."""
+        check_count(n_boot, "n_boot", high=MAX_RESAMPLES)
         children = np.random.SeedSequence(seed).spawn(-(-n_boot // BLOCK))
         return [(i * BLOCK, min(BLOCK, n_boot - i * BLOCK), ss) for i, ss in enumerate(children)]
 
@@ -244,10 +248,8 @@ class BootstrapSpearman:
         """ρ for ``n_boot`` seeded resamples: array n_boot × n_predictors (NaN where a resample is
         constant in a variable; callers count those). Blocks of resamples run on ``threads``
         threads (default :func:`default_threads`); the result does not depend on it."""
-        if n_boot < 0:
-            raise ValueError("n_boot must be >= 0")
-        out = np.empty((n_boot, len(self._xs)))
         blocks = self._blocks(n_boot, seed)
+        out = np.empty((n_boot, len(self._xs)))
         threads = default_threads() if threads is None else max(1, int(threads))
         bar = None
         if progress:

@@ -15,7 +15,6 @@ the two off-diagonal (cross-dataset) cells.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pandas as pd
 from typing import Any, Mapping
 
 from .. import ava, paper
+from .._jsonfile import TOO_DEEP, parse_json_object
 from .._registry import did_you_mean
 from ..data import AADBData, sha256_fingerprint
 from ..errors import InputError, quote
@@ -51,10 +51,14 @@ def read_manifest(path: str | Path) -> dict[str, Path]:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        doc = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        doc = None if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"cannot read cross-dataset manifest: {exc}", file=str(path)) from exc
-    preds = doc.get("predictions") if isinstance(doc, dict) else None
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        raise InputError(f"cannot read cross-dataset manifest: {TOO_DEEP}", file=str(path)) from None
+    if doc is None:  # JSON read from the bytes: UTF-8 with or without a BOM, as the TOML
+        doc = parse_json_object(raw, file=str(path), what="cross-dataset manifest")
+    preds = doc.get("predictions")
     if not isinstance(preds, dict):
         raise InputError("manifest needs a [predictions] table mapping 'train->test' to a CSV file, for "
                          f"{', '.join(CELLS)}", file=str(path))

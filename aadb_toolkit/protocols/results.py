@@ -10,7 +10,6 @@ together; :func:`comparable` is the one check for that.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ import pandas as pd
 
 from .. import __version__, schema
 from .._atomic import small_json_object, write_json
+from .._jsonfile import read_json_object
 from .._numbers import COUNT, MAX_COUNT
 from ..data import dataset_label, setting_record
 from ..errors import InputError, excerpt, quote
@@ -353,14 +353,12 @@ def read_model_sidecar(submission: str | os.PathLike[str], submission_sha256: st
         return None
     try:
         size = path.stat().st_size
-        if size > MODEL_SIDECAR_MAX_BYTES:
-            raise InputError(f"not a model sidecar: {size:,} bytes, over the limit of {MODEL_SIDECAR_MAX_BYTES:,} "
-                             "bytes", file=str(path))
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read the model sidecar: {excerpt(exc)}", file=str(path)) from exc
-    if not isinstance(d, dict):
-        raise InputError("not a model sidecar (expected a JSON object)", file=str(path))
+    if size > MODEL_SIDECAR_MAX_BYTES:
+        raise InputError(f"not a model sidecar: {size:,} bytes, over the limit of {MODEL_SIDECAR_MAX_BYTES:,} "
+                         "bytes", file=str(path))
+    d = read_json_object(path, "the model sidecar")
     bad = [k for k, ok in SIDECAR_FIELDS.items()
            if (k in d or k not in _OPTIONAL_SIDECAR_FIELDS) and not ok(d.get(k), d)]
     if bad:
@@ -404,12 +402,7 @@ def write_result(path: str | os.PathLike[str], result: Result) -> Path:
 
 def read_result(path: str | os.PathLike[str]) -> Result:
     """Read a result document written by :func:`write_result`."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read result document: {exc}", file=str(path)) from exc
-    return Result.from_dict(d, file=str(path))
+    return Result.from_dict(read_json_object(path, "result document"), file=str(path))
 
 
 def is_result_file(path: str | os.PathLike[str]) -> bool:

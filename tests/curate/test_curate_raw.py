@@ -9,7 +9,7 @@ import pytest
 from curate_release_writer import build_release, image_name
 
 from aadb_toolkit.curate import AnswerColumns, curate
-from aadb_toolkit.curate._raw import image_names, parse_submit_times
+from aadb_toolkit.curate._raw import image_names, parse_submit_times, read_results_csv
 from aadb_toolkit.errors import InputError
 
 
@@ -90,3 +90,34 @@ def test_a_repeated_submission_s_report_entry_quotes_its_hit_id_in_32_characters
     report = json.loads((tmp_path / "c" / "curation_report.json").read_text())
     [e] = [e for e in report["entries"] if e["reason"] == "duplicate_submission"]
     assert "H" * 33 not in e["detail"]
+
+
+def test_cr_only_line_endings_read_like_lf(tmp_path, key):
+    """A results CSV saved with classic Mac line endings (CR only) is the same table as with LF,
+    and curates to the same ratings (it was a csv.Error traceback)."""
+    rel = build_release(1)
+    lf = rel.write(tmp_path / "lf")
+    cr = rel.write(tmp_path / "cr", crlf=True)
+    csv_file = cr / "AADB_AllinAll.csv"
+    csv_file.write_bytes(csv_file.read_bytes().replace(b"\r\n", b"\r"))
+    assert read_results_csv(csv_file).equals(read_results_csv(lf / "AADB_AllinAll.csv"))
+    assert curate(cr, tmp_path / "c", key=key, workers=1).n_ratings == \
+        curate(lf, tmp_path / "c_lf", key=key, workers=1).n_ratings
+
+
+def test_a_stray_carriage_return_in_a_row_is_a_malformed_row(tmp_path):
+    """A lone CR inside an unquoted field ends the line there (as pandas reads it): the row falls
+    short of the header, an InputError naming the file and row, never a csv.Error."""
+    csv_file = tmp_path / "AADB_AllinAll.csv"
+    csv_file.write_bytes(b"HITId,WorkerId\nH1,W\r1\n")
+    with pytest.raises(InputError, match="malformed CSV: the row has 1 fields") as exc:
+        read_results_csv(csv_file)
+    assert exc.value.file == str(csv_file) and exc.value.row == 2
+
+
+def test_a_bad_byte_in_a_cr_only_file_names_its_line(tmp_path):
+    csv_file = tmp_path / "AADB_AllinAll.csv"
+    csv_file.write_bytes(b"HITId,WorkerId\rH1,W1\rH2,W\xff2\r")
+    with pytest.raises(InputError, match=r"file line 3") as exc:
+        read_results_csv(csv_file)
+    assert exc.value.row == 2

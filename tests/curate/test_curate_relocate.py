@@ -135,3 +135,17 @@ def test_a_simulated_release_keeps_its_mark_when_copied(curated_once, tmp_path):
     (new / MARKER_FILE).unlink()  # only the release's files were copied, not the marker
     relocate(curated, new, progress=False)
     assert json.loads((curated / schema.CURATED_MANIFEST).read_text())["synthetic"] is True
+
+
+@pytest.mark.parametrize("content, why", [(b"[" * 100_000, "nested too deeply"), (b"\xff", "not UTF-8"),
+                                          (b"[]", "expected a JSON object")], ids=["deep", "not_utf8", "array"])
+def test_relocate_refuses_a_manifest_that_is_no_json_object(tiny_curated, tmp_path, capsys, content, why):
+    shutil.copytree(tiny_curated.parent, tmp_path, dirs_exist_ok=True)
+    curated, new = tmp_path / tiny_curated.name, tmp_path / "release"
+    manifest = curated / schema.CURATED_MANIFEST
+    manifest.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read the curated manifest") as exc:
+        relocate(curated, new)
+    assert exc.value.file == str(manifest) and why in str(exc.value)
+    assert main(["curate", "relocate", "--data", str(curated), "--release", str(new)]) == 1
+    assert why in capsys.readouterr().err and manifest.read_bytes() == content

@@ -523,3 +523,20 @@ def test_a_published_folder_whose_splits_do_not_add_up_is_refused(published, tmp
     tmp.rename(val)
     with pytest.raises(SourceError, match="split"):
         sources.load(swapped)
+
+
+@pytest.mark.parametrize("content, why", [(b"\xff\xfe{}", "not UTF-8"), (b"[" * 100_000, "nested too deeply"),
+                                          (b"[]", "expected a JSON object"), (b"{not json", "not JSON")],
+                         ids=["not_utf8", "deep", "array", "not_json"])
+def test_cli_publish_refuses_a_consistency_summary_it_cannot_read(tiny_curated, tmp_path, capsys, content, why):
+    """A --consistency-summary that is not UTF-8, nested deeper than the JSON reader follows, or
+    no JSON object is a one-line error naming the file, before anything is written."""
+    from aadb_toolkit.cli import main
+
+    summary = tmp_path / "consistency.json"
+    summary.write_bytes(content)
+    rc = main(["publish", "--data", str(tiny_curated), "--out", str(tmp_path / "pub"),
+               "--consistency-summary", str(summary), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(f"aadb publish: error: {summary}: ") and why in err, err
+    assert not (tmp_path / "pub").exists()

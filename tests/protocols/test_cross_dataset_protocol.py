@@ -85,3 +85,21 @@ def test_bad_files_are_all_reported_with_their_cell(tmp_path, tiny_curated, ava_
         score_submission("cross-dataset", manifest, tiny_curated, ava_data=ava_root, n_boot=0)
     text = str(exc.value)
     assert "[ava->ava]" in text and "[aadb->aadb]" in text and "[aadb->ava]" not in text
+
+
+@pytest.mark.parametrize("content, why", [(b"[" * 100_000, "nested too deeply"), (b"\xff\xff", "not UTF-8"),
+                                          (b"[]", "expected a JSON object")], ids=["deep", "not_utf8", "array"])
+def test_a_json_manifest_that_is_no_json_object_is_a_clear_error(tmp_path, content, why):
+    m = tmp_path / "m.json"
+    m.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read cross-dataset manifest") as exc:
+        read_manifest(m)
+    assert exc.value.file == str(m) and why in str(exc.value)
+
+
+def test_a_deeply_nested_toml_manifest_is_a_clear_error(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('[predictions]\n"aadb->aadb" = ' + "[" * 100_000)
+    with pytest.raises(InputError, match="cannot read cross-dataset manifest: nested too deeply") as exc:
+        read_manifest(m)
+    assert exc.value.file == str(m)

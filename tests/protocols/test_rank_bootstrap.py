@@ -7,6 +7,8 @@ import pytest
 from scipy import stats
 
 from aadb_toolkit import _ranks
+from aadb_toolkit._numbers import MAX_RESAMPLES
+from aadb_toolkit.errors import InputError
 from aadb_toolkit.protocols._ranking import BootstrapSpearman, bootstrap_spearman, pearson, spearman_ci
 
 
@@ -108,3 +110,17 @@ def test_default_threads_follow_the_environment(monkeypatch):
         default_threads()
     monkeypatch.delenv("AADB_BOOTSTRAP_THREADS")
     assert 1 <= default_threads() <= 2
+
+
+def test_resample_counts_out_of_range_are_input_errors():
+    """n_boot sizes the arrays (10**20 was numpy's ValueError): 0 to MAX_RESAMPLES, as every command
+    takes it, refused before anything is allocated."""
+    rng = np.random.default_rng(0)
+    b = BootstrapSpearman(rng.normal(size=30), [rng.normal(size=30)])
+    for n_boot in (10**20, -1, MAX_RESAMPLES + 1, 10.0):
+        with pytest.raises(InputError, match="n_boot must be a whole number from 0 to 1,000,000") as exc:
+            b.run(n_boot, 0)
+        assert exc.value.field == "n_boot"
+        with pytest.raises(InputError):
+            next(b.counts(n_boot, 0))
+    assert b.run(0, 0).shape == (0, 1)

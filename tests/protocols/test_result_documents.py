@@ -86,3 +86,16 @@ def test_whole_number_floats_are_read_as_counts(tmp_path):
     doc["settings"]["n_boot"] = 100.0
     (tmp_path / "r.json").write_text(json.dumps(doc))
     assert read_result(tmp_path / "r.json").n_boot == 100
+
+
+@pytest.mark.parametrize("content, why", [(b"[" * 100_000, "nested too deeply"), (b"\xff", "not UTF-8"),
+                                          (b"[]", "expected a JSON object"), (b"1" * 5000, "not JSON")],
+                         ids=["deep", "not_utf8", "array", "long_number"])
+def test_a_result_document_that_is_no_json_object_is_a_clear_error(tmp_path, content, why):
+    """What ``aadb score --compare`` reads: deep nesting (RecursionError), bytes that are not UTF-8,
+    another JSON value, a number too long to convert: each an InputError naming the file."""
+    path = tmp_path / "r.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read result document") as exc:
+        read_result(path)
+    assert exc.value.file == str(path) and why in str(exc.value)

@@ -185,3 +185,19 @@ def test_contamination_reads_synthetic_data_sets_and_multi_split_protocols():
     assert contamination(ours, "aadb", "validation+test") == ["aadb:validation"]
     assert contamination(ours, "synthetic-aadb+synthetic-ava", "test") == []
     assert contamination({"trained_on": ["ava:test"]}, "synthetic-aadb+synthetic-ava", "test") == ["ava:test"]
+
+
+@pytest.mark.parametrize("content, why", [(b"[" * 8000 + b"]" * 8000, "nested too deeply"),
+                                          (b"\xff{}", "not UTF-8"), (b"[]", "expected a JSON object")],
+                         ids=["deep", "not_utf8", "array"])
+def test_a_sidecar_that_is_no_json_object_is_refused(tiny_curated, tmp_path, capsys, content, why):
+    """A sidecar within the size limit that is nested deeper than the JSON reader follows (16,000
+    bytes), not UTF-8 or not an object: a one-line error naming it, no result written."""
+    sub = write_predictions(_noisy_predictions(sources.load(tiny_curated)), tmp_path / "s.csv")
+    (tmp_path / "s.csv.model.json").write_bytes(content)
+    argv = ["score", "--submission", str(sub), "--protocol", "aadb", "--data", str(tiny_curated),
+            "--out", str(tmp_path / "r.json"), "--n-boot", "10"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "model sidecar" in err and "s.csv.model.json" in err and why in err and "internal error" not in err
+    assert not (tmp_path / "r.json").exists()
