@@ -30,6 +30,30 @@ def _digest(root: Path) -> str:
     return h.hexdigest()
 
 
+#: Digest (as in :func:`_digest`) of ``simulate(n_images=30, seed=4, quirks=True,
+#: random_rater_share=0.1, image_size=(32, 24), model=name)`` for every shipped setting, taken
+#: before the parameter checks existed: the checks must not move a byte of any shipped setting.
+SHIPPED_SETTING_DIGESTS = {
+    "default": "4bf4be652c52556ffb1300e89b26cdbd021377736c1a9a10b72ede41bf266e12",
+    "null_attributes": "f4d2a4ce0a47ad97dc6f8ac95f940da8aac52726476fdd16370fb5a5dc827315",
+    "null_interaction": "3481bf44285755afc995ae3aafccd2fc90093aeb964d3fc9d485ca49e4b46287",
+    "null_reliability": "5c306e46f6c2af204b067a700405a6fedd8d87841cd72fe3bf346105049f391e",
+    "null_taste": "dbebb6b815df4ced6c9fd05e3dffeea608f7944b1e16f72370b75f60533e59fa",
+    "planted_attributes": "66a77a0f70a85500cfedef367e7b49ea9e7867a60c186546490cebe6e5ea3a6e",
+    "planted_interaction": "db098aa9cd9c86233ef24dce4648408cda6234ab80818cbcb6bd835377cf0912",
+    "planted_reliability": "068ce9e408827cf5a50b30ee1e80812bbeb59975c3f1b3a0ed9079ef3cab24c7",
+    "planted_taste": "b3fca2960806e38f733cc0b2028247d079f66aa3587cec53fe138128f5990539",
+}
+
+
+def test_every_shipped_setting_is_accepted_and_draws_the_same_bytes_as_before(tmp_path):
+    assert set(setting_names()) == set(SHIPPED_SETTING_DIGESTS)
+    for name, want in SHIPPED_SETTING_DIGESTS.items():
+        res = simulate(tmp_path / name, n_images=30, seed=4, quirks=True, random_rater_share=0.1,
+                       image_size=(32, 24), model=name, progress=False)
+        assert _digest(res.release_dir) == want, name
+
+
 def test_default_setting_writes_the_same_bytes_as_before_settings_existed(tmp_path):
     res = simulate(tmp_path / "r", n_images=200, seed=3, quirks=True, random_rater_share=0.1, image_size=(48, 32))
     assert _digest(res.release_dir) == DEFAULT_RELEASE_DIGEST
