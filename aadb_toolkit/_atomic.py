@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from ._jsonfile import json_object_or_none
 from .errors import OutputError
 
 
@@ -113,10 +114,10 @@ def read_marker(folder: str | os.PathLike[str]) -> dict | None:
     try:
         if f.is_symlink() or not f.is_file():
             return None
-        d = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except OSError:
         return None
-    return d if isinstance(d, dict) and d.get("format") == MARKER_FORMAT and isinstance(d.get("kind"), str) else None
+    d = json_object_or_none(f)
+    return d if d is not None and d.get("format") == MARKER_FORMAT and isinstance(d.get("kind"), str) else None
 
 
 def _files_under(folder: Path) -> list[str]:
@@ -250,10 +251,9 @@ def small_json_object(path: str | os.PathLike[str], max_bytes: int) -> dict | No
     try:
         if Path(path).stat().st_size > max_bytes:
             return None
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except OSError:
         return None
-    return d if isinstance(d, dict) else None
+    return json_object_or_none(path)
 
 
 def check_distinct_outputs(**paths: str | os.PathLike[str] | None) -> None:

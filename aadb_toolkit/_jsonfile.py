@@ -3,7 +3,8 @@ a sidecar, a result document, a summary): every way the file can be bad is an
 :class:`~aadb_toolkit.errors.InputError` naming the file, never a traceback. Those ways are an
 unreadable file, bytes that are not UTF-8, text that is not JSON (or a number too long for Python to
 convert), nesting deeper than the JSON reader follows (its ``RecursionError``: ``"[" * 100000`` is
-a 100 KB file), and a JSON value that is not an object.
+a 100 KB file), and a JSON value that is not an object. Where a bad file means "none" rather than an error (an output
+marker, a file an output may replace), :func:`json_object_or_none` has the same list of ways.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(f"cannot read {what}: {_reason(exc)}", file=str(path)) from None
     return parse_json_object(text, file=str(path), what=what)
+
+
+def json_object_or_none(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in the file ``path``, or None where :func:`read_json_object` refuses it: for
+    the checks whose answer to a bad file is "none" rather than an error (an output marker, a file
+    an output may replace, a manifest's key fingerprint), with the reader's one list of the ways a
+    file can be bad."""
+    try:
+        return read_json_object(path, "file")
+    except InputError:
+        return None
 
 
 def parse_json_object(text: str | bytes, *, file: str, what: str) -> dict[str, Any]:

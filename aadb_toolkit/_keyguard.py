@@ -9,12 +9,12 @@ fingerprint a curated folder records, and says so without quoting any of it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
 
 from . import schema
+from ._jsonfile import json_object_or_none
 from .errors import InputError
 
 #: Environment variable naming the key file when a command is not given one.
@@ -52,11 +52,8 @@ def key_fingerprint(secret: bytes) -> str:
 def recorded_fingerprints(source: object) -> tuple[str, ...]:
     """The key fingerprint a curated folder's manifest records (none for other sources): a key kept
     elsewhere than the commands know is still recognised by it."""
-    try:
-        manifest = json.loads((Path(str(source)) / schema.CURATED_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return ()
-    fp = manifest.get("key_fingerprint") if isinstance(manifest, dict) else None
+    manifest = json_object_or_none(Path(str(source)) / schema.CURATED_MANIFEST)
+    fp = manifest.get("key_fingerprint") if manifest is not None else None
     return (fp,) if isinstance(fp, str) and re.fullmatch(r"[0-9a-f]{12}", fp) else ()
 
 

@@ -36,7 +36,7 @@ from ._ranks import (CODE_LANES, MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_r
                      draw_half_indices, draw_permutations, lane_code_tables, packed_permutations,
                      scratch, unpack_permutations)
 from ._registry import lookup
-from .data import RATING_KEYS, AADBData, check_ratings, factorize_ids
+from .data import RATING_KEYS, AADBData, Provenance, check_ratings, factorize_ids, provenance_fields
 from .errors import InputError
 
 DEFAULT_METHOD = "batch-mean-spearman"
@@ -694,9 +694,11 @@ def _test_irregular(codes: _Codes, arr: _Arranged, method: Method, n_perm: int, 
 
 def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
                     method: str = DEFAULT_METHOD, seed: int = 0, source: str | None = None,
-                    show_progress: bool | None = None) -> ConsistencyResult:
+                    show_progress: bool | None = None, provenance: Provenance | None = None) -> ConsistencyResult:
     """Test every batch (or, with ``method="pairwise"``, every pair of raters) for agreement beyond
-    chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped."""
+    chance and control the FDR with Benjamini–Hochberg; degenerate batches are reported, not dropped.
+    ``provenance`` (the data's) names a synthetic source synthetic in the summary
+    (:func:`provenance_fields`)."""
     m = lookup(METHODS, method, what="method", n=1, field="method")
     check_count(n_perm, "n_perm", low=1, high=MAX_RESAMPLES)
     check_seed(seed)
@@ -723,7 +725,8 @@ def analyze_batches(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_N_PERM, q: f
                                        np.zeros((0, 1), dtype=object),
                                        np.zeros((0, 1), int) if m.unit == "pair" else None))
     pairs = pd.concat(pair_frames, ignore_index=True)
-    summary = _summary(ratings, codes, arr, res, m, empty, pairs, n_perm=n_perm, q=q, seed=seed, source=source)
+    summary = {**_summary(ratings, codes, arr, res, m, empty, pairs, n_perm=n_perm, q=q, seed=seed, source=source),
+               **provenance_fields(provenance)}
     batches, pairs = _UNIT_TESTS[m.unit](batches, pairs, res, summary, n_perm=n_perm, q=q)
     return ConsistencyResult(batches=batches, pairs=pairs, summary=summary)
 
@@ -926,7 +929,7 @@ def run_consistency(data: AADBData, out_dir: str | Path, *, n_perm: int = DEFAUL
     inputs = input_folders(data)
     _atomic.check_output_folder(out_dir, OUTPUT_KIND, inputs=inputs)  # before the work, and at the swap
     result = analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
-                             source=data.origin, show_progress=show_progress)
+                             source=data.origin, show_progress=show_progress, provenance=data.provenance)
     with _atomic.atomic_dir(out_dir, kind=OUTPUT_KIND, inputs=inputs) as stage:
         write_outputs(result, stage)
     return result

@@ -80,6 +80,19 @@ class Provenance:
         return out
 
 
+def provenance_fields(provenance: Provenance | None) -> dict[str, Any]:
+    """What a summary (``consistency.json``, ``human_consistency.json``, ``reliability.json``)
+    records of its data, as a score result document does: the ``dataset`` label
+    (:func:`aadb_toolkit.data.dataset_label`: ``synthetic-aadb`` for simulated data), ``synthetic``
+    and, for simulated data, the generator's ``synthetic_setting`` — so that no number computed on a
+    test instrument is read as AADB's. No provenance (a bare ratings table): data made in memory."""
+    p = provenance if provenance is not None else Provenance(origin="memory")
+    out: dict[str, Any] = {"dataset": p.dataset_label, "synthetic": bool(p.synthetic)}
+    if p.setting is not None:
+        out["synthetic_setting"] = dict(p.setting)
+    return out
+
+
 _MAX_SETTING_TEXT = 200
 _MAX_OVERRIDES = 64
 _SHA256_TEXT = re.compile(r"(sha256:)?[0-9a-f]{64}")
@@ -288,7 +301,8 @@ def table_to_pandas(table, file: str) -> pd.DataFrame:
     columns) is a :class:`~aadb_toolkit.errors.SourceError` naming ``file``, not a traceback."""
     try:
         return table.to_pandas()
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+    # json.JSONDecodeError is a ValueError; metadata nested too deeply is json's RecursionError
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise SourceError(f"{file}: its pandas metadata is not valid ({type(exc).__name__}); rewrite the file "
                           "with the toolkit") from exc
 

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper, schema
+from ._numbers import check_seed
 from ._paths import input_folders
 from ._ranks import MIN_ITEMS_FOR_RHO, spearman
-from .data import AADBData, check_ratings, leave_one_out_mean
+from .data import AADBData, check_ratings, leave_one_out_mean, provenance_fields
 from .errors import InputError
 
 #: The paper's thresholds: a worker is in a group when n_images > threshold.
@@ -125,8 +126,9 @@ def threshold_summary(table: pd.DataFrame, thresholds: Iterable[int] = PAPER_THR
                       seed: int = 0) -> pd.DataFrame:
     """Table 6: per threshold (workers with ``n_images > min_images``), the number of workers with a
     defined ρ, their mean ρ with a percentile bootstrap 95% interval over workers, and the mean
-    model ρ on the same workers' images when the table has ``model_rho``."""
-    rng = np.random.default_rng(seed)
+    model ρ on the same workers' images when the table has ``model_rho``. ``seed``: every command's
+    range (:func:`~aadb_toolkit._numbers.check_seed`)."""
+    rng = np.random.default_rng(check_seed(seed))
     has_model = "model_rho" in table.columns
     rows = []
     for t in thresholds:
@@ -178,7 +180,9 @@ def human_consistency(data: Any, *, thresholds: Iterable[int] = PAPER_THRESHOLDS
 
 def summarize(table: pd.DataFrame, data: Any, *, thresholds: Iterable[int], leave_one_out: bool, scope: str,
               count_scope: str, predictions: pd.Series | None, n_boot: int, seed: int) -> dict[str, Any]:
-    """The JSON document of :func:`human_consistency` from an already computed worker table."""
+    """The JSON document of :func:`human_consistency` from an already computed worker table; it
+    names a synthetic source synthetic (``dataset``, ``synthetic``, ``synthetic_setting``:
+    :func:`~aadb_toolkit.data.provenance_fields`)."""
     summary = threshold_summary(table, thresholds, n_boot=n_boot, seed=seed)
     out: dict[str, Any] = {
         "scope": scope, "count_scope": count_scope, "leave_one_out": bool(leave_one_out),
@@ -188,6 +192,7 @@ def summarize(table: pd.DataFrame, data: Any, *, thresholds: Iterable[int], leav
         "thresholds": [{k: _json(v) for k, v in row.items()} for row in summary.to_dict("records")],
         "paper": {str(k): {"n_workers": n, "mean_rho": r} for k, (n, r) in paper.TABLE6_HUMAN.items()},
         "source": getattr(data, "origin", None), "toolkit_version": __version__,
+        **provenance_fields(getattr(data, "provenance", None)),
     }
     if scope != "all" and hasattr(data, "fingerprint"):
         out["fingerprint"] = data.fingerprint(scope)

@@ -19,8 +19,9 @@ import pandas as pd
 
 from . import paper
 from ._multitest import benjamini_hochberg
+from ._numbers import check_seed
 from ._ranks import centered_ranks, draw_permutations, spearman
-from .data import check_ratings, leave_one_out_mean
+from .data import Provenance, check_ratings, leave_one_out_mean, provenance_fields
 from .errors import InputError
 
 LEVELS: tuple[str, ...] = ("ordinal", "interval")
@@ -49,9 +50,11 @@ def value_counts_matrix(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def krippendorff_alpha(ratings: pd.DataFrame, *, level: str = "ordinal", n_boot: int = 200,
                        seed: int = 0) -> dict[str, Any]:
     """Krippendorff's α of the scores at ``level`` (ordinal or interval), with a percentile
-    bootstrap 95% interval over images (``n_boot`` resamples; 0 for none)."""
+    bootstrap 95% interval over images (``n_boot`` resamples; 0 for none; ``seed`` in every
+    command's range, :func:`~aadb_toolkit._numbers.check_seed`)."""
     import krippendorff
 
+    check_seed(seed)
     if level not in LEVELS:
         raise InputError(f"level must be one of {list(LEVELS)}, got {level!r}", field="level")
     counts, values = value_counts_matrix(ratings)
@@ -85,9 +88,9 @@ def rater_reliability(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PE
     significant at FDR ``q``: agreement indistinguishable from chance)."""
     if n_perm < 1:
         raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", field="n_perm")
+    rng = np.random.default_rng(check_seed(seed))
     df = _ratings(ratings)
     df["others"] = leave_one_out_mean(df["image_id"], df["score"].to_numpy())
-    rng = np.random.default_rng(seed)
     rows = []
     df = df.sort_values(["rater_id", "image_id"], kind="stable")  # permutations act on id order, not row order
     for rater, part in df.groupby("rater_id", sort=True):
@@ -126,10 +129,14 @@ def _exceedances(cr: np.ndarray, cm: np.ndarray, d_obs: int, n_perm: int, rng: n
 
 
 def reliability_summary(ratings: pd.DataFrame, *, n_perm: int = DEFAULT_RATER_N_PERM, q: float = paper.CONSISTENCY_FDR_Q,
-                        n_boot: int = 200, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Krippendorff's α at both levels, the ICC note, and the per-rater table with its counts."""
+                        n_boot: int = 200, seed: int = 0,
+                        provenance: Provenance | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Krippendorff's α at both levels, the ICC note, and the per-rater table with its counts; the
+    data's ``provenance`` names a synthetic source synthetic (``dataset``, ``synthetic``,
+    ``synthetic_setting``: :func:`~aadb_toolkit.data.provenance_fields`)."""
     table = rater_reliability(ratings, n_perm=n_perm, q=q, seed=seed)
     doc = {
+        **provenance_fields(provenance),
         "krippendorff_alpha": {lvl: _jsonable(krippendorff_alpha(ratings, level=lvl, n_boot=n_boot, seed=seed))
                                for lvl in LEVELS},
         "icc_note": ICC_NOTE,

@@ -112,7 +112,8 @@ def test_data_model_is_a_leaf_and_hub_stays_below_sources():
             bad = {e for e in edges if not e.startswith("aadb_toolkit.hub")} - {
                 "aadb_toolkit", "aadb_toolkit.schema", "aadb_toolkit.errors", "aadb_toolkit.data",
                 "aadb_toolkit._atomic", "aadb_toolkit.paper",
-                "aadb_toolkit._paths", "aadb_toolkit._markdown"}  # leaf helpers: path containment, Markdown escaping
+                "aadb_toolkit._paths", "aadb_toolkit._markdown",  # leaf helpers: path containment, Markdown escaping,
+                "aadb_toolkit._jsonfile"}  # and the one reader of a JSON object from a file
             assert not bad, f"{name} imports {bad}"
 
 

@@ -142,3 +142,19 @@ def test_every_table_error_quotes_file_content_in_at_most_32_characters():
         with pytest.raises(InputError, match="rated image") as err:
             check_ratings(twice, columns=columns)
         assert "x" * 33 not in str(err.value) and "\x1b" not in str(err.value), str(err.value)
+
+
+def test_pandas_metadata_nested_too_deeply_is_a_source_error(tmp_path):
+    """Review 2026-12-04 (afternoon): pyarrow's to_pandas raised RecursionError on a parquet file
+    whose pandas metadata is nested too deeply (rc 70 in every command that reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aadb_toolkit.data import read_parquet
+    from aadb_toolkit.errors import SourceError
+
+    table = pa.table({"a": [1, 2]})
+    path = tmp_path / "t.parquet"
+    pq.write_table(table.replace_schema_metadata({b"pandas": b"[" * 100_000}), path)
+    with pytest.raises(SourceError, match="pandas metadata"):
+        read_parquet(path)

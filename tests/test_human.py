@@ -139,3 +139,35 @@ def test_bad_ratings_are_named():
     bad.loc[4, "score"] = np.nan
     with pytest.raises(InputError, match="row 4"):
         human.worker_table(bad, images)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True], ids=["negative", "past_int64", "bool"])
+def test_a_seed_outside_the_one_range_is_refused(seed):
+    """``aadb report human-consistency --seed -1`` reached numpy's ValueError here; a seed past
+    int64 was accepted. The range is every command's (``_numbers.check_seed``)."""
+    ratings, images = _hand_made()
+    table = human.worker_table(ratings, images)
+    with pytest.raises(InputError, match="seed must be a whole number from 0 to 9,223,372,036,854,775,807"):
+        human.threshold_summary(table, n_boot=10, seed=seed)
+
+
+#: A generator setting as a simulated release's manifest records it (provenance ``setting``).
+SETTING = {"setting": "model", "overrides": {"raters.taste_sd": 0.5}, "sha256": "0" * 64}
+
+
+def _in_memory(synthetic: bool):
+    from aadb_toolkit.data import AADBData, Provenance
+
+    ratings, images = _hand_made()
+    provenance = Provenance("memory", synthetic=synthetic, setting=SETTING if synthetic else None)
+    return AADBData(images=images.assign(score_mean=0.5), ratings=ratings.assign(batch_id="B0"), origin="memory",
+                    read_image_bytes=lambda i: b"", provenance=provenance)
+
+
+def test_the_summary_names_synthetic_data_as_a_score_result_does():
+    """SPEC: a synthetic source is named synthetic in every result; human_consistency.json had only
+    ``source``. It records ``dataset``, ``synthetic`` and ``synthetic_setting`` as result documents do."""
+    doc = human.human_consistency(_in_memory(True), n_boot=5)
+    assert doc["synthetic"] is True and doc["dataset"] == "synthetic-aadb" and doc["synthetic_setting"] == SETTING
+    real = human.human_consistency(_in_memory(False), n_boot=5)
+    assert real["synthetic"] is False and real["dataset"] == "aadb" and "synthetic_setting" not in real

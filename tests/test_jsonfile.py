@@ -33,3 +33,17 @@ def test_a_missing_file_and_a_good_one(tmp_path):
     (tmp_path / "ok.json").write_text('{"a": [1, {"b": null}]}', encoding="utf-8")
     assert read_json_object(tmp_path / "ok.json", "the document") == {"a": [1, {"b": None}]}
     assert parse_json_object(b'\xef\xbb\xbf{"a": 1}', file="m.json", what="x") == {"a": 1}  # bytes: BOM read
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b"\xff", b"{not json", b"1" * 5000, b"[]", None],
+                         ids=["deep", "not_utf8", "not_json", "long_number", "array", "missing"])
+def test_json_object_or_none_is_none_where_the_reader_refuses(tmp_path, content):
+    """The "none, not an error" form has the reader's one list of bad files (a RecursionError too)."""
+    from aadb_toolkit._jsonfile import json_object_or_none
+
+    path = tmp_path / "doc.json"
+    if content is not None:
+        path.write_bytes(content)
+    assert json_object_or_none(path) is None
+    path.write_text('{"a": 1}')
+    assert json_object_or_none(path) == {"a": 1}

@@ -97,3 +97,33 @@ def test_untestable_raters_are_reported():
     # y is tested, but 3 images cannot show agreement beyond chance: flagged; untested ones are not
     assert table.loc["y", "status"] == "tested" and table.loc["y", "chance_like"]
     assert not table.loc[["x", "z"], "chance_like"].any()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True], ids=["negative", "past_int64", "bool"])
+def test_a_seed_outside_the_one_range_is_refused(seed):
+    """numpy's ValueError for a negative seed (``aadb report human-consistency --seed -1``), and a
+    seed past int64 accepted: the range is every command's (``_numbers.check_seed``)."""
+    from aadb_toolkit.errors import InputError
+
+    df = _sparse(0, n_images=12)
+    why = "seed must be a whole number from 0 to 9,223,372,036,854,775,807"
+    for call in (lambda: reliability.krippendorff_alpha(df, n_boot=5, seed=seed),
+                 lambda: reliability.rater_reliability(df, n_perm=10, seed=seed),
+                 lambda: reliability.reliability_summary(df, n_perm=10, n_boot=5, seed=seed)):
+        with pytest.raises(InputError, match=why):
+            call()
+
+
+def test_the_summary_names_synthetic_data_as_a_score_result_does():
+    """SPEC: a synthetic source is named synthetic in every result; reliability.json said nothing
+    of its data. Given the data's provenance it records ``dataset``, ``synthetic`` and
+    ``synthetic_setting`` as result documents do."""
+    from aadb_toolkit.data import Provenance
+
+    setting = {"setting": "model", "overrides": {}, "sha256": "0" * 64}
+    df = _sparse(0, n_images=12)
+    doc, _ = reliability.reliability_summary(df, n_perm=10, n_boot=5,
+                                             provenance=Provenance("memory", synthetic=True, setting=setting))
+    assert doc["synthetic"] is True and doc["dataset"] == "synthetic-aadb" and doc["synthetic_setting"] == setting
+    real, _ = reliability.reliability_summary(df, n_perm=10, n_boot=5, provenance=Provenance("memory"))
+    assert real["synthetic"] is False and real["dataset"] == "aadb" and "synthetic_setting" not in real

@@ -11,7 +11,7 @@ from ._options import add_no_progress, examples, progress
 #: Shown under ``--help``.
 EXAMPLES = examples(
     'aadb consistency --data curated --out consistency',
-    'aadb consistency --data curated --out cons --n-perm 2000 --method mean',
+    'aadb consistency --data curated --out cons --n-perm 2000 --method pairwise',
 )
 
 
@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis and print the headline."""
+    """Run the analysis and print the headline, which says when the data is synthetic."""
     from .. import consistency, sources
 
     check_count(args.n_perm, "--n-perm", low=1, high=MAX_RESAMPLES)  # before the data is loaded
@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     unit = "pairs" if s["unit"] == "pair" else "batches"
     pct = "n/a" if s["percent_significant"] is None else f"{s['percent_significant']:.2f}%"
+    synthetic = " — SYNTHETIC data (a test instrument, not AADB)" if s["synthetic"] else ""
     print(f"{s['n_significant']} of {s['n_pairs'] if s['unit'] == 'pair' else s['n_batches']} {unit} "
           f"significant at FDR q={s['q']} ({pct}; {s['n_not_tested']} batches not tested: "
-          + ", ".join(f"{k}={v}" for k, v in s["degenerate"].items()) + f") -> {args.out}")
+          + ", ".join(f"{k}={v}" for k, v in s["degenerate"].items()) + f"){synthetic} -> {args.out}")
     return 0

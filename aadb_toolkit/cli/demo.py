@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from .._numbers import check_seed
 from ._options import add_no_progress, examples, progress
 
 
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print where everything went."""
     from ..demo import run_demo
 
+    check_seed(args.seed, "--seed")  # before any work
     result = run_demo(args.out, n_images=args.images, seed=args.seed, quirks=not args.no_quirks,
                       n_perm=args.n_perm, train_model=not args.no_train, progress=progress(args))
     total = sum(result.seconds.values())

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from .._atomic import check_output_file
+from .._numbers import check_seed
 from .._paths import input_folders
 from ..protocols import PROTOCOLS, get_protocol
 from ..protocols.results import is_result_file, write_result
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..protocols import evaluate_model
 
     get_protocol(args.protocol)  # an unknown name fails before any work
+    check_seed(args.seed, "--seed")  # before any work
     read = (args.run, args.data, *input_folders(args.data))
     check_leaderboard_flags(args, read)
     check_output_file(args.out, "result document", is_result_file, inputs=(*read, args.leaderboard))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._numbers import check_seed
 from ..piaa import episodes as ep
 from ._options import examples
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from .._paths import input_folders
     from . import work_completed
 
+    check_seed(args.seed, "--seed")  # before any work
     ep.check_params(args.k, args.repeats, args.seed)
     check_output_file(args.out, "piaa episodes CSV", starts_with_header(",".join(ep.COLUMNS)),
                       inputs=(args.data, *input_folders(args.data)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from .._numbers import check_seed
 from ._options import add_no_progress, alias, examples, progress
 
 #: Shown under ``--help``.
@@ -49,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     options = {opt.dest: getattr(args, opt.dest) for opt in module.OPTIONS}
     if "thresholds" in options and options["thresholds"] is not None:
         options["thresholds"] = tuple(options["thresholds"])
+    for opt in module.OPTIONS:
+        if opt.dest == "seed":  # every command's seed range, before the data is loaded
+            check_seed(options["seed"], opt.flag)
     paths = module.write_report(sources.load(args.data), args.out, **options, show_progress=progress(args))
     print(f"{args.kind} report -> {paths['html']} (and {paths['markdown'].name})")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from .._numbers import check_seed
 from ._options import add_no_progress, examples, progress
 
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate the release and print a short summary."""
     from ..simulate import parse_setting_override, simulate
 
+    check_seed(args.seed, "--seed")  # before any work
     overrides = dict(parse_setting_override(text) for text in args.overrides)
     res = simulate(args.out, n_images=args.images, seed=args.seed, quirks=args.quirks,
                    random_rater_share=args.random_raters, image_size=args.image_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._numbers import check_seed
 from .simulate import _size
 from ._options import add_no_progress, examples, progress
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the folder and print a short summary."""
     from ..simulate import write_synthetic_ava_report
 
+    check_seed(args.seed, "--seed")  # before any work
     res = write_synthetic_ava_report(args.out, args.images, args.seed, image_size=args.image_size,
                                      images=not args.no_images, progress=progress(args))
     print(f"synthetic AVA (a test instrument, not AVA): {res.root}")

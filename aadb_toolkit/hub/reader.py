@@ -3,7 +3,6 @@ random access to the image bytes embedded in its parquet shards."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema
+from .._jsonfile import parse_json_object
 from .._paths import inside
 from ..data import AADBData, Provenance
 from ..data import table_to_pandas
@@ -226,19 +226,26 @@ def _read(file: Path, columns: list[str]) -> pd.DataFrame:
     df = table_to_pandas(table, str(file))
     recorded = (table.schema.metadata or {}).get(layout.DTYPES_METADATA_KEY)
     if recorded:
-        try:
-            recorded = json.loads(recorded)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{file}: its {layout.DTYPES_METADATA_KEY.decode()} metadata is not JSON") from exc
-        if not isinstance(recorded, dict) or not all(isinstance(d, str) for d in recorded.values()):
-            raise SourceError(f"{file}: its {layout.DTYPES_METADATA_KEY.decode()} metadata is not a table of dtype "
-                              "names")
-        dtypes = {c: d for c, d in recorded.items() if c in df.columns}
+        dtypes = {c: d for c, d in _recorded_dtypes(recorded, file).items() if c in df.columns}
         try:
             df = df.astype(dtypes)
         except (TypeError, ValueError) as exc:
             raise SourceError(f"{file}: columns do not fit their recorded dtypes {dtypes}: {exc}") from exc
     return df
+
+
+def _recorded_dtypes(raw: bytes, file: Path) -> dict[str, str]:
+    """Column → pandas dtype name, as a shard's metadata records them, read by the shared JSON
+    reader: metadata that is not UTF-8, not JSON, nested too deeply or not a table of dtype names
+    is a :class:`SourceError` naming the shard, as every other fault of a published folder."""
+    what = f"its {layout.DTYPES_METADATA_KEY.decode()} metadata"
+    try:
+        recorded = parse_json_object(raw, file=str(file), what=what)
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    if not all(isinstance(d, str) for d in recorded.values()):
+        raise SourceError(f"{file}: {what} is not a table of dtype names")
+    return recorded
 
 
 def load_from_hub(repo_id: str, *, revision: str | None = None) -> AADBData:

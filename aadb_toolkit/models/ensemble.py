@@ -26,7 +26,7 @@ def member_dirs(run: str | Path) -> list[Path] | None:
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"cannot read ensemble file: {exc}", file=str(path)) from exc
     if not isinstance(doc, dict) or doc.get("format") != ENSEMBLE_FORMAT or not isinstance(doc.get("members"), list):
         raise InputError(f"not an {ENSEMBLE_FORMAT} file", file=str(path))

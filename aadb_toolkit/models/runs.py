@@ -221,7 +221,7 @@ def read_metrics(path: Path, upto_step: int | None = None) -> list[dict[str, Any
             continue
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             rec = None
         if isinstance(rec, dict):
             recs.append(rec)
@@ -283,7 +283,7 @@ def load_model(run: str | Path, *, which: str = "best", device: str = "cpu") -> 
     obj = load_run_file(path, MODEL_FORMAT if which == "best" else CHECKPOINT_FORMAT)
     try:
         raw = json.loads(obj["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise InputError("its config is missing or not JSON", file=str(path), field="config") from exc
     if not isinstance(raw, dict):
         raise InputError("its config is not a JSON object", file=str(path), field="config")
@@ -346,6 +346,6 @@ def read_run_json(run: str | Path, name: str) -> dict[str, Any] | None:
     when it is missing or unreadable (an unfinished or foreign folder, judged by the caller)."""
     try:
         obj = json.loads((Path(run) / name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None

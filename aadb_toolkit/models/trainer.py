@@ -552,7 +552,7 @@ def _check_resumable(ck: dict[str, Any], cfg: ModelConfig, fingerprint: str, wor
     """Refuse a checkpoint of another config, data set, world size or device kind, saying which."""
     try:
         old_config = json.loads(ck["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise InputError("the checkpoint's config is not JSON; pass --no-resume or another --out",
                          file=str(path)) from exc
     if isinstance(old_config, dict):  # fields added since the checkpoint was written: their defaults

@@ -25,7 +25,7 @@ from .. import schema
 from .._atomic import write_text
 from ..data import check_ratings, sha256_fingerprint
 from .._keyguard import ONE_LINE_NOT_QUOTED, refuse_key_file
-from .._numbers import MAX_COUNT
+from .._numbers import MAX_COUNT, check_seed
 from ..errors import InputError, quote
 
 #: Shot counts of the protocol (support images per episode).
@@ -82,10 +82,9 @@ def _rater_seed(rater_id: str) -> int:
 
 def check_params(ks: Sequence[int], repeats: int, seed: int = DEFAULT_SEED) -> tuple[int, ...]:
     """The shot counts, sorted; refuses k that are not distinct positive integers, a number of
-    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings) and a negative
-    seed (the generator takes none)."""
-    if not int(seed) >= 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed}", field="seed")
+    repeats outside 1..:data:`MAX_REPEATS` (the table grows with repeats × ratings) and a seed
+    outside every command's range (:func:`~aadb_toolkit._numbers.check_seed`)."""
+    check_seed(seed)
     ks = tuple(int(k) for k in ks)
     if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
         raise InputError(f"k must be distinct positive integers, got {list(ks)[:10]}", field="k")

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import schema
+from .._numbers import check_seed
 from .._registry import lookup
 from ..data import AADBData
 from ..errors import InputError
@@ -183,7 +184,9 @@ def all_inputs() -> tuple[Input, ...]:
 
 
 def _check_inputs(p: Protocol, inputs: dict[str, Any], n_boot: int, seed: int = 0) -> None:
-    """Refuse inputs the protocol does not declare and missing required ones, before anything is read."""
+    """Refuse inputs the protocol does not declare, missing required ones, a negative ``n_boot`` and a
+    seed outside every command's range (:func:`~aadb_toolkit._numbers.check_seed`), before anything
+    is read."""
     for name, value in inputs.items():
         if value is not None and p.input(name) is None:
             known = {i.name: i for i in all_inputs()}
@@ -196,8 +199,7 @@ def _check_inputs(p: Protocol, inputs: dict[str, Any], n_boot: int, seed: int = 
             raise InputError(f"the {p.name} protocol needs {i.noun} ({i.flag} {i.metavar})")
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
-    if seed < 0:
-        raise InputError(f"seed must be >= 0 (the bootstrap's generator takes no negative seed), got {seed}")
+    check_seed(seed)
 
 
 def evaluate(protocol: str, data: AADBData, predictions: Any, *, n_boot: int = 1000, seed: int = 0,
@@ -256,6 +258,7 @@ def evaluate_model(protocol: str, model: Any, data: AADBData, *, n_boot: int = 1
     for ``attributes`` ``image_id,attribute,score``). Only protocols whose predictions a model
     makes from images alone apply (not ``piaa`` nor ``cross-dataset``)."""
     p = get_protocol(protocol)
+    check_seed(seed)  # before the model predicts
     if not p.predicts:
         raise InputError(f"the {p.name} protocol scores files a model does not write by itself; use "
                          "`aadb score` (see docs/protocols.md)")

@@ -37,7 +37,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--thresholds", "thresholds", "images-rated thresholds (a worker counts when n_images > t)", int,
            human.PAPER_THRESHOLDS, nargs="+"),
     Option("--n-boot", "n_boot", "bootstrap resamples for confidence intervals", int, 1000),
-    Option("--seed", "seed", "seed of permutations and bootstrap", int, 0),
+    Option("--seed", "seed", "seed of permutations and bootstrap (0 to 2**63 - 1)", int, 0),
 )
 
 REPORT_HTML = "report.html"
@@ -80,7 +80,7 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
         ids = data.images["image_id"].astype(str) if scope == "all" else data.split(scope)["image_id"].astype(str)
         preds = read_predictions(predictions, ids.tolist())
     cons = consistency.analyze_batches(data.ratings, n_perm=n_perm, q=q, method=method, seed=seed,
-                                       source=data.origin, show_progress=show_progress)
+                                       source=data.origin, show_progress=show_progress, provenance=data.provenance)
     workers = human.worker_table(data.ratings, data.images, scope=scope, count_scope=count_scope,
                                  leave_one_out=leave_one_out, predictions=preds)
     hdoc = human.summarize(workers, data, thresholds=tuple(thresholds), leave_one_out=leave_one_out, scope=scope,
@@ -88,7 +88,7 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
     if predictions is not None:
         hdoc["predictions_file"] = Path(predictions).name
     rdoc, raters = reliability.reliability_summary(data.ratings, n_perm=rater_n_perm, q=q,
-                                                   n_boot=min(n_boot, 200), seed=seed)
+                                                   n_boot=min(n_boot, 200), seed=seed, provenance=data.provenance)
     pngs = consistency.figures(cons)
     pngs["fig6_images"] = fig6_images_per_worker(workers)
     pngs["fig6_rho"] = fig6_worker_rho(workers, hdoc.get("model_rho_overall"))

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import ava, schema
 from .._atomic import atomic_dir, check_output_folder
+from .._numbers import check_seed
 from ..errors import InputError
 from ._images import _LUMA, draw_photo, encode_jpeg
 from ._model import load_model
@@ -69,8 +70,7 @@ def _gen(seed: int, part: int, *more: int) -> np.random.Generator:
 def _check_args(out: Path, n_images: int, seed: int, image_size: tuple[int, int]) -> None:
     if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images < 10:
         raise InputError(f"must be an integer ≥ 10, got {n_images!r}", field="images")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
+    check_seed(seed)
     if len(image_size) != 2 or min(image_size) < 16 or max(image_size) > 4096:
         raise InputError(f"width and height must be in 16..4096, got {image_size}", field="image_size")
     check_output_folder(out, AVA_KIND)  # before the work: only a synthetic AVA the toolkit wrote is replaced

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .. import schema
 from .._atomic import atomic_dir, check_output_folder, write_json
+from .._numbers import check_seed
 from ..errors import InputError
 from . import _quirks
 from ._images import draw_photo, encode_jpeg, photo_size, sample_decoy_strengths, sample_image_latents
@@ -71,8 +72,7 @@ def simulate(out: Path, *, n_images: int = 10_000, seed: int = 0, quirks: bool =
     setting = load_setting(model, overrides)
     out = Path(out)
     check_n_images(n_images)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
+    check_seed(seed)
     if not 0.0 <= random_rater_share <= 1.0:
         raise InputError(f"must be in [0, 1], got {random_rater_share}", field="random_rater_share")
     if len(image_size) != 2 or min(image_size) < 16 or max(image_size) > 4096:

@@ -540,3 +540,19 @@ def test_cli_publish_refuses_a_consistency_summary_it_cannot_read(tiny_curated, 
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith(f"aadb publish: error: {summary}: ") and why in err, err
     assert not (tmp_path / "pub").exists()
+
+
+def test_dtypes_metadata_nested_too_deeply_is_a_clear_error(published, tmp_path):
+    """Review: a shard whose recorded pandas dtypes are nested deeper than the JSON reader follows
+    was a RecursionError (an internal error in every command that loads the folder)."""
+    from aadb_toolkit.hub import layout
+
+    bad = tmp_path / "bad"
+    shutil.copytree(published, bad)
+    shard = next((bad / "data").glob("train-*.parquet"))
+    table = pq.read_table(shard)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata,
+                                                  layout.DTYPES_METADATA_KEY: b"[" * 100_000}), shard)
+    with pytest.raises(SourceError, match="nested too deeply") as exc:
+        sources.load(bad)
+    assert str(shard) in str(exc.value) and layout.DTYPES_METADATA_KEY.decode() in str(exc.value)

@@ -192,3 +192,28 @@ def test_clearing_an_ensemble_removes_only_the_member_folders_its_record_lists(t
         assert clear_ensemble(run) == [] and sorted(p.name for p in (run / "members").iterdir()) == ["0", "1"]
     for run in (listed, damaged, outside):
         assert not (run / "ensemble.json").exists()
+
+
+DEEP = b"[" * 100_000  # nested deeper than the JSON reader follows: its RecursionError
+
+
+def test_run_files_nested_too_deeply_are_clear_errors(tmp_path):
+    """Review 2026-12-04 (afternoon): a damaged run file nested too deeply (ensemble.json, a line of
+    metrics.jsonl, the config inside best.pt) was a RecursionError, an internal error."""
+    import torch
+
+    from aadb_toolkit.errors import InputError
+    from aadb_toolkit.models.ensemble import member_dirs
+    from aadb_toolkit.models.runs import load_model, read_metrics
+
+    run = tmp_path / "R"
+    run.mkdir()
+    (run / "ensemble.json").write_bytes(DEEP)
+    with pytest.raises(InputError):
+        member_dirs(run)
+    (run / "metrics.jsonl").write_bytes(DEEP + b"\n{}\n")
+    with pytest.raises(InputError, match="row 1"):
+        read_metrics(run / "metrics.jsonl")
+    torch.save({"format": "aadb-model", "config": DEEP.decode()}, run / "best.pt")
+    with pytest.raises(InputError, match="config"):
+        load_model(run)

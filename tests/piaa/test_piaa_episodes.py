@@ -215,3 +215,13 @@ def test_the_largest_count_is_read_exactly(tmp_path, data):
     table["episode"] = np.int64(2**63 - 1)
     ep.write_episodes(table, path)
     assert (ep.read_episodes(path)["episode"] == 2**63 - 1).all()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True], ids=["negative", "past_int64", "bool"])
+def test_the_seed_range_is_the_one_of_every_command(data, seed):
+    """``_numbers.check_seed``'s range (0 to 2**63 - 1), as ``aadb score`` and ``aadb consistency``:
+    a seed past int64 was accepted."""
+    with pytest.raises(InputError, match="seed must be a whole number from 0 to 9,223,372,036,854,775,807"):
+        ep.check_params((10,), 1, seed)
+    with pytest.raises(InputError, match="seed must be a whole number"):
+        ep.make_episodes(data, seed=seed)

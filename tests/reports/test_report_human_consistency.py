@@ -139,3 +139,31 @@ def test_synthetic_source_is_labelled(built, tmp_path):
     human_consistency.write_report(sources.load(syn), tmp_path / "r", n_perm=50, rater_n_perm=50, n_boot=10)
     for name in ("report.md", "report.html"):
         assert "SYNTHETIC" in (tmp_path / "r" / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63)], ids=["negative", "past_int64"])
+def test_cli_refuses_a_seed_outside_the_one_range_before_loading(tmp_path, capsys, seed):
+    """``aadb report human-consistency --seed -1``: a one-line error naming ``--seed``, with the
+    range of every command, before the data is loaded (here there is none to load)."""
+    rc = cli_main(["report", "human-consistency", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
+                   "--seed", seed])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--seed must be a whole number from 0 to 9,223,372,036,854,775,807" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_summary_json_of_a_synthetic_report_names_it_synthetic(built, tmp_path):
+    """SPEC: a synthetic source is named synthetic in every result. Only report.md/html carried the
+    note; consistency.json, human_consistency.json and reliability.json now record ``dataset``,
+    ``synthetic`` and ``synthetic_setting`` as a score result does."""
+    _, _, out, _ = built
+    setting = {"setting": "model", "overrides": {}, "sha256": "0" * 64}
+    syn = make_tiny_curated(tmp_path / "syn", n_batches=20, seed=1, image_size=8)
+    manifest = json.loads((syn / "manifest.json").read_text())
+    (syn / "manifest.json").write_text(json.dumps({**manifest, "synthetic": True, "synthetic_setting": setting}))
+    human_consistency.write_report(sources.load(syn), tmp_path / "r", n_perm=20, rater_n_perm=20, n_boot=10)
+    for name in ("consistency.json", "human_consistency.json", "reliability.json"):
+        doc = json.loads((tmp_path / "r" / name).read_text())
+        assert (doc["synthetic"], doc["dataset"], doc["synthetic_setting"]) == (True, "synthetic-aadb", setting), name
+        real = json.loads((out / name).read_text())
+        assert (real["synthetic"], real["dataset"]) == (False, "aadb") and "synthetic_setting" not in real, name
