@@ -286,6 +286,18 @@ def _refuse_repeated_ratings(ratings: pd.DataFrame, key: list[str], usable: np.n
                          "deduplicate before the analysis", file=file, row=second, field="image_id")
 
 
+def rater_image_scores(ratings: pd.DataFrame, *, file: str | None = None) -> pd.DataFrame:
+    """Each rater's one score per image: ``rater_id``, ``image_id``, ``score`` (float), sorted by
+    rater and image, checked by :func:`check_ratings`. Curation keeps a worker who met the same
+    photo in two batches (HITs), one rating per batch; such a rater counts the image once, with the
+    mean of those scores (the per-rater analyses: Table 6, α, rater reliability, piaa). Two ratings
+    in one batch, or two with no batch to tell them apart, raise :class:`InputError`."""
+    cols = ("rater_id", "image_id", "score")
+    df = check_ratings(ratings, columns=(("batch_id", *cols) if "batch_id" in ratings.columns else cols),
+                       allow_empty=True, file=file)
+    return df.groupby(["rater_id", "image_id"], sort=True)["score"].mean().reset_index()[list(cols)]
+
+
 def leave_one_out_mean(image_ids: pd.Series, scores: np.ndarray) -> np.ndarray:
     """For each rating, the mean score of the *other* ratings of the same image (NaN when the image
     has no other rating): the reference a rater is compared against without their own vote."""

@@ -21,8 +21,8 @@ from . import __version__, _atomic, paper, schema
 from ._numbers import check_seed
 from ._paths import input_folders
 from ._ranks import MIN_ITEMS_FOR_RHO, spearman
-from .data import AADBData, check_ratings, leave_one_out_mean, provenance_fields
-from .errors import InputError
+from .data import AADBData, leave_one_out_mean, provenance_fields, rater_image_scores
+from .errors import InputError, quote
 
 #: The paper's thresholds: a worker is in a group when n_images > threshold.
 PAPER_THRESHOLDS: tuple[int, ...] = tuple(sorted(paper.TABLE6_HUMAN))
@@ -48,14 +48,14 @@ def _clean_ratings(ratings: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     for col in ("image_id", "split"):
         if col not in images.columns:
             raise InputError(f"images table lacks column {col!r}", field=col)
-    df = check_ratings(ratings, allow_empty=True)
+    df = rater_image_scores(ratings)  # a worker who met an image in two batches counts it once
     split = images.assign(image_id=images["image_id"].astype(str)).set_index("image_id")["split"]
     df["split"] = df["image_id"].map(split)
     unknown = df["split"].isna().to_numpy()
     if unknown.any():
-        row = df.index[int(np.argmax(unknown))]
-        raise InputError(f"image {df.loc[row, 'image_id']!r} ({int(unknown.sum())} rating(s) in all) is not in the "
-                         "images table", row=row, field="image_id")
+        row = int(np.argmax(unknown))
+        raise InputError(f"image {quote(df['image_id'].iloc[row])} ({int(unknown.sum())} rating(s) in all) is not in "
+                         "the images table", field="image_id")
     return df
 
 

@@ -21,7 +21,7 @@ from . import paper
 from ._multitest import benjamini_hochberg
 from ._numbers import check_seed
 from ._ranks import centered_ranks, draw_permutations, spearman
-from .data import Provenance, check_ratings, leave_one_out_mean, provenance_fields
+from .data import Provenance, leave_one_out_mean, provenance_fields, rater_image_scores
 from .errors import InputError
 
 LEVELS: tuple[str, ...] = ("ordinal", "interval")
@@ -34,7 +34,8 @@ _CHUNK = 1 << 22
 
 
 def _ratings(ratings: pd.DataFrame) -> pd.DataFrame:
-    return check_ratings(ratings, allow_empty=True)
+    """One score per rater and image (:func:`~aadb_toolkit.data.rater_image_scores`)."""
+    return rater_image_scores(ratings)
 
 
 def value_counts_matrix(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

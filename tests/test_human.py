@@ -171,3 +171,20 @@ def test_the_summary_names_synthetic_data_as_a_score_result_does():
     assert doc["synthetic"] is True and doc["dataset"] == "synthetic-aadb" and doc["synthetic_setting"] == SETTING
     real = human.human_consistency(_in_memory(False), n_boot=5)
     assert real["synthetic"] is False and real["dataset"] == "aadb" and "synthetic_setting" not in real
+
+
+def test_a_worker_who_met_an_image_in_two_batches_counts_it_once_with_the_mean():
+    """Review 2026-12-04 (afternoon): curation keeps a worker's rating of the same photo in two
+    batches (one per batch), and Table 6 then refused the curated data ("rated image … more than
+    once"). The worker counts the image once, with the mean of the two scores, as piaa does."""
+    ratings, images = _hand_made()
+    ratings = ratings.assign(batch_id="b1")
+    extra = pd.DataFrame({"image_id": ["te0"], "rater_id": ["w_a"], "score": [5], "batch_id": ["b2"]})
+    first = int(ratings.query("image_id == 'te0' and rater_id == 'w_a'")["score"].iloc[0])
+    merged = ratings.copy()
+    merged.loc[(merged.image_id == "te0") & (merged.rater_id == "w_a"), "score"] = (first + 5) / 2
+    got = human.worker_table(pd.concat([ratings, extra], ignore_index=True), images)
+    want = human.worker_table(merged.drop(columns="batch_id"), images)
+    pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(InputError, match="twice in batch"):  # twice in one batch stays an error
+        human.worker_table(pd.concat([ratings, extra.assign(batch_id="b1")], ignore_index=True), images)

@@ -127,3 +127,21 @@ def test_the_summary_names_synthetic_data_as_a_score_result_does():
     assert doc["synthetic"] is True and doc["dataset"] == "synthetic-aadb" and doc["synthetic_setting"] == setting
     real, _ = reliability.reliability_summary(df, n_perm=10, n_boot=5, provenance=Provenance("memory"))
     assert real["synthetic"] is False and real["dataset"] == "aadb" and "synthetic_setting" not in real
+
+
+def test_a_rater_who_met_an_image_in_two_batches_counts_it_once_with_the_mean():
+    """Review 2026-12-04 (afternoon): α and the per-rater reliability refused curated data in which
+    a worker rated one photo in two batches (curation keeps both); one value per rater and image,
+    the mean, as piaa counts it."""
+    df = _sparse(1).assign(batch_id="b1")
+    row = df.iloc[0]
+    extra = pd.DataFrame({"image_id": [row.image_id], "rater_id": [row.rater_id], "score": [5], "batch_id": ["b2"]})
+    merged = df.astype({"score": float})
+    merged.loc[0, "score"] = (row.score + 5) / 2
+    both = pd.concat([df, extra], ignore_index=True)
+    for level in ("ordinal", "interval"):
+        got = reliability.krippendorff_alpha(both, level=level, n_boot=0)["alpha"]
+        assert got == pytest.approx(reliability.krippendorff_alpha(merged, level=level, n_boot=0)["alpha"], abs=1e-12)
+    got = reliability.rater_reliability(both, n_perm=50, seed=0)
+    want = reliability.rater_reliability(merged.drop(columns="batch_id"), n_perm=50, seed=0)
+    pd.testing.assert_frame_equal(got, want)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .. import schema
 from .._atomic import write_text
-from ..data import check_ratings, sha256_fingerprint
+from ..data import rater_image_scores, sha256_fingerprint
 from .._keyguard import ONE_LINE_NOT_QUOTED, refuse_key_file
 from .._numbers import MAX_COUNT, check_seed
 from ..errors import InputError, quote
@@ -51,14 +51,9 @@ KEY_COLUMNS: tuple[str, ...] = ("rater_id", "k", "episode", "image_id")
 
 
 def own_scores(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Each rater's one score per image: ``rater_id``, ``image_id``, ``score`` (float), sorted by
-    rater and image. Curation keeps a worker who met the same photo in two batches (HITs), one
-    rating per batch; such a rater counts the image once, with the mean of those scores. Two
-    ratings in one batch raise :class:`InputError` (:func:`~aadb_toolkit.data.check_ratings`)."""
-    cols = ("rater_id", "image_id", "score")
-    df = check_ratings(ratings, columns=(("batch_id", *cols) if "batch_id" in ratings.columns else cols),
-                       allow_empty=True)
-    return df.groupby(["rater_id", "image_id"], sort=True)["score"].mean().reset_index()[list(cols)]
+    """Each rater's one score per image (:func:`~aadb_toolkit.data.rater_image_scores`: a worker who
+    met the same photo in two batches counts it once, with the mean of those scores)."""
+    return rater_image_scores(ratings)
 
 
 def non_train_ratings(data) -> pd.DataFrame:

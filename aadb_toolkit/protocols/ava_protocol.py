@@ -35,8 +35,9 @@ def binary_labels(mean_scores: np.ndarray) -> np.ndarray:
 
 def choose_threshold(predictions: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """The τ maximising the accuracy of ``predictions > τ`` against boolean ``labels``; candidates are
-    the midpoints between consecutive distinct predictions and one value below them all. Ties go to
-    the smallest τ. Returns (τ, accuracy)."""
+    the midpoints between consecutive distinct predictions, one value below them all (every image
+    positive) and the largest prediction (every image negative). Ties go to the smallest τ.
+    Returns (τ, accuracy)."""
     x = np.asarray(predictions, dtype=float)
     lab = np.asarray(labels, dtype=bool)
     if x.size == 0 or x.shape != lab.shape:
