@@ -35,6 +35,7 @@ from ._numbers import MAX_RESAMPLES, check_count, check_seed
 from ._ranks import (CODE_LANES, MIN_ITEMS_FOR_RHO, PERM_TABLE_MAX_N, centered_ranks, code_base,
                      draw_half_indices, draw_permutations, lane_code_tables, packed_permutations,
                      scratch, unpack_permutations)
+from ._csvcells import table_csv
 from ._registry import lookup
 from .data import RATING_KEYS, AADBData, Provenance, check_ratings, factorize_ids, provenance_fields
 from .errors import InputError
@@ -912,8 +913,8 @@ def write_outputs(result: ConsistencyResult, out_dir: str | Path) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     paths = {role: out / name for role, name in OUTPUT_FILES.items()}
     pngs = figures(result)
-    _atomic.write_text(paths["batches"], result.batches.to_csv(index=False))
-    _atomic.write_text(paths["pairs"], result.pairs.to_csv(index=False))
+    _atomic.write_text(paths["batches"], table_csv(result.batches))  # ids never run as spreadsheet formulas
+    _atomic.write_text(paths["pairs"], table_csv(result.pairs))
     _atomic.write_bytes(paths["rho_histogram"], pngs["rho_histogram"])
     _atomic.write_bytes(paths["p_histogram"], pngs["p_histogram"])
     _atomic.write_json(paths["summary"], {**result.summary, "files": {k: v.name for k, v in paths.items()}})

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, _atomic, paper, schema
+from ._csvcells import table_csv
 from ._numbers import check_seed
 from ._paths import input_folders
 from ._ranks import MIN_ITEMS_FOR_RHO, spearman
@@ -214,7 +215,7 @@ def write_outputs(result: dict[str, Any], table: pd.DataFrame, out_dir: str | Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {role: out / name for role, name in OUTPUT_FILES.items()}
-    _atomic.write_text(paths["workers"], table.to_csv(index=False))
+    _atomic.write_text(paths["workers"], table_csv(table))
     _atomic.write_json(paths["summary"], result)
     return paths
 

@@ -472,3 +472,17 @@ def test_a_synthetic_source_is_named_synthetic_in_the_summary_and_the_headline(t
     assert rc == 0 and "SYNTHETIC" not in printed
     real = json.loads((tmp_path / "real" / "consistency.json").read_text())
     assert real["synthetic"] is False and real["dataset"] == "aadb" and "synthetic_setting" not in real
+
+
+def test_the_csv_tables_never_hold_a_spreadsheet_formula(tmp_path):
+    """Review 2026-12-04 (afternoon): a HIT id such as ``=cmd|' /C calc'!A0`` reached
+    consistency_batches.csv and consistency_pairs.csv as written, a formula a spreadsheet runs."""
+    rng = np.random.default_rng(0)
+    rows = [("=cmd|' /C calc'!A0" if b == 0 else f"b{b}", f"r{b}_{r}", f"i{b}_{k}", int(rng.integers(1, 6)))
+            for b in range(3) for r in range(3) for k in range(6)]
+    ratings = pd.DataFrame(rows, columns=["batch_id", "rater_id", "image_id", "score"])
+    result = consistency.analyze_batches(ratings, n_perm=20, method="pairwise")
+    paths = consistency.write_outputs(result, tmp_path / "out")
+    for role in ("batches", "pairs"):
+        text = paths[role].read_text()
+        assert "'=cmd" in text and not any(line.startswith("=") for line in text.splitlines()), role

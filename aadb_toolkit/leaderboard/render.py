@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import paper
 from .._atomic import write_text
+from .._csvcells import csv_safe
 from .._format import format_metric, format_p, is_count
 from .._markdown import printable
 from .._registry import lookup
@@ -202,24 +203,19 @@ def board_csv(protocol: str, groups: list[RankingGroup]) -> str:
     spreadsheet would run as a formula are neutralised."""
     columns, rows = board_rows(protocol, groups, digits=0)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["protocol", *columns], lineterminator="\n")
-    w.writeheader()
+    w = csv.writer(buf, lineterminator="\n")
+    names = ["protocol", *columns]
+    w.writerow([_csv_cell(c) for c in names])  # a metric name from a result document is text too
     for r in rows:
-        w.writerow({k: _csv_cell(v) for k, v in {"protocol": protocol, **r}.items()})
+        cells = {"protocol": protocol, **r}
+        w.writerow([_csv_cell(cells.get(k, "")) for k in names])
     return buf.getvalue()
 
 
 def _csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection: a text cell starting with ``= + - @`` (or tab/CR)
-    that is not a number gets a leading ``'`` so spreadsheet programs show it as text."""
-    if isinstance(value, str):
-        value = printable(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        try:
-            float(value)
-        except ValueError:
-            return "'" + value
-    return value
+    """A cell as the board's CSV holds it: text made printable, and never a spreadsheet formula
+    (:func:`~aadb_toolkit._csvcells.csv_safe`)."""
+    return csv_safe(printable(value) if isinstance(value, str) else value)
 
 
 def known_protocols(db: str | os.PathLike[str]) -> dict[str, list[RankingGroup]]:

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from .. import _atomic, consistency, human, paper, reliability
+from .._csvcells import table_csv
 from .._paths import input_folders
 from ..data import AADBData
 from .._plotting import figure, to_png
@@ -100,7 +101,7 @@ def write_report(data: AADBData, out_dir: str | Path, *, predictions: str | Path
         paths.update({f"human_{k}": v for k, v in human.write_outputs(hdoc, workers, stage).items()})
         rel = {k: stage / v for k, v in RELIABILITY_FILES.items()}
         _atomic.write_json(rel["summary"], rdoc)
-        _atomic.write_text(rel["raters"], raters.to_csv(index=False))
+        _atomic.write_text(rel["raters"], table_csv(raters))
         paths.update({f"reliability_{k}": v for k, v in rel.items()})
         for f in doc.figures():
             _atomic.write_bytes(stage / f.file, f.png)

