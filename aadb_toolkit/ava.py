@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._keyguard import refuse_key_file
 from ._numbers import is_count
 from ._paths import inside
 from .data import sha256_fingerprint
@@ -262,9 +263,12 @@ def fingerprint(data: "AADBData", split: str = "test") -> str:
 
 def _refuse_outside(root: Path, path: Path) -> None:
     """Raise :class:`SourceError` when ``path`` exists and leads outside ``root`` (a link): nothing
-    outside an AVA folder is read, so nothing of it can be quoted."""
+    outside an AVA folder is read, so nothing of it can be quoted. A file that is the rater key (a
+    copy or link of it) is refused unread too (:func:`~aadb_toolkit._keyguard.refuse_key_file`)."""
     if path.exists() and not inside(root, path):
         raise SourceError(f"{path}: a link leading outside the AVA folder; nothing outside it is read")
+    if path.is_file():
+        refuse_key_file(path)
 
 
 def read_ava_folder(root: str | os.PathLike[str], *, test_list: str | os.PathLike[str] | None = None) -> AVAFiles:
@@ -278,6 +282,7 @@ def read_ava_folder(root: str | os.PathLike[str], *, test_list: str | os.PathLik
     test_path = Path(test_list) if test_list is not None else root / STANDARD_TEST_LIST
     if not test_path.is_file():
         raise SourceError(f"{test_path}: standard test list not found")
+    refuse_key_file(test_path, field="test list")
     test_ids = read_id_list(test_path)
     unknown = sorted(set(test_ids) - set(table["image_id"]))
     if unknown:

@@ -178,3 +178,20 @@ def test_a_style_list_that_leads_out_of_the_ava_folder_is_never_read(ava_root, t
     with pytest.raises(SourceError, match="outside the AVA folder") as exc:
         ava.images_table(ava.read_ava_folder(root))
     assert "secret" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", [ava.TAGS_TXT, ava.STANDARD_TEST_LIST, f"{ava.STYLE_DIR}/styles.txt"])
+def test_an_ava_file_that_is_the_rater_key_is_refused_unquoted(ava_root, tmp_path, monkeypatch, name):
+    """Review 2026-12-04 (afternoon): the configured key (a custom, non-hex secret) copied or linked
+    as tags.txt or the test list was parsed and 31 characters of it quoted ("expected '<id>
+    <name>', found 'CorrectHorse-Battery-Staple-MyS…'")."""
+    root = _copy(ava_root, tmp_path)
+    key = tmp_path / "keys" / "custom.key"
+    key.parent.mkdir()
+    key.write_text("CorrectHorse-Battery-Staple-MySecret-2024\n")
+    monkeypatch.setenv("AADB_RATER_KEY_FILE", str(key))
+    (root / name).unlink()
+    shutil.copyfile(key, root / name)
+    with pytest.raises(InputError, match="rater key") as exc:
+        ava.images_table(ava.read_ava_folder(root))
+    assert "CorrectHorse" not in str(exc.value)
