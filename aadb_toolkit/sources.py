@@ -149,7 +149,7 @@ def load_curated(path: str | Path) -> AADBData:
         images = images.drop(columns=schema.IMAGE_SHA256)
     read = CuratedImageReader(path / schema.CURATED_IMAGES, release_root, paths, hashes)
     provenance = Provenance(origin=str(path), kind="curated", synthetic=curated_is_synthetic(manifest, release_root),
-                            test_list=manifest.get("test_list"), setting=_manifest_setting(manifest, path))
+                            test_list=_manifest_test_list(manifest, manifest_file), setting=_manifest_setting(manifest, path))
     return AADBData(images=images, ratings=ratings, origin=str(path), read_image_bytes=read, provenance=provenance)
 
 
@@ -216,6 +216,17 @@ class CuratedImageReader:
                               "sha256 recorded at curation (the file changed, or the curated folder was edited); "
                               "nothing is read from it — curate the release again (aadb curate)")
         return payload
+
+
+def _manifest_test_list(manifest: dict, manifest_file: Path) -> str | None:
+    """The manifest's ``test_list``: None (unknown) or one of the release's label lists
+    (:data:`~aadb_toolkit.schema.TEST_LISTS`). It names files in the dataset card's text and YAML,
+    so any other value (markup, a number) is refused here rather than carried into the card."""
+    value = manifest.get("test_list")
+    if value is not None and value not in schema.TEST_LISTS:
+        raise SourceError(f"{manifest_file}: field 'test_list' is {quote(value)}, expected one of "
+                          f"{list(schema.TEST_LISTS)} or null; curate the release again (aadb curate)")
+    return value
 
 
 def _manifest_setting(manifest: dict, path: Path) -> dict | None:

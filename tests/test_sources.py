@@ -139,3 +139,22 @@ def test_a_curated_manifest_that_is_no_json_object_is_a_source_error(tmp_path, c
     with pytest.raises(SourceError, match="cannot read curated manifest") as exc:
         sources.load(folder)
     assert str(folder / schema.CURATED_MANIFEST) in str(exc.value) and why in str(exc.value)
+
+
+# --- the manifest's test_list is one of the release's label lists (review: safety 4) ----------
+BAD_TEST_LIST = "X` <img src=x onerror=alert(1)> [phish](https://evil.example) `"
+
+
+@pytest.mark.parametrize("value", [BAD_TEST_LIST, 5, ["TestNew"]], ids=["markup", "number", "list"])
+def test_a_curated_manifest_with_an_unknown_test_list_is_a_source_error(tiny_curated, tmp_path, value):
+    """The test_list went unchecked into the provenance, and from there raw into the dataset card."""
+    folder = tmp_path / "cur"
+    shutil.copytree(tiny_curated, folder)
+    manifest_file = folder / schema.CURATED_MANIFEST
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**manifest, "test_list": value}))
+    with pytest.raises(SourceError, match="test_list") as exc:
+        sources.load(folder)
+    message = str(exc.value)
+    assert str(manifest_file) in message and "'TestNew'" in message
+    assert "phish" not in message and "evil.example" not in message  # quoted: at most 32 characters

@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run or args.push:
         outcome = hub.push(result.out, args.repo_id, private=args.private, dry_run=args.dry_run)
         verb = "would upload" if outcome.dry_run else "uploaded"
+        private = args.private if outcome.dry_run else outcome.private  # as asked, or as the Hub reported it
         print(f"{verb} {len(outcome.plan.files)} files ({outcome.plan.total_bytes / 1e6:.1f} MB) to dataset "
-              f"{args.repo_id}{' (gated)' if outcome.plan.gated else ''}{' (private)' if args.private else ''}:")
+              f"{args.repo_id}{' (gated)' if outcome.plan.gated else ''}{' (private)' if private else ''}:")
         for path, size in outcome.plan.files:
             print(f"  {size:>14,}  {path}")
         if not outcome.dry_run:

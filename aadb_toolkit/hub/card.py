@@ -160,7 +160,7 @@ def _body_fields(facts: CardFacts) -> dict[str, str]:
     for split in facts.splits[layout.CONFIG_IMAGES]:
         rows.append(f"| {split} | {facts.splits[layout.CONFIG_IMAGES][split]['num_examples']:,} "
                     f"| {facts.splits[layout.CONFIG_RATINGS].get(split, {}).get('num_examples', 0):,} |")
-    notes = "".join(f"- {n}\n" for n in facts.notes)
+    notes = "".join(f"- {escape(n)}\n" for n in facts.notes)  # notes quote input text: keep it inert
     return {
         "pretty_name": SYNTHETIC_PRETTY_NAME if facts.synthetic else PRETTY_NAME,
         "synthetic_warning": SYNTHETIC_WARNING if facts.synthetic else "",

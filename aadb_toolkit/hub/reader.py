@@ -45,7 +45,8 @@ def _check_card_shapes(meta: dict, readme: Path) -> None:
     """The parts of the card's YAML that loading reads have the shapes the Hub defines: ``configs``
     a list of tables whose ``data_files`` list ``split`` and ``path`` (a pattern or a list of them),
     ``dataset_info`` a table or a list of tables whose ``splits`` list tables, ``tags`` a list and
-    the test list a name. Anything else is a :class:`SourceError` naming the key."""
+    the test list one of :data:`~aadb_toolkit.schema.TEST_LISTS` (it names files in the card).
+    Anything else is a :class:`SourceError` naming the key."""
     def bad(key: str, expected: str) -> SourceError:
         return SourceError(f"{readme}: the card's {key!r} is not {expected}")
 
@@ -61,17 +62,27 @@ def _check_card_shapes(meta: dict, readme: Path) -> None:
             if not isinstance(item, dict) or not isinstance(item.get("split"), str) or not paths \
                     or not all(isinstance(x, str) for x in paths):
                 raise bad(f"configs[{i}].data_files[{j}]", "a table with a split name and a path (or list of paths)")
-    infos = meta.get("dataset_info") or []
+    _check_info_shapes(meta.get("dataset_info") or [], bad)
+    if not isinstance(meta.get("tags") or [], list):
+        raise bad("tags", "a list")
+    if meta.get(card_mod.TEST_LIST_KEY) not in (None, *schema.TEST_LISTS):
+        raise bad(card_mod.TEST_LIST_KEY, f"one of the release's test lists {list(schema.TEST_LISTS)}")
+
+
+def _check_info_shapes(infos: object, bad) -> None:
+    """``dataset_info`` is a table or a list of tables whose ``splits`` list tables, each split's
+    ``num_examples`` (when given) a non-negative integer: the row count loading checks the shards
+    against, so any other value is refused here, by its key, and never repeated in a message."""
     for i, info in enumerate(infos if isinstance(infos, list) else [infos]):
         if not isinstance(info, dict):
             raise bad(f"dataset_info[{i}]", "a table")
         splits = info.get("splits") or []
         if not isinstance(splits, list) or not all(isinstance(x, dict) for x in splits):
             raise bad(f"dataset_info[{i}].splits", "a list of tables")
-    if not isinstance(meta.get("tags") or [], list):
-        raise bad("tags", "a list")
-    if not isinstance(meta.get(card_mod.TEST_LIST_KEY) or "", str):
-        raise bad(card_mod.TEST_LIST_KEY, "a name")
+        for j, split in enumerate(splits):
+            n = split.get("num_examples", 0)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise bad(f"dataset_info[{i}].splits[{j}].num_examples", "a non-negative integer")
 
 
 def _split_files(folder: Path, meta: dict, config: str) -> dict[str, list[Path]]:
@@ -115,15 +126,15 @@ def _check_complete(folder: Path, meta: dict, config: str, files: dict[str, list
     readme = folder / layout.README
     for split, paths in files.items():
         if not paths:
-            raise SourceError(f"{readme}: config {config!r} split {split!r} declares shards that are missing "
+            raise SourceError(f"{readme}: config {config!r} split {quote(split)} declares shards that are missing "
                               f"(no file matches its data_files)")
         if split in declared:
             try:
                 rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise SourceError(f"{folder}: cannot read the shards of config {config!r} split {split!r}: {exc}") from exc
+                raise SourceError(f"{folder}: cannot read the shards of config {config!r} split {quote(split)}: {exc}") from exc
             if rows != declared[split]:
-                raise SourceError(f"{readme}: config {config!r} split {split!r} declares {declared[split]} rows but "
+                raise SourceError(f"{readme}: config {config!r} split {quote(split)} declares {quote(declared[split])} rows but "
                                   f"its {len(paths)} shard(s) hold {rows} (a shard is missing or was changed)")
 
 

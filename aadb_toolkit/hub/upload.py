@@ -48,6 +48,9 @@ class PushResult:
     commit_url: str | None = None
     commit_oid: str | None = None
     deleted: list[str] = field(default_factory=list)
+    #: The repository's visibility as the Hub reported it before the upload (None for a dry run):
+    #: the only ground for saying a push went to a private repository.
+    private: bool | None = None
 
 
 def plan_push(folder: Path, repo_id: str, *, private: bool = False) -> PushPlan:
@@ -71,7 +74,9 @@ def push(folder: Path, repo_id: str, *, private: bool = False, dry_run: bool = F
     """Upload a published folder to the dataset repo ``repo_id`` (created if needed) in one commit.
 
     With ``dry_run`` only the plan is returned. A card with gating fields turns on access requests
-    (``gated="auto"``) before any data is committed.
+    (``gated="auto"``) before any data is committed. With ``private`` the repository must be private
+    once created: the Hub keeps an existing repository's visibility, so a public one is refused
+    before anything is sent (see :func:`_prepare_repo`).
     """
     plan = plan_push(folder, repo_id, private=private)
     if dry_run:
@@ -85,9 +90,7 @@ def push(folder: Path, repo_id: str, *, private: bool = False, dry_run: bool = F
     api = HfApi(token=token)
     folder = Path(folder)
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=True if private else None, exist_ok=True)
-        if plan.gated:
-            api.update_repo_settings(repo_id, repo_type="dataset", gated="auto")
+        visible_private = _prepare_repo(api, plan)
         remote = set(api.list_repo_files(repo_id, repo_type="dataset", revision=revision))
         additions = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path))
                      for path, _ in plan.files]
@@ -106,7 +109,27 @@ def push(folder: Path, repo_id: str, *, private: bool = False, dry_run: bool = F
         raise AADBError(f"push to {repo_id} failed: cannot reach {api.endpoint} ({type(exc).__name__}; no "
                         "network?); nothing was committed — run the push again when the Hub can be reached") from exc
     return PushResult(plan=plan, dry_run=False, commit_url=getattr(info, "commit_url", None),
-                      commit_oid=getattr(info, "oid", None), deleted=stale)
+                      commit_oid=getattr(info, "oid", None), deleted=stale, private=visible_private)
+
+
+def _prepare_repo(api, plan: PushPlan) -> bool:
+    """Create the dataset repo if needed, check its visibility, then turn on gating; returns whether
+    the repo is private. ``create_repo`` ignores ``private`` for a repo that already exists, so the
+    visibility is read back (``repo_info``): a push asked to be private into a repo that is not is
+    refused before any setting or file changes, since changing a user's repo settings is theirs to do."""
+    repo_id = plan.repo_id
+    api.create_repo(repo_id, repo_type="dataset", private=True if plan.private else None, exist_ok=True)
+    private = getattr(api.repo_info(repo_id, repo_type="dataset"), "private", None)
+    if plan.private and private is not True:
+        state = "is public" if private is False else "has a visibility the Hub did not report"
+        raise InputError(f"push to {repo_id} refused: --private was asked, but the dataset repository already "
+                        f"exists and {state}, and the Hub keeps an existing repository's visibility; nothing was "
+                        f"uploaded. Make it private in its settings ({api.endpoint}/datasets/{repo_id}/settings, "
+                        "or `HfApi().update_repo_settings(repo_id, repo_type=\"dataset\", private=True)`) and push "
+                        "again, or push without --private to publish it publicly", field="--private")
+    if plan.gated:
+        api.update_repo_settings(repo_id, repo_type="dataset", gated="auto")
+    return bool(private)
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

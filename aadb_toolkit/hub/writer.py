@@ -71,6 +71,7 @@ def publish(data: AADBData, out: Path, *, gated: bool = False,
     a terminal only).
     """
     _check_publish_options(shard_size_mb, repo_id)
+    _check_test_list(data)
     _check_image_hashes(data)
     out = Path(out)
     _check_out_folder(out, data.origin)
@@ -109,6 +110,15 @@ def _check_image_hashes(data: AADBData) -> None:
                          "column), so publishing cannot check that each image is the file curation validated; "
                          "curate the release again with this version (aadb curate) and publish the new folder",
                          file=str(Path(data.origin) / schema.CURATED_IMAGES))
+
+
+def _check_test_list(data: AADBData) -> None:
+    """The data's test list is None or a known label list: the card names its files in a code span
+    and records it in the YAML, so other text (data built in memory, not by a loader) is refused."""
+    value = data.provenance.test_list
+    if value is not None and value not in schema.TEST_LISTS:
+        raise InputError(f"test list {quote(value)} is not one of {list(schema.TEST_LISTS)} (or None)",
+                         file=data.origin, field="test_list")
 
 
 def _check_publish_options(shard_size_mb: float, repo_id: str | None) -> None:
@@ -208,8 +218,8 @@ def canonical_tables(data: AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[s
             raise InputError(f"{name} table lacks column(s) {missing}", file=origin, field=missing[0])
         extra = [c for c in table.columns if c not in columns]
         if extra:
-            notes.append(f"{name} column(s) {extra} are not canonical and were not published")
-            log.warning("%s: %s columns %s are not canonical and are not published", origin, name, extra)
+            notes.append(_extra_columns_note(name, extra))
+            log.warning("%s: %s", origin, notes[-1])
     images = data.images[list(schema.IMAGE_COLUMNS)]
     ratings = data.ratings[list(schema.RATING_COLUMNS)]
     for name, table in (("images", images), ("ratings", ratings)):
@@ -221,6 +231,13 @@ def canonical_tables(data: AADBData) -> tuple[pd.DataFrame, pd.DataFrame, list[s
               .drop(columns="_rank").reset_index(drop=True))
     ratings = ratings.sort_values(["image_id", "batch_id", "rater_id"], kind="stable").reset_index(drop=True)
     return images, ratings, notes
+
+
+def _extra_columns_note(table: str, extra: list) -> str:
+    """The note (card, CLI, log) that columns of ``table`` were left out. Their names are input
+    text, so each is quoted (short, sanitised) and at most three are named; the card escapes notes."""
+    names = ", ".join(quote(c) for c in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+    return f"{table} column(s) {names} are not canonical and were not published"
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:

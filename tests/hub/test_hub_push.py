@@ -36,6 +36,9 @@ class FakeHub:
         self.created: list[dict] = []
         self.fail_commit = False
         self.validated: list[str] = []
+        #: The repository's visibility: None until created (creating it sets it), like the Hub, which
+        #: ignores the visibility asked of `create_repo` for a repository that already exists.
+        self.private: bool | None = None
 
     def _oid(self, path: str) -> str | None:
         """The Hub's oid of a stored file: sha256 for LFS files, the git blob sha1 otherwise."""
@@ -56,6 +59,8 @@ class FakeHub:
         base = "/api/datasets/org/aadb"
         if request.method == "POST" and path == "/api/repos/create":
             self.created.append(json.loads(request.content))
+            if self.private is None:
+                self.private = self.created[-1].get("visibility") == "private"
             return httpx2.Response(200, json={"url": f"{self.endpoint}/datasets/{REPO}"})
         if request.method == "POST" and path == "/api/validate-yaml":
             # the Hub validates README.md metadata before a commit that touches it
@@ -64,6 +69,9 @@ class FakeHub:
             ok = body["content"].startswith("---\n") and "\nconfigs:\n" in body["content"]
             return httpx2.Response(200 if ok else 400, json={"errors": [] if ok else [{"message": "bad"}],
                                                               "warnings": []})
+        if request.method == "GET" and path == base:  # repo_info: the repository's visibility
+            return httpx2.Response(200, json={"id": REPO, "private": bool(self.private), "sha": f"{len(self.commits):040d}",
+                                              "siblings": [{"rfilename": p} for p in sorted(self.files)]})
         if request.method == "PUT" and path == f"{base}/settings":
             self.settings.update(json.loads(request.content))
             return httpx2.Response(200, json={})
@@ -240,3 +248,45 @@ def test_large_uploads_go_in_several_preupload_chunks_and_one_commit(published, 
     preuploads = [p for m, p in fake_hub.requests if p.endswith("/preupload/main")]
     assert len(preuploads) >= 3  # one per chunk (create_commit asks nothing more: modes are known)
     assert len(fake_hub.commits) == 1 and fake_hub.commits[0]["added"] == _local_files(published)
+
+
+def _sent_anything(fake: FakeHub) -> bool:
+    """Whether a push changed the fake Hub: settings, staged blobs, preuploads or a commit."""
+    return bool(fake.settings or fake.lfs or fake.commits
+                or any(p.endswith("/preupload/main") or p.startswith("/lfs-upload/") for _, p in fake.requests))
+
+
+def test_private_push_to_an_existing_public_repo_is_refused_before_anything_is_sent(published, fake_hub):
+    """Review (safety 4): `create_repo(private=True, exist_ok=True)` leaves an existing public repo
+    public, and the push uploaded into it anyway; now it is refused, and the repo's settings kept."""
+    fake_hub.private = False
+    before = dict(fake_hub.files)
+    with pytest.raises(InputError, match="exists and is public") as err:
+        hub.push(published, REPO, private=True)
+    message = str(err.value)
+    assert "private" in message and "without --private" in message and REPO in message
+    assert not _sent_anything(fake_hub) and fake_hub.files == before and fake_hub.private is False
+
+
+def test_cli_private_push_to_a_public_repo_fails_and_never_says_private(tiny_curated, fake_hub, tmp_path, capsys):
+    from aadb_toolkit.cli import main
+
+    fake_hub.private = False
+    rc = main(["publish", "--data", str(tiny_curated), "--out", str(tmp_path / "hubdir"), "--repo-id", REPO,
+               "--push", "--private", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "exists and is public" in err, err
+    assert "(private)" not in out and "uploaded" not in out and not _sent_anything(fake_hub)
+
+
+@pytest.mark.parametrize("existing", [None, True], ids=["new_repo", "existing_private_repo"])
+def test_private_push_reports_the_visibility_it_checked(published, fake_hub, existing):
+    fake_hub.private = existing
+    result = hub.push(published, REPO, private=True)
+    assert result.private is True and len(fake_hub.commits) == 1
+
+
+def test_push_without_private_reports_a_public_repo_as_public(published, fake_hub):
+    fake_hub.private = False
+    result = hub.push(published, REPO)
+    assert result.private is False and len(fake_hub.commits) == 1

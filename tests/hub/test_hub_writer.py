@@ -455,7 +455,7 @@ def test_a_missing_shard_is_an_error_not_a_smaller_dataset(tiny_curated, tmp_pat
     out = tmp_path / "pub"
     hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.1)
     (out / "data/train-00001-of-00002.parquet").unlink()
-    with pytest.raises(SourceError, match="'train' declares 170 rows but its 1 shard"):
+    with pytest.raises(SourceError, match="'train' declares '170' rows but its 1 shard"):
         sources.load(out)
     hub.publish(sources.load(tiny_curated), out, shard_size_mb=0.1)
     for f in (out / "ratings").glob("test-*"):
@@ -556,3 +556,21 @@ def test_dtypes_metadata_nested_too_deeply_is_a_clear_error(published, tmp_path)
     with pytest.raises(SourceError, match="nested too deeply") as exc:
         sources.load(bad)
     assert str(shard) in str(exc.value) and layout.DTYPES_METADATA_KEY.decode() in str(exc.value)
+
+
+@pytest.mark.parametrize("value", ['"<script>card text quoted in full, far beyond 32 characters</script>"', "-5", "1.5",
+                                   "true", "[1, 2]"], ids=["long_text", "negative", "fraction", "bool", "list"])
+def test_a_card_whose_num_examples_is_no_count_is_refused_without_quoting_it(published, tmp_path, value):
+    """Review (safety 4): a card's num_examples was compared as whatever it held and quoted in full
+    in the error; it must be a non-negative integer, checked with the card's other shapes."""
+    import re
+
+    bad = tmp_path / "bad"
+    shutil.copytree(published, bad)
+    readme = bad / "README.md"
+    readme.write_text(re.sub(r"num_examples: \d+\n", f"num_examples: {value}\n", readme.read_text(), count=1))
+    with pytest.raises(SourceError, match="num_examples") as exc:
+        sources.load(bad)
+    message = str(exc.value)
+    assert str(readme) in message and "non-negative integer" in message
+    assert "far beyond" not in message and "<script>" not in message
