@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._keyguard import (DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT, FINGERPRINT_SCRYPT,
-                         KEY_FILE_ENV, key_file_path, key_fingerprint)
+from .._keyguard import (_KEY_MAX_BYTES, DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT,
+                         FINGERPRINT_SCRYPT, KEY_FILE_ENV, key_file_path, key_fingerprint)
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ __all__ = ["DEFAULT_KEY_FILE", "KEY_FILE_ENV", "RaterKey", "anonymize", "key_fin
 RATER_ID_HEX_DIGITS = 16
 _MIN_KEY_BYTES = 16
 _INSECURE_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
+#: At most this many bytes of a key file are read: the keyguard's bound, so both agree on what may be a key.
+_KEY_FILE_MAX_BYTES = _KEY_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,10 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
     _check_key_location(path, forbidden)
     if not path.exists():
         return _create_key_file(path)
-    try:
-        secret = path.read_bytes().strip()
-    except OSError as exc:
-        raise InputError(f"cannot read the rater key file: {exc.strerror or exc}", file=str(path)) from exc
+    secret, mode = _read_key_file(path)
     if len(secret) < _MIN_KEY_BYTES:
         raise InputError(f"the rater key file holds fewer than {_MIN_KEY_BYTES} bytes; "
                          "delete it to have a new key created, or point to the right file", file=str(path))
-    mode = path.stat().st_mode
     if mode & _INSECURE_BITS:
         if not allow_insecure:
             raise InputError(f"the rater key file can be read or written by other users (mode "
@@ -79,6 +77,32 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
                              file=str(path))
         log.warning("rater key file %s can be read or written by other users; run: chmod 600 %s", path, path)
     return RaterKey(secret, str(path))
+
+
+def _read_key_file(path: Path) -> tuple[bytes, int]:
+    """The key file's stripped content and mode. Only a regular file of at most
+    ``_KEY_FILE_MAX_BYTES`` is read: a FIFO would block the run forever and a device such as
+    /dev/zero would be read without end, so both are refused before the file is opened."""
+    try:
+        _check_regular(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never waits, even if the path changed since
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            _check_regular(path, mode)
+            data = fh.read(_KEY_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the rater key file: {exc.strerror or exc}", file=str(path)) from exc
+    if len(data) > _KEY_FILE_MAX_BYTES:
+        raise InputError(f"the rater key file is larger than {_KEY_FILE_MAX_BYTES} bytes, so it is no rater key; "
+                         "point to the right file", file=str(path))
+    return data.strip(), mode
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    """Refuse a key path that is not a regular file (a FIFO, a device, a folder)."""
+    if not stat.S_ISREG(mode):
+        raise InputError("the rater key file is not a regular file (a pipe, device or folder); "
+                         "point to the key file itself", file=str(path))
 
 
 def _check_key_location(path: Path, forbidden: tuple[Path | str, ...]) -> None:

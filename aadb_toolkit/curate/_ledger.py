@@ -13,11 +13,14 @@ from ..errors import excerpt
 
 #: Entry fields, in the order the report lists them.
 ENTRY_FIELDS = ("kind", "action", "reason", "file", "row", "column", "image_id", "value", "detail")
+#: What replaces a raw WorkerId wherever it appears in an entry's text.
+REDACTED = "<redacted: WorkerId>"
 
 
 @dataclass
 class Ledger:
-    """Collects report entries; values that equal a raw WorkerId are redacted before they are stored."""
+    """Collects report entries; every raw WorkerId (of ``redact``) in an entry's text fields is
+    redacted before the entry is stored, since entries reach the report and the published folder."""
 
     entries: list[dict] = field(default_factory=list)
     redact: set[str] = field(default_factory=set)
@@ -26,11 +29,12 @@ class Ledger:
     def add(self, kind: str, action: str, reason: str, *, file: str | None = None, row: int | None = None,
             column: str | None = None, image_id: str | None = None, value: object = None,
             detail: str | None = None) -> None:
-        """Record one finding."""
+        """Record one finding, its text fields (file, column, image_id, value, detail) redacted."""
         self.entries.append({
-            "kind": kind, "action": action, "reason": reason, "file": file,
-            "row": None if row is None else int(row), "column": column, "image_id": image_id,
-            "value": self.safe_value(value), "detail": detail,
+            "kind": kind, "action": action, "reason": reason, "file": self.redact_text(file),
+            "row": None if row is None else int(row), "column": self.redact_text(column),
+            "image_id": self.redact_text(image_id), "value": self.safe_value(value),
+            "detail": self.redact_text(detail),
         })
 
     def add_frame(self, frame: pd.DataFrame, kind: str, action: str, *, file: str | None = None,
@@ -49,10 +53,22 @@ class Ledger:
         """A short printable prefix of an input value (:func:`~aadb_toolkit.errors.excerpt`), never a raw WorkerId."""
         if value is None or (isinstance(value, float) and value != value):
             return None
-        text = str(value)
-        if text.strip() in self.redact or self._pattern().search(text):
-            return "<redacted: WorkerId>"
-        return excerpt(text)
+        # redacted before it is cut, so that no WorkerId is shortened past recognition
+        return excerpt(self.redact_text(str(value)))
+
+    def redact_text(self, text: str | None) -> str | None:
+        """``text`` with every raw WorkerId in it replaced by :data:`REDACTED` (a text that is a
+        short WorkerId as a whole, too): the one redaction every entry field goes through."""
+        if text is None:
+            return None
+        text = str(text)
+        if text.strip() in self.redact:
+            return REDACTED
+        return self._pattern().sub(REDACTED, text)
+
+    def contains_worker_id(self, text: object) -> bool:
+        """Whether ``text`` is or contains a raw WorkerId of ``redact``."""
+        return self.redact_text(str(text)) != str(text)
 
     def _pattern(self) -> re.Pattern[str]:
         key = len(self.redact)

@@ -141,6 +141,7 @@ def _read_answers(release: Path, csv_path: Path, csv_rel: str, cols: _raw.Answer
     df = _raw.read_results_csv(csv_path)
     slots = _raw.find_slots(df, cols, str(csv_path))
     ledger.redact = {w for w in df["WorkerId"].str.strip().unique() if w and w != "WorkerId"}
+    _raw.refuse_worker_ids_in_data(df, slots, str(csv_path), ledger)
     rows = _raw.assignment_rows(df, csv_rel, ledger)
     answers = _raw.answer_cells(df, rows, slots, cols, csv_rel, on_bad_value, ledger, error_file=str(csv_path))
     return rows, answers, slots
@@ -151,6 +152,7 @@ def _check_image_files(release: Path, answers: pd.DataFrame, csv_rel: str, ledge
     """List and decode the referenced image files; exclude the answers of missing or corrupt ones.
     Returns the files, the missing names, the image checks and the corrupt images with their errors."""
     files, ignored = _images.list_image_files(release)
+    _refuse_worker_ids_in_names(release, files, ledger)
     for rel, why in ignored:
         ledger.add("file", "ignored", why.split(" ")[0], file=rel, detail=why)
     _raw.match_url_variants(answers, files, csv_rel, ledger)
@@ -170,6 +172,17 @@ def _check_image_files(release: Path, answers: pd.DataFrame, csv_rel: str, ledge
     for r in corrupt.itertuples(index=False):
         ledger.add("image", "excluded", "corrupt_file", file=files[r.image_id], image_id=r.image_id, detail=r.error)
     return files, missing, checks, corrupt
+
+
+def _refuse_worker_ids_in_names(release: Path, files: dict[str, str], ledger: Ledger) -> None:
+    """Refuse an image file whose name contains a WorkerId of the CSV: an image's name is published
+    (image_id, path, the report's image status) and no real image name holds one. The error names
+    the folder, not the file, whose name would quote the id."""
+    for name, rel in files.items():
+        if ledger.contains_worker_id(name):
+            raise InputError("an image file name in this folder contains a WorkerId of the raw results CSV (not "
+                             "quoted); real image names never do, so the release is corrupt or crafted. Rename "
+                             "or remove the file. Nothing was written.", file=str(release / rel.rsplit("/", 1)[0]))
 
 
 def _report_unrated_images(images: pd.DataFrame, answers: pd.DataFrame, files: dict[str, str],

@@ -249,6 +249,29 @@ def match_url_variants(answers: pd.DataFrame, files: dict[str, str], file: str, 
     exclude_repeated_images(answers, file, ledger, only=answers["row"].isin(answers.loc[todo, "row"]))
 
 
+#: Why a HIT id or image URL holding a WorkerId is refused rather than redacted: it is published data.
+_PUBLISHED_AS = {"HITId": "the HIT id (published as batch_id)",
+                 IMAGE_URL_PREFIX: "the image URL (published as source_url, its file name as image_id)"}
+
+
+def refuse_worker_ids_in_data(df: pd.DataFrame, slots: list[int], file: str, ledger: Ledger) -> None:
+    """Refuse a HIT id or an image URL that contains a WorkerId of the file (``ledger.redact``):
+    both are published, so redaction cannot help, and real AMT HIT ids and Flickr URLs never hold
+    one (the release is corrupt or crafted). The error names the first such row and field, never the id."""
+    found = []  # (row, column order, column)
+    for k, col in enumerate(["HITId", *(f"{IMAGE_URL_PREFIX}{i}" for i in slots)]):
+        texts = pd.unique(df[col])
+        bad = {t for t in texts if ledger.contains_worker_id(t)}
+        if bad:
+            found.append((int(np.flatnonzero(df[col].isin(bad).to_numpy())[0]) + 1, k, col))
+    if found:
+        row, _, col = min(found)
+        what = _PUBLISHED_AS["HITId" if col == "HITId" else IMAGE_URL_PREFIX]
+        raise InputError(f"{what} contains a WorkerId of this file (not quoted); real AMT HIT ids and image URLs "
+                         "never do, so the release is corrupt or crafted. Nothing was written.",
+                         file=file, row=row, field=col)
+
+
 def assignment_rows(df: pd.DataFrame, file: str, ledger: Ledger) -> pd.DataFrame:
     """Per-assignment status: blank HIT/worker, rejected and repeated (worker, HIT) submissions are
     excluded (the earliest submission of a repeat is kept) and recorded in ``ledger``."""
