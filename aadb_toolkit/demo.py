@@ -6,14 +6,17 @@ goes through every stage of the flow — simulate → curate → consistency →
 Each step calls the stage's public library function; nothing here is specific to the demo but
 the small sizes. Everything lands under the demo's folder, the rater key included (``rater.key``,
 outside the release and the curated folder, as docs/safety.md requires). A rerun over an earlier
-demo folder first removes the outputs of the trained stages, so that the folder never holds scores
-of data that is no longer there.
+demo folder first checks every output it will replace, with the rules each stage applies, and
+refuses (naming the first offending path) before it removes or writes anything; once the data
+stages have succeeded it removes the trained stages' old outputs (only files the toolkit wrote),
+so that the folder never holds scores of data that is no longer there.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -34,6 +37,12 @@ DEMO_KEY_FILE = "rater.key"
 #: seed leaves no stale model, predictions, scores or boards behind.
 TRAINED_OUTPUTS = ("model", "predictions.csv", "predictions.csv.model.json", "score.json", "piaa", "leaderboard",
                    "leaderboard.sqlite", "leaderboard.sqlite-wal", "leaderboard.sqlite-shm")
+#: The demo's output folders that carry a marker → the kind their stage replaces (``_atomic`` checks).
+MARKED_FOLDERS = {"release": "simulated_release", "release.truth": "simulated_truth", "curated": "curated",
+                  "consistency": "consistency", "hub/aadb": "published", "report": "report"}
+#: The files a training run folder may hold (its marker lists none), besides its pixel cache.
+RUN_FILES = frozenset({"checkpoint.pt", "best.pt", "metrics.jsonl", "metrics.png", "run.json", "config.json",
+                       "backbone.pt"})
 
 
 @dataclass
@@ -78,14 +87,12 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     from ._atomic import claim_output_folder
 
     out = claim_output_folder(out, "demo")  # a folder of the demo's own, or a new or empty one
+    check_demo_outputs(out)  # every refusal before anything is removed or written
     result = DemoResult(out=out)
     stage = _Stages(result, echo)
-    removed = remove_trained_outputs(out)
-    if removed:
-        echo(f"removed the outputs of an earlier run's trained stages from {out}: {', '.join(removed)}"
-             + (" (this run skips training)" if not train_model else " (this run writes them anew)"))
     data = _curate_and_publish(stage, out, n_images=n_images, seed=seed, quirks=quirks, n_perm=n_perm,
                                progress=progress)
+    _remove_old_trained_outputs(out, echo, train_model)
     predictions = _train_and_predict(stage, out, data) if train_model else None
     report_dir = out / "report"
     stage("human-consistency report", lambda: human_consistency.write_report(
@@ -98,10 +105,128 @@ def run_demo(out: str | Path, *, n_images: int = 1000, seed: int = 0, quirks: bo
     return result
 
 
+def check_demo_outputs(out: Path) -> None:
+    """Refuse (:class:`~aadb_toolkit.errors.OutputError` naming the first offending path, in stage
+    order) a demo folder where a stage would replace or a rerun would remove a file the toolkit did
+    not write: checked up front so that a refusal leaves every earlier output as it was."""
+    from ._atomic import check_output_folder
+
+    for name, kind in MARKED_FOLDERS.items():
+        check_output_folder(out / name, kind)
+    check_trained_outputs(out)
+
+
+def check_trained_outputs(out: Path) -> None:
+    """Refuse trained stages' outputs in ``out`` that are not the toolkit's (see :func:`check_demo_outputs`):
+    the run folder by its marker and file names, every single file by its own ownership check."""
+    from ._atomic import check_output_folder
+
+    check_output_folder(out / "model", "run")
+    _check_own_files(out / "model", _is_run_file)
+    for name, (what, is_ours) in _single_files(out).items():
+        _check_file(out / name, what, is_ours)
+    _check_own_files(out / "piaa", lambda rel: rel in _piaa_files())
+    for rel, (what, is_ours) in _piaa_files().items():
+        _check_file(out / "piaa" / rel, what, is_ours)
+    _check_own_files(out / "leaderboard", lambda rel: rel in _board_files())
+
+
+def _check_file(path: Path, what: str, is_ours: Callable[[Path], bool]) -> None:
+    from ._atomic import check_output_file
+
+    check_output_file(path, what, is_ours)
+
+
+def _single_files(out: Path) -> dict[str, tuple[str, Callable[[Path], bool]]]:
+    """The trained stages' files in the demo folder → (what they are, their stage's ownership test)."""
+    from ._atomic import starts_with_header
+    from .protocols.results import is_result_file
+    from .submissions import is_model_sidecar
+
+    db = out / "leaderboard.sqlite"
+    side = ("leaderboard database side file", lambda p: _is_leaderboard(db))
+    return {"predictions.csv": ("predictions CSV", starts_with_header("image_id,score")),
+            "predictions.csv.model.json": ("model sidecar", is_model_sidecar),
+            "score.json": ("result document", is_result_file),
+            "leaderboard.sqlite": ("leaderboard database", _is_leaderboard),
+            "leaderboard.sqlite-wal": side, "leaderboard.sqlite-shm": side}
+
+
+def _piaa_files() -> dict[str, tuple[str, Callable[[Path], bool]]]:
+    """The files the piaa step writes in ``piaa/`` → (what they are, their ownership test)."""
+    from ._atomic import starts_with_header
+    from .piaa.episodes import COLUMNS, KEY_COLUMNS
+    from .protocols.results import is_result_file
+
+    keyed, image = starts_with_header(",".join((*KEY_COLUMNS, "score"))), starts_with_header("image_id,score")
+    return {"episodes.csv": ("piaa episodes CSV", starts_with_header(",".join(COLUMNS))),
+            "predictions.csv": ("personalized predictions CSV", keyed),
+            "generic.csv": ("predictions CSV", lambda p: keyed(p) or image(p)),
+            "score.json": ("result document", is_result_file)}
+
+
+def _board_files() -> set[str]:
+    """The files :func:`aadb_toolkit.leaderboard.render` writes: one board per registered protocol."""
+    from .protocols import PROTOCOLS
+
+    return {f"{p}.{ext}" for p in PROTOCOLS for ext in ("md", "html", "csv")} | {"index.md", "index.html"}
+
+
+def _is_run_file(rel: str) -> bool:
+    """Whether a path inside a training run folder is one the trainer writes (a run file or a pixel cache)."""
+    import fnmatch
+
+    from .models.pipeline import CACHE_GLOB
+
+    top, _, rest = rel.partition("/")
+    return rel in RUN_FILES or (top == "cache" and "/" not in rest and fnmatch.fnmatch(rest, CACHE_GLOB))
+
+
+def _is_leaderboard(db: Path) -> bool:
+    """Whether ``db`` is a leaderboard database (or an empty file), as ``aadb score --db`` checks it."""
+    import sqlite3
+
+    from .errors import InputError
+    from .leaderboard.store import check_database
+
+    try:
+        check_database(db)
+    except (InputError, sqlite3.Error):
+        return False
+    return db.is_file()
+
+
+def _check_own_files(folder: Path, is_own: Callable[[str], bool]) -> None:
+    """Refuse ``folder`` (a link, a file, or a folder holding a file ``is_own`` does not accept,
+    which a rerun would delete with it)."""
+    from ._atomic import _files_under, _names, check_output_place
+    from .errors import OutputError
+
+    if not os.path.lexists(folder):
+        return
+    check_output_place(folder)
+    if not folder.is_dir():
+        raise OutputError("exists and is not a folder the demo wrote; move it away first", file=str(folder))
+    extra = [rel for rel in _files_under(folder) if not is_own(rel) or (folder / rel).is_symlink()]
+    if extra:
+        raise OutputError(f"holds files the toolkit did not write ({_names(extra)}); a rerun of the demo would "
+                          "delete them, so nothing was written — move them away first", file=str(folder))
+
+
+def _remove_old_trained_outputs(out: Path, echo: Callable[[str], None], train_model: bool) -> None:
+    """Once the data stages have succeeded: drop the earlier run's trained outputs, which no longer
+    match the data (this run writes them anew, or skips them)."""
+    removed = remove_trained_outputs(out)
+    if removed:
+        echo(f"removed the outputs of an earlier run's trained stages from {out}: {', '.join(removed)}"
+             + (" (this run skips training)" if not train_model else " (this run writes them anew)"))
+
+
 def remove_trained_outputs(out: Path) -> list[str]:
-    """Remove :data:`TRAINED_OUTPUTS` from the demo folder ``out`` (which the caller has claimed: it
-    carries the demo's marker, so these names are the demo's own); returns the names removed. A
-    link is removed as a link, never followed."""
+    """Remove :data:`TRAINED_OUTPUTS` from the demo folder ``out``; returns the names removed. They
+    are checked again first (:func:`check_trained_outputs`: a file the toolkit did not write is
+    refused, never removed); a link is removed as a link, never followed."""
+    check_trained_outputs(out)
     removed = []
     for name in TRAINED_OUTPUTS:
         path = out / name

@@ -28,11 +28,13 @@ import pandas as pd
 
 from . import __version__, paper
 from ._atomic import check_output_place, write_bytes, write_json, write_text
+from ._csvcells import table_csv
 from ._format import format_p
 from ._jsonfile import read_json_object
 from ._lock import folder_lock
+from ._markdown import escape, escape_text
 from ._paths import input_folders
-from .errors import InputError, quote
+from .errors import InputError, OutputError, quote
 from .sources import AADBData
 
 log = logging.getLogger(__name__)
@@ -126,31 +128,80 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
 
 def _recipe_from_dict(raw: Mapping[str, Any], source: str) -> Recipe:
-    allowed = {f for f in Row.__dataclass_fields__}
-    rows = []
-    for i, r in enumerate(raw.get("rows", [])):
-        unknown = set(r) - allowed
-        if unknown or "label" not in r or "config" not in r:
-            raise InputError(f"row needs label and config; unknown keys {sorted(unknown)}", file=source,
-                             field=f"rows[{i}]")
-        rows.append(Row(**{**r, "paper": tuple(r.get("paper", ()))}))
-    if not rows:
-        raise InputError("a recipe needs [[rows]]", file=source, field="rows")
+    """Check every field of a parsed recipe (type first, so a malformed recipe is an
+    :class:`InputError` naming the field, raised before ``--out`` is claimed) and build the Recipe."""
+    rows = _rows(raw.get("rows", []), source)
     labels = [r.label for r in rows]
     if len(set(labels)) != len(labels):
         raise InputError("row labels must be unique", file=source, field="rows")
     for r in rows:
         if r.compare and r.compare not in labels:
-            raise InputError(f"row {r.label!r} compares against unknown row {r.compare!r}", file=source,
+            raise InputError(f"row {quote(r.label)} compares against unknown row {quote(r.compare)}", file=source,
                              field="rows.compare")
         if r.paper:
             paper_number(r.paper, source)
+    return Recipe(name=_plain_name(raw.get("name", Path(source).stem), source),
+                  title=_typed(raw.get("title", ""), str, source, "title"),
+                  protocol=_typed(raw.get("protocol", "aadb"), str, source, "protocol"), rows=tuple(rows),
+                  budgets=_budgets(raw.get("budgets", {}), source), figure=_figure(raw.get("figure", {}), source),
+                  select_row_on_validation=_typed(raw.get("select_row_on_validation", False), bool, source,
+                                                  "select_row_on_validation"),
+                  note=_typed(raw.get("note", ""), str, source, "note"), source=source,
+                  columns=_columns(raw.get("columns", []), source))
+
+
+_NUMBER = (int, float)
+_TYPE_NAMES = {str: "a string", list: "an array", dict: "a table", bool: "true or false", int: "an integer",
+               _NUMBER: "a number"}
+#: The type of each row field (``paper`` is a key path, ``select`` a table of arrays).
+_ROW_TYPES: dict[str, Any] = {"label": str, "config": str, "paper": list, "compare": str, "set": dict,
+                              "budget_set": dict, "select": dict, "data": str, "protocol": str, "x": _NUMBER,
+                              "test_data": str, "run": str}
+
+
+def _typed(value: Any, kind: Any, source: str, field: str) -> Any:
+    """``value`` if it has the recipe type ``kind`` (true/false is no number), else an InputError
+    naming ``field``: a recipe is user text, and a wrong type must not surface as an internal error."""
+    if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+        return value
+    raise InputError(f"expected {_TYPE_NAMES[kind]}, got {quote(value)}", file=source, field=field)
+
+
+def _rows(raw: Any, source: str) -> list[Row]:
+    """The recipe's ``[[rows]]``, each field's type checked."""
+    rows = []
+    for i, r in enumerate(_typed(raw, list, source, "rows")):
+        r = _typed(r, dict, source, f"rows[{i}]")
+        unknown = set(r) - set(_ROW_TYPES)
+        if unknown or "label" not in r or "config" not in r:
+            raise InputError(f"row needs label and config; unknown keys {quote(sorted(unknown))}", file=source,
+                             field=f"rows[{i}]")
+        for key, value in r.items():
+            _typed(value, _ROW_TYPES[key], source, f"rows[{i}].{key}")
+        for key, value in r.get("budget_set", {}).items():
+            _typed(value, dict, source, f"rows[{i}].budget_set.{key}")
+        for key, value in r.get("select", {}).items():
+            _typed(value, list, source, f"rows[{i}].select.{key}")
+        rows.append(Row(**{**r, "paper": tuple(r.get("paper", ()))}))
+    if not rows:
+        raise InputError("a recipe needs [[rows]]", file=source, field="rows")
+    return rows
+
+
+def _budgets(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    """The shared budgets overridden by the recipe's ``[budgets.<budget>] set = {…}``."""
     shared = shared_budgets()
-    budgets = {b: {**shared[b], **raw.get("budgets", {}).get(b, {}).get("set", {})} for b in BUDGETS}
-    return Recipe(name=_plain_name(raw.get("name", Path(source).stem), source), title=raw.get("title", ""),
-                  protocol=raw.get("protocol", "aadb"), rows=tuple(rows), budgets=budgets,
-                  figure=dict(raw.get("figure", {})), select_row_on_validation=bool(raw.get("select_row_on_validation")),
-                  note=raw.get("note", ""), source=source, columns=_columns(raw.get("columns", []), source))
+    _typed(raw, dict, source, "budgets")
+    out = {}
+    for b in BUDGETS:
+        entry = _typed(raw.get(b, {}), dict, source, f"budgets.{b}")
+        out[b] = {**shared[b], **_typed(entry.get("set", {}), dict, source, f"budgets.{b}.set")}
+    return out
+
+
+def _figure(raw: Any, source: str) -> dict[str, str]:
+    """The recipe's ``[figure]``: text settings (``y``, ``xlabel``, ``ylabel``)."""
+    return {k: _typed(v, str, source, f"figure.{k}") for k, v in _typed(raw, dict, source, "figure").items()}
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -166,16 +217,20 @@ def _plain_name(name: object, source: str) -> str:
     return name
 
 
-def _columns(raw: Sequence[Any], source: str) -> tuple[Mapping[str, Any], ...]:
+def _columns(raw: Any, source: str) -> tuple[Mapping[str, Any], ...]:
     """The recipe's extra metric columns, checked: each names a result ``metric`` and a ``label``;
     ``paper_index`` picks the paper value's entry (e.g. 1: Table 3's accuracy), ``scale`` multiplies ours."""
     out = []
-    for i, c in enumerate(raw):
+    for i, c in enumerate(_typed(raw, list, source, "columns")):
         if not isinstance(c, dict) or not {"metric", "label"} <= set(c) or set(c) - {"metric", "label", "paper_index", "scale"}:
             raise InputError("a column needs metric and label (and optionally paper_index, scale)", file=source,
                              field=f"columns[{i}]")
-        out.append({"metric": str(c["metric"]), "label": str(c["label"]), "paper_index": c.get("paper_index"),
-                    "scale": float(c.get("scale", 1.0))})
+        where = f"columns[{i}]."
+        index = c.get("paper_index")
+        out.append({"metric": _typed(c["metric"], str, source, where + "metric"),
+                    "label": _typed(c["label"], str, source, where + "label"),
+                    "paper_index": None if index is None else _typed(index, int, source, where + "paper_index"),
+                    "scale": float(_typed(c.get("scale", 1.0), _NUMBER, source, where + "scale"))})
     return tuple(out)
 
 
@@ -373,7 +428,7 @@ def _fmt(v: Any, nd: int = 4) -> str:
 def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: str, synthetic: bool,
                     data_origin: str) -> str:
     """The table as Markdown: ours with its 95% CI, the paper's number, and the paired test."""
-    lines = [f"# {recipe.title or recipe.name}", ""]
+    lines = [f"# {escape_text(recipe.title or recipe.name)}", ""]
     if synthetic:
         lines += ["> **Synthetic data — not AADB or AVA.** These numbers come from synthetic data (a test "
                   "instrument); they say nothing about the paper's claims on real photos.", ""]
@@ -381,9 +436,9 @@ def render_markdown(recipe: Recipe, records: list[dict[str, Any]], *, budget: st
               "with a bootstrap 95% CI; Δ is this row minus the row it is compared with, tested by a paired "
               "bootstrap over the same test images (p) and Steiger's Z (p_Z).", ""]
     if recipe.note:
-        lines += [recipe.note, ""]
+        lines += [escape_text(recipe.note), ""]
     extra = [c["label"] for c in recipe.columns]
-    head = "".join(f" ours {x} | paper {x} |" for x in extra)
+    head = "".join(f" ours {escape(x)} | paper {escape(x)} |" for x in extra)
     lines += ["| row | ours ρ | 95% CI | paper ρ |" + head + " vs | Δρ | p | p_Z | val ρ | steps |",
               "|---|---|---|---|" + "---|---|" * len(extra) + "---|---|---|---|---|---|"]
     for r in records:
@@ -449,7 +504,26 @@ def _claim_out(out: Path, recipe: Recipe, budget: str, inputs: tuple = ()) -> No
             raise InputError(f"{out} holds a reproduction of table {quote(doc.get('table'))} at budget "
                              f"{quote(doc.get('budget'))}; use another --out for {recipe.name!r} at {budget!r}",
                              file=str(out), field="--out")
+    _check_places_inside(out, recipe)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _places(out: Path, recipe: Recipe) -> list[Path]:
+    """The folders a reproduction writes into inside ``out``: runs/, scores/, cache/ and each row's."""
+    rows = [out / "runs" / slug(r.run or r.label) for r in recipe.rows]
+    rows += [out / "scores" / slug(r.label) for r in recipe.rows if r.run]
+    return [out / "runs", out / "scores", out / "cache", *rows]
+
+
+def _check_places_inside(out: Path, recipe: Recipe) -> None:
+    """Refuse (:class:`OutputError`) runs/, scores/, cache/ or a row folder that is a symbolic link
+    or leads outside ``out``: training, scoring and the cache pruning would write (and delete)
+    files there, outside the folder the user gave."""
+    root = Path(os.path.realpath(out))
+    for place in _places(out, recipe):
+        if place.is_symlink() or not Path(os.path.realpath(place)).is_relative_to(root):
+            raise OutputError("is a symbolic link or leads outside --out; the reproduction writes only inside "
+                              "--out — remove the link or choose another --out", file=str(place))
 
 
 def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, *, budget: str = "quick",
@@ -524,8 +598,18 @@ def _reproduce_rows(recipe: Recipe, sources: Mapping[str, AADBData], out: Path, 
                                     "rows": records})
     from .models.pipeline import prune_cache
 
-    prune_cache(out / "cache", used_since=t_start)  # keep only the pixels this table used
+    if _own_cache(out):
+        prune_cache(out / "cache", used_since=t_start)  # keep only the pixels this table used
     return TableResult(records=records, files=files, synthetic=synthetic)
+
+
+def _own_cache(out: Path) -> bool:
+    """Whether ``out/cache`` may be pruned: a real folder inside ``out``; a link (or a folder
+    leading outside) is refused (:class:`OutputError`), never pruned through."""
+    cache = out / "cache"
+    if cache.is_symlink() or not Path(os.path.realpath(cache)).is_relative_to(os.path.realpath(out)):
+        raise OutputError("is a symbolic link or leads outside --out; its files are not pruned", file=str(cache))
+    return cache.is_dir()
 
 
 def _write_table(recipe: Recipe, records: list[dict[str, Any]], out: Path, *, budget: str, synthetic: bool,
@@ -535,7 +619,8 @@ def _write_table(recipe: Recipe, records: list[dict[str, Any]], out: Path, *, bu
     frame = pd.DataFrame(records).drop(columns=["run"])
     for col in [c for c in frame.columns if c == "paper" or c.startswith("paper ")]:  # as the paper gives them
         frame[col] = [None if v is None or pd.isna(v) else paper.as_reported(v) for v in frame[col]]
-    write_text(csv, frame.to_csv(index=False, lineterminator="\n", float_format="%.17g"))
+    # text cells that a spreadsheet would run as formulas are written as text (as the leaderboard's)
+    write_text(csv, table_csv(frame, lineterminator="\n", float_format="%.17g"))
     files = [md, csv]
     if recipe.figure:
         png = out / f"{recipe.name}.png"

@@ -1,6 +1,7 @@
 """End to end: ``aadb demo`` runs every stage on a small synthetic AADB through the CLI."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -53,15 +54,74 @@ def test_demo_runs_every_stage_and_outputs_agree(tmp_path, monkeypatch, capsys):
 
 
 def _stale_full_run(out):
-    """What an earlier full run leaves in the demo folder beside the stages every run rewrites."""
-    (out / "model").mkdir()
+    """What an earlier full run leaves in the demo folder beside the stages every run rewrites: the
+    trained stages' outputs as the toolkit writes them (a marked run folder, the boards, files of
+    their own kinds)."""
+    from aadb_toolkit._atomic import write_marker
+
+    (out / "model" / "cache").mkdir(parents=True)
     (out / "model" / "best.pt").write_bytes(b"old weights")
+    (out / "model" / "cache" / "images-72-0123.npy").write_bytes(b"pixels")
+    write_marker(out / "model", "run", list_files=False)
     (out / "piaa").mkdir()
-    (out / "piaa" / "score.json").write_text("{}")
+    (out / "piaa" / "score.json").write_text(json.dumps({"format": "aadb-result"}))
+    (out / "piaa" / "episodes.csv").write_text("rater_id,k,episode,image_id,role,score\n")
     (out / "leaderboard").mkdir()
     (out / "leaderboard" / "aadb.md").write_text("old board")
-    for name in ("predictions.csv", "score.json", "leaderboard.sqlite"):
-        (out / name).write_text("old")
+    (out / "predictions.csv").write_text("image_id,score\nimg1,0.5\n")
+    (out / "score.json").write_text(json.dumps({"format": "aadb-result"}))
+    (out / "leaderboard.sqlite").write_bytes(b"")
+
+
+def _earlier_demo(out):
+    """A demo folder as an earlier run left it (marked, a curated folder of its own, trained outputs)."""
+    from aadb_toolkit._atomic import write_marker
+
+    out.mkdir()
+    write_marker(out, "demo", list_files=False)
+    (out / "curated").mkdir()
+    (out / "curated" / "images.parquet").write_bytes(b"old table")
+    write_marker(out / "curated", "curated")
+    _stale_full_run(out)
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("added, named", [
+    (("model/my_notes.txt", "leaderboard/my_notes.md", "curated/notes.txt"), "curated"),
+    (("model/my_notes.txt",), "model"),
+    (("leaderboard/my_notes.md",), "leaderboard"),
+    (("piaa/notes.txt",), "piaa"),
+    (("model/cache/notes.npy",), "model"),
+], ids=["three", "model", "leaderboard", "piaa", "model_cache"])
+def test_a_rerun_refuses_before_removing_anything_when_a_subfolder_holds_user_files(tmp_path, capsys, added, named):
+    """Review 2026-12-04 (HIGH): a rerun deleted model/, the boards and the scores (with the user's
+    notes in them) before the curate stage refused curated/notes.txt. Every output is checked
+    first; the refusal names the first offending path and leaves the whole folder as it was."""
+    out = tmp_path / "demo"
+    _earlier_demo(out)
+    for rel in added:
+        (out / rel).write_text("mine")
+    before = _snapshot(out)
+    assert main(["demo", "--out", str(out), "--images", "100", "--n-perm", "50", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(re.escape(str(out / named)) + "[:,]", err) and "did not write" in err, err
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("name, content", [("score.json", b'{"mine": 1}'), ("predictions.csv", b"my,notes\n"),
+                                           ("leaderboard.sqlite", b"not a database at all, just notes"),
+                                           ("piaa/score.json", b"{}")])
+def test_a_rerun_never_removes_a_single_file_output_the_toolkit_did_not_write(tmp_path, capsys, name, content):
+    out = tmp_path / "demo"
+    _earlier_demo(out)
+    (out / name).write_bytes(content)
+    before = _snapshot(out)
+    assert main(["demo", "--out", str(out), "--images", "100", "--n-perm", "50", "--no-train"]) == 1
+    assert re.search(re.escape(str(out / name)) + "[:,]", capsys.readouterr().err)
+    assert _snapshot(out) == before
 
 
 @pytest.mark.slow

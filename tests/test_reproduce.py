@@ -273,3 +273,84 @@ def test_reproduce_quotes_another_table_s_name_in_at_most_32_characters(tiny_cur
     assert main(["reproduce", "--table", "table2", "--data", str(tiny_curated), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "holds a reproduction of table" in err and "t" * 33 not in err and "b" * 33 not in err
+
+
+MALFORMED_RECIPES = {  # review 2026-12-04: each gave the internal-error exit (rc 70)
+    "rows": ("rows = 5\n", "rows"),
+    "label": ('[[rows]]\nlabel = 5\nconfig = "reg"\n', "rows[0].label"),
+    "budgets": ('budgets = [1]\n[[rows]]\nlabel = "a"\nconfig = "reg"\n', "budgets"),
+    "figure": ('figure = "x"\n[[rows]]\nlabel = "a"\nconfig = "reg"\n', "figure"),
+    "scale": ('[[rows]]\nlabel = "a"\nconfig = "reg"\n[[columns]]\nmetric = "a"\nlabel = "b"\nscale = "zz"\n',
+              "columns[0].scale"),
+    "label_list": ('[[rows]]\nlabel = ["a"]\nconfig = "reg"\n', "rows[0].label"),
+    "row_text": ('rows = ["abc"]\n', "rows[0]"),
+    "set": ('[[rows]]\nlabel = "a"\nconfig = "reg"\nset = 5\n', "rows[0].set"),
+    "config": ('[[rows]]\nlabel = "a"\nconfig = ["reg"]\n', "rows[0].config"),
+    "title": ('title = 5\n[[rows]]\nlabel = "a"\nconfig = "reg"\n', "title"),
+    "x": ('[[rows]]\nlabel = "a"\nconfig = "reg"\nx = "far"\n', "rows[0].x"),
+    "select": ('[[rows]]\nlabel = "a"\nconfig = "reg"\nselect = { "optim.lr" = 1 }\n', "rows[0].select.optim.lr"),
+}
+
+
+@pytest.mark.parametrize("body, field", MALFORMED_RECIPES.values(), ids=MALFORMED_RECIPES.keys())
+def test_a_malformed_recipe_is_an_input_error_naming_the_field_before_out_is_claimed(tiny_curated, tmp_path, capsys,
+                                                                                      body, field):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text('name = "bad"\n' + body)
+    out = tmp_path / "o"
+    assert main(["reproduce", "--table", str(recipe), "--data", str(tiny_curated), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err and str(recipe) in err, err
+    assert not out.exists()
+
+
+def test_the_recipe_s_title_note_and_column_labels_are_escaped_in_the_markdown():
+    from aadb_toolkit.reproduce import _recipe_from_dict, render_markdown
+
+    recipe = _recipe_from_dict({"name": "t", "title": "T <script>alert(1)</script> [x](http://e)",
+                                "note": "a | b <img src=x>", "rows": [{"label": "a", "config": "reg"}],
+                                "columns": [{"metric": "accuracy", "label": "acc | <b>"}]}, "t.toml")
+    md = render_markdown(recipe, [], budget="quick", synthetic=False, data_origin="d")
+    import re
+
+    assert not re.search(r"(?<!\\)[<\[]", md), md  # every tag or link opener escaped
+    assert "\\<script" in md and "a \\| b \\<img" in md and "ours acc \\| \\<b> |" in md
+
+
+@pytest.mark.parametrize("linked", ["runs", "cache", "runs/reg"])
+def test_reproduce_refuses_a_subfolder_linked_outside_out(tiny_curated, tmp_path, linked):
+    """Review 2026-12-04: with D/runs or D/cache a symbolic link leading outside D, `aadb reproduce`
+    trained into (and pruned the cache of) the folder behind it."""
+    from aadb_toolkit.errors import OutputError
+
+    out, outside = tmp_path / "o", tmp_path / "outside"
+    outside.mkdir()
+    stale = outside / "images-99-0123456789abcdef0123.npy"  # what prune_cache would delete there
+    stale.write_bytes(b"x")
+    import os
+
+    os.utime(stale, (0, 0))
+    (out / linked).parent.mkdir(parents=True)
+    (out / "reproduce.json").write_text(json.dumps({"format": "aadb-reproduce", "table": "table2", "budget": "quick"}))
+    (out / linked).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OutputError, match="symbolic link or leads outside") as e:
+        reproduce(_tiny("table2", rows={"Reg"}), {"aadb": load(tiny_curated)}, out, n_boot=0, progress=False)
+    assert str(out / linked) in str(e.value)
+    assert sorted(p.name for p in outside.iterdir()) == [stale.name]
+    assert "status" not in json.loads((out / "reproduce.json").read_text())  # as it was
+
+
+def test_the_table_csv_neutralises_spreadsheet_formulas_in_text_cells(tmp_path):
+    """Review 2026-12-04: a row label (or any text cell) starting with ``=`` reached the table's
+    CSV as it was, a formula in a spreadsheet; numbers (negative ones too) stay numbers."""
+    from aadb_toolkit.reproduce import _recipe_from_dict, _write_table
+
+    recipe = _recipe_from_dict({"name": "t", "rows": [{"label": "=HYPERLINK(\"http://e\")", "config": "reg"}]},
+                               "t.toml")
+    record = {"label": recipe.rows[0].label, "config": "reg", "ours": -0.25, "ci_low": -0.5, "ci_high": 0.1,
+              "paper": None, "selected": "", "compared_with": "@SUM(A1)", "delta_vs_compared": None,
+              "p_bootstrap": None, "p_steiger": None, "validation_rho": 0.1, "steps": 6, "run": "r"}
+    _write_table(recipe, [record], tmp_path, budget="quick", synthetic=False, data_origin="d")
+    rows = pd.read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert rows.loc[0, "label"] == "'=HYPERLINK(\"http://e\")" and rows.loc[0, "compared_with"] == "'@SUM(A1)"
+    assert rows.loc[0, "ours"] == -0.25
