@@ -35,6 +35,18 @@ def _curate_cli(root: Path, out: Path, capsys, caplog) -> tuple[int, str]:
     return code, said.err + said.out + caplog.text
 
 
+def _assert_refused_without_the_id(root: Path, tmp_path: Path, capsys, caplog, **options) -> InputError:
+    """Curation of ``root`` (library and ``aadb -v curate``) stops naming no WorkerId and writes nothing."""
+    with pytest.raises(InputError, match="contains a WorkerId") as err:
+        curate(root, tmp_path / "out", workers=1, progress=False, **options)
+    _assert_no_worker_id(str(err.value))
+    code, said = _curate_cli(root, tmp_path / "out", capsys, caplog)
+    assert code == 1 and "contains a WorkerId" in said
+    _assert_no_worker_id(said)
+    assert not (tmp_path / "out").exists()
+    return err.value
+
+
 def test_every_text_field_of_a_ledger_entry_is_redacted():
     ledger = Ledger(redact={WORKER})
     ledger.add("row", "excluded", "duplicate_submission", file=f"{IMAGE_DIR}/{WORKER}.jpg",
@@ -66,38 +78,18 @@ def test_a_hit_id_containing_a_worker_id_is_refused_without_quoting_it(tmp_path,
         if r["HITId"] == hit:
             r["HITId"] = f"HIT_{rel.rows[5]['WorkerId']}"
     rel.rows.append(dict(rel.rows[5], SubmitTime="Sat Jan 01 10:00:00 PDT 2022"))  # a repeat names the HIT
-    root = rel.write(tmp_path / "r")
-    with pytest.raises(InputError, match="contains a WorkerId") as err:
-        curate(root, tmp_path / "out", workers=1, progress=False)
-    assert (err.value.row, err.value.field) == (6, "HITId")
-    _assert_no_worker_id(str(err.value))
-    code, said = _curate_cli(root, tmp_path / "out", capsys, caplog)
-    assert code == 1 and "contains a WorkerId" in said
-    _assert_no_worker_id(said)
-    assert not (tmp_path / "out").exists()
+    err = _assert_refused_without_the_id(rel.write(tmp_path / "r"), tmp_path, capsys, caplog)
+    assert (err.row, err.field) == (6, "HITId")
 
 
 def test_an_image_url_containing_a_worker_id_is_refused_without_quoting_it(tmp_path, capsys, caplog):
     rel = build_release(3)
     rel.rows[0]["Input.image_url1"] = f"https://example.com/img/{WORKERS[4]}"
-    root = rel.write(tmp_path / "r")
-    with pytest.raises(InputError, match="contains a WorkerId") as err:
-        curate(root, tmp_path / "out", workers=1, progress=False, on_bad_value="exclude")
-    assert (err.value.row, err.value.field) == (1, "Input.image_url1")
-    _assert_no_worker_id(str(err.value))
-    code, said = _curate_cli(root, tmp_path / "out", capsys, caplog)
-    assert code == 1 and "contains a WorkerId" in said
-    _assert_no_worker_id(said)
-    assert not (tmp_path / "out").exists()
+    err = _assert_refused_without_the_id(rel.write(tmp_path / "r"), tmp_path, capsys, caplog, on_bad_value="exclude")
+    assert (err.row, err.field) == (1, "Input.image_url1")
 
 
 def test_an_image_file_named_with_a_worker_id_is_refused_without_quoting_it(tmp_path, capsys, caplog):
     root = build_release(3).write(tmp_path / "r")
     (root / IMAGE_DIR / f"{WORKER}.jpg").write_bytes(jpeg(8, 8))
-    with pytest.raises(InputError, match="contains a WorkerId") as err:
-        curate(root, tmp_path / "out", workers=1, progress=False)
-    _assert_no_worker_id(str(err.value))
-    code, said = _curate_cli(root, tmp_path / "out", capsys, caplog)
-    assert code == 1 and "contains a WorkerId" in said
-    _assert_no_worker_id(said)
-    assert not (tmp_path / "out").exists()
+    _assert_refused_without_the_id(root, tmp_path, capsys, caplog)
