@@ -118,10 +118,8 @@ def check_demo_outputs(out: Path) -> None:
 
 def check_trained_outputs(out: Path) -> None:
     """Refuse trained stages' outputs in ``out`` that are not the toolkit's (see :func:`check_demo_outputs`):
-    the run folder by its marker and file names, every single file by its own ownership check."""
-    from ._atomic import check_output_folder
-
-    check_output_folder(out / "model", "run")
+    the run folder by its file names (the library's trainer, which the demo calls, marks no run
+    folder: ``aadb train`` does), every single file by its own ownership check."""
     _check_own_files(out / "model", _is_run_file)
     for name, (what, is_ours) in _single_files(out).items():
         _check_file(out / name, what, is_ours)
@@ -178,8 +176,11 @@ def _is_run_file(rel: str) -> bool:
 
     from .models.pipeline import CACHE_GLOB
 
+    from ._atomic import MARKER_FILE
+
     top, _, rest = rel.partition("/")
-    return rel in RUN_FILES or (top == "cache" and "/" not in rest and fnmatch.fnmatch(rest, CACHE_GLOB))
+    return (rel in RUN_FILES or rel == MARKER_FILE
+            or (top == "cache" and "/" not in rest and fnmatch.fnmatch(rest, CACHE_GLOB)))
 
 
 def _is_leaderboard(db: Path) -> bool:
