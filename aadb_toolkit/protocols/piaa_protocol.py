@@ -59,12 +59,16 @@ def query_truth(data: AADBData, episodes: pd.DataFrame) -> pd.DataFrame:
 def episode_rhos(queries: pd.DataFrame, values: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per (k, rater, episode): ρ of each method in ``values`` (arrays aligned with the
     query rows) against the rater's own scores; NaN for every method where the own scores are
-    constant, 0 for a method constant in the episode (NaN-valued queries are left out)."""
+    constant, 0 for a method constant in the episode (NaN-valued queries are left out). The rows
+    may come in any order: they are grouped by (k, rater, episode) first (a stable sort), so an
+    episodes file scores the same however its rows are ordered."""
+    order = np.lexsort((queries["episode"].to_numpy(), queries["rater_id"].astype(str).to_numpy(),
+                        queries["k"].to_numpy()))
+    queries = queries.iloc[order]
+    values = {name: np.asarray(v)[order] for name, v in values.items()}
     own = queries["own"].to_numpy(dtype=float)
     keys = queries[["k", "rater_id", "episode"]]
     starts = np.flatnonzero(np.r_[True, (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)])
-    if keys.duplicated().sum() != len(keys) - len(starts):
-        raise InputError("episode query rows are not grouped by episode", field="episodes")
     ends = np.r_[starts[1:], len(queries)]
     rows = []
     for a, b in zip(starts, ends):

@@ -180,3 +180,19 @@ def test_the_headline_mean_rho_carries_a_bootstrap_ci():
     assert main.ci_low is not None and main.ci_low <= main.value <= main.ci_high
     # one k: the mean over k is that k's mean, resampled the same way
     assert (main.value, main.ci_low, main.ci_high) == pytest.approx((per_k.value, per_k.ci_low, per_k.ci_high))
+
+
+def test_an_episodes_file_in_any_row_order_scores_the_same():
+    """Review 2026-12-04 (afternoon): scoring refused an episodes file whose rows were shuffled
+    ("episode query rows are not grouped by episode") though ``aadb personalize`` accepts it with
+    the same predictions; the rows are grouped by (k, rater, episode) before scoring."""
+    data, episodes, _, _ = _hand_made()
+    pred = np.array([1, 2, 4, 3, 4, 3, 2, 1, 1, 2, 3, 4], float)
+    generic = np.array([1, 2, 3, 4, 1, 2, 3, 4, 4, 3, 2, 1], float)
+    want = piaa_protocol.evaluate(data, pred, episodes=episodes, generic=generic, n_boot=0)
+    shuffled = episodes.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    keys = ["rater_id", "k", "episode", "image_id"]
+    where = {tuple(r): j for j, r in enumerate(ep.queries(episodes)[keys].itertuples(index=False, name=None))}
+    order = [where[tuple(r)] for r in ep.queries(shuffled)[keys].itertuples(index=False, name=None)]
+    got = piaa_protocol.evaluate(data, pred[order], episodes=shuffled, generic=generic[order], n_boot=0)
+    assert {k: v.value for k, v in got.metrics.items()} == {k: v.value for k, v in want.metrics.items()}
