@@ -103,7 +103,8 @@ def _describe(kind: str) -> str:
     return f"{kind.replace('_', ' ')} folder (written by {OUTPUT_KINDS.get(kind, 'the toolkit')})"
 
 
-def _names(names: list[str]) -> str:
+def names_shown(names: list[str]) -> str:
+    """The first few of ``names`` for a message (``'a', 'b' and 3 more``)."""
     shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
     return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
 
@@ -120,7 +121,9 @@ def read_marker(folder: str | os.PathLike[str]) -> dict | None:
     return d if d is not None and d.get("format") == MARKER_FORMAT and isinstance(d.get("kind"), str) else None
 
 
-def _files_under(folder: Path) -> list[str]:
+def files_under(folder: Path) -> list[str]:
+    """Every file (and link to a folder) under ``folder``, relative and sorted, links not followed,
+    the marker left out: what a marker lists, and what replacing the folder would delete."""
     out = []
     for root, dirs, files in os.walk(folder):  # does not follow links
         rel = Path(root).relative_to(folder)
@@ -136,7 +139,7 @@ def write_marker(folder: str | os.PathLike[str], kind: str, *, list_files: bool 
     folder = Path(folder)
     write_json(folder / MARKER_FILE, {
         "format": MARKER_FORMAT, "kind": kind, "written_by": OUTPUT_KINDS.get(kind, "the toolkit"),
-        "toolkit_version": __version__, "files": _files_under(folder) if list_files else None})
+        "toolkit_version": __version__, "files": files_under(folder) if list_files else None})
 
 
 def _real(path: Path) -> Path:
@@ -198,7 +201,7 @@ def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tupl
         return p
     marker = read_marker(p)
     if marker is None:
-        raise OutputError(f"is not empty (found {_names(entries)}) and is not a {_describe(kind)} (no "
+        raise OutputError(f"is not empty (found {names_shown(entries)}) and is not a {_describe(kind)} (no "
                           f"{MARKER_FILE}); the toolkit replaces only folders it wrote — choose a new or empty "
                           "folder", file=str(p))
     if marker["kind"] != kind:
@@ -206,9 +209,9 @@ def check_output_folder(path: str | os.PathLike[str], kind: str, *, inputs: tupl
                           file=str(p))
     listed = marker.get("files")
     if isinstance(listed, list):
-        extra = sorted(set(_files_under(p)) - set(map(str, listed)))
+        extra = sorted(set(files_under(p)) - set(map(str, listed)))
         if extra:
-            raise OutputError(f"holds files the toolkit did not write ({_names(extra)}); replacing the folder "
+            raise OutputError(f"holds files the toolkit did not write ({names_shown(extra)}); replacing the folder "
                               "would delete them, so nothing was written — move them away first", file=str(p))
     return p
 

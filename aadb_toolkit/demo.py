@@ -176,11 +176,8 @@ def _is_run_file(rel: str) -> bool:
 
     from .models.pipeline import CACHE_GLOB
 
-    from ._atomic import MARKER_FILE
-
-    top, _, rest = rel.partition("/")
-    return (rel in RUN_FILES or rel == MARKER_FILE
-            or (top == "cache" and "/" not in rest and fnmatch.fnmatch(rest, CACHE_GLOB)))
+    top, _, rest = rel.partition("/")  # the marker, if any, is not among them (files_under)
+    return rel in RUN_FILES or (top == "cache" and "/" not in rest and fnmatch.fnmatch(rest, CACHE_GLOB))
 
 
 def _is_leaderboard(db: Path) -> bool:
@@ -200,7 +197,7 @@ def _is_leaderboard(db: Path) -> bool:
 def _check_own_files(folder: Path, is_own: Callable[[str], bool]) -> None:
     """Refuse ``folder`` (a link, a file, or a folder holding a file ``is_own`` does not accept,
     which a rerun would delete with it)."""
-    from ._atomic import _files_under, _names, check_output_place
+    from ._atomic import check_output_place, files_under, names_shown
     from .errors import OutputError
 
     if not os.path.lexists(folder):
@@ -208,9 +205,9 @@ def _check_own_files(folder: Path, is_own: Callable[[str], bool]) -> None:
     check_output_place(folder)
     if not folder.is_dir():
         raise OutputError("exists and is not a folder the demo wrote; move it away first", file=str(folder))
-    extra = [rel for rel in _files_under(folder) if not is_own(rel) or (folder / rel).is_symlink()]
+    extra = [rel for rel in files_under(folder) if not is_own(rel) or (folder / rel).is_symlink()]
     if extra:
-        raise OutputError(f"holds files the toolkit did not write ({_names(extra)}); a rerun of the demo would "
+        raise OutputError(f"holds files the toolkit did not write ({names_shown(extra)}); a rerun of the demo would "
                           "delete them, so nothing was written — move them away first", file=str(folder))
 
 
