@@ -24,7 +24,7 @@ DEFAULT_KEY_FILE = Path("~/.config/aadb_toolkit/rater.key")
 #: A key as ``aadb curate`` generates it: 32 random bytes as 64 hex digits.
 _GENERATED_KEY = re.compile(rb"[0-9a-fA-F]{64}")
 #: Files larger than this are never a key; only smaller ones are read to compare.
-_KEY_MAX_BYTES = 4096
+KEY_MAX_BYTES = 4096
 #: The key fingerprint is scrypt(key, salt, N, r, p) — memory-hard and slow on purpose, so that even
 #: someone who learnt part of a key cannot test guesses of the rest against a published fingerprint
 #: quickly. 12 hex digits (48 bits) are shown; the parameters are part of what the fingerprint means.
@@ -84,10 +84,10 @@ def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 def _small_file(path: str | os.PathLike[str]) -> bytes | None:
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) > _KEY_MAX_BYTES:
+        if not os.path.isfile(path) or os.path.getsize(path) > KEY_MAX_BYTES:
             return None
         with open(path, "rb") as f:
-            return f.read(_KEY_MAX_BYTES + 1)
+            return f.read(KEY_MAX_BYTES + 1)
     except (OSError, ValueError):
         return None
 
@@ -115,7 +115,7 @@ def is_key_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] |
         return True
     if content is None:
         content = _small_file(path)
-    elif len(content) > _KEY_MAX_BYTES:
+    elif len(content) > KEY_MAX_BYTES:
         content = None
     return content is not None and (_looks_like_key(content, _key_bytes(key_path))
                                     or _matches_fingerprint(content, fingerprints))

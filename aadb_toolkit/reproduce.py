@@ -519,11 +519,15 @@ def _check_places_inside(out: Path, recipe: Recipe) -> None:
     """Refuse (:class:`OutputError`) runs/, scores/, cache/ or a row folder that is a symbolic link
     or leads outside ``out``: training, scoring and the cache pruning would write (and delete)
     files there, outside the folder the user gave."""
-    root = Path(os.path.realpath(out))
     for place in _places(out, recipe):
-        if place.is_symlink() or not Path(os.path.realpath(place)).is_relative_to(root):
-            raise OutputError("is a symbolic link or leads outside --out; the reproduction writes only inside "
-                              "--out — remove the link or choose another --out", file=str(place))
+        _refuse_outside(out, place, "the reproduction writes only inside --out — remove the link or choose "
+                                    "another --out")
+
+
+def _refuse_outside(out: Path, place: Path, why: str) -> None:
+    """Raise :class:`OutputError` naming ``place`` when it is a symbolic link or leads outside ``out``."""
+    if place.is_symlink() or not Path(os.path.realpath(place)).is_relative_to(os.path.realpath(out)):
+        raise OutputError(f"is a symbolic link or leads outside --out; {why}", file=str(place))
 
 
 def reproduce(recipe: Recipe, sources: Mapping[str, AADBData], out: str | Path, *, budget: str = "quick",
@@ -607,8 +611,7 @@ def _own_cache(out: Path) -> bool:
     """Whether ``out/cache`` may be pruned: a real folder inside ``out``; a link (or a folder
     leading outside) is refused (:class:`OutputError`), never pruned through."""
     cache = out / "cache"
-    if cache.is_symlink() or not Path(os.path.realpath(cache)).is_relative_to(os.path.realpath(out)):
-        raise OutputError("is a symbolic link or leads outside --out; its files are not pruned", file=str(cache))
+    _refuse_outside(out, cache, "its files are not pruned")
     return cache.is_dir()
 
 

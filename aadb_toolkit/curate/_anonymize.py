@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._keyguard import (_KEY_MAX_BYTES, DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT,
-                         FINGERPRINT_SCRYPT, KEY_FILE_ENV, key_file_path, key_fingerprint)
+from .._keyguard import (DEFAULT_KEY_FILE, FINGERPRINT_HEX_DIGITS, FINGERPRINT_SALT, FINGERPRINT_SCRYPT,
+                         KEY_FILE_ENV, KEY_MAX_BYTES, key_file_path, key_fingerprint)
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,6 @@ __all__ = ["DEFAULT_KEY_FILE", "KEY_FILE_ENV", "RaterKey", "anonymize", "key_fin
 RATER_ID_HEX_DIGITS = 16
 _MIN_KEY_BYTES = 16
 _INSECURE_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
-#: At most this many bytes of a key file are read: the keyguard's bound, so both agree on what may be a key.
-_KEY_FILE_MAX_BYTES = _KEY_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def resolve_key(key: bytes | None = None, key_file: Path | str | None = None, *,
 
 def _read_key_file(path: Path) -> tuple[bytes, int]:
     """The key file's stripped content and mode. Only a regular file of at most
-    ``_KEY_FILE_MAX_BYTES`` is read: a FIFO would block the run forever and a device such as
+    ``KEY_MAX_BYTES`` is read: a FIFO would block the run forever and a device such as
     /dev/zero would be read without end, so both are refused before the file is opened."""
     try:
         _check_regular(path, os.stat(path).st_mode)
@@ -89,11 +87,11 @@ def _read_key_file(path: Path) -> tuple[bytes, int]:
         with os.fdopen(fd, "rb") as fh:
             mode = os.fstat(fh.fileno()).st_mode
             _check_regular(path, mode)
-            data = fh.read(_KEY_FILE_MAX_BYTES + 1)
+            data = fh.read(KEY_MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read the rater key file: {exc.strerror or exc}", file=str(path)) from exc
-    if len(data) > _KEY_FILE_MAX_BYTES:
-        raise InputError(f"the rater key file is larger than {_KEY_FILE_MAX_BYTES} bytes, so it is no rater key; "
+    if len(data) > KEY_MAX_BYTES:
+        raise InputError(f"the rater key file is larger than {KEY_MAX_BYTES} bytes, so it is no rater key; "
                          "point to the right file", file=str(path))
     return data.strip(), mode
 

@@ -5,11 +5,11 @@ like any run. This module only knows the ensemble file and the member folders it
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from .._atomic import write_json
+from .._jsonfile import read_json_object
 from ..errors import InputError
 from .config import ModelConfig
 
@@ -24,11 +24,8 @@ def member_dirs(run: str | Path) -> list[Path] | None:
     path = Path(run) / ENSEMBLE_FILE
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"cannot read ensemble file: {exc}", file=str(path)) from exc
-    if not isinstance(doc, dict) or doc.get("format") != ENSEMBLE_FORMAT or not isinstance(doc.get("members"), list):
+    doc = read_json_object(path, "ensemble file")
+    if doc.get("format") != ENSEMBLE_FORMAT or not isinstance(doc.get("members"), list):
         raise InputError(f"not an {ENSEMBLE_FORMAT} file", file=str(path))
     if not doc["members"] or not all(isinstance(m, str) and m for m in doc["members"]):
         raise InputError("an ensemble needs at least one member, each a folder name", file=str(path),

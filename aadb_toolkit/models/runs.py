@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from .._atomic import atomic_path
+from .._jsonfile import json_object_or_none
 from ..errors import InputError, excerpt
 from ..sources import AADBData
 from .config import ModelConfig, config_from_dict
@@ -344,8 +345,4 @@ def metrics_frame(run: str | Path) -> pd.DataFrame:
 def read_run_json(run: str | Path, name: str) -> dict[str, Any] | None:
     """A JSON file of a run folder (:data:`RUN_SUMMARY` or :data:`CONFIG_FILE`) as a dict, or None
     when it is missing or unreadable (an unfinished or foreign folder, judged by the caller)."""
-    try:
-        obj = json.loads((Path(run) / name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
+    return json_object_or_none(Path(run) / name)
